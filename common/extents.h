@@ -1,0 +1,33 @@
+/* stm: a growable list of byte extents (offset, length).
+ *
+ * Used for the extents a SNAPSHOT hands out and for the ranges a sender has
+ * yet to confirm.  Appending an extent that starts where the last one ends
+ * coalesces them, so a list built from a bitmap walk stays short.
+ */
+#ifndef STM_COMMON_EXTENTS_H
+#define STM_COMMON_EXTENTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct extent {
+  uint64_t offset;
+  uint64_t length;
+};
+
+struct extent_list {
+  struct extent *items;
+  size_t len;
+  size_t cap;
+};
+
+#define EXTENT_LIST_INIT { NULL, 0, 0 }
+
+/* Append [offset, offset+length); merge with the last item if contiguous.
+ * length 0 is ignored.  Returns -1 with errno ENOMEM on failure. */
+int extent_list_append (struct extent_list *list, uint64_t offset, uint64_t length);
+void extent_list_clear (struct extent_list *list);   /* len = 0, keeps memory */
+void extent_list_free (struct extent_list *list);
+uint64_t extent_list_total_bytes (const struct extent_list *list);
+
+#endif /* STM_COMMON_EXTENTS_H */

@@ -1,0 +1,30 @@
+/* stm: parsers for the numbers users type: sizes, durations, rates and
+ * HOST:PORT pairs.
+ *
+ * Pure functions with no I/O: they return -1 and set errno (EINVAL for
+ * malformed text, ERANGE for values out of range) and the caller, which
+ * knows which flag or parameter the text came from, reports the error.
+ */
+#ifndef STM_COMMON_PARSE_H
+#define STM_COMMON_PARSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* "65536", "64K", "64k", "64KiB", "1M", "2G", "1T", "4096b"; binary
+ * multiples (K = 1024).  No negative numbers, no overflow. */
+int parse_size (const char *text, uint64_t *bytes);
+
+/* "30s", "200ms", "5m", "1h", "1.5s", "250us"; a bare number is in
+ * default_unit_ns nanoseconds (1000000 for milliseconds, 1000000000 for
+ * seconds).  Result in nanoseconds. */
+int parse_duration (const char *text, uint64_t default_unit_ns, uint64_t *ns);
+
+/* A plain unsigned decimal with no sign and no trailing text. */
+int parse_u64 (const char *text, uint64_t *value);
+
+/* "HOST:PORT", "[v6addr]:PORT" or ":PORT" (host "" means any address).
+ * host must have room for hostlen bytes; port is 1..65535. */
+int parse_host_port (const char *text, char *host, size_t hostlen, uint16_t *port);
+
+#endif /* STM_COMMON_PARSE_H */
