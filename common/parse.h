@@ -24,7 +24,10 @@ int parse_duration (const char *text, uint64_t default_unit_ns, uint64_t *ns);
 int parse_u64 (const char *text, uint64_t *value);
 
 /* "HOST:PORT", "[v6addr]:PORT" or ":PORT" (host "" means any address).
- * host must have room for hostlen bytes; port is 1..65535. */
+ * host must have room for hostlen bytes (ERANGE if the host is longer);
+ * port is 0..65535.  Port 0 is accepted because it means "pick a free
+ * port" to a listener; callers that need a real port (a connecting
+ * client) check for 0 themselves. */
 int parse_host_port (const char *text, char *host, size_t hostlen, uint16_t *port);
 
 #endif /* STM_COMMON_PARSE_H */
