@@ -1,0 +1,674 @@
+/* stm: encoding and decoding of the sender-receiver wire format.
+ *
+ * This file turns struct wire_msg values into big-endian frames and back.
+ * It does no I/O and allocates nothing: the transport hands it a buffer, and
+ * the decoder either fills a message whose pointers point into that buffer,
+ * says how many bytes the frame needs in total, or refuses the frame with a
+ * static sentence saying why.  Every field a peer controls is checked here,
+ * before any caller can act on it, so the receiver never writes outside the
+ * image and a reader never buffers more than WIRE_MAX_FRAME bytes.
+ */
+#include <config.h>
+
+#include <assert.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wire.h"
+
+/* Payload sizes of the fixed parts, as in docs/protocol.md. */
+#define HELLO_PAYLOAD 32
+#define HELLO_REPLY_PAYLOAD 16
+#define DATA_FIXED 12
+#define ZERO_PAYLOAD 16
+#define PASS_BEGIN_PAYLOAD 12
+#define PASS_END_PAYLOAD 4
+#define SEQ_PAYLOAD 8
+#define ERROR_FIXED 8
+#define COMMITTED_FIXED 4
+
+/* Big-endian helpers.  They work byte by byte so they need neither
+ * alignment nor knowledge of the host's byte order. */
+static void
+put_u16 (uint8_t *p, uint16_t v)
+{
+  p[0] = (uint8_t) (v >> 8);
+  p[1] = (uint8_t) v;
+}
+
+static void
+put_u32 (uint8_t *p, uint32_t v)
+{
+  p[0] = (uint8_t) (v >> 24);
+  p[1] = (uint8_t) (v >> 16);
+  p[2] = (uint8_t) (v >> 8);
+  p[3] = (uint8_t) v;
+}
+
+static void
+put_u64 (uint8_t *p, uint64_t v)
+{
+  put_u32 (p, (uint32_t) (v >> 32));
+  put_u32 (p + 4, (uint32_t) v);
+}
+
+static uint16_t
+get_u16 (const uint8_t *p)
+{
+  return (uint16_t) ((p[0] << 8) | p[1]);
+}
+
+static uint32_t
+get_u32 (const uint8_t *p)
+{
+  return ((uint32_t) p[0] << 24) | ((uint32_t) p[1] << 16) |
+         ((uint32_t) p[2] << 8) | (uint32_t) p[3];
+}
+
+static uint64_t
+get_u64 (const uint8_t *p)
+{
+  return ((uint64_t) get_u32 (p) << 32) | get_u32 (p + 4);
+}
+
+/* Write the 16-byte header and return the offset of the payload. */
+static size_t
+put_header (uint8_t *out, enum wire_type type, uint32_t payload_len)
+{
+  put_u32 (out, WIRE_MAGIC);
+  put_u16 (out + 4, WIRE_VERSION);
+  put_u16 (out + 6, (uint16_t) type);
+  put_u32 (out + 8, payload_len);
+  put_u32 (out + 12, 0);
+  return WIRE_HEADER_SIZE;
+}
+
+bool
+wire_range_ok (uint64_t offset, uint64_t length, uint64_t image_size)
+{
+  /* Written as two comparisons against image_size so that offset + length
+   * is never computed and so can never wrap around. */
+  if (length == 0)
+    return false;
+  if (offset >= image_size)
+    return false;
+  return length <= image_size - offset;
+}
+
+/* Texts (ERROR, ABORT and COMMITTED) are shown to people and written to
+ * logs, so they may hold no NUL (they are not NUL-terminated in the frame
+ * and a NUL would silently cut them) and no control characters that could
+ * forge log lines or move the terminal cursor.  Tab is harmless.  Bytes of
+ * 0x80 and above are allowed so that UTF-8 text passes. */
+static bool
+text_byte_ok (uint8_t c)
+{
+  if (c == '\t')
+    return true;
+  return c >= 0x20 && c != 0x7f;
+}
+
+static bool
+text_ok (const uint8_t *text, size_t len)
+{
+  size_t i;
+
+  for (i = 0; i < len; i++)
+    if (!text_byte_ok (text[i]))
+      return false;
+  return true;
+}
+
+/* The bounds on a type's payload length that can be checked from the
+ * header alone, before the payload has arrived.  min == max for the types
+ * whose payload is fixed.  *fixed is the size of the part of the payload
+ * that holds numbers (all of it, but for DATA's bytes and the texts). */
+static bool
+payload_bounds (uint16_t type, uint32_t *min, uint32_t *max, uint32_t *fixed)
+{
+  *fixed = 0;
+  switch (type) {
+  case WIRE_HELLO:
+    *min = *max = HELLO_PAYLOAD;
+    return true;
+  case WIRE_HELLO_REPLY:
+    *min = *max = HELLO_REPLY_PAYLOAD;
+    return true;
+  case WIRE_DATA:
+    /* At least one byte of data: an empty DATA carries nothing. */
+    *min = DATA_FIXED + 1;
+    *max = DATA_FIXED + WIRE_MAX_DATA;
+    *fixed = DATA_FIXED;
+    return true;
+  case WIRE_ZERO:
+    *min = *max = ZERO_PAYLOAD;
+    return true;
+  case WIRE_PASS_BEGIN:
+    *min = *max = PASS_BEGIN_PAYLOAD;
+    return true;
+  case WIRE_PASS_END:
+    *min = *max = PASS_END_PAYLOAD;
+    return true;
+  case WIRE_SYNC:
+  case WIRE_DURABLE:
+  case WIRE_COMMIT:
+    *min = *max = SEQ_PAYLOAD;
+    return true;
+  case WIRE_COMMITTED:
+    *min = *fixed = COMMITTED_FIXED;
+    *max = COMMITTED_FIXED + WIRE_MAX_TEXT;
+    return true;
+  case WIRE_ABORT:
+  case WIRE_ERROR:
+    *min = *fixed = ERROR_FIXED;
+    *max = ERROR_FIXED + WIRE_MAX_TEXT;
+    return true;
+  case WIRE_KEEPALIVE:
+    *min = *max = 0;
+    return true;
+  default:
+    return false;
+  }
+}
+
+/* A payload-length error worded for the type, so that the peer's log says
+ * which kind of frame was malformed. */
+static const char *
+payload_length_why (uint16_t type, uint32_t plen, uint32_t max)
+{
+  switch (type) {
+  case WIRE_DATA:
+    if (plen > max)
+      return "DATA payload exceeds the 8 MiB data limit";
+    return "DATA payload is too short to hold an offset, a length and data";
+  case WIRE_COMMITTED:
+    if (plen > max)
+      return "COMMITTED URI exceeds the 1024-byte text limit";
+    return "COMMITTED payload is too short to hold its URI length";
+  case WIRE_ABORT:
+    if (plen > max)
+      return "ABORT text exceeds the 1024-byte text limit";
+    return "ABORT payload is too short to hold a code and a text length";
+  case WIRE_ERROR:
+    if (plen > max)
+      return "ERROR text exceeds the 1024-byte text limit";
+    return "ERROR payload is too short to hold a code and a text length";
+  case WIRE_HELLO:
+    return "HELLO payload length is not 32 bytes";
+  case WIRE_HELLO_REPLY:
+    return "HELLO_REPLY payload length is not 16 bytes";
+  case WIRE_ZERO:
+    return "ZERO payload length is not 16 bytes";
+  case WIRE_PASS_BEGIN:
+    return "PASS_BEGIN payload length is not 12 bytes";
+  case WIRE_PASS_END:
+    return "PASS_END payload length is not 4 bytes";
+  case WIRE_SYNC:
+    return "SYNC payload length is not 8 bytes";
+  case WIRE_DURABLE:
+    return "DURABLE payload length is not 8 bytes";
+  case WIRE_COMMIT:
+    return "COMMIT payload length is not 8 bytes";
+  case WIRE_KEEPALIVE:
+    return "KEEPALIVE carries a payload";
+  default:
+    return "payload length is wrong for the message type";
+  }
+}
+
+static bool
+is_power_of_two (uint32_t v)
+{
+  return v != 0 && (v & (v - 1)) == 0;
+}
+
+/* Decode and check the fixed part of a payload whose length is within its
+ * type's bounds.  p points at the payload; only the fixed part (see
+ * payload_bounds) needs to be in the buffer, so that a DATA frame with a
+ * bad range is refused before the reader buffers megabytes of it.  The
+ * texts are checked by check_text once the whole frame is there. */
+static enum wire_decode_result
+decode_fixed (uint16_t type, const uint8_t *p, uint32_t plen,
+                uint64_t image_size, struct wire_msg *msg, const char **why)
+{
+  switch (type) {
+  case WIRE_HELLO: {
+    struct wire_hello *h = &msg->u.hello;
+
+    memcpy (h->migration_id, p, WIRE_MIGRATION_ID_LEN);
+    h->image_size = get_u64 (p + 16);
+    h->block_size = get_u32 (p + 24);
+    h->features = get_u32 (p + 28);
+    if (h->image_size == 0) {
+      *why = "HELLO announces an empty image";
+      return WIRE_DECODE_ERROR;
+    }
+    if (h->image_size > (uint64_t) WIRE_MAX_IMAGE_SIZE) {
+      *why = "HELLO image size exceeds 2^63-1 bytes";
+      return WIRE_DECODE_ERROR;
+    }
+    if (!is_power_of_two (h->block_size) ||
+        h->block_size < WIRE_MIN_BLOCK || h->block_size > WIRE_MAX_BLOCK) {
+      *why = "HELLO block size is not a power of two from 4 KiB to 64 MiB";
+      return WIRE_DECODE_ERROR;
+    }
+    if ((h->features & ~WIRE_FEATURES_KNOWN) != 0) {
+      *why = "HELLO asks for feature bits this version does not know";
+      return WIRE_DECODE_ERROR;
+    }
+    return WIRE_DECODE_OK;
+  }
+
+  case WIRE_HELLO_REPLY: {
+    struct wire_hello_reply *r = &msg->u.hello_reply;
+
+    r->mode = get_u32 (p);
+    r->features = get_u32 (p + 4);
+    r->durable_seq = get_u64 (p + 8);
+    if (r->mode != WIRE_MODE_NEW && r->mode != WIRE_MODE_RESUME) {
+      *why = "HELLO_REPLY mode is neither new (0) nor resume (1)";
+      return WIRE_DECODE_ERROR;
+    }
+    /* The receiver may only agree to features the sender offered, and the
+     * sender can offer none that this version does not know. */
+    if ((r->features & ~WIRE_FEATURES_KNOWN) != 0) {
+      *why = "HELLO_REPLY names feature bits this version does not know";
+      return WIRE_DECODE_ERROR;
+    }
+    return WIRE_DECODE_OK;
+  }
+
+  case WIRE_DATA:
+    msg->u.data.offset = get_u64 (p);
+    msg->u.data.length = get_u32 (p + 8);
+    msg->u.data.bytes = p + DATA_FIXED;
+    /* The payload bound already limits plen to 13 .. 12 + 8 MiB, so a
+     * length equal to plen - 12 is within 1 .. 8 MiB too. */
+    if (msg->u.data.length != plen - DATA_FIXED) {
+      *why = "DATA length does not match its payload length";
+      return WIRE_DECODE_ERROR;
+    }
+    if (image_size == 0) {
+      *why = "DATA arrived before HELLO announced the image size";
+      return WIRE_DECODE_ERROR;
+    }
+    if (!wire_range_ok (msg->u.data.offset, msg->u.data.length, image_size)) {
+      *why = "DATA range lies outside the image";
+      return WIRE_DECODE_ERROR;
+    }
+    return WIRE_DECODE_OK;
+
+  case WIRE_ZERO:
+    msg->u.zero.offset = get_u64 (p);
+    msg->u.zero.length = get_u64 (p + 8);
+    if (msg->u.zero.length == 0) {
+      *why = "ZERO has length 0";
+      return WIRE_DECODE_ERROR;
+    }
+    if (image_size == 0) {
+      *why = "ZERO arrived before HELLO announced the image size";
+      return WIRE_DECODE_ERROR;
+    }
+    if (!wire_range_ok (msg->u.zero.offset, msg->u.zero.length, image_size)) {
+      *why = "ZERO range lies outside the image";
+      return WIRE_DECODE_ERROR;
+    }
+    return WIRE_DECODE_OK;
+
+  case WIRE_PASS_BEGIN:
+    msg->u.pass_begin.pass = get_u32 (p);
+    msg->u.pass_begin.bytes = get_u64 (p + 4);
+    return WIRE_DECODE_OK;
+
+  case WIRE_PASS_END:
+    msg->u.pass_end.pass = get_u32 (p);
+    return WIRE_DECODE_OK;
+
+  case WIRE_SYNC:
+  case WIRE_DURABLE:
+    msg->u.sync.seq = get_u64 (p);
+    return WIRE_DECODE_OK;
+
+  case WIRE_COMMIT:
+    msg->u.commit.seq = get_u64 (p);
+    return WIRE_DECODE_OK;
+
+  case WIRE_COMMITTED:
+    msg->u.committed.text_len = get_u32 (p);
+    msg->u.committed.text = (const char *) (p + COMMITTED_FIXED);
+    if (msg->u.committed.text_len != plen - COMMITTED_FIXED) {
+      *why = "COMMITTED URI length does not match its payload length";
+      return WIRE_DECODE_ERROR;
+    }
+    return WIRE_DECODE_OK;
+
+  case WIRE_ABORT:
+  case WIRE_ERROR:
+    /* Codes are not checked against the known list: a newer peer may send
+     * a code this version does not know, and the text still explains it. */
+    msg->u.error.code = get_u32 (p);
+    msg->u.error.text_len = get_u32 (p + 4);
+    msg->u.error.text = (const char *) (p + ERROR_FIXED);
+    if (msg->u.error.text_len != plen - ERROR_FIXED) {
+      *why = type == WIRE_ERROR
+        ? "ERROR text length does not match its payload length"
+        : "ABORT text length does not match its payload length";
+      return WIRE_DECODE_ERROR;
+    }
+    return WIRE_DECODE_OK;
+
+  case WIRE_KEEPALIVE:
+    return WIRE_DECODE_OK;
+
+  default:
+    /* payload_bounds refused every other type already. */
+    abort ();
+  }
+}
+
+/* Check the text of a complete COMMITTED, ERROR or ABORT frame whose
+ * fixed part decode_fixed has accepted. */
+static enum wire_decode_result
+check_text (const struct wire_msg *msg, const char **why)
+{
+  switch (msg->type) {
+  case WIRE_COMMITTED:
+    if (!text_ok ((const uint8_t *) msg->u.committed.text,
+                  msg->u.committed.text_len)) {
+      *why = "COMMITTED URI contains a NUL or a control character";
+      return WIRE_DECODE_ERROR;
+    }
+    return WIRE_DECODE_OK;
+  case WIRE_ERROR:
+  case WIRE_ABORT:
+    if (!text_ok ((const uint8_t *) msg->u.error.text,
+                  msg->u.error.text_len)) {
+      *why = msg->type == WIRE_ERROR
+        ? "ERROR text contains a NUL or a control character"
+        : "ABORT text contains a NUL or a control character";
+      return WIRE_DECODE_ERROR;
+    }
+    return WIRE_DECODE_OK;
+  default:
+    return WIRE_DECODE_OK;
+  }
+}
+
+enum wire_decode_result
+wire_decode (const uint8_t *buf, size_t len, uint64_t image_size,
+             struct wire_msg *msg, size_t *consumed, const char **why)
+{
+  uint32_t magic, plen, reserved, min, max, fixed;
+  uint16_t version, type;
+  enum wire_decode_result r;
+  size_t frame_size;
+  struct wire_msg m;
+
+  assert (buf != NULL || len == 0);
+  assert (msg != NULL && consumed != NULL && why != NULL);
+  *why = NULL;
+
+  if (len < WIRE_HEADER_SIZE) {
+    *consumed = WIRE_HEADER_SIZE;
+    return WIRE_DECODE_NEED_MORE;
+  }
+
+  /* Everything that can be judged from the header is judged before the
+   * reader is told how much more to buffer, so a hostile length can never
+   * make it buffer more than WIRE_MAX_FRAME. */
+  *consumed = 0;
+  magic = get_u32 (buf);
+  version = get_u16 (buf + 4);
+  type = get_u16 (buf + 6);
+  plen = get_u32 (buf + 8);
+  reserved = get_u32 (buf + 12);
+
+  if (magic != WIRE_MAGIC) {
+    *why = "bad magic: the peer does not speak the stm wire protocol";
+    return WIRE_DECODE_ERROR;
+  }
+  if (version != WIRE_VERSION) {
+    *why = "unsupported wire protocol version (this side speaks version 1)";
+    return WIRE_DECODE_ERROR;
+  }
+  if (reserved != 0) {
+    *why = "reserved header field is not zero";
+    return WIRE_DECODE_ERROR;
+  }
+  if (!payload_bounds (type, &min, &max, &fixed)) {
+    *why = "unknown message type";
+    return WIRE_DECODE_ERROR;
+  }
+  if (plen < min || plen > max) {
+    *why = payload_length_why (type, plen, max);
+    return WIRE_DECODE_ERROR;
+  }
+
+  frame_size = (size_t) WIRE_HEADER_SIZE + plen;
+  assert (frame_size <= WIRE_MAX_FRAME);
+  if (fixed == 0)
+    fixed = plen;
+
+  /* The numbers of a variable-size payload are judged as soon as they
+   * are buffered; fixed-size payloads are judged once complete.  The
+   * message is decoded into a local copy so that the caller's is only
+   * overwritten by a frame that passed every check. */
+  memset (&m, 0, sizeof m);
+  m.type = (enum wire_type) type;
+  if (len >= (size_t) WIRE_HEADER_SIZE + fixed) {
+    r = decode_fixed (type, buf + WIRE_HEADER_SIZE, plen, image_size, &m, why);
+    if (r != WIRE_DECODE_OK)
+      return r;
+  }
+  if (len < frame_size) {
+    *consumed = frame_size;
+    return WIRE_DECODE_NEED_MORE;
+  }
+  r = check_text (&m, why);
+  if (r != WIRE_DECODE_OK)
+    return r;
+  *msg = m;
+  *consumed = frame_size;
+  return WIRE_DECODE_OK;
+}
+
+size_t
+wire_encode_hello (uint8_t *out, const struct wire_hello *h)
+{
+  size_t n = put_header (out, WIRE_HELLO, HELLO_PAYLOAD);
+
+  memcpy (out + n, h->migration_id, WIRE_MIGRATION_ID_LEN);
+  put_u64 (out + n + 16, h->image_size);
+  put_u32 (out + n + 24, h->block_size);
+  put_u32 (out + n + 28, h->features);
+  return n + HELLO_PAYLOAD;
+}
+
+size_t
+wire_encode_hello_reply (uint8_t *out, const struct wire_hello_reply *r)
+{
+  size_t n = put_header (out, WIRE_HELLO_REPLY, HELLO_REPLY_PAYLOAD);
+
+  put_u32 (out + n, r->mode);
+  put_u32 (out + n + 4, r->features);
+  put_u64 (out + n + 8, r->durable_seq);
+  return n + HELLO_REPLY_PAYLOAD;
+}
+
+size_t
+wire_encode_data_header (uint8_t *out, uint64_t offset, uint32_t length)
+{
+  size_t n;
+
+  /* A frame the decoder would refuse is a bug in the sender. */
+  assert (length >= 1 && length <= WIRE_MAX_DATA);
+  n = put_header (out, WIRE_DATA, DATA_FIXED + length);
+  put_u64 (out + n, offset);
+  put_u32 (out + n + 8, length);
+  return n + DATA_FIXED;
+}
+
+size_t
+wire_encode_zero (uint8_t *out, uint64_t offset, uint64_t length)
+{
+  size_t n = put_header (out, WIRE_ZERO, ZERO_PAYLOAD);
+
+  put_u64 (out + n, offset);
+  put_u64 (out + n + 8, length);
+  return n + ZERO_PAYLOAD;
+}
+
+size_t
+wire_encode_pass_begin (uint8_t *out, uint32_t pass, uint64_t bytes)
+{
+  size_t n = put_header (out, WIRE_PASS_BEGIN, PASS_BEGIN_PAYLOAD);
+
+  put_u32 (out + n, pass);
+  put_u64 (out + n + 4, bytes);
+  return n + PASS_BEGIN_PAYLOAD;
+}
+
+size_t
+wire_encode_pass_end (uint8_t *out, uint32_t pass)
+{
+  size_t n = put_header (out, WIRE_PASS_END, PASS_END_PAYLOAD);
+
+  put_u32 (out + n, pass);
+  return n + PASS_END_PAYLOAD;
+}
+
+static size_t
+encode_seq (uint8_t *out, enum wire_type type, uint64_t seq)
+{
+  size_t n = put_header (out, type, SEQ_PAYLOAD);
+
+  put_u64 (out + n, seq);
+  return n + SEQ_PAYLOAD;
+}
+
+size_t
+wire_encode_sync (uint8_t *out, uint64_t seq)
+{
+  return encode_seq (out, WIRE_SYNC, seq);
+}
+
+size_t
+wire_encode_durable (uint8_t *out, uint64_t seq)
+{
+  return encode_seq (out, WIRE_DURABLE, seq);
+}
+
+size_t
+wire_encode_commit (uint8_t *out, uint64_t seq)
+{
+  return encode_seq (out, WIRE_COMMIT, seq);
+}
+
+/* Copy text into a frame, cut to WIRE_MAX_TEXT bytes (backing off so that a
+ * UTF-8 sequence is never split) and with every byte the decoder would
+ * refuse replaced by a space: an error message that happens to hold a
+ * newline must still reach the peer rather than become a protocol error.
+ * Returns the number of bytes written. */
+static uint32_t
+put_text (uint8_t *out, const char *text)
+{
+  size_t len, i;
+
+  if (text == NULL)
+    text = "";
+  len = strnlen (text, WIRE_MAX_TEXT + 1);
+  if (len > WIRE_MAX_TEXT) {
+    len = WIRE_MAX_TEXT;
+    while (len > 0 && ((uint8_t) text[len] & 0xc0) == 0x80)
+      len--;
+  }
+  for (i = 0; i < len; i++) {
+    uint8_t c = (uint8_t) text[i];
+    out[i] = text_byte_ok (c) ? c : ' ';
+  }
+  return (uint32_t) len;
+}
+
+size_t
+wire_encode_committed (uint8_t *out, const char *uri)
+{
+  uint8_t *payload = out + WIRE_HEADER_SIZE;
+  uint32_t len = put_text (payload + COMMITTED_FIXED, uri);
+
+  put_header (out, WIRE_COMMITTED, COMMITTED_FIXED + len);
+  put_u32 (payload, len);
+  return WIRE_HEADER_SIZE + COMMITTED_FIXED + len;
+}
+
+static size_t
+encode_error (uint8_t *out, enum wire_type type, uint32_t code,
+              const char *text)
+{
+  uint8_t *payload = out + WIRE_HEADER_SIZE;
+  uint32_t len = put_text (payload + ERROR_FIXED, text);
+
+  put_header (out, type, ERROR_FIXED + len);
+  put_u32 (payload, code);
+  put_u32 (payload + 4, len);
+  return WIRE_HEADER_SIZE + ERROR_FIXED + len;
+}
+
+size_t
+wire_encode_error (uint8_t *out, uint32_t code, const char *text)
+{
+  return encode_error (out, WIRE_ERROR, code, text);
+}
+
+size_t
+wire_encode_abort (uint8_t *out, uint32_t code, const char *text)
+{
+  return encode_error (out, WIRE_ABORT, code, text);
+}
+
+size_t
+wire_encode_keepalive (uint8_t *out)
+{
+  return put_header (out, WIRE_KEEPALIVE, 0);
+}
+
+const char *
+wire_type_name (uint32_t type)
+{
+  switch (type) {
+  case WIRE_HELLO: return "HELLO";
+  case WIRE_HELLO_REPLY: return "HELLO_REPLY";
+  case WIRE_DATA: return "DATA";
+  case WIRE_ZERO: return "ZERO";
+  case WIRE_PASS_BEGIN: return "PASS_BEGIN";
+  case WIRE_PASS_END: return "PASS_END";
+  case WIRE_SYNC: return "SYNC";
+  case WIRE_DURABLE: return "DURABLE";
+  case WIRE_COMMIT: return "COMMIT";
+  case WIRE_COMMITTED: return "COMMITTED";
+  case WIRE_ABORT: return "ABORT";
+  case WIRE_ERROR: return "ERROR";
+  case WIRE_KEEPALIVE: return "KEEPALIVE";
+  default: return "unknown";
+  }
+}
+
+/* Short names in the style of errno names, for log lines such as
+ * "receiver refused: EBUSY another migration is in progress".  Where no
+ * errno fits (mismatch, internal) the name is made up in the same style. */
+const char *
+wire_error_code_name (uint32_t code)
+{
+  switch (code) {
+  case WIRE_ERR_PROTOCOL: return "EPROTO";
+  case WIRE_ERR_BUSY: return "EBUSY";
+  case WIRE_ERR_IO: return "EIO";
+  case WIRE_ERR_NOSPACE: return "ENOSPC";
+  case WIRE_ERR_MISMATCH: return "EMISMATCH";
+  case WIRE_ERR_ABORTED: return "ECANCELED";
+  case WIRE_ERR_INTERNAL: return "EINTERNAL";
+  default: return "unknown";
+  }
+}
