@@ -1,0 +1,197 @@
+/* stm-recv: the stderr messages and --json events, one function per event.
+ *
+ * See events.h.  The JSON line is built in memory and written with a single
+ * write per line, so a reader never sees half an event.  A failure to write
+ * the JSON stream (a closed pipe, say) is not fatal to the migration: the
+ * data path must not depend on whoever watches it.
+ */
+#include <config.h>
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "events.h"
+#include "json_writer.h"
+#include "log.h"
+#include "wire.h"
+
+void
+events_init (struct events *ev, bool json, FILE *json_out)
+{
+  ev->json = json;
+  ev->json_out = json_out;
+}
+
+/* Finish and print a JSON line, ignoring write errors (see above). */
+static void
+emit (const struct events *ev, struct json_line *j)
+{
+  (void) json_line_emit (j, ev->json_out);
+}
+
+void
+events_listening (const struct events *ev, const char *host, uint16_t port)
+{
+  /* An IPv6 address is bracketed so the port stays unambiguous. */
+  if (strchr (host, ':') != NULL)
+    log_info ("listening on [%s]:%u", host, (unsigned) port);
+  else
+    log_info ("listening on %s:%u", host, (unsigned) port);
+  if (ev->json) {
+    struct json_line j;
+    json_line_begin (&j, "listening", time_unix_now ());
+    json_line_add_string (&j, "host", host);
+    json_line_add_u64 (&j, "port", port);
+    emit (ev, &j);
+  }
+}
+
+void
+events_connected (const struct events *ev, const char *peer)
+{
+  log_info ("connection from %s", peer);
+  if (ev->json) {
+    struct json_line j;
+    json_line_begin (&j, "connected", time_unix_now ());
+    json_line_add_string (&j, "peer", peer);
+    emit (ev, &j);
+  }
+}
+
+void
+events_hello (const struct events *ev, const char *peer, const char *output,
+              const char *migration_id, const char *mode,
+              uint64_t image_size, uint32_t block_size, uint64_t durable_seq)
+{
+  log_info ("%s: migration %s into %s: %s, %" PRIu64 " bytes, block %" PRIu32
+            ", durable seq %" PRIu64,
+            peer, migration_id, output, mode, image_size, block_size, durable_seq);
+  if (ev->json) {
+    struct json_line j;
+    json_line_begin (&j, "hello", time_unix_now ());
+    json_line_add_string (&j, "peer", peer);
+    json_line_add_string (&j, "migration_id", migration_id);
+    json_line_add_string (&j, "mode", mode);
+    json_line_add_u64 (&j, "size", image_size);
+    json_line_add_u64 (&j, "block", block_size);
+    json_line_add_u64 (&j, "durable_seq", durable_seq);
+    json_line_add_string (&j, "output", output);
+    emit (ev, &j);
+  }
+}
+
+void
+events_pass_begin (const struct events *ev, const char *peer,
+                   uint32_t pass, uint64_t bytes)
+{
+  if (ev->json) {
+    struct json_line j;
+    json_line_begin (&j, "pass_begin", time_unix_now ());
+    json_line_add_string (&j, "peer", peer);
+    json_line_add_u64 (&j, "pass", pass);
+    json_line_add_u64 (&j, "bytes", bytes);
+    emit (ev, &j);
+  }
+}
+
+void
+events_pass_end (const struct events *ev, const char *peer, uint32_t pass,
+                 uint64_t bytes_received, uint64_t bytes_zeroed)
+{
+  log_info ("%s: pass %" PRIu32 " received: %" PRIu64 " bytes of data, %"
+            PRIu64 " bytes zeroed", peer, pass, bytes_received, bytes_zeroed);
+  if (ev->json) {
+    struct json_line j;
+    json_line_begin (&j, "pass_end", time_unix_now ());
+    json_line_add_string (&j, "peer", peer);
+    json_line_add_u64 (&j, "pass", pass);
+    json_line_add_u64 (&j, "bytes_received", bytes_received);
+    json_line_add_u64 (&j, "bytes_zeroed", bytes_zeroed);
+    emit (ev, &j);
+  }
+}
+
+void
+events_commit (const struct events *ev, const char *peer, const char *output,
+               uint64_t seq)
+{
+  log_info ("%s: committed: %s is complete and durable", peer, output);
+  if (ev->json) {
+    struct json_line j;
+    json_line_begin (&j, "commit", time_unix_now ());
+    json_line_add_string (&j, "peer", peer);
+    json_line_add_u64 (&j, "seq", seq);
+    json_line_add_string (&j, "output", output);
+    emit (ev, &j);
+  }
+}
+
+void
+events_done (const struct events *ev, const char *peer, const char *output,
+             uint64_t bytes_received, uint64_t bytes_zeroed, double seconds)
+{
+  if (ev->json) {
+    struct json_line j;
+    json_line_begin (&j, "done", time_unix_now ());
+    json_line_add_string (&j, "peer", peer);
+    json_line_add_string (&j, "output", output);
+    json_line_add_u64 (&j, "bytes_received", bytes_received);
+    json_line_add_u64 (&j, "bytes_zeroed", bytes_zeroed);
+    json_line_add_double (&j, "seconds", seconds);
+    emit (ev, &j);
+  }
+}
+
+void
+events_error (const struct events *ev, const char *peer, uint32_t code,
+              const char *fmt, ...)
+{
+  char message[WIRE_MAX_TEXT + 1];
+  va_list args;
+
+  va_start (args, fmt);
+  vsnprintf (message, sizeof message, fmt, args);
+  va_end (args);
+
+  if (peer)
+    log_error ("%s: %s", peer, message);
+  else
+    log_error ("%s", message);
+  if (ev->json) {
+    struct json_line j;
+    json_line_begin (&j, "error", time_unix_now ());
+    if (peer)
+      json_line_add_string (&j, "peer", peer);
+    if (code != 0)
+      json_line_add_string (&j, "code", wire_error_code_name (code));
+    json_line_add_string (&j, "message", message);
+    emit (ev, &j);
+  }
+}
+
+void
+events_warning (const struct events *ev, const char *fmt, ...)
+{
+  char message[WIRE_MAX_TEXT + 1];
+  va_list args;
+
+  va_start (args, fmt);
+  vsnprintf (message, sizeof message, fmt, args);
+  va_end (args);
+  log_warning ("%s", message);
+}
+
+void
+events_disconnected (const struct events *ev, const char *peer, const char *reason)
+{
+  log_info ("%s: disconnected: %s", peer, reason);
+  if (ev->json) {
+    struct json_line j;
+    json_line_begin (&j, "disconnected", time_unix_now ());
+    json_line_add_string (&j, "peer", peer);
+    json_line_add_string (&j, "reason", reason);
+    emit (ev, &j);
+  }
+}

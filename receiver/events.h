@@ -1,0 +1,63 @@
+/* stm-recv: what the receiver tells the outside world.
+ *
+ * Every notable thing that happens (a connection, a HELLO, a pass, a
+ * commit, an error, a disconnection) goes through one function here, which
+ * writes the human message on stderr (common/log.h) and, with --json, one
+ * JSON object per line on stdout (common/json_writer.h).  Keeping both in
+ * one place means an event is reported exactly once and the two outputs
+ * never disagree.  Tests and the Ansible module read the JSON lines; the
+ * field names are part of the interface.
+ */
+#ifndef STM_RECEIVER_EVENTS_H
+#define STM_RECEIVER_EVENTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct events {
+  bool json;          /* also print JSON lines */
+  FILE *json_out;     /* where JSON lines go (stdout) */
+};
+
+void events_init (struct events *ev, bool json, FILE *json_out);
+
+/* {"event":"listening","host":..,"port":N} and "listening on HOST:PORT". */
+void events_listening (const struct events *ev, const char *host, uint16_t port);
+
+/* A TCP connection was accepted from peer. */
+void events_connected (const struct events *ev, const char *peer);
+
+/* A HELLO was accepted; mode is "new" or "resume". */
+void events_hello (const struct events *ev, const char *peer, const char *output,
+                   const char *migration_id, const char *mode,
+                   uint64_t image_size, uint32_t block_size, uint64_t durable_seq);
+
+void events_pass_begin (const struct events *ev, const char *peer,
+                        uint32_t pass, uint64_t bytes);
+void events_pass_end (const struct events *ev, const char *peer, uint32_t pass,
+                      uint64_t bytes_received, uint64_t bytes_zeroed);
+
+/* The image is complete and durable; COMMITTED is on its way. */
+void events_commit (const struct events *ev, const char *peer, const char *output,
+                    uint64_t seq);
+
+/* Summary of a session that committed. */
+void events_done (const struct events *ev, const char *peer, const char *output,
+                  uint64_t bytes_received, uint64_t bytes_zeroed, double seconds);
+
+/* An error: logged with log_error and emitted as {"event":"error"}.
+ * peer may be NULL when no connection is concerned; code is a wire error
+ * code (enum wire_error_code) or 0 when none applies. */
+void events_error (const struct events *ev, const char *peer, uint32_t code,
+                   const char *fmt, ...) __attribute__((format (printf, 4, 5)));
+
+/* A warning worth a line on stderr but no JSON event (a refused extra
+ * connection, say). */
+void events_warning (const struct events *ev, const char *fmt, ...)
+  __attribute__((format (printf, 2, 3)));
+
+/* A connection ended; reason says why, in words. */
+void events_disconnected (const struct events *ev, const char *peer, const char *reason);
+
+#endif /* STM_RECEIVER_EVENTS_H */

@@ -1,0 +1,55 @@
+/* stm-recv: the output image, a regular file or a block device.
+ *
+ * The writer owns the output's file descriptor for the life of the process
+ * (it is opened, locked and checked at startup, so a bad --output is a
+ * startup error), sizes it when a migration starts, and carries out the
+ * session's writes: DATA with pwrite, ZERO by punching a hole so a sparse
+ * image stays sparse (falling back to zeroing the range, then to writing
+ * zeroes), and SYNC/COMMIT with fdatasync.  It never syncs on its own:
+ * durability is the session's decision.
+ *
+ * image_writer_open reports its own errors (log_error, naming the path).
+ * The other calls return -1 with errno set and report nothing: the session
+ * that called them reports once, naming the peer, the output and the
+ * offset, both on stderr and to the sender.
+ */
+#ifndef STM_RECEIVER_IMAGE_WRITER_H
+#define STM_RECEIVER_IMAGE_WRITER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct image_writer;
+
+/* Open (creating it mode 0600 if absent) and lock the output.  Refuses
+ * anything but a regular file or a block device, and an output another
+ * process holds locked.  NULL after log_error. */
+struct image_writer *image_writer_open (const char *path);
+
+/* Make the output ready for an image of image_size bytes.  A regular file
+ * is set to exactly that size; with fresh set it is emptied first, so that
+ * nothing from before survives (a new migration holds nothing).  A block
+ * device must hold at least image_size bytes, else -1 with errno ENOSPC. */
+int image_writer_prepare (struct image_writer *w, uint64_t image_size, bool fresh);
+
+/* Write all of buf at offset (short writes and EINTR are retried). */
+int image_writer_write (struct image_writer *w, uint64_t offset,
+                        const void *buf, size_t len);
+
+/* Make [offset, offset+length) read back as zeroes. */
+int image_writer_zero (struct image_writer *w, uint64_t offset, uint64_t length);
+
+/* fdatasync the output. */
+int image_writer_sync (struct image_writer *w);
+
+const char *image_writer_path (const struct image_writer *w);
+bool image_writer_is_block_device (const struct image_writer *w);
+/* The current size of the output (file size, or the device's capacity). */
+uint64_t image_writer_size (const struct image_writer *w);
+
+/* Close without syncing: what was not made durable by a SYNC or COMMIT was
+ * never promised to anyone. */
+void image_writer_close (struct image_writer *w);
+
+#endif /* STM_RECEIVER_IMAGE_WRITER_H */

@@ -1,0 +1,33 @@
+/* stm-recv: the listening socket and the set of open connections.
+ *
+ * The listener accepts TCP connections and gives each its own session; it
+ * bounds how many are open at once (one active sender plus a few that are
+ * handshaking or being refused), so a flood of connections cannot exhaust
+ * memory or descriptors.  Which session is the active sender is decided by
+ * the session on HELLO (struct receiver's active), not here: a connection
+ * that fails its handshake or is refused never affects another.
+ */
+#ifndef STM_RECEIVER_LISTENER_H
+#define STM_RECEIVER_LISTENER_H
+
+#include <stdint.h>
+
+struct receiver;
+struct session;
+struct listener;
+
+/* Listen on opts->listen_host:listen_port and announce it (events
+ * "listening", with the port actually bound).  NULL after the failure was
+ * reported. */
+struct listener *listener_new (struct receiver *rx);
+
+/* Stop accepting and close every open session.  Idempotent. */
+void listener_stop (struct listener *l);
+
+/* A session ended (whatever the reason): forget it. */
+void listener_forget (struct listener *l, struct session *s);
+
+/* listener_stop, then free.  NULL is allowed. */
+void listener_free (struct listener *l);
+
+#endif /* STM_RECEIVER_LISTENER_H */

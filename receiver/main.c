@@ -1,0 +1,210 @@
+/* stm-recv: the command line.
+ *
+ * Parses the options into struct receiver_options, then hands over to
+ * receiver.c and turns the outcome into the exit status:
+ *   0  with --once, after a migration committed and COMMITTED was sent;
+ *   1  a fatal error (cannot listen, cannot open the output, bad
+ *      credentials), an interruption by SIGINT/SIGTERM, or a --once run
+ *      whose sender aborted;
+ *   2  a usage error.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ev.h>
+
+#include "log.h"
+#include "parse.h"
+#include "receiver.h"
+#include "receiver_options.h"
+
+#define EXIT_USAGE 2
+
+static const char usage_text[] =
+  "Usage: stm-recv --listen HOST:PORT --output IMAGE\n"
+  "                (--tls-psk FILE [--tls-user NAME] | --tls-certs DIR | --insecure)\n"
+  "                [--once] [--json]\n"
+  "\n"
+  "Receive a disk migrated by stm-send and write it to IMAGE (a file, created\n"
+  "if absent, or a block device).\n"
+  "\n"
+  "  --listen HOST:PORT  address to listen on (\":PORT\" for any; port 0 picks a\n"
+  "                      free port, announced on stderr and in the JSON events)\n"
+  "  --output IMAGE      the image file or block device to write\n"
+  "  --tls-psk FILE      TLS with pre-shared keys (psktool's user:hexkey format)\n"
+  "  --tls-user NAME     with --tls-psk: accept only this PSK identity\n"
+  "  --tls-certs DIR     TLS with X.509: ca-cert.pem, server-cert.pem,\n"
+  "                      server-key.pem; the sender's certificate is verified\n"
+  "  --insecure          no TLS: data crosses the network in the clear\n"
+  "  --once              exit (status 0) after one migration has committed\n"
+  "  --json              print events as JSON lines on stdout\n"
+  "  --help              print this help and exit\n"
+  "  --version           print the version and exit\n";
+
+enum {
+  OPT_LISTEN = 256,
+  OPT_OUTPUT,
+  OPT_TLS_PSK,
+  OPT_TLS_USER,
+  OPT_TLS_CERTS,
+  OPT_INSECURE,
+  OPT_ONCE,
+  OPT_JSON,
+  OPT_HELP,
+  OPT_VERSION,
+};
+
+static const struct option long_options[] = {
+  { "listen",    required_argument, NULL, OPT_LISTEN },
+  { "output",    required_argument, NULL, OPT_OUTPUT },
+  { "tls-psk",   required_argument, NULL, OPT_TLS_PSK },
+  { "tls-user",  required_argument, NULL, OPT_TLS_USER },
+  { "tls-certs", required_argument, NULL, OPT_TLS_CERTS },
+  { "insecure",  no_argument,       NULL, OPT_INSECURE },
+  { "once",      no_argument,       NULL, OPT_ONCE },
+  { "json",      no_argument,       NULL, OPT_JSON },
+  { "help",      no_argument,       NULL, OPT_HELP },
+  { "version",   no_argument,       NULL, OPT_VERSION },
+  { NULL, 0, NULL, 0 },
+};
+
+static void __attribute__((noreturn))
+usage_error (const char *fmt, ...) __attribute__((format (printf, 1, 2)));
+
+static void
+usage_error (const char *fmt, ...)
+{
+  char message[512];
+  va_list args;
+
+  va_start (args, fmt);
+  vsnprintf (message, sizeof message, fmt, args);
+  va_end (args);
+  log_error ("%s", message);
+  fprintf (stderr, "Try 'stm-recv --help' for more information.\n");
+  exit (EXIT_USAGE);
+}
+
+/* Fill opts from argv, or exit 0 (--help, --version) or 2 (usage). */
+static void
+parse_command_line (int argc, char *argv[], struct receiver_options *opts)
+{
+  const char *listen = NULL, *psk = NULL, *user = NULL, *certs = NULL;
+  bool insecure = false;
+  int modes, c;
+
+  memset (opts, 0, sizeof *opts);
+  /* getopt's own messages would not say how to get help; ours do. */
+  opterr = 0;
+  while ((c = getopt_long (argc, argv, "", long_options, NULL)) != -1) {
+    switch (c) {
+    case OPT_LISTEN: listen = optarg; break;
+    case OPT_OUTPUT: opts->output = optarg; break;
+    case OPT_TLS_PSK: psk = optarg; break;
+    case OPT_TLS_USER: user = optarg; break;
+    case OPT_TLS_CERTS: certs = optarg; break;
+    case OPT_INSECURE: insecure = true; break;
+    case OPT_ONCE: opts->once = true; break;
+    case OPT_JSON: opts->json = true; break;
+    case OPT_HELP:
+      fputs (usage_text, stdout);
+      exit (EXIT_SUCCESS);
+    case OPT_VERSION:
+      printf ("stm-recv %s\n", PACKAGE_VERSION);
+      exit (EXIT_SUCCESS);
+    case ':':
+      usage_error ("option '%s' needs an argument", argv[optind - 1]);
+    default:
+      if (optopt != 0 && optopt < 256)
+        usage_error ("unknown option '-%c'", optopt);
+      usage_error ("unknown or ambiguous option '%s'", argv[optind - 1]);
+    }
+  }
+  if (optind < argc)
+    usage_error ("unexpected argument '%s'", argv[optind]);
+
+  if (listen == NULL)
+    usage_error ("--listen HOST:PORT is required");
+  if (opts->output == NULL)
+    usage_error ("--output IMAGE is required");
+  if (opts->output[0] == '\0')
+    usage_error ("--output: the image path is empty");
+
+  /* Port 0 (pick a free port) is allowed here, unlike in parse_host_port
+   * which wants 1..65535, so try it with port 0 swapped for 1. */
+  if (parse_host_port (listen, opts->listen_host, sizeof opts->listen_host,
+                       &opts->listen_port) == -1) {
+    const char *colon = strrchr (listen, ':');
+    char replaced[RECEIVER_HOST_MAX + 8];
+
+    if (colon != NULL && strcmp (colon + 1, "0") == 0 &&
+        (size_t) (colon - listen) < RECEIVER_HOST_MAX &&
+        snprintf (replaced, sizeof replaced, "%.*s:1",
+                  (int) (colon - listen), listen) < (int) sizeof replaced &&
+        parse_host_port (replaced, opts->listen_host, sizeof opts->listen_host,
+                         &opts->listen_port) == 0)
+      opts->listen_port = 0;
+    else
+      usage_error ("--listen '%s': expected HOST:PORT, [IPv6]:PORT or :PORT "
+                   "with a port from 0 to 65535", listen);
+  }
+
+  modes = (psk != NULL) + (certs != NULL) + insecure;
+  if (modes != 1)
+    usage_error ("%s: give exactly one of --tls-psk FILE, --tls-certs DIR "
+                 "or --insecure",
+                 modes == 0 ? "no transport security chosen"
+                 : "conflicting transport security options");
+  if (user != NULL && psk == NULL)
+    usage_error ("--tls-user is only meaningful with --tls-psk");
+
+  if (psk != NULL) {
+    opts->tls.mode = TLS_MODE_PSK;
+    opts->tls.psk_file = psk;
+    opts->tls.psk_user = user;
+  }
+  else if (certs != NULL) {
+    opts->tls.mode = TLS_MODE_X509;
+    opts->tls.certs_dir = certs;
+  }
+  else
+    opts->tls.mode = TLS_MODE_INSECURE;
+}
+
+int
+main (int argc, char *argv[])
+{
+  struct receiver_options opts;
+  struct receiver rx;
+  struct ev_loop *loop;
+  int status;
+
+  parse_command_line (argc, argv, &opts);
+
+  /* A sender that vanishes while we write to it must be an error on that
+   * connection, not the end of the receiver. */
+  signal (SIGPIPE, SIG_IGN);
+  /* Under a file size limit, a write past it must fail with EFBIG (and be
+   * reported as the destination running out of space), not kill us. */
+  signal (SIGXFSZ, SIG_IGN);
+
+  loop = ev_default_loop (EVFLAG_AUTO);
+  if (loop == NULL) {
+    log_error ("cannot initialise the event loop (libev)");
+    return EXIT_FAILURE;
+  }
+  if (receiver_init (&rx, loop, &opts) == -1)
+    status = EXIT_FAILURE;
+  else
+    status = receiver_run (&rx);
+  receiver_cleanup (&rx);
+  ev_loop_destroy (loop);
+  return status;
+}

@@ -1,0 +1,67 @@
+/* stm-recv: what the receiver remembers about the migration it holds.
+ *
+ * One stm-recv assembles one output, so it remembers one migration: its id,
+ * image size and block size, the last SYNC sequence it made durable, and
+ * whether the image was committed (and not written since).  On HELLO this
+ * record decides the answer: RESUME when the same migration comes back with
+ * the same size, MISMATCH when the same id announces another size, NEW
+ * otherwise.
+ *
+ * This is pure logic with no I/O so unit tests reach it directly.  Today the
+ * record lives in memory for the life of the process; a state file for
+ * resuming after a receiver crash will load and store this same structure
+ * around these calls.
+ */
+#ifndef STM_RECEIVER_MIGRATION_RECORD_H
+#define STM_RECEIVER_MIGRATION_RECORD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "wire.h"
+
+/* Room for a migration id printed as hex, with its NUL. */
+#define MIGRATION_ID_TEXT_LEN (2 * WIRE_MIGRATION_ID_LEN + 1)
+
+struct migration_record {
+  bool known;                                   /* false: holds nothing yet */
+  uint8_t id[WIRE_MIGRATION_ID_LEN];
+  uint64_t image_size;
+  uint32_t block_size;
+  uint64_t durable_seq;                         /* last DURABLE/COMMIT seq, 0 = none */
+  bool committed;                               /* COMMIT done, nothing written since */
+};
+
+enum migration_decision {
+  MIGRATION_NEW,        /* start from nothing: answer HELLO_REPLY new */
+  MIGRATION_RESUME,     /* continue: answer HELLO_REPLY resume, durable_seq */
+  MIGRATION_MISMATCH,   /* same id, different size: answer ERROR mismatch */
+};
+
+void migration_record_init (struct migration_record *r);
+
+/* What to answer to this HELLO.  Does not change the record. */
+enum migration_decision migration_record_decide (const struct migration_record *r,
+                                                 const struct wire_hello *hello);
+
+/* The HELLO was accepted with this decision (NEW or RESUME): from now on
+ * the record describes the hello's migration.  NEW forgets the old
+ * durable position and commit. */
+void migration_record_begin (struct migration_record *r,
+                             const struct wire_hello *hello,
+                             enum migration_decision decision);
+
+/* The image was changed (DATA or ZERO): it is no longer the committed one. */
+void migration_record_written (struct migration_record *r);
+
+/* Everything before SYNC seq is durable (DURABLE seq was answered). */
+void migration_record_durable (struct migration_record *r, uint64_t seq);
+
+/* COMMIT seq completed: everything is durable and the image is complete. */
+void migration_record_committed (struct migration_record *r, uint64_t seq);
+
+/* The id as 32 lowercase hex digits. */
+void migration_id_format (const uint8_t id[WIRE_MIGRATION_ID_LEN],
+                          char out[MIGRATION_ID_TEXT_LEN]);
+
+#endif /* STM_RECEIVER_MIGRATION_RECORD_H */

@@ -1,0 +1,61 @@
+/* stm-recv: the state of one receiver process and its life cycle.
+ *
+ * One stm-recv assembles one output.  struct receiver ties together what
+ * every connection shares: the options, the TLS credentials, the event
+ * printer, the output image, the record of the migration it holds, the
+ * listener, and which session (if any) is the active sender.  main.c
+ * creates it, runs the loop and turns the outcome into the exit status;
+ * sessions call receiver_finish when a --once run is over.
+ */
+#ifndef STM_RECEIVER_RECEIVER_H
+#define STM_RECEIVER_RECEIVER_H
+
+#include <stdbool.h>
+
+#include <ev.h>
+
+#include "events.h"
+#include "migration_record.h"
+#include "receiver_options.h"
+
+struct image_writer;
+struct listener;
+struct session;
+struct tls_creds;
+
+struct receiver {
+  struct ev_loop *loop;
+  const struct receiver_options *opts;
+  struct events events;
+  struct tls_creds *creds;
+  struct image_writer *image;
+  struct migration_record record;   /* the migration the output holds */
+  struct listener *listener;
+  struct session *active;           /* the session past HELLO, or NULL */
+
+  bool finishing;                   /* no more connections; exit when drained */
+  int exit_status;                  /* valid once finishing */
+
+  ev_signal sigint_watcher;
+  ev_signal sigterm_watcher;
+  ev_timer finish_timer;            /* bounds the wait for the last flush */
+};
+
+/* Open the output, load the credentials, start listening and watch for
+ * SIGINT/SIGTERM.  -1 after the failure was reported (exit status 1). */
+int receiver_init (struct receiver *rx, struct ev_loop *loop,
+                   const struct receiver_options *opts);
+
+/* Run the loop until the receiver finishes or is interrupted; returns the
+ * exit status. */
+int receiver_run (struct receiver *rx);
+
+/* Stop accepting, close every connection still open and let the loop end
+ * once the last reply (COMMITTED) is flushed.  The first status given is
+ * the one the process exits with. */
+void receiver_finish (struct receiver *rx, int exit_status);
+
+/* Release everything (after receiver_run, or after a failed init). */
+void receiver_cleanup (struct receiver *rx);
+
+#endif /* STM_RECEIVER_RECEIVER_H */

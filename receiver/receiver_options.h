@@ -1,0 +1,26 @@
+/* stm-recv: the settings parsed from the command line.
+ *
+ * main.c fills this once and everything else reads it; nothing changes it
+ * after the loop starts.  The strings point into argv.
+ */
+#ifndef STM_RECEIVER_OPTIONS_H
+#define STM_RECEIVER_OPTIONS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tls_transport.h"
+
+/* Room for a host name or a bracketed IPv6 literal from --listen. */
+#define RECEIVER_HOST_MAX 256
+
+struct receiver_options {
+  char listen_host[RECEIVER_HOST_MAX];   /* "" = any address */
+  uint16_t listen_port;                  /* 0 = let the kernel pick */
+  const char *output;                    /* --output IMAGE */
+  struct tls_options tls;                /* --tls-psk/--tls-user, --tls-certs, --insecure */
+  bool once;                             /* exit after one committed migration */
+  bool json;                             /* JSON events on stdout */
+};
+
+#endif /* STM_RECEIVER_OPTIONS_H */

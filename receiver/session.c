@@ -1,0 +1,553 @@
+/* stm-recv: the per-connection protocol state machine.  See session.h and
+ * docs/protocol.md ("A session").
+ *
+ * Every way a session can end goes through session_end, which reports the
+ * disconnection once, gives up the active slot, tells the listener and
+ * frees the session.  After calling it (directly or through fail), code
+ * must not touch the session again; the message handlers therefore return
+ * right after.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "image_writer.h"
+#include "listener.h"
+#include "log.h"
+#include "receiver.h"
+#include "session.h"
+#include "tls_transport.h"
+#include "wire.h"
+
+/* A connection must complete its TLS handshake and send HELLO within this
+ * time, so idle connections cannot hold one of the listener's slots. */
+#define HELLO_TIMEOUT_S 30.0
+/* The sender is expected to read our (small) replies.  If it lets this
+ * much pile up, stop reading from it until the queue drains, so a peer
+ * that only writes cannot grow our memory without bound. */
+#define OUTPUT_HIGH_WATER (1024 * 1024)
+#define OUTPUT_LOW_WATER (64 * 1024)
+
+enum session_state {
+  SESSION_HANDSHAKE,     /* TLS handshake in progress */
+  SESSION_AWAIT_HELLO,   /* only HELLO and KEEPALIVE are acceptable */
+  SESSION_ACTIVE,        /* HELLO accepted: this is the receiver's sender */
+};
+
+/* How session_end treats the transport connection. */
+enum session_close_how {
+  CLOSE_NOW,             /* drop it */
+  CLOSE_AFTER_FLUSH,     /* deliver queued replies (ERROR, COMMITTED) first */
+  CLOSED_BY_TRANSPORT,   /* on_close: the connection is already gone */
+};
+
+struct session {
+  struct receiver *rx;
+  struct stm_conn *conn;
+  char peer[SESSION_PEER_MAX];
+  enum session_state state;
+  ev_timer hello_timer;
+  uint64_t started_ns;           /* when the connection was accepted */
+  bool reading_paused;           /* by the output high water mark */
+
+  bool in_pass;
+  uint32_t pass;
+  uint64_t pass_data_bytes;      /* DATA bytes in the current pass */
+  uint64_t pass_zero_bytes;      /* bytes zeroed in the current pass */
+  uint64_t data_bytes;           /* DATA bytes on this connection */
+  uint64_t zero_bytes;           /* bytes zeroed on this connection */
+};
+
+const char *
+session_peer (const struct session *s)
+{
+  return s->peer;
+}
+
+static const char *
+output_path (const struct session *s)
+{
+  return image_writer_path (s->rx->image);
+}
+
+static void
+session_end (struct session *s, const char *reason, enum session_close_how how)
+{
+  struct receiver *rx = s->rx;
+  bool was_active = rx->active == s;
+
+  ev_timer_stop (rx->loop, &s->hello_timer);
+  events_disconnected (&rx->events, s->peer, reason);
+  if (was_active) {
+    rx->active = NULL;
+    if (!rx->finishing && !rx->record.committed)
+      log_info ("%s keeps the data received so far (durable up to sync %" PRIu64
+                "); waiting for a sender to resume", output_path (s),
+                rx->record.durable_seq);
+  }
+  listener_forget (rx->listener, s);
+
+  switch (how) {
+  case CLOSE_NOW:
+    stm_conn_close (s->conn);
+    break;
+  case CLOSE_AFTER_FLUSH:
+    stm_conn_close_after_flush (s->conn);
+    break;
+  case CLOSED_BY_TRANSPORT:
+    break;
+  }
+  free (s);
+}
+
+void
+session_close (struct session *s, const char *reason)
+{
+  session_end (s, reason, CLOSE_NOW);
+}
+
+/* Queue an encoded message.  A failure means the connection is already
+ * failing, and on_close will follow to end the session: nothing to do. */
+static int
+send_frame (struct session *s, const uint8_t *frame, size_t len)
+{
+  if (stm_conn_send (s->conn, frame, len, NULL, 0) == -1)
+    return -1;
+  if (!s->reading_paused &&
+      stm_conn_output_pending (s->conn) >= OUTPUT_HIGH_WATER) {
+    s->reading_paused = true;
+    stm_conn_pause_reading (s->conn, true);
+  }
+  return 0;
+}
+
+/* Report an error (stderr and JSON), tell the sender with ERROR code, and
+ * close this session once the ERROR is flushed.  The session is freed. */
+static void fail (struct session *s, uint32_t code, const char *fmt, ...)
+  __attribute__((format (printf, 3, 4)));
+
+static void
+fail (struct session *s, uint32_t code, const char *fmt, ...)
+{
+  char message[WIRE_MAX_TEXT + 1];
+  uint8_t frame[WIRE_ENCODE_TEXT_MAX];
+  char reason[64];
+  va_list args;
+
+  va_start (args, fmt);
+  vsnprintf (message, sizeof message, fmt, args);
+  va_end (args);
+
+  events_error (&s->rx->events, s->peer, code, "%s", message);
+  (void) send_frame (s, frame, wire_encode_error (frame, code, message));
+  /* The message was just reported; the disconnection only refers to it. */
+  snprintf (reason, sizeof reason, "closed by the receiver after an error (%s)",
+            wire_error_code_name (code));
+  session_end (s, reason, CLOSE_AFTER_FLUSH);
+}
+
+/* Errors from the output: out of space (the operator can make room and
+ * let the sender resume) or any other I/O error. */
+static void
+fail_io (struct session *s, int err, const char *what,
+         uint64_t offset, uint64_t length)
+{
+  bool nospace = err == ENOSPC || err == EDQUOT || err == EFBIG;
+
+  fail (s, nospace ? WIRE_ERR_NOSPACE : WIRE_ERR_IO,
+        "%s: %s %s at offset %" PRIu64 " (%" PRIu64 " bytes): %s",
+        nospace ? "out of space on the destination" : "I/O error on the destination",
+        what, output_path (s), offset, length, strerror (err));
+}
+
+/* fdatasync failed: nothing since the last DURABLE is known to be on
+ * disk, which the sender learns from the ERROR (it confirms nothing). */
+static void
+fail_sync (struct session *s, int err)
+{
+  bool nospace = err == ENOSPC || err == EDQUOT || err == EFBIG;
+
+  fail (s, nospace ? WIRE_ERR_NOSPACE : WIRE_ERR_IO,
+        "%s: fdatasync of %s failed: %s; data since sync %" PRIu64
+        " is not known to be durable",
+        nospace ? "out of space on the destination" : "I/O error on the destination",
+        output_path (s), strerror (err), s->rx->record.durable_seq);
+}
+
+static bool
+block_size_ok (uint32_t b)
+{
+  return b >= WIRE_MIN_BLOCK && b <= WIRE_MAX_BLOCK && (b & (b - 1)) == 0;
+}
+
+static void
+handle_hello (struct session *s, const struct wire_hello *hello)
+{
+  struct receiver *rx = s->rx;
+  enum migration_decision decision;
+  struct wire_hello_reply reply;
+  uint8_t frame[WIRE_ENCODE_MAX];
+  char id[MIGRATION_ID_TEXT_LEN];
+
+  migration_id_format (hello->migration_id, id);
+
+  if (rx->active != NULL) {
+    fail (s, WIRE_ERR_BUSY,
+          "busy: %s is receiving a migration from %s; refusing migration %s",
+          output_path (s), session_peer (rx->active), id);
+    return;
+  }
+  /* The decoder checks these too; checking again here keeps the output
+   * safe whatever the transport lets through. */
+  if ((hello->features & ~WIRE_FEATURES_KNOWN) != 0) {
+    fail (s, WIRE_ERR_PROTOCOL,
+          "HELLO asks for unknown features 0x%" PRIx32, hello->features);
+    return;
+  }
+  if (!block_size_ok (hello->block_size) || hello->image_size > WIRE_MAX_IMAGE_SIZE) {
+    fail (s, WIRE_ERR_PROTOCOL,
+          "HELLO has an invalid block size (%" PRIu32 ") or image size (%" PRIu64 ")",
+          hello->block_size, hello->image_size);
+    return;
+  }
+
+  decision = migration_record_decide (&rx->record, hello);
+  if (decision == MIGRATION_MISMATCH) {
+    fail (s, WIRE_ERR_MISMATCH,
+          "mismatch: %s holds migration %s with an image of %" PRIu64
+          " bytes, but the sender announces %" PRIu64 " bytes",
+          output_path (s), id, rx->record.image_size, hello->image_size);
+    return;
+  }
+  /* A new migration replaces whatever was held: forget the old record
+   * before touching the output, so a failure below cannot leave a record
+   * that promises data the output no longer has. */
+  if (decision == MIGRATION_NEW)
+    migration_record_init (&rx->record);
+
+  if (image_writer_prepare (rx->image, hello->image_size,
+                            decision == MIGRATION_NEW) == -1) {
+    int err = errno;
+    if (image_writer_is_block_device (rx->image) && err == ENOSPC)
+      fail (s, WIRE_ERR_NOSPACE,
+            "the block device %s holds %" PRIu64 " bytes, "
+            "smaller than the image (%" PRIu64 " bytes)",
+            output_path (s), image_writer_size (rx->image), hello->image_size);
+    else
+      fail (s, (err == ENOSPC || err == EDQUOT || err == EFBIG)
+            ? WIRE_ERR_NOSPACE : WIRE_ERR_IO,
+            "cannot set the size of %s to %" PRIu64 " bytes: %s",
+            output_path (s), hello->image_size, strerror (err));
+    return;
+  }
+
+  migration_record_begin (&rx->record, hello, decision);
+  stm_conn_set_image_size (s->conn, hello->image_size);
+  rx->active = s;
+  s->state = SESSION_ACTIVE;
+  ev_timer_stop (rx->loop, &s->hello_timer);
+
+  memset (&reply, 0, sizeof reply);
+  reply.mode = decision == MIGRATION_RESUME ? WIRE_MODE_RESUME : WIRE_MODE_NEW;
+  reply.features = 0;
+  reply.durable_seq = decision == MIGRATION_RESUME ? rx->record.durable_seq : 0;
+  events_hello (&rx->events, s->peer, output_path (s), id,
+                decision == MIGRATION_RESUME ? "resume" : "new",
+                hello->image_size, hello->block_size, reply.durable_seq);
+  (void) send_frame (s, frame, wire_encode_hello_reply (frame, &reply));
+}
+
+static void
+handle_data (struct session *s, uint64_t offset, uint32_t length,
+             const uint8_t *bytes)
+{
+  struct receiver *rx = s->rx;
+
+  if (!wire_range_ok (offset, length, rx->record.image_size)) {
+    fail (s, WIRE_ERR_PROTOCOL,
+          "DATA at offset %" PRIu64 " (%" PRIu32 " bytes) lies outside the image "
+          "(%" PRIu64 " bytes)", offset, length, rx->record.image_size);
+    return;
+  }
+  /* The image changes from here on, even if the write fails halfway. */
+  migration_record_written (&rx->record);
+  if (image_writer_write (rx->image, offset, bytes, length) == -1) {
+    fail_io (s, errno, "writing", offset, length);
+    return;
+  }
+  s->pass_data_bytes += length;
+  s->data_bytes += length;
+}
+
+static void
+handle_zero (struct session *s, uint64_t offset, uint64_t length)
+{
+  struct receiver *rx = s->rx;
+
+  if (!wire_range_ok (offset, length, rx->record.image_size)) {
+    fail (s, WIRE_ERR_PROTOCOL,
+          "ZERO at offset %" PRIu64 " (%" PRIu64 " bytes) lies outside the image "
+          "(%" PRIu64 " bytes)", offset, length, rx->record.image_size);
+    return;
+  }
+  migration_record_written (&rx->record);
+  if (image_writer_zero (rx->image, offset, length) == -1) {
+    fail_io (s, errno, "zeroing", offset, length);
+    return;
+  }
+  s->pass_zero_bytes += length;
+  s->zero_bytes += length;
+}
+
+static void
+handle_pass_begin (struct session *s, uint32_t pass, uint64_t bytes)
+{
+  s->in_pass = true;
+  s->pass = pass;
+  s->pass_data_bytes = 0;
+  s->pass_zero_bytes = 0;
+  events_pass_begin (&s->rx->events, s->peer, pass, bytes);
+}
+
+static void
+handle_pass_end (struct session *s, uint32_t pass)
+{
+  /* A PASS_END that does not match PASS_BEGIN changes nothing on disk,
+   * so it is reported as it comes rather than failing the migration. */
+  if (!s->in_pass || s->pass != pass)
+    log_warning ("%s: PASS_END %" PRIu32 " does not close a pass in progress",
+                 s->peer, pass);
+  events_pass_end (&s->rx->events, s->peer, pass,
+                   s->pass_data_bytes, s->pass_zero_bytes);
+  s->in_pass = false;
+  s->pass_data_bytes = 0;
+  s->pass_zero_bytes = 0;
+}
+
+static void
+handle_sync (struct session *s, uint64_t seq)
+{
+  uint8_t frame[WIRE_ENCODE_MAX];
+
+  if (image_writer_sync (s->rx->image) == -1) {
+    fail_sync (s, errno);
+    return;
+  }
+  migration_record_durable (&s->rx->record, seq);
+  (void) send_frame (s, frame, wire_encode_durable (frame, seq));
+}
+
+static void
+handle_commit (struct session *s, uint64_t seq)
+{
+  struct receiver *rx = s->rx;
+  uint8_t frame[WIRE_ENCODE_TEXT_MAX];
+  double seconds;
+
+  if (image_writer_sync (rx->image) == -1) {
+    fail_sync (s, errno);
+    return;
+  }
+  migration_record_committed (&rx->record, seq);
+  events_commit (&rx->events, s->peer, output_path (s), seq);
+  seconds = (time_monotonic_ns () - s->started_ns) / 1e9;
+  events_done (&rx->events, s->peer, output_path (s),
+               s->data_bytes, s->zero_bytes, seconds);
+
+  /* No NBD server serves the finished image (yet): the URI is empty. */
+  if (send_frame (s, frame, wire_encode_committed (frame, "")) == -1)
+    return;                     /* on_close follows: the sender never hears */
+
+  if (rx->opts->once) {
+    session_end (s, "migration committed", CLOSE_AFTER_FLUSH);
+    receiver_finish (rx, 0);
+  }
+}
+
+/* ERROR or ABORT from the sender: report it and end this session. */
+static void
+handle_peer_error (struct session *s, bool is_abort, uint32_t code,
+                   uint32_t text_len, const char *text)
+{
+  struct receiver *rx = s->rx;
+  bool was_active = s->state == SESSION_ACTIVE;
+  char reason[WIRE_MAX_TEXT + 64];
+
+  if (is_abort) {
+    events_error (&rx->events, s->peer, WIRE_ERR_ABORTED,
+                  "the sender aborted the migration into %s (%s): %.*s",
+                  output_path (s), wire_error_code_name (code),
+                  (int) text_len, text);
+    snprintf (reason, sizeof reason, "aborted by the sender: %.*s",
+              (int) text_len, text);
+  }
+  else {
+    events_error (&rx->events, s->peer, code,
+                  "the sender reported an error (%s) migrating into %s: %.*s",
+                  wire_error_code_name (code), output_path (s),
+                  (int) text_len, text);
+    snprintf (reason, sizeof reason, "error from the sender: %.*s",
+              (int) text_len, text);
+  }
+  session_end (s, reason, CLOSE_NOW);
+
+  /* A --once run has nothing more to wait for once its sender gave up on
+   * purpose; after an error a restarted sender may still resume.  An ABORT
+   * from a connection that never said HELLO is not that sender's. */
+  if (is_abort && was_active && rx->opts->once)
+    receiver_finish (rx, 1);
+}
+
+static void
+unexpected (struct session *s, enum wire_type type)
+{
+  fail (s, WIRE_ERR_PROTOCOL, "unexpected %s from the sender %s",
+        wire_type_name (type),
+        s->state == SESSION_ACTIVE ? "during the migration" : "before HELLO");
+}
+
+static void
+on_message (struct stm_conn *conn, const struct wire_msg *msg, void *opaque)
+{
+  struct session *s = opaque;
+
+  switch (msg->type) {
+  case WIRE_KEEPALIVE:
+    return;
+  case WIRE_ERROR:
+  case WIRE_ABORT:
+    handle_peer_error (s, msg->type == WIRE_ABORT, msg->u.error.code,
+                       msg->u.error.text_len, msg->u.error.text);
+    return;
+  case WIRE_HELLO:
+    if (s->state != SESSION_AWAIT_HELLO) {
+      unexpected (s, msg->type);
+      return;
+    }
+    handle_hello (s, &msg->u.hello);
+    return;
+  default:
+    break;
+  }
+
+  if (s->state != SESSION_ACTIVE) {
+    unexpected (s, msg->type);
+    return;
+  }
+  switch (msg->type) {
+  case WIRE_DATA:
+    handle_data (s, msg->u.data.offset, msg->u.data.length, msg->u.data.bytes);
+    return;
+  case WIRE_ZERO:
+    handle_zero (s, msg->u.zero.offset, msg->u.zero.length);
+    return;
+  case WIRE_PASS_BEGIN:
+    handle_pass_begin (s, msg->u.pass_begin.pass, msg->u.pass_begin.bytes);
+    return;
+  case WIRE_PASS_END:
+    handle_pass_end (s, msg->u.pass_end.pass);
+    return;
+  case WIRE_SYNC:
+    handle_sync (s, msg->u.sync.seq);
+    return;
+  case WIRE_COMMIT:
+    handle_commit (s, msg->u.commit.seq);
+    return;
+  default:
+    /* Replies that only a receiver sends (HELLO_REPLY, DURABLE,
+     * COMMITTED) mean the peer is confused. */
+    unexpected (s, msg->type);
+    return;
+  }
+}
+
+static void
+on_ready (struct stm_conn *conn, void *opaque)
+{
+  struct session *s = opaque;
+
+  s->state = SESSION_AWAIT_HELLO;
+}
+
+static void
+on_drain (struct stm_conn *conn, void *opaque)
+{
+  struct session *s = opaque;
+
+  if (s->reading_paused) {
+    s->reading_paused = false;
+    stm_conn_pause_reading (conn, false);
+  }
+}
+
+static void
+on_close (struct stm_conn *conn, const char *reason, void *opaque)
+{
+  struct session *s = opaque;
+
+  session_end (s, reason, CLOSED_BY_TRANSPORT);
+}
+
+static void
+on_hello_timeout (struct ev_loop *loop, ev_timer *w, int revents)
+{
+  struct session *s = w->data;
+  char reason[128];
+
+  if (s->state == SESSION_HANDSHAKE) {
+    snprintf (reason, sizeof reason,
+              "the TLS handshake did not complete within %.0f seconds",
+              HELLO_TIMEOUT_S);
+    session_end (s, reason, CLOSE_NOW);
+  }
+  else
+    fail (s, WIRE_ERR_PROTOCOL, "no HELLO within %.0f seconds", HELLO_TIMEOUT_S);
+}
+
+static const struct stm_conn_callbacks session_callbacks = {
+  .on_ready = on_ready,
+  .on_message = on_message,
+  .on_drain = on_drain,
+  .on_close = on_close,
+};
+
+struct session *
+session_new (struct receiver *rx, int fd, const char *peer)
+{
+  struct session *s;
+
+  s = calloc (1, sizeof *s);
+  if (s == NULL) {
+    log_error ("%s: cannot start a session: %m", peer);
+    close (fd);
+    events_disconnected (&rx->events, peer, "out of memory");
+    return NULL;
+  }
+  s->rx = rx;
+  snprintf (s->peer, sizeof s->peer, "%s", peer);
+  s->state = SESSION_HANDSHAKE;
+  s->started_ns = time_monotonic_ns ();
+
+  s->conn = stm_conn_new (rx->loop, fd, rx->creds, true, s->peer,
+                          &session_callbacks, s);
+  if (s->conn == NULL) {
+    /* stm_conn_new took the fd and reported why. */
+    events_disconnected (&rx->events, peer, "cannot start the connection");
+    free (s);
+    return NULL;
+  }
+  stm_conn_set_water_marks (s->conn, OUTPUT_LOW_WATER, OUTPUT_HIGH_WATER);
+  /* Nothing is written before HELLO: refuse DATA/ZERO until then. */
+  stm_conn_set_image_size (s->conn, 0);
+
+  ev_timer_init (&s->hello_timer, on_hello_timeout, HELLO_TIMEOUT_S, 0.);
+  s->hello_timer.data = s;
+  ev_timer_start (rx->loop, &s->hello_timer);
+  return s;
+}
