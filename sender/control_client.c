@@ -1,0 +1,357 @@
+/* stm-send: the control-socket client (see control_client.h).
+ *
+ * The reader keeps a buffer of one maximum line plus what was read past
+ * it, so a SNAPSHOT reply of any number of extent lines is parsed with
+ * constant memory apart from the extent list itself.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+
+#include "control_client.h"
+#include "control_proto.h"
+
+struct control_client {
+  int fd;
+  char *path;
+  bool broken;
+  char error[512];
+  char buf[CONTROL_MAX_LINE + 1];
+  size_t buf_len;               /* bytes held in buf */
+  char line[CONTROL_MAX_LINE + 1];
+};
+
+static void
+set_error (struct control_client *c, const char *fmt, ...)
+  __attribute__((format (printf, 2, 3)));
+
+static void
+set_error (struct control_client *c, const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  vsnprintf (c->error, sizeof c->error, fmt, ap);
+  va_end (ap);
+}
+
+struct control_client *
+control_client_connect (const char *path, unsigned timeout_ms,
+                        char *errbuf, size_t errlen)
+{
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  if (strlen (path) >= sizeof addr.sun_path) {
+    snprintf (errbuf, errlen, "the path is too long for a Unix socket");
+    errno = ENAMETOOLONG;
+    return NULL;
+  }
+  strcpy (addr.sun_path, path);
+
+  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd == -1) {
+    snprintf (errbuf, errlen, "socket: %s", strerror (errno));
+    return NULL;
+  }
+  if (connect (fd, (struct sockaddr *) &addr, sizeof addr) == -1) {
+    int e = errno;
+    snprintf (errbuf, errlen, "connect: %s", strerror (e));
+    close (fd);
+    errno = e;
+    return NULL;
+  }
+  struct timeval tv = { .tv_sec = timeout_ms / 1000,
+                        .tv_usec = (timeout_ms % 1000) * 1000 };
+  setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+
+  struct control_client *c = calloc (1, sizeof *c);
+  if (c == NULL || (c->path = strdup (path)) == NULL) {
+    free (c);
+    close (fd);
+    snprintf (errbuf, errlen, "out of memory");
+    errno = ENOMEM;
+    return NULL;
+  }
+  c->fd = fd;
+  return c;
+}
+
+void
+control_client_close (struct control_client *c)
+{
+  if (c == NULL)
+    return;
+  if (c->fd >= 0)
+    close (c->fd);
+  free (c->path);
+  free (c);
+}
+
+const char *
+control_client_path (const struct control_client *c)
+{
+  return c->path;
+}
+
+const char *
+control_client_error (const struct control_client *c)
+{
+  return c->error;
+}
+
+int
+control_client_fd (const struct control_client *c)
+{
+  return c->fd;
+}
+
+int
+control_client_is_broken (const struct control_client *c)
+{
+  return c->broken;
+}
+
+/* The connection can no longer be trusted to be in step with the filter. */
+static int
+broken (struct control_client *c, const char *cmd, const char *what, int err)
+{
+  c->broken = true;
+  if (err)
+    set_error (c, "%s failed: %s: %s", cmd, what, strerror (err));
+  else
+    set_error (c, "%s failed: %s", cmd, what);
+  errno = err ? err : EPIPE;
+  return -1;
+}
+
+static int
+send_line (struct control_client *c, const char *cmd, const char *text)
+{
+  size_t len = strlen (text), done = 0;
+  if (c->broken)
+    return broken (c, cmd, "the control connection is already broken", 0);
+  while (done < len) {
+    ssize_t r = send (c->fd, text + done, len - done, MSG_NOSIGNAL);
+    if (r == -1) {
+      if (errno == EINTR)
+        continue;
+      return broken (c, cmd, "cannot send the request",
+                     errno == EAGAIN ? ETIMEDOUT : errno);
+    }
+    done += r;
+  }
+  return 0;
+}
+
+/* Read one reply line into c->line (without the newline). */
+static int
+read_line (struct control_client *c, const char *cmd)
+{
+  for (;;) {
+    char *nl = memchr (c->buf, '\n', c->buf_len);
+    if (nl != NULL) {
+      size_t n = nl - c->buf;
+      memcpy (c->line, c->buf, n);
+      if (n > 0 && c->line[n - 1] == '\r')
+        n--;
+      c->line[n] = '\0';
+      size_t used = (nl - c->buf) + 1;
+      memmove (c->buf, c->buf + used, c->buf_len - used);
+      c->buf_len -= used;
+      return 0;
+    }
+    if (c->buf_len >= CONTROL_MAX_LINE)
+      return broken (c, cmd, "the filter sent a reply line that is too long", 0);
+    ssize_t r = recv (c->fd, c->buf + c->buf_len, CONTROL_MAX_LINE - c->buf_len, 0);
+    if (r == 0)
+      return broken (c, cmd, "the filter closed the control connection", 0);
+    if (r == -1) {
+      if (errno == EINTR)
+        continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return broken (c, cmd, "no reply from the filter in time", ETIMEDOUT);
+      return broken (c, cmd, "cannot read the reply", errno);
+    }
+    c->buf_len += r;
+  }
+}
+
+/* Send a request and read its first reply line; an ERR reply becomes -1
+ * with the filter's words in the error. */
+static int
+request (struct control_client *c, const char *cmd, const char *text)
+{
+  if (send_line (c, cmd, text) == -1 || read_line (c, cmd) == -1)
+    return -1;
+  if (control_reply_is_ok (c->line))
+    return 0;
+
+  const char *ename, *msg;
+  size_t elen;
+  if (control_reply_error (c->line, &ename, &elen, &msg) == 0) {
+    set_error (c, "%s refused by the filter: %.*s %s", cmd, (int) elen, ename, msg);
+    errno = EPROTO;
+    if (elen == 5 && strncmp (ename, "EBUSY", 5) == 0) errno = EBUSY;
+    else if (elen == 7 && strncmp (ename, "ENOTSUP", 7) == 0) errno = ENOTSUP;
+    else if (elen == 6 && strncmp (ename, "EAGAIN", 6) == 0) errno = EAGAIN;
+    else if (elen == 5 && strncmp (ename, "EPERM", 5) == 0) errno = EPERM;
+    return -1;
+  }
+  return broken (c, cmd, "the filter's reply is neither OK nor ERR", 0);
+}
+
+static int
+need_u64 (struct control_client *c, const char *cmd, const char *key, uint64_t *v)
+{
+  if (control_reply_get_u64 (c->line, key, v) == -1) {
+    set_error (c, "%s: the filter's reply has no valid %s: \"%s\"", cmd, key, c->line);
+    errno = EPROTO;
+    return -1;
+  }
+  return 0;
+}
+
+int
+control_status (struct control_client *c, struct control_status *st)
+{
+  uint64_t block;
+  memset (st, 0, sizeof *st);
+  if (request (c, "STATUS", "STATUS\n") == -1 ||
+      need_u64 (c, "STATUS", "size", &st->size) == -1 ||
+      need_u64 (c, "STATUS", "block", &block) == -1 ||
+      need_u64 (c, "STATUS", "dirty_bytes", &st->dirty_bytes) == -1)
+    return -1;
+  if (block == 0 || block > UINT32_MAX || (block & (block - 1)) != 0) {
+    set_error (c, "STATUS: the filter reports an invalid block size %" PRIu64, block);
+    errno = EPROTO;
+    return -1;
+  }
+  st->block = block;
+  /* These are informative only. */
+  control_reply_get_u64 (c->line, "generation", &st->generation);
+  control_reply_get_u64 (c->line, "unconfirmed_bytes", &st->unconfirmed_bytes);
+  control_reply_get_string (c->line, "state", st->state, sizeof st->state);
+  return 0;
+}
+
+int
+control_snapshot (struct control_client *c, struct extent_list *out,
+                  uint64_t *generation)
+{
+  uint64_t n, bytes, gen = 0;
+  extent_list_clear (out);
+  if (request (c, "SNAPSHOT", "SNAPSHOT\n") == -1 ||
+      need_u64 (c, "SNAPSHOT", "extents", &n) == -1 ||
+      need_u64 (c, "SNAPSHOT", "bytes", &bytes) == -1)
+    return -1;
+  control_reply_get_u64 (c->line, "generation", &gen);
+  if (generation)
+    *generation = gen;
+
+  /* The dirty set has already moved to "unconfirmed" in the filter, so
+   * every line must be read even if one is malformed. */
+  uint64_t count = 0;
+  bool bad = false;
+  for (;;) {
+    uint64_t off, len;
+    if (read_line (c, "SNAPSHOT") == -1)
+      return -1;
+    int r = control_parse_extent_line (c->line, &off, &len);
+    if (r == 0)
+      break;
+    if (r == -1) {
+      bad = true;
+      continue;
+    }
+    count++;
+    if (!bad && extent_list_append (out, off, len) == -1) {
+      set_error (c, "SNAPSHOT: out of memory for %" PRIu64 " extents", n);
+      bad = true;
+    }
+  }
+  if (bad || count != n || extent_list_total_bytes (out) != bytes) {
+    if (!bad)
+      set_error (c, "SNAPSHOT: the filter announced %" PRIu64 " extents of %"
+                 PRIu64 " bytes but sent %" PRIu64 " extents of %" PRIu64 " bytes",
+                 n, bytes, count, extent_list_total_bytes (out));
+    else if (c->error[0] == '\0' || strstr (c->error, "out of memory") == NULL)
+      set_error (c, "SNAPSHOT: the filter sent a malformed extent line");
+    errno = EPROTO;
+    return -1;
+  }
+  return 0;
+}
+
+int
+control_confirm (struct control_client *c, uint64_t offset, uint64_t length)
+{
+  char text[80];
+  snprintf (text, sizeof text, "CONFIRM %" PRIu64 " %" PRIu64 "\n", offset, length);
+  return request (c, "CONFIRM", text);
+}
+
+int
+control_reset (struct control_client *c)
+{
+  return request (c, "RESET", "RESET\n");
+}
+
+int
+control_resume (struct control_client *c)
+{
+  return request (c, "RESUME", "RESUME\n");
+}
+
+int
+control_freeze (struct control_client *c, uint64_t *drain_ms)
+{
+  if (request (c, "FREEZE", "FREEZE\n") == -1)
+    return -1;
+  if (drain_ms) {
+    *drain_ms = 0;
+    control_reply_get_u64 (c->line, "drain_ms", drain_ms);
+  }
+  return 0;
+}
+
+int
+control_thaw (struct control_client *c)
+{
+  return request (c, "THAW", "THAW\n");
+}
+
+int
+control_flip_fence (struct control_client *c)
+{
+  return request (c, "FLIP fence", "FLIP fence\n");
+}
+
+int
+control_flip_forward (struct control_client *c, const char *uri)
+{
+  char text[CONTROL_MAX_URI + 32];
+  if (strlen (uri) >= CONTROL_MAX_URI || strpbrk (uri, " \r\n") != NULL) {
+    set_error (c, "FLIP forward: the URI is too long or contains spaces");
+    errno = EINVAL;
+    return -1;
+  }
+  snprintf (text, sizeof text, "FLIP forward %s\n", uri);
+  return request (c, "FLIP forward", text);
+}
+
+int
+control_throttle (struct control_client *c, uint64_t bytes_per_second)
+{
+  char text[64];
+  snprintf (text, sizeof text, "THROTTLE %" PRIu64 "\n", bytes_per_second);
+  return request (c, "THROTTLE", text);
+}

@@ -1,0 +1,191 @@
+/* stm-send: the command line.
+ *
+ * Parses and checks the options (exit status 2 with a message and a pointer
+ * to --help on any usage error), then hands them to migration_run, whose
+ * result is the exit status: 0 only after a successful flip, 1 on failure
+ * with the source thawed and authoritative.
+ */
+#include <config.h>
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "migration.h"
+#include "parse.h"
+#include "sender_options.h"
+
+#define EXIT_USAGE 2
+
+static void
+usage (FILE *fp)
+{
+  fprintf (fp,
+"Usage: stm-send --source NBD-URI --control PATH --dest HOST:PORT\n"
+"                (--tls-psk FILE [--tls-user NAME] | --tls-certs DIR | --insecure)\n"
+"                [--flip fence|forward[=NBD-URI]] [--max-downtime MS]\n"
+"                [--max-passes N] [--rate BYTES/s] [--json]\n"
+"                [--progress|--no-progress]\n"
+"\n"
+"Live-migrate the disk served by nbdkit --filter=migrate to stm-recv.\n"
+"\n"
+"  --source NBD-URI     the source disk, through the migrate filter\n"
+"  --control PATH       the filter's control socket (migrate-control=PATH)\n"
+"  --dest HOST:PORT     where stm-recv listens\n"
+"  --tls-psk FILE       TLS with a pre-shared key file (psktool format)\n"
+"  --tls-user NAME      the PSK identity to use (default: the first)\n"
+"  --tls-certs DIR      TLS with X.509: ca-cert.pem, client-cert.pem, client-key.pem\n"
+"  --insecure           no TLS (trusted networks only)\n"
+"  --flip fence         after cutover the source fails all I/O (default)\n"
+"  --flip forward[=URI] after cutover the source forwards I/O to URI\n"
+"                       (default: the URI the receiver announces)\n"
+"  --max-downtime MS    largest acceptable cutover (default 200 ms; \"0.2s\" works)\n"
+"  --max-passes N       cut over after N passes even if not converged (default 30)\n"
+"  --rate BYTES/s       limit the transfer rate (\"100M\" = 100 MiB/s)\n"
+"  --json               print events as JSON lines on stdout\n"
+"  --progress           show a progress bar on stderr (default on a terminal)\n"
+"  --no-progress        do not\n"
+"  --help, --version\n"
+"\n"
+"Exit status: 0 after a successful flip; 1 on failure, the source thawed and\n"
+"authoritative; 2 on usage errors.\n");
+}
+
+static void __attribute__((noreturn))
+usage_error (const char *fmt, const char *arg)
+{
+  char msg[512];
+  snprintf (msg, sizeof msg, fmt, arg);
+  log_error ("%s (see stm-send --help)", msg);
+  exit (EXIT_USAGE);
+}
+
+enum {
+  OPT_SOURCE = 256, OPT_CONTROL, OPT_DEST, OPT_TLS_PSK, OPT_TLS_USER,
+  OPT_TLS_CERTS, OPT_INSECURE, OPT_FLIP, OPT_MAX_DOWNTIME, OPT_MAX_PASSES,
+  OPT_RATE, OPT_JSON, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_HELP, OPT_VERSION,
+};
+
+static const struct option long_options[] = {
+  { "source", required_argument, NULL, OPT_SOURCE },
+  { "control", required_argument, NULL, OPT_CONTROL },
+  { "dest", required_argument, NULL, OPT_DEST },
+  { "tls-psk", required_argument, NULL, OPT_TLS_PSK },
+  { "tls-user", required_argument, NULL, OPT_TLS_USER },
+  { "tls-certs", required_argument, NULL, OPT_TLS_CERTS },
+  { "insecure", no_argument, NULL, OPT_INSECURE },
+  { "flip", required_argument, NULL, OPT_FLIP },
+  { "max-downtime", required_argument, NULL, OPT_MAX_DOWNTIME },
+  { "max-passes", required_argument, NULL, OPT_MAX_PASSES },
+  { "rate", required_argument, NULL, OPT_RATE },
+  { "json", no_argument, NULL, OPT_JSON },
+  { "progress", no_argument, NULL, OPT_PROGRESS },
+  { "no-progress", no_argument, NULL, OPT_NO_PROGRESS },
+  { "help", no_argument, NULL, OPT_HELP },
+  { "version", no_argument, NULL, OPT_VERSION },
+  { NULL, 0, NULL, 0 },
+};
+
+static void
+parse_flip (const char *arg, struct sender_options *o)
+{
+  if (strcmp (arg, "fence") == 0) {
+    o->flip = FLIP_FENCE;
+    o->forward_uri = NULL;
+  }
+  else if (strcmp (arg, "forward") == 0) {
+    o->flip = FLIP_FORWARD;
+    o->forward_uri = NULL;
+  }
+  else if (strncmp (arg, "forward=", 8) == 0 && arg[8] != '\0') {
+    o->flip = FLIP_FORWARD;
+    o->forward_uri = arg + 8;
+  }
+  else
+    usage_error ("--flip: expected fence, forward or forward=NBD-URI, not \"%s\"", arg);
+}
+
+int
+main (int argc, char *argv[])
+{
+  struct sender_options o = {
+    .flip = FLIP_FENCE,
+    .max_downtime_ns = 200 * UINT64_C(1000000),
+    .max_passes = 30,
+    .rate = 0,
+    .progress = isatty (STDERR_FILENO),
+  };
+  int tls_choices = 0;
+  const char *tls_user = NULL;
+  uint64_t v;
+  int c;
+
+  while ((c = getopt_long (argc, argv, "", long_options, NULL)) != -1) {
+    switch (c) {
+    case OPT_SOURCE: o.source_uri = optarg; break;
+    case OPT_CONTROL: o.control_path = optarg; break;
+    case OPT_DEST:
+      o.dest = optarg;
+      if (parse_host_port (optarg, o.dest_host, sizeof o.dest_host, &o.dest_port) == -1)
+        usage_error ("--dest: expected HOST:PORT, not \"%s\"", optarg);
+      if (o.dest_host[0] == '\0')
+        usage_error ("--dest: a host is needed in \"%s\"", optarg);
+      break;
+    case OPT_TLS_PSK:
+      o.tls.mode = TLS_MODE_PSK; o.tls.psk_file = optarg; tls_choices++; break;
+    case OPT_TLS_USER: tls_user = optarg; break;
+    case OPT_TLS_CERTS:
+      o.tls.mode = TLS_MODE_X509; o.tls.certs_dir = optarg; tls_choices++; break;
+    case OPT_INSECURE: o.tls.mode = TLS_MODE_INSECURE; tls_choices++; break;
+    case OPT_FLIP: parse_flip (optarg, &o); break;
+    case OPT_MAX_DOWNTIME:
+      if (parse_duration (optarg, 1000000, &o.max_downtime_ns) == -1)
+        usage_error ("--max-downtime: expected a duration such as 200, 200ms or "
+                     "0.2s, not \"%s\"", optarg);
+      break;
+    case OPT_MAX_PASSES:
+      if (parse_u64 (optarg, &v) == -1 || v < 1 || v > 1000000)
+        usage_error ("--max-passes: expected a number from 1 to 1000000, not \"%s\"",
+                     optarg);
+      o.max_passes = v;
+      break;
+    case OPT_RATE:
+      if (parse_size (optarg, &o.rate) == -1 || o.rate == 0)
+        usage_error ("--rate: expected a positive rate in bytes per second such "
+                     "as 100M, not \"%s\"", optarg);
+      break;
+    case OPT_JSON: o.json = true; break;
+    case OPT_PROGRESS: o.progress = true; break;
+    case OPT_NO_PROGRESS: o.progress = false; break;
+    case OPT_HELP: usage (stdout); exit (EXIT_SUCCESS);
+    case OPT_VERSION: printf ("stm-send %s\n", PACKAGE_VERSION); exit (EXIT_SUCCESS);
+    default:
+      /* getopt_long has printed what was wrong. */
+      fprintf (stderr, "See stm-send --help.\n");
+      exit (EXIT_USAGE);
+    }
+  }
+  if (optind < argc)
+    usage_error ("unexpected argument \"%s\"", argv[optind]);
+  if (o.source_uri == NULL)
+    usage_error ("%s", "--source NBD-URI is required");
+  if (o.control_path == NULL)
+    usage_error ("%s", "--control PATH is required");
+  if (o.dest == NULL)
+    usage_error ("%s", "--dest HOST:PORT is required");
+  if (tls_choices != 1)
+    usage_error ("%s", "choose exactly one of --tls-psk FILE, --tls-certs DIR "
+                 "and --insecure");
+  if (tls_user && o.tls.mode != TLS_MODE_PSK)
+    usage_error ("%s", "--tls-user goes with --tls-psk");
+  o.tls.psk_user = tls_user;
+
+  /* A receiver that goes away must show up as an error, not kill us. */
+  signal (SIGPIPE, SIG_IGN);
+
+  return migration_run (&o);
+}

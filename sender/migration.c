@@ -1,0 +1,822 @@
+/* stm-send: the pass loop (see migration.h).
+ *
+ * Everything runs on one libev loop: the receiver connection (proto/
+ * tls_transport.h), the source reads (source_reader.c), a rate timer, a
+ * one-second tick for progress, and the signal watchers.  The control
+ * socket is used with blocking calls from inside the callbacks; each one is
+ * a single short round trip to the filter, except FREEZE.
+ *
+ * A pass: SNAPSHOT gives the extents; PASS_BEGIN; the extents are read in
+ * chunks of at most SOURCE_READER_CHUNK that never cross an extent, and each
+ * chunk goes out as DATA, or ZERO if it is all zeroes; PASS_END; SYNC.  Only
+ * when DURABLE comes back for a SYNC are the ranges sent before it
+ * confirmed to the filter.  Reads stop while the output queue is above its
+ * high water mark or the --rate bucket is in debt.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "convergence.h"
+#include "cutover.h"
+#include "log.h"
+#include "migration.h"
+#include "migration_id.h"
+
+#define NS_PER_S 1000000000u
+#define NS_PER_MS 1000000u
+
+const char *
+migration_where (const struct migration *m, char *buf, size_t len)
+{
+  switch (m->phase) {
+  case PHASE_CONNECTING: snprintf (buf, len, "while connecting"); break;
+  case PHASE_HELLO: snprintf (buf, len, "during the handshake"); break;
+  case PHASE_PASS:
+  case PHASE_PASS_SYNC:
+    if (m->final_pass)
+      snprintf (buf, len, "during the final pass (%" PRIu32 ")", m->pass);
+    else
+      snprintf (buf, len, "during pass %" PRIu32, m->pass);
+    break;
+  case PHASE_COMMITTING: snprintf (buf, len, "while committing"); break;
+  case PHASE_DONE: snprintf (buf, len, "after the flip"); break;
+  case PHASE_FAILED: snprintf (buf, len, "after a failure"); break;
+  }
+  return buf;
+}
+
+static bool
+ended (const struct migration *m)
+{
+  return m->phase == PHASE_DONE || m->phase == PHASE_FAILED;
+}
+
+static double
+pass_rate (const struct migration *m, uint64_t now)
+{
+  uint64_t ns = now - m->pass_start_ns;
+  return ns ? (double) m->pass_done * NS_PER_S / ns : 0;
+}
+
+static void
+fill_sample (const struct migration *m, struct progress_sample *s, uint64_t now)
+{
+  s->pass = m->pass;
+  s->final = m->final_pass;
+  s->pass_bytes = m->pass_bytes;
+  s->pass_done = m->pass_done;
+  s->bytes_sent = m->bytes_sent;
+  s->dirty_bytes = m->dirty_bytes;
+  s->rate = pass_rate (m, now);
+}
+
+static int
+send_msg (struct migration *m, const uint8_t *frame, size_t len)
+{
+  char where[64];
+  if (m->conn == NULL || stm_conn_send (m->conn, frame, len, NULL, 0) == -1) {
+    cutover_fail (m, "cannot send to the receiver at %s %s",
+                  m->opts->dest, migration_where (m, where, sizeof where));
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- SYNC bookkeeping ---------------------------------------------- */
+
+uint64_t
+migration_send_sync (struct migration *m, bool ends_pass, bool commit)
+{
+  if (m->nsyncs == m->syncs_cap) {
+    size_t cap = m->syncs_cap ? 2 * m->syncs_cap : 8;
+    struct pending_sync *p = realloc (m->syncs, cap * sizeof *p);
+    if (p == NULL) {
+      cutover_fail (m, "out of memory");
+      return 0;
+    }
+    m->syncs = p;
+    m->syncs_cap = cap;
+  }
+
+  /* CONFIRM needs block-aligned ranges (or ending at the image size).  The
+   * ranges end at extent ends, which are aligned, except possibly the
+   * last, where a pass stopped mid-extent for a SYNC within the pass with
+   * blocks larger than a chunk.  That unaligned tail stays for the next
+   * SYNC, which covers it too since it was sent before. */
+  struct pending_sync *s = &m->syncs[m->nsyncs];
+  struct extent_list leftover = EXTENT_LIST_INIT;
+  memset (s, 0, sizeof *s);
+  for (size_t i = 0; i < m->unsynced.len; i++) {
+    uint64_t start = m->unsynced.items[i].offset;
+    uint64_t end = start + m->unsynced.items[i].length;
+    uint64_t aligned = end == m->size ? end : end & ~(uint64_t) (m->block - 1);
+    if (aligned < start)
+      aligned = start;
+    if (extent_list_append (&s->ranges, start, aligned - start) == -1 ||
+        extent_list_append (&leftover, aligned, end - aligned) == -1) {
+      extent_list_free (&s->ranges);
+      extent_list_free (&leftover);
+      cutover_fail (m, "out of memory");
+      return 0;
+    }
+  }
+  extent_list_free (&m->unsynced);
+  m->unsynced = leftover;
+  m->bytes_since_sync = 0;
+
+  s->seq = ++m->next_seq;
+  s->ends_pass = ends_pass;
+  s->sent_ns = time_monotonic_ns ();
+  m->nsyncs++;
+
+  uint8_t frame[WIRE_ENCODE_MAX];
+  size_t len = commit ? wire_encode_commit (frame, s->seq)
+                      : wire_encode_sync (frame, s->seq);
+  if (send_msg (m, frame, len) == -1)
+    return 0;
+  return s->seq;
+}
+
+int
+migration_confirm_up_to (struct migration *m, uint64_t seq)
+{
+  size_t done = 0;
+  int r = 0;
+  while (done < m->nsyncs && m->syncs[done].seq <= seq) {
+    struct pending_sync *s = &m->syncs[done];
+    for (size_t i = 0; r == 0 && i < s->ranges.len; i++) {
+      if (control_confirm (m->control, s->ranges.items[i].offset,
+                           s->ranges.items[i].length) == -1) {
+        char where[64];
+        cutover_fail (m, "cannot confirm durable data to the filter at %s %s: %s",
+                      m->opts->control_path, migration_where (m, where, sizeof where),
+                      control_client_error (m->control));
+        r = -1;
+      }
+    }
+    extent_list_free (&s->ranges);
+    done++;
+    if (r == -1)
+      break;
+  }
+  memmove (m->syncs, m->syncs + done, (m->nsyncs - done) * sizeof *m->syncs);
+  m->nsyncs -= done;
+  return r;
+}
+
+/* ---- the pass ------------------------------------------------------- */
+
+static void pump (struct migration *m);
+
+static void
+pass_all_sent (struct migration *m)
+{
+  uint8_t frame[WIRE_ENCODE_MAX];
+  struct progress_sample s;
+  uint64_t now = time_monotonic_ns ();
+
+  m->pass_ended = true;
+  if (!m->final_pass) {
+    struct control_status st;
+    if (control_status (m->control, &st) == 0)
+      m->dirty_bytes = st.dirty_bytes;
+  }
+  fill_sample (m, &s, now);
+  progress_update (&m->progress, &s, now, true);
+  if (send_msg (m, frame, wire_encode_pass_end (frame, m->pass)) == -1)
+    return;
+  if (m->final_pass) {
+    cutover_final_pass_sent (m);
+    return;
+  }
+  if (migration_send_sync (m, true, false) == 0)
+    return;
+  m->phase = PHASE_PASS_SYNC;
+}
+
+void
+migration_begin_pass (struct migration *m, bool final)
+{
+  uint8_t frame[WIRE_ENCODE_MAX];
+
+  /* The receiver refuses anything outside the image; say so here, naming
+   * the filter, rather than as a protocol error from the receiver. */
+  for (size_t i = 0; i < m->extents.len; i++)
+    if (!wire_range_ok (m->extents.items[i].offset, m->extents.items[i].length,
+                        m->size)) {
+      cutover_fail (m, "the filter at %s handed out an extent (%" PRIu64 ", %" PRIu64
+                    ") outside the image of %" PRIu64 " bytes", m->opts->control_path,
+                    m->extents.items[i].offset, m->extents.items[i].length, m->size);
+      return;
+    }
+
+  m->pass++;
+  m->final_pass = final;
+  m->ext_index = 0;
+  m->ext_pos = 0;
+  m->all_issued = m->extents.len == 0;
+  m->pass_ended = false;
+  m->pass_bytes = extent_list_total_bytes (&m->extents);
+  m->pass_done = 0;
+  m->pass_start_ns = time_monotonic_ns ();
+  m->phase = PHASE_PASS;
+  /* SNAPSHOT just took every dirty block. */
+  m->dirty_bytes = 0;
+
+  progress_pass_begin (&m->progress, m->pass, m->pass_bytes, final);
+  if (send_msg (m, frame, wire_encode_pass_begin (frame, m->pass, m->pass_bytes)) == -1)
+    return;
+  pump (m);
+}
+
+/* Start the next ordinary pass: SNAPSHOT, then read. */
+static void
+next_pass (struct migration *m)
+{
+  uint64_t generation;
+  if (control_snapshot (m->control, &m->extents, &generation) == -1) {
+    cutover_fail (m, "cannot take a snapshot of the dirty blocks from the filter "
+                  "at %s before pass %" PRIu32 ": %s",
+                  m->opts->control_path, m->pass + 1, control_client_error (m->control));
+    return;
+  }
+  migration_begin_pass (m, false);
+}
+
+/* Issue reads while there is room in every window. */
+static void
+pump (struct migration *m)
+{
+  if (m->phase != PHASE_PASS || m->pass_ended || m->conn == NULL)
+    return;
+
+  while (!m->all_issued && source_reader_can_issue (m->reader)) {
+    if (stm_conn_output_pending (m->conn) >= MIGRATION_OUTPUT_HIGH) {
+      m->output_blocked = true;
+      break;
+    }
+    m->output_blocked = false;
+    uint64_t now = time_monotonic_ns ();
+    uint64_t wait = rate_limit_wait_ns (&m->rate, now);
+    if (wait > 0) {
+      if (!m->rate_blocked) {
+        m->rate_blocked = true;
+        ev_timer_set (&m->rate_timer, (double) wait / NS_PER_S, 0.);
+        ev_timer_start (m->loop, &m->rate_timer);
+      }
+      break;
+    }
+
+    const struct extent *e = &m->extents.items[m->ext_index];
+    uint64_t left = e->length - m->ext_pos;
+    uint32_t len = left < SOURCE_READER_CHUNK ? (uint32_t) left : SOURCE_READER_CHUNK;
+    char err[256];
+    if (source_reader_issue (m->reader, e->offset + m->ext_pos, len,
+                             err, sizeof err) == -1) {
+      char where[64];
+      cutover_fail (m, "cannot read the source %s %s: %s", m->opts->source_uri,
+                    migration_where (m, where, sizeof where), err);
+      return;
+    }
+    rate_limit_take (&m->rate, len, now);
+    m->ext_pos += len;
+    if (m->ext_pos == e->length) {
+      m->ext_index++;
+      m->ext_pos = 0;
+      m->all_issued = m->ext_index == m->extents.len;
+    }
+  }
+
+  if (m->all_issued && source_reader_in_flight (m->reader) == 0)
+    pass_all_sent (m);
+}
+
+static bool
+all_zero (const void *buf, size_t len)
+{
+  const unsigned char *p = buf;
+  return len == 0 || (p[0] == 0 && memcmp (p, p + 1, len - 1) == 0);
+}
+
+static void
+on_read (void *opaque, uint64_t offset, uint32_t length, const void *buf, int err)
+{
+  struct migration *m = opaque;
+  char where[64];
+  if (ended (m))
+    return;
+  if (err) {
+    cutover_fail (m, "cannot read the source %s at offset %" PRIu64 " (%" PRIu32
+                  " bytes) %s: %s", m->opts->source_uri, offset, length,
+                  migration_where (m, where, sizeof where), strerror (err));
+    return;
+  }
+
+  uint8_t frame[WIRE_ENCODE_MAX];
+  int r;
+  if (all_zero (buf, length))
+    r = m->conn ? stm_conn_send (m->conn, frame, wire_encode_zero (frame, offset, length),
+                                 NULL, 0) : -1;
+  else
+    r = m->conn ? stm_conn_send (m->conn, frame,
+                                 wire_encode_data_header (frame, offset, length),
+                                 buf, length) : -1;
+  if (r == -1) {
+    cutover_fail (m, "cannot send to the receiver at %s %s", m->opts->dest,
+                  migration_where (m, where, sizeof where));
+    return;
+  }
+  m->last_activity_ns = time_monotonic_ns ();
+  m->pass_done += length;
+  m->bytes_sent += length;
+  m->bytes_since_sync += length;
+  if (extent_list_append (&m->unsynced, offset, length) == -1) {
+    cutover_fail (m, "out of memory");
+    return;
+  }
+  /* Make progress durable every so often within a long pass; the final
+   * pass has COMMIT for that. */
+  if (!m->final_pass && m->bytes_since_sync >= MIGRATION_SYNC_EVERY)
+    migration_send_sync (m, false, false);
+}
+
+static void
+on_slots_free (void *opaque)
+{
+  struct migration *m = opaque;
+  if (!ended (m))
+    pump (m);
+}
+
+static void
+on_source_failure (void *opaque, const char *reason)
+{
+  struct migration *m = opaque;
+  char where[64];
+  cutover_fail (m, "the connection to the source %s failed %s: %s",
+                m->opts->source_uri, migration_where (m, where, sizeof where), reason);
+}
+
+static const struct source_reader_callbacks reader_callbacks = {
+  .on_read = on_read,
+  .on_slots_free = on_slots_free,
+  .on_failure = on_source_failure,
+};
+
+/* ---- after a pass is durable: converge or cut over ----------------- */
+
+static void
+pass_durable (struct migration *m, uint64_t sync_sent_ns)
+{
+  uint64_t now = time_monotonic_ns ();
+  uint64_t pass_ns = now - m->pass_start_ns;
+  m->sync_rtt_ns = now - sync_sent_ns;
+  if (m->pass_bytes > 0) {
+    m->last_pass_bytes = m->pass_bytes;
+    m->last_pass_ns = pass_ns;
+  }
+
+  struct control_status st;
+  if (control_status (m->control, &st) == -1) {
+    cutover_fail (m, "cannot read the status of the filter at %s after pass %"
+                  PRIu32 ": %s",
+                  m->opts->control_path, m->pass, control_client_error (m->control));
+    return;
+  }
+  m->dirty_bytes = st.dirty_bytes;
+
+  struct convergence_input in = {
+    .pass = m->pass,
+    .pass_bytes = m->last_pass_bytes,
+    .pass_ns = m->last_pass_ns,
+    .dirty_bytes = st.dirty_bytes,
+    .sync_rtt_ns = m->sync_rtt_ns,
+    .max_downtime_ns = m->opts->max_downtime_ns,
+    .max_passes = m->opts->max_passes,
+  };
+  struct convergence_result res;
+  convergence_decide (&in, &res);
+  uint64_t predicted_ms = res.predicted_ns == CONVERGENCE_INFINITE
+    ? UINT64_MAX : res.predicted_ns / NS_PER_MS;
+
+  struct progress_sample s;
+  fill_sample (m, &s, now);
+  progress_pass_end (&m->progress, &s, (double) pass_ns / NS_PER_S,
+                     predicted_ms, convergence_decision_name (res.decision));
+
+  switch (res.decision) {
+  case CONVERGENCE_CONTINUE:
+    next_pass (m);
+    break;
+  case CONVERGENCE_CUTOVER_MAX_PASSES:
+    progress_clear (&m->progress);
+    if (predicted_ms == UINT64_MAX)
+      log_warning ("cutting over after %" PRIu32 " passes without converging; "
+                   "predicted downtime unknown", m->pass);
+    else
+      log_warning ("cutting over after %" PRIu32 " passes without converging; "
+                   "predicted downtime %" PRIu64 " ms", m->pass, predicted_ms);
+    cutover_begin (m);
+    break;
+  case CONVERGENCE_CUTOVER_CLEAN:
+  case CONVERGENCE_CUTOVER_CONVERGED:
+    cutover_begin (m);
+    break;
+  }
+}
+
+static void
+on_durable (struct migration *m, uint64_t seq)
+{
+  bool pass_end = false;
+  uint64_t sent_ns = 0;
+  if (seq > m->next_seq) {
+    cutover_fail (m, "the receiver at %s acknowledged SYNC %" PRIu64
+                  " which was never sent", m->opts->dest, seq);
+    return;
+  }
+  for (size_t i = 0; i < m->nsyncs && m->syncs[i].seq <= seq; i++)
+    if (m->syncs[i].ends_pass) {
+      pass_end = true;
+      sent_ns = m->syncs[i].sent_ns;
+    }
+  if (migration_confirm_up_to (m, seq) == -1)
+    return;
+  if (pass_end && m->phase == PHASE_PASS_SYNC)
+    pass_durable (m, sent_ns);
+}
+
+/* ---- the receiver connection --------------------------------------- */
+
+static void
+on_ready (struct stm_conn *conn, void *opaque)
+{
+  struct migration *m = opaque;
+  struct wire_hello h = { .image_size = m->size, .block_size = m->block,
+                          .features = 0 };
+  uint8_t frame[WIRE_ENCODE_MAX];
+  memcpy (h.migration_id, m->migration_id, sizeof h.migration_id);
+  m->phase = PHASE_HELLO;
+  send_msg (m, frame, wire_encode_hello (frame, &h));
+}
+
+static void
+on_hello_reply (struct migration *m, const struct wire_hello_reply *r)
+{
+  const char *mode;
+  int ret;
+  if (r->mode == WIRE_MODE_NEW) {
+    mode = "new";
+    ret = control_reset (m->control);
+  }
+  else if (r->mode == WIRE_MODE_RESUME) {
+    mode = "resume";
+    ret = control_resume (m->control);
+    /* Our SYNC numbers continue after what the receiver holds. */
+    m->next_seq = r->durable_seq;
+  }
+  else {
+    cutover_fail (m, "the receiver at %s answered HELLO with an unknown mode %" PRIu32,
+                  m->opts->dest, r->mode);
+    return;
+  }
+  if (ret == -1) {
+    cutover_fail (m, "cannot prepare the filter at %s for a %s migration: %s",
+                  m->opts->control_path, mode, control_client_error (m->control));
+    return;
+  }
+  progress_start (&m->progress, m->opts->source_uri, m->opts->dest, m->size,
+                  m->block, m->migration_id_hex, mode);
+  next_pass (m);
+}
+
+static void
+on_message (struct stm_conn *conn, const struct wire_msg *msg, void *opaque)
+{
+  struct migration *m = opaque;
+  char where[64];
+  if (ended (m))
+    return;
+  m->last_activity_ns = time_monotonic_ns ();
+  switch (msg->type) {
+  case WIRE_HELLO_REPLY:
+    if (m->phase != PHASE_HELLO)
+      break;
+    on_hello_reply (m, &msg->u.hello_reply);
+    return;
+  case WIRE_DURABLE:
+    if (m->phase < PHASE_PASS)
+      break;
+    on_durable (m, msg->u.sync.seq);
+    return;
+  case WIRE_COMMITTED:
+    if (m->phase != PHASE_COMMITTING)
+      break;
+    cutover_on_committed (m, msg);
+    return;
+  case WIRE_ERROR:
+  case WIRE_ABORT:
+    cutover_fail (m, "the receiver at %s %s %s: %.*s (%s)", m->opts->dest,
+                  msg->type == WIRE_ERROR ? "reported an error" : "aborted the migration",
+                  migration_where (m, where, sizeof where),
+                  (int) msg->u.error.text_len, msg->u.error.text,
+                  wire_error_code_name (msg->u.error.code));
+    return;
+  case WIRE_KEEPALIVE:
+    return;
+  default:
+    break;
+  }
+  cutover_fail (m, "the receiver at %s sent an unexpected %s message %s",
+                m->opts->dest, wire_type_name (msg->type),
+                migration_where (m, where, sizeof where));
+}
+
+static void
+on_drain (struct stm_conn *conn, void *opaque)
+{
+  struct migration *m = opaque;
+  if (ended (m))
+    return;
+  m->output_blocked = false;
+  pump (m);
+}
+
+static void
+on_close (struct stm_conn *conn, const char *reason, void *opaque)
+{
+  struct migration *m = opaque;
+  char where[64];
+  m->conn = NULL;       /* freed by the transport after this returns */
+  cutover_fail (m, "the receiver at %s closed the connection %s: %s",
+                m->opts->dest, migration_where (m, where, sizeof where), reason);
+}
+
+static const struct stm_conn_callbacks conn_callbacks = {
+  .on_ready = on_ready,
+  .on_message = on_message,
+  .on_drain = on_drain,
+  .on_close = on_close,
+};
+
+/* ---- timers and signals -------------------------------------------- */
+
+static void
+rate_timer_cb (struct ev_loop *loop, ev_timer *w, int revents)
+{
+  struct migration *m = w->data;
+  m->rate_blocked = false;
+  m->last_activity_ns = time_monotonic_ns ();
+  pump (m);
+}
+
+/* Every second: progress, and a nudge to the pump in case a drain
+ * notification was missed. */
+static void
+tick_cb (struct ev_loop *loop, ev_timer *w, int revents)
+{
+  struct migration *m = w->data;
+  uint64_t now = time_monotonic_ns ();
+  if (ended (m))
+    return;
+  /* A --rate wait is our own doing, not a stall. */
+  if (!m->rate_blocked &&
+      now - m->last_activity_ns > (uint64_t) MIGRATION_STALL_TIMEOUT_S * NS_PER_S) {
+    char where[64];
+    cutover_fail (m, "the receiver at %s made no progress for %d seconds %s",
+                  m->opts->dest, MIGRATION_STALL_TIMEOUT_S,
+                  migration_where (m, where, sizeof where));
+    return;
+  }
+  if (m->phase != PHASE_PASS && m->phase != PHASE_PASS_SYNC)
+    return;
+  if (!m->final_pass) {
+    struct control_status st;
+    if (control_status (m->control, &st) == 0)
+      m->dirty_bytes = st.dirty_bytes;
+  }
+  struct progress_sample s;
+  fill_sample (m, &s, now);
+  progress_update (&m->progress, &s, now, false);
+  if (m->output_blocked && m->conn &&
+      stm_conn_output_pending (m->conn) < MIGRATION_OUTPUT_LOW)
+    m->output_blocked = false;
+  pump (m);
+}
+
+static void
+signal_cb (struct ev_loop *loop, ev_signal *w, int revents)
+{
+  struct migration *m = w->data;
+  cutover_fail (m, "interrupted by %s", w->signum == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+static void
+exit_timer_cb (struct ev_loop *loop, ev_timer *w, int revents)
+{
+  /* The receiver did not take our last messages in time: stop waiting. */
+  ev_break (loop, EVBREAK_ALL);
+}
+
+void
+migration_finish (struct migration *m)
+{
+  /* Give the transport a few seconds to flush ABORT or the last bytes; the
+   * timer does not by itself keep the loop running. */
+  ev_timer_init (&m->exit_timer, exit_timer_cb, 5., 0.);
+  ev_timer_start (m->loop, &m->exit_timer);
+  ev_unref (m->loop);
+
+  ev_timer_stop (m->loop, &m->rate_timer);
+  ev_timer_stop (m->loop, &m->tick_timer);
+  ev_signal_stop (m->loop, &m->sigint_watcher);
+  ev_signal_stop (m->loop, &m->sigterm_watcher);
+  if (m->reader)
+    source_reader_stop (m->reader);
+  if (m->conn) {
+    struct stm_conn *conn = m->conn;
+    m->conn = NULL;
+    stm_conn_close_after_flush (conn);
+  }
+}
+
+/* ---- setup ---------------------------------------------------------- */
+
+/* A failure before the migration started: nothing was frozen or reset. */
+static void
+setup_error (struct migration *m, const char *fmt, ...)
+  __attribute__((format (printf, 2, 3)));
+
+static void
+setup_error (struct migration *m, const char *fmt, ...)
+{
+  char msg[1024];
+  va_list ap;
+  va_start (ap, fmt);
+  vsnprintf (msg, sizeof msg, fmt, ap);
+  va_end (ap);
+  log_error ("%s; the source is unchanged and remains authoritative", msg);
+  progress_error (&m->progress, msg, "thawed");
+}
+
+static int
+connect_everything (struct migration *m)
+{
+  const struct sender_options *o = m->opts;
+  char err[512];
+
+  /* The source first: the filter learns the image size when the first NBD
+   * client connects, and answers EAGAIN until then. */
+  m->reader = source_reader_open (o->source_uri, err, sizeof err);
+  if (m->reader == NULL) {
+    setup_error (m, "cannot connect to the source %s: %s", o->source_uri, err);
+    return -1;
+  }
+
+  m->control = control_client_connect (o->control_path, MIGRATION_CONTROL_TIMEOUT_MS,
+                                       err, sizeof err);
+  if (m->control == NULL) {
+    setup_error (m, "cannot connect to the filter's control socket %s: %s",
+                 o->control_path, err);
+    return -1;
+  }
+  struct control_status st;
+  if (control_status (m->control, &st) == -1) {
+    setup_error (m, "cannot read the status of the filter at %s: %s", o->control_path,
+                 control_client_error (m->control));
+    return -1;
+  }
+  if (st.size != source_reader_size (m->reader)) {
+    setup_error (m, "the filter at %s reports an image of %" PRIu64 " bytes but the "
+                 "source %s has %" PRIu64 " bytes: is this the right control socket?",
+                 o->control_path, st.size, o->source_uri, source_reader_size (m->reader));
+    return -1;
+  }
+  if (st.block < WIRE_MIN_BLOCK || st.block > WIRE_MAX_BLOCK) {
+    setup_error (m, "the filter at %s uses a block size of %" PRIu32 " bytes, outside "
+                 "what the wire protocol carries", o->control_path, st.block);
+    return -1;
+  }
+  if (strcmp (st.state, "fenced") == 0 || strcmp (st.state, "forwarding") == 0) {
+    char msg[512];
+    snprintf (msg, sizeof msg, "the filter at %s has already flipped (state %s): "
+              "the source was migrated and this nbdkit process no longer serves it",
+              o->control_path, st.state);
+    log_error ("%s", msg);
+    progress_error (&m->progress, msg, st.state);
+    return -1;
+  }
+  m->size = st.size;
+  m->block = st.block;
+  m->dirty_bytes = st.dirty_bytes;
+
+  bool stable;
+  if (migration_id_make (control_client_fd (m->control), o->control_path, m->size,
+                         o->dest, m->migration_id, &stable) == -1) {
+    setup_error (m, "cannot get random bytes for the migration id: %s", strerror (errno));
+    return -1;
+  }
+  if (!stable)
+    log_warning ("cannot identify the nbdkit process serving %s: using a random "
+                 "migration id, so a restarted stm-send will copy everything again",
+                 o->control_path);
+  migration_id_hex (m->migration_id, m->migration_id_hex);
+
+  /* These report their own errors, naming the file or host:port. */
+  m->creds = tls_creds_load (&o->tls, false);
+  if (m->creds == NULL) {
+    setup_error (m, "no migration to %s was started", o->dest);
+    return -1;
+  }
+  int fd = tcp_connect (o->dest_host, o->dest_port, MIGRATION_CONNECT_TIMEOUT_MS);
+  if (fd == -1) {
+    setup_error (m, "no migration to %s was started", o->dest);
+    return -1;
+  }
+  m->conn = stm_conn_new (m->loop, fd, m->creds, false, o->dest,
+                          &conn_callbacks, m);
+  if (m->conn == NULL) {
+    setup_error (m, "no migration to %s was started", o->dest);
+    return -1;
+  }
+  stm_conn_set_image_size (m->conn, m->size);
+  stm_conn_set_water_marks (m->conn, MIGRATION_OUTPUT_LOW, MIGRATION_OUTPUT_HIGH);
+  return 0;
+}
+
+int
+migration_run (const struct sender_options *opts)
+{
+  struct migration *m = calloc (1, sizeof *m);
+  if (m == NULL) {
+    log_error ("out of memory");
+    return 1;
+  }
+  m->opts = opts;
+  m->exit_code = 1;
+  m->phase = PHASE_CONNECTING;
+  m->start_ns = time_monotonic_ns ();
+  m->last_activity_ns = m->start_ns;
+  m->loop = ev_loop_new (EVFLAG_AUTO);
+  progress_init (&m->progress, opts->json, opts->progress);
+  /* Allow a burst of a tenth of a second of traffic, but at least one
+   * chunk so a read is never held back forever. */
+  uint64_t burst = opts->rate / 10;
+  if (burst < SOURCE_READER_CHUNK)
+    burst = SOURCE_READER_CHUNK;
+  rate_limit_init (&m->rate, opts->rate, burst, m->start_ns);
+
+  if (m->loop == NULL) {
+    log_error ("cannot create the event loop");
+    free (m);
+    return 1;
+  }
+
+  if (connect_everything (m) == 0) {
+    source_reader_start (m->reader, m->loop, &reader_callbacks, m);
+    ev_timer_init (&m->rate_timer, rate_timer_cb, 0., 0.);
+    m->rate_timer.data = m;
+    ev_timer_init (&m->tick_timer, tick_cb, 1., 1.);
+    m->tick_timer.data = m;
+    ev_timer_start (m->loop, &m->tick_timer);
+    ev_signal_init (&m->sigint_watcher, signal_cb, SIGINT);
+    m->sigint_watcher.data = m;
+    ev_signal_start (m->loop, &m->sigint_watcher);
+    ev_signal_init (&m->sigterm_watcher, signal_cb, SIGTERM);
+    m->sigterm_watcher.data = m;
+    ev_signal_start (m->loop, &m->sigterm_watcher);
+
+    /* Runs until migration_finish has stopped our watchers and the
+     * transport has flushed and closed. */
+    ev_run (m->loop, 0);
+
+    if (!ended (m))
+      /* Cannot happen: every path ends in success or cutover_fail. */
+      cutover_fail (m, "internal error: the event loop ended early");
+  }
+
+  int status = m->exit_code;
+  if (m->conn)
+    stm_conn_close (m->conn);
+  source_reader_close (m->reader);
+  /* Closing the control connection also releases ownership in the filter
+   * (and thaws it if a freeze were somehow still held). */
+  control_client_close (m->control);
+  if (m->creds)
+    tls_creds_free (m->creds);
+  for (size_t i = 0; i < m->nsyncs; i++)
+    extent_list_free (&m->syncs[i].ranges);
+  free (m->syncs);
+  extent_list_free (&m->extents);
+  extent_list_free (&m->unsynced);
+  ev_loop_destroy (m->loop);
+  free (m);
+  return status;
+}

@@ -1,0 +1,135 @@
+/* stm-send: the migration as a state machine on one libev loop.
+ *
+ * migration.c runs the connection to the receiver and the passes: HELLO,
+ * then repeated SNAPSHOT / PASS_BEGIN / DATA+ZERO / PASS_END / SYNC, with
+ * CONFIRM sent to the filter only when DURABLE comes back, and after each
+ * pass asks convergence.c whether to cut over.  cutover.c owns everything
+ * from FREEZE to THAW, and the failure path that thaws.  Both share this
+ * structure; nothing else does.
+ */
+#ifndef STM_SENDER_MIGRATION_H
+#define STM_SENDER_MIGRATION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <ev.h>
+
+#include "control_client.h"
+#include "extents.h"
+#include "progress.h"
+#include "rate_limit.h"
+#include "sender_options.h"
+#include "source_reader.h"
+#include "tls_transport.h"
+#include "wire.h"
+
+/* Output queue water marks: stop issuing reads above HIGH, resume below
+ * LOW.  With SOURCE_READER_SLOTS reads in flight on top, the queue holds
+ * at most HIGH + SLOTS * CHUNK bytes. */
+#define MIGRATION_OUTPUT_LOW (4u * 1024 * 1024)
+#define MIGRATION_OUTPUT_HIGH (16u * 1024 * 1024)
+/* A SYNC within a pass after this many bytes, so progress becomes durable
+ * (and confirmed) incrementally. */
+#define MIGRATION_SYNC_EVERY (256u * 1024 * 1024)
+/* Replies from the filter must come within this time (FREEZE drains the
+ * guest's in-flight writes, so allow a while). */
+#define MIGRATION_CONTROL_TIMEOUT_MS 60000
+#define MIGRATION_CONNECT_TIMEOUT_MS 10000
+/* Give up if nothing moves (no message from the receiver, no data sent)
+ * for this long: a receiver that hangs must not keep the source frozen or
+ * the sender waiting forever. */
+#define MIGRATION_STALL_TIMEOUT_S 120
+
+enum migration_phase {
+  PHASE_CONNECTING,    /* waiting for the transport to be ready */
+  PHASE_HELLO,         /* HELLO sent, waiting for HELLO_REPLY */
+  PHASE_PASS,          /* reading and sending a pass */
+  PHASE_PASS_SYNC,     /* pass sent, waiting for its DURABLE */
+  PHASE_COMMITTING,    /* final pass sent, COMMIT sent, waiting for COMMITTED */
+  PHASE_DONE,          /* flipped and thawed */
+  PHASE_FAILED,
+};
+
+/* A SYNC (or the COMMIT) sent and not yet answered, with the ranges it
+ * covers: these are confirmed to the filter when it is durable. */
+struct pending_sync {
+  uint64_t seq;
+  uint64_t sent_ns;
+  bool ends_pass;
+  struct extent_list ranges;
+};
+
+struct migration {
+  const struct sender_options *opts;
+  struct ev_loop *loop;
+  struct source_reader *reader;
+  struct control_client *control;
+  struct tls_creds *creds;
+  struct stm_conn *conn;
+  struct progress progress;
+  struct rate_limit rate;
+  ev_timer rate_timer;
+  ev_timer tick_timer;
+  ev_timer exit_timer;           /* bounds the final flush to the receiver */
+  ev_signal sigint_watcher, sigterm_watcher;
+
+  uint64_t size;
+  uint32_t block;
+  uint8_t migration_id[WIRE_MIGRATION_ID_LEN];
+  char migration_id_hex[2 * WIRE_MIGRATION_ID_LEN + 1];
+  enum migration_phase phase;
+
+  /* The current pass. */
+  uint32_t pass;                 /* 1-based; 0 before the first */
+  bool final_pass;
+  struct extent_list extents;    /* what this pass sends */
+  size_t ext_index;              /* next extent to read from */
+  uint64_t ext_pos;              /* bytes of that extent already issued */
+  bool all_issued;
+  bool pass_ended;               /* PASS_END sent */
+  uint64_t pass_bytes, pass_done;
+  uint64_t pass_start_ns;
+  bool output_blocked, rate_blocked;
+
+  /* Sent ranges not yet covered by a SYNC, and SYNCs awaiting DURABLE. */
+  struct extent_list unsynced;
+  uint64_t bytes_since_sync;
+  struct pending_sync *syncs;
+  size_t nsyncs, syncs_cap;
+  uint64_t next_seq;             /* last seq used */
+
+  /* Measurements. */
+  uint64_t start_ns;
+  uint64_t bytes_sent;           /* cumulative for this process */
+  uint64_t dirty_bytes;          /* last STATUS */
+  uint64_t last_pass_bytes, last_pass_ns;   /* last pass that moved data */
+  uint64_t sync_rtt_ns;
+  uint64_t last_activity_ns;     /* last message received or chunk sent */
+
+  /* Cutover. */
+  bool frozen, flipped;
+  uint64_t freeze_ns;
+  uint64_t downtime_ms;
+
+  int exit_code;
+};
+
+/* Run a whole migration; returns the process exit status (0 or 1). */
+int migration_run (const struct sender_options *opts);
+
+/* For cutover.c: start a pass over m->extents (already filled). */
+void migration_begin_pass (struct migration *m, bool final);
+/* Queue a SYNC (or COMMIT when commit is set) covering every range sent so
+ * far; returns its seq or 0 on failure (already reported). */
+uint64_t migration_send_sync (struct migration *m, bool ends_pass, bool commit);
+/* Send CONFIRM for every pending sync with seq <= seq; -1 on failure
+ * (reported). */
+int migration_confirm_up_to (struct migration *m, uint64_t seq);
+/* Where the migration is, for messages: "during pass 2". */
+const char *migration_where (const struct migration *m, char *buf, size_t len);
+/* Stop the loop's own watchers and close the receiver connection after
+ * flushing; used by both the success and the failure ends. */
+void migration_finish (struct migration *m);
+
+#endif /* STM_SENDER_MIGRATION_H */

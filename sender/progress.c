@@ -1,0 +1,216 @@
+/* stm-send: --json events and the progress bar (see progress.h). */
+#include <config.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "json_writer.h"
+#include "log.h"
+#include "progress.h"
+
+#define NS_PER_S 1000000000u
+
+void
+progress_init (struct progress *p, bool json, bool bar)
+{
+  memset (p, 0, sizeof *p);
+  p->json = json;
+  p->bar = bar;
+}
+
+void
+progress_clear (struct progress *p)
+{
+  if (p->bar_shown) {
+    fputs ("\r\033[K", stderr);
+    fflush (stderr);
+    p->bar_shown = false;
+  }
+}
+
+void
+progress_format_bytes (char *buf, size_t len, double bytes)
+{
+  static const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+  unsigned u = 0;
+  while (bytes >= 1024 && u < sizeof units / sizeof units[0] - 1) {
+    bytes /= 1024;
+    u++;
+  }
+  if (u == 0)
+    snprintf (buf, len, "%.0f %s", bytes, units[u]);
+  else
+    snprintf (buf, len, "%.1f %s", bytes, units[u]);
+}
+
+static void
+emit (struct json_line *j)
+{
+  json_line_emit (j, stdout);
+}
+
+void
+progress_start (struct progress *p, const char *source, const char *dest,
+                uint64_t size, uint32_t block, const char *migration_id,
+                const char *mode)
+{
+  if (!p->json)
+    return;
+  struct json_line j;
+  json_line_begin (&j, "start", time_unix_now ());
+  json_line_add_string (&j, "source", source);
+  json_line_add_string (&j, "dest", dest);
+  json_line_add_u64 (&j, "size", size);
+  json_line_add_u64 (&j, "block", block);
+  json_line_add_string (&j, "migration_id", migration_id);
+  json_line_add_string (&j, "mode", mode);
+  emit (&j);
+}
+
+void
+progress_pass_begin (struct progress *p, uint32_t pass, uint64_t bytes, bool final)
+{
+  if (!p->json)
+    return;
+  struct json_line j;
+  json_line_begin (&j, "pass_begin", time_unix_now ());
+  json_line_add_u64 (&j, "pass", pass);
+  json_line_add_u64 (&j, "bytes", bytes);
+  json_line_add_bool (&j, "final", final);
+  emit (&j);
+}
+
+static void
+draw_bar (struct progress *p, const struct progress_sample *s)
+{
+  char rate[32], dirty[32], eta[32];
+  double pct = s->pass_bytes ? 100.0 * s->pass_done / s->pass_bytes : 100.0;
+  int width = 30, filled = (int) (pct * width / 100);
+  char bar[64];
+  for (int i = 0; i < width; i++)
+    bar[i] = i < filled ? '#' : '-';
+  bar[width] = '\0';
+  progress_format_bytes (rate, sizeof rate, s->rate);
+  progress_format_bytes (dirty, sizeof dirty, (double) s->dirty_bytes);
+  if (s->rate > 0 && s->pass_bytes >= s->pass_done) {
+    unsigned secs = (unsigned) ((s->pass_bytes - s->pass_done) / s->rate + 0.999);
+    snprintf (eta, sizeof eta, "%u:%02u:%02u", secs / 3600, secs / 60 % 60, secs % 60);
+  }
+  else
+    snprintf (eta, sizeof eta, "--:--:--");
+  fprintf (stderr, "\r\033[Kpass %u%s [%s] %5.1f%% %s/s ETA %s dirty %s",
+           s->pass, s->final ? " (final)" : "", bar, pct, rate, eta, dirty);
+  fflush (stderr);
+  p->bar_shown = true;
+}
+
+void
+progress_update (struct progress *p, const struct progress_sample *s,
+                 uint64_t now_ns, bool force)
+{
+  if (p->bar)
+    draw_bar (p, s);
+  if (!p->json)
+    return;
+  if (!force && now_ns - p->last_json_ns < NS_PER_S)
+    return;
+  p->last_json_ns = now_ns;
+  struct json_line j;
+  json_line_begin (&j, "progress", time_unix_now ());
+  json_line_add_u64 (&j, "pass", s->pass);
+  json_line_add_u64 (&j, "pass_bytes", s->pass_bytes);
+  json_line_add_u64 (&j, "pass_done", s->pass_done);
+  json_line_add_u64 (&j, "bytes_sent", s->bytes_sent);
+  json_line_add_u64 (&j, "dirty_bytes", s->dirty_bytes);
+  json_line_add_double (&j, "rate", s->rate);
+  emit (&j);
+}
+
+void
+progress_pass_end (struct progress *p, const struct progress_sample *s,
+                   double seconds, uint64_t predicted_ms, const char *decision)
+{
+  if (!p->json)
+    return;
+  struct json_line j;
+  json_line_begin (&j, "pass_end", time_unix_now ());
+  json_line_add_u64 (&j, "pass", s->pass);
+  json_line_add_u64 (&j, "bytes", s->pass_bytes);
+  json_line_add_double (&j, "seconds", seconds);
+  json_line_add_double (&j, "rate", s->rate);
+  json_line_add_u64 (&j, "dirty_bytes", s->dirty_bytes);
+  if (decision) {
+    json_line_add_u64 (&j, "predicted_ms", predicted_ms);
+    json_line_add_string (&j, "decision", decision);
+  }
+  emit (&j);
+}
+
+void
+progress_freeze (struct progress *p, uint64_t drain_ms)
+{
+  if (!p->json)
+    return;
+  struct json_line j;
+  json_line_begin (&j, "freeze", time_unix_now ());
+  json_line_add_u64 (&j, "drain_ms", drain_ms);
+  emit (&j);
+}
+
+void
+progress_commit (struct progress *p, uint64_t seq)
+{
+  if (!p->json)
+    return;
+  struct json_line j;
+  json_line_begin (&j, "commit", time_unix_now ());
+  json_line_add_u64 (&j, "seq", seq);
+  emit (&j);
+}
+
+void
+progress_flip (struct progress *p, const char *mode)
+{
+  if (!p->json)
+    return;
+  struct json_line j;
+  json_line_begin (&j, "flip", time_unix_now ());
+  json_line_add_string (&j, "mode", mode);
+  emit (&j);
+}
+
+void
+progress_done (struct progress *p, uint64_t bytes_sent, uint32_t passes,
+               uint64_t downtime_ms, double seconds)
+{
+  progress_clear (p);
+  if (p->json) {
+    struct json_line j;
+    json_line_begin (&j, "done", time_unix_now ());
+    json_line_add_u64 (&j, "bytes_sent", bytes_sent);
+    json_line_add_u64 (&j, "passes", passes);
+    json_line_add_u64 (&j, "downtime_ms", downtime_ms);
+    json_line_add_double (&j, "seconds", seconds);
+    emit (&j);
+    return;
+  }
+  char sent[32], rate[32];
+  progress_format_bytes (sent, sizeof sent, (double) bytes_sent);
+  progress_format_bytes (rate, sizeof rate, seconds > 0 ? bytes_sent / seconds : 0);
+  log_info ("migrated in %u passes: %s sent in %.2f s (%s/s), downtime %" PRIu64 " ms",
+            passes, sent, seconds, rate, downtime_ms);
+}
+
+void
+progress_error (struct progress *p, const char *message, const char *source_state)
+{
+  progress_clear (p);
+  if (!p->json)
+    return;
+  struct json_line j;
+  json_line_begin (&j, "error", time_unix_now ());
+  json_line_add_string (&j, "message", message);
+  json_line_add_string (&j, "source_state", source_state);
+  emit (&j);
+}

@@ -1,0 +1,57 @@
+/* stm-send: what the user sees while a migration runs: --json events on
+ * stdout (common/json_writer.h, one object per line) and the progress bar
+ * on stderr, redrawn in place with "\r".
+ *
+ * The migration calls these at each step with the numbers; this file only
+ * formats.  Log messages clear the bar first (progress_clear) so a message
+ * never lands in the middle of it.
+ */
+#ifndef STM_SENDER_PROGRESS_H
+#define STM_SENDER_PROGRESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct progress {
+  bool json;
+  bool bar;
+  bool bar_shown;            /* a bar is on the terminal line now */
+  uint64_t last_json_ns;     /* when the last progress event was printed */
+};
+
+/* The numbers behind a progress event or a bar redraw. */
+struct progress_sample {
+  uint32_t pass;
+  bool final;
+  uint64_t pass_bytes;       /* bytes this pass covers */
+  uint64_t pass_done;        /* bytes of this pass sent so far */
+  uint64_t bytes_sent;       /* cumulative for this process */
+  uint64_t dirty_bytes;      /* last known dirty bytes on the source */
+  double rate;               /* bytes/s during this pass */
+};
+
+void progress_init (struct progress *p, bool json, bool bar);
+void progress_clear (struct progress *p);
+
+void progress_start (struct progress *p, const char *source, const char *dest,
+                     uint64_t size, uint32_t block, const char *migration_id,
+                     const char *mode);
+void progress_pass_begin (struct progress *p, uint32_t pass, uint64_t bytes, bool final);
+/* Periodic: the bar is redrawn at once, a JSON event only when force is
+ * set or a second has passed since the last one. */
+void progress_update (struct progress *p, const struct progress_sample *s,
+                      uint64_t now_ns, bool force);
+void progress_pass_end (struct progress *p, const struct progress_sample *s,
+                        double seconds, uint64_t predicted_ms, const char *decision);
+void progress_freeze (struct progress *p, uint64_t drain_ms);
+void progress_commit (struct progress *p, uint64_t seq);
+void progress_flip (struct progress *p, const char *mode);
+void progress_done (struct progress *p, uint64_t bytes_sent, uint32_t passes,
+                    uint64_t downtime_ms, double seconds);
+void progress_error (struct progress *p, const char *message, const char *source_state);
+
+/* "1.5 GiB" style, for messages. */
+void progress_format_bytes (char *buf, size_t len, double bytes);
+
+#endif /* STM_SENDER_PROGRESS_H */

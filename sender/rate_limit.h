@@ -1,0 +1,30 @@
+/* stm-send: a token bucket for --rate, as pure arithmetic.
+ *
+ * The caller passes the monotonic time in nanoseconds.  Taking more tokens
+ * than are available is allowed (a 1 MiB read is never split for the
+ * limiter) and leaves the bucket in debt; the caller then waits
+ * rate_limit_wait_ns before issuing the next read.  A rate of 0 means
+ * unlimited.
+ */
+#ifndef STM_SENDER_RATE_LIMIT_H
+#define STM_SENDER_RATE_LIMIT_H
+
+#include <stdint.h>
+
+struct rate_limit {
+  uint64_t rate;        /* bytes per second, 0 = unlimited */
+  uint64_t burst;       /* most tokens the bucket holds */
+  int64_t tokens;       /* may be negative: debt */
+  uint64_t last_ns;     /* time of the last refill */
+};
+
+void rate_limit_init (struct rate_limit *rl, uint64_t rate, uint64_t burst,
+                      uint64_t now_ns);
+/* Add the tokens earned since the last refill, up to the burst. */
+void rate_limit_refill (struct rate_limit *rl, uint64_t now_ns);
+/* Spend bytes tokens (refilling first). */
+void rate_limit_take (struct rate_limit *rl, uint64_t bytes, uint64_t now_ns);
+/* Nanoseconds to wait until the bucket is out of debt (0 = go now). */
+uint64_t rate_limit_wait_ns (struct rate_limit *rl, uint64_t now_ns);
+
+#endif /* STM_SENDER_RATE_LIMIT_H */

@@ -1,0 +1,33 @@
+/* stm-send: the command-line options, parsed by main.c and read by the
+ * migration.  Plain data, filled once and never changed afterwards.
+ */
+#ifndef STM_SENDER_OPTIONS_H
+#define STM_SENDER_OPTIONS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tls_transport.h"
+
+enum flip_mode {
+  FLIP_FENCE,       /* the source fails every request after the flip */
+  FLIP_FORWARD,     /* the source forwards every request to the destination */
+};
+
+struct sender_options {
+  const char *source_uri;        /* --source NBD-URI */
+  const char *control_path;      /* --control PATH */
+  const char *dest;              /* --dest HOST:PORT as typed */
+  char dest_host[256];
+  uint16_t dest_port;
+  struct tls_options tls;
+  enum flip_mode flip;
+  const char *forward_uri;       /* --flip forward=URI, or NULL: COMMITTED's */
+  uint64_t max_downtime_ns;      /* --max-downtime */
+  uint32_t max_passes;           /* --max-passes */
+  uint64_t rate;                 /* --rate bytes/s, 0 = unlimited */
+  bool json;                     /* --json */
+  bool progress;                 /* --progress / --no-progress */
+};
+
+#endif /* STM_SENDER_OPTIONS_H */
