@@ -67,7 +67,8 @@ struct stm_conn_callbacks {
 /* Take ownership of a connected socket (made non-blocking here) and start
  * the TLS handshake (or be ready at once when insecure, calling on_ready
  * from the loop, never from inside this function).  peer_name is used in
- * messages ("127.0.0.1:10809").  Returns NULL with an error logged. */
+ * messages ("127.0.0.1:10809").  Returns NULL with an error logged (the fd
+ * is closed then too). */
 struct stm_conn *stm_conn_new (struct ev_loop *loop, int fd, struct tls_creds *creds,
                                bool is_server, const char *peer_name,
                                const struct stm_conn_callbacks *cb, void *opaque);
@@ -85,6 +86,10 @@ int stm_conn_send (struct stm_conn *conn, const void *head, size_t headlen,
 
 size_t stm_conn_output_pending (const struct stm_conn *conn);
 void stm_conn_set_water_marks (struct stm_conn *conn, size_t low, size_t high);
+/* Is the output queue at or above the high water mark?  (Defaults: low
+ * 4 MiB, high 32 MiB.)  A producer stops queueing while this is true and
+ * resumes from on_drain. */
+bool stm_conn_output_full (const struct stm_conn *conn);
 
 /* Stop reading (for back-pressure) or start again. */
 void stm_conn_pause_reading (struct stm_conn *conn, bool paused);
@@ -99,13 +104,18 @@ void stm_conn_close (struct stm_conn *conn);
 
 const char *stm_conn_peer_name (const struct stm_conn *conn);
 
+/* What protects the connection, for logs: after on_ready, e.g. "TLS 1.3,
+ * ECDHE-PSK, group SECP256R1, AES-128-GCM" or "insecure (no TLS)". */
+const char *stm_conn_security (const struct stm_conn *conn);
+
 /* Connect a TCP socket to host:port (blocking connect with a timeout in
  * milliseconds, then the fd is handed to stm_conn_new).  Returns the fd or
  * -1 with the error logged, naming host and port. */
 int tcp_connect (const char *host, uint16_t port, unsigned timeout_ms);
 
 /* Listen on host:port ("" = any).  Returns the listening fd or -1 with the
- * error logged. If port is 0, *bound_port gets the chosen port. */
+ * error logged. If port is 0, *bound_port gets the chosen port.  The fd is
+ * non-blocking and close-on-exec, for an ev_io watcher that accepts. */
 int tcp_listen (const char *host, uint16_t port, uint16_t *bound_port);
 
 #endif /* STM_PROTO_TLS_TRANSPORT_H */

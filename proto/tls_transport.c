@@ -1,0 +1,1782 @@
+/* stm: the message connection of tls_transport.h: one socket, optionally
+ * under TLS 1.3 (GnuTLS), driven by one libev io watcher.
+ *
+ * A connection moves through three states.  HANDSHAKE runs gnutls_handshake
+ * each time the socket is ready in the direction GnuTLS asked for (insecure
+ * connections pass through it on the first writable event, so on_ready is
+ * always called from the loop).  OPEN reads records into a bounded input
+ * buffer, hands every complete frame to the wire decoder and then to
+ * on_message, and writes the output queue in TLS records.  SHUTDOWN is the
+ * tail of a graceful close: our close_notify and FIN are sent and we read
+ * and discard until the peer closes too, so that our last bytes are not lost
+ * to a TCP reset caused by unread input.
+ *
+ * Callbacks may close the connection, or the user may close it from inside
+ * a callback, so memory is only released when no callback frame of this
+ * connection is active: every entry from libev counts itself in "depth",
+ * and a close only marks the connection; the outermost frame frees it.
+ * "user_done" records that the user will hear nothing more (they closed, or
+ * on_close was delivered), which is what makes on_close happen at most once
+ * and never after a close.
+ *
+ * Memory per connection is bounded: the input buffer grows lazily to the
+ * largest frame seen and never beyond WIRE_MAX_FRAME, and the output queue
+ * holds only what the user queued (which flow control bounds).
+ */
+#include <config.h>
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <gnutls/gnutls.h>
+
+#include "log.h"
+#include "tls_transport.h"
+#include "wire.h"
+
+/* TLS 1.3 only.  PSK: the (EC)DHE variant of PSK key exchange with
+ * elliptic-curve groups only, so every session has forward secrecy and a
+ * peer offering plain PSK (psk_ke) finds nothing in common with us.  The
+ * ciphers are listed because GnuTLS binds an external PSK to SHA-256, which
+ * rules out AES-256-GCM (SHA-384), and NORMAL's next choice is ChaCha20,
+ * five times slower than AES-128-GCM where the CPU has AES instructions
+ * (as servers do).
+ * X.509: the default TLS 1.3 suites and groups. */
+static const char priority_psk[] =
+  "NORMAL:-VERS-ALL:+VERS-TLS1.3:-KX-ALL:+ECDHE-PSK:-GROUP-ALL:+GROUP-EC-ALL"
+  ":-CIPHER-ALL:+AES-128-GCM:+CHACHA20-POLY1305:+AES-256-GCM:+AES-128-CCM";
+static const char priority_x509[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3";
+
+#define HANDSHAKE_TIMEOUT 10.0  /* seconds */
+/* After close_after_flush: how long queued output may take to leave, and
+ * then how long we wait for the peer to close its side. */
+#define LINGER_TIMEOUT 30.0
+#define SHUTDOWN_TIMEOUT 2.0
+
+#define TLS_RECORD_MAX 16384            /* plaintext bytes per TLS record */
+#define OUT_CHUNK_SIZE (256 * 1024)     /* output queue granule */
+#define OUT_SPARE_CHUNKS 4              /* emptied chunks kept for reuse */
+#define IN_INITIAL_SIZE (64 * 1024)     /* input buffer before a big frame */
+/* Bytes read in one go before giving other watchers of the loop a turn. */
+#define READ_BUDGET (4 * 1024 * 1024)
+#define DEFAULT_LOW_WATER (4 * 1024 * 1024)
+#define DEFAULT_HIGH_WATER (32 * 1024 * 1024)
+#define PSK_MAX_KEY_BYTES 512
+#define REASON_MAX 1400
+
+struct psk_key {
+  char *user;
+  char *hex;                   /* as in the file, for the client */
+  unsigned char *key;          /* decoded, for the server */
+  size_t keylen;
+};
+
+struct tls_creds {
+  enum tls_mode mode;
+  bool is_server;
+  gnutls_priority_t priority;
+  gnutls_psk_server_credentials_t psk_server;
+  gnutls_psk_client_credentials_t psk_client;
+  gnutls_certificate_credentials_t x509;
+  /* Server PSK mode: the identities we accept and their keys. */
+  struct psk_key *keys;
+  size_t nkeys;
+};
+
+/* A piece of the output queue: bytes [start, end) are still to be sent. */
+struct out_chunk {
+  struct out_chunk *next;
+  size_t start, end;
+  uint8_t bytes[OUT_CHUNK_SIZE];
+};
+
+enum conn_state {
+  CONN_HANDSHAKE,
+  CONN_OPEN,
+  CONN_SHUTDOWN,
+};
+
+struct stm_conn {
+  struct ev_loop *loop;
+  int fd;
+  gnutls_session_t session;            /* NULL when insecure */
+  struct tls_creds *creds;
+  char *peer_name;
+  char description[160];
+  struct stm_conn_callbacks cb;
+  void *opaque;
+
+  enum conn_state state;
+  ev_io io;
+  int io_events;                       /* what io is started with, 0 = stopped */
+  ev_timer deadline;                   /* handshake, linger, shutdown */
+  ev_timer kick;                       /* resume reading from the loop */
+
+  unsigned depth;                      /* active libev/callback frames */
+  bool user_done;                      /* no more callbacks, user calls no-ops */
+  bool lingering;                      /* flushing, then graceful close */
+  bool release_wanted;                 /* free when depth drops to 0 */
+  bool paused;
+  bool handshake_wants_write;
+  bool recv_wants_write;               /* GnuTLS must write to go on reading */
+  bool bye_started;
+  bool bye_wants_write;
+  bool peer_eof;                       /* seen while lingering */
+  /* A PSK identity the server did not accept, for the failure reason. */
+  char rejected_identity[64];
+
+  uint64_t image_size;
+
+  /* Input: bytes [in_start, in_end) of in[in_cap] are received, not yet
+   * decoded; in_want is the size of the frame being assembled. */
+  uint8_t *in;
+  size_t in_cap, in_start, in_end, in_want;
+
+  struct out_chunk *out_head, *out_tail, *out_spare;
+  unsigned nspare;
+  size_t out_pending;
+  /* GnuTLS requires a send that returned EAGAIN to be repeated with the
+   * same data; this is its length (0 = none outstanding). */
+  size_t send_retry_len;
+  size_t low_water, high_water;
+  bool drain_armed;
+};
+
+static void conn_progress (struct stm_conn *c, bool try_read);
+static int conn_queue (struct stm_conn *c, const void *head, size_t headlen,
+                       const void *body, size_t bodylen);
+
+/*----------------------------------------------------------------------
+ * Credentials
+ */
+
+static int
+hex_value (char ch)
+{
+  if (ch >= '0' && ch <= '9')
+    return ch - '0';
+  if (ch >= 'a' && ch <= 'f')
+    return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F')
+    return ch - 'A' + 10;
+  return -1;
+}
+
+static void
+psk_key_clear (struct psk_key *k)
+{
+  free (k->user);
+  if (k->hex) {
+    explicit_bzero (k->hex, strlen (k->hex));
+    free (k->hex);
+  }
+  if (k->key) {
+    explicit_bzero (k->key, k->keylen);
+    free (k->key);
+  }
+  memset (k, 0, sizeof *k);
+}
+
+static void
+psk_keys_free (struct psk_key *keys, size_t n)
+{
+  size_t i;
+
+  for (i = 0; i < n; i++)
+    psk_key_clear (&keys[i]);
+  free (keys);
+}
+
+/* Parse one "user:hexkey" line (without its newline) into *k.  Returns 0,
+ * or -1 after reporting what is wrong with the line. */
+static int
+psk_parse_line (const char *path, size_t lineno, char *line, struct psk_key *k)
+{
+  char *colon = strchr (line, ':');
+  const char *hex;
+  size_t hexlen, i;
+
+  if (colon == NULL || colon == line) {
+    log_error ("%s:%zu: expected USER:HEXKEY (the format psktool writes)",
+               path, lineno);
+    return -1;
+  }
+  *colon = '\0';
+  hex = colon + 1;
+  hexlen = strlen (hex);
+  if (hexlen == 0 || hexlen % 2 != 0 || hexlen > 2 * PSK_MAX_KEY_BYTES) {
+    log_error ("%s:%zu: the key of user \"%s\" must be an even number of hex "
+               "digits, at most %d", path, lineno, line, 2 * PSK_MAX_KEY_BYTES);
+    return -1;
+  }
+  for (i = 0; i < hexlen; i++) {
+    if (hex_value (hex[i]) < 0) {
+      log_error ("%s:%zu: the key of user \"%s\" contains a character that is "
+                 "not a hex digit", path, lineno, line);
+      return -1;
+    }
+  }
+
+  k->user = strdup (line);
+  k->hex = strdup (hex);
+  k->keylen = hexlen / 2;
+  k->key = malloc (k->keylen);
+  if (k->user == NULL || k->hex == NULL || k->key == NULL) {
+    log_error ("%s:%zu: out of memory", path, lineno);
+    return -1;
+  }
+  for (i = 0; i < k->keylen; i++)
+    k->key[i] = (unsigned char) (hex_value (hex[2 * i]) * 16
+                                 + hex_value (hex[2 * i + 1]));
+  return 0;
+}
+
+/* Read psktool's file: one "user:hexkey" per line, blank lines ignored.
+ * Every line is checked; only the entries of only_user (if not NULL) are
+ * kept.  Returns 0 with at least one key, or -1 after reporting. */
+static int
+psk_file_read (const char *path, const char *only_user,
+               struct psk_key **keys_out, size_t *nkeys_out)
+{
+  FILE *fp;
+  char *line = NULL;
+  size_t linecap = 0, lineno = 0, nkeys = 0, i;
+  ssize_t len;
+  struct psk_key *keys = NULL;
+  int ret = -1;
+
+  fp = fopen (path, "re");
+  if (fp == NULL) {
+    log_error ("cannot open the PSK file %s: %m", path);
+    return -1;
+  }
+
+  while ((len = getline (&line, &linecap, fp)) >= 0) {
+    struct psk_key k = { 0 };
+    struct psk_key *grown;
+
+    lineno++;
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+      line[--len] = '\0';
+    if (len == 0)
+      continue;
+    if (psk_parse_line (path, lineno, line, &k) == -1) {
+      psk_key_clear (&k);
+      goto out;
+    }
+    for (i = 0; i < nkeys; i++) {
+      if (strcmp (keys[i].user, k.user) == 0) {
+        log_error ("%s:%zu: user \"%s\" appears a second time", path, lineno,
+                   k.user);
+        psk_key_clear (&k);
+        goto out;
+      }
+    }
+    if (only_user != NULL && strcmp (k.user, only_user) != 0) {
+      /* Checked like the others, but not kept. */
+      psk_key_clear (&k);
+      continue;
+    }
+    grown = realloc (keys, (nkeys + 1) * sizeof *keys);
+    if (grown == NULL) {
+      log_error ("%s: out of memory", path);
+      psk_key_clear (&k);
+      goto out;
+    }
+    keys = grown;
+    keys[nkeys++] = k;
+  }
+  if (ferror (fp)) {
+    log_error ("cannot read the PSK file %s: %m", path);
+    goto out;
+  }
+  if (nkeys == 0) {
+    if (only_user != NULL)
+      log_error ("%s: there is no key for user \"%s\"", path, only_user);
+    else
+      log_error ("%s: the file holds no key", path);
+    goto out;
+  }
+
+  *keys_out = keys;
+  *nkeys_out = nkeys;
+  keys = NULL;
+  nkeys = 0;
+  ret = 0;
+
+ out:
+  if (line) {
+    explicit_bzero (line, linecap);
+    free (line);
+  }
+  fclose (fp);
+  psk_keys_free (keys, nkeys);
+  return ret;
+}
+
+/* GnuTLS asks the server for the key of the identity a client offers.
+ * Only the identities kept by tls_creds_load are known; for any other we
+ * remember the name so the failure reason can say which was refused. */
+static int
+psk_server_lookup (gnutls_session_t session, const char *username,
+                   gnutls_datum_t *key)
+{
+  struct stm_conn *c = gnutls_session_get_ptr (session);
+  const struct tls_creds *creds = c->creds;
+  size_t i, j;
+
+  for (i = 0; i < creds->nkeys; i++) {
+    if (strcmp (creds->keys[i].user, username) == 0) {
+      key->data = gnutls_malloc (creds->keys[i].keylen);
+      if (key->data == NULL)
+        return -1;
+      memcpy (key->data, creds->keys[i].key, creds->keys[i].keylen);
+      key->size = creds->keys[i].keylen;
+      return 0;
+    }
+  }
+
+  /* Keep a printable copy: the name comes from the network. */
+  for (j = 0; username[j] != '\0' && j < sizeof c->rejected_identity - 1; j++)
+    c->rejected_identity[j] =
+      (username[j] >= 0x20 && username[j] < 0x7f) ? username[j] : '?';
+  c->rejected_identity[j] = '\0';
+  return -1;
+}
+
+static int
+creds_load_psk (struct tls_creds *creds, const struct tls_options *opts)
+{
+  struct psk_key *keys = NULL;
+  size_t nkeys = 0;
+  int r;
+
+  if (opts->psk_file == NULL) {
+    log_error ("TLS with a pre-shared key needs a PSK file");
+    return -1;
+  }
+  if (psk_file_read (opts->psk_file, opts->psk_user, &keys, &nkeys) == -1)
+    return -1;
+
+  if (creds->is_server) {
+    r = gnutls_psk_allocate_server_credentials (&creds->psk_server);
+    if (r < 0) {
+      log_error ("cannot set up the PSK credentials of %s: %s",
+                 opts->psk_file, gnutls_strerror (r));
+      psk_keys_free (keys, nkeys);
+      return -1;
+    }
+    gnutls_psk_set_server_credentials_function (creds->psk_server,
+                                                psk_server_lookup);
+    creds->keys = keys;
+    creds->nkeys = nkeys;
+    return 0;
+  }
+
+  /* Client: the first entry left (that of psk_user if one was named). */
+  {
+    gnutls_datum_t hex = {
+      .data = (unsigned char *) keys[0].hex,
+      .size = strlen (keys[0].hex),
+    };
+
+    r = gnutls_psk_allocate_client_credentials (&creds->psk_client);
+    if (r == 0)
+      r = gnutls_psk_set_client_credentials (creds->psk_client, keys[0].user,
+                                             &hex, GNUTLS_PSK_KEY_HEX);
+    if (r < 0)
+      log_error ("cannot use the key of user \"%s\" from %s: %s",
+                 keys[0].user, opts->psk_file, gnutls_strerror (r));
+  }
+  psk_keys_free (keys, nkeys);
+  return r < 0 ? -1 : 0;
+}
+
+/* Check a file is readable first so the error names the file and the
+ * system's reason, which GnuTLS's "Error while reading file" does not. */
+static int
+certs_file_check (const char *path)
+{
+  if (access (path, R_OK) == -1) {
+    log_error ("cannot read %s: %m", path);
+    return -1;
+  }
+  return 0;
+}
+
+static int
+creds_load_x509 (struct tls_creds *creds, const struct tls_options *opts)
+{
+  const char *role = creds->is_server ? "server" : "client";
+  char *ca = NULL, *cert = NULL, *key = NULL;
+  int r, ret = -1;
+
+  if (opts->certs_dir == NULL) {
+    log_error ("TLS with X.509 certificates needs a certificates directory");
+    return -1;
+  }
+  if (asprintf (&ca, "%s/ca-cert.pem", opts->certs_dir) == -1 ||
+      asprintf (&cert, "%s/%s-cert.pem", opts->certs_dir, role) == -1 ||
+      asprintf (&key, "%s/%s-key.pem", opts->certs_dir, role) == -1) {
+    log_error ("%s: out of memory", opts->certs_dir);
+    goto out;
+  }
+  if (certs_file_check (ca) == -1 || certs_file_check (cert) == -1 ||
+      certs_file_check (key) == -1)
+    goto out;
+
+  r = gnutls_certificate_allocate_credentials (&creds->x509);
+  if (r < 0) {
+    log_error ("cannot set up the certificates of %s: %s", opts->certs_dir,
+               gnutls_strerror (r));
+    goto out;
+  }
+  /* The CA in the directory is the only trust anchor: it is dedicated to
+   * this migration setup, so peers are authenticated by being signed by it
+   * and no host name is checked (see stm_conn_new). */
+  r = gnutls_certificate_set_x509_trust_file (creds->x509, ca,
+                                              GNUTLS_X509_FMT_PEM);
+  if (r <= 0) {
+    log_error ("%s: no usable CA certificate: %s", ca,
+               r == 0 ? "no certificate found" : gnutls_strerror (r));
+    goto out;
+  }
+  r = gnutls_certificate_set_x509_key_file (creds->x509, cert, key,
+                                            GNUTLS_X509_FMT_PEM);
+  if (r < 0) {
+    log_error ("cannot load the %s certificate %s with its key %s: %s",
+               role, cert, key, gnutls_strerror (r));
+    goto out;
+  }
+  ret = 0;
+
+ out:
+  free (ca);
+  free (cert);
+  free (key);
+  return ret;
+}
+
+struct tls_creds *
+tls_creds_load (const struct tls_options *opts, bool is_server)
+{
+  struct tls_creds *creds;
+  const char *priority = NULL, *err_pos = NULL;
+  int r = 0;
+
+  creds = calloc (1, sizeof *creds);
+  if (creds == NULL) {
+    log_error ("cannot load TLS credentials: %m");
+    return NULL;
+  }
+  creds->mode = opts->mode;
+  creds->is_server = is_server;
+
+  switch (opts->mode) {
+  case TLS_MODE_INSECURE:
+    return creds;
+  case TLS_MODE_PSK:
+    r = creds_load_psk (creds, opts);
+    priority = priority_psk;
+    break;
+  case TLS_MODE_X509:
+    r = creds_load_x509 (creds, opts);
+    priority = priority_x509;
+    break;
+  default:
+    abort ();
+  }
+  if (r == -1)
+    goto fail;
+
+  r = gnutls_priority_init2 (&creds->priority, priority, &err_pos, 0);
+  if (r < 0) {
+    log_error ("GnuTLS refuses the priority string \"%s\" at \"%s\": %s",
+               priority, err_pos ? err_pos : "", gnutls_strerror (r));
+    creds->priority = NULL;
+    goto fail;
+  }
+  return creds;
+
+ fail:
+  tls_creds_free (creds);
+  return NULL;
+}
+
+void
+tls_creds_free (struct tls_creds *creds)
+{
+  if (creds == NULL)
+    return;
+  if (creds->priority)
+    gnutls_priority_deinit (creds->priority);
+  if (creds->psk_server)
+    gnutls_psk_free_server_credentials (creds->psk_server);
+  if (creds->psk_client)
+    gnutls_psk_free_client_credentials (creds->psk_client);
+  if (creds->x509)
+    gnutls_certificate_free_credentials (creds->x509);
+  psk_keys_free (creds->keys, creds->nkeys);
+  free (creds);
+}
+
+/*----------------------------------------------------------------------
+ * Connection life cycle
+ */
+
+static void
+conn_release (struct stm_conn *c)
+{
+  struct out_chunk *k, *next;
+
+  assert (c->depth == 0);
+  ev_io_stop (c->loop, &c->io);
+  ev_timer_stop (c->loop, &c->deadline);
+  ev_timer_stop (c->loop, &c->kick);
+  if (c->session)
+    gnutls_deinit (c->session);
+  if (c->fd >= 0)
+    close (c->fd);
+  for (k = c->out_head; k; k = next) {
+    next = k->next;
+    free (k);
+  }
+  for (k = c->out_spare; k; k = next) {
+    next = k->next;
+    free (k);
+  }
+  free (c->in);
+  free (c->peer_name);
+  free (c);
+}
+
+/* Stop all activity now and free the memory as soon as no frame of this
+ * connection is active.  Do not touch c after this if depth may be 0. */
+static void
+conn_request_release (struct stm_conn *c)
+{
+  c->release_wanted = true;
+  ev_io_stop (c->loop, &c->io);
+  c->io_events = 0;
+  ev_timer_stop (c->loop, &c->deadline);
+  ev_timer_stop (c->loop, &c->kick);
+  if (c->depth == 0)
+    conn_release (c);
+}
+
+/* Which socket readiness does the connection wait for now? */
+static int
+conn_wanted_events (const struct stm_conn *c)
+{
+  int events = 0;
+
+  switch (c->state) {
+  case CONN_HANDSHAKE:
+    return c->handshake_wants_write ? EV_WRITE : EV_READ;
+  case CONN_SHUTDOWN:
+    return EV_READ;
+  case CONN_OPEN:
+    if (c->bye_started)
+      return c->bye_wants_write ? EV_WRITE : EV_READ;
+    if (c->lingering ? !c->peer_eof : !c->paused)
+      events |= EV_READ;
+    if (c->out_pending > 0 || c->recv_wants_write ||
+        (c->lingering && !c->bye_started))
+      events |= EV_WRITE;
+    return events;
+  }
+  abort ();
+}
+
+static void
+conn_update_events (struct stm_conn *c)
+{
+  int events;
+
+  if (c->release_wanted)
+    return;
+  events = conn_wanted_events (c);
+  if (events == c->io_events)
+    return;
+  ev_io_stop (c->loop, &c->io);
+  if (events != 0) {
+    ev_io_set (&c->io, c->fd, events);
+    ev_io_start (c->loop, &c->io);
+  }
+  c->io_events = events;
+}
+
+/* Every entry from libev goes through enter/leave so that a close made
+ * inside a callback frees the connection only when the stack unwinds. */
+static void
+conn_enter (struct stm_conn *c)
+{
+  c->depth++;
+}
+
+static void
+conn_leave (struct stm_conn *c)
+{
+  assert (c->depth > 0);
+  c->depth--;
+  if (c->release_wanted) {
+    if (c->depth == 0)
+      conn_release (c);
+  }
+  else
+    conn_update_events (c);
+}
+
+/* Come back to this connection from the loop soon, to read what GnuTLS or
+ * our input buffer holds although the socket may not become readable. */
+static void
+conn_kick (struct stm_conn *c)
+{
+  if (c->release_wanted || ev_is_active (&c->kick))
+    return;
+  ev_timer_set (&c->kick, 0., 0.);
+  ev_timer_start (c->loop, &c->kick);
+}
+
+static void
+conn_start_linger (struct stm_conn *c)
+{
+  c->lingering = true;
+  /* A handshake in progress keeps its own, shorter, deadline. */
+  if (c->state != CONN_HANDSHAKE) {
+    ev_timer_stop (c->loop, &c->deadline);
+    ev_timer_set (&c->deadline, LINGER_TIMEOUT, 0.);
+    ev_timer_start (c->loop, &c->deadline);
+  }
+  /* Flushing and the TLS bye happen from the loop, never inside the
+   * caller's stack. */
+  conn_kick (c);
+}
+
+/* Tell the user the connection is over (once) and stop it.  With
+ * tell_peer (a protocol error of the peer) an ERROR frame goes out first,
+ * in the background.  Must be called inside a frame (depth > 0). */
+static void
+conn_fail_v (struct stm_conn *c, const char *peer_text, const char *fmt,
+             va_list args)
+{
+  char reason[REASON_MAX];
+
+  assert (c->depth > 0);
+  if (c->user_done) {
+    /* The user already let go (a failing background flush): quietly. */
+    conn_request_release (c);
+    return;
+  }
+  c->user_done = true;
+  vsnprintf (reason, sizeof reason, fmt, args);
+
+  if (peer_text != NULL && c->state == CONN_OPEN) {
+    uint8_t frame[WIRE_ENCODE_TEXT_MAX];
+    size_t n = wire_encode_error (frame, WIRE_ERR_PROTOCOL, peer_text);
+
+    if (conn_queue (c, frame, n, NULL, 0) == 0)
+      conn_start_linger (c);
+    else
+      conn_request_release (c);
+  }
+  else
+    conn_request_release (c);
+
+  if (c->cb.on_close)
+    c->cb.on_close (c, reason, c->opaque);
+}
+
+static void conn_fail (struct stm_conn *c, const char *fmt, ...)
+  __attribute__((format (printf, 2, 3)));
+static void
+conn_fail (struct stm_conn *c, const char *fmt, ...)
+{
+  va_list args;
+
+  va_start (args, fmt);
+  conn_fail_v (c, NULL, fmt, args);
+  va_end (args);
+}
+
+static void conn_fail_protocol (struct stm_conn *c, const char *peer_text,
+                                const char *fmt, ...)
+  __attribute__((format (printf, 3, 4)));
+static void
+conn_fail_protocol (struct stm_conn *c, const char *peer_text,
+                    const char *fmt, ...)
+{
+  va_list args;
+
+  va_start (args, fmt);
+  conn_fail_v (c, peer_text, fmt, args);
+  va_end (args);
+}
+
+/* A GnuTLS error in words; for failed system calls, with the system's
+ * reason, which GnuTLS leaves in errno. */
+static void
+tls_error_text (char *buf, size_t len, int r, int saved_errno)
+{
+  if ((r == GNUTLS_E_PUSH_ERROR || r == GNUTLS_E_PULL_ERROR) && saved_errno != 0)
+    snprintf (buf, len, "%s (%s)", gnutls_strerror (r), strerror (saved_errno));
+  else
+    snprintf (buf, len, "%s", gnutls_strerror (r));
+}
+
+/*----------------------------------------------------------------------
+ * Handshake
+ */
+
+static void
+conn_handshake_failed (struct stm_conn *c, int r, int saved_errno)
+{
+  char detail[512];
+
+  tls_error_text (detail, sizeof detail, r, saved_errno);
+  if (r == GNUTLS_E_FATAL_ALERT_RECEIVED) {
+    const char *alert = gnutls_alert_get_name (gnutls_alert_get (c->session));
+    /* In PSK mode a peer refuses us for an identity or a key it does not
+     * share, and the alert itself cannot say which. */
+    snprintf (detail, sizeof detail, "the peer refused it (alert: %s)%s",
+              alert ? alert : "unknown",
+              c->creds->mode == TLS_MODE_PSK
+              ? "; check that both sides use the same PSK identity and key" : "");
+  }
+  else if (r == GNUTLS_E_RECEIVED_ILLEGAL_PARAMETER &&
+           c->creds->mode == TLS_MODE_PSK)
+    snprintf (detail, sizeof detail,
+              "%s (the peer's PSK binder does not match: are the keys the same?)",
+              gnutls_strerror (r));
+  else if (r == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR) {
+    unsigned status = gnutls_session_get_verify_cert_status (c->session);
+    gnutls_datum_t out = { NULL, 0 };
+
+    if (gnutls_certificate_verification_status_print (status, GNUTLS_CRT_X509,
+                                                      &out, 0) == 0) {
+      snprintf (detail, sizeof detail,
+                "the peer's certificate is not trusted: %s", out.data);
+      gnutls_free (out.data);
+    }
+  }
+  else if (r == GNUTLS_E_INSUFFICIENT_CREDENTIALS && c->creds->mode == TLS_MODE_PSK)
+    snprintf (detail, sizeof detail,
+              "%s (stm accepts only PSK with ECDHE key exchange)",
+              gnutls_strerror (r));
+  else if (r == GNUTLS_E_NO_CERTIFICATE_FOUND)
+    snprintf (detail, sizeof detail,
+              "the peer presented no certificate (%s)", gnutls_strerror (r));
+  else if (r == GNUTLS_E_UNEXPECTED_PACKET_LENGTH ||
+           r == GNUTLS_E_UNSUPPORTED_VERSION_PACKET ||
+           r == GNUTLS_E_UNEXPECTED_PACKET)
+    snprintf (detail, sizeof detail,
+              "%s (is the peer speaking TLS, or running with --insecure?)",
+              gnutls_strerror (r));
+
+  /* GnuTLS's texts may end in blanks. */
+  {
+    size_t n = strlen (detail);
+    while (n > 0 && (detail[n - 1] == ' ' || detail[n - 1] == '\n'))
+      detail[--n] = '\0';
+  }
+
+  /* Tell the peer why, so its user reads more than "connection closed".
+   * Best effort: the socket is non-blocking and we close right after. */
+  if (r != GNUTLS_E_FATAL_ALERT_RECEIVED && r != GNUTLS_E_PREMATURE_TERMINATION &&
+      r != GNUTLS_E_PULL_ERROR && r != GNUTLS_E_PUSH_ERROR)
+    gnutls_alert_send_appropriate (c->session, r);
+
+  if (c->rejected_identity[0] != '\0')
+    conn_fail (c, "TLS handshake with %s failed: unknown PSK identity \"%s\" (%s)",
+               c->peer_name, c->rejected_identity, detail);
+  else
+    conn_fail (c, "TLS handshake with %s failed: %s", c->peer_name, detail);
+}
+
+/* Record what was negotiated, and refuse anything weaker than intended:
+ * the priority strings should make this impossible, so it is a check on
+ * them (and on the GnuTLS in use). */
+static int
+conn_check_session (struct stm_conn *c)
+{
+  gnutls_session_t s = c->session;
+  gnutls_protocol_t version = gnutls_protocol_get_version (s);
+  gnutls_kx_algorithm_t kx = gnutls_kx_get (s);
+  const char *group = gnutls_group_get_name (gnutls_group_get (s));
+  const char *cipher = gnutls_cipher_get_name (gnutls_cipher_get (s));
+
+  if (version != GNUTLS_TLS1_3) {
+    conn_fail (c, "TLS handshake with %s negotiated %s, not TLS 1.3",
+               c->peer_name, gnutls_protocol_get_name (version));
+    return -1;
+  }
+  if (c->creds->mode == TLS_MODE_PSK && kx != GNUTLS_KX_ECDHE_PSK) {
+    conn_fail (c, "TLS handshake with %s negotiated key exchange %s, not ECDHE-PSK",
+               c->peer_name, gnutls_kx_get_name (kx));
+    return -1;
+  }
+  if (c->creds->mode == TLS_MODE_PSK)
+    snprintf (c->description, sizeof c->description,
+              "TLS 1.3, ECDHE-PSK, group %s, %s",
+              group ? group : "?", cipher ? cipher : "?");
+  else
+    snprintf (c->description, sizeof c->description,
+              "TLS 1.3, X.509 verified against the CA, group %s, %s",
+              group ? group : "?", cipher ? cipher : "?");
+  return 0;
+}
+
+static void
+conn_become_open (struct stm_conn *c)
+{
+  c->state = CONN_OPEN;
+  if (!c->lingering)
+    ev_timer_stop (c->loop, &c->deadline);
+  else {
+    ev_timer_stop (c->loop, &c->deadline);
+    ev_timer_set (&c->deadline, LINGER_TIMEOUT, 0.);
+    ev_timer_start (c->loop, &c->deadline);
+  }
+  if (!c->user_done && c->cb.on_ready)
+    c->cb.on_ready (c, c->opaque);
+}
+
+static void
+conn_handshake_step (struct stm_conn *c)
+{
+  int r, tries;
+
+  if (c->session == NULL) {
+    snprintf (c->description, sizeof c->description, "insecure (no TLS)");
+    conn_become_open (c);
+    return;
+  }
+
+  /* Non-fatal results (a warning alert, an interrupted call) mean "call
+   * again"; bound that in case a peer keeps sending warnings. */
+  for (tries = 0; tries < 100; tries++) {
+    errno = 0;
+    r = gnutls_handshake (c->session);
+    if (r == GNUTLS_E_SUCCESS) {
+      if (conn_check_session (c) == 0)
+        conn_become_open (c);
+      return;
+    }
+    if (r == GNUTLS_E_AGAIN) {
+      c->handshake_wants_write = gnutls_record_get_direction (c->session) == 1;
+      return;
+    }
+    if (r != GNUTLS_E_INTERRUPTED && gnutls_error_is_fatal (r))
+      break;
+  }
+  conn_handshake_failed (c, r, errno);
+}
+
+/*----------------------------------------------------------------------
+ * Reading
+ */
+
+/* Hand every complete frame in the input buffer to on_message, then move
+ * the incomplete rest (less than one frame) to the front. */
+static void
+conn_deliver (struct stm_conn *c)
+{
+  while (!c->paused && !c->user_done) {
+    struct wire_msg msg;
+    size_t used = 0;
+    const char *why = NULL;
+    enum wire_decode_result r;
+
+    r = wire_decode (c->in + c->in_start, c->in_end - c->in_start,
+                     c->image_size, &msg, &used, &why);
+    if (r == WIRE_DECODE_NEED_MORE) {
+      if (used > WIRE_MAX_FRAME) {
+        conn_fail (c, "malformed message from %s: frame of %zu bytes is too big",
+                   c->peer_name, used);
+        return;
+      }
+      c->in_want = used;
+      break;
+    }
+    if (r == WIRE_DECODE_ERROR) {
+      conn_fail_protocol (c, why ? why : "malformed message",
+                          "malformed message from %s: %s", c->peer_name,
+                          why ? why : "(no reason given)");
+      return;
+    }
+    c->in_start += used;
+    if (c->cb.on_message)
+      c->cb.on_message (c, &msg, c->opaque);
+  }
+
+  if (c->in_start > 0 && !c->release_wanted) {
+    memmove (c->in, c->in + c->in_start, c->in_end - c->in_start);
+    c->in_end -= c->in_start;
+    c->in_start = 0;
+  }
+}
+
+/* Make room for the next read.  Returns false after failing the
+ * connection. */
+static bool
+conn_input_room (struct stm_conn *c)
+{
+  uint8_t *grown;
+  size_t cap;
+
+  if (c->in == NULL) {
+    c->in = malloc (IN_INITIAL_SIZE);
+    if (c->in == NULL) {
+      conn_fail (c, "cannot receive from %s: out of memory", c->peer_name);
+      return false;
+    }
+    c->in_cap = IN_INITIAL_SIZE;
+    return true;
+  }
+  if (c->in_end < c->in_cap)
+    return true;
+
+  /* Full after conn_deliver: it holds the start of one frame bigger than
+   * the buffer, of in_want bytes (which the decoder bounds). */
+  assert (c->in_start == 0 && c->in_want > c->in_cap);
+  cap = c->in_want;
+  assert (cap <= WIRE_MAX_FRAME);
+  grown = realloc (c->in, cap);
+  if (grown == NULL) {
+    conn_fail (c, "cannot receive from %s: out of memory for a %zu byte frame",
+               c->peer_name, cap);
+    return false;
+  }
+  c->in = grown;
+  c->in_cap = cap;
+  return true;
+}
+
+static void
+conn_read_step (struct stm_conn *c)
+{
+  size_t budget = READ_BUDGET;
+  unsigned nonfatal = 0;
+
+  c->recv_wants_write = false;
+  /* Frames left over from a pause first. */
+  if (c->in_end > c->in_start) {
+    conn_deliver (c);
+    if (c->user_done)
+      return;
+  }
+
+  for (;;) {
+    ssize_t n;
+
+    if (c->paused || c->user_done)
+      return;
+    if (!conn_input_room (c))
+      return;
+
+    errno = 0;
+    if (c->session) {
+      n = gnutls_record_recv (c->session, c->in + c->in_end,
+                              c->in_cap - c->in_end);
+      if (n == GNUTLS_E_AGAIN) {
+        c->recv_wants_write = gnutls_record_get_direction (c->session) == 1;
+        return;
+      }
+      if (n == 0 || n == GNUTLS_E_PREMATURE_TERMINATION) {
+        conn_fail (c, "peer closed the connection");
+        return;
+      }
+      /* An interrupted call, a warning alert, or a renegotiation request
+       * (which TLS 1.3 does not have, so it is ignored): read on, but not
+       * forever. */
+      if (n < 0 && !gnutls_error_is_fatal (n) && ++nonfatal < 100)
+        continue;
+      if (n < 0) {
+        char detail[512];
+
+        if (n == GNUTLS_E_FATAL_ALERT_RECEIVED) {
+          const char *alert =
+            gnutls_alert_get_name (gnutls_alert_get (c->session));
+          snprintf (detail, sizeof detail, "the peer sent alert: %s",
+                    alert ? alert : "unknown");
+        }
+        else
+          tls_error_text (detail, sizeof detail, n, errno);
+        conn_fail (c, "TLS receive from %s failed: %s", c->peer_name, detail);
+        return;
+      }
+    }
+    else {
+      n = recv (c->fd, c->in + c->in_end, c->in_cap - c->in_end, 0);
+      if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return;
+      if (n == -1 && errno == EINTR)
+        continue;
+      if (n == 0) {
+        conn_fail (c, "peer closed the connection");
+        return;
+      }
+      if (n < 0) {
+        conn_fail (c, "receive from %s failed: %m", c->peer_name);
+        return;
+      }
+    }
+
+    c->in_end += n;
+    conn_deliver (c);
+
+    /* Let the rest of the loop run; GnuTLS may hold decrypted records the
+     * socket will never announce again, so come back by ourselves. */
+    if ((size_t) n >= budget) {
+      conn_kick (c);
+      return;
+    }
+    budget -= n;
+  }
+}
+
+/*----------------------------------------------------------------------
+ * Writing
+ */
+
+static struct out_chunk *
+chunk_get (struct stm_conn *c)
+{
+  struct out_chunk *k = c->out_spare;
+
+  if (k != NULL) {
+    c->out_spare = k->next;
+    c->nspare--;
+  }
+  else {
+    k = malloc (sizeof *k);
+    if (k == NULL)
+      return NULL;
+  }
+  k->next = NULL;
+  k->start = k->end = 0;
+  return k;
+}
+
+static void
+chunk_put (struct stm_conn *c, struct out_chunk *k)
+{
+  if (c->nspare < OUT_SPARE_CHUNKS) {
+    k->next = c->out_spare;
+    c->out_spare = k;
+    c->nspare++;
+  }
+  else
+    free (k);
+}
+
+/* Copy len bytes after the tail; the chunks they need are already linked
+ * after it. */
+static void
+queue_copy (struct stm_conn *c, const void *data, size_t len)
+{
+  const uint8_t *p = data;
+
+  while (len > 0) {
+    struct out_chunk *t = c->out_tail;
+    size_t n;
+
+    if (t->end == OUT_CHUNK_SIZE) {
+      assert (t->next != NULL);
+      t = c->out_tail = t->next;
+    }
+    n = OUT_CHUNK_SIZE - t->end;
+    if (n > len)
+      n = len;
+    memcpy (t->bytes + t->end, p, n);
+    t->end += n;
+    p += n;
+    len -= n;
+    c->out_pending += n;
+  }
+}
+
+/* Append a message to the output queue.  Every chunk it needs is obtained
+ * before anything is copied, so a failure never leaves half a message
+ * queued.  Returns 0, or -1 after reporting. */
+static int
+conn_queue (struct stm_conn *c, const void *head, size_t headlen,
+            const void *body, size_t bodylen)
+{
+  size_t total = headlen + bodylen, room, need;
+  struct out_chunk *added = NULL, *last = NULL, *k;
+
+  room = c->out_tail ? OUT_CHUNK_SIZE - c->out_tail->end : 0;
+  for (need = total > room ? total - room : 0; need > 0;
+       need -= need < OUT_CHUNK_SIZE ? need : OUT_CHUNK_SIZE) {
+    k = chunk_get (c);
+    if (k == NULL) {
+      while (added) {
+        k = added->next;
+        free (added);
+        added = k;
+      }
+      log_error ("cannot queue %zu bytes for %s: out of memory", total,
+                 c->peer_name);
+      return -1;
+    }
+    if (last)
+      last->next = k;
+    else
+      added = k;
+    last = k;
+  }
+  if (added) {
+    if (c->out_tail)
+      c->out_tail->next = added;
+    else
+      c->out_head = c->out_tail = added;
+  }
+  if (headlen > 0)
+    queue_copy (c, head, headlen);
+  if (bodylen > 0)
+    queue_copy (c, body, bodylen);
+  assert (c->out_tail->next == NULL);
+  return 0;
+}
+
+int
+stm_conn_send (struct stm_conn *c, const void *head, size_t headlen,
+               const void *body, size_t bodylen)
+{
+  if (c->user_done || c->release_wanted)
+    return -1;
+  if (headlen + bodylen == 0)
+    return 0;
+  if (conn_queue (c, head, headlen, body, bodylen) == -1)
+    return -1;
+  if (c->out_pending >= c->low_water)
+    c->drain_armed = true;
+  conn_update_events (c);
+  return 0;
+}
+
+/* The head chunk has been sent entirely: drop it, or rewind it when it is
+ * also the tail so it is filled again from the start. */
+static void
+queue_pop_sent (struct stm_conn *c)
+{
+  struct out_chunk *k = c->out_head;
+
+  assert (k->start == k->end);
+  if (k == c->out_tail) {
+    k->start = k->end = 0;
+    return;
+  }
+  c->out_head = k->next;
+  chunk_put (c, k);
+}
+
+static void
+conn_flush (struct stm_conn *c)
+{
+  while (c->out_pending > 0) {
+    struct out_chunk *k = c->out_head;
+    size_t len;
+    ssize_t n;
+
+    if (k->start == k->end) {
+      queue_pop_sent (c);
+      continue;
+    }
+    len = k->end - k->start;
+    if (c->session) {
+      /* Repeat an interrupted send exactly, as GnuTLS requires. */
+      if (c->send_retry_len > 0)
+        len = c->send_retry_len;
+      else if (len > TLS_RECORD_MAX)
+        len = TLS_RECORD_MAX;
+      errno = 0;
+      n = gnutls_record_send (c->session, k->bytes + k->start, len);
+      if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
+        c->send_retry_len = len;
+        if (n == GNUTLS_E_AGAIN)
+          break;
+        continue;
+      }
+      if (n < 0) {
+        char detail[512];
+
+        tls_error_text (detail, sizeof detail, n, errno);
+        conn_fail (c, "TLS send to %s failed: %s", c->peer_name, detail);
+        return;
+      }
+      c->send_retry_len = 0;
+    }
+    else {
+      n = send (c->fd, k->bytes + k->start, len, MSG_NOSIGNAL);
+      if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        break;
+      if (n == -1 && errno == EINTR)
+        continue;
+      if (n == -1) {
+        conn_fail (c, "send to %s failed: %m", c->peer_name);
+        return;
+      }
+    }
+    assert ((size_t) n <= k->end - k->start);
+    k->start += n;
+    c->out_pending -= n;
+    if (k->start == k->end)
+      queue_pop_sent (c);
+  }
+
+  if (c->drain_armed &&
+      (c->out_pending < c->low_water || c->out_pending == 0)) {
+    c->drain_armed = false;
+    if (!c->user_done && c->cb.on_drain)
+      c->cb.on_drain (c, c->opaque);
+  }
+}
+
+/* While closing gracefully we still read, and drop, what the peer sends: a
+ * peer blocked writing to us might otherwise never read our last messages,
+ * and closing a socket with unread input sends a reset that can destroy
+ * them in flight. */
+static void
+conn_discard_input (struct stm_conn *c)
+{
+  char buf[16384];
+  int i;
+
+  c->recv_wants_write = false;
+  for (i = 0; i < 256; i++) {
+    ssize_t n;
+
+    if (c->session) {
+      n = gnutls_record_recv (c->session, buf, sizeof buf);
+      if (n == GNUTLS_E_AGAIN) {
+        c->recv_wants_write = gnutls_record_get_direction (c->session) == 1;
+        return;
+      }
+      if (n < 0 && !gnutls_error_is_fatal (n))
+        continue;
+    }
+    else {
+      n = recv (c->fd, buf, sizeof buf, 0);
+      if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return;
+      if (n == -1 && errno == EINTR)
+        continue;
+    }
+    if (n == 0) {
+      /* The peer finished sending; it may still read what we flush. */
+      c->peer_eof = true;
+      return;
+    }
+    if (n < 0) {
+      /* Broken: nothing we queue can arrive any more. */
+      conn_request_release (c);
+      return;
+    }
+  }
+  conn_kick (c);
+}
+
+/* The queue is empty after close_after_flush: say goodbye (close_notify
+ * under TLS, then FIN) and wait for the peer to close its side. */
+static void
+conn_shutdown_step (struct stm_conn *c)
+{
+  if (c->session) {
+    int r = gnutls_bye (c->session, GNUTLS_SHUT_WR);
+
+    c->bye_started = true;
+    if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
+      c->bye_wants_write = gnutls_record_get_direction (c->session) == 1;
+      return;
+    }
+    /* Best effort: on an error the peer just sees the connection end. */
+  }
+  shutdown (c->fd, SHUT_WR);
+  if (c->peer_eof) {
+    conn_request_release (c);
+    return;
+  }
+  c->state = CONN_SHUTDOWN;
+  ev_timer_stop (c->loop, &c->deadline);
+  ev_timer_set (&c->deadline, SHUTDOWN_TIMEOUT, 0.);
+  ev_timer_start (c->loop, &c->deadline);
+}
+
+/* After our FIN: discard whatever still arrives until the peer closes. */
+static void
+conn_discard_step (struct stm_conn *c)
+{
+  char buf[16384];
+  int i;
+
+  for (i = 0; i < 64; i++) {
+    ssize_t n = recv (c->fd, buf, sizeof buf, 0);
+
+    if (n > 0 || (n == -1 && errno == EINTR))
+      continue;
+    if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      return;
+    conn_request_release (c);
+    return;
+  }
+}
+
+/*----------------------------------------------------------------------
+ * Driving the connection from libev
+ */
+
+static void
+conn_progress (struct stm_conn *c, bool try_read)
+{
+  if (c->release_wanted)
+    return;
+  if (c->state == CONN_HANDSHAKE) {
+    conn_handshake_step (c);
+    if (c->state != CONN_OPEN || c->release_wanted)
+      return;
+    /* Records may have arrived with the end of the handshake. */
+    try_read = true;
+  }
+  if (c->state == CONN_SHUTDOWN) {
+    conn_discard_step (c);
+    return;
+  }
+
+  if (c->bye_started) {
+    conn_shutdown_step (c);
+    return;
+  }
+  if (try_read && c->lingering && !c->peer_eof) {
+    conn_discard_input (c);
+    if (c->release_wanted)
+      return;
+  }
+  else if (try_read && !c->paused && !c->lingering) {
+    conn_read_step (c);
+    if (c->release_wanted)
+      return;
+  }
+  conn_flush (c);
+  if (c->release_wanted)
+    return;
+  if (c->lingering && c->out_pending == 0)
+    conn_shutdown_step (c);
+}
+
+static void
+conn_io_cb (struct ev_loop *loop, ev_io *w, int revents)
+{
+  struct stm_conn *c = w->data;
+  bool try_read = (revents & EV_READ) ||
+    (c->recv_wants_write && (revents & EV_WRITE));
+
+  conn_enter (c);
+  conn_progress (c, try_read);
+  conn_leave (c);
+}
+
+static void
+conn_kick_cb (struct ev_loop *loop, ev_timer *w, int revents)
+{
+  struct stm_conn *c = w->data;
+
+  conn_enter (c);
+  conn_progress (c, true);
+  conn_leave (c);
+}
+
+static void
+conn_deadline_cb (struct ev_loop *loop, ev_timer *w, int revents)
+{
+  struct stm_conn *c = w->data;
+
+  conn_enter (c);
+  if (c->state == CONN_HANDSHAKE && !c->user_done)
+    conn_fail (c, "TLS handshake with %s timed out", c->peer_name);
+  else
+    /* A background close that did not finish in time: give up on it. */
+    conn_request_release (c);
+  conn_leave (c);
+}
+
+/*----------------------------------------------------------------------
+ * Public connection interface
+ */
+
+struct stm_conn *
+stm_conn_new (struct ev_loop *loop, int fd, struct tls_creds *creds,
+              bool is_server, const char *peer_name,
+              const struct stm_conn_callbacks *cb, void *opaque)
+{
+  struct stm_conn *c;
+  int flags, r, one = 1;
+
+  assert (loop && fd >= 0 && creds && cb);
+  if (peer_name == NULL)
+    peer_name = "peer";
+
+  c = calloc (1, sizeof *c);
+  if (c == NULL || (c->peer_name = strdup (peer_name)) == NULL) {
+    log_error ("cannot set up the connection with %s: %m", peer_name);
+    free (c);
+    close (fd);
+    return NULL;
+  }
+  c->loop = loop;
+  c->fd = fd;
+  c->creds = creds;
+  c->cb = *cb;
+  c->opaque = opaque;
+  c->state = CONN_HANDSHAKE;
+  c->handshake_wants_write = true;
+  c->low_water = DEFAULT_LOW_WATER;
+  c->high_water = DEFAULT_HIGH_WATER;
+  snprintf (c->description, sizeof c->description, "handshake in progress");
+  ev_io_init (&c->io, conn_io_cb, fd, EV_WRITE);
+  c->io.data = c;
+  ev_timer_init (&c->deadline, conn_deadline_cb, HANDSHAKE_TIMEOUT, 0.);
+  c->deadline.data = c;
+  ev_timer_init (&c->kick, conn_kick_cb, 0., 0.);
+  c->kick.data = c;
+
+  flags = fcntl (fd, F_GETFL);
+  if (flags == -1 || fcntl (fd, F_SETFL, flags | O_NONBLOCK) == -1) {
+    log_error ("cannot make the socket of %s non-blocking: %m", peer_name);
+    goto fail;
+  }
+  /* Small control messages (SYNC, DURABLE) must not wait for Nagle.  This
+   * fails harmlessly on a non-TCP socket (tests use socketpairs too). */
+  setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+
+  if (creds->mode != TLS_MODE_INSECURE) {
+    /* No session tickets: every connection authenticates afresh, and the
+     * server sends nothing after its Finished.  GNUTLS_NO_SIGNAL: a peer
+     * that vanishes must not kill us with SIGPIPE. */
+    r = gnutls_init (&c->session,
+                     (is_server ? GNUTLS_SERVER : GNUTLS_CLIENT)
+                     | GNUTLS_NO_SIGNAL | GNUTLS_NO_TICKETS);
+    if (r < 0) {
+      c->session = NULL;
+      log_error ("cannot start TLS with %s: %s", peer_name, gnutls_strerror (r));
+      goto fail;
+    }
+    r = gnutls_priority_set (c->session, creds->priority);
+    if (r == 0) {
+      if (creds->mode == TLS_MODE_PSK)
+        r = gnutls_credentials_set (c->session, GNUTLS_CRD_PSK,
+                                    is_server ? (void *) creds->psk_server
+                                    : (void *) creds->psk_client);
+      else
+        r = gnutls_credentials_set (c->session, GNUTLS_CRD_CERTIFICATE,
+                                    creds->x509);
+    }
+    if (r < 0) {
+      log_error ("cannot start TLS with %s: %s", peer_name, gnutls_strerror (r));
+      goto fail;
+    }
+    if (creds->mode == TLS_MODE_X509) {
+      if (is_server)
+        gnutls_certificate_server_set_request (c->session, GNUTLS_CERT_REQUIRE);
+      /* Verify the peer's chain against our CA, with no host name: the CA
+       * is dedicated to stm, so being signed by it is the authentication
+       * (as with nbdkit and libnbd certificate directories). */
+      gnutls_session_set_verify_cert (c->session, NULL, 0);
+    }
+    gnutls_session_set_ptr (c->session, c);
+    gnutls_transport_set_int (c->session, fd);
+  }
+
+  ev_io_start (loop, &c->io);
+  c->io_events = EV_WRITE;
+  ev_timer_start (loop, &c->deadline);
+  return c;
+
+ fail:
+  conn_release (c);
+  return NULL;
+}
+
+void
+stm_conn_set_image_size (struct stm_conn *c, uint64_t image_size)
+{
+  c->image_size = image_size;
+}
+
+size_t
+stm_conn_output_pending (const struct stm_conn *c)
+{
+  return c->out_pending;
+}
+
+bool
+stm_conn_output_full (const struct stm_conn *c)
+{
+  return c->out_pending >= c->high_water;
+}
+
+void
+stm_conn_set_water_marks (struct stm_conn *c, size_t low, size_t high)
+{
+  assert (low <= high);
+  c->low_water = low;
+  c->high_water = high;
+  if (c->out_pending >= low)
+    c->drain_armed = true;
+}
+
+void
+stm_conn_pause_reading (struct stm_conn *c, bool paused)
+{
+  if (c->user_done || c->paused == paused)
+    return;
+  c->paused = paused;
+  /* Frames may wait in our buffer or in GnuTLS's: go and get them. */
+  if (!paused && c->state == CONN_OPEN)
+    conn_kick (c);
+  conn_update_events (c);
+}
+
+void
+stm_conn_close_after_flush (struct stm_conn *c)
+{
+  if (c->user_done)
+    return;
+  c->user_done = true;
+  conn_start_linger (c);
+  conn_update_events (c);
+}
+
+void
+stm_conn_close (struct stm_conn *c)
+{
+  if (c->user_done)
+    return;
+  c->user_done = true;
+  conn_request_release (c);
+}
+
+const char *
+stm_conn_peer_name (const struct stm_conn *c)
+{
+  return c->peer_name;
+}
+
+const char *
+stm_conn_security (const struct stm_conn *c)
+{
+  return c->description;
+}
+
+/*----------------------------------------------------------------------
+ * TCP helpers
+ */
+
+static void
+format_host_port (char *buf, size_t len, const char *host, uint16_t port)
+{
+  if (strchr (host, ':') != NULL)
+    snprintf (buf, len, "[%s]:%u", host, (unsigned) port);
+  else
+    snprintf (buf, len, "%s:%u", host, (unsigned) port);
+}
+
+static int64_t
+monotonic_ms (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Connect one address with a deadline.  Returns the fd, or -1 with errno
+ * set (ETIMEDOUT when the deadline passed). */
+static int
+connect_one (const struct addrinfo *ai, int64_t deadline_ms)
+{
+  int fd, err = 0;
+  socklen_t errlen = sizeof err;
+
+  fd = socket (ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+               ai->ai_protocol);
+  if (fd == -1)
+    return -1;
+  if (connect (fd, ai->ai_addr, ai->ai_addrlen) == 0)
+    return fd;
+  if (errno != EINPROGRESS)
+    goto fail;
+
+  for (;;) {
+    struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+    int timeout = -1, r;
+
+    if (deadline_ms >= 0) {
+      int64_t left = deadline_ms - monotonic_ms ();
+      if (left <= 0) {
+        errno = ETIMEDOUT;
+        goto fail;
+      }
+      timeout = left > INT32_MAX ? INT32_MAX : (int) left;
+    }
+    r = poll (&pfd, 1, timeout);
+    if (r == -1 && errno == EINTR)
+      continue;
+    if (r == -1)
+      goto fail;
+    if (r == 0) {
+      errno = ETIMEDOUT;
+      goto fail;
+    }
+    break;
+  }
+  if (getsockopt (fd, SOL_SOCKET, SO_ERROR, &err, &errlen) == -1)
+    goto fail;
+  if (err != 0) {
+    errno = err;
+    goto fail;
+  }
+  return fd;
+
+ fail:
+  err = errno;
+  close (fd);
+  errno = err;
+  return -1;
+}
+
+int
+tcp_connect (const char *host, uint16_t port, unsigned timeout_ms)
+{
+  char hostport[300], portstr[16];
+  struct addrinfo hints = { 0 }, *res = NULL, *ai;
+  int r, fd = -1, err = 0, one = 1;
+  int64_t deadline = timeout_ms > 0 ? monotonic_ms () + timeout_ms : -1;
+
+  format_host_port (hostport, sizeof hostport, host, port);
+  snprintf (portstr, sizeof portstr, "%u", (unsigned) port);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  r = getaddrinfo (host, portstr, &hints, &res);
+  if (r != 0) {
+    log_error ("cannot connect to %s: cannot resolve %s: %s", hostport, host,
+               r == EAI_SYSTEM ? strerror (errno) : gai_strerror (r));
+    return -1;
+  }
+  for (ai = res; ai != NULL; ai = ai->ai_next) {
+    fd = connect_one (ai, deadline);
+    if (fd >= 0)
+      break;
+    err = errno;
+    if (err == ETIMEDOUT)
+      break;
+  }
+  freeaddrinfo (res);
+
+  if (fd == -1) {
+    if (err == ETIMEDOUT)
+      log_error ("cannot connect to %s: timed out after %u ms", hostport,
+                 timeout_ms);
+    else
+      log_error ("cannot connect to %s: %s", hostport, strerror (err));
+    return -1;
+  }
+  setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
+}
+
+static int
+listen_one (const struct addrinfo *ai, bool dual_stack)
+{
+  int fd, one = 1, zero = 0, err;
+
+  fd = socket (ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+               ai->ai_protocol);
+  if (fd == -1)
+    return -1;
+  if (setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == -1)
+    goto fail;
+  /* For "any address", one IPv6 socket also takes IPv4 connections. */
+  if (dual_stack && ai->ai_family == AF_INET6)
+    setsockopt (fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+  if (bind (fd, ai->ai_addr, ai->ai_addrlen) == -1 ||
+      listen (fd, SOMAXCONN) == -1)
+    goto fail;
+  return fd;
+
+ fail:
+  err = errno;
+  close (fd);
+  errno = err;
+  return -1;
+}
+
+int
+tcp_listen (const char *host, uint16_t port, uint16_t *bound_port)
+{
+  char hostport[300], portstr[16];
+  struct addrinfo hints = { 0 }, *res = NULL, *ai;
+  bool any = host == NULL || host[0] == '\0';
+  int r, fd = -1, err = 0, pass;
+
+  format_host_port (hostport, sizeof hostport, any ? "*" : host, port);
+  snprintf (portstr, sizeof portstr, "%u", (unsigned) port);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  r = getaddrinfo (any ? NULL : host, portstr, &hints, &res);
+  if (r != 0) {
+    log_error ("cannot listen on %s: cannot resolve %s: %s", hostport,
+               any ? "the wildcard address" : host,
+               r == EAI_SYSTEM ? strerror (errno) : gai_strerror (r));
+    return -1;
+  }
+  /* For "any", try IPv6 first (dual stack), then whatever else there is. */
+  for (pass = any ? 0 : 1; pass < 2 && fd == -1; pass++) {
+    for (ai = res; ai != NULL; ai = ai->ai_next) {
+      if (pass == 0 && ai->ai_family != AF_INET6)
+        continue;
+      fd = listen_one (ai, any);
+      if (fd >= 0)
+        break;
+      err = errno;
+    }
+  }
+  freeaddrinfo (res);
+  if (fd == -1) {
+    log_error ("cannot listen on %s: %s", hostport, strerror (err));
+    return -1;
+  }
+
+  if (bound_port != NULL) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+
+    if (getsockname (fd, (struct sockaddr *) &ss, &len) == -1) {
+      log_error ("cannot learn the port bound on %s: %m", hostport);
+      close (fd);
+      return -1;
+    }
+    if (ss.ss_family == AF_INET6)
+      *bound_port = ntohs (((struct sockaddr_in6 *) &ss)->sin6_port);
+    else
+      *bound_port = ntohs (((struct sockaddr_in *) &ss)->sin_port);
+  }
+  return fd;
+}
