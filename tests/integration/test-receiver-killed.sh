@@ -1,0 +1,53 @@
+#!/bin/bash
+# stm integration test: the receiver dies (SIGKILL) in the middle of the
+# full pass while the guest writes.  stm-send must exit 1 and say that the
+# source is thawed / still authoritative; the filter must be tracking and
+# the guest's writes must keep completing.
+
+source ./functions.sh
+set -eu
+requires_built
+requires socat -V
+requires qemu-io --version
+requires fio --version
+requires psktool --version
+
+size_mib=128
+make_random_image "$tmp/src.img" "$size_mib"
+make_psk "$tmp/keys.psk"
+
+start_nbdkit_migrate "$tmp/src.img"
+start_writer 64m 90 --rate=,1m
+wait_for 30 "the guest writer to start writing" writes_above 0
+
+start_stm_recv --output "$tmp/dst.img" --tls-psk "$tmp/keys.psk" --json
+
+# At 8 MiB/s the full pass of 128 MiB takes about 16 s.
+spawn "$tmp/send.out" "$tmp/send.err" \
+      "$STM_SEND" --source "$NBD_URI" --control "$CTL_SOCK" \
+      --dest "127.0.0.1:$RECV_PORT" --tls-psk "$tmp/keys.psk" \
+      --rate 8388608 --json --no-progress
+SEND_PID=$SPAWNED_PID
+
+# The first SNAPSHOT starts the full pass.
+generation_above_zero () { [ "$(status_field generation)" -gt 0 ]; }
+wait_for 30 "stm-send to start its first pass" generation_above_zero
+sleep 2
+alive "$SEND_PID" || fail "stm-send ended before the receiver could be killed"
+state_is tracking || fail "the source is not tracking during the full pass"
+
+info "killing stm-recv (pid $RECV_PID) mid-pass"
+{ kill -KILL "$RECV_PID"; wait "$RECV_PID"; } 2>/dev/null || true
+wait_exit "$SEND_PID" 60
+info "stm-send exited with status $EXIT_STATUS"
+[ "$EXIT_STATUS" -eq 1 ] || fail "stm-send exited with $EXIT_STATUS after losing the receiver, not 1"
+grep -Eiq 'thaw|authoritative' "$tmp/send.err" ||
+    fail "stm-send's error does not say the source is thawed: $(cat "$tmp/send.err")"
+info "stm-send said: $(grep -Ei 'thaw|authoritative' "$tmp/send.err" | head -n 1)"
+
+state_is tracking || fail "the source is not tracking after the failure: $(ctl STATUS)"
+w="$(status_writes)"
+wait_for 20 "guest writes to keep completing" writes_above "$w"
+alive "$WRITER_PID" || fail "the guest writer stopped"
+nbd_write 4M 64k 0x6b || fail "a write to the source failed after the sender's failure"
+info "PASS"

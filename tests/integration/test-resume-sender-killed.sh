@@ -1,0 +1,71 @@
+#!/bin/bash
+# stm integration test: a sender killed (SIGKILL) during its second pass
+# costs no full recopy.  A new stm-send to the same, still running
+# receiver resumes the migration: it must send much less than the image,
+# and the result must be byte-identical to the fenced source.
+#
+# The guest writes only to the first 4 MiB, so every pass after the first
+# is small, and stm-send's --rate keeps the passes slow enough to be hit.
+
+source ./functions.sh
+set -eu
+requires_built
+requires socat -V
+requires qemu-io --version
+requires fio --version
+requires psktool --version
+
+size_mib=64
+size=$(( size_mib * 1024 * 1024 ))
+rate=$(( 8 * 1024 * 1024 ))
+make_random_image "$tmp/src.img" "$size_mib"
+make_psk "$tmp/keys.psk"
+
+start_nbdkit_migrate "$tmp/src.img"
+start_writer 4m 120 --rate=,1m
+wait_for 30 "the guest writer to start writing" writes_above 0
+
+# generation_at_least N: has stm-send taken its Nth snapshot (pass N)?
+generation_at_least () { [ "$(status_field generation)" -ge "$1" ]; }
+
+# start_send NAME: stm-send in the background; sets SEND_PID.
+start_send ()
+{
+    spawn "$tmp/$1.out" "$tmp/$1.err" \
+          "$STM_SEND" --source "$NBD_URI" --control "$CTL_SOCK" \
+          --dest "127.0.0.1:$RECV_PORT" --tls-psk "$tmp/keys.psk" \
+          --rate "$rate" --json --no-progress
+    SEND_PID=$SPAWNED_PID
+}
+
+# check_resumed NAME: run NAME finished the migration without a full copy.
+check_resumed ()
+{
+    [ "$EXIT_STATUS" -eq 0 ] || fail "$1: the resumed stm-send exited with $EXIT_STATUS"
+    local sent
+    sent="$(json_field "$tmp/$1.out" done bytes_sent)"
+    info "$1: resumed run sent $sent bytes of a $size-byte image"
+    [ -n "$sent" ] || fail "$1: no summary from the resumed stm-send"
+    [ "$sent" -lt $(( size / 2 )) ] ||
+        fail "$1: the resumed stm-send sent $sent bytes: a full recopy"
+    grep -q '"event":"start".*"mode":"resume"' "$tmp/$1.out" ||
+        fail "$1: stm-send's start event does not say mode resume"
+}
+
+start_stm_recv --output "$tmp/dst.img" --tls-psk "$tmp/keys.psk" --once --json
+start_send send1
+wait_for 60 "stm-send to start its second pass" generation_at_least 2
+alive "$SEND_PID" || fail "stm-send finished before it could be killed"
+info "killing stm-send (pid $SEND_PID) in pass $(status_field generation)"
+{ kill -KILL "$SEND_PID"; wait "$SEND_PID"; } 2>/dev/null || true
+state_is tracking || fail "the source is not tracking after the sender died"
+alive "$RECV_PID" || fail "stm-recv exited when its sender died"
+
+run_stm_send send2 120 --tls-psk "$tmp/keys.psk"
+check_resumed send2
+state_is fenced || fail "the source is not fenced after the migration"
+wait_exit "$RECV_PID" 30
+[ "$EXIT_STATUS" -eq 0 ] || fail "stm-recv --once exited with $EXIT_STATUS"
+cmp "$tmp/src.img" "$tmp/dst.img" || fail "destination differs from the source after a resumed migration"
+info "resumed after the sender was killed; identical"
+info "PASS"
