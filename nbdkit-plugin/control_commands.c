@@ -1,0 +1,410 @@
+/* stm migrate filter: executing control commands (see control_commands.h
+ * and the control protocol in docs/protocol.md).
+ *
+ * Every command validates everything before it changes anything, so an
+ * ERR reply always leaves the state as it was.
+ */
+#include <config.h>
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nbdkit-filter.h>
+
+#include "bitmap.h"
+#include "control_commands.h"
+#include "control_proto.h"
+#include "log.h"
+#include "migration_state.h"
+#include "write_gate.h"
+
+#define NS_PER_MS UINT64_C (1000000)
+
+static void
+reply_printf (struct control_reply *reply, bool ok, const char *fmt, ...)
+  __attribute__((format (printf, 3, 4)));
+
+static void
+reply_printf (struct control_reply *reply, bool ok, const char *fmt, ...)
+{
+  va_list args;
+  int n;
+
+  va_start (args, fmt);
+  n = vsnprintf (reply->line, sizeof reply->line - 1, fmt, args);
+  va_end (args);
+  assert (n >= 0);
+  /* Replies are short by construction; a truncated one still ends in a
+   * newline so the client's framing survives. */
+  if ((size_t) n > sizeof reply->line - 2)
+    n = (int) sizeof reply->line - 2;
+  reply->line[n] = '\n';
+  reply->line[n + 1] = '\0';
+  reply->len = (size_t) n + 1;
+  reply->ok = ok;
+  reply->snapshot_follows = false;
+}
+
+void
+control_reply_err (struct control_reply *reply,
+                   const char *errno_name, const char *why)
+{
+  reply_printf (reply, false, "ERR %s %s", errno_name, why);
+}
+
+static const char *
+role_name (enum control_role role)
+{
+  switch (role) {
+  case CONTROL_ROLE_OWNER: return "you";
+  case CONTROL_ROLE_UNOWNED: return "none";
+  case CONTROL_ROLE_OTHER: return "other";
+  }
+  abort ();
+}
+
+static void
+do_status (struct migration_state *st, enum control_role role,
+           struct control_reply *reply)
+{
+  reply_printf (reply, true,
+                "OK size=%" PRIu64 " block=%" PRIu32 " generation=%" PRIu64
+                " dirty_blocks=%" PRIu64 " dirty_bytes=%" PRIu64
+                " unconfirmed_blocks=%" PRIu64 " unconfirmed_bytes=%" PRIu64
+                " state=%s owner=%s throttle=%" PRIu64
+                " inflight_writes=%" PRIu64 " writes=%" PRIu64
+                " write_bytes=%" PRIu64 " freezes=%" PRIu64
+                " thaws_by_timeout=%" PRIu64,
+                st->size, st->block_size, st->generation,
+                block_bitmap_count (&st->dirty),
+                migration_bitmap_bytes (st, &st->dirty),
+                block_bitmap_count (&st->unconfirmed),
+                migration_bitmap_bytes (st, &st->unconfirmed),
+                migration_state_name (st), role_name (role),
+                throttle_rate (&st->throttle),
+                write_gate_inflight (&st->gate),
+                __atomic_load_n (&st->writes, __ATOMIC_RELAXED),
+                __atomic_load_n (&st->write_bytes, __ATOMIC_RELAXED),
+                __atomic_load_n (&st->freezes, __ATOMIC_RELAXED),
+                __atomic_load_n (&st->thaws_by_timeout, __ATOMIC_RELAXED));
+}
+
+/* The byte extent of a run of blocks, the last one clipped to the size. */
+static void
+run_to_extent (const struct migration_state *st, uint64_t start, uint64_t count,
+               uint64_t *offset, uint64_t *length)
+{
+  *offset = start * st->block_size;
+  *length = count * st->block_size;
+  if (*length > st->size - *offset)
+    *length = st->size - *offset;
+}
+
+static void
+do_snapshot (struct migration_state *st, struct control_reply *reply)
+{
+  uint64_t from = 0, start, count, extents = 0, bytes = 0;
+
+  /* Move dirty into handed_out (each word swapped out atomically, so a
+   * block written meanwhile is either moved now or stays dirty for the
+   * next snapshot), then add exactly those blocks to unconfirmed.  Only
+   * this thread reads unconfirmed, so nobody sees the blocks in between. */
+  block_bitmap_clear_all (&st->handed_out);
+  block_bitmap_move_into (&st->handed_out, &st->dirty);
+  block_bitmap_or_into (&st->unconfirmed, &st->handed_out);
+  st->generation++;
+
+  /* Runs of set bits are maximal, so each is one coalesced extent. */
+  while (block_bitmap_next_run (&st->handed_out, from, &start, &count)) {
+    uint64_t offset, length;
+
+    run_to_extent (st, start, count, &offset, &length);
+    extents++;
+    bytes += length;
+    from = start + count;
+  }
+
+  nbdkit_debug ("migrate: snapshot generation %" PRIu64 ": %" PRIu64
+                " extents, %" PRIu64 " bytes",
+                st->generation, extents, bytes);
+  reply_printf (reply, true,
+                "OK generation=%" PRIu64 " extents=%" PRIu64 " bytes=%" PRIu64,
+                st->generation, extents, bytes);
+  reply->snapshot_follows = true;
+}
+
+static void
+do_confirm (struct migration_state *st, const struct control_request *req,
+            struct control_reply *reply)
+{
+  uint64_t end, first, count;
+
+  if (req->offset > st->size || req->length > st->size - req->offset) {
+    reply_printf (reply, false,
+                  "ERR ERANGE CONFIRM range %" PRIu64 "+%" PRIu64
+                  " ends beyond the image size %" PRIu64,
+                  req->offset, req->length, st->size);
+    return;
+  }
+  end = req->offset + req->length;
+  if (req->offset % st->block_size != 0 ||
+      (end % st->block_size != 0 && end != st->size)) {
+    reply_printf (reply, false,
+                  "ERR EINVAL CONFIRM range %" PRIu64 "+%" PRIu64
+                  " is not aligned to the block size %" PRIu32
+                  " (its end may also be the image size %" PRIu64 ")",
+                  req->offset, req->length, st->block_size, st->size);
+    return;
+  }
+
+  block_range_of_bytes (req->offset, req->length, st->block_size,
+                        &first, &count);
+  block_bitmap_clear_range (&st->unconfirmed, first, count);
+  reply_printf (reply, true, "OK confirmed=%" PRIu64, req->length);
+}
+
+static void
+do_resume (struct migration_state *st, struct control_reply *reply)
+{
+  block_bitmap_move_into (&st->dirty, &st->unconfirmed);
+  reply_printf (reply, true, "OK dirty_blocks=%" PRIu64,
+                block_bitmap_count (&st->dirty));
+}
+
+static void
+do_reset (struct migration_state *st, struct control_reply *reply)
+{
+  /* Set dirty before clearing unconfirmed, so no block is ever in
+   * neither. */
+  block_bitmap_set_all (&st->dirty);
+  block_bitmap_clear_all (&st->unconfirmed);
+  reply_printf (reply, true, "OK dirty_blocks=%" PRIu64,
+                block_bitmap_count (&st->dirty));
+}
+
+static void
+do_freeze (struct migration_state *st, struct control_reply *reply)
+{
+  uint64_t started, drained, flushed;
+  int err;
+
+  switch (write_gate_mode (&st->gate)) {
+  case WRITE_GATE_FENCED:
+    control_reply_err (reply, "EPERM",
+                       "the source is fenced (a flip is final): "
+                       "there is nothing left to freeze");
+    return;
+  case WRITE_GATE_CLOSED:
+    reply_printf (reply, true, "OK frozen drain_ms=0 flush_ms=0");
+    return;
+  case WRITE_GATE_OPEN:
+    break;
+  }
+
+  started = time_monotonic_ns ();
+  st->frozen_since_ns = started;
+  if (write_gate_close_and_drain (&st->gate, st->freeze_timeout_ns) == -1) {
+    write_gate_open (&st->gate);
+    nbdkit_debug ("migrate: FREEZE: writes in flight did not complete "
+                  "within %s; thawed", st->freeze_timeout_text);
+    reply_printf (reply, false,
+                  "ERR ETIMEDOUT writes in flight did not complete within "
+                  "migrate-freeze-timeout=%s; writes are thawed on the source",
+                  st->freeze_timeout_text);
+    return;
+  }
+
+  /* The drain guarantees every write the plugin acknowledged is visible to
+   * readers; the flush also makes it durable on the source, as a flush
+   * from any client would. */
+  drained = time_monotonic_ns ();
+  if (st->plugin != NULL && st->plugin_can_flush &&
+      st->plugin->flush (st->plugin, 0, &err) == -1) {
+    write_gate_open (&st->gate);
+    reply_printf (reply, false,
+                  "ERR EIO flushing the plugin failed (%s); "
+                  "writes are thawed on the source", strerror (err));
+    return;
+  }
+  flushed = time_monotonic_ns ();
+
+  __atomic_fetch_add (&st->freezes, 1, __ATOMIC_RELAXED);
+  nbdkit_debug ("migrate: frozen: drained in %" PRIu64 " ms, flushed in %"
+                PRIu64 " ms", (drained - started) / NS_PER_MS,
+                (flushed - drained) / NS_PER_MS);
+  reply_printf (reply, true, "OK frozen drain_ms=%" PRIu64 " flush_ms=%" PRIu64,
+                (flushed - started) / NS_PER_MS,
+                (flushed - drained) / NS_PER_MS);
+}
+
+static void
+do_thaw (struct migration_state *st, struct control_reply *reply)
+{
+  switch (write_gate_mode (&st->gate)) {
+  case WRITE_GATE_FENCED:
+    /* Requests held at the gate were already failed by the fence. */
+    reply_printf (reply, true, "OK fenced");
+    return;
+  case WRITE_GATE_CLOSED:
+    write_gate_open (&st->gate);
+    nbdkit_debug ("migrate: thawed");
+    break;
+  case WRITE_GATE_OPEN:
+    break;
+  }
+  reply_printf (reply, true, "OK thawed");
+}
+
+static void
+do_flip_fence (struct migration_state *st, enum control_role role,
+               struct control_reply *reply)
+{
+  enum write_gate_mode mode = write_gate_mode (&st->gate);
+
+  if (mode == WRITE_GATE_FENCED) {
+    reply_printf (reply, true, "OK fenced");
+    return;
+  }
+  if (mode != WRITE_GATE_CLOSED || role != CONTROL_ROLE_OWNER) {
+    control_reply_err (reply, "EPERM",
+                       "FLIP needs the source frozen by this connection: "
+                       "send FREEZE first");
+    return;
+  }
+
+  write_gate_fence (&st->gate);
+  nbdkit_debug ("migrate: fenced: every request now fails with EIO");
+  reply_printf (reply, true, "OK fenced");
+}
+
+void
+control_execute (struct migration_state *st,
+                 const struct control_request *req,
+                 enum control_role role, struct control_reply *reply)
+{
+  if (!migration_geometry_known (st)) {
+    control_reply_err (reply, "EAGAIN",
+                       "no NBD client has connected yet, "
+                       "so the image size is not known");
+    return;
+  }
+  if (req->command != CONTROL_STATUS && role == CONTROL_ROLE_OTHER) {
+    control_reply_err (reply, "EBUSY",
+                       "another control connection owns this migration; "
+                       "only STATUS is open to others");
+    return;
+  }
+
+  switch (req->command) {
+  case CONTROL_STATUS:
+    do_status (st, role, reply);
+    return;
+  case CONTROL_SNAPSHOT:
+    do_snapshot (st, reply);
+    return;
+  case CONTROL_CONFIRM:
+    do_confirm (st, req, reply);
+    return;
+  case CONTROL_RESUME:
+    do_resume (st, reply);
+    return;
+  case CONTROL_RESET:
+    do_reset (st, reply);
+    return;
+  case CONTROL_FREEZE:
+    do_freeze (st, reply);
+    return;
+  case CONTROL_THAW:
+    do_thaw (st, reply);
+    return;
+  case CONTROL_FLIP_FENCE:
+    do_flip_fence (st, role, reply);
+    return;
+  case CONTROL_FLIP_FORWARD:
+    control_reply_err (reply, "ENOTSUP", "FLIP forward is not implemented yet");
+    return;
+  case CONTROL_THROTTLE:
+    throttle_set_rate (&st->throttle, req->bytes_per_second);
+    nbdkit_debug ("migrate: throttle set to %" PRIu64 " bytes/s",
+                  req->bytes_per_second);
+    reply_printf (reply, true, "OK throttle=%" PRIu64, req->bytes_per_second);
+    return;
+  }
+  control_reply_err (reply, "EINVAL", "unknown command");
+}
+
+void
+snapshot_stream_begin (struct snapshot_stream *s)
+{
+  s->active = true;
+  s->next_block = 0;
+}
+
+size_t
+snapshot_stream_fill (const struct migration_state *st,
+                      struct snapshot_stream *s, char *buf, size_t room)
+{
+  size_t used = 0;
+
+  while (s->active && room - used >= SNAPSHOT_LINE_MAX) {
+    uint64_t start, count, offset, length;
+    int n;
+
+    if (!block_bitmap_next_run (&st->handed_out, s->next_block,
+                                &start, &count)) {
+      memcpy (buf + used, ".\n", 2);
+      used += 2;
+      s->active = false;
+      break;
+    }
+    run_to_extent (st, start, count, &offset, &length);
+    n = snprintf (buf + used, room - used, "%" PRIu64 " %" PRIu64 "\n",
+                  offset, length);
+    assert (n > 0 && (size_t) n < room - used);
+    used += (size_t) n;
+    s->next_block = start + count;
+  }
+  return used;
+}
+
+bool
+control_freeze_deadline (struct migration_state *st, uint64_t *deadline_ns)
+{
+  if (write_gate_mode (&st->gate) != WRITE_GATE_CLOSED)
+    return false;
+  *deadline_ns = st->frozen_since_ns + st->freeze_timeout_ns;
+  return true;
+}
+
+void
+control_thaw_on_timeout (struct migration_state *st)
+{
+  if (write_gate_mode (&st->gate) != WRITE_GATE_CLOSED)
+    return;
+  write_gate_open (&st->gate);
+  __atomic_fetch_add (&st->thaws_by_timeout, 1, __ATOMIC_RELAXED);
+  nbdkit_error ("migrate: writes stayed frozen longer than "
+                "migrate-freeze-timeout=%s without a THAW or FLIP from the "
+                "control connection on %s; thawed: guest writes continue "
+                "on the source, which stays authoritative",
+                st->freeze_timeout_text, st->control_path);
+}
+
+void
+control_thaw_on_owner_close (struct migration_state *st)
+{
+  if (write_gate_mode (&st->gate) != WRITE_GATE_CLOSED)
+    return;
+  write_gate_open (&st->gate);
+  nbdkit_error ("migrate: the control connection on %s that froze writes "
+                "closed without a THAW or FLIP; thawed: guest writes "
+                "continue on the source, which stays authoritative",
+                st->control_path);
+}

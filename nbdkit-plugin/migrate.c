@@ -1,0 +1,339 @@
+/* stm migrate filter: registration with nbdkit, the filter's parameters,
+ * its life cycle, and the data path.
+ *
+ * The data path is kept as thin as possible.  Writes (after the throttle,
+ * when THROTTLE is on), zeroes and trims pass the write gate, go to the
+ * plugin, and on completion (success or failure: the data may have changed
+ * partly) mark their blocks dirty before leaving the gate, so a FREEZE that
+ * has drained the gate sees every dirty bit.  Flushes pass the gate too.  Reads,
+ * extents and cache requests pass straight through, failing only once the
+ * source is fenced.  Every can_* callback is left to nbdkit's pass-through,
+ * which asks the plugin: the filter changes no capability, and keeps the
+ * parallel thread model.
+ *
+ * The filter's one instance lives here: the migration state and the
+ * control server.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nbdkit-filter.h>
+
+#include "control_server.h"
+#include "migration_state.h"
+#include "parse.h"
+#include "throttle.h"
+#include "write_gate.h"
+
+#define NS_PER_SECOND 1000000000ULL
+
+static struct migration_state migration = MIGRATION_STATE_INIT;
+static struct control_server control = CONTROL_SERVER_INIT;
+static int final_thread_model = NBDKIT_THREAD_MODEL_PARALLEL;
+
+/* --- parameters ---------------------------------------------------- */
+
+static int
+config_block (const char *value)
+{
+  uint64_t bytes;
+
+  if (parse_size (value, &bytes) == -1) {
+    nbdkit_error ("migrate-block=%s: not a size (write it like 64K or 1M)",
+                  value);
+    return -1;
+  }
+  if (bytes < MIGRATE_MIN_BLOCK || bytes > MIGRATE_MAX_BLOCK ||
+      (bytes & (bytes - 1)) != 0) {
+    nbdkit_error ("migrate-block=%s: the block size must be a power of two "
+                  "from 4K to 64M", value);
+    return -1;
+  }
+  migration.block_size = (uint32_t) bytes;
+  return 0;
+}
+
+static int
+config_freeze_timeout (const char *value)
+{
+  uint64_t ns;
+  int n;
+
+  if (parse_duration (value, NS_PER_SECOND, &ns) == -1) {
+    nbdkit_error ("migrate-freeze-timeout=%s: not a duration "
+                  "(write it like 30s, 500ms or 2m; a bare number is seconds)",
+                  value);
+    return -1;
+  }
+  if (ns == 0) {
+    nbdkit_error ("migrate-freeze-timeout=%s: the timeout must be longer "
+                  "than zero", value);
+    return -1;
+  }
+  migration.freeze_timeout_ns = ns;
+
+  /* Messages quote the timeout as the user wrote it, if it is short. */
+  n = snprintf (migration.freeze_timeout_text,
+                sizeof migration.freeze_timeout_text, "%s", value);
+  if (n < 0 || (size_t) n >= sizeof migration.freeze_timeout_text)
+    snprintf (migration.freeze_timeout_text,
+              sizeof migration.freeze_timeout_text, "%" PRIu64 "ms",
+              ns / 1000000);
+  return 0;
+}
+
+static int
+migrate_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
+                const char *key, const char *value)
+{
+  if (strcmp (key, "migrate-control") == 0) {
+    free (migration.control_path);
+    migration.control_path = nbdkit_absolute_path (value);
+    return migration.control_path == NULL ? -1 : 0;
+  }
+  if (strcmp (key, "migrate-block") == 0)
+    return config_block (value);
+  if (strcmp (key, "migrate-freeze-timeout") == 0)
+    return config_freeze_timeout (value);
+  return next (nxdata, key, value);
+}
+
+static int
+migrate_config_complete (nbdkit_next_config_complete *next,
+                         nbdkit_backend *nxdata)
+{
+  if (migration.control_path == NULL) {
+    nbdkit_error ("the migrate filter needs migrate-control=PATH, the Unix "
+                  "socket on which it takes its control commands");
+    return -1;
+  }
+  return next (nxdata);
+}
+
+#define migrate_config_help \
+  "migrate-control=PATH            (required) Control socket (mode 0600).\n" \
+  "migrate-block=SIZE              Block size of the dirty bitmap\n" \
+  "                                (power of two, 4K..64M, default 64K).\n" \
+  "migrate-freeze-timeout=DURATION Longest a FREEZE may hold writes\n" \
+  "                                (default 30s)."
+
+/* --- life cycle ---------------------------------------------------- */
+
+/* Create the control socket before nbdkit forks, so it exists by the time
+ * nbdkit's own socket does; the thread that serves it starts after. */
+static int
+migrate_get_ready (int thread_model)
+{
+  final_thread_model = thread_model;
+  return control_server_listen (&control, &migration);
+}
+
+/* Open a plugin context of the filter's own, to learn the image size
+ * before any client connects and to flush the plugin at FREEZE.  Its
+ * requests come from the control thread, concurrently with the clients',
+ * which only a plugin that allows parallel requests permits.  If it cannot
+ * be done, the first client's connection supplies the size. */
+static void
+open_plugin_context (nbdkit_backend *backend)
+{
+  nbdkit_next *next;
+  int64_t size;
+
+  if (final_thread_model != NBDKIT_THREAD_MODEL_PARALLEL) {
+    nbdkit_debug ("migrate: the plugin does not allow parallel requests, so "
+                  "the filter opens no context of its own: the image size "
+                  "comes from the first client, and FREEZE does not flush");
+    return;
+  }
+
+  next = nbdkit_next_context_open (backend, 0, "", 1);
+  if (next == NULL)
+    next = nbdkit_next_context_open (backend, 1, "", 1);
+  if (next == NULL) {
+    nbdkit_debug ("migrate: could not open a plugin context of the filter's "
+                  "own; the image size comes from the first client");
+    return;
+  }
+  if (next->prepare (next) == -1) {
+    nbdkit_next_context_close (next);
+    nbdkit_debug ("migrate: could not prepare a plugin context of the "
+                  "filter's own; the image size comes from the first client");
+    return;
+  }
+
+  size = next->get_size (next);
+  if (size < 0 || migration_set_geometry (&migration, (uint64_t) size) == -1) {
+    next->finalize (next);
+    nbdkit_next_context_close (next);
+    return;
+  }
+  migration.plugin = next;
+  migration.plugin_can_flush = next->can_flush (next) == 1;
+}
+
+static int
+migrate_after_fork (nbdkit_backend *backend)
+{
+  open_plugin_context (backend);
+  return control_server_start (&control);
+}
+
+static void
+migrate_cleanup (nbdkit_backend *backend)
+{
+  control_server_stop (&control);
+  if (migration.plugin != NULL) {
+    migration.plugin->finalize (migration.plugin);
+    nbdkit_next_context_close (migration.plugin);
+    migration.plugin = NULL;
+  }
+}
+
+static void
+migrate_unload (void)
+{
+  control_server_unlisten (&control);
+  migration_state_free (&migration);
+}
+
+/* Every connection learns the size if nobody has yet, and checks that its
+ * export is the image the bitmaps describe. */
+static int
+migrate_prepare (nbdkit_next *next, void *handle, int readonly)
+{
+  int64_t size = next->get_size (next);
+
+  if (size < 0)
+    return -1;
+  return migration_set_geometry (&migration, (uint64_t) size);
+}
+
+/* --- data path ----------------------------------------------------- */
+
+static bool
+fenced (void)
+{
+  return write_gate_mode (&migration.gate) == WRITE_GATE_FENCED;
+}
+
+static int
+migrate_pread (nbdkit_next *next, void *handle,
+               void *buf, uint32_t count, uint64_t offset, uint32_t flags,
+               int *err)
+{
+  if (fenced ()) {
+    *err = EIO;
+    return -1;
+  }
+  return next->pread (next, buf, count, offset, flags, err);
+}
+
+static int
+migrate_pwrite (nbdkit_next *next, void *handle,
+                const void *buf, uint32_t count, uint64_t offset,
+                uint32_t flags, int *err)
+{
+  int r;
+
+  throttle_wait (&migration.throttle, count);
+  if (write_gate_enter (&migration.gate, err) == -1)
+    return -1;
+  r = next->pwrite (next, buf, count, offset, flags, err);
+  migration_note_write (&migration, offset, count);
+  write_gate_leave (&migration.gate);
+  return r;
+}
+
+static int
+migrate_zero (nbdkit_next *next, void *handle,
+              uint32_t count, uint64_t offset, uint32_t flags, int *err)
+{
+  int r;
+
+  if (write_gate_enter (&migration.gate, err) == -1)
+    return -1;
+  r = next->zero (next, count, offset, flags, err);
+  migration_note_write (&migration, offset, count);
+  write_gate_leave (&migration.gate);
+  return r;
+}
+
+static int
+migrate_trim (nbdkit_next *next, void *handle,
+              uint32_t count, uint64_t offset, uint32_t flags, int *err)
+{
+  int r;
+
+  if (write_gate_enter (&migration.gate, err) == -1)
+    return -1;
+  r = next->trim (next, count, offset, flags, err);
+  migration_note_write (&migration, offset, count);
+  write_gate_leave (&migration.gate);
+  return r;
+}
+
+static int
+migrate_flush (nbdkit_next *next, void *handle, uint32_t flags, int *err)
+{
+  int r;
+
+  if (write_gate_enter (&migration.gate, err) == -1)
+    return -1;
+  r = next->flush (next, flags, err);
+  write_gate_leave (&migration.gate);
+  return r;
+}
+
+static int
+migrate_extents (nbdkit_next *next, void *handle,
+                 uint32_t count, uint64_t offset, uint32_t flags,
+                 struct nbdkit_extents *extents, int *err)
+{
+  if (fenced ()) {
+    *err = EIO;
+    return -1;
+  }
+  return next->extents (next, count, offset, flags, extents, err);
+}
+
+static int
+migrate_cache (nbdkit_next *next, void *handle,
+               uint32_t count, uint64_t offset, uint32_t flags, int *err)
+{
+  if (fenced ()) {
+    *err = EIO;
+    return -1;
+  }
+  return next->cache (next, count, offset, flags, err);
+}
+
+static struct nbdkit_filter filter = {
+  .name              = "migrate",
+  .longname          = "stm live migration filter",
+  .description       = "Tracks the blocks clients write and obeys a control "
+                       "socket, so stm-send can migrate the disk live.",
+  .unload            = migrate_unload,
+  .config            = migrate_config,
+  .config_complete   = migrate_config_complete,
+  .config_help       = migrate_config_help,
+  .get_ready         = migrate_get_ready,
+  .after_fork        = migrate_after_fork,
+  .cleanup           = migrate_cleanup,
+  .prepare           = migrate_prepare,
+  .pread             = migrate_pread,
+  .pwrite            = migrate_pwrite,
+  .zero              = migrate_zero,
+  .trim              = migrate_trim,
+  .flush             = migrate_flush,
+  .extents           = migrate_extents,
+  .cache             = migrate_cache,
+};
+
+NBDKIT_REGISTER_FILTER (filter)

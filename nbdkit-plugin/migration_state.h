@@ -1,0 +1,114 @@
+/* stm migrate filter: the state of the migration, the filter's one
+ * instance.
+ *
+ * It holds the configuration, the image geometry, the three block bitmaps,
+ * the write gate, the throttle and the counters STATUS reports.  Worker
+ * threads only set dirty bits, pass the gate and bump counters, all with
+ * atomics; everything else (snapshots, confirmations, freezing) happens on
+ * the control thread, so the bitmaps other than dirty need no lock at all.
+ *
+ * The geometry (image size, number of blocks, the bitmaps) is learned once,
+ * from a plugin context the filter opens itself right after nbdkit has
+ * forked or, failing that, from the first NBD client's connection.
+ * geometry_lock serialises that one-time set-up; size_known publishes it to
+ * other threads.
+ */
+#ifndef STM_MIGRATION_STATE_H
+#define STM_MIGRATION_STATE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <nbdkit-filter.h>
+
+#include "bitmap.h"
+#include "throttle.h"
+#include "write_gate.h"
+
+#define MIGRATE_DEFAULT_BLOCK (64 * 1024)
+#define MIGRATE_MIN_BLOCK (4 * 1024)
+#define MIGRATE_MAX_BLOCK (64 * 1024 * 1024)
+#define MIGRATE_DEFAULT_FREEZE_TIMEOUT_NS (30 * 1000000000ULL)
+
+struct migration_state {
+  /* Configuration, fixed once nbdkit has finished .config_complete. */
+  char *control_path;            /* absolute path of the control socket */
+  uint32_t block_size;           /* bytes per bitmap bit */
+  uint64_t freeze_timeout_ns;    /* longest a freeze may hold writes */
+  char freeze_timeout_text[32];  /* as the user wrote it, for messages */
+
+  /* The image geometry, written once under geometry_lock and then
+   * published by a release store of size_known. */
+  pthread_mutex_t geometry_lock;
+  bool size_known;               /* atomic */
+  uint64_t size;                 /* image size in bytes */
+  uint64_t nblocks;              /* bits in each bitmap */
+
+  /* dirty: written since the blocks were last handed out; set by worker
+   * threads, drained by the control thread.  unconfirmed: handed to a
+   * sender and not yet confirmed durable on the destination.  handed_out:
+   * the blocks the latest SNAPSHOT moved, which its reply streams out.
+   * unconfirmed and handed_out are touched by the control thread only. */
+  struct block_bitmap dirty;
+  struct block_bitmap unconfirmed;
+  struct block_bitmap handed_out;
+
+  /* Control thread only. */
+  uint64_t generation;           /* number of SNAPSHOTs taken */
+  uint64_t frozen_since_ns;      /* monotonic time the gate closed */
+
+  /* A plugin context of the filter's own, opened after the fork, used to
+   * learn the size before any client connects and to flush the plugin at
+   * FREEZE.  NULL when it could not be opened (then the size comes from the
+   * first client and FREEZE relies on the drain alone).  Control thread
+   * only, once the control thread runs. */
+  nbdkit_next *plugin;
+  bool plugin_can_flush;
+
+  struct write_gate gate;
+  struct throttle throttle;
+
+  /* Counters for STATUS; relaxed atomics. */
+  uint64_t writes;               /* write, zero and trim requests completed */
+  uint64_t write_bytes;          /* bytes they covered */
+  uint64_t freezes;              /* successful FREEZEs */
+  uint64_t thaws_by_timeout;     /* freezes ended by migrate-freeze-timeout */
+};
+
+#define MIGRATION_STATE_INIT {                                        \
+    .block_size = MIGRATE_DEFAULT_BLOCK,                              \
+    .freeze_timeout_ns = MIGRATE_DEFAULT_FREEZE_TIMEOUT_NS,           \
+    .freeze_timeout_text = "30s",                                     \
+    .geometry_lock = PTHREAD_MUTEX_INITIALIZER,                       \
+    .gate = WRITE_GATE_INIT,                                          \
+    .throttle = THROTTLE_INIT,                                        \
+  }
+
+/* Record the image size: allocate the bitmaps with every block dirty.  The
+ * first call does the work; later calls check that the size is the same.
+ * Returns -1 (after nbdkit_error) if allocation fails or the size differs
+ * from the one already known. */
+int migration_set_geometry (struct migration_state *st, uint64_t size);
+
+/* Has the size been learned?  (Acquire: the bitmaps are then usable.) */
+bool migration_geometry_known (struct migration_state *st);
+
+/* A write-like request on [offset, offset+count) completed, successfully
+ * or not: mark its blocks dirty and count it.  Lock free. */
+void migration_note_write (struct migration_state *st,
+                           uint64_t offset, uint64_t count);
+
+/* Bytes of image covered by the set bits of bm (the last block may be
+ * partial). */
+uint64_t migration_bitmap_bytes (const struct migration_state *st,
+                                 const struct block_bitmap *bm);
+
+/* The STATUS name of the current state: tracking, frozen or fenced
+ * ("forwarding" belongs to FLIP forward, which this version refuses). */
+const char *migration_state_name (struct migration_state *st);
+
+/* Free the bitmaps and the configuration strings (at unload). */
+void migration_state_free (struct migration_state *st);
+
+#endif /* STM_MIGRATION_STATE_H */
