@@ -1,0 +1,528 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+#
+# The Ansible module that runs stm-send, the sending end of a live disk
+# migration, to completion on the source host.  It parses the CLI's --json
+# events: the "done" summary becomes the task's return values and the
+# stm_migration fact; an "error" event and the CLI's stderr become the
+# task's failure message.  In check mode it only looks: it opens a TCP
+# connection to the receiver, reads the credentials files and asks the
+# filter's control socket for STATUS, which freezes nothing.
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: stm_send
+short_description: Migrate a live disk to stm-recv with stm-send
+version_added: "0.1.0"
+description:
+  - Runs C(stm-send) on the source host until the migration ends; a full
+    pass, incremental passes while the guest keeps writing, then the
+    cutover (freeze, last pass, commit on the destination, flip, thaw).
+  - The disk must be served by C(nbdkit --filter=migrate) on the source
+    host; the receiver must be running on the destination (see
+    M(stm.migration.stm_recv)).
+  - On success returns the CLI's summary (bytes sent, passes, downtime,
+    seconds), also as the fact C(stm_migration). The task reports a change
+    only when the source flipped.
+  - On failure the task fails with the CLI's own message. C(stm-send)
+    thaws the source before it exits, so the source stays authoritative
+    and the guest keeps running on it; I(source_state) says so.
+  - A source that has already flipped (its control socket reports the state
+    C(fenced) or C(forwarding)) is not migrated again; the task succeeds
+    without a change.
+options:
+  source:
+    description:
+      - The source export as a libnbd URI, normally the nbdkit server that
+        runs the migrate filter, for example
+        C(nbd+unix:///?socket=/run/stm/disk0.sock).
+    type: str
+    required: true
+  control:
+    description:
+      - The filter's control socket (its C(migrate-control) parameter).
+    type: path
+    required: true
+  dest:
+    description:
+      - Where C(stm-recv) listens, C(HOST:PORT); IPv6 addresses go in
+        brackets.
+    type: str
+    required: true
+  tls_psk:
+    description:
+      - A TLS pre-shared key file in C(psktool) format (C(user:hexkey)
+        lines), the same file the receiver uses.
+      - One of I(tls_psk), I(tls_certs) or I(insecure=true) is required.
+    type: path
+  tls_user:
+    description:
+      - With I(tls_psk), the identity to use (default the file's first).
+    type: str
+  tls_certs:
+    description:
+      - A directory with C(ca-cert.pem), C(client-cert.pem) and
+        C(client-key.pem). The receiver's certificate must be signed by
+        that CA.
+    type: path
+  insecure:
+    description:
+      - No TLS at all; the disk crosses the network in the clear,
+        unauthenticated. For trusted networks and tests only.
+    type: bool
+    default: false
+  flip:
+    description:
+      - What the source does after the cutover. C(fence) makes every further
+        request to it fail (the guest must move to the destination).
+        C(forward) sends every request to the NBD server at I(forward_uri).
+    type: str
+    choices: [fence, forward]
+    default: fence
+  forward_uri:
+    description:
+      - With I(flip=forward), the destination's NBD URI (default the URI the
+        receiver announces).
+    type: str
+  max_downtime:
+    description:
+      - The longest pause of guest writes to aim for, in milliseconds, or
+        with a unit such as C(0.5s).
+    type: str
+  max_passes:
+    description:
+      - Cut over after at most this many passes even if the copy has not
+        converged.
+    type: int
+  rate:
+    description:
+      - Cap the average sending rate in bytes per second, for example
+        C(100M) (binary multiples).
+    type: str
+  binary:
+    description:
+      - The C(stm-send) program, a path or a name looked up in C(PATH).
+    type: path
+    default: stm-send
+  extra_args:
+    description:
+      - More C(stm-send) options, one list item per word, placed before
+        the module's own C(--json --no-progress). For options this module
+        does not have yet.
+    type: list
+    elements: str
+    default: []
+  timeout:
+    description:
+      - The longest the migration may take, in seconds. When it is up the
+        module stops C(stm-send) (SIGTERM), which thaws the source, and
+        fails. 0 waits for as long as it takes.
+    type: int
+    default: 0
+  probe_timeout:
+    description:
+      - In check mode, and for the look at the control socket before a
+        migration, how many seconds to wait for an answer.
+    type: int
+    default: 5
+attributes:
+  check_mode:
+    support: full
+    description: >-
+      Checks that the program exists, that the credentials files exist and
+      parse, that a TCP connection to I(dest) opens, and that the control
+      socket answers STATUS with the state C(tracking). Freezes nothing
+      and sends no data.
+  diff_mode:
+    support: none
+    description: The module shows no differences.
+notes:
+  - The sender shows no progress bar here; its JSON events are parsed, and
+    the number of events of each kind is returned.
+seealso:
+  - module: stm.migration.stm_recv
+author:
+  - stm developers
+'''
+
+EXAMPLES = r'''
+- name: Migrate disk0 to the destination over TLS with a pre-shared key
+  stm.migration.stm_send:
+    source: "nbd+unix:///?socket=/run/stm/disk0.sock"
+    control: /run/stm/disk0.ctl
+    dest: "dest1.example.com:10809"
+    tls_psk: /etc/stm/keys.psk
+    max_downtime: 200
+  register: migration
+
+- name: Report the cutover
+  ansible.builtin.debug:
+    msg: >-
+      {{ stm_migration.passes }} passes, {{ stm_migration.bytes_sent }} bytes,
+      downtime {{ stm_migration.downtime_ms }} ms
+
+- name: Only check that a migration could start (connectivity, keys, source)
+  stm.migration.stm_send:
+    source: "nbd+unix:///?socket=/run/stm/disk0.sock"
+    control: /run/stm/disk0.ctl
+    dest: "dest1.example.com:10809"
+    tls_certs: /etc/stm/pki
+  check_mode: true
+
+- name: Try, and keep going on the source if the migration fails
+  stm.migration.stm_send:
+    source: "nbd+unix:///?socket=/run/stm/disk0.sock"
+    control: /run/stm/disk0.ctl
+    dest: "dest1.example.com:10809"
+    tls_psk: /etc/stm/keys.psk
+  register: attempt
+  ignore_errors: true
+
+- name: Say why
+  ansible.builtin.debug:
+    msg: "{{ attempt.msg }} (source {{ attempt.source_state }})"
+  when: attempt is failed
+'''
+
+RETURN = r'''
+bytes_sent:
+  description: Bytes sent to the receiver over the whole migration.
+  returned: success, not in check mode
+  type: int
+  sample: 67239936
+passes:
+  description: How many passes the migration took, the final one included.
+  returned: success, not in check mode
+  type: int
+  sample: 3
+downtime_ms:
+  description: How long guest writes were paused at the cutover, in
+    milliseconds.
+  returned: success, not in check mode
+  type: float
+  sample: 41.5
+seconds:
+  description: How long the migration took.
+  returned: success, not in check mode
+  type: float
+  sample: 2.31
+flipped:
+  description: Whether the source flipped (the migration completed). The
+    task's C(changed) is the same.
+  returned: always
+  type: bool
+  sample: true
+source_state:
+  description: The state the source is left in. After a failure C(stm-send)
+    thaws the source, which stays authoritative (C(thawed) or
+    C(unchanged)); in check mode, and for a source that had already
+    flipped, the state its control socket reports.
+  returned: when known
+  type: str
+  sample: thawed
+source_status:
+  description: The fields of the control socket's STATUS reply (numbers as
+    integers).
+  returned: in check mode, and when the source had already flipped
+  type: dict
+  sample: {"size": 67108864, "block": 65536, "state": "tracking", "writes": 1200}
+summary:
+  description: The CLI's final C(done) event, as it printed it.
+  returned: success, not in check mode
+  type: dict
+  sample: {"event": "done", "bytes_sent": 67239936, "passes": 3,
+           "downtime_ms": 41.5, "seconds": 2.31}
+error:
+  description: The CLI's C(error) event.
+  returned: failure, when the CLI printed one
+  type: dict
+  sample: {"event": "error", "message": "cannot connect to 10.0.0.2:10809: Connection refused",
+           "source_state": "thawed"}
+event_counts:
+  description: How many JSON events of each kind the CLI printed.
+  returned: when the CLI ran
+  type: dict
+  sample: {"start": 1, "pass_begin": 3, "pass_end": 3, "freeze": 1, "commit": 1, "flip": 1, "done": 1}
+rc:
+  description: The CLI's exit status (0 success, 1 failure with the source
+    thawed, 2 usage error).
+  returned: when the CLI ran
+  type: int
+  sample: 0
+stderr:
+  description: The CLI's messages.
+  returned: when the CLI ran
+  type: str
+  sample: ""
+cmd:
+  description: The command that was run.
+  returned: when the CLI ran
+  type: list
+  elements: str
+  sample: ["stm-send", "--source", "nbd+unix:///?socket=/run/stm/disk0.sock", "--json"]
+ansible_facts:
+  description: Facts set on the source host.
+  returned: success, not in check mode
+  type: complex
+  contains:
+    stm_migration:
+      description: The summary of the migration (I(bytes_sent), I(passes),
+        I(downtime_ms), I(seconds), I(flipped), I(dest)).
+      returned: success, not in check mode
+      type: dict
+      sample: {"bytes_sent": 67239936, "passes": 3, "downtime_ms": 41.5,
+               "seconds": 2.31, "flipped": true, "dest": "dest1:10809"}
+'''
+
+import os
+import re
+import signal
+import subprocess
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.stm.migration.plugins.module_utils.stm_address import (
+    parse_host_port,
+    probe_tcp,
+)
+from ansible_collections.stm.migration.plugins.module_utils.stm_control import (
+    ControlError,
+    query_status,
+)
+from ansible_collections.stm.migration.plugins.module_utils.stm_credentials import (
+    check_tls_options,
+    tls_argument_spec,
+    tls_cli_args,
+)
+from ansible_collections.stm.migration.plugins.module_utils.stm_events import (
+    last_event,
+    parse_events,
+)
+
+# States of a source that has flipped: a flip is final for the life of the
+# nbdkit process, so there is nothing left to migrate.
+_FLIPPED_STATES = ('fenced', 'forwarding')
+
+# The socket path in an nbd+unix URI, to check it exists in check mode.
+_UNIX_SOCKET = re.compile(r'[?&]socket=([^&]+)')
+
+
+def find_binary(module):
+    """The full path of the stm-send program, or None."""
+    binary = module.params['binary']
+    if os.sep in binary:
+        return binary if os.access(binary, os.X_OK) else None
+    return module.get_bin_path(binary)
+
+
+def check_params(module, binary):
+    """Problems with the arguments that need no network, as sentences."""
+    p = module.params
+    problems = []
+    if binary is None:
+        problems.append('cannot find the program %s (set binary to its path)'
+                        % p['binary'])
+    try:
+        parse_host_port(p['dest'])
+    except ValueError as e:
+        problems.append('dest: %s' % e)
+    problems += check_tls_options(p, 'client')
+    if p['forward_uri'] and p['flip'] != 'forward':
+        problems.append('forward_uri goes with flip=forward')
+    if p['timeout'] < 0:
+        problems.append('timeout must be 0 (no limit) or positive')
+    if p['probe_timeout'] <= 0:
+        problems.append('probe_timeout must be positive')
+    return problems
+
+
+def check_connectivity(module):
+    """Problems a migration would meet at once: receiver, source, control."""
+    p = module.params
+    problems = []
+    host, port = parse_host_port(p['dest'])
+    reason = probe_tcp(host, port, p['probe_timeout'])
+    if reason is not None:
+        problems.append('the receiver at %s: %s' % (p['dest'], reason))
+    m = _UNIX_SOCKET.search(p['source'])
+    if p['source'].startswith('nbd+unix') and m and not os.path.exists(m.group(1)):
+        problems.append('the source socket %s does not exist' % m.group(1))
+    status = None
+    try:
+        status = query_status(p['control'], p['probe_timeout'])
+    except ControlError as e:
+        problems.append(str(e))
+    if status is not None and status['state'] != 'tracking':
+        problems.append('the source is %s, not tracking (control socket %s)'
+                        % (status['state'], p['control']))
+    return problems, status
+
+
+def build_argv(module, binary):
+    """The stm-send command line for the module's parameters."""
+    p = module.params
+    argv = [binary, '--source', p['source'], '--control', p['control'],
+            '--dest', p['dest']]
+    argv += tls_cli_args(p)
+    flip = p['flip']
+    if flip == 'forward' and p['forward_uri']:
+        flip = 'forward=' + p['forward_uri']
+    argv += ['--flip', flip]
+    if p['max_downtime'] is not None:
+        argv += ['--max-downtime', str(p['max_downtime'])]
+    if p['max_passes'] is not None:
+        argv += ['--max-passes', str(p['max_passes'])]
+    if p['rate'] is not None:
+        argv += ['--rate', str(p['rate'])]
+    argv += p['extra_args']
+    argv += ['--json', '--no-progress']
+    return argv
+
+
+def run_sender(module, argv):
+    """Run stm-send to the end; (rc, stdout, stderr, timed_out).
+
+    Popen rather than module.run_command: the timeout needs to stop the
+    sender with SIGTERM (so it thaws the source), which run_command cannot.
+    """
+    timeout = module.params['timeout'] or None
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                close_fds=True)
+    except OSError as e:
+        module.fail_json(msg='cannot run %s: %s' % (argv[0], e.strerror or e),
+                         cmd=argv, flipped=False, source_state='unchanged')
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        # SIGTERM lets stm-send thaw the source before it exits; the filter
+        # would thaw by itself anyway once the control connection closes.
+        proc.send_signal(signal.SIGTERM)
+        try:
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        timed_out = True
+    return (proc.returncode, out.decode('utf-8', 'replace'),
+            err.decode('utf-8', 'replace'), timed_out)
+
+
+def error_text(stderr, error):
+    """The CLI's own words for a failure: its error lines, else the event."""
+    lines = [line.strip() for line in stderr.splitlines()
+             if 'error' in line.lower() and line.strip()]
+    if lines:
+        return ' / '.join(lines)
+    if error is not None and error.get('message'):
+        return 'stm-send: error: %s' % error['message']
+    return stderr.strip()
+
+
+def count_events(events):
+    counts = {}
+    for event in events:
+        counts[event['event']] = counts.get(event['event'], 0) + 1
+    return counts
+
+
+def main():
+    argument_spec = dict(
+        source=dict(type='str', required=True),
+        control=dict(type='path', required=True),
+        dest=dict(type='str', required=True),
+        flip=dict(type='str', choices=['fence', 'forward'], default='fence'),
+        forward_uri=dict(type='str'),
+        max_downtime=dict(type='str'),
+        # Not a secret (a count of passes), whatever its name suggests.
+        max_passes=dict(type='int', no_log=False),
+        rate=dict(type='str'),
+        binary=dict(type='path', default='stm-send'),
+        extra_args=dict(type='list', elements='str', default=[]),
+        timeout=dict(type='int', default=0),
+        probe_timeout=dict(type='int', default=5),
+    )
+    argument_spec.update(tls_argument_spec())
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    p = module.params
+
+    binary = find_binary(module)
+    problems = check_params(module, binary)
+
+    if module.check_mode:
+        # Report every problem at once, the network's too, so that one
+        # check run says all that would stop a migration.
+        status = None
+        if not any(problem.startswith('dest:') for problem in problems):
+            more, status = check_connectivity(module)
+            problems += more
+        result = dict(flipped=False)
+        if status is not None:
+            result.update(source_status=status, source_state=status['state'])
+        if problems:
+            module.fail_json(msg='stm_send (check mode): ' + '; '.join(problems),
+                             problems=problems, **result)
+        module.exit_json(changed=True, msg='a migration to %s could start'
+                         % p['dest'], **result)
+
+    if problems:
+        module.fail_json(msg='stm_send: ' + '; '.join(problems),
+                         problems=problems, flipped=False,
+                         source_state='unchanged')
+
+    # A source that flipped already has been migrated: nothing to do.  If
+    # the control socket cannot be asked, stm-send will say why itself.
+    try:
+        status = query_status(p['control'], p['probe_timeout'])
+    except ControlError:
+        status = None
+    if status is not None and status['state'] in _FLIPPED_STATES:
+        module.exit_json(changed=False, flipped=False, source_status=status,
+                         source_state=status['state'],
+                         msg='the source has already flipped (state %s): '
+                         'nothing to migrate' % status['state'])
+
+    argv = build_argv(module, binary)
+    rc, out, err, timed_out = run_sender(module, argv)
+    events = parse_events(out)
+    done = last_event(events, 'done')
+    flip = last_event(events, 'flip')
+    error = last_event(events, 'error')
+    common = dict(rc=rc, stderr=err, cmd=argv, event_counts=count_events(events))
+
+    if rc != 0 or done is None:
+        # A usage error (2) stops stm-send before it touches the source.
+        source_state = (error or {}).get('source_state',
+                                         'unchanged' if rc == 2 else 'thawed')
+        if timed_out:
+            message = ('stm-send did not finish within %d s and was stopped; '
+                       '%s' % (p['timeout'], error_text(err, error)))
+        elif rc == 0:
+            message = 'stm-send exited 0 without its summary (done event)'
+        else:
+            message = error_text(err, error)
+        if error is not None:
+            common['error'] = error
+        module.fail_json(msg=message, flipped=False, source_state=source_state,
+                         **common)
+
+    summary = dict(
+        bytes_sent=int(done.get('bytes_sent', 0)),
+        passes=int(done.get('passes', 0)),
+        downtime_ms=float(done.get('downtime_ms', 0)),
+        seconds=float(done.get('seconds', 0)),
+    )
+    flipped = flip is not None
+    fact = dict(summary, flipped=flipped, dest=p['dest'])
+    module.exit_json(changed=flipped, flipped=flipped,
+                     source_state='fenced' if p['flip'] == 'fence' else 'forwarding',
+                     summary=done, ansible_facts=dict(stm_migration=fact),
+                     **dict(summary, **common))
+
+
+if __name__ == '__main__':
+    main()
