@@ -120,6 +120,32 @@ on_retry (struct ev_loop *loop, ev_timer *w, int revents)
     ev_io_start (loop, &l->accept_watcher);
 }
 
+/* All slots are taken: close the oldest connection that has not said
+ * HELLO, so that peers which connect and say nothing (or keep a handshake
+ * hanging) cannot lock a sender out until their timeouts expire.  A
+ * session past HELLO is never closed for room. */
+static void
+evict_oldest_silent (struct listener *l, const char *newcomer)
+{
+  struct session *oldest = NULL;
+  char reason[SESSION_PEER_MAX + 96];
+  size_t i;
+
+  for (i = 0; i < l->n_sessions; i++) {
+    struct session *s = l->sessions[i];
+    if (session_past_hello (s))
+      continue;
+    if (oldest == NULL || session_started_ns (s) < session_started_ns (oldest))
+      oldest = s;
+  }
+  if (oldest == NULL)
+    return;
+  snprintf (reason, sizeof reason,
+            "closed to make room for %s: %d connections were open and this one "
+            "had not said HELLO", newcomer, LISTENER_MAX_SESSIONS);
+  session_close (oldest, reason);
+}
+
 static void
 accept_one (struct listener *l, int fd, const struct sockaddr *sa, socklen_t len)
 {
@@ -128,6 +154,8 @@ accept_one (struct listener *l, int fd, const struct sockaddr *sa, socklen_t len
   struct session *s;
 
   format_address (sa, len, peer, sizeof peer, NULL, 0);
+  if (l->n_sessions >= LISTENER_MAX_SESSIONS)
+    evict_oldest_silent (l, peer);
   if (l->n_sessions >= LISTENER_MAX_SESSIONS) {
     events_warning (&rx->events,
                     "refusing the connection from %s: %d connections are open already",

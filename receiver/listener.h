@@ -3,7 +3,9 @@
  * The listener accepts TCP connections and gives each its own session; it
  * bounds how many are open at once (one active sender plus a few that are
  * handshaking or being refused), so a flood of connections cannot exhaust
- * memory or descriptors.  Which session is the active sender is decided by
+ * memory or descriptors; when every slot is taken, the oldest connection
+ * that has not said HELLO makes room for the newcomer, so silent peers
+ * cannot lock a sender out.  Which session is the active sender is decided by
  * the session on HELLO (struct receiver's active), not here: a connection
  * that fails its handshake or is refused never affects another.
  */

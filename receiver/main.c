@@ -3,7 +3,8 @@
  * Parses the options into struct receiver_options, then hands over to
  * receiver.c and turns the outcome into the exit status:
  *   0  with --once, after a migration committed and COMMITTED was sent;
- *   1  a fatal error (cannot listen, cannot open the output, bad
+ *   1  a fatal error (cannot listen, cannot open the output, an output
+ *      that is not this receiver's to overwrite without --force, bad
  *      credentials), an interruption by SIGINT/SIGTERM, or a --once run
  *      whose sender aborted;
  *   2  a usage error.
@@ -30,7 +31,7 @@
 static const char usage_text[] =
   "Usage: stm-recv --listen HOST:PORT --output IMAGE\n"
   "                (--tls-psk FILE [--tls-user NAME] | --tls-certs DIR | --insecure)\n"
-  "                [--once] [--json]\n"
+  "                [--once] [--json] [--force] [--export HOST:PORT]\n"
   "\n"
   "Receive a disk migrated by stm-send and write it to IMAGE (a file, created\n"
   "if absent, or a block device).\n"
@@ -45,6 +46,13 @@ static const char usage_text[] =
   "  --insecure          no TLS: data crosses the network in the clear\n"
   "  --once              exit (status 0) after one migration has committed\n"
   "  --json              print events as JSON lines on stdout\n"
+  "  --export HOST:PORT  after the commit, serve the finished image over NBD\n"
+  "                      there (nbdkit, same TLS credentials), announce its\n"
+  "                      URI to the sender for --flip forward, take no more\n"
+  "                      senders, and keep running while it serves\n"
+  "  --force             overwrite an output that is not this migration's: a\n"
+  "                      non-empty file with no IMAGE.stm-state beside it, or\n"
+  "                      one whose state file names another migration\n"
   "  --help              print this help and exit\n"
   "  --version           print the version and exit\n";
 
@@ -57,6 +65,8 @@ enum {
   OPT_INSECURE,
   OPT_ONCE,
   OPT_JSON,
+  OPT_EXPORT,
+  OPT_FORCE,
   OPT_HELP,
   OPT_VERSION,
 };
@@ -70,6 +80,8 @@ static const struct option long_options[] = {
   { "insecure",  no_argument,       NULL, OPT_INSECURE },
   { "once",      no_argument,       NULL, OPT_ONCE },
   { "json",      no_argument,       NULL, OPT_JSON },
+  { "export",    required_argument, NULL, OPT_EXPORT },
+  { "force",     no_argument,       NULL, OPT_FORCE },
   { "help",      no_argument,       NULL, OPT_HELP },
   { "version",   no_argument,       NULL, OPT_VERSION },
   { NULL, 0, NULL, 0 },
@@ -97,6 +109,7 @@ static void
 parse_command_line (int argc, char *argv[], struct receiver_options *opts)
 {
   const char *listen = NULL, *psk = NULL, *user = NULL, *certs = NULL;
+  const char *export_arg = NULL;
   bool insecure = false;
   int modes, c;
 
@@ -113,6 +126,8 @@ parse_command_line (int argc, char *argv[], struct receiver_options *opts)
     case OPT_INSECURE: insecure = true; break;
     case OPT_ONCE: opts->once = true; break;
     case OPT_JSON: opts->json = true; break;
+    case OPT_EXPORT: export_arg = optarg; break;
+    case OPT_FORCE: opts->force = true; break;
     case OPT_HELP:
       fputs (usage_text, stdout);
       exit (EXIT_SUCCESS);
@@ -137,24 +152,11 @@ parse_command_line (int argc, char *argv[], struct receiver_options *opts)
   if (opts->output[0] == '\0')
     usage_error ("--output: the image path is empty");
 
-  /* Port 0 (pick a free port) is allowed here, unlike in parse_host_port
-   * which wants 1..65535, so try it with port 0 swapped for 1. */
+  /* Port 0 means "pick a free port", which parse_host_port accepts. */
   if (parse_host_port (listen, opts->listen_host, sizeof opts->listen_host,
-                       &opts->listen_port) == -1) {
-    const char *colon = strrchr (listen, ':');
-    char replaced[RECEIVER_HOST_MAX + 8];
-
-    if (colon != NULL && strcmp (colon + 1, "0") == 0 &&
-        (size_t) (colon - listen) < RECEIVER_HOST_MAX &&
-        snprintf (replaced, sizeof replaced, "%.*s:1",
-                  (int) (colon - listen), listen) < (int) sizeof replaced &&
-        parse_host_port (replaced, opts->listen_host, sizeof opts->listen_host,
-                         &opts->listen_port) == 0)
-      opts->listen_port = 0;
-    else
-      usage_error ("--listen '%s': expected HOST:PORT, [IPv6]:PORT or :PORT "
-                   "with a port from 0 to 65535", listen);
-  }
+                       &opts->listen_port) == -1)
+    usage_error ("--listen '%s': expected HOST:PORT, [IPv6]:PORT or :PORT "
+                 "with a port from 0 to 65535", listen);
 
   modes = (psk != NULL) + (certs != NULL) + insecure;
   if (modes != 1)
@@ -164,6 +166,19 @@ parse_command_line (int argc, char *argv[], struct receiver_options *opts)
                  : "conflicting transport security options");
   if (user != NULL && psk == NULL)
     usage_error ("--tls-user is only meaningful with --tls-psk");
+
+  /* The export's address goes into a URI the source host connects to: it
+   * needs a host that names this machine and a real port. */
+  if (export_arg != NULL) {
+    if (parse_host_port (export_arg, opts->export_host, sizeof opts->export_host,
+                         &opts->export_port) == -1 || opts->export_port == 0)
+      usage_error ("--export '%s': expected HOST:PORT with a port from 1 to 65535",
+                   export_arg);
+    if (opts->export_host[0] == '\0' || strcmp (opts->export_host, "0.0.0.0") == 0 ||
+        strcmp (opts->export_host, "::") == 0 || strcmp (opts->export_host, "[::]") == 0)
+      usage_error ("--export '%s': give the host name or address the source "
+                   "host reaches this one by, not a wildcard", export_arg);
+  }
 
   if (psk != NULL) {
     opts->tls.mode = TLS_MODE_PSK;

@@ -1,4 +1,4 @@
-/* stm-recv: the NEW / RESUME / MISMATCH decision and the bookkeeping of
+/* stm-recv: the NEW / RESUME / MISMATCH / OTHER decision and the bookkeeping of
  * the one migration the receiver holds.  Pure logic; see
  * migration_record.h.
  */
@@ -19,7 +19,11 @@ enum migration_decision
 migration_record_decide (const struct migration_record *r,
                          const struct wire_hello *hello)
 {
-  if (!r->known || memcmp (r->id, hello->migration_id, sizeof r->id) != 0)
+  if (!r->known)
+    return MIGRATION_NEW;
+  if (memcmp (r->id, hello->migration_id, sizeof r->id) != 0)
+    return MIGRATION_OTHER;
+  if (r->durable_seq == 0 && !r->committed)
     return MIGRATION_NEW;
   /* The same migration announcing another size cannot be resumed: the
    * durable data was laid out for the old size, and silently resizing

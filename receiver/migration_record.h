@@ -4,13 +4,14 @@
  * image size and block size, the last SYNC sequence it made durable, and
  * whether the image was committed (and not written since).  On HELLO this
  * record decides the answer: RESUME when the same migration comes back with
- * the same size, MISMATCH when the same id announces another size, NEW
- * otherwise.
+ * the same size and something of it was made durable, MISMATCH when the
+ * same id announces another size, OTHER when the output holds another
+ * migration (refused unless --force), NEW otherwise.
  *
- * This is pure logic with no I/O so unit tests reach it directly.  Today the
- * record lives in memory for the life of the process; a state file for
- * resuming after a receiver crash will load and store this same structure
- * around these calls.
+ * This is pure logic with no I/O so unit tests reach it directly.  The
+ * session keeps the record in the state file beside the output
+ * (state_file.h), storing it before it acknowledges anything, so a
+ * restarted stm-recv loads the same record.
  */
 #ifndef STM_RECEIVER_MIGRATION_RECORD_H
 #define STM_RECEIVER_MIGRATION_RECORD_H
@@ -36,11 +37,17 @@ enum migration_decision {
   MIGRATION_NEW,        /* start from nothing: answer HELLO_REPLY new */
   MIGRATION_RESUME,     /* continue: answer HELLO_REPLY resume, durable_seq */
   MIGRATION_MISMATCH,   /* same id, different size: answer ERROR mismatch */
+  MIGRATION_OTHER,      /* the output holds another migration: ERROR
+                         * mismatch, or NEW with --force */
 };
 
 void migration_record_init (struct migration_record *r);
 
-/* What to answer to this HELLO.  Does not change the record. */
+/* What to answer to this HELLO.  Does not change the record.  A record
+ * of this migration with nothing durable (no DURABLE or COMMITTED was ever
+ * answered) decides NEW: a sender may only rely on what it was told is
+ * durable, and with nothing told, starting afresh (the sender then RESETs
+ * its filter) is the answer that cannot be wrong. */
 enum migration_decision migration_record_decide (const struct migration_record *r,
                                                  const struct wire_hello *hello);
 

@@ -10,15 +10,20 @@
  */
 #include <config.h>
 
+#include <assert.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "export.h"
 #include "image_writer.h"
 #include "listener.h"
 #include "log.h"
 #include "receiver.h"
+#include "state_file.h"
 #include "tls_transport.h"
 
 /* How long a finishing receiver waits for its last reply to be flushed to
@@ -49,7 +54,9 @@ on_signal (struct ev_loop *loop, ev_signal *w, int revents)
                   name, output, id, rx->record.durable_seq);
 
   rx->finishing = true;
-  rx->exit_status = 1;
+  /* Serving a committed image until told to stop is the end of a
+   * successful --export run. */
+  rx->exit_status = rx->export != NULL && rx->record.committed ? 0 : 1;
   ev_break (loop, EVBREAK_ALL);
 }
 
@@ -83,6 +90,104 @@ unwatch_signal (struct receiver *rx, ev_signal *w)
   }
 }
 
+/* Why an output is refused, in words, for the message that names it. */
+static void
+describe_refusal (const struct receiver *rx, enum state_verdict verdict,
+                  const struct migration_record *found, const char *why,
+                  char *buf, size_t len)
+{
+  const char *output = image_writer_path (rx->image);
+  const char *state = state_file_path (rx->state);
+  char id[MIGRATION_ID_TEXT_LEN];
+
+  switch (verdict) {
+  case VERDICT_REFUSE_FOREIGN:
+    snprintf (buf, len, "the output %s already holds %" PRIu64 " bytes and has "
+              "no state file %s, so it is not an stm-recv output (or its state "
+              "file was removed)", output, image_writer_size (rx->image), state);
+    return;
+  case VERDICT_REFUSE_INVALID:
+    snprintf (buf, len, "the state file %s of the output %s is not valid (%s), "
+              "so which migration %s holds is unknown", state, output, why, output);
+    return;
+  case VERDICT_REFUSE_SIZE:
+    migration_id_format (found->id, id);
+    snprintf (buf, len, "the output %s holds %" PRIu64 " bytes but its state file "
+              "%s records migration %s with an image of %" PRIu64 " bytes: the "
+              "output was changed outside stm-recv", output,
+              image_writer_size (rx->image), state, id, found->image_size);
+    return;
+  default:
+    assert (!"describe_refusal: not a refusal");
+  }
+}
+
+/* Read the state file beside the output and decide what the output holds:
+ * the record of a migration to resume, nothing, or something this
+ * receiver must not overwrite (-1 after reporting, unless --force). */
+static int
+adopt_output_state (struct receiver *rx)
+{
+  const char *output = image_writer_path (rx->image);
+  const char *state = state_file_path (rx->state);
+  struct migration_record found;
+  enum state_found what;
+  enum state_verdict verdict;
+  char why[STATE_WHY_MAX], id[MIGRATION_ID_TEXT_LEN];
+
+  migration_record_init (&found);
+  if (state_file_load (rx->state, &what, &found, why) == -1) {
+    events_error (&rx->events, NULL, 0, "cannot read the state file %s of the "
+                  "output %s: %s", state, output, strerror (errno));
+    return -1;
+  }
+  verdict = state_judge (what, &found, image_writer_is_block_device (rx->image),
+                         image_writer_size (rx->image));
+  migration_id_format (found.id, id);
+
+  if (state_verdict_refuses (verdict)) {
+    char reason[1024];
+
+    describe_refusal (rx, verdict, &found, why, reason, sizeof reason);
+    if (!rx->opts->force) {
+      events_error (&rx->events, NULL, WIRE_ERR_MISMATCH,
+                    "refusing to start: %s.  Use --force to let the first "
+                    "migration to connect overwrite %s, or give another --output",
+                    reason, output);
+      return -1;
+    }
+    log_warning ("--force: %s; the first migration to connect overwrites it",
+                 reason);
+    return 0;
+  }
+
+  switch (verdict) {
+  case VERDICT_RESUMABLE:
+    rx->record = found;
+    if (found.committed)
+      log_info ("the output %s holds migration %s, complete (committed at sync %"
+                PRIu64 ")", output, id, found.durable_seq);
+    else
+      log_info ("the output %s holds migration %s, incomplete (durable up to "
+                "sync %" PRIu64 "); a sender of that migration will resume it",
+                output, id, found.durable_seq);
+    return 0;
+  case VERDICT_STALE:
+    log_warning ("the state file %s records migration %s, but the output %s is "
+                 "empty: the data it recorded is gone, so that migration will "
+                 "start again from nothing", state, id, output);
+    return 0;
+  case VERDICT_EMPTY:
+    if (image_writer_is_block_device (rx->image))
+      log_info ("the block device %s has no state file %s: the first migration "
+                "to connect overwrites it", output, state);
+    return 0;
+  default:
+    assert (!"adopt_output_state: unexpected verdict");
+    return -1;
+  }
+}
+
 int
 receiver_init (struct receiver *rx, struct ev_loop *loop,
                const struct receiver_options *opts)
@@ -104,6 +209,13 @@ receiver_init (struct receiver *rx, struct ev_loop *loop,
     return -1;
   rx->image = image_writer_open (opts->output);
   if (rx->image == NULL)
+    return -1;
+  /* After the output is locked, so no other stm-recv changes the state
+   * file while it is judged. */
+  rx->state = state_file_open (opts->output);
+  if (rx->state == NULL)
+    return -1;
+  if (adopt_output_state (rx) == -1)
     return -1;
 
   watch_signal (rx, &rx->sigint_watcher, SIGINT);
@@ -143,6 +255,9 @@ receiver_finish (struct receiver *rx, int exit_status)
 void
 receiver_cleanup (struct receiver *rx)
 {
+  /* The export reads the output: stop it before the output is closed. */
+  export_stop (rx->export);
+  rx->export = NULL;
   /* Connections refer to the credentials: close them first. */
   listener_free (rx->listener);
   rx->listener = NULL;
@@ -157,4 +272,6 @@ receiver_cleanup (struct receiver *rx)
   rx->creds = NULL;
   image_writer_close (rx->image);
   rx->image = NULL;
+  state_file_close (rx->state);
+  rx->state = NULL;
 }

@@ -2,8 +2,9 @@
  *
  * One stm-recv assembles one output.  struct receiver ties together what
  * every connection shares: the options, the TLS credentials, the event
- * printer, the output image, the record of the migration it holds, the
- * listener, and which session (if any) is the active sender.  main.c
+ * printer, the output image, the record of the migration it holds and the
+ * state file that keeps that record on disk, the listener, and which
+ * session (if any) is the active sender.  main.c
  * creates it, runs the loop and turns the outcome into the exit status;
  * sessions call receiver_finish when a --once run is over.
  */
@@ -19,8 +20,10 @@
 #include "receiver_options.h"
 
 struct image_writer;
+struct export;
 struct listener;
 struct session;
+struct state_file;
 struct tls_creds;
 
 struct receiver {
@@ -30,8 +33,10 @@ struct receiver {
   struct tls_creds *creds;
   struct image_writer *image;
   struct migration_record record;   /* the migration the output holds */
+  struct state_file *state;         /* where record is kept on disk */
   struct listener *listener;
   struct session *active;           /* the session past HELLO, or NULL */
+  struct export *export;            /* --export after the commit, or NULL */
 
   bool finishing;                   /* no more connections; exit when drained */
   int exit_status;                  /* valid once finishing */
@@ -41,8 +46,10 @@ struct receiver {
   ev_timer finish_timer;            /* bounds the wait for the last flush */
 };
 
-/* Open the output, load the credentials, start listening and watch for
- * SIGINT/SIGTERM.  -1 after the failure was reported (exit status 1). */
+/* Load the credentials, open the output and judge it against its state
+ * file (refusing an output that is not this receiver's to write, unless
+ * --force), start listening and watch for SIGINT/SIGTERM.  -1 after the
+ * failure was reported (exit status 1). */
 int receiver_init (struct receiver *rx, struct ev_loop *loop,
                    const struct receiver_options *opts);
 

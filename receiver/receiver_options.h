@@ -21,6 +21,12 @@ struct receiver_options {
   struct tls_options tls;                /* --tls-psk/--tls-user, --tls-certs, --insecure */
   bool once;                             /* exit after one committed migration */
   bool json;                             /* JSON events on stdout */
+  /* --export HOST:PORT: serve the finished image there (export.h); no
+   * export when export_port is 0. */
+  char export_host[RECEIVER_HOST_MAX];
+  uint16_t export_port;
+  bool force;                            /* overwrite an output that holds
+                                          * something else */
 };
 
 #endif /* STM_RECEIVER_OPTIONS_H */

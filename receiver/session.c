@@ -15,19 +15,30 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "export.h"
 #include "image_writer.h"
 #include "listener.h"
 #include "log.h"
 #include "receiver.h"
 #include "session.h"
+#include "state_file.h"
 #include "tls_transport.h"
 #include "wire.h"
 
-/* A connection must complete its TLS handshake and send HELLO within this
- * time, so idle connections cannot hold one of the listener's slots. */
-#define HELLO_TIMEOUT_S 30.0
+/* A connection must complete its TLS handshake (which the transport
+ * bounds to 10 seconds) and send HELLO within this time from being
+ * accepted, so idle connections cannot hold one of the listener's slots
+ * for long.  A real sender sends HELLO as soon as the handshake is done. */
+#define HELLO_TIMEOUT_S 15.0
+/* The active sender must send something at least this often: it sends
+ * KEEPALIVE when it has nothing else to say, so silence this long means
+ * a peer that is stuck or hostile, and it would otherwise keep the
+ * receiver busy for every other sender.  Longer than the filter's default
+ * freeze timeout (30 s), during which a sender may be blocked in FREEZE. */
+#define IDLE_TIMEOUT_S 60.0
 /* The sender is expected to read our (small) replies.  If it lets this
  * much pile up, stop reading from it until the queue drains, so a peer
  * that only writes cannot grow our memory without bound. */
@@ -52,8 +63,11 @@ struct session {
   struct stm_conn *conn;
   char peer[SESSION_PEER_MAX];
   enum session_state state;
-  ev_timer hello_timer;
+  /* Before HELLO: the HELLO deadline.  Once active: the idle check, which
+   * re-arms itself until last_message_ns is IDLE_TIMEOUT_S old. */
+  ev_timer timer;
   uint64_t started_ns;           /* when the connection was accepted */
+  uint64_t last_message_ns;      /* when the last message was handled */
   bool reading_paused;           /* by the output high water mark */
 
   bool in_pass;
@@ -70,6 +84,18 @@ session_peer (const struct session *s)
   return s->peer;
 }
 
+bool
+session_past_hello (const struct session *s)
+{
+  return s->state == SESSION_ACTIVE;
+}
+
+uint64_t
+session_started_ns (const struct session *s)
+{
+  return s->started_ns;
+}
+
 static const char *
 output_path (const struct session *s)
 {
@@ -82,7 +108,7 @@ session_end (struct session *s, const char *reason, enum session_close_how how)
   struct receiver *rx = s->rx;
   bool was_active = rx->active == s;
 
-  ev_timer_stop (rx->loop, &s->hello_timer);
+  ev_timer_stop (rx->loop, &s->timer);
   events_disconnected (&rx->events, s->peer, reason);
   if (was_active) {
     rx->active = NULL;
@@ -180,6 +206,44 @@ fail_sync (struct session *s, int err)
         output_path (s), strerror (err), s->rx->record.durable_seq);
 }
 
+/* Make next the receiver's record, storing it in the state file first so
+ * that what the sender is told next never runs ahead of what a restarted
+ * receiver would know.  what says why it is stored, for the message.
+ * -1 after failing the session (the record is then unchanged). */
+static int
+store_record (struct session *s, const struct migration_record *next,
+              const char *what)
+{
+  struct receiver *rx = s->rx;
+
+  if (state_file_store (rx->state, next) == -1) {
+    int err = errno;
+    bool nospace = err == ENOSPC || err == EDQUOT || err == EFBIG;
+
+    fail (s, nospace ? WIRE_ERR_NOSPACE : WIRE_ERR_IO,
+          "%s: cannot write the state file %s %s: %s",
+          nospace ? "out of space on the destination" : "I/O error on the destination",
+          state_file_path (rx->state), what, strerror (err));
+    return -1;
+  }
+  rx->record = *next;
+  return 0;
+}
+
+/* The migration the output holds, in words, for messages. */
+static void
+describe_record (const struct migration_record *r, char *buf, size_t len)
+{
+  char id[MIGRATION_ID_TEXT_LEN];
+
+  migration_id_format (r->id, id);
+  if (r->committed)
+    snprintf (buf, len, "migration %s, complete", id);
+  else
+    snprintf (buf, len, "migration %s, incomplete, durable up to sync %" PRIu64,
+              id, r->durable_seq);
+}
+
 static bool
 block_size_ok (uint32_t b)
 {
@@ -218,18 +282,45 @@ handle_hello (struct session *s, const struct wire_hello *hello)
   }
 
   decision = migration_record_decide (&rx->record, hello);
-  if (decision == MIGRATION_MISMATCH) {
-    fail (s, WIRE_ERR_MISMATCH,
-          "mismatch: %s holds migration %s with an image of %" PRIu64
-          " bytes, but the sender announces %" PRIu64 " bytes",
-          output_path (s), id, rx->record.image_size, hello->image_size);
-    return;
+  if (decision == MIGRATION_MISMATCH || decision == MIGRATION_OTHER) {
+    char held[MIGRATION_ID_TEXT_LEN + 64];
+
+    describe_record (&rx->record, held, sizeof held);
+    if (rx->opts->force) {
+      log_warning ("--force: migration %s from %s overwrites %s, which holds %s",
+                   id, s->peer, output_path (s), held);
+      decision = MIGRATION_NEW;
+    }
+    else if (decision == MIGRATION_MISMATCH) {
+      fail (s, WIRE_ERR_MISMATCH,
+            "mismatch: %s holds %s with an image of %" PRIu64
+            " bytes, but the sender announces %" PRIu64 " bytes; restart "
+            "stm-recv with --force to overwrite it",
+            output_path (s), held, rx->record.image_size, hello->image_size);
+      return;
+    }
+    else {
+      fail (s, WIRE_ERR_MISMATCH,
+            "mismatch: %s holds another migration (%s); refusing migration %s: "
+            "restart stm-recv with --force to overwrite it, or give another --output",
+            output_path (s), held, id);
+      return;
+    }
   }
-  /* A new migration replaces whatever was held: forget the old record
-   * before touching the output, so a failure below cannot leave a record
-   * that promises data the output no longer has. */
-  if (decision == MIGRATION_NEW)
-    migration_record_init (&rx->record);
+
+  /* A new migration replaces whatever was held: record it (with nothing
+   * durable yet) before touching the output, so that neither a failure
+   * below nor a crash can leave a record that promises data the output
+   * no longer has. */
+  if (decision == MIGRATION_NEW) {
+    struct migration_record next;
+
+    migration_record_init (&next);
+    migration_record_begin (&next, hello, MIGRATION_NEW);
+    if (store_record (s, &next, "to record the new migration before "
+                      "answering HELLO (the output is unchanged)") == -1)
+      return;
+  }
 
   if (image_writer_prepare (rx->image, hello->image_size,
                             decision == MIGRATION_NEW) == -1) {
@@ -239,19 +330,35 @@ handle_hello (struct session *s, const struct wire_hello *hello)
             "the block device %s holds %" PRIu64 " bytes, "
             "smaller than the image (%" PRIu64 " bytes)",
             output_path (s), image_writer_size (rx->image), hello->image_size);
+    else if (err == ENOSPC || err == EDQUOT || err == EFBIG)
+      fail (s, WIRE_ERR_NOSPACE,
+            "out of space on the destination: cannot set the size of %s to %"
+            PRIu64 " bytes: %s", output_path (s), hello->image_size, strerror (err));
     else
-      fail (s, (err == ENOSPC || err == EDQUOT || err == EFBIG)
-            ? WIRE_ERR_NOSPACE : WIRE_ERR_IO,
-            "cannot set the size of %s to %" PRIu64 " bytes: %s",
-            output_path (s), hello->image_size, strerror (err));
+      fail (s, WIRE_ERR_IO,
+            "I/O error on the destination: cannot set the size of %s to %"
+            PRIu64 " bytes: %s", output_path (s), hello->image_size, strerror (err));
     return;
   }
 
-  migration_record_begin (&rx->record, hello, decision);
+  if (decision == MIGRATION_RESUME) {
+    struct migration_record next = rx->record;
+
+    /* Only the block size can differ; recording it keeps the file exactly
+     * what this receiver holds in memory. */
+    migration_record_begin (&next, hello, MIGRATION_RESUME);
+    if (next.block_size != rx->record.block_size &&
+        store_record (s, &next, "to record the resumed migration's block size") == -1)
+      return;
+    rx->record = next;
+  }
   stm_conn_set_image_size (s->conn, hello->image_size);
   rx->active = s;
   s->state = SESSION_ACTIVE;
-  ev_timer_stop (rx->loop, &s->hello_timer);
+  /* From now on the timer watches for silence. */
+  ev_timer_stop (rx->loop, &s->timer);
+  ev_timer_set (&s->timer, IDLE_TIMEOUT_S, 0.);
+  ev_timer_start (rx->loop, &s->timer);
 
   memset (&reply, 0, sizeof reply);
   reply.mode = decision == MIGRATION_RESUME ? WIRE_MODE_RESUME : WIRE_MODE_NEW;
@@ -261,6 +368,24 @@ handle_hello (struct session *s, const struct wire_hello *hello)
                 decision == MIGRATION_RESUME ? "resume" : "new",
                 hello->image_size, hello->block_size, reply.durable_seq);
   (void) send_frame (s, frame, wire_encode_hello_reply (frame, &reply));
+}
+
+/* The image is about to change, and from then on (even if the write fails
+ * halfway) it is no longer the committed one.  After a commit, that must
+ * be in the state file before the first byte changes.  -1 after failing
+ * the session. */
+static int
+mark_written (struct session *s)
+{
+  struct receiver *rx = s->rx;
+  struct migration_record next;
+
+  if (!rx->record.committed)
+    return 0;
+  next = rx->record;
+  migration_record_written (&next);
+  return store_record (s, &next, "to record that the committed image is being "
+                       "changed (nothing was written)");
 }
 
 static void
@@ -275,12 +400,14 @@ handle_data (struct session *s, uint64_t offset, uint32_t length,
           "(%" PRIu64 " bytes)", offset, length, rx->record.image_size);
     return;
   }
-  /* The image changes from here on, even if the write fails halfway. */
-  migration_record_written (&rx->record);
+  if (mark_written (s) == -1)
+    return;
   if (image_writer_write (rx->image, offset, bytes, length) == -1) {
     fail_io (s, errno, "writing", offset, length);
     return;
   }
+  /* A slow write is not the sender's silence. */
+  s->last_message_ns = time_monotonic_ns ();
   s->pass_data_bytes += length;
   s->data_bytes += length;
 }
@@ -296,11 +423,13 @@ handle_zero (struct session *s, uint64_t offset, uint64_t length)
           "(%" PRIu64 " bytes)", offset, length, rx->record.image_size);
     return;
   }
-  migration_record_written (&rx->record);
+  if (mark_written (s) == -1)
+    return;
   if (image_writer_zero (rx->image, offset, length) == -1) {
     fail_io (s, errno, "zeroing", offset, length);
     return;
   }
+  s->last_message_ns = time_monotonic_ns ();
   s->pass_zero_bytes += length;
   s->zero_bytes += length;
 }
@@ -334,13 +463,33 @@ static void
 handle_sync (struct session *s, uint64_t seq)
 {
   uint8_t frame[WIRE_ENCODE_MAX];
+  struct migration_record next;
 
   if (image_writer_sync (s->rx->image) == -1) {
     fail_sync (s, errno);
     return;
   }
-  migration_record_durable (&s->rx->record, seq);
+  /* fdatasync may take long; that is our time, not the sender's silence. */
+  s->last_message_ns = time_monotonic_ns ();
+  next = s->rx->record;
+  migration_record_durable (&next, seq);
+  if (store_record (s, &next, "to record a durable sync (the data is on disk "
+                    "but DURABLE was not sent)") == -1)
+    return;
   (void) send_frame (s, frame, wire_encode_durable (frame, seq));
+}
+
+/* The export's nbdkit ended by itself: nothing is served any more. */
+static void
+on_export_exit (void *opaque, int status)
+{
+  struct receiver *rx = opaque;
+  log_error ("the nbdkit exporting %s exited (status %d); stm-recv ends too",
+             image_writer_path (rx->image),
+             WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status));
+  rx->finishing = true;
+  rx->exit_status = 1;
+  ev_break (rx->loop, EVBREAK_ALL);
 }
 
 static void
@@ -349,21 +498,49 @@ handle_commit (struct session *s, uint64_t seq)
   struct receiver *rx = s->rx;
   uint8_t frame[WIRE_ENCODE_TEXT_MAX];
   double seconds;
+  struct migration_record next;
 
   if (image_writer_sync (rx->image) == -1) {
     fail_sync (s, errno);
     return;
   }
-  migration_record_committed (&rx->record, seq);
+  s->last_message_ns = time_monotonic_ns ();
+  next = rx->record;
+  migration_record_committed (&next, seq);
+  if (store_record (s, &next, "to record the commit (the image is on disk but "
+                    "COMMITTED was not sent)") == -1)
+    return;
   events_commit (&rx->events, s->peer, output_path (s), seq);
   seconds = (time_monotonic_ns () - s->started_ns) / 1e9;
   events_done (&rx->events, s->peer, output_path (s),
                s->data_bytes, s->zero_bytes, seconds);
 
-  /* No NBD server serves the finished image (yet): the URI is empty. */
-  if (send_frame (s, frame, wire_encode_committed (frame, "")) == -1)
+  /* With --export, an NBD server for the finished image, whose URI the
+   * sender may flip forward to; if it cannot start (reported), the URI is
+   * empty and a sender that wanted it fails its flip and thaws the source,
+   * which stays authoritative. */
+  char uri[WIRE_MAX_TEXT + 1] = "";
+  if (rx->opts->export_port != 0) {
+    if (rx->export == NULL)
+      rx->export = export_start (rx->loop, rx->opts, output_path (s), uri, sizeof uri,
+                                 on_export_exit, rx);
+    else
+      export_format_uri (rx->opts->export_host, rx->opts->export_port,
+                         rx->opts->tls.mode != TLS_MODE_INSECURE, uri, sizeof uri);
+  }
+  if (send_frame (s, frame, wire_encode_committed (frame, uri)) == -1)
     return;                     /* on_close follows: the sender never hears */
 
+  if (rx->export != NULL) {
+    /* The image is served now: no later sender may write to it.  The
+     * export's child watcher keeps the loop, and stm-recv, running until
+     * nbdkit ends or a signal stops both. */
+    session_end (s, "migration committed and exported", CLOSE_AFTER_FLUSH);
+    listener_stop (rx->listener);
+    rx->finishing = true;
+    rx->exit_status = 0;
+    return;
+  }
   if (rx->opts->once) {
     session_end (s, "migration committed", CLOSE_AFTER_FLUSH);
     receiver_finish (rx, 0);
@@ -417,6 +594,7 @@ on_message (struct stm_conn *conn, const struct wire_msg *msg, void *opaque)
 {
   struct session *s = opaque;
 
+  s->last_message_ns = time_monotonic_ns ();
   switch (msg->type) {
   case WIRE_KEEPALIVE:
     return;
@@ -495,11 +673,26 @@ on_close (struct stm_conn *conn, const char *reason, void *opaque)
 }
 
 static void
-on_hello_timeout (struct ev_loop *loop, ev_timer *w, int revents)
+on_timer (struct ev_loop *loop, ev_timer *w, int revents)
 {
   struct session *s = w->data;
   char reason[128];
 
+  if (s->state == SESSION_ACTIVE) {
+    uint64_t idle_ns = time_monotonic_ns () - s->last_message_ns;
+    uint64_t limit_ns = (uint64_t) (IDLE_TIMEOUT_S * 1e9);
+
+    if (idle_ns < limit_ns) {
+      /* Something arrived since the timer was armed: wait for the rest. */
+      ev_timer_set (w, (limit_ns - idle_ns) / 1e9, 0.);
+      ev_timer_start (loop, w);
+      return;
+    }
+    fail (s, WIRE_ERR_PROTOCOL, "no message from the sender for %.0f seconds "
+          "(not even KEEPALIVE); closing the connection so another sender can "
+          "resume into %s", IDLE_TIMEOUT_S, output_path (s));
+    return;
+  }
   if (s->state == SESSION_HANDSHAKE) {
     snprintf (reason, sizeof reason,
               "the TLS handshake did not complete within %.0f seconds",
@@ -533,6 +726,7 @@ session_new (struct receiver *rx, int fd, const char *peer)
   snprintf (s->peer, sizeof s->peer, "%s", peer);
   s->state = SESSION_HANDSHAKE;
   s->started_ns = time_monotonic_ns ();
+  s->last_message_ns = s->started_ns;
 
   s->conn = stm_conn_new (rx->loop, fd, rx->creds, true, s->peer,
                           &session_callbacks, s);
@@ -546,8 +740,8 @@ session_new (struct receiver *rx, int fd, const char *peer)
   /* Nothing is written before HELLO: refuse DATA/ZERO until then. */
   stm_conn_set_image_size (s->conn, 0);
 
-  ev_timer_init (&s->hello_timer, on_hello_timeout, HELLO_TIMEOUT_S, 0.);
-  s->hello_timer.data = s;
-  ev_timer_start (rx->loop, &s->hello_timer);
+  ev_timer_init (&s->timer, on_timer, HELLO_TIMEOUT_S, 0.);
+  s->timer.data = s;
+  ev_timer_start (rx->loop, &s->timer);
   return s;
 }
