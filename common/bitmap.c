@@ -91,6 +91,22 @@ clip_range (const struct block_bitmap *bm, uint64_t first, uint64_t *count)
   return true;
 }
 
+/* Set mask in a word, skipping the read-modify-write when every bit of it
+ * is already set.  A guest rewriting the same blocks between two passes
+ * (the common case) then only reads the word: the locked RMW, and the
+ * cache line bouncing between the cores that write, are avoided.  The
+ * load is sequentially consistent like the exchange in move_into, so
+ * either it sees the bits still set (and the exchange, which comes later,
+ * moves them after this write completed) or it sees them gone and sets
+ * them again. */
+static void
+word_set (uint64_t *word, uint64_t mask)
+{
+  if ((__atomic_load_n (word, __ATOMIC_SEQ_CST) & mask) == mask)
+    return;
+  __atomic_fetch_or (word, mask, __ATOMIC_SEQ_CST);
+}
+
 void
 block_bitmap_set_range (struct block_bitmap *bm, uint64_t first, uint64_t count)
 {
@@ -103,22 +119,16 @@ block_bitmap_set_range (struct block_bitmap *bm, uint64_t first, uint64_t count)
   last_w = (end - 1) / BITS_PER_WORD;
 
   if (first_w == last_w) {
-    __atomic_fetch_or (&bm->words[first_w],
-                       word_mask (first % BITS_PER_WORD,
-                                  (end - 1) % BITS_PER_WORD + 1),
-                       __ATOMIC_SEQ_CST);
+    word_set (&bm->words[first_w],
+              word_mask (first % BITS_PER_WORD, (end - 1) % BITS_PER_WORD + 1));
     return;
   }
 
   /* Partial first word, whole middle words, partial (or whole) last word. */
-  __atomic_fetch_or (&bm->words[first_w],
-                     word_mask (first % BITS_PER_WORD, BITS_PER_WORD),
-                     __ATOMIC_SEQ_CST);
+  word_set (&bm->words[first_w], word_mask (first % BITS_PER_WORD, BITS_PER_WORD));
   for (w = first_w + 1; w < last_w; w++)
-    __atomic_fetch_or (&bm->words[w], ~UINT64_C (0), __ATOMIC_SEQ_CST);
-  __atomic_fetch_or (&bm->words[last_w],
-                     word_mask (0, (end - 1) % BITS_PER_WORD + 1),
-                     __ATOMIC_SEQ_CST);
+    word_set (&bm->words[w], ~UINT64_C (0));
+  word_set (&bm->words[last_w], word_mask (0, (end - 1) % BITS_PER_WORD + 1));
 }
 
 void

@@ -192,13 +192,14 @@ do_reset (struct migration_state *st, struct control_reply *reply)
 static void
 do_freeze (struct migration_state *st, struct control_reply *reply)
 {
-  uint64_t started, drained, flushed;
+  uint64_t preflushed, started, drained, flushed;
   int err;
 
   switch (write_gate_mode (&st->gate)) {
   case WRITE_GATE_FENCED:
+  case WRITE_GATE_FORWARDING:
     control_reply_err (reply, "EPERM",
-                       "the source is fenced (a flip is final): "
+                       "the source has flipped (a flip is final): "
                        "there is nothing left to freeze");
     return;
   case WRITE_GATE_CLOSED:
@@ -206,6 +207,19 @@ do_freeze (struct migration_state *st, struct control_reply *reply)
     return;
   case WRITE_GATE_OPEN:
     break;
+  }
+
+  /* Flush the plugin once while writes still flow: the flush inside the
+   * freeze below then only has what was written during this one to make
+   * durable, so the guest waits for a short flush instead of one that
+   * carries everything written since the last. */
+  preflushed = time_monotonic_ns ();
+  if (st->plugin != NULL && st->plugin_can_flush &&
+      st->plugin->flush (st->plugin, 0, &err) == -1) {
+    reply_printf (reply, false,
+                  "ERR EIO flushing the plugin before closing the gate "
+                  "failed (%s); writes were never frozen", strerror (err));
+    return;
   }
 
   started = time_monotonic_ns ();
@@ -239,9 +253,29 @@ do_freeze (struct migration_state *st, struct control_reply *reply)
   nbdkit_debug ("migrate: frozen: drained in %" PRIu64 " ms, flushed in %"
                 PRIu64 " ms", (drained - started) / NS_PER_MS,
                 (flushed - drained) / NS_PER_MS);
-  reply_printf (reply, true, "OK frozen drain_ms=%" PRIu64 " flush_ms=%" PRIu64,
+  reply_printf (reply, true, "OK frozen drain_ms=%" PRIu64 " flush_ms=%" PRIu64
+                " preflush_ms=%" PRIu64 " drain_us=%" PRIu64,
                 (flushed - started) / NS_PER_MS,
-                (flushed - drained) / NS_PER_MS);
+                (flushed - drained) / NS_PER_MS,
+                (started - preflushed) / NS_PER_MS,
+                (flushed - started) / 1000);
+}
+
+/* Microseconds the last freeze held guest writes: from the gate closing
+ * until it reopened or flipped (0 if there was no freeze). */
+static uint64_t
+frozen_us (const struct migration_state *st)
+{
+  if (st->frozen_until_ns < st->frozen_since_ns)
+    return 0;
+  return (st->frozen_until_ns - st->frozen_since_ns) / 1000;
+}
+
+/* The gate stops holding guest writes now (a thaw or a flip). */
+static void
+note_unfrozen (struct migration_state *st)
+{
+  st->frozen_until_ns = time_monotonic_ns ();
 }
 
 static void
@@ -250,16 +284,22 @@ do_thaw (struct migration_state *st, struct control_reply *reply)
   switch (write_gate_mode (&st->gate)) {
   case WRITE_GATE_FENCED:
     /* Requests held at the gate were already failed by the fence. */
-    reply_printf (reply, true, "OK fenced");
+    reply_printf (reply, true, "OK fenced frozen_us=%" PRIu64, frozen_us (st));
+    return;
+  case WRITE_GATE_FORWARDING:
+    /* Held requests went to the destination at the flip. */
+    reply_printf (reply, true, "OK forwarding frozen_us=%" PRIu64,
+                  frozen_us (st));
     return;
   case WRITE_GATE_CLOSED:
     write_gate_open (&st->gate);
-    nbdkit_debug ("migrate: thawed");
+    note_unfrozen (st);
+    nbdkit_debug ("migrate: thawed after %" PRIu64 " us", frozen_us (st));
     break;
   case WRITE_GATE_OPEN:
     break;
   }
-  reply_printf (reply, true, "OK thawed");
+  reply_printf (reply, true, "OK thawed frozen_us=%" PRIu64, frozen_us (st));
 }
 
 static void
@@ -272,6 +312,12 @@ do_flip_fence (struct migration_state *st, enum control_role role,
     reply_printf (reply, true, "OK fenced");
     return;
   }
+  if (mode == WRITE_GATE_FORWARDING) {
+    control_reply_err (reply, "EPERM",
+                       "the source already forwards to the destination "
+                       "(a flip is final)");
+    return;
+  }
   if (mode != WRITE_GATE_CLOSED || role != CONTROL_ROLE_OWNER) {
     control_reply_err (reply, "EPERM",
                        "FLIP needs the source frozen by this connection: "
@@ -279,9 +325,78 @@ do_flip_fence (struct migration_state *st, enum control_role role,
     return;
   }
 
+  /* The guest moves to the destination: its writes must no longer be
+   * slowed down for a migration that is over. */
+  throttle_set_rate (&st->throttle, 0);
   write_gate_fence (&st->gate);
+  note_unfrozen (st);
   nbdkit_debug ("migrate: fenced: every request now fails with EIO");
   reply_printf (reply, true, "OK fenced");
+}
+
+/* How long FLIP forward waits for the extra connections, after the flip. */
+#define FORWARD_EXTRA_TIMEOUT_NS (5 * UINT64_C (1000000000))
+
+/* How long FLIP forward may spend connecting: the guest is frozen
+ * meanwhile, and the freeze timeout cannot fire while the control thread
+ * is busy here, so the connection gets what is left of it. */
+static uint64_t
+forward_connect_budget (const struct migration_state *st)
+{
+  uint64_t now = time_monotonic_ns ();
+  uint64_t end = st->frozen_since_ns + st->freeze_timeout_ns;
+
+  return end > now ? end - now : 0;
+}
+
+static void
+do_flip_forward (struct migration_state *st, const struct control_request *req,
+                 enum control_role role, struct control_reply *reply)
+{
+  enum write_gate_mode mode = write_gate_mode (&st->gate);
+  char why[512];
+  struct forward *f;
+
+  if (mode == WRITE_GATE_FORWARDING) {
+    reply_printf (reply, true, "OK forwarding");
+    return;
+  }
+  if (mode == WRITE_GATE_FENCED) {
+    control_reply_err (reply, "EPERM",
+                       "the source is fenced (a flip is final)");
+    return;
+  }
+  if (mode != WRITE_GATE_CLOSED || role != CONTROL_ROLE_OWNER) {
+    control_reply_err (reply, "EPERM",
+                       "FLIP needs the source frozen by this connection: "
+                       "send FREEZE first");
+    return;
+  }
+
+  f = forward_connect (req->uri, st->size, forward_connect_budget (st),
+                       why, sizeof why);
+  if (f == NULL) {
+    /* Still frozen and still authoritative: the sender thaws. */
+    nbdkit_error ("migrate: FLIP forward: cannot use the destination %s: %s; "
+                  "the source stays frozen and authoritative",
+                  req->uri, why);
+    reply_printf (reply, false,
+                  "ERR EHOSTUNREACH cannot use the destination %s: %s",
+                  req->uri, why);
+    return;
+  }
+
+  /* Publish the destination, then the mode: a worker that sees
+   * WRITE_GATE_FORWARDING sees st->forward too. */
+  st->forward = f;
+  throttle_set_rate (&st->throttle, 0);
+  write_gate_forward (&st->gate);
+  note_unfrozen (st);
+  /* The guest runs again; now widen the pool, for speed only. */
+  forward_add_handles (f, req->uri, FORWARD_EXTRA_TIMEOUT_NS);
+  nbdkit_debug ("migrate: forwarding every request to %s over %u connections",
+                req->uri, forward_handles (f));
+  reply_printf (reply, true, "OK forwarding handles=%u", forward_handles (f));
 }
 
 void
@@ -328,7 +443,7 @@ control_execute (struct migration_state *st,
     do_flip_fence (st, role, reply);
     return;
   case CONTROL_FLIP_FORWARD:
-    control_reply_err (reply, "ENOTSUP", "FLIP forward is not implemented yet");
+    do_flip_forward (st, req, role, reply);
     return;
   case CONTROL_THROTTLE:
     throttle_set_rate (&st->throttle, req->bytes_per_second);
@@ -389,6 +504,7 @@ control_thaw_on_timeout (struct migration_state *st)
   if (write_gate_mode (&st->gate) != WRITE_GATE_CLOSED)
     return;
   write_gate_open (&st->gate);
+  note_unfrozen (st);
   __atomic_fetch_add (&st->thaws_by_timeout, 1, __ATOMIC_RELAXED);
   nbdkit_error ("migrate: writes stayed frozen longer than "
                 "migrate-freeze-timeout=%s without a THAW or FLIP from the "
@@ -400,9 +516,16 @@ control_thaw_on_timeout (struct migration_state *st)
 void
 control_thaw_on_owner_close (struct migration_state *st)
 {
+  /* A sender that dies must not leave the guest throttled either. */
+  if (throttle_rate (&st->throttle) != 0) {
+    throttle_set_rate (&st->throttle, 0);
+    nbdkit_debug ("migrate: the owning control connection closed: "
+                  "throttle released");
+  }
   if (write_gate_mode (&st->gate) != WRITE_GATE_CLOSED)
     return;
   write_gate_open (&st->gate);
+  note_unfrozen (st);
   nbdkit_error ("migrate: the control connection on %s that froze writes "
                 "closed without a THAW or FLIP; thawed: guest writes "
                 "continue on the source, which stays authoritative",

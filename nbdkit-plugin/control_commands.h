@@ -70,7 +70,8 @@ size_t snapshot_stream_fill (const struct migration_state *st,
 bool control_freeze_deadline (struct migration_state *st, uint64_t *deadline_ns);
 
 /* Thaw because the freeze outlasted migrate-freeze-timeout, or because the
- * connection that owned it closed.  Each logs why.  No-ops unless frozen. */
+ * connection that owned it closed.  Each logs why.  No-ops unless frozen,
+ * except that the owner's close also turns the throttle off. */
 void control_thaw_on_timeout (struct migration_state *st);
 void control_thaw_on_owner_close (struct migration_state *st);
 

@@ -7,7 +7,8 @@
  * partly) mark their blocks dirty before leaving the gate, so a FREEZE that
  * has drained the gate sees every dirty bit.  Flushes pass the gate too.  Reads,
  * extents and cache requests pass straight through, failing only once the
- * source is fenced.  Every can_* callback is left to nbdkit's pass-through,
+ * source is fenced.  After FLIP forward every request goes to the
+ * destination instead (forward.c).  Every can_* callback is left to nbdkit's pass-through,
  * which asks the plugin: the filter changes no capability, and keeps the
  * parallel thread model.
  *
@@ -27,6 +28,7 @@
 #include <nbdkit-filter.h>
 
 #include "control_server.h"
+#include "forward.h"
 #include "migration_state.h"
 #include "parse.h"
 #include "throttle.h"
@@ -189,6 +191,9 @@ static void
 migrate_cleanup (nbdkit_backend *backend)
 {
   control_server_stop (&control);
+  /* No client is left to use the destination's connections. */
+  forward_close (migration.forward);
+  migration.forward = NULL;
   if (migration.plugin != NULL) {
     migration.plugin->finalize (migration.plugin);
     nbdkit_next_context_close (migration.plugin);
@@ -223,6 +228,13 @@ fenced (void)
   return write_gate_mode (&migration.gate) == WRITE_GATE_FENCED;
 }
 
+/* After FLIP forward every request goes to the destination. */
+static bool
+forwarding (void)
+{
+  return write_gate_mode (&migration.gate) == WRITE_GATE_FORWARDING;
+}
+
 static int
 migrate_pread (nbdkit_next *next, void *handle,
                void *buf, uint32_t count, uint64_t offset, uint32_t flags,
@@ -232,6 +244,8 @@ migrate_pread (nbdkit_next *next, void *handle,
     *err = EIO;
     return -1;
   }
+  if (forwarding ())
+    return forward_pread (migration.forward, buf, count, offset, err);
   return next->pread (next, buf, count, offset, flags, err);
 }
 
@@ -243,8 +257,11 @@ migrate_pwrite (nbdkit_next *next, void *handle,
   int r;
 
   throttle_wait (&migration.throttle, count);
-  if (write_gate_enter (&migration.gate, err) == -1)
+  r = write_gate_enter (&migration.gate, err);
+  if (r == -1)
     return -1;
+  if (r == WRITE_GATE_FORWARD)
+    return forward_pwrite (migration.forward, buf, count, offset, flags, err);
   r = next->pwrite (next, buf, count, offset, flags, err);
   migration_note_write (&migration, offset, count);
   write_gate_leave (&migration.gate);
@@ -257,8 +274,11 @@ migrate_zero (nbdkit_next *next, void *handle,
 {
   int r;
 
-  if (write_gate_enter (&migration.gate, err) == -1)
+  r = write_gate_enter (&migration.gate, err);
+  if (r == -1)
     return -1;
+  if (r == WRITE_GATE_FORWARD)
+    return forward_zero (migration.forward, count, offset, flags, err);
   r = next->zero (next, count, offset, flags, err);
   migration_note_write (&migration, offset, count);
   write_gate_leave (&migration.gate);
@@ -271,8 +291,11 @@ migrate_trim (nbdkit_next *next, void *handle,
 {
   int r;
 
-  if (write_gate_enter (&migration.gate, err) == -1)
+  r = write_gate_enter (&migration.gate, err);
+  if (r == -1)
     return -1;
+  if (r == WRITE_GATE_FORWARD)
+    return forward_trim (migration.forward, count, offset, flags, err);
   r = next->trim (next, count, offset, flags, err);
   migration_note_write (&migration, offset, count);
   write_gate_leave (&migration.gate);
@@ -284,8 +307,11 @@ migrate_flush (nbdkit_next *next, void *handle, uint32_t flags, int *err)
 {
   int r;
 
-  if (write_gate_enter (&migration.gate, err) == -1)
+  r = write_gate_enter (&migration.gate, err);
+  if (r == -1)
     return -1;
+  if (r == WRITE_GATE_FORWARD)
+    return forward_flush (migration.forward, err);
   r = next->flush (next, flags, err);
   write_gate_leave (&migration.gate);
   return r;
@@ -300,6 +326,8 @@ migrate_extents (nbdkit_next *next, void *handle,
     *err = EIO;
     return -1;
   }
+  if (forwarding ())
+    return forward_extents (migration.forward, count, offset, extents, err);
   return next->extents (next, count, offset, flags, extents, err);
 }
 
@@ -311,6 +339,8 @@ migrate_cache (nbdkit_next *next, void *handle,
     *err = EIO;
     return -1;
   }
+  if (forwarding ())
+    return forward_cache (migration.forward, count, offset, err);
   return next->cache (next, count, offset, flags, err);
 }
 

@@ -106,6 +106,7 @@ migration_state_name (struct migration_state *st)
   case WRITE_GATE_OPEN: return "tracking";
   case WRITE_GATE_CLOSED: return "frozen";
   case WRITE_GATE_FENCED: return "fenced";
+  case WRITE_GATE_FORWARDING: return "forwarding";
   }
   abort ();
 }

@@ -23,6 +23,7 @@
 #include <nbdkit-filter.h>
 
 #include "bitmap.h"
+#include "forward.h"
 #include "throttle.h"
 #include "write_gate.h"
 
@@ -57,6 +58,7 @@ struct migration_state {
   /* Control thread only. */
   uint64_t generation;           /* number of SNAPSHOTs taken */
   uint64_t frozen_since_ns;      /* monotonic time the gate closed */
+  uint64_t frozen_until_ns;      /* monotonic time it reopened or flipped */
 
   /* A plugin context of the filter's own, opened after the fork, used to
    * learn the size before any client connects and to flush the plugin at
@@ -68,6 +70,12 @@ struct migration_state {
 
   struct write_gate gate;
   struct throttle throttle;
+
+  /* The destination's NBD server after FLIP forward (forward.h).  Written
+   * by the control thread before the gate's mode becomes
+   * WRITE_GATE_FORWARDING, whose sequentially consistent store publishes
+   * it to the worker threads; never changed again until cleanup. */
+  struct forward *forward;
 
   /* Counters for STATUS; relaxed atomics. */
   uint64_t writes;               /* write, zero and trim requests completed */
@@ -104,8 +112,8 @@ void migration_note_write (struct migration_state *st,
 uint64_t migration_bitmap_bytes (const struct migration_state *st,
                                  const struct block_bitmap *bm);
 
-/* The STATUS name of the current state: tracking, frozen or fenced
- * ("forwarding" belongs to FLIP forward, which this version refuses). */
+/* The STATUS name of the current state: tracking, frozen, fenced or
+ * forwarding. */
 const char *migration_state_name (struct migration_state *st);
 
 /* Free the bitmaps and the configuration strings (at unload). */

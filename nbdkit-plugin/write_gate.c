@@ -92,6 +92,8 @@ write_gate_enter (struct write_gate *gate, int *err)
       *err = EIO;
       return -1;
     }
+    if (mode == WRITE_GATE_FORWARDING)
+      return WRITE_GATE_FORWARD;
 
     pthread_mutex_lock (&gate->lock);
     while (load_mode (gate) == WRITE_GATE_CLOSED) {
@@ -111,7 +113,7 @@ write_gate_enter (struct write_gate *gate, int *err)
       pthread_mutex_lock (&gate->lock);
     }
     pthread_mutex_unlock (&gate->lock);
-    /* Reopened or fenced: go round and look again. */
+    /* Reopened, fenced or forwarding: go round and look again. */
   }
 }
 
@@ -167,6 +169,15 @@ write_gate_fence (struct write_gate *gate)
 {
   pthread_mutex_lock (&gate->lock);
   store_mode (gate, WRITE_GATE_FENCED);
+  pthread_cond_broadcast (&gate->reopened);
+  pthread_mutex_unlock (&gate->lock);
+}
+
+void
+write_gate_forward (struct write_gate *gate)
+{
+  pthread_mutex_lock (&gate->lock);
+  store_mode (gate, WRITE_GATE_FORWARDING);
   pthread_cond_broadcast (&gate->reopened);
   pthread_mutex_unlock (&gate->lock);
 }

@@ -7,7 +7,9 @@
  * then wait at the gate, and write_gate_close_and_drain returns once the
  * requests already inside have left.  Opening it again (THAW) lets the
  * waiting requests through onto the source.  Fencing it (FLIP fence) is
- * final: waiting and later requests fail with EIO.
+ * final: waiting and later requests fail with EIO.  Turning it to
+ * forwarding (FLIP forward) is final too: waiting and later requests are
+ * told to go to the destination instead of the plugin.
  */
 #ifndef STM_WRITE_GATE_H
 #define STM_WRITE_GATE_H
@@ -19,6 +21,7 @@ enum write_gate_mode {
   WRITE_GATE_OPEN,       /* requests pass */
   WRITE_GATE_CLOSED,     /* requests wait (frozen) */
   WRITE_GATE_FENCED,     /* requests fail with EIO, for good */
+  WRITE_GATE_FORWARDING, /* requests go to the destination, for good */
 };
 
 struct write_gate {
@@ -38,9 +41,12 @@ struct write_gate {
 
 /* Called by a worker thread before a write-like request reaches the
  * plugin.  Returns 0 when the request may proceed (it must then call
- * write_gate_leave exactly once), or -1 with *err set: EIO once the gate is
+ * write_gate_leave exactly once), 1 when the source has been flipped
+ * forward and the request must go to the destination instead (without
+ * calling write_gate_leave), or -1 with *err set: EIO once the gate is
  * fenced, ESHUTDOWN if nbdkit is shutting down or the client went away
  * while the request waited at a closed gate. */
+#define WRITE_GATE_FORWARD 1
 int write_gate_enter (struct write_gate *gate, int *err);
 void write_gate_leave (struct write_gate *gate);
 
@@ -63,5 +69,9 @@ void write_gate_open (struct write_gate *gate);
 /* Control thread only.  Fence the gate for good; waiting requests wake and
  * fail with EIO. */
 void write_gate_fence (struct write_gate *gate);
+
+/* Control thread only.  Send every request, waiting and later ones, to the
+ * destination from now on, for good (the caller has published where). */
+void write_gate_forward (struct write_gate *gate);
 
 #endif /* STM_WRITE_GATE_H */

@@ -1,0 +1,367 @@
+/* stm migrate filter: forwarding requests to the destination (see
+ * forward.h).
+ *
+ * The connections are opened with libnbd's asynchronous connect, all at
+ * once, and driven by one bounded poll over their sockets: the handshakes
+ * (TLS with X.509 costs about 100 ms each here) overlap, and an
+ * unreachable destination cannot hold the control thread (and with it the
+ * freeze timeout) for as long as TCP keeps trying.  The caller is frozen
+ * while it connects.  The data path uses libnbd's
+ * synchronous calls.  A capability the destination lacks is worked around
+ * where the NBD meaning allows it (FUA becomes a flush, zero becomes
+ * writes of zeroes, trim and cache are hints and may do nothing), and
+ * refused with ENOTSUP where it does not (fast zero).
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libnbd.h>
+#include <nbdkit-filter.h>
+
+#include "forward.h"
+#include "log.h"
+
+#define NS_PER_MS UINT64_C (1000000)
+/* Largest write of zeroes sent at once when the destination cannot zero. */
+#define ZERO_CHUNK (64 * 1024)
+
+struct forward {
+  struct nbd_handle *handles[FORWARD_HANDLES];
+  unsigned nhandles;              /* published with release stores */
+  unsigned next;                 /* round-robin counter, atomic */
+  bool can_fua, can_zero, can_fast_zero, can_trim, can_flush, can_cache;
+  bool can_multi_conn;
+};
+
+static const char zeroes[ZERO_CHUNK];
+
+/* Start connecting one handle to uri.  NULL with errbuf filled. */
+static struct nbd_handle *
+start_one (const char *uri, char *errbuf, size_t errlen)
+{
+  struct nbd_handle *h = nbd_create ();
+
+  if (h == NULL) {
+    snprintf (errbuf, errlen, "cannot create a libnbd handle: %s",
+              nbd_get_error ());
+    return NULL;
+  }
+  nbd_set_handle_name (h, "migrate-forward");
+  /* The URI names local credential files (tls-psk-file=,
+   * tls-certificates=), which libnbd only reads when allowed to. */
+  if (nbd_set_uri_allow_local_file (h, true) == -1 ||
+      nbd_aio_connect_uri (h, uri) == -1) {
+    snprintf (errbuf, errlen, "%s", nbd_get_error ());
+    nbd_close (h);
+    return NULL;
+  }
+  return h;
+}
+
+static bool
+connecting (struct nbd_handle *h)
+{
+  return nbd_aio_is_connecting (h) || nbd_aio_is_created (h);
+}
+
+/* Drive the handles' connections (TCP, TLS handshake, NBD negotiation)
+ * together, with one poll over all their sockets, until each is ready or
+ * dead or the deadline passes: the handshakes overlap instead of adding
+ * up, which matters because the guest is frozen meanwhile. */
+static void
+connect_all (struct nbd_handle **h, unsigned n, uint64_t deadline_ns)
+{
+  for (;;) {
+    struct pollfd fds[FORWARD_HANDLES];
+    unsigned idx[FORWARD_HANDLES], nfds = 0;
+    uint64_t now = time_monotonic_ns ();
+
+    for (unsigned i = 0; i < n; i++) {
+      if (h[i] == NULL || !connecting (h[i]))
+        continue;
+      int fd = nbd_aio_get_fd (h[i]);
+      unsigned dir = nbd_aio_get_direction (h[i]);
+      if (fd == -1)
+        continue;
+      fds[nfds].fd = fd;
+      fds[nfds].events = ((dir & LIBNBD_AIO_DIRECTION_READ) ? POLLIN : 0) |
+                         ((dir & LIBNBD_AIO_DIRECTION_WRITE) ? POLLOUT : 0);
+      fds[nfds].revents = 0;
+      idx[nfds++] = i;
+    }
+    if (nfds == 0 || now >= deadline_ns)
+      return;
+    uint64_t left_ms = (deadline_ns - now + NS_PER_MS - 1) / NS_PER_MS;
+    if (poll (fds, nfds, left_ms > 1000 ? 1000 : (int) left_ms) == -1) {
+      if (errno == EINTR)
+        continue;
+      return;
+    }
+    for (unsigned k = 0; k < nfds; k++) {
+      struct nbd_handle *hh = h[idx[k]];
+      if (fds[k].revents & (POLLIN | POLLHUP | POLLERR))
+        nbd_aio_notify_read (hh);
+      else if (fds[k].revents & POLLOUT)
+        nbd_aio_notify_write (hh);
+    }
+  }
+}
+
+struct forward *
+forward_connect (const char *uri, uint64_t expected_size, uint64_t timeout_ns,
+                 char *errbuf, size_t errlen)
+{
+  struct forward *f = calloc (1, sizeof *f);
+  uint64_t deadline = time_monotonic_ns () + timeout_ns;
+  struct nbd_handle *all[FORWARD_HANDLES] = { NULL };
+  struct nbd_handle *h = NULL;
+  int64_t size;
+
+  if (f == NULL) {
+    snprintf (errbuf, errlen, "out of memory");
+    return NULL;
+  }
+  /* Only the first handle now: the guest is frozen until it is ready, and
+   * a TLS handshake is mostly CPU (about 100 ms with X.509 here), so more
+   * handles would not overlap but add up.  forward_add_handles opens the
+   * others once the guest runs again. */
+  all[0] = start_one (uri, errbuf, errlen);
+  if (all[0] == NULL) {
+    free (f);
+    return NULL;
+  }
+  connect_all (all, 1, deadline);
+
+  if (!nbd_aio_is_ready (all[0])) {
+    const char *e = nbd_get_error ();
+    if (connecting (all[0]))
+      snprintf (errbuf, errlen, "no connection within the time allowed");
+    else
+      snprintf (errbuf, errlen, "%s", e ? e : "the connection failed during the handshake");
+    goto fail;
+  }
+  h = all[0];
+  size = nbd_get_size (h);
+  if (size < 0 || (uint64_t) size != expected_size) {
+    snprintf (errbuf, errlen, "the export has %" PRId64 " bytes, not the %"
+              PRIu64 " of this image", size, expected_size);
+    goto fail;
+  }
+  if (nbd_is_read_only (h) == 1) {
+    snprintf (errbuf, errlen, "the export is read-only");
+    goto fail;
+  }
+  f->can_fua = nbd_can_fua (h) == 1;
+  f->can_zero = nbd_can_zero (h) == 1;
+  f->can_fast_zero = nbd_can_fast_zero (h) == 1;
+  f->can_trim = nbd_can_trim (h) == 1;
+  f->can_flush = nbd_can_flush (h) == 1;
+  f->can_cache = nbd_can_cache (h) == 1;
+  f->can_multi_conn = nbd_can_multi_conn (h) == 1;
+  f->handles[0] = h;
+  f->nhandles = 1;
+  return f;
+
+ fail:
+  for (unsigned i = 0; i < FORWARD_HANDLES; i++)
+    if (all[i] != NULL)
+      nbd_close (all[i]);
+  free (f);
+  return NULL;
+}
+
+void
+forward_add_handles (struct forward *f, const char *uri, uint64_t timeout_ns)
+{
+  struct nbd_handle *more[FORWARD_HANDLES] = { NULL };
+  unsigned n = FORWARD_HANDLES - 1;
+
+  for (unsigned i = 0; i < n; i++) {
+    char ignored[256];
+    more[i] = start_one (uri, ignored, sizeof ignored);
+  }
+  connect_all (more, n, time_monotonic_ns () + timeout_ns);
+  for (unsigned i = 0; i < n; i++) {
+    if (more[i] == NULL)
+      continue;
+    if (!nbd_aio_is_ready (more[i]) ||
+        nbd_get_size (more[i]) != nbd_get_size (f->handles[0])) {
+      nbdkit_debug ("migrate: forward: an extra connection failed: %s",
+                    nbd_get_error () ? nbd_get_error () : "not ready in time");
+      nbd_close (more[i]);
+      continue;
+    }
+    /* Fill the slot, then publish it: a worker that sees the new count
+     * sees the handle. */
+    unsigned k = f->nhandles;
+    f->handles[k] = more[i];
+    __atomic_store_n (&f->nhandles, k + 1, __ATOMIC_RELEASE);
+  }
+}
+
+unsigned
+forward_handles (const struct forward *f)
+{
+  return __atomic_load_n (&f->nhandles, __ATOMIC_ACQUIRE);
+}
+
+void
+forward_close (struct forward *f)
+{
+  if (f == NULL)
+    return;
+  for (unsigned i = 0; i < f->nhandles; i++) {
+    /* Tell the server we are going, then close. */
+    nbd_shutdown (f->handles[i], 0);
+    nbd_close (f->handles[i]);
+  }
+  free (f);
+}
+
+static struct nbd_handle *
+pick (struct forward *f)
+{
+  unsigned i = __atomic_fetch_add (&f->next, 1, __ATOMIC_RELAXED);
+  return f->handles[i % __atomic_load_n (&f->nhandles, __ATOMIC_ACQUIRE)];
+}
+
+/* Turn a libnbd failure into an errno for nbdkit, logging it once. */
+static int
+failed (const char *what, int *err)
+{
+  int e = nbd_get_errno ();
+
+  nbdkit_error ("migrate: forwarding %s to the destination failed: %s",
+                what, nbd_get_error ());
+  *err = e != 0 ? e : EIO;
+  return -1;
+}
+
+int
+forward_pread (struct forward *f, void *buf, uint32_t count, uint64_t offset,
+               int *err)
+{
+  if (nbd_pread (pick (f), buf, count, offset, 0) == -1)
+    return failed ("a read", err);
+  return 0;
+}
+
+int
+forward_flush (struct forward *f, int *err)
+{
+  if (!f->can_flush)
+    return 0;
+  /* With multi-conn one flush covers every connection; without, each
+   * handle's writes are flushed on that handle. */
+  unsigned n = __atomic_load_n (&f->nhandles, __ATOMIC_ACQUIRE);
+  for (unsigned i = 0; i < (f->can_multi_conn ? 1 : n); i++)
+    if (nbd_flush (f->handles[i], 0) == -1)
+      return failed ("a flush", err);
+  return 0;
+}
+
+/* FUA the destination cannot do is a flush afterwards. */
+static int
+after_write (struct forward *f, uint32_t flags, int *err)
+{
+  if ((flags & NBDKIT_FLAG_FUA) && !f->can_fua)
+    return forward_flush (f, err);
+  return 0;
+}
+
+static uint32_t
+fua_flag (const struct forward *f, uint32_t flags)
+{
+  return (flags & NBDKIT_FLAG_FUA) && f->can_fua ? LIBNBD_CMD_FLAG_FUA : 0;
+}
+
+int
+forward_pwrite (struct forward *f, const void *buf, uint32_t count,
+                uint64_t offset, uint32_t flags, int *err)
+{
+  if (nbd_pwrite (pick (f), buf, count, offset, fua_flag (f, flags)) == -1)
+    return failed ("a write", err);
+  return after_write (f, flags, err);
+}
+
+int
+forward_zero (struct forward *f, uint32_t count, uint64_t offset,
+              uint32_t flags, int *err)
+{
+  struct nbd_handle *h = pick (f);
+
+  if (f->can_zero) {
+    uint32_t cf = fua_flag (f, flags);
+
+    if (!(flags & NBDKIT_FLAG_MAY_TRIM))
+      cf |= LIBNBD_CMD_FLAG_NO_HOLE;
+    if (flags & NBDKIT_FLAG_FAST_ZERO) {
+      if (!f->can_fast_zero) {
+        *err = ENOTSUP;
+        return -1;
+      }
+      cf |= LIBNBD_CMD_FLAG_FAST_ZERO;
+    }
+    if (nbd_zero (h, count, offset, cf) == -1)
+      return failed ("a zero request", err);
+    return after_write (f, flags, err);
+  }
+
+  /* Writing zeroes is never fast. */
+  if (flags & NBDKIT_FLAG_FAST_ZERO) {
+    *err = ENOTSUP;
+    return -1;
+  }
+  while (count > 0) {
+    uint32_t n = count < ZERO_CHUNK ? count : ZERO_CHUNK;
+
+    if (nbd_pwrite (h, zeroes, n, offset, 0) == -1)
+      return failed ("a zero request (as writes)", err);
+    offset += n;
+    count -= n;
+  }
+  /* Those writes carried no FUA: a FUA request becomes a flush. */
+  if (flags & NBDKIT_FLAG_FUA)
+    return forward_flush (f, err);
+  return 0;
+}
+
+int
+forward_trim (struct forward *f, uint32_t count, uint64_t offset,
+              uint32_t flags, int *err)
+{
+  /* A trim is a hint: a destination that cannot trim just keeps the data. */
+  if (f->can_trim &&
+      nbd_trim (pick (f), count, offset, fua_flag (f, flags)) == -1)
+    return failed ("a trim", err);
+  return after_write (f, flags, err);
+}
+
+int
+forward_cache (struct forward *f, uint32_t count, uint64_t offset, int *err)
+{
+  if (f->can_cache && nbd_cache (pick (f), count, offset, 0) == -1)
+    return failed ("a cache request", err);
+  return 0;
+}
+
+int
+forward_extents (struct forward *f, uint32_t count, uint64_t offset,
+                 struct nbdkit_extents *extents, int *err)
+{
+  (void) f;
+  /* Type 0: allocated data, which is true of any range. */
+  if (nbdkit_add_extent (extents, offset, count, 0) == -1) {
+    *err = errno ? errno : EIO;
+    return -1;
+  }
+  return 0;
+}
