@@ -240,6 +240,9 @@ control_status (struct control_client *c, struct control_status *st)
   control_reply_get_u64 (c->line, "generation", &st->generation);
   control_reply_get_u64 (c->line, "unconfirmed_bytes", &st->unconfirmed_bytes);
   control_reply_get_string (c->line, "state", st->state, sizeof st->state);
+  control_reply_get_u64 (c->line, "write_bytes", &st->write_bytes);
+  control_reply_get_u64 (c->line, "writes", &st->writes);
+  control_reply_get_u64 (c->line, "throttle", &st->throttle);
   return 0;
 }
 
@@ -354,4 +357,13 @@ control_throttle (struct control_client *c, uint64_t bytes_per_second)
   char text[64];
   snprintf (text, sizeof text, "THROTTLE %" PRIu64 "\n", bytes_per_second);
   return request (c, "THROTTLE", text);
+}
+
+int
+control_last_reply_u64 (const struct control_client *c, const char *key,
+                        uint64_t *value)
+{
+  if (!control_reply_is_ok (c->line))
+    return -1;
+  return control_reply_get_u64 (c->line, key, value);
 }

@@ -24,6 +24,9 @@ struct control_status {
   uint64_t dirty_bytes;
   uint64_t unconfirmed_bytes;
   char state[32];            /* tracking, frozen, fenced, forwarding */
+  uint64_t write_bytes;      /* guest bytes written so far (informative) */
+  uint64_t writes;           /* guest write requests so far (informative) */
+  uint64_t throttle;         /* guest write throttle, bytes/s, 0 = off */
 };
 
 /* Connect to the Unix socket at path; replies must arrive within
@@ -53,5 +56,10 @@ int control_thaw (struct control_client *c);
 int control_flip_fence (struct control_client *c);
 int control_flip_forward (struct control_client *c, const char *uri);
 int control_throttle (struct control_client *c, uint64_t bytes_per_second);
+
+/* A key=value number from the last OK reply's first line (FREEZE's
+ * drain_us, THAW's frozen_us, ...); -1 if it is absent. */
+int control_last_reply_u64 (const struct control_client *c, const char *key,
+                            uint64_t *value);
 
 #endif /* STM_SENDER_CONTROL_CLIENT_H */

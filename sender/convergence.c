@@ -5,6 +5,8 @@
  */
 #include <config.h>
 
+#include <stdbool.h>
+
 #include "convergence.h"
 
 #define NS_PER_S 1000000000u
@@ -47,15 +49,35 @@ convergence_predict_ns (uint64_t dirty_bytes, uint64_t throughput,
   return add_saturating (transfer, sync_rtt_ns);
 }
 
+uint64_t
+convergence_predict_downtime_ns (const struct convergence_input *in,
+                                 uint64_t throughput)
+{
+  uint64_t bytes = in->dirty_bytes > UINT64_MAX - in->deferred_bytes
+    ? UINT64_MAX : in->dirty_bytes + in->deferred_bytes;
+  /* The commit's fdatasync grows with what it makes durable: the last
+   * SYNC round trip made the last pass durable, so scale it up when the
+   * final pass is bigger (never down: the round trip has a floor). */
+  uint64_t commit = in->sync_rtt_ns;
+  if (in->pass_bytes > 0 && bytes > in->pass_bytes)
+    commit = saturate ((unsigned __int128) in->sync_rtt_ns * bytes / in->pass_bytes);
+  uint64_t t = convergence_predict_ns (bytes, throughput, commit);
+  uint64_t trips = saturate ((unsigned __int128) in->control_rtt_ns *
+                             CUTOVER_CONTROL_TRIPS);
+  if (t == CONVERGENCE_INFINITE)
+    return t;
+  return add_saturating (add_saturating (t, in->freeze_ns), trips);
+}
+
 void
 convergence_decide (const struct convergence_input *in,
                     struct convergence_result *out)
 {
   out->throughput = convergence_throughput (in->pass_bytes, in->pass_ns);
-  out->predicted_ns = convergence_predict_ns (in->dirty_bytes, out->throughput,
-                                              in->sync_rtt_ns);
+  out->predicted_ns = convergence_predict_downtime_ns (in, out->throughput);
+  out->throttle = 0;
 
-  if (in->dirty_bytes == 0)
+  if (in->dirty_bytes == 0 && in->deferred_bytes == 0)
     out->decision = CONVERGENCE_CUTOVER_CLEAN;
   else if (out->predicted_ns != CONVERGENCE_INFINITE &&
            out->predicted_ns <= in->max_downtime_ns)
@@ -66,6 +88,161 @@ convergence_decide (const struct convergence_input *in,
     out->decision = CONVERGENCE_CONTINUE;
 }
 
+void
+convergence_amplification (const struct convergence_input *in,
+                           uint64_t *num, uint64_t *den)
+{
+  if (in->written_bytes > 0 && in->dirty_bytes > 0 &&
+      in->dirty_bytes < in->image_size / 2) {
+    *num = in->dirty_bytes;
+    *den = in->written_bytes;
+    return;
+  }
+  uint64_t avg = in->write_requests ? in->written_bytes / in->write_requests : 0;
+  if (avg == 0 || avg >= in->block_size) {
+    *num = *den = 1;
+    return;
+  }
+  *num = in->block_size;
+  *den = avg;
+}
+
+uint64_t
+convergence_next_throttle (uint64_t throughput, uint64_t num, uint64_t den,
+                           uint64_t current)
+{
+  uint64_t target = throughput / 2;
+  uint64_t rate;
+
+  if (num == 0 || den == 0)
+    rate = target;
+  else
+    rate = saturate ((unsigned __int128) target * den / num);
+  if (current != 0 && rate > current / 2)
+    rate = current / 2;
+  if (rate < CONVERGENCE_MIN_THROTTLE)
+    rate = CONVERGENCE_MIN_THROTTLE;
+  return rate;
+}
+
+/* The dirty bytes a pass must get under to count as shrinking. */
+static uint64_t
+shrink_bar (const struct convergence_input *in, const struct convergence_policy *policy)
+{
+  uint64_t from = policy->best_dirty < in->pass_bytes ? policy->best_dirty
+                                                       : in->pass_bytes;
+  return saturate ((unsigned __int128) from * CONVERGENCE_SHRINK_NUM
+                   / CONVERGENCE_SHRINK_DEN);
+}
+
+uint64_t
+convergence_midpass_throttle (const struct convergence_input *in,
+                              uint64_t throughput,
+                              struct convergence_policy *policy)
+{
+  if (policy->mode != CONVERGE_THROTTLE || policy->throttle != 0 ||
+      policy->acted_midpass || policy->stalled + 1 < CONVERGENCE_STALL_PASSES ||
+      in->pass_bytes == 0 || throughput == 0 ||
+      in->dirty_bytes < shrink_bar (in, policy))
+    return 0;
+  uint64_t num, den;
+  convergence_amplification (in, &num, &den);
+  policy->throttle = convergence_next_throttle (throughput, num, den, 0);
+  policy->acted_midpass = true;
+  return policy->throttle;
+}
+
+void
+convergence_step (const struct convergence_input *in,
+                  struct convergence_policy *policy,
+                  struct convergence_result *out)
+{
+  convergence_decide (in, out);
+
+  /* Throttled during this pass: what it left was dirtied mostly before
+   * the throttle, so judge the throttle by the next pass, from here. */
+  if (policy->acted_midpass) {
+    policy->acted_midpass = false;
+    policy->best_dirty = in->dirty_bytes;
+    policy->stalled = 0;
+    if (out->decision == CONVERGENCE_CUTOVER_CONVERGED &&
+        out->predicted_ns > in->max_downtime_ns / 2 && in->pass < in->max_passes)
+      out->decision = CONVERGENCE_CONTINUE;
+    return;
+  }
+
+  /* Is the dirty set still shrinking?  Against the smallest seen since
+   * the policy last acted, and against what this pass started from (the
+   * whole image for the full pass). */
+  bool shrinking = in->dirty_bytes < shrink_bar (in, policy);
+  if (shrinking) {
+    policy->best_dirty = in->dirty_bytes;
+    policy->stalled = 0;
+  }
+  else
+    policy->stalled++;
+
+  if (out->decision == CONVERGENCE_CUTOVER_CONVERGED &&
+      out->predicted_ns > in->max_downtime_ns / 2 &&
+      in->pass < in->max_passes) {
+    if (shrinking) {
+      out->decision = CONVERGENCE_CONTINUE;
+      return;
+    }
+    if (policy->mode == CONVERGE_THROTTLE && policy->throttle != 0) {
+      uint64_t num, den;
+      convergence_amplification (in, &num, &den);
+      uint64_t t = convergence_next_throttle (out->throughput, num, den,
+                                              policy->throttle);
+      if (t != policy->throttle) {
+        out->decision = CONVERGENCE_THROTTLE;
+        out->throttle = policy->throttle = t;
+        policy->best_dirty = in->dirty_bytes;
+        policy->stalled = 0;
+      }
+    }
+    return;
+  }
+  if (out->decision != CONVERGENCE_CONTINUE &&
+      out->decision != CONVERGENCE_CUTOVER_MAX_PASSES)
+    return;
+
+  if (out->decision == CONVERGENCE_CUTOVER_MAX_PASSES) {
+    /* Out of passes: abort mode never cuts over without converging. */
+    if (policy->mode == CONVERGE_ABORT)
+      out->decision = CONVERGENCE_ABORT;
+    return;
+  }
+
+  /* Once a throttle is on, one pass is enough to judge it. */
+  uint32_t patience = policy->throttle ? 1 : CONVERGENCE_STALL_PASSES;
+  if (policy->stalled < patience)
+    return;
+
+  switch (policy->mode) {
+  case CONVERGE_FORCE:
+    out->decision = CONVERGENCE_CUTOVER_FORCED;
+    return;
+  case CONVERGE_ABORT:
+    out->decision = CONVERGENCE_ABORT;
+    return;
+  case CONVERGE_THROTTLE: {
+    uint64_t num, den;
+    convergence_amplification (in, &num, &den);
+    out->throttle = convergence_next_throttle (out->throughput, num, den,
+                                               policy->throttle);
+    if (out->throttle == policy->throttle)
+      return;          /* already at the floor: nothing more to do */
+    out->decision = CONVERGENCE_THROTTLE;
+    policy->throttle = out->throttle;
+    /* Judge the new throttle against what is dirty now. */
+    policy->best_dirty = in->dirty_bytes;
+    policy->stalled = 0;
+    return;
+  }
+  }
+}
+
 const char *
 convergence_decision_name (enum convergence_decision d)
 {
@@ -74,6 +251,9 @@ convergence_decision_name (enum convergence_decision d)
   case CONVERGENCE_CUTOVER_CLEAN: return "clean";
   case CONVERGENCE_CUTOVER_CONVERGED: return "converged";
   case CONVERGENCE_CUTOVER_MAX_PASSES: return "max-passes";
+  case CONVERGENCE_THROTTLE: return "throttle";
+  case CONVERGENCE_CUTOVER_FORCED: return "forced";
+  case CONVERGENCE_ABORT: return "abort";
   }
   return "unknown";
 }

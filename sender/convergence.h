@@ -10,6 +10,7 @@
 #ifndef STM_SENDER_CONVERGENCE_H
 #define STM_SENDER_CONVERGENCE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* "Unknown" or "too long to matter": a prediction that never fits. */
@@ -21,23 +22,79 @@ struct convergence_input {
   uint64_t pass_bytes;       /* bytes that pass covered */
   uint64_t pass_ns;          /* PASS_BEGIN to DURABLE, nanoseconds */
   uint64_t dirty_bytes;      /* dirty bytes reported by STATUS after it */
-  uint64_t sync_rtt_ns;      /* measured SYNC -> DURABLE round trip */
+  uint64_t sync_rtt_ns;      /* measured SYNC -> DURABLE round trip, which
+                                stands for the COMMIT's fdatasync too */
   uint64_t max_downtime_ns;  /* --max-downtime */
   uint32_t max_passes;       /* --max-passes */
+  /* What the freeze itself costs before the final pass can start: the
+   * drain of writes in flight and the plugin flush inside FREEZE (from the
+   * last FREEZE, or a measured NBD flush round trip before the first). */
+  uint64_t freeze_ns;
+  /* One control-socket round trip; the cutover makes CUTOVER_CONTROL_TRIPS
+   * of them while frozen (SNAPSHOT, FLIP, THAW). */
+  uint64_t control_rtt_ns;
+  /* For the convergence policy: guest bytes written (write, zero, trim)
+   * and requests that wrote them during the pass, from the filter's
+   * write_bytes and writes counters; and the geometry. */
+  uint64_t written_bytes;
+  uint64_t write_requests;
+  /* Hot blocks left out of the passes for the final one (hot_blocks.h):
+   * they count in the prediction, not in whether the dirty set shrinks. */
+  uint64_t deferred_bytes;
+  uint64_t image_size;
+  uint32_t block_size;
 };
+
+#define CUTOVER_CONTROL_TRIPS 3
 
 enum convergence_decision {
   CONVERGENCE_CONTINUE,          /* run another pass */
   CONVERGENCE_CUTOVER_CLEAN,     /* nothing is dirty: cut over now */
   CONVERGENCE_CUTOVER_CONVERGED, /* the prediction fits the downtime */
   CONVERGENCE_CUTOVER_MAX_PASSES,/* out of passes: cut over anyway */
+  /* Only from convergence_step, the policy: */
+  CONVERGENCE_THROTTLE,          /* set the guest throttle, run another pass */
+  CONVERGENCE_CUTOVER_FORCED,    /* not converging, --converge=force */
+  CONVERGENCE_ABORT,             /* not converging, --converge=abort */
 };
 
 struct convergence_result {
   enum convergence_decision decision;
   uint64_t throughput;           /* bytes per second, saturating; 0 = unknown */
   uint64_t predicted_ns;         /* final pass; CONVERGENCE_INFINITE if unknown */
+  uint64_t throttle;             /* CONVERGENCE_THROTTLE: bytes/s to set */
 };
+
+/* --converge: what to do when the dirty set stops shrinking. */
+enum convergence_mode {
+  CONVERGE_THROTTLE,             /* slow guest writes down, step by step */
+  CONVERGE_FORCE,                /* cut over anyway */
+  CONVERGE_ABORT,                /* give up, thawed */
+};
+
+/* Passes without the dirty set shrinking before the policy acts. */
+#define CONVERGENCE_STALL_PASSES 2
+/* The dirty set "shrinks" when it drops below this fraction of the best so
+ * far: a few percent of noise is not progress. */
+#define CONVERGENCE_SHRINK_NUM 15
+#define CONVERGENCE_SHRINK_DEN 16
+/* The throttle never goes below this (bytes/s): a guest that writes at
+ * all still gets some writing done. */
+#define CONVERGENCE_MIN_THROTTLE (64u * 1024)
+
+/* What the policy remembers from pass to pass.  Start with
+ * CONVERGENCE_POLICY_INIT. */
+struct convergence_policy {
+  enum convergence_mode mode;
+  uint64_t best_dirty;           /* smallest dirty set seen since the last act */
+  uint32_t stalled;              /* passes since it last shrank */
+  uint64_t throttle;             /* current guest throttle, 0 = off */
+  bool acted_midpass;            /* throttled during the current pass */
+};
+
+#define CONVERGENCE_POLICY_INIT(m) \
+  { .mode = (m), .best_dirty = UINT64_MAX, .stalled = 0, .throttle = 0, \
+    .acted_midpass = false }
 
 /* Bytes per second for bytes moved in ns nanoseconds.  A zero duration is
  * taken as one nanosecond (the pass was too quick to measure); zero bytes
@@ -50,9 +107,62 @@ uint64_t convergence_throughput (uint64_t bytes, uint64_t ns);
 uint64_t convergence_predict_ns (uint64_t dirty_bytes, uint64_t throughput,
                                  uint64_t sync_rtt_ns);
 
-/* The decision after a pass. */
+/* Predicted downtime in nanoseconds: the freeze, the control round trips
+ * made while frozen, the final pass of dirty and deferred bytes, and the
+ * commit (the SYNC round trip, scaled up by how much bigger the final
+ * pass is than the pass it was measured on). */
+uint64_t convergence_predict_downtime_ns (const struct convergence_input *in,
+                                          uint64_t throughput);
+
+/* The decision after a pass, from the prediction and --max-passes alone
+ * (never THROTTLE, FORCED or ABORT). */
 void convergence_decide (const struct convergence_input *in,
                          struct convergence_result *out);
+
+/* The decision after a pass with the --converge policy applied: as
+ * convergence_decide, except that
+ * - a pass that fits the downtime but not half of it is followed by
+ *   another while the dirty set still shrinks, or, once throttling, by a
+ *   tighter throttle (aiming at half the budget while that is cheap keeps
+ *   the real downtime well inside it);
+ * - when the dirty set has not shrunk for CONVERGENCE_STALL_PASSES passes
+ *   (the full pass counts: it starts from the whole image), or, once
+ *   throttling, for one more pass, it answers THROTTLE with a rate,
+ *   CUTOVER_FORCED or ABORT by the mode;
+ * - running out of passes answers ABORT in abort mode. */
+void convergence_step (const struct convergence_input *in,
+                       struct convergence_policy *policy,
+                       struct convergence_result *out);
+
+/* How many bytes of dirty blocks each byte the guest writes makes, as a
+ * fraction num/den.  Measured (dirty bytes over bytes written during the
+ * pass) while the dirty set is under half the image; once it covers more,
+ * new writes mostly land in blocks already dirty and the measurement says
+ * too little, so then the bound for scattered writes is used: a block per
+ * write, block_size over the average write size (at least 1). */
+void convergence_amplification (const struct convergence_input *in,
+                                uint64_t *num, uint64_t *den);
+
+/* During a pass (in describes it so far: pass_bytes is what it copies,
+ * dirty_bytes what the guest has dirtied since it began, written_bytes
+ * and write_requests the guest's writes since the last pass ended;
+ * throughput is the last pass's).  In throttle mode, with no throttle on
+ * yet and one stalled pass already behind: if the dirty set has already
+ * grown to the size this pass would have to get under to count as
+ * shrinking, the pass has stopped shrinking it, the second in a row, and
+ * waiting for its end only lets the guest dirty more.  Returns the
+ * throttle to set now (and records it, so the end of this pass is not
+ * judged again), or 0. */
+uint64_t convergence_midpass_throttle (const struct convergence_input *in,
+                                       uint64_t throughput,
+                                       struct convergence_policy *policy);
+
+/* The next guest throttle (bytes/s of guest writes): low enough that the
+ * blocks it dirties come in at half the copy throughput, with
+ * amplification num/den dirty bytes per written byte, and at most half
+ * the current throttle; never below CONVERGENCE_MIN_THROTTLE. */
+uint64_t convergence_next_throttle (uint64_t throughput, uint64_t num,
+                                    uint64_t den, uint64_t current);
 
 const char *convergence_decision_name (enum convergence_decision d);
 

@@ -9,11 +9,15 @@
  */
 #include <config.h>
 
+#include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "control_proto.h"
 #include "cutover.h"
 #include "log.h"
 
@@ -38,6 +42,28 @@ cutover_begin (struct migration *m)
     return;
   }
   progress_freeze (&m->progress, drain_ms);
+  /* What this freeze cost the guest so far (gate closed to reply), for a
+   * later prediction; older filters only say milliseconds. */
+  uint64_t drain_us;
+  if (control_last_reply_u64 (m->control, "drain_us", &drain_us) == 0)
+    m->freeze_cost_ns = drain_us * 1000;
+  else
+    m->freeze_cost_ns = drain_ms * NS_PER_MS;
+  m->preflush_ms = 0;
+  control_last_reply_u64 (m->control, "preflush_ms", &m->preflush_ms);
+
+  /* The deferred hot blocks are unconfirmed and nothing else is (every
+   * earlier pass is confirmed): RESUME makes them dirty again, so the
+   * final snapshot hands them out with the rest. */
+  if (hot_blocks_deferred_bytes (&m->hot) > 0) {
+    if (control_resume (m->control) == -1) {
+      cutover_fail (m, "cannot return the deferred hot blocks to the dirty set "
+                    "through the filter at %s: %s", m->opts->control_path,
+                    control_client_error (m->control));
+      return;
+    }
+    hot_blocks_forget_deferred (&m->hot);
+  }
 
   if (control_snapshot (m->control, &m->extents, &generation) == -1) {
     cutover_fail (m, "cannot take the final snapshot from the filter at %s: %s",
@@ -57,6 +83,317 @@ cutover_final_pass_sent (struct migration *m)
   progress_commit (&m->progress, seq);
 }
 
+/* FLIP failed.  An ERR reply changed nothing; but if the freeze ended
+ * before the flip (migrate-freeze-timeout passed during the final pass and
+ * the filter thawed by itself), say that rather than just "EPERM". */
+static void
+flip_failed (struct migration *m, const char *how)
+{
+  const struct sender_options *o = m->opts;
+  char why[512];
+  snprintf (why, sizeof why, "%s", control_client_error (m->control));
+  if (control_client_is_broken (m->control)) {
+    cutover_fail (m, "cannot flip the source (%s) through the filter at %s: %s",
+                  how, o->control_path, why);
+    return;
+  }
+  m->flip_in_flight = false;
+  struct control_status st;
+  if (control_status (m->control, &st) == 0 && strcmp (st.state, "tracking") == 0) {
+    m->frozen = false;
+    cutover_fail (m, "the freeze ended before the flip: the filter at %s thawed the "
+                  "source by itself (did migrate-freeze-timeout pass during the "
+                  "final pass?), so the source was not flipped (%s)",
+                  o->control_path, why);
+    return;
+  }
+  cutover_fail (m, "cannot flip the source (%s) through the filter at %s: %s",
+                how, o->control_path, why);
+}
+
+/* Append s to the URI being built, percent-encoding what is not safe in a
+ * query value.  -1 if it does not fit. */
+static int
+uri_append_encoded (char *uri, size_t len, const char *s)
+{
+  size_t n = strlen (uri);
+  for (; *s; s++) {
+    unsigned char c = (unsigned char) *s;
+    int w;
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+        (c >= '0' && c <= '9') || strchr ("-._~/", c))
+      w = snprintf (uri + n, len - n, "%c", c);
+    else
+      w = snprintf (uri + n, len - n, "%%%02X", c);
+    if (w < 0 || (size_t) w >= len - n)
+      return -1;
+    n += (size_t) w;
+  }
+  return 0;
+}
+
+/* The PSK identity to use: --tls-user, or the first in the file. */
+static int
+psk_identity (const struct sender_options *o, char *user, size_t len)
+{
+  if (o->tls.psk_user) {
+    snprintf (user, len, "%s", o->tls.psk_user);
+    return 0;
+  }
+  FILE *fp = fopen (o->tls.psk_file, "r");
+  if (fp == NULL)
+    return -1;
+  char line[512];
+  int r = -1;
+  if (fgets (line, sizeof line, fp)) {
+    char *colon = strchr (line, ':');
+    if (colon && colon > line && (size_t) (colon - line) < len) {
+      memcpy (user, line, colon - line);
+      user[colon - line] = '\0';
+      r = 0;
+    }
+  }
+  fclose (fp);
+  return r;
+}
+
+/* The receiver announces its export without credentials
+ * ("nbds://HOST:PORT/"), since the files it names would be the
+ * destination's.  The filter connects from this host, so add ours: the PSK
+ * identity and file, or the certificate directory (libnbd looks there for
+ * ca-cert.pem, client-cert.pem and client-key.pem, which is our --tls-certs
+ * layout), as absolute paths because nbdkit does not share our working
+ * directory.  A plain nbd:// URI (the receiver runs --insecure) is used as
+ * it is.  -1 after cutover_fail. */
+static int
+forward_uri_with_credentials (struct migration *m, const struct wire_msg *msg,
+                              char *uri, size_t len)
+{
+  const struct sender_options *o = m->opts;
+  char given[WIRE_MAX_TEXT + 1], path[PATH_MAX], user[256];
+
+  snprintf (given, sizeof given, "%.*s", (int) msg->u.committed.text_len,
+            msg->u.committed.text);
+  uri[0] = '\0';
+  if (given[0] == '\0' || strncmp (given, "nbds://", 7) != 0 ||
+      strchr (given, '?') != NULL || strchr (given, '@') != NULL) {
+    snprintf (uri, len, "%s", given);
+    return 0;
+  }
+  if (o->tls.mode == TLS_MODE_INSECURE) {
+    cutover_fail (m, "cannot flip the source (forward): the receiver at %s serves "
+                  "the image with TLS (%s) but stm-send runs --insecure and has "
+                  "no credentials for it; give --flip forward=URI", o->dest, given);
+    return -1;
+  }
+  const char *file = o->tls.mode == TLS_MODE_PSK ? o->tls.psk_file : o->tls.certs_dir;
+  if (realpath (file, path) == NULL) {
+    cutover_fail (m, "cannot flip the source (forward): cannot resolve %s: %s",
+                  file, strerror (errno));
+    return -1;
+  }
+  int r;
+  if (o->tls.mode == TLS_MODE_PSK) {
+    if (psk_identity (o, user, sizeof user) == -1) {
+      cutover_fail (m, "cannot flip the source (forward): cannot read a PSK "
+                    "identity from %s", o->tls.psk_file);
+      return -1;
+    }
+    r = snprintf (uri, len, "nbds://");
+    r = r < 0 || uri_append_encoded (uri, len, user) == -1 ? -1 : 0;
+    if (r == 0) {
+      size_t n = strlen (uri);
+      r = snprintf (uri + n, len - n, "@%s?tls-psk-file=", given + 7);
+      r = r < 0 || (size_t) r >= len - n ? -1 : 0;
+    }
+  }
+  else {
+    r = snprintf (uri, len, "%s?tls-certificates=", given);
+    r = r < 0 || (size_t) r >= len ? -1 : 0;
+  }
+  if (r == 0)
+    r = uri_append_encoded (uri, len, path);
+  if (r == -1) {
+    cutover_fail (m, "cannot flip the source (forward): the URI for %s is too long",
+                  given);
+    return -1;
+  }
+  return 0;
+}
+
+int
+cutover_defer_hot_blocks (struct migration *m)
+{
+  uint64_t throughput = convergence_throughput (m->last_pass_bytes, m->last_pass_ns);
+  uint64_t budget = (uint64_t) ((unsigned __int128) throughput *
+                                m->opts->max_downtime_ns / HOT_BLOCKS_BUDGET_DIVISOR
+                                / NS_PER_S);
+  uint64_t before = extent_list_total_bytes (&m->extents);
+  if (hot_blocks_filter (&m->hot, &m->extents, m->pass == 0, budget, m->block) == -1) {
+    cutover_fail (m, "out of memory for the hot blocks of pass %" PRIu32, m->pass + 1);
+    return -1;
+  }
+  uint64_t after = extent_list_total_bytes (&m->extents);
+  if (after < before)
+    progress_hot_blocks (&m->progress, m->pass + 1, before - after,
+                         hot_blocks_deferred_bytes (&m->hot));
+  return 0;
+}
+
+int
+cutover_during_pass (struct migration *m, const struct control_status *st)
+{
+  if ((m->phase != PHASE_PASS && m->phase != PHASE_PASS_SYNC) || m->final_pass)
+    return 0;
+  struct convergence_input in = {
+    .pass = m->pass,
+    .pass_bytes = m->pass_bytes,
+    .pass_ns = 0,
+    .dirty_bytes = st->dirty_bytes,
+    .written_bytes = st->write_bytes >= m->last_write_bytes
+      ? st->write_bytes - m->last_write_bytes : 0,
+    .write_requests = st->writes >= m->last_writes ? st->writes - m->last_writes : 0,
+    .image_size = m->size,
+    .block_size = m->block,
+  };
+  uint64_t throughput = convergence_throughput (m->last_pass_bytes, m->last_pass_ns);
+  uint64_t rate = convergence_midpass_throttle (&in, throughput, &m->policy);
+  if (rate == 0)
+    return 0;
+  if (control_throttle (m->control, rate) == -1) {
+    cutover_fail (m, "cannot throttle guest writes through the filter at %s: %s",
+                  m->opts->control_path, control_client_error (m->control));
+    return -1;
+  }
+  progress_throttle (&m->progress, rate, st->dirty_bytes, throughput);
+  return 0;
+}
+
+bool
+cutover_after_pass (struct migration *m, const struct control_status *st,
+                    uint64_t now, uint64_t pass_ns)
+{
+  const struct sender_options *o = m->opts;
+  uint64_t written = st->write_bytes >= m->last_write_bytes
+    ? st->write_bytes - m->last_write_bytes : 0;
+  uint64_t requests = st->writes >= m->last_writes ? st->writes - m->last_writes : 0;
+  m->last_write_bytes = st->write_bytes;
+  m->last_writes = st->writes;
+
+  struct convergence_input in = {
+    .pass = m->pass,
+    .pass_bytes = m->last_pass_bytes,
+    .pass_ns = m->last_pass_ns,
+    .dirty_bytes = st->dirty_bytes,
+    /* The final pass carries the deferred hot blocks too. */
+    .deferred_bytes = hot_blocks_deferred_bytes (&m->hot),
+    .sync_rtt_ns = m->sync_rtt_ns,
+    .max_downtime_ns = o->max_downtime_ns,
+    .max_passes = o->max_passes,
+    /* The last FREEZE's cost; before one, the last timed flush. */
+    .freeze_ns = m->freeze_cost_ns ? m->freeze_cost_ns : m->probe_flush_ns,
+    .control_rtt_ns = m->control_rtt_ns,
+    .written_bytes = written,
+    .write_requests = requests,
+    .image_size = m->size,
+    .block_size = m->block,
+  };
+  struct convergence_result res;
+  convergence_step (&in, &m->policy, &res);
+
+  /* About to freeze: flush the source first, as FREEZE will (timing it
+   * when no FREEZE has been measured yet), then look at the dirty set
+   * again, since the guest kept writing meanwhile, and decide once more
+   * on what is dirty now.  The flush also leaves FREEZE's own pre-flush
+   * little to do, so the dirty set grows little before the gate closes. */
+  if (m->flush_probe && (res.decision == CONVERGENCE_CUTOVER_CONVERGED ||
+                         res.decision == CONVERGENCE_CUTOVER_CLEAN)) {
+    char err[256];
+    uint64_t ns = flush_probe_measure (m->flush_probe, err, sizeof err);
+    struct control_status fresh;
+    if (ns == UINT64_MAX) {
+      progress_clear (&m->progress);
+      log_warning ("flushing the source %s before the freeze failed (%s): the "
+                   "downtime prediction leaves the flush out", o->source_uri, err);
+      flush_probe_close (m->flush_probe);
+      m->flush_probe = NULL;
+    }
+    else if (control_status (m->control, &fresh) == -1) {
+      cutover_fail (m, "cannot read the status of the filter at %s before the "
+                    "freeze: %s", o->control_path, control_client_error (m->control));
+      return false;
+    }
+    else {
+      uint64_t before_ns = res.predicted_ns;
+      m->probe_flush_ns = ns;
+      if (m->freeze_cost_ns == 0)
+        in.freeze_ns = ns;
+      in.dirty_bytes = fresh.dirty_bytes;
+      m->dirty_bytes = fresh.dirty_bytes;
+      convergence_decide (&in, &res);
+      /* Not fitting any more, or fitting only in the upper half of the
+       * budget after getting worse: copy what the guest wrote meanwhile
+       * first. */
+      if ((res.decision != CONVERGENCE_CUTOVER_CONVERGED &&
+           res.decision != CONVERGENCE_CUTOVER_CLEAN) ||
+          (res.predicted_ns > o->max_downtime_ns / 2 && res.predicted_ns > before_ns &&
+           m->pass < o->max_passes))
+        res.decision = CONVERGENCE_CONTINUE;
+    }
+  }
+
+  uint64_t predicted_ms = res.predicted_ns == CONVERGENCE_INFINITE
+    ? UINT64_MAX : res.predicted_ns / NS_PER_MS;
+  m->predicted_ns = res.predicted_ns;
+  struct progress_sample s;
+  migration_sample (m, &s, now);
+  progress_pass_end (&m->progress, &s, (double) pass_ns / NS_PER_S,
+                     predicted_ms, convergence_decision_name (res.decision));
+
+  char dirty[32], rate[32];
+  progress_format_bytes (dirty, sizeof dirty, (double) st->dirty_bytes);
+  progress_format_bytes (rate, sizeof rate, (double) res.throughput);
+  switch (res.decision) {
+  case CONVERGENCE_CONTINUE:
+    return true;
+  case CONVERGENCE_THROTTLE:
+    if (control_throttle (m->control, res.throttle) == -1) {
+      cutover_fail (m, "cannot throttle guest writes through the filter at %s: %s",
+                    o->control_path, control_client_error (m->control));
+      return false;
+    }
+    progress_throttle (&m->progress, res.throttle, st->dirty_bytes, res.throughput);
+    return true;
+  case CONVERGENCE_ABORT:
+    cutover_fail (m, "the migration does not converge: after pass %" PRIu32 " %s "
+                  "are dirty and the dirty set has stopped shrinking at %s/s "
+                  "(--converge=abort%s)", m->pass, dirty, rate,
+                  m->pass >= o->max_passes ? ", --max-passes reached" : "");
+    return false;
+  case CONVERGENCE_CUTOVER_FORCED:
+  case CONVERGENCE_CUTOVER_MAX_PASSES:
+    m->forced = true;
+    progress_clear (&m->progress);
+    if (predicted_ms == UINT64_MAX)
+      log_warning ("cutting over after %" PRIu32 " passes without converging (%s); "
+                   "predicted downtime unknown", m->pass,
+                   res.decision == CONVERGENCE_CUTOVER_FORCED
+                   ? "--converge=force" : "--max-passes");
+    else
+      log_warning ("cutting over after %" PRIu32 " passes without converging (%s); "
+                   "predicted downtime %" PRIu64 " ms", m->pass,
+                   res.decision == CONVERGENCE_CUTOVER_FORCED
+                   ? "--converge=force" : "--max-passes", predicted_ms);
+    cutover_begin (m);
+    return false;
+  case CONVERGENCE_CUTOVER_CLEAN:
+  case CONVERGENCE_CUTOVER_CONVERGED:
+    cutover_begin (m);
+    return false;
+  }
+  return false;
+}
+
 void
 cutover_on_committed (struct migration *m, const struct wire_msg *msg)
 {
@@ -66,32 +403,32 @@ cutover_on_committed (struct migration *m, const struct wire_msg *msg)
   if (migration_confirm_up_to (m, UINT64_MAX) == -1)
     return;
 
+  /* Until FLIP's reply is read, a broken control connection leaves it
+   * unknown whether the flip happened (see cutover_fail). */
+  m->flip_in_flight = true;
   if (o->flip == FLIP_FENCE) {
     if (control_flip_fence (m->control) == -1) {
-      cutover_fail (m, "cannot flip the source (fence) through the filter at %s: %s",
-                    o->control_path, control_client_error (m->control));
+      flip_failed (m, "fence");
       return;
     }
   }
   else {
-    char uri[WIRE_MAX_TEXT + 1];
+    char uri[CONTROL_MAX_URI];
     if (o->forward_uri)
       snprintf (uri, sizeof uri, "%s", o->forward_uri);
-    else
-      snprintf (uri, sizeof uri, "%.*s", (int) msg->u.committed.text_len,
-                msg->u.committed.text);
+    else if (forward_uri_with_credentials (m, msg, uri, sizeof uri) == -1)
+      return;
     if (uri[0] == '\0') {
       cutover_fail (m, "cannot flip the source (forward): no NBD URI was given with "
                     "--flip forward=URI and the receiver at %s serves none", o->dest);
       return;
     }
     if (control_flip_forward (m->control, uri) == -1) {
-      cutover_fail (m, "cannot flip the source (forward to %s) through the "
-                    "filter at %s: %s",
-                    uri, o->control_path, control_client_error (m->control));
+      flip_failed (m, "forward");
       return;
     }
   }
+  m->flip_in_flight = false;
   m->flipped = true;
   progress_flip (&m->progress, o->flip == FLIP_FENCE ? "fence" : "forward");
 
@@ -104,8 +441,26 @@ cutover_on_committed (struct migration *m, const struct wire_msg *msg)
                  "connection closes", o->control_path, control_client_error (m->control));
   }
   m->frozen = false;
+  m->policy.throttle = 0;        /* the flip released it in the filter */
   uint64_t now = time_monotonic_ns ();
-  m->downtime_ms = (now - m->freeze_ns) / NS_PER_MS;
+  /* The downtime as the guest sees it: the filter measures from the gate
+   * closing (after FREEZE's pre-flush) to the gate letting writes through
+   * again (thaw, or the flip forward).  Without that figure (an older
+   * filter), our own from before FREEZE to THAW's reply, which is longer. */
+  uint64_t frozen_us;
+  if (control_last_reply_u64 (m->control, "frozen_us", &frozen_us) != 0)
+    frozen_us = (now - m->freeze_ns) / 1000;
+  m->downtime_ms = (frozen_us + 999) / 1000;
+  if (m->predicted_ns == CONVERGENCE_INFINITE)
+    m->predicted_ns = 0;       /* unknown: reported as 0 */
+  progress_downtime (&m->progress, frozen_us, m->predicted_ns / 1000, m->forced,
+                     m->freeze_cost_ns / 1000, m->preflush_ms);
+  if (m->forced || frozen_us * 1000 > o->max_downtime_ns) {
+    progress_clear (&m->progress);
+    log_warning ("%s cutover held guest writes for %.1f ms (--max-downtime %.1f ms, "
+                 "predicted %.1f ms)", m->forced ? "the forced" : "the",
+                 frozen_us / 1000.0, o->max_downtime_ns / 1e6, m->predicted_ns / 1e6);
+  }
   m->phase = PHASE_DONE;
   m->exit_code = 0;
   progress_done (&m->progress, m->bytes_sent, m->pass, m->downtime_ms,
@@ -130,7 +485,22 @@ cutover_fail (struct migration *m, const char *fmt, ...)
 
   const char *short_state = "thawed";
   snprintf (state, sizeof state, "the source is thawed and remains authoritative");
-  if (m->frozen) {
+  if (m->flip_in_flight && m->control && control_client_is_broken (m->control)) {
+    /* FLIP went out and its reply never came: the filter may have flipped
+     * (it is final) or may have thawed when this connection broke.  Claim
+     * neither. */
+    snprintf (state, sizeof state,
+              "the control connection broke while FLIP was in flight, so whether "
+              "the source was flipped is unknown: check STATUS on %s (state=tracking: "
+              "the source is thawed and authoritative; fenced or forwarding: the "
+              "flip happened and the destination is authoritative)",
+              m->opts->control_path);
+    short_state = "unknown";
+    control_client_close (m->control);
+    m->control = NULL;
+    m->frozen = false;
+  }
+  else if (m->frozen) {
     if (m->control && !control_client_is_broken (m->control) &&
         control_thaw (m->control) == 0)
       m->frozen = false;
@@ -145,6 +515,27 @@ cutover_fail (struct migration *m, const char *fmt, ...)
       control_client_close (m->control);
       m->control = NULL;
     }
+  }
+
+  /* A throttle we set must not outlive the migration.  If the control
+   * connection is gone, the filter released it when the connection
+   * closed. */
+  if (m->policy.throttle != 0) {
+    if (m->control && !control_client_is_broken (m->control) &&
+        control_throttle (m->control, 0) == -1) {
+      size_t n = strlen (state);
+      snprintf (state + n, sizeof state - n,
+                "; releasing the guest write throttle failed (%s), which the "
+                "filter does by itself when this control connection closes, "
+                "which happens now", control_client_error (m->control));
+      control_client_close (m->control);
+      m->control = NULL;
+    }
+    else {
+      size_t n = strlen (state);
+      snprintf (state + n, sizeof state - n, "; the guest write throttle is released");
+    }
+    m->policy.throttle = 0;
   }
 
   progress_clear (&m->progress);

@@ -1,16 +1,43 @@
-/* stm-send: the cutover and the failure path.
+/* stm-send: acting on the convergence decisions, the cutover and the
+ * failure path.
  *
- * Cutover: FREEZE the source (t0 just before), SNAPSHOT, the final pass,
- * COMMIT and wait for COMMITTED, CONFIRM, FLIP (fence or forward), THAW
- * (t1 after its reply; the downtime is t1 - t0).  Any failure from FREEZE
- * up to a successful FLIP thaws the source, which stays authoritative; the
- * process never exits with the source frozen.
+ * After each durable pass, convergence.c decides and this file acts:
+ * another pass, a guest write throttle (THROTTLE), hot blocks left for the
+ * final pass, the cutover, or giving up.  Cutover: a flush of the source
+ * and a fresh look at the dirty set, FREEZE, RESUME (if hot blocks were
+ * deferred), SNAPSHOT, the final pass, COMMIT and wait for COMMITTED,
+ * CONFIRM, FLIP (fence, or forward to the URI given or announced, with our
+ * credentials added), THAW.  The downtime is the filter's own measure of
+ * how long guest writes were held (THAW's frozen_us).  Any failure from
+ * FREEZE up to a successful FLIP thaws the source, which stays
+ * authoritative; every failure releases a throttle we set; the process
+ * never exits with the source frozen.
  */
 #ifndef STM_SENDER_CUTOVER_H
 #define STM_SENDER_CUTOVER_H
 
 #include "migration.h"
 #include "wire.h"
+
+/* A pass is durable and st is the filter's status after it: decide
+ * (convergence.c) and act.  Returns true when another ordinary pass should
+ * follow (after setting a throttle, perhaps); false when the cutover has
+ * begun or the migration failed. */
+bool cutover_after_pass (struct migration *m, const struct control_status *st,
+                         uint64_t now, uint64_t pass_ns);
+
+/* A SNAPSHOT for an ordinary pass is in m->extents: leave the hot blocks
+ * out of it for the final pass (hot_blocks.h), within an eighth of the
+ * downtime budget at the last measured throughput.  -1 after
+ * cutover_fail. */
+#define HOT_BLOCKS_BUDGET_DIVISOR 8
+int cutover_defer_hot_blocks (struct migration *m);
+
+/* During an ordinary pass, with the filter's status st from the periodic
+ * tick: set the guest throttle at once if the policy would set it at the
+ * end of this pass anyway (convergence_midpass_throttle).  -1 after
+ * cutover_fail. */
+int cutover_during_pass (struct migration *m, const struct control_status *st);
 
 /* Freeze and start the final pass. */
 void cutover_begin (struct migration *m);

@@ -28,8 +28,9 @@ usage (FILE *fp)
 "Usage: stm-send --source NBD-URI --control PATH --dest HOST:PORT\n"
 "                (--tls-psk FILE [--tls-user NAME] | --tls-certs DIR | --insecure)\n"
 "                [--flip fence|forward[=NBD-URI]] [--max-downtime MS]\n"
-"                [--max-passes N] [--rate BYTES/s] [--json]\n"
-"                [--progress|--no-progress]\n"
+"                [--max-passes N] [--converge throttle|force|abort]\n"
+"                [--rate BYTES/s] [--json]\n"
+"                [--progress|--no-progress] [--retry-timeout DURATION]\n"
 "\n"
 "Live-migrate the disk served by nbdkit --filter=migrate to stm-recv.\n"
 "\n"
@@ -44,11 +45,18 @@ usage (FILE *fp)
 "  --flip forward[=URI] after cutover the source forwards I/O to URI\n"
 "                       (default: the URI the receiver announces)\n"
 "  --max-downtime MS    largest acceptable cutover (default 200 ms; \"0.2s\" works)\n"
-"  --max-passes N       cut over after N passes even if not converged (default 30)\n"
+"  --max-passes N       cut over after N passes even if not converged (default 30;\n"
+"                       with --converge=abort, give up instead)\n"
+"  --converge POLICY    when the dirty set stops shrinking for two passes:\n"
+"                       throttle (default) slows guest writes step by step\n"
+"                       until it converges; force cuts over anyway; abort\n"
+"                       gives up (exit 1, the source thawed)\n"
 "  --rate BYTES/s       limit the transfer rate (\"100M\" = 100 MiB/s)\n"
 "  --json               print events as JSON lines on stdout\n"
 "  --progress           show a progress bar on stderr (default on a terminal)\n"
 "  --no-progress        do not\n"
+"  --retry-timeout D    after losing the receiver, reconnect and resume for up\n"
+"                       to D (default 5m; a bare number is seconds; 0 = never)\n"
 "  --help, --version\n"
 "\n"
 "Exit status: 0 after a successful flip; 1 on failure, the source thawed and\n"
@@ -68,6 +76,8 @@ enum {
   OPT_SOURCE = 256, OPT_CONTROL, OPT_DEST, OPT_TLS_PSK, OPT_TLS_USER,
   OPT_TLS_CERTS, OPT_INSECURE, OPT_FLIP, OPT_MAX_DOWNTIME, OPT_MAX_PASSES,
   OPT_RATE, OPT_JSON, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_HELP, OPT_VERSION,
+  OPT_CONVERGE,
+  OPT_RETRY_TIMEOUT,
 };
 
 static const struct option long_options[] = {
@@ -81,10 +91,12 @@ static const struct option long_options[] = {
   { "flip", required_argument, NULL, OPT_FLIP },
   { "max-downtime", required_argument, NULL, OPT_MAX_DOWNTIME },
   { "max-passes", required_argument, NULL, OPT_MAX_PASSES },
+  { "converge", required_argument, NULL, OPT_CONVERGE },
   { "rate", required_argument, NULL, OPT_RATE },
   { "json", no_argument, NULL, OPT_JSON },
   { "progress", no_argument, NULL, OPT_PROGRESS },
   { "no-progress", no_argument, NULL, OPT_NO_PROGRESS },
+  { "retry-timeout", required_argument, NULL, OPT_RETRY_TIMEOUT },
   { "help", no_argument, NULL, OPT_HELP },
   { "version", no_argument, NULL, OPT_VERSION },
   { NULL, 0, NULL, 0 },
@@ -116,8 +128,10 @@ main (int argc, char *argv[])
     .flip = FLIP_FENCE,
     .max_downtime_ns = 200 * UINT64_C(1000000),
     .max_passes = 30,
+    .converge = CONVERGE_THROTTLE,
     .rate = 0,
     .progress = isatty (STDERR_FILENO),
+    .retry_timeout_ns = 300 * UINT64_C(1000000000),
   };
   int tls_choices = 0;
   const char *tls_user = NULL;
@@ -134,6 +148,9 @@ main (int argc, char *argv[])
         usage_error ("--dest: expected HOST:PORT, not \"%s\"", optarg);
       if (o.dest_host[0] == '\0')
         usage_error ("--dest: a host is needed in \"%s\"", optarg);
+      /* Port 0 means "any free port" to a listener, nothing to connect to. */
+      if (o.dest_port == 0)
+        usage_error ("--dest: port 0 cannot be connected to in \"%s\"", optarg);
       break;
     case OPT_TLS_PSK:
       o.tls.mode = TLS_MODE_PSK; o.tls.psk_file = optarg; tls_choices++; break;
@@ -153,6 +170,14 @@ main (int argc, char *argv[])
                      optarg);
       o.max_passes = v;
       break;
+    case OPT_CONVERGE:
+      if (strcmp (optarg, "throttle") == 0) o.converge = CONVERGE_THROTTLE;
+      else if (strcmp (optarg, "force") == 0) o.converge = CONVERGE_FORCE;
+      else if (strcmp (optarg, "abort") == 0) o.converge = CONVERGE_ABORT;
+      else
+        usage_error ("--converge: expected throttle, force or abort, not \"%s\"",
+                     optarg);
+      break;
     case OPT_RATE:
       if (parse_size (optarg, &o.rate) == -1 || o.rate == 0)
         usage_error ("--rate: expected a positive rate in bytes per second such "
@@ -161,6 +186,11 @@ main (int argc, char *argv[])
     case OPT_JSON: o.json = true; break;
     case OPT_PROGRESS: o.progress = true; break;
     case OPT_NO_PROGRESS: o.progress = false; break;
+    case OPT_RETRY_TIMEOUT:
+      if (parse_duration (optarg, UINT64_C(1000000000), &o.retry_timeout_ns) == -1)
+        usage_error ("--retry-timeout: expected a duration such as 300, 5m or 0, "
+                     "not \"%s\"", optarg);
+      break;
     case OPT_HELP: usage (stdout); exit (EXIT_SUCCESS);
     case OPT_VERSION: printf ("stm-send %s\n", PACKAGE_VERSION); exit (EXIT_SUCCESS);
     default:

@@ -28,6 +28,7 @@
 #include "log.h"
 #include "migration.h"
 #include "migration_id.h"
+#include "retry_policy.h"
 
 #define NS_PER_S 1000000000u
 #define NS_PER_MS 1000000u
@@ -36,6 +37,7 @@ const char *
 migration_where (const struct migration *m, char *buf, size_t len)
 {
   switch (m->phase) {
+  case PHASE_RECONNECTING: snprintf (buf, len, "while reconnecting"); break;
   case PHASE_CONNECTING: snprintf (buf, len, "while connecting"); break;
   case PHASE_HELLO: snprintf (buf, len, "during the handshake"); break;
   case PHASE_PASS:
@@ -77,13 +79,21 @@ fill_sample (const struct migration *m, struct progress_sample *s, uint64_t now)
   s->rate = pass_rate (m, now);
 }
 
+void
+migration_sample (const struct migration *m, struct progress_sample *s, uint64_t now)
+{
+  fill_sample (m, s, now);
+}
+
 static int
 send_msg (struct migration *m, const uint8_t *frame, size_t len)
 {
   char where[64];
+  if (m->conn == NULL && m->phase == PHASE_RECONNECTING)
+    return -1;          /* already waiting to connect again */
   if (m->conn == NULL || stm_conn_send (m->conn, frame, len, NULL, 0) == -1) {
-    cutover_fail (m, "cannot send to the receiver at %s %s",
-                  m->opts->dest, migration_where (m, where, sizeof where));
+    reconnect_lost (m, true, "cannot send to the receiver at %s %s",
+                    m->opts->dest, migration_where (m, where, sizeof where));
     return -1;
   }
   return 0;
@@ -134,6 +144,7 @@ migration_send_sync (struct migration *m, bool ends_pass, bool commit)
   s->seq = ++m->next_seq;
   s->ends_pass = ends_pass;
   s->sent_ns = time_monotonic_ns ();
+  m->last_sync_ns = s->sent_ns;
   m->nsyncs++;
 
   uint8_t frame[WIRE_ENCODE_MAX];
@@ -185,8 +196,11 @@ pass_all_sent (struct migration *m)
   m->pass_ended = true;
   if (!m->final_pass) {
     struct control_status st;
-    if (control_status (m->control, &st) == 0)
+    if (control_status (m->control, &st) == 0) {
       m->dirty_bytes = st.dirty_bytes;
+      if (cutover_during_pass (m, &st) == -1)
+        return;
+    }
   }
   fill_sample (m, &s, now);
   progress_update (&m->progress, &s, now, true);
@@ -221,6 +235,8 @@ migration_begin_pass (struct migration *m, bool final)
   m->final_pass = final;
   m->ext_index = 0;
   m->ext_pos = 0;
+  /* What the source said of its allocation before may be stale now. */
+  source_reader_forget_allocation (m->reader);
   m->all_issued = m->extents.len == 0;
   m->pass_ended = false;
   m->pass_bytes = extent_list_total_bytes (&m->extents);
@@ -247,6 +263,9 @@ next_pass (struct migration *m)
                   m->opts->control_path, m->pass + 1, control_client_error (m->control));
     return;
   }
+  /* Hot blocks wait for the final pass (cutover.c). */
+  if (cutover_defer_hot_blocks (m) == -1)
+    return;
   migration_begin_pass (m, false);
 }
 
@@ -274,18 +293,26 @@ pump (struct migration *m)
       break;
     }
 
+    /* The reader issues a read of data or, where the source reports
+     * zeroes, a zero range of any length; 0 means it is asking the source
+     * for the allocation first and calls on_slots_free when it knows. */
     const struct extent *e = &m->extents.items[m->ext_index];
     uint64_t left = e->length - m->ext_pos;
-    uint32_t len = left < SOURCE_READER_CHUNK ? (uint32_t) left : SOURCE_READER_CHUNK;
+    bool zero;
     char err[256];
-    if (source_reader_issue (m->reader, e->offset + m->ext_pos, len,
-                             err, sizeof err) == -1) {
+    int64_t len = source_reader_issue_range (m->reader, e->offset + m->ext_pos, left,
+                                             &zero, err, sizeof err);
+    if (len == -1) {
       char where[64];
       cutover_fail (m, "cannot read the source %s %s: %s", m->opts->source_uri,
                     migration_where (m, where, sizeof where), err);
       return;
     }
-    rate_limit_take (&m->rate, len, now);
+    if (len == 0)
+      break;
+    /* A zero range costs a few bytes on the wire, not its length. */
+    if (!zero)
+      rate_limit_take (&m->rate, (uint64_t) len, now);
     m->ext_pos += len;
     if (m->ext_pos == e->length) {
       m->ext_index++;
@@ -312,6 +339,11 @@ on_read (void *opaque, uint64_t offset, uint32_t length, const void *buf, int er
   char where[64];
   if (ended (m))
     return;
+  /* A read of a pass abandoned when the receiver was lost. */
+  if (m->stale_reads > 0) {
+    m->stale_reads--;
+    return;
+  }
   if (err) {
     cutover_fail (m, "cannot read the source %s at offset %" PRIu64 " (%" PRIu32
                   " bytes) %s: %s", m->opts->source_uri, offset, length,
@@ -329,8 +361,8 @@ on_read (void *opaque, uint64_t offset, uint32_t length, const void *buf, int er
                                  wire_encode_data_header (frame, offset, length),
                                  buf, length) : -1;
   if (r == -1) {
-    cutover_fail (m, "cannot send to the receiver at %s %s", m->opts->dest,
-                  migration_where (m, where, sizeof where));
+    reconnect_lost (m, true, "cannot send to the receiver at %s %s", m->opts->dest,
+                    migration_where (m, where, sizeof where));
     return;
   }
   m->last_activity_ns = time_monotonic_ns ();
@@ -343,8 +375,42 @@ on_read (void *opaque, uint64_t offset, uint32_t length, const void *buf, int er
   }
   /* Make progress durable every so often within a long pass; the final
    * pass has COMMIT for that. */
-  if (!m->final_pass && m->bytes_since_sync >= MIGRATION_SYNC_EVERY)
+  if (!m->final_pass &&
+      (m->bytes_since_sync >= MIGRATION_SYNC_EVERY ||
+       (m->bytes_since_sync >= MIGRATION_SYNC_MIN &&
+        m->last_activity_ns - m->last_sync_ns >= MIGRATION_SYNC_INTERVAL_NS)))
     migration_send_sync (m, false, false);
+}
+
+/* A range the source reports as zeroes: one ZERO message, however long
+ * (the receiver punches a hole).  It does not count towards the bytes
+ * that call for a SYNC within a pass: it cost the receiver no writing. */
+static void
+on_zero (void *opaque, uint64_t offset, uint64_t length)
+{
+  struct migration *m = opaque;
+  char where[64];
+  if (ended (m))
+    return;
+  if (m->stale_reads > 0) {
+    m->stale_reads--;
+    return;
+  }
+  uint8_t frame[WIRE_ENCODE_MAX];
+  if (m->conn == NULL ||
+      stm_conn_send (m->conn, frame, wire_encode_zero (frame, offset, length),
+                     NULL, 0) == -1) {
+    reconnect_lost (m, true, "cannot send to the receiver at %s %s", m->opts->dest,
+                    migration_where (m, where, sizeof where));
+    return;
+  }
+  m->last_activity_ns = time_monotonic_ns ();
+  m->pass_done += length;
+  m->bytes_sent += length;
+  if (extent_list_append (&m->unsynced, offset, length) == -1) {
+    cutover_fail (m, "out of memory");
+    return;
+  }
 }
 
 static void
@@ -368,6 +434,7 @@ static const struct source_reader_callbacks reader_callbacks = {
   .on_read = on_read,
   .on_slots_free = on_slots_free,
   .on_failure = on_source_failure,
+  .on_zero = on_zero,
 };
 
 /* ---- after a pass is durable: converge or cut over ----------------- */
@@ -384,7 +451,10 @@ pass_durable (struct migration *m, uint64_t sync_sent_ns)
   }
 
   struct control_status st;
-  if (control_status (m->control, &st) == -1) {
+  uint64_t status_start = time_monotonic_ns ();
+  int status_r = control_status (m->control, &st);
+  m->control_rtt_ns = time_monotonic_ns () - status_start;
+  if (status_r == -1) {
     cutover_fail (m, "cannot read the status of the filter at %s after pass %"
                   PRIu32 ": %s",
                   m->opts->control_path, m->pass, control_client_error (m->control));
@@ -392,44 +462,9 @@ pass_durable (struct migration *m, uint64_t sync_sent_ns)
   }
   m->dirty_bytes = st.dirty_bytes;
 
-  struct convergence_input in = {
-    .pass = m->pass,
-    .pass_bytes = m->last_pass_bytes,
-    .pass_ns = m->last_pass_ns,
-    .dirty_bytes = st.dirty_bytes,
-    .sync_rtt_ns = m->sync_rtt_ns,
-    .max_downtime_ns = m->opts->max_downtime_ns,
-    .max_passes = m->opts->max_passes,
-  };
-  struct convergence_result res;
-  convergence_decide (&in, &res);
-  uint64_t predicted_ms = res.predicted_ns == CONVERGENCE_INFINITE
-    ? UINT64_MAX : res.predicted_ns / NS_PER_MS;
-
-  struct progress_sample s;
-  fill_sample (m, &s, now);
-  progress_pass_end (&m->progress, &s, (double) pass_ns / NS_PER_S,
-                     predicted_ms, convergence_decision_name (res.decision));
-
-  switch (res.decision) {
-  case CONVERGENCE_CONTINUE:
+  /* convergence.c decides; cutover.c acts (throttle, freeze, give up). */
+  if (cutover_after_pass (m, &st, now, pass_ns))
     next_pass (m);
-    break;
-  case CONVERGENCE_CUTOVER_MAX_PASSES:
-    progress_clear (&m->progress);
-    if (predicted_ms == UINT64_MAX)
-      log_warning ("cutting over after %" PRIu32 " passes without converging; "
-                   "predicted downtime unknown", m->pass);
-    else
-      log_warning ("cutting over after %" PRIu32 " passes without converging; "
-                   "predicted downtime %" PRIu64 " ms", m->pass, predicted_ms);
-    cutover_begin (m);
-    break;
-  case CONVERGENCE_CUTOVER_CLEAN:
-  case CONVERGENCE_CUTOVER_CONVERGED:
-    cutover_begin (m);
-    break;
-  }
 }
 
 static void
@@ -467,20 +502,45 @@ on_ready (struct stm_conn *conn, void *opaque)
   send_msg (m, frame, wire_encode_hello (frame, &h));
 }
 
+/* Forget the SYNCs still waiting for DURABLE: their connection is gone. */
+static void
+drop_syncs (struct migration *m)
+{
+  for (size_t i = 0; i < m->nsyncs; i++)
+    extent_list_free (&m->syncs[i].ranges);
+  m->nsyncs = 0;
+}
+
 static void
 on_hello_reply (struct migration *m, const struct wire_hello_reply *r)
 {
   const char *mode;
+  uint64_t confirmed = 0;
   int ret;
   if (r->mode == WIRE_MODE_NEW) {
     mode = "new";
+    drop_syncs (m);
     ret = control_reset (m->control);
   }
   else if (r->mode == WIRE_MODE_RESUME) {
     mode = "resume";
+    /* SYNCs sent on a lost connection that the receiver did make durable
+     * (only their DURABLE reply was lost): confirm them now, before RESUME
+     * turns every unconfirmed block dirty again, so they are not resent.
+     * A durable position beyond what this process sent belongs to an
+     * earlier sender, and covers none of our SYNCs. */
+    if (r->durable_seq <= m->next_seq) {
+      for (size_t i = 0; i < m->nsyncs && m->syncs[i].seq <= r->durable_seq; i++)
+        confirmed += extent_list_total_bytes (&m->syncs[i].ranges);
+      if (migration_confirm_up_to (m, r->durable_seq) == -1)
+        return;
+    }
+    drop_syncs (m);
     ret = control_resume (m->control);
-    /* Our SYNC numbers continue after what the receiver holds. */
-    m->next_seq = r->durable_seq;
+    /* Our SYNC numbers continue after what the receiver holds, and never
+     * go back (a number is never reused for other data). */
+    if (r->durable_seq > m->next_seq)
+      m->next_seq = r->durable_seq;
   }
   else {
     cutover_fail (m, "the receiver at %s answered HELLO with an unknown mode %" PRIu32,
@@ -492,8 +552,16 @@ on_hello_reply (struct migration *m, const struct wire_hello_reply *r)
                   m->opts->control_path, mode, control_client_error (m->control));
     return;
   }
-  progress_start (&m->progress, m->opts->source_uri, m->opts->dest, m->size,
-                  m->block, m->migration_id_hex, mode);
+  if (!m->started)
+    progress_start (&m->progress, m->opts->source_uri, m->opts->dest, m->size,
+                    m->block, m->migration_id_hex, mode);
+  else
+    progress_resumed (&m->progress, m->opts->dest, mode, r->durable_seq, confirmed);
+  m->started = true;
+  /* RESUME and RESET both made every unconfirmed block dirty, deferred hot
+   * blocks included: none is deferred any more. */
+  hot_blocks_forget_deferred (&m->hot);
+  reconnect_done (m);
   next_pass (m);
 }
 
@@ -523,11 +591,18 @@ on_message (struct stm_conn *conn, const struct wire_msg *msg, void *opaque)
     return;
   case WIRE_ERROR:
   case WIRE_ABORT:
-    cutover_fail (m, "the receiver at %s %s %s: %.*s (%s)", m->opts->dest,
-                  msg->type == WIRE_ERROR ? "reported an error" : "aborted the migration",
-                  migration_where (m, where, sizeof where),
-                  (int) msg->u.error.text_len, msg->u.error.text,
-                  wire_error_code_name (msg->u.error.code));
+    /* Only "busy" is worth another attempt; see retry_policy.h.  No
+     * space is said first: it is what the operator has to fix. */
+    reconnect_lost (m, msg->type == WIRE_ERROR &&
+                    retry_wire_error_transient (msg->u.error.code),
+                    "%sthe receiver at %s %s %s: %.*s (%s)",
+                    msg->u.error.code == WIRE_ERR_NOSPACE
+                    ? "the destination is out of space: " : "",
+                    m->opts->dest,
+                    msg->type == WIRE_ERROR ? "reported an error" : "aborted the migration",
+                    migration_where (m, where, sizeof where),
+                    (int) msg->u.error.text_len, msg->u.error.text,
+                    wire_error_code_name (msg->u.error.code));
     return;
   case WIRE_KEEPALIVE:
     return;
@@ -555,8 +630,12 @@ on_close (struct stm_conn *conn, const char *reason, void *opaque)
   struct migration *m = opaque;
   char where[64];
   m->conn = NULL;       /* freed by the transport after this returns */
-  cutover_fail (m, "the receiver at %s closed the connection %s: %s",
-                m->opts->dest, migration_where (m, where, sizeof where), reason);
+  /* Before the migration has started, a refused connection means a
+   * configuration to fix (only "busy" is retried, above); after, the
+   * network or the receiver may come back. */
+  reconnect_lost (m, (m->started || m->rc.active) && retry_close_transient (reason),
+                  "the receiver at %s closed the connection %s: %s",
+                  m->opts->dest, migration_where (m, where, sizeof where), reason);
 }
 
 static const struct stm_conn_callbacks conn_callbacks = {
@@ -586,21 +665,36 @@ tick_cb (struct ev_loop *loop, ev_timer *w, int revents)
   uint64_t now = time_monotonic_ns ();
   if (ended (m))
     return;
-  /* A --rate wait is our own doing, not a stall. */
-  if (!m->rate_blocked &&
+  /* A --rate wait is our own doing, not a stall; a hung receiver is
+   * given up like a lost one, and connected to again. */
+  if (!m->rate_blocked && m->phase != PHASE_RECONNECTING &&
       now - m->last_activity_ns > (uint64_t) MIGRATION_STALL_TIMEOUT_S * NS_PER_S) {
     char where[64];
-    cutover_fail (m, "the receiver at %s made no progress for %d seconds %s",
-                  m->opts->dest, MIGRATION_STALL_TIMEOUT_S,
-                  migration_where (m, where, sizeof where));
+    reconnect_lost (m, true, "the receiver at %s made no progress for %d seconds %s",
+                    m->opts->dest, MIGRATION_STALL_TIMEOUT_S,
+                    migration_where (m, where, sizeof where));
     return;
+  }
+  /* With nothing queued (waiting for DURABLE, a slow source, a --rate
+   * wait), tell the receiver we are alive: it closes a sender that stays
+   * silent for a minute. */
+  if (m->conn && stm_conn_output_pending (m->conn) == 0 &&
+      (m->phase == PHASE_HELLO || m->phase == PHASE_PASS ||
+       m->phase == PHASE_PASS_SYNC || m->phase == PHASE_COMMITTING)) {
+    uint8_t frame[WIRE_ENCODE_MAX];
+    (void) stm_conn_send (m->conn, frame, wire_encode_keepalive (frame), NULL, 0);
   }
   if (m->phase != PHASE_PASS && m->phase != PHASE_PASS_SYNC)
     return;
   if (!m->final_pass) {
     struct control_status st;
-    if (control_status (m->control, &st) == 0)
+    if (control_status (m->control, &st) == 0) {
       m->dirty_bytes = st.dirty_bytes;
+      /* A pass already doomed not to shrink the dirty set may be
+       * throttled now rather than at its end (cutover.c). */
+      if (cutover_during_pass (m, &st) == -1)
+        return;
+    }
   }
   struct progress_sample s;
   fill_sample (m, &s, now);
@@ -638,6 +732,7 @@ migration_finish (struct migration *m)
   ev_timer_stop (m->loop, &m->tick_timer);
   ev_signal_stop (m->loop, &m->sigint_watcher);
   ev_signal_stop (m->loop, &m->sigterm_watcher);
+  reconnect_stop (m);
   if (m->reader)
     source_reader_stop (m->reader);
   if (m->conn) {
@@ -679,6 +774,14 @@ connect_everything (struct migration *m)
     setup_error (m, "cannot connect to the source %s: %s", o->source_uri, err);
     return -1;
   }
+  /* A second connection only to time flushes for the downtime prediction;
+   * without it the prediction leaves the flush out until the first FREEZE
+   * measured one. */
+  m->flush_probe = flush_probe_open (o->source_uri, err, sizeof err);
+  if (m->flush_probe == NULL)
+    log_warning ("cannot open a second connection to the source %s to time "
+                 "flushes (%s): the downtime prediction will not include "
+                 "the flush", o->source_uri, err);
 
   m->control = control_client_connect (o->control_path, MIGRATION_CONTROL_TIMEOUT_MS,
                                        err, sizeof err);
@@ -740,12 +843,22 @@ connect_everything (struct migration *m)
     setup_error (m, "no migration to %s was started", o->dest);
     return -1;
   }
-  m->conn = stm_conn_new (m->loop, fd, m->creds, false, o->dest,
-                          &conn_callbacks, m);
-  if (m->conn == NULL) {
+  if (migration_attach_receiver (m, fd) == -1) {
     setup_error (m, "no migration to %s was started", o->dest);
     return -1;
   }
+  return 0;
+}
+
+int
+migration_attach_receiver (struct migration *m, int fd)
+{
+  m->phase = PHASE_CONNECTING;
+  m->last_activity_ns = time_monotonic_ns ();
+  m->conn = stm_conn_new (m->loop, fd, m->creds, false, m->opts->dest,
+                          &conn_callbacks, m);
+  if (m->conn == NULL)
+    return -1;
   stm_conn_set_image_size (m->conn, m->size);
   stm_conn_set_water_marks (m->conn, MIGRATION_OUTPUT_LOW, MIGRATION_OUTPUT_HIGH);
   return 0;
@@ -763,9 +876,11 @@ migration_run (const struct sender_options *opts)
   m->exit_code = 1;
   m->phase = PHASE_CONNECTING;
   m->start_ns = time_monotonic_ns ();
+  m->policy = (struct convergence_policy) CONVERGENCE_POLICY_INIT (opts->converge);
   m->last_activity_ns = m->start_ns;
   m->loop = ev_loop_new (EVFLAG_AUTO);
   progress_init (&m->progress, opts->json, opts->progress);
+  reconnect_init (m);
   /* Allow a burst of a tenth of a second of traffic, but at least one
    * chunk so a read is never held back forever. */
   uint64_t burst = opts->rate / 10;
@@ -803,9 +918,13 @@ migration_run (const struct sender_options *opts)
   }
 
   int status = m->exit_code;
+  /* Never leave the terminal line open. */
+  progress_clear (&m->progress);
+  reconnect_stop (m);
   if (m->conn)
     stm_conn_close (m->conn);
   source_reader_close (m->reader);
+  flush_probe_close (m->flush_probe);
   /* Closing the control connection also releases ownership in the filter
    * (and thaws it if a freeze were somehow still held). */
   control_client_close (m->control);
@@ -815,6 +934,7 @@ migration_run (const struct sender_options *opts)
     extent_list_free (&m->syncs[i].ranges);
   free (m->syncs);
   extent_list_free (&m->extents);
+  hot_blocks_free (&m->hot);
   extent_list_free (&m->unsynced);
   ev_loop_destroy (m->loop);
   free (m);

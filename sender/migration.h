@@ -16,9 +16,13 @@
 #include <ev.h>
 
 #include "control_client.h"
+#include "convergence.h"
 #include "extents.h"
+#include "flush_probe.h"
+#include "hot_blocks.h"
 #include "progress.h"
 #include "rate_limit.h"
+#include "reconnect.h"
 #include "sender_options.h"
 #include "source_reader.h"
 #include "tls_transport.h"
@@ -32,6 +36,11 @@
 /* A SYNC within a pass after this many bytes, so progress becomes durable
  * (and confirmed) incrementally. */
 #define MIGRATION_SYNC_EVERY (256u * 1024 * 1024)
+/* And after this long with at least MIGRATION_SYNC_MIN bytes unsynced, so
+ * that a lost connection costs at most about a second of transfer: what
+ * is durable is not sent again after a reconnect. */
+#define MIGRATION_SYNC_INTERVAL_NS 1000000000u
+#define MIGRATION_SYNC_MIN (1024u * 1024)
 /* Replies from the filter must come within this time (FREEZE drains the
  * guest's in-flight writes, so allow a while). */
 #define MIGRATION_CONTROL_TIMEOUT_MS 60000
@@ -42,6 +51,7 @@
 #define MIGRATION_STALL_TIMEOUT_S 120
 
 enum migration_phase {
+  PHASE_RECONNECTING,  /* lost the receiver: waiting to connect again */
   PHASE_CONNECTING,    /* waiting for the transport to be ready */
   PHASE_HELLO,         /* HELLO sent, waiting for HELLO_REPLY */
   PHASE_PASS,          /* reading and sending a pass */
@@ -107,12 +117,32 @@ struct migration {
   uint64_t sync_rtt_ns;
   uint64_t last_activity_ns;     /* last message received or chunk sent */
 
+  /* Convergence (convergence.h) and what its prediction needs. */
+  struct convergence_policy policy;
+  struct flush_probe *flush_probe;   /* NULL: no measurement, assume 0 */
+  uint64_t freeze_cost_ns;       /* last FREEZE, gate closed to reply; 0 = none */
+  uint64_t preflush_ms;          /* last FREEZE's flush before the gate closed */
+  uint64_t probe_flush_ns;       /* last flush_probe_measure; 0 = none yet */
+  uint64_t control_rtt_ns;       /* last STATUS round trip */
+  uint64_t last_write_bytes;     /* the filter's write_bytes at the last pass end */
+  uint64_t last_writes;          /* and its writes */
+  bool forced;                   /* cutting over without converging */
+  struct hot_blocks hot;         /* blocks left for the final pass */
+  uint64_t predicted_ns;         /* the prediction the cutover was made on */
+
   /* Cutover. */
   bool frozen, flipped;
   uint64_t freeze_ns;
   uint64_t downtime_ms;
 
   int exit_code;
+
+  /* Losing the receiver and getting it back (reconnect.c). */
+  struct reconnect_state rc;
+  bool started;                  /* the first HELLO_REPLY has come */
+  unsigned stale_reads;          /* reads of an abandoned pass still to come */
+  bool flip_in_flight;           /* FLIP sent, its reply not yet read */
+  uint64_t last_sync_ns;         /* when the last SYNC was queued */
 };
 
 /* Run a whole migration; returns the process exit status (0 or 1). */
@@ -128,8 +158,14 @@ uint64_t migration_send_sync (struct migration *m, bool ends_pass, bool commit);
 int migration_confirm_up_to (struct migration *m, uint64_t seq);
 /* Where the migration is, for messages: "during pass 2". */
 const char *migration_where (const struct migration *m, char *buf, size_t len);
+/* The numbers of the current pass, for progress events. */
+void migration_sample (const struct migration *m, struct progress_sample *s,
+                       uint64_t now);
 /* Stop the loop's own watchers and close the receiver connection after
  * flushing; used by both the success and the failure ends. */
 void migration_finish (struct migration *m);
+/* Hand a connected socket to the receiver connection (TLS handshake, then
+ * HELLO).  -1 if the transport refused it (reported, the fd closed). */
+int migration_attach_receiver (struct migration *m, int fd);
 
 #endif /* STM_SENDER_MIGRATION_H */

@@ -11,6 +11,11 @@
  * said it was durable, and a new nbdkit process (all blocks dirty) gets a
  * new id.  If the nbdkit process cannot be identified the id is random
  * and a restarted sender starts over.
+ *
+ * The destination (--dest exactly as typed) is part of the id on purpose:
+ * blocks confirmed as durable on one receiver must never count as copied
+ * to another, so switching destination, even to another spelling of the
+ * same address, is a new migration and a full copy, which is safe.
  */
 #ifndef STM_SENDER_MIGRATION_ID_H
 #define STM_SENDER_MIGRATION_ID_H

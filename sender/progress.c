@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "json_writer.h"
 #include "log.h"
@@ -23,7 +24,10 @@ void
 progress_clear (struct progress *p)
 {
   if (p->bar_shown) {
-    fputs ("\r\033[K", stderr);
+    /* On a terminal the line is erased; anywhere else (--progress into a
+     * log file) it is ended, so the next message starts on a line of its
+     * own either way. */
+    fputs (isatty (STDERR_FILENO) ? "\r\033[K" : "\n", stderr);
     fflush (stderr);
     p->bar_shown = false;
   }
@@ -212,5 +216,111 @@ progress_error (struct progress *p, const char *message, const char *source_stat
   json_line_begin (&j, "error", time_unix_now ());
   json_line_add_string (&j, "message", message);
   json_line_add_string (&j, "source_state", source_state);
+  emit (&j);
+}
+
+void
+progress_reconnecting (struct progress *p, const char *dest, unsigned attempt,
+                       const char *reason, uint64_t retry_in_ms, double deadline,
+                       const char *source_state)
+{
+  progress_clear (p);
+  if (p->json) {
+    struct json_line j;
+    json_line_begin (&j, "reconnecting", time_unix_now ());
+    json_line_add_string (&j, "dest", dest);
+    json_line_add_u64 (&j, "attempt", attempt);
+    json_line_add_string (&j, "reason", reason);
+    json_line_add_u64 (&j, "retry_in_ms", retry_in_ms);
+    json_line_add_double (&j, "deadline", deadline);
+    json_line_add_string (&j, "source_state", source_state);
+    emit (&j);
+  }
+  double left = deadline - time_unix_now ();
+  if (attempt <= 1)
+    log_warning ("lost the receiver at %s: %s; reconnecting in %.1f s, giving up "
+                 "in %.0f s; the source is %s and keeps serving",
+                 dest, reason, retry_in_ms / 1000.0, left > 0 ? left : 0,
+                 source_state);
+  else
+    log_warning ("reconnecting to %s (attempt %u) in %.1f s, giving up in %.0f s: %s",
+                 dest, attempt, retry_in_ms / 1000.0, left > 0 ? left : 0, reason);
+}
+
+void
+progress_resumed (struct progress *p, const char *dest, const char *mode,
+                  uint64_t durable_seq, uint64_t confirmed_bytes)
+{
+  progress_clear (p);
+  if (p->json) {
+    struct json_line j;
+    json_line_begin (&j, "resumed", time_unix_now ());
+    json_line_add_string (&j, "dest", dest);
+    json_line_add_string (&j, "mode", mode);
+    json_line_add_u64 (&j, "durable_seq", durable_seq);
+    json_line_add_u64 (&j, "confirmed_bytes", confirmed_bytes);
+    emit (&j);
+  }
+  if (strcmp (mode, "resume") == 0)
+    log_info ("reconnected to the receiver at %s: resuming from durable sync %"
+              PRIu64, dest, durable_seq);
+  else
+    log_info ("reconnected to the receiver at %s, which holds nothing of this "
+              "migration: copying everything again", dest);
+}
+
+void
+progress_throttle (struct progress *p, uint64_t bytes_per_second,
+                   uint64_t dirty_bytes, uint64_t throughput)
+{
+  progress_clear (p);
+  if (p->json) {
+    struct json_line j;
+    json_line_begin (&j, "throttle", time_unix_now ());
+    json_line_add_u64 (&j, "bytes_per_second", bytes_per_second);
+    json_line_add_u64 (&j, "dirty_bytes", dirty_bytes);
+    json_line_add_u64 (&j, "throughput", throughput);
+    emit (&j);
+    return;
+  }
+  char rate[32], dirty[32], copy[32];
+  progress_format_bytes (rate, sizeof rate, (double) bytes_per_second);
+  progress_format_bytes (dirty, sizeof dirty, (double) dirty_bytes);
+  progress_format_bytes (copy, sizeof copy, (double) throughput);
+  if (bytes_per_second == 0)
+    log_info ("guest write throttle released");
+  else
+    log_info ("the dirty set (%s) is not shrinking at %s/s: throttling guest "
+              "writes to %s/s", dirty, copy, rate);
+}
+
+void
+progress_downtime (struct progress *p, uint64_t downtime_us,
+                   uint64_t predicted_us, bool forced,
+                   uint64_t freeze_us, uint64_t preflush_ms)
+{
+  if (!p->json)
+    return;
+  struct json_line j;
+  json_line_begin (&j, "downtime", time_unix_now ());
+  json_line_add_double (&j, "downtime_ms", downtime_us / 1000.0);
+  json_line_add_double (&j, "predicted_ms", predicted_us / 1000.0);
+  json_line_add_bool (&j, "forced", forced);
+  json_line_add_double (&j, "freeze_ms", freeze_us / 1000.0);
+  json_line_add_u64 (&j, "preflush_ms", preflush_ms);
+  emit (&j);
+}
+
+void
+progress_hot_blocks (struct progress *p, uint32_t pass, uint64_t skipped,
+                     uint64_t deferred)
+{
+  if (!p->json)
+    return;
+  struct json_line j;
+  json_line_begin (&j, "hot_blocks", time_unix_now ());
+  json_line_add_u64 (&j, "pass", pass);
+  json_line_add_u64 (&j, "skipped_bytes", skipped);
+  json_line_add_u64 (&j, "deferred_bytes", deferred);
   emit (&j);
 }

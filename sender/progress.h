@@ -50,6 +50,30 @@ void progress_flip (struct progress *p, const char *mode);
 void progress_done (struct progress *p, uint64_t bytes_sent, uint32_t passes,
                     uint64_t downtime_ms, double seconds);
 void progress_error (struct progress *p, const char *message, const char *source_state);
+/* The downtime the guest saw (from the filter), what was predicted,
+ * whether the cutover was forced without converging, how much of it the
+ * FREEZE took (gate closed to reply) and the flush FREEZE did before
+ * closing the gate. */
+void progress_downtime (struct progress *p, uint64_t downtime_us,
+                        uint64_t predicted_us, bool forced,
+                        uint64_t freeze_us, uint64_t preflush_ms);
+/* Pass pass leaves out skipped bytes of hot blocks; deferred bytes in all
+ * wait for the final pass. */
+void progress_hot_blocks (struct progress *p, uint32_t pass, uint64_t skipped,
+                          uint64_t deferred);
+/* The convergence policy set the guest write throttle (0 = released). */
+void progress_throttle (struct progress *p, uint64_t bytes_per_second,
+                        uint64_t dirty_bytes, uint64_t throughput);
+/* The receiver connection was lost and another attempt follows in
+ * retry_in_ms; deadline is the Unix time when retrying stops.  Also a
+ * line on stderr (not an error: the migration goes on). */
+void progress_reconnecting (struct progress *p, const char *dest, unsigned attempt,
+                            const char *reason, uint64_t retry_in_ms,
+                            double deadline, const char *source_state);
+/* A new connection to the receiver answered HELLO: mode "resume" or
+ * "new", with the receiver's durable SYNC sequence. */
+void progress_resumed (struct progress *p, const char *dest, const char *mode,
+                       uint64_t durable_seq, uint64_t confirmed_bytes);
 
 /* "1.5 GiB" style, for messages. */
 void progress_format_bytes (char *buf, size_t len, double bytes);

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "convergence.h"
 #include "tls_transport.h"
 
 enum flip_mode {
@@ -25,9 +26,11 @@ struct sender_options {
   const char *forward_uri;       /* --flip forward=URI, or NULL: COMMITTED's */
   uint64_t max_downtime_ns;      /* --max-downtime */
   uint32_t max_passes;           /* --max-passes */
+  enum convergence_mode converge;  /* --converge throttle|force|abort */
   uint64_t rate;                 /* --rate bytes/s, 0 = unlimited */
   bool json;                     /* --json */
   bool progress;                 /* --progress / --no-progress */
+  uint64_t retry_timeout_ns;     /* --retry-timeout, 0 = never reconnect */
 };
 
 #endif /* STM_SENDER_OPTIONS_H */

@@ -8,6 +8,17 @@
  * completion callbacks, which only mark the slot done.  The slots are
  * delivered afterwards, in issue order, outside libnbd, so the caller may
  * do anything in its callback, including stopping the reader.
+ *
+ * Block status: one base:allocation request at a time, for the range the
+ * caller is about to read (at most STATUS_MAX_QUERY bytes).  Its answer is
+ * kept as a short map (at most STATUS_MAP_MAX runs) that later calls walk
+ * forward; a zero run becomes a slot that needs no read and is complete at
+ * once, delivered in order with the reads through on_zero.  The map is
+ * only trusted within a pass: source_reader_forget_allocation (called when
+ * a pass begins) drops it, and an answer to a request made before that is
+ * ignored.  Within a pass a stale answer is as harmless as a stale read:
+ * the filter marks a block dirty after a write completes, so a block
+ * written after the question is sent again in the next pass.
  */
 #include <config.h>
 
@@ -20,6 +31,16 @@
 
 #include "source_reader.h"
 
+/* Largest range one block status request asks about, and the most runs of
+ * an answer kept; the rest is asked for again when reached. */
+#define STATUS_MAX_QUERY (1024u * 1024 * 1024)
+#define STATUS_MAP_MAX 256
+
+struct alloc_run {
+  uint64_t offset, length;
+  bool zero;
+};
+
 struct read_slot {
   struct source_reader *reader;
   uint64_t offset;
@@ -27,6 +48,8 @@ struct read_slot {
   bool done;
   int err;
   void *buf;
+  bool zero;                    /* a zero range: no read, length in zlen */
+  uint64_t zlen;
 };
 
 struct source_reader {
@@ -41,6 +64,19 @@ struct source_reader {
   /* A ring: head is the oldest issued read, count how many are issued. */
   struct read_slot slots[SOURCE_READER_SLOTS];
   unsigned head, count;
+  /* Delivers zero slots that no socket event would announce. */
+  ev_timer kick;
+
+  /* base:allocation: the map of the last answer, and the request on the
+   * way (staged into pending_map until it completes). */
+  bool has_block_status;
+  struct alloc_run map[STATUS_MAP_MAX];
+  unsigned map_len;
+  bool status_in_flight, status_done;
+  int status_err;
+  uint64_t status_gen, status_req_gen;
+  struct alloc_run pending_map[STATUS_MAP_MAX];
+  unsigned pending_len;
 };
 
 struct source_reader *
@@ -67,8 +103,20 @@ source_reader_open (const char *uri, char *errbuf, size_t errlen)
     return NULL;
   }
   nbd_set_handle_name (r->nbd, "stm-send-source");
+  /* libnbd zeroes every read buffer before reading into it, in case a
+   * server answers short; the read either succeeds in full or fails and
+   * the buffer is then not used, so that memset is pure cost (it was a
+   * visible share of stm-send's time in a profile of the full pass). */
+  nbd_set_pread_initialize (r->nbd, false);
   /* Allow tls-psk-file= and similar local-file parameters in the URI. */
   nbd_set_uri_allow_local_file (r->nbd, true);
+  /* Ask for the allocation map, so holes need not be read.  A server
+   * without it is fine: everything is read then. */
+  if (nbd_add_meta_context (r->nbd, LIBNBD_CONTEXT_BASE_ALLOCATION) == -1) {
+    snprintf (errbuf, errlen, "%s", nbd_get_error ());
+    source_reader_close (r);
+    return NULL;
+  }
   if (nbd_connect_uri (r->nbd, uri) == -1) {
     snprintf (errbuf, errlen, "%s", nbd_get_error ());
     source_reader_close (r);
@@ -81,7 +129,22 @@ source_reader_open (const char *uri, char *errbuf, size_t errlen)
     return NULL;
   }
   r->size = size;
+  r->has_block_status =
+    nbd_can_meta_context (r->nbd, LIBNBD_CONTEXT_BASE_ALLOCATION) == 1;
   return r;
+}
+
+bool
+source_reader_has_block_status (const struct source_reader *r)
+{
+  return r->has_block_status;
+}
+
+void
+source_reader_forget_allocation (struct source_reader *r)
+{
+  r->map_len = 0;
+  r->status_gen++;
 }
 
 uint64_t
@@ -101,10 +164,35 @@ deliver (struct source_reader *r)
     r->head = (r->head + 1) % SOURCE_READER_SLOTS;
     r->count--;
     any = true;
-    r->cb->on_read (r->opaque, s->offset, s->length, s->buf, s->err);
+    if (s->zero)
+      r->cb->on_zero (r->opaque, s->offset, s->zlen);
+    else
+      r->cb->on_read (r->opaque, s->offset, s->length, s->buf, s->err);
+  }
+  /* A block status answer arrived: install it (unless a new pass began
+   * since it was asked) and let the caller go on issuing. */
+  if (r->started && r->status_done) {
+    r->status_done = false;
+    r->status_in_flight = false;
+    if (r->status_err != 0 || r->pending_len == 0) {
+      /* The source could not say (or said nothing usable, which asking
+       * again would not change): read everything from now on. */
+      r->has_block_status = false;
+    }
+    else if (r->status_req_gen == r->status_gen) {
+      memcpy (r->map, r->pending_map, r->pending_len * sizeof r->map[0]);
+      r->map_len = r->pending_len;
+    }
+    any = true;
   }
   if (any && r->started)
     r->cb->on_slots_free (r->opaque);
+}
+
+static void
+kick_cb (struct ev_loop *loop, ev_timer *w, int revents)
+{
+  deliver (w->data);
 }
 
 static void
@@ -144,7 +232,7 @@ prepare_cb (struct ev_loop *loop, ev_prepare *w, int revents)
     events |= EV_WRITE;
   /* With nothing in flight there is nothing to wait for; keeping the
    * watcher off also lets the loop end when everything else is done. */
-  if (nbd_aio_in_flight (r->nbd) == 0 && r->count == 0)
+  if (nbd_aio_in_flight (r->nbd) == 0)
     events = 0;
   if (events != (r->io.events & (EV_READ | EV_WRITE)) || !ev_is_active (&r->io)) {
     ev_io_stop (loop, &r->io);
@@ -169,6 +257,8 @@ source_reader_start (struct source_reader *r, struct ev_loop *loop,
   ev_prepare_start (loop, &r->prepare);
   /* The prepare watcher alone must not keep the loop alive. */
   ev_unref (loop);
+  ev_timer_init (&r->kick, kick_cb, 0., 0.);
+  r->kick.data = r;
   r->started = true;
 }
 
@@ -200,6 +290,7 @@ source_reader_issue (struct source_reader *r, uint64_t offset, uint32_t length,
   struct read_slot *s = &r->slots[i];
   s->offset = offset;
   s->length = length;
+  s->zero = false;
   s->done = false;
   s->err = 0;
   nbd_completion_callback cb = { .callback = read_done, .user_data = s };
@@ -209,6 +300,120 @@ source_reader_issue (struct source_reader *r, uint64_t offset, uint32_t length,
   }
   r->count++;
   return 0;
+}
+
+/* Collect one block status answer: (length, flags) pairs from offset on.
+ * Neighbouring runs of the same kind are merged; runs past the map's
+ * capacity are dropped (asked for again when reached). */
+static int
+status_extent (void *user_data, const char *metacontext, uint64_t offset,
+               uint32_t *entries, size_t nr_entries, int *error)
+{
+  struct source_reader *r = user_data;
+
+  if (strcmp (metacontext, LIBNBD_CONTEXT_BASE_ALLOCATION) != 0)
+    return 0;
+  for (size_t i = 0; i + 1 < nr_entries; i += 2) {
+    uint64_t len = entries[i];
+    bool zero = (entries[i + 1] & LIBNBD_STATE_ZERO) != 0;
+    struct alloc_run *last = r->pending_len ? &r->pending_map[r->pending_len - 1] : NULL;
+
+    if (len == 0)
+      break;
+    if (last && last->zero == zero && last->offset + last->length == offset) {
+      last->length += len;
+    }
+    else {
+      if (r->pending_len == STATUS_MAP_MAX)
+        break;
+      r->pending_map[r->pending_len++] =
+        (struct alloc_run) { .offset = offset, .length = len, .zero = zero };
+    }
+    offset += len;
+  }
+  return 0;
+}
+
+static int
+status_done (void *user_data, int *error)
+{
+  struct source_reader *r = user_data;
+
+  r->status_done = true;
+  r->status_err = *error;
+  return 1;
+}
+
+/* The run of the map holding offset, or NULL. */
+static const struct alloc_run *
+map_find (const struct source_reader *r, uint64_t offset)
+{
+  for (unsigned i = 0; i < r->map_len; i++)
+    if (offset >= r->map[i].offset && offset - r->map[i].offset < r->map[i].length)
+      return &r->map[i];
+  return NULL;
+}
+
+int64_t
+source_reader_issue_range (struct source_reader *r, uint64_t offset,
+                           uint64_t maxlen, bool *zero, char *errbuf, size_t errlen)
+{
+  *zero = false;
+  if (!source_reader_can_issue (r) || maxlen == 0) {
+    snprintf (errbuf, errlen, "internal error: bad read request");
+    errno = EINVAL;
+    return -1;
+  }
+  if (!r->has_block_status || r->cb->on_zero == NULL) {
+    uint32_t len = maxlen < SOURCE_READER_CHUNK ? (uint32_t) maxlen : SOURCE_READER_CHUNK;
+    if (source_reader_issue (r, offset, len, errbuf, errlen) == -1)
+      return -1;
+    return len;
+  }
+
+  const struct alloc_run *run = map_find (r, offset);
+  if (run == NULL) {
+    if (r->status_in_flight)
+      return 0;
+    uint64_t count = maxlen < STATUS_MAX_QUERY ? maxlen : STATUS_MAX_QUERY;
+    nbd_extent_callback ecb = { .callback = status_extent, .user_data = r };
+    nbd_completion_callback ccb = { .callback = status_done, .user_data = r };
+    r->pending_len = 0;
+    r->status_done = false;
+    r->status_err = 0;
+    r->status_req_gen = r->status_gen;
+    if (nbd_aio_block_status (r->nbd, count, offset, ecb, ccb, 0) == -1) {
+      snprintf (errbuf, errlen, "%s", nbd_get_error ());
+      return -1;
+    }
+    r->status_in_flight = true;
+    return 0;
+  }
+
+  uint64_t avail = run->offset + run->length - offset;
+  if (avail > maxlen)
+    avail = maxlen;
+  if (!run->zero) {
+    uint32_t len = avail < SOURCE_READER_CHUNK ? (uint32_t) avail : SOURCE_READER_CHUNK;
+    if (source_reader_issue (r, offset, len, errbuf, errlen) == -1)
+      return -1;
+    return len;
+  }
+
+  /* A zero range: a slot that is complete at once, delivered in order. */
+  *zero = true;
+  unsigned i = (r->head + r->count) % SOURCE_READER_SLOTS;
+  struct read_slot *s = &r->slots[i];
+  s->offset = offset;
+  s->length = 0;
+  s->zero = true;
+  s->zlen = avail;
+  s->err = 0;
+  s->done = true;
+  r->count++;
+  if (!ev_is_active (&r->kick))
+    ev_timer_start (r->loop, &r->kick);
+  return (int64_t) avail;
 }
 
 unsigned
@@ -224,6 +429,7 @@ source_reader_stop (struct source_reader *r)
     return;
   r->started = false;
   ev_io_stop (r->loop, &r->io);
+  ev_timer_stop (r->loop, &r->kick);
   ev_ref (r->loop);
   ev_prepare_stop (r->loop, &r->prepare);
 }

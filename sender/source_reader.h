@@ -9,6 +9,13 @@
  * caller sends it as a DATA body (stm_conn_send copies it) and the slot is
  * reused.  In-order delivery keeps the sent ranges contiguous, so the
  * ranges to CONFIRM coalesce.
+ *
+ * When the source offers base:allocation block status, the reader asks
+ * for it before reading (source_reader_issue_range): ranges the source
+ * says read as zeroes are not read at all but handed back, in the same
+ * order as the reads, through on_zero, however long they are, so a hole
+ * of many gigabytes costs one small request to the source and one ZERO
+ * message to the receiver.
  */
 #ifndef STM_SENDER_SOURCE_READER_H
 #define STM_SENDER_SOURCE_READER_H
@@ -19,8 +26,15 @@
 
 #include <ev.h>
 
+/* 16 reads of 1 MiB: measured against 256 KiB and 4 MiB reads (see
+ * docs/performance.md).  Overridable at build time (-D) for such
+ * measurements; a chunk must stay within WIRE_MAX_DATA. */
+#ifndef SOURCE_READER_SLOTS
 #define SOURCE_READER_SLOTS 16
+#endif
+#ifndef SOURCE_READER_CHUNK
 #define SOURCE_READER_CHUNK (1024u * 1024)
+#endif
 
 struct source_reader;
 
@@ -32,6 +46,9 @@ struct source_reader_callbacks {
   void (*on_slots_free) (void *opaque);
   /* The NBD connection failed; reason is libnbd's message. */
   void (*on_failure) (void *opaque, const char *reason);
+  /* A range the source reports as reading zeroes, in issue order with the
+   * reads (only from source_reader_issue_range; may be NULL otherwise). */
+  void (*on_zero) (void *opaque, uint64_t offset, uint64_t length);
 };
 
 /* Connect to the NBD URI (blocking).  Returns NULL with errbuf filled. */
@@ -47,6 +64,21 @@ bool source_reader_can_issue (const struct source_reader *r);
  * filled if libnbd refuses it. */
 int source_reader_issue (struct source_reader *r, uint64_t offset, uint32_t length,
                          char *errbuf, size_t errlen);
+/* Issue the next piece of [offset, offset+maxlen): a read of at most
+ * SOURCE_READER_CHUNK bytes where the source holds data, or a zero range
+ * (delivered through on_zero) of any length where it reads as zeroes.
+ * Returns the number of bytes issued (*zero says which kind); 0 means the allocation there is not
+ * known yet and a block status request is on its way: call again from
+ * on_slots_free.  Without block status this is source_reader_issue of
+ * min(maxlen, SOURCE_READER_CHUNK).  -1 with errbuf filled on failure. */
+int64_t source_reader_issue_range (struct source_reader *r, uint64_t offset,
+                                   uint64_t maxlen, bool *zero,
+                                   char *errbuf, size_t errlen);
+/* Does the source answer base:allocation block status? */
+bool source_reader_has_block_status (const struct source_reader *r);
+/* Drop what the reader knows of the source's allocation: call when a pass
+ * begins, since the source may have changed since it was asked. */
+void source_reader_forget_allocation (struct source_reader *r);
 /* Reads issued and not yet delivered. */
 unsigned source_reader_in_flight (const struct source_reader *r);
 /* Detach from the loop: no more callbacks. */
