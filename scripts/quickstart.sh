@@ -7,7 +7,9 @@
 #                                 writer keeps writing to it, and prove
 #                                 the copy is byte-identical
 #   scripts/quickstart.sh check   build, then run make check (unit and
-#                                 integration tests); non-zero on failure
+#                                 integration tests), the unit tests again
+#                                 under ASan and UBSan (_build-asan/), and
+#                                 the fuzzers briefly; non-zero on failure
 #
 # Both first install whatever Debian packages the build and the demo need
 # and are missing, then build out of tree in _build/.
@@ -15,7 +17,8 @@
 # Environment: STM_DEMO_SIZE_MIB (default 1024), STM_DEMO_WRITE_RATE (the
 # writer's rate in fio's syntax, default 2m: 2 MiB/s of 4k random writes),
 # STM_DEMO_DIR (where the demo keeps its files, default a fresh temporary
-# directory), STM_JOBS (make -j, default 2).
+# directory), STM_JOBS (make -j, default 2), STM_FUZZ_SECONDS (how long
+# check runs each fuzzer, default 30; 0 replays the corpora only).
 
 set -euo pipefail
 
@@ -36,7 +39,8 @@ usage: scripts/quickstart.sh demo|check
 
   demo   install what is missing, build, and migrate a live 1 GiB disk
          over TLS on loopback under concurrent writes
-  check  install what is missing, build, and run make check
+  check  install what is missing, build, run make check, then the unit
+         tests under ASan and UBSan and the fuzzers (STM_FUZZ_SECONDS each)
 USAGE
 }
 
@@ -47,7 +51,8 @@ packages=(
     build-essential autoconf automake libtool pkg-config
     libnbd-dev libnbd-bin nbdkit nbdkit-plugin-dev
     libgnutls28-dev gnutls-bin libev-dev libcmocka-dev
-    fio socat perl qemu-utils
+    fio socat perl qemu-utils ansible-core
+    clang libclang-rt-14-dev
 )
 
 installed () { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
@@ -101,6 +106,57 @@ build ()
 # ----------------------------------------------------------------------
 # check
 
+# The unit tests again, built with AddressSanitizer and
+# UndefinedBehaviorSanitizer in a second out-of-tree build.  Only the unit
+# tests and what they link (common, proto): the integration tests load the
+# filter into nbdkit, which does not run under the sanitizers' runtime.
+check_sanitizers ()
+{
+    local jobs="${STM_JOBS:-2}" asan="$repo/_build-asan" d
+    local san='-fsanitize=address,undefined'
+    say "building the unit tests with AddressSanitizer and UBSan in $asan"
+    mkdir -p "$asan"
+    : >"$asan/make.log"
+    (cd "$asan" && "$repo/configure" -q \
+        CFLAGS="$san -fno-sanitize-recover=all -fno-omit-frame-pointer -g -O1" \
+        LDFLAGS="$san") >"$asan/configure.log" 2>&1 || {
+        tail -n 20 "$asan/configure.log" >&2
+        die "configure of the sanitizer build failed (see $asan/config.log)"
+    }
+    for d in common proto; do
+        make -C "$asan/$d" -j"$jobs" >>"$asan/make.log" 2>&1 || {
+            tail -n 40 "$asan/make.log" >&2
+            die "the sanitizer build of $d/ failed (full log: $asan/make.log)"
+        }
+    done
+    say "running the unit tests under ASan and UBSan"
+    if ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+       UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+       make -C "$asan/tests/unit" -j"$jobs" check VERBOSE=1; then
+        say "the unit tests passed under ASan and UBSan"
+    else
+        die "the unit tests FAILED under ASan or UBSan (logs: $asan/tests/unit/*.log)"
+    fi
+}
+
+# The libFuzzer harnesses of the wire decoder and the control parser, each
+# for STM_FUZZ_SECONDS (default 30), if clang can build them.
+check_fuzz ()
+{
+    local secs="${STM_FUZZ_SECONDS:-30}"
+    if ! make -s -C "$build/tests/fuzz" fuzz-cc-probe >/dev/null 2>&1; then
+        say "SKIPPED the fuzzers: clang cannot build libFuzzer programs" \
+            "(install the Debian packages clang and libclang-rt-14-dev)"
+        return 0
+    fi
+    say "fuzzing the wire decoder and the control parser for $secs s each"
+    if make -s -C "$build" fuzz FUZZ_SECONDS="$secs"; then
+        say "the fuzzers found nothing"
+    else
+        die "a fuzzer FAILED (inputs that crash: $build/tests/fuzz/fuzz-artifacts/)"
+    fi
+}
+
 cmd_check ()
 {
     install_packages
@@ -111,6 +167,8 @@ cmd_check ()
     else
         die "make check FAILED (logs: $build/tests/*/*.log)"
     fi
+    check_sanitizers
+    check_fuzz
 }
 
 # ----------------------------------------------------------------------

@@ -1,8 +1,9 @@
 #!/bin/bash
 # stm integration test: the receiver dies (SIGKILL) in the middle of the
-# full pass while the guest writes.  stm-send must exit 1 and say that the
-# source is thawed / still authoritative; the filter must be tracking and
-# the guest's writes must keep completing.
+# full pass while the guest writes, and does not come back.  stm-send
+# tries to reconnect (and says so) for --retry-timeout, then must exit 1
+# and say that the source is thawed / still authoritative; the filter must
+# be tracking and the guest's writes must keep completing.
 
 source ./functions.sh
 set -eu
@@ -26,7 +27,7 @@ start_stm_recv --output "$tmp/dst.img" --tls-psk "$tmp/keys.psk" --json
 spawn "$tmp/send.out" "$tmp/send.err" \
       "$STM_SEND" --source "$NBD_URI" --control "$CTL_SOCK" \
       --dest "127.0.0.1:$RECV_PORT" --tls-psk "$tmp/keys.psk" \
-      --rate 8388608 --json --no-progress
+      --rate 8388608 --retry-timeout 3 --json --no-progress
 SEND_PID=$SPAWNED_PID
 
 # The first SNAPSHOT starts the full pass.
@@ -41,6 +42,10 @@ info "killing stm-recv (pid $RECV_PID) mid-pass"
 wait_exit "$SEND_PID" 60
 info "stm-send exited with status $EXIT_STATUS"
 [ "$EXIT_STATUS" -eq 1 ] || fail "stm-send exited with $EXIT_STATUS after losing the receiver, not 1"
+grep -q '"event":"reconnecting"' "$tmp/send.out" ||
+    fail "stm-send did not report that it was reconnecting"
+grep -q 'retry-timeout' "$tmp/send.err" ||
+    fail "stm-send's error does not say it gave up after --retry-timeout: $(cat "$tmp/send.err")"
 grep -Eiq 'thaw|authoritative' "$tmp/send.err" ||
     fail "stm-send's error does not say the source is thawed: $(cat "$tmp/send.err")"
 info "stm-send said: $(grep -Ei 'thaw|authoritative' "$tmp/send.err" | head -n 1)"

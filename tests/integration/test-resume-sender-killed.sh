@@ -63,6 +63,16 @@ alive "$RECV_PID" || fail "stm-recv exited when its sender died"
 
 run_stm_send send2 120 --tls-psk "$tmp/keys.psk"
 check_resumed send2
+# In all, the killed and the resumed stm-send stay well under a recopy: the
+# killed one's last progress event says what it had sent (at most a
+# second's worth more went out after it).
+sent1="$(json_field "$tmp/send1.out" progress bytes_sent)"
+sent2="$(json_field "$tmp/send2.out" done bytes_sent)"
+[ -n "$sent1" ] || fail "no progress event from the killed stm-send"
+total=$(( sent1 + rate + sent2 ))
+info "sent $sent1 (+ up to $rate) before the kill and $sent2 after: $total of $size bytes"
+[ "$total" -lt $(( size * 16 / 10 )) ] ||
+    fail "$total bytes sent in all, not less than 1.6 x the $size-byte image"
 state_is fenced || fail "the source is not fenced after the migration"
 wait_exit "$RECV_PID" 30
 [ "$EXIT_STATUS" -eq 0 ] || fail "stm-recv --once exited with $EXIT_STATUS"

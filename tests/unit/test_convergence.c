@@ -3,7 +3,10 @@
  *
  * Cases: a pass that converges, a dirty rate above the throughput (never
  * converges, so the max-passes cap decides), zero dirty bytes, zero-length
- * measurements, and values near 2^64 that must saturate rather than wrap.
+ * measurements, and values near 2^64 that must saturate rather than wrap;
+ * the freeze and control round trips in the predicted downtime; and the
+ * --converge policy: when it throttles and how hard, tightening, the
+ * floor, force, abort, and aiming at half the downtime budget.
  */
 #include <config.h>
 
@@ -237,6 +240,279 @@ test_rate_limit (void **state)
   assert_true (rate_limit_wait_ns (&rl, t) <= 2 * S);
 }
 
+/* The freeze (drain and flush) and the control round trips made while
+ * frozen count towards the downtime. */
+static void
+test_predict_downtime (void **state)
+{
+  (void) state;
+  struct convergence_result r;
+  /* 5 MiB at 100 MiB/s = 50 ms + 2 ms sync. */
+  struct convergence_input in = input (2, 100 * MiB, 1 * S, 5 * MiB);
+  in.freeze_ns = 40 * MS;
+  in.control_rtt_ns = 1 * MS;
+  convergence_decide (&in, &r);
+  assert_int_equal (r.predicted_ns, (50 + 2 + 40 + 3) * MS);
+  assert_int_equal (r.decision, CONVERGENCE_CUTOVER_CONVERGED);
+  /* A slow flush alone pushes it over the limit. */
+  in.freeze_ns = 150 * MS;
+  convergence_decide (&in, &r);
+  assert_int_equal (r.predicted_ns, (50 + 2 + 150 + 3) * MS);
+  assert_int_equal (r.decision, CONVERGENCE_CONTINUE);
+  /* A final pass bigger than the pass the SYNC round trip was measured
+   * on makes the commit's fdatasync longer in proportion. */
+  in.freeze_ns = 0;
+  in.control_rtt_ns = 0;
+  in.pass_bytes = 1 * MiB;
+  in.pass_ns = 10 * MS;                 /* 100 MiB/s */
+  in.sync_rtt_ns = 10 * MS;
+  in.dirty_bytes = 4 * MiB;
+  assert_int_equal (convergence_predict_downtime_ns (&in, 100 * MiB), (40 + 40) * MS);
+  in.dirty_bytes = MiB / 2;             /* smaller: never scaled down */
+  assert_int_equal (convergence_predict_downtime_ns (&in, 100 * MiB), (5 + 10) * MS);
+  in.pass_bytes = 100 * MiB;
+  in.pass_ns = 1 * S;
+  in.sync_rtt_ns = 2 * MS;
+  in.dirty_bytes = 5 * MiB;
+  in.freeze_ns = 150 * MS;
+  in.control_rtt_ns = 1 * MS;
+  /* Unknown stays unknown; saturates rather than wraps. */
+  assert_int_equal (convergence_predict_downtime_ns (&in, 0), CONVERGENCE_INFINITE);
+  in.freeze_ns = UINT64_MAX - 1;
+  assert_int_equal (convergence_predict_downtime_ns (&in, 100 * MiB), UINT64_MAX);
+  in.freeze_ns = 0;
+  in.control_rtt_ns = UINT64_MAX;
+  assert_int_equal (convergence_predict_downtime_ns (&in, 100 * MiB), UINT64_MAX);
+}
+
+static void
+test_next_throttle (void **state)
+{
+  (void) state;
+  /* One dirty byte per written byte: half the throughput. */
+  assert_int_equal (convergence_next_throttle (100 * MiB, 1, 1, 0), 50 * MiB);
+  /* 16 dirty bytes per written byte (4 KiB writes, 64 KiB blocks). */
+  assert_int_equal (convergence_next_throttle (64 * MiB, 16, 1, 0), 2 * MiB);
+  /* Nothing known: half the throughput. */
+  assert_int_equal (convergence_next_throttle (8 * MiB, 0, 0, 0), 4 * MiB);
+  /* Tightening: never more than half the current throttle. */
+  assert_int_equal (convergence_next_throttle (100 * MiB, 1, 1, 8 * MiB), 4 * MiB);
+  /* The floor. */
+  assert_int_equal (convergence_next_throttle (1000, 1, 1, 0),
+                    CONVERGENCE_MIN_THROTTLE);
+  assert_int_equal (convergence_next_throttle (0, 0, 0, 0), CONVERGENCE_MIN_THROTTLE);
+  /* Huge values do not wrap. */
+  assert_true (convergence_next_throttle (UINT64_MAX, 1, UINT64_MAX, 0) > 0);
+}
+
+static void
+test_amplification (void **state)
+{
+  (void) state;
+  uint64_t num, den;
+  struct convergence_input in = input (2, 64 * MiB, 1 * S, 8 * MiB);
+  in.image_size = 1024 * MiB;
+  in.block_size = 64 * 1024;
+  in.written_bytes = 1 * MiB;
+  in.write_requests = 256;          /* 4 KiB each */
+  /* Under half the image dirty: measured, 8 dirty bytes per written. */
+  convergence_amplification (&in, &num, &den);
+  assert_int_equal (num, 8 * MiB);
+  assert_int_equal (den, 1 * MiB);
+  /* Saturated: the bound for scattered 4 KiB writes in 64 KiB blocks. */
+  in.dirty_bytes = 1000 * MiB;
+  convergence_amplification (&in, &num, &den);
+  assert_int_equal (num, 64 * 1024);
+  assert_int_equal (den, 4096);
+  /* Writes as large as a block, or nothing written: one for one. */
+  in.write_requests = 1;
+  convergence_amplification (&in, &num, &den);
+  assert_int_equal (num, 1);
+  assert_int_equal (den, 1);
+  in.written_bytes = 0;
+  in.write_requests = 0;
+  convergence_amplification (&in, &num, &den);
+  assert_int_equal (num, 1);
+  assert_int_equal (den, 1);
+}
+
+/* A guest that keeps 64 MiB dirty however often we copy: scattered 4 KiB
+ * writes over a 100 MiB image in 64 KiB blocks. */
+static struct convergence_input
+stalled_input (uint32_t pass, uint64_t dirty)
+{
+  struct convergence_input in = input (pass, 64 * MiB, 2 * S, dirty);
+  in.written_bytes = 4 * MiB;
+  in.write_requests = 1024;
+  in.image_size = 100 * MiB;
+  in.block_size = 64 * 1024;
+  return in;
+}
+
+static void
+test_policy_throttle (void **state)
+{
+  (void) state;
+  struct convergence_policy p = CONVERGENCE_POLICY_INIT (CONVERGE_THROTTLE);
+  struct convergence_result r;
+  struct convergence_input in;
+
+  /* The full pass started from 64 MiB and left as much: one stalled pass;
+   * pass 2 leaves a little less but under 1/16 less: noise, two. */
+  in = stalled_input (1, 64 * MiB);
+  convergence_step (&in, &p, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CONTINUE);
+  in = stalled_input (2, 63 * MiB);
+  convergence_step (&in, &p, &r);
+  assert_int_equal (r.decision, CONVERGENCE_THROTTLE);
+  /* 32 MiB/s throughput, half of it, over 16 dirty bytes per written
+   * byte (63 MiB is not under half the 100 MiB image: the bound). */
+  assert_int_equal (r.throttle, 1 * MiB);
+  assert_int_equal (p.throttle, r.throttle);
+
+  /* Still not shrinking after one throttled pass: tighten to half. */
+  in = stalled_input (3, 63 * MiB);
+  convergence_step (&in, &p, &r);
+  assert_int_equal (r.decision, CONVERGENCE_THROTTLE);
+  assert_int_equal (r.throttle, MiB / 2);
+
+  /* Shrinking: leave it be. */
+  in = stalled_input (4, 20 * MiB);
+  convergence_step (&in, &p, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CONTINUE);
+  assert_int_equal (p.throttle, MiB / 2);
+
+  /* Fits the budget but not half of it, and still shrinking: once more. */
+  in = stalled_input (5, 4 * MiB);      /* 125 + 2 ms */
+  in.pass_bytes = 20 * MiB;
+  in.pass_ns = 625 * MS;
+  convergence_step (&in, &p, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CONTINUE);
+  assert_true (r.predicted_ns <= 200 * MS && r.predicted_ns > 100 * MS);
+  /* Not shrinking any more: a tighter throttle, aiming at half. */
+  in.pass_bytes = 4 * MiB;
+  in.pass_ns = 125 * MS;
+  convergence_step (&in, &p, &r);
+  assert_int_equal (r.decision, CONVERGENCE_THROTTLE);
+  assert_int_equal (r.throttle, MiB / 4);
+  /* Without a throttle to tighten: cut over at what fits. */
+  struct convergence_policy q = CONVERGENCE_POLICY_INIT (CONVERGE_THROTTLE);
+  q.best_dirty = 4 * MiB;
+  convergence_step (&in, &q, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CUTOVER_CONVERGED);
+  /* Deferred hot blocks count in the prediction. */
+  in.deferred_bytes = 4 * MiB;
+  q = (struct convergence_policy) CONVERGENCE_POLICY_INIT (CONVERGE_THROTTLE);
+  convergence_step (&in, &q, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CONTINUE);
+  assert_true (r.predicted_ns > 200 * MS);
+  in.dirty_bytes = 0;
+  convergence_decide (&in, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CUTOVER_CONVERGED);
+  /* Within half the budget: cut over at once. */
+  in = stalled_input (6, 1 * MiB);
+  in.pass_bytes = 1 * MiB;
+  in.pass_ns = 10 * MS;
+  convergence_step (&in, &p, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CUTOVER_CONVERGED);
+
+  /* At the floor, no further THROTTLE: the passes run out instead. */
+  p = (struct convergence_policy) CONVERGENCE_POLICY_INIT (CONVERGE_THROTTLE);
+  p.throttle = CONVERGENCE_MIN_THROTTLE;
+  p.best_dirty = 64 * MiB;
+  in = stalled_input (7, 64 * MiB);
+  convergence_step (&in, &p, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CONTINUE);
+  in = stalled_input (30, 64 * MiB);
+  convergence_step (&in, &p, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CUTOVER_MAX_PASSES);
+}
+
+static void
+test_policy_midpass (void **state)
+{
+  (void) state;
+  struct convergence_policy p = CONVERGENCE_POLICY_INIT (CONVERGE_THROTTLE);
+  struct convergence_result r;
+  struct convergence_input in;
+
+  /* During the full pass: nothing stalled yet, never. */
+  in = stalled_input (1, 64 * MiB);
+  assert_int_equal (convergence_midpass_throttle (&in, 32 * MiB, &p), 0);
+  convergence_step (&in, &p, &r);
+  assert_int_equal (p.stalled, 1);
+  /* During pass 2 (64 MiB to copy): 40 MiB dirty so far could still end
+   * under the bar; 61 MiB cannot. */
+  in = stalled_input (2, 40 * MiB);
+  assert_int_equal (convergence_midpass_throttle (&in, 32 * MiB, &p), 0);
+  in.dirty_bytes = 61 * MiB;
+  assert_int_equal (convergence_midpass_throttle (&in, 32 * MiB, &p), 1 * MiB);
+  assert_int_equal (p.throttle, 1 * MiB);
+  /* Once only. */
+  assert_int_equal (convergence_midpass_throttle (&in, 32 * MiB, &p), 0);
+  /* The end of that pass is not judged: no tightening. */
+  in = stalled_input (2, 64 * MiB);
+  convergence_step (&in, &p, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CONTINUE);
+  assert_int_equal (p.throttle, 1 * MiB);
+  assert_int_equal (p.stalled, 0);
+  /* The next pass is: not shrinking, tighten. */
+  in = stalled_input (3, 64 * MiB);
+  convergence_step (&in, &p, &r);
+  assert_int_equal (r.decision, CONVERGENCE_THROTTLE);
+  assert_int_equal (r.throttle, MiB / 2);
+
+  /* Other modes never throttle mid-pass. */
+  struct convergence_policy f = CONVERGENCE_POLICY_INIT (CONVERGE_FORCE);
+  f.stalled = 1;
+  in = stalled_input (2, 64 * MiB);
+  assert_int_equal (convergence_midpass_throttle (&in, 32 * MiB, &f), 0);
+}
+
+static void
+test_policy_force_and_abort (void **state)
+{
+  (void) state;
+  struct convergence_result r;
+  struct convergence_input in;
+
+  struct convergence_policy f = CONVERGENCE_POLICY_INIT (CONVERGE_FORCE);
+  in = stalled_input (1, 64 * MiB);
+  convergence_step (&in, &f, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CONTINUE);
+  in = stalled_input (2, 70 * MiB);
+  convergence_step (&in, &f, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CUTOVER_FORCED);
+  assert_int_equal (f.throttle, 0);
+
+  struct convergence_policy a = CONVERGENCE_POLICY_INIT (CONVERGE_ABORT);
+  in = stalled_input (1, 64 * MiB);
+  convergence_step (&in, &a, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CONTINUE);
+  in = stalled_input (2, 64 * MiB);
+  convergence_step (&in, &a, &r);
+  assert_int_equal (r.decision, CONVERGENCE_ABORT);
+
+  /* Abort mode never cuts over at --max-passes without converging... */
+  a = (struct convergence_policy) CONVERGENCE_POLICY_INIT (CONVERGE_ABORT);
+  in = stalled_input (1, 40 * MiB);
+  in.max_passes = 1;
+  convergence_step (&in, &a, &r);
+  assert_int_equal (r.decision, CONVERGENCE_ABORT);
+  /* ...but does when converged, and shrinking passes never abort. */
+  in.dirty_bytes = 1;
+  convergence_step (&in, &a, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CUTOVER_CONVERGED);
+  a = (struct convergence_policy) CONVERGENCE_POLICY_INIT (CONVERGE_ABORT);
+  uint64_t dirty = 512 * MiB;
+  for (uint32_t pass = 1; pass <= 5; pass++, dirty /= 2) {   /* down to 32 MiB */
+    in = stalled_input (pass, dirty);
+    in.pass_bytes = dirty * 2;
+    convergence_step (&in, &a, &r);
+    assert_int_equal (r.decision, CONVERGENCE_CONTINUE);
+  }
+}
+
 int
 main (void)
 {
@@ -250,6 +526,12 @@ main (void)
     cmocka_unit_test (test_zero_duration_and_empty_pass),
     cmocka_unit_test (test_overflow),
     cmocka_unit_test (test_rate_limit),
+    cmocka_unit_test (test_predict_downtime),
+    cmocka_unit_test (test_next_throttle),
+    cmocka_unit_test (test_amplification),
+    cmocka_unit_test (test_policy_throttle),
+    cmocka_unit_test (test_policy_midpass),
+    cmocka_unit_test (test_policy_force_and_abort),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -1,0 +1,132 @@
+/* stm: writes the seed corpus of the wire-decoder fuzzer.
+ *
+ *   make_wire_seeds DIR
+ *
+ * writes into DIR one file per frame type, built with the real encoders so
+ * the seeds are valid frames (DATA and ZERO address the 1 MiB image that
+ * fuzz_wire_decode.c also uses), a few frames at the edges of their limits,
+ * and a whole session (HELLO, a pass of DATA and ZERO, SYNC, COMMIT) so
+ * that the fuzzer starts from streams of several frames.  The files are
+ * kept in the tree (tests/fuzz/corpus/wire/); this program only needs to
+ * run again when the wire format changes ("make fuzz-seeds").
+ */
+#include <config.h>
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wire.h"
+
+#define SEED_IMAGE_SIZE (1024u * 1024)
+
+/* A frame under construction: room for the largest seed. */
+struct seed {
+  uint8_t bytes[WIRE_ENCODE_TEXT_MAX + 8192];
+  size_t len;
+};
+
+static const char *dir;
+
+static void
+write_seed (const char *name, const struct seed *s)
+{
+  char path[4096];
+  FILE *fp;
+
+  snprintf (path, sizeof path, "%s/%s", dir, name);
+  fp = fopen (path, "wb");
+  if (fp == NULL || fwrite (s->bytes, 1, s->len, fp) != s->len ||
+      fclose (fp) != 0) {
+    perror (path);
+    exit (EXIT_FAILURE);
+  }
+}
+
+/* Append a DATA frame of len bytes of a recognisable pattern. */
+static void
+add_data (struct seed *s, uint64_t offset, uint32_t len)
+{
+  uint32_t i;
+
+  s->len += wire_encode_data_header (s->bytes + s->len, offset, len);
+  for (i = 0; i < len; i++)
+    s->bytes[s->len++] = (uint8_t) (offset + i);
+}
+
+static void
+add_hello (struct seed *s)
+{
+  struct wire_hello h;
+
+  memcpy (h.migration_id, "0123456789abcdef", WIRE_MIGRATION_ID_LEN);
+  h.image_size = SEED_IMAGE_SIZE;
+  h.block_size = 65536;
+  h.features = 0;
+  s->len += wire_encode_hello (s->bytes + s->len, &h);
+}
+
+int
+main (int argc, char *argv[])
+{
+  struct seed s;
+  struct wire_hello_reply r;
+  char long_text[WIRE_MAX_TEXT + 1];
+
+  if (argc != 2) {
+    fprintf (stderr, "usage: make_wire_seeds DIR\n");
+    return EXIT_FAILURE;
+  }
+  dir = argv[1];
+
+#define SEED(name, expr) \
+  do { s.len = 0; expr; write_seed (name, &s); } while (0)
+
+  SEED ("hello", add_hello (&s));
+  r.mode = WIRE_MODE_NEW; r.features = 0; r.durable_seq = 0;
+  SEED ("hello-reply-new", s.len = wire_encode_hello_reply (s.bytes, &r));
+  r.mode = WIRE_MODE_RESUME; r.durable_seq = 42;
+  SEED ("hello-reply-resume", s.len = wire_encode_hello_reply (s.bytes, &r));
+  SEED ("data-start", add_data (&s, 0, 512));
+  SEED ("data-end", add_data (&s, SEED_IMAGE_SIZE - 100, 100));
+  SEED ("data-one-byte", add_data (&s, 4096, 1));
+  SEED ("zero", s.len = wire_encode_zero (s.bytes, 65536, 131072));
+  SEED ("zero-to-end", s.len = wire_encode_zero (s.bytes, 0, SEED_IMAGE_SIZE));
+  SEED ("pass-begin", s.len = wire_encode_pass_begin (s.bytes, 1, SEED_IMAGE_SIZE));
+  SEED ("pass-end", s.len = wire_encode_pass_end (s.bytes, 1));
+  SEED ("sync", s.len = wire_encode_sync (s.bytes, 7));
+  SEED ("durable", s.len = wire_encode_durable (s.bytes, 7));
+  SEED ("commit", s.len = wire_encode_commit (s.bytes, 8));
+  SEED ("committed-empty", s.len = wire_encode_committed (s.bytes, ""));
+  SEED ("committed-uri",
+        s.len = wire_encode_committed (s.bytes, "nbd://127.0.0.1:10809/disk"));
+  SEED ("error", s.len = wire_encode_error (s.bytes, WIRE_ERR_NOSPACE,
+                                            "no space left on /dst.img\twrite at 4096"));
+  SEED ("abort", s.len = wire_encode_abort (s.bytes, WIRE_ERR_ABORTED,
+                                            "sender gave up: \xc3\xa9t\xc3\xa9"));
+  memset (long_text, 'x', WIRE_MAX_TEXT);
+  long_text[WIRE_MAX_TEXT] = '\0';
+  SEED ("error-longest", s.len = wire_encode_error (s.bytes, 99, long_text));
+  SEED ("keepalive", s.len = wire_encode_keepalive (s.bytes));
+
+  /* A session as the sender writes it. */
+  s.len = 0;
+  add_hello (&s);
+  s.len += wire_encode_pass_begin (s.bytes + s.len, 1, SEED_IMAGE_SIZE);
+  add_data (&s, 0, 64);
+  s.len += wire_encode_zero (s.bytes + s.len, 65536, SEED_IMAGE_SIZE - 65536);
+  add_data (&s, SEED_IMAGE_SIZE - 16, 16);
+  s.len += wire_encode_keepalive (s.bytes + s.len);
+  s.len += wire_encode_sync (s.bytes + s.len, 1);
+  s.len += wire_encode_pass_end (s.bytes + s.len, 1);
+  s.len += wire_encode_commit (s.bytes + s.len, 2);
+  write_seed ("session", &s);
+
+  /* A DATA frame whose header announces more than has arrived. */
+  s.len = 0;
+  add_data (&s, 0, 4096);
+  s.len = WIRE_HEADER_SIZE + 12 + 100;
+  write_seed ("data-truncated", &s);
+  return EXIT_SUCCESS;
+}

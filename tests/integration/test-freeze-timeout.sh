@@ -1,0 +1,40 @@
+#!/bin/bash
+# stm integration test: the freeze times out during the final pass.  The
+# filter runs with migrate-freeze-timeout=2s and stm-send's final pass
+# takes longer, so the filter thaws by itself before the flip.  stm-send
+# must notice (the flip is refused), exit 1 and say that the freeze ended
+# on its own; the source keeps tracking and takes every write.
+
+source ./functions.sh
+set -eu
+requires_built
+requires socat -V
+requires qemu-io --version
+requires fio --version
+requires psktool --version
+
+size_mib=32
+make_random_image "$tmp/src.img" "$size_mib"
+make_psk "$tmp/keys.psk"
+
+start_nbdkit_migrate "$tmp/src.img" migrate-freeze-timeout=2s
+start_writer 16m 90 --rate=,1m
+wait_for 30 "the guest writer to start writing" writes_above 0
+
+start_stm_recv --output "$tmp/dst.img" --tls-psk "$tmp/keys.psk" --json
+# The final pass: about 16 MiB at 2 MiB/s, far beyond the 2 s timeout.
+run_stm_send send 90 --tls-psk "$tmp/keys.psk" --rate 2M --max-downtime 60s \
+    --max-passes 1
+[ "$EXIT_STATUS" -eq 1 ] || fail "stm-send exited with $EXIT_STATUS after the freeze timed out, not 1"
+grep -q '"event":"freeze"' "$tmp/send.out" || fail "stm-send never froze the source"
+grep -Eiq 'freeze.*(ended|timed out|timeout)' "$tmp/send.err" ||
+    fail "stm-send's error does not say the freeze ended by itself: $(cat "$tmp/send.err")"
+info "stm-send said: $(head -n 1 "$tmp/send.err")"
+[ "$(status_field thaws_by_timeout)" -ge 1 ] || fail "the filter did not count a thaw by timeout"
+
+state_is tracking || fail "the source is not tracking after the failure: $(ctl STATUS)"
+w="$(status_writes)"
+wait_for 20 "guest writes to keep completing" writes_above "$w"
+alive "$WRITER_PID" || fail "the guest writer stopped (a write failed?)"
+nbd_write 20M 64k 0x4d || fail "a write to the source failed after the failure"
+info "PASS"
