@@ -1,0 +1,235 @@
+# shellcheck shell=bash
+# stm benchmarks: the helpers the bench/*.sh scripts share.
+#
+# A script sources this file.  It finds the built tree (the first argument,
+# else $STM_BUILD, else _build/ under the source tree), gives the run a
+# private directory in /dev/shm (so images sit in the page cache, as in the
+# comparison figures of the issues), starts every server in its own session
+# and kills those sessions, and nothing else, when the script ends however
+# it ends.  Timings are whole-process wall times in milliseconds; results
+# are printed as a table of medians and ratios.
+#
+# Environment: RUNS (default 3) runs of every contender, interleaved so
+# that a drift of the machine affects all of them alike; BENCH_DIR (default
+# /dev/shm, else /tmp) for the images; KEEP=1 keeps the directory.
+
+set -u
+
+bench_name="$(basename "$0" .sh)"
+srcdir="$(cd "$(dirname "$0")/.." && pwd)"
+build="${1:-${STM_BUILD:-$srcdir/_build}}"
+build="$(cd "$build" 2>/dev/null && pwd)" || {
+    echo "$bench_name: no built tree at ${1:-${STM_BUILD:-$srcdir/_build}}" \
+         "(give the build directory as the first argument or in STM_BUILD)" >&2
+    exit 2
+}
+STM_SEND="$build/sender/stm-send"
+STM_RECV="$build/receiver/stm-recv"
+MIGRATE_FILTER="$build/nbdkit-plugin/.libs/nbdkit-migrate-filter.so"
+for f in "$STM_SEND" "$STM_RECV" "$MIGRATE_FILTER"; do
+    [ -x "$f" ] || [ -f "$f" ] || { echo "$bench_name: $f is not built" >&2; exit 2; }
+done
+RUNS="${RUNS:-3}"
+# A python shim ahead of /usr/bin (pyenv) can break the system's tools.
+PATH="/usr/bin:/bin:$PATH"
+
+if [ -z "${BENCH_DIR:-}" ]; then
+    if [ -d /dev/shm ] && [ -w /dev/shm ]; then BENCH_DIR=/dev/shm; else BENCH_DIR=/tmp; fi
+fi
+tmp="$(mktemp -d "$BENCH_DIR/stm-bench.XXXXXX")"
+_pids=()
+
+note () { echo "$bench_name: $*" >&2; }
+die () { echo "$bench_name: ERROR: $*" >&2; exit 1; }
+need () { command -v "$1" >/dev/null 2>&1 || die "$1 is not installed"; }
+
+_cleanup ()
+{
+    local status=$? pid i
+    trap '' INT TERM EXIT
+    for pid in "${_pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null; done
+    for (( i = 0; i < 50; i++ )); do
+        local any=
+        for pid in "${_pids[@]}"; do kill -0 -- "-$pid" 2>/dev/null && any=1; done
+        [ -z "$any" ] && break
+        sleep 0.1
+    done
+    for pid in "${_pids[@]}"; do kill -KILL -- "-$pid" 2>/dev/null; done
+    wait 2>/dev/null
+    if [ -n "${KEEP:-}" ]; then note "kept $tmp"; else rm -rf "$tmp"; fi
+    exit "$status"
+}
+trap _cleanup EXIT
+trap 'note interrupted; exit 1' INT TERM
+
+# spawn LOG COMMAND...: start COMMAND in its own session in the
+# background; sets SPAWNED.
+spawn ()
+{
+    local log="$1"; shift
+    setsid "$@" </dev/null >"$log" 2>&1 &
+    SPAWNED=$!
+    _pids+=("$SPAWNED")
+}
+
+# stop PID: end a process started by spawn, and wait for it.
+stop ()
+{
+    kill -TERM -- "-$1" 2>/dev/null
+    local i
+    for (( i = 0; i < 50; i++ )); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+    return 0
+}
+
+# wait_file PATH PID: wait (30 s at most) until PATH exists, while PID lives.
+wait_file ()
+{
+    local i
+    for (( i = 0; i < 300; i++ )); do
+        [ -e "$1" ] && return 0
+        kill -0 "$2" 2>/dev/null || die "process $2 exited before creating $1"
+        sleep 0.05
+    done
+    die "$1 did not appear within 30 s"
+}
+
+# free_port: print a TCP port nobody listens on.
+free_port ()
+{
+    local p
+    while :; do
+        p=$(( 20000 + RANDOM % 40000 ))
+        ss -Hltn "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return; }
+    done
+}
+
+now_ms () { echo $(( $(date +%s%N) / 1000000 )); }
+
+# median N...: the median of integers.
+median ()
+{
+    printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END {
+        if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2];
+        else print int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'
+}
+
+# make_random FILE MIB: MIB MiB of incompressible data.
+make_random ()
+{
+    dd if=/dev/urandom of="$1" bs=1M count="$2" status=none iflag=fullblock
+}
+
+make_psk () { psktool -u stm -p "$1" >/dev/null 2>&1 || die "psktool failed"; }
+
+# start_source IMAGE_ARGS...: nbdkit with the migrate filter on a Unix
+# socket, serving the plugin and arguments given (e.g. file file=X).
+# Sets SRC_PID, SRC_URI, SRC_CTL.
+start_source ()
+{
+    rm -f "$tmp/src.sock" "$tmp/ctl.sock" "$tmp/src.pid"
+    spawn "$tmp/source.log" nbdkit -f -U "$tmp/src.sock" -P "$tmp/src.pid" \
+          --filter="$MIGRATE_FILTER" "$@" migrate-control="$tmp/ctl.sock"
+    SRC_PID=$SPAWNED
+    wait_file "$tmp/src.pid" "$SRC_PID"
+    wait_file "$tmp/ctl.sock" "$SRC_PID"
+    SRC_URI="nbd+unix:///?socket=$tmp/src.sock"
+    SRC_CTL="$tmp/ctl.sock"
+}
+
+# start_recv OUTPUT TLS_ARGS...: stm-recv --once on 127.0.0.1 (behind the
+# command in the array RECV_WRAP, if set).  Sets RECV_PID and RECV_PORT.
+start_recv ()
+{
+    local out="$1" i; shift
+    spawn "$tmp/recv.log" ${RECV_WRAP[@]+"${RECV_WRAP[@]}"} "$STM_RECV" --listen 127.0.0.1:0 --output "$out" --once "$@"
+    RECV_PID=$SPAWNED
+    RECV_PORT=
+    for (( i = 0; i < 600; i++ )); do
+        RECV_PORT="$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' \
+                     "$tmp/recv.log" | head -n 1)"
+        [ -n "$RECV_PORT" ] && return 0
+        kill -0 "$RECV_PID" 2>/dev/null || { cat "$tmp/recv.log" >&2; die "stm-recv exited at start"; }
+        sleep 0.05
+    done
+    die "stm-recv did not say its port"
+}
+
+# wait_pid PID SECONDS: wait for a spawned process to exit; prints nothing,
+# returns its status (124 if killed after SECONDS).
+wait_pid ()
+{
+    local i n=$(( $2 * 20 ))
+    for (( i = 0; i < n; i++ )); do kill -0 "$1" 2>/dev/null || break; sleep 0.05; done
+    if kill -0 "$1" 2>/dev/null; then stop "$1"; return 124; fi
+    wait "$1"
+}
+
+# time_stm_send TLS_ARGS...: run stm-send from the current source to the
+# current receiver; sets MS (wall time) and fails the benchmark on error.
+# The wall time covers the whole process: connecting, the handshake, the
+# full pass, the (empty) final pass, COMMIT and the flip.
+time_stm_send ()
+{
+    local t0 t1 rc=0
+    t0=$(now_ms)
+    "$STM_SEND" --source "$SRC_URI" --control "$SRC_CTL" \
+        --dest "127.0.0.1:$RECV_PORT" --no-progress "$@" \
+        >"$tmp/send.log" 2>&1 </dev/null || rc=$?
+    t1=$(now_ms)
+    MS=$(( t1 - t0 ))
+    if [ "$rc" -ne 0 ]; then
+        cat "$tmp/send.log" "$tmp/recv.log" >&2
+        die "stm-send failed with status $rc"
+    fi
+    wait_pid "$RECV_PID" 30 || die "stm-recv --once did not exit 0 after the migration"
+}
+
+# time_cmd COMMAND...: run COMMAND, set MS; fail the benchmark on error.
+time_cmd ()
+{
+    local t0 t1 rc=0
+    t0=$(now_ms)
+    "$@" >"$tmp/cmd.log" 2>&1 </dev/null || rc=$?
+    t1=$(now_ms)
+    MS=$(( t1 - t0 ))
+    [ "$rc" -eq 0 ] || { cat "$tmp/cmd.log" >&2; die "'$*' failed with status $rc"; }
+}
+
+# start_nbdkit_target PORT ARGS...: nbdkit on 127.0.0.1:PORT (TCP) with
+# ARGS; sets TGT_PID.
+start_nbdkit_target ()
+{
+    local port="$1"; shift
+    rm -f "$tmp/tgt.pid"
+    spawn "$tmp/target.log" nbdkit -f -i 127.0.0.1 -p "$port" -P "$tmp/tgt.pid" "$@"
+    TGT_PID=$SPAWNED
+    wait_file "$tmp/tgt.pid" "$TGT_PID"
+}
+
+# Results: record NAME MS, then print_table BASE (ratios against BASE).
+declare -A _results
+_names=()
+record ()
+{
+    [ -n "${_results[$1]+x}" ] || _names+=("$1")
+    _results[$1]="${_results[$1]:-} $2"
+}
+median_of () { median ${_results[$1]}; }
+
+# print_table BYTES: medians, MiB/s for BYTES moved, and each contender's
+# speed relative to stm (>1: stm is that many times faster).
+print_table ()
+{
+    local bytes="$1" n med stm_med
+    stm_med="$(median_of "${2:-stm-psk}")"
+    printf '\n%-34s %10s %10s %14s   %s\n' contender "median ms" "MiB/s" \
+           "stm speedup" "runs (ms)"
+    for n in "${_names[@]}"; do
+        med="$(median_of "$n")"
+        awk -v n="$n" -v m="$med" -v b="$bytes" -v s="$stm_med" -v r="${_results[$n]}" \
+            'BEGIN { rate = m > 0 ? b / 1048576 / (m / 1000) : 0; ratio = s > 0 ? m / s : 0;
+                     printf "%-34s %10d %10.0f %13.2fx  %s\n", n, m, rate, ratio, r }'
+    done
+}
