@@ -15,6 +15,10 @@
 #    (ansible/playbooks/migrate.yml) from host "src" to host "dst", both
 #    this machine, with X.509 certificates, and checks the returned
 #    facts, the fenced source and the byte identity of the destination.
+# 5. ansible/tests/forward-migration.yml runs the example playbook again,
+#    on a new source, with stm_flip=forward and stm_recv_export: the
+#    source forwards, the receiver is left serving its export (URI
+#    returned), and stopping it reports the commit.
 #
 # Skipped (77) when ansible-playbook is not installed.
 
@@ -181,4 +185,26 @@ playbook live live-migration.yml -e "@$tmp/vars.json" \
 state_is fenced || fail "the source is not fenced after the migration: $(ctl STATUS)"
 cmp "$tmp/src.img" "$tmp/dst.img" || fail "the destination differs from the fenced source"
 info "$(grep -o 'stm_migration: [^"]*' "$tmp/live.out" | tail -n 1)"
+
+# ----------------------------------------------------------------------
+# 5. The forward flip to the receiver's export, with the example playbook.
+
+# The fenced source is done with: a new nbdkit serves a new image, with no
+# writer, so that the destination can be compared with it afterwards.
+if alive "$WRITER_PID"; then
+    kill -TERM "$WRITER_PID" 2>/dev/null || true
+    wait_exit "$WRITER_PID" 10
+fi
+stop_nbdkit
+make_random_image "$tmp/src-fwd.img" 16
+start_nbdkit_migrate "$tmp/src-fwd.img"
+# A free port for the export (the kernel's choice, released at once).
+export_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+playbook forward forward-migration.yml -e "@$tmp/vars.json" \
+    -e stm_migration_name=forward -e stm_flip=forward \
+    -e "stm_recv_export=127.0.0.1:$export_port" \
+    -e "stm_dest_image=$tmp/dst-fwd.img" -e "test_source_image=$tmp/src-fwd.img"
+state_is forwarding || fail "the source is not forwarding after the forward migration: $(ctl STATUS)"
+[ ! -e "$run_dir/forward.pid" ] || fail "the exporting receiver's pid file is left behind"
+info "the forward flip: source forwarding, export served until stopped"
 info "PASS"

@@ -79,6 +79,39 @@ options:
         unauthenticated. For trusted networks and tests only.
     type: bool
     default: false
+  force:
+    description:
+      - Let the first migration to connect overwrite an output that
+        C(stm-recv) would otherwise refuse (C(--force)); a non-empty
+        regular file with no C(OUTPUT.stm-state) beside it (somebody's
+        data), an output whose state file is damaged or no longer matches
+        it, or one that holds another migration (an earlier migration of
+        the same disk under another nbdkit process, say).
+      - A migration the output holds is still resumed, not overwritten,
+        when its own sender comes back.
+      - Without it such an output makes the receiver exit before it
+        listens (or refuse the sender with a C(mismatch) error), and the
+        task fails saying so.
+    type: bool
+    version_added: "0.2.0"
+    default: false
+  export:
+    description:
+      - After a migration commits, serve the finished image over NBD at
+        C(HOST:PORT) (C(--export)), for M(stm.migration.stm_send) with
+        C(flip=forward); C(stm-recv) runs C(nbdkit) with its own
+        credentials and announces the URI to the sender.
+      - HOST must be a name or address the source host reaches this host
+        by (not a wildcard such as C(0.0.0.0)), PORT a fixed port.
+      - Once it serves, the receiver takes no more senders and keeps
+        running, with or without I(once), for as long as the export is
+        needed; C(state=absent) stops both, which cuts off a guest still
+        forwarded to it.
+      - The export's URI is returned as I(export_uri) once the receiver
+        reports it (after the commit; run the task again, or stop the
+        receiver, to learn it).
+    type: str
+    version_added: "0.2.0"
   once:
     description:
       - Exit after one migration has committed (C(--once)). Without it the
@@ -156,6 +189,29 @@ EXAMPLES = r'''
     output: /dev/vg0/disk1
     tls_certs: /etc/stm/pki
 
+- name: Receive over an existing image, and serve the result for flip=forward
+  stm.migration.stm_recv:
+    name: disk2
+    listen: "0.0.0.0:10811"
+    output: /var/lib/disks/disk2.img   # an old copy, not an stm-recv output
+    force: true
+    export: "dest1.example.com:10812"
+    tls_psk: /etc/stm/keys.psk
+
+- name: Later, after stm_send with flip=forward, learn the export's URI
+  stm.migration.stm_recv:
+    name: disk2
+    listen: "0.0.0.0:10811"
+    output: /var/lib/disks/disk2.img
+    force: true
+    export: "dest1.example.com:10812"
+    tls_psk: /etc/stm/keys.psk
+  register: exporting
+
+- name: Show it
+  ansible.builtin.debug:
+    msg: "{{ exporting.export_uri | default('not exporting (yet)') }}"
+
 - name: Stop the receiver (whether or not its migration committed)
   stm.migration.stm_recv:
     name: disk0
@@ -207,6 +263,50 @@ last_event:
   returned: when it printed one
   type: dict
   sample: {"event": "done", "ts": 1795297603.5}
+export_uri:
+  description: The NBD URI at which the receiver serves the committed
+    image (I(export)), as it reported it; C(nbds://) with TLS.
+  returned: when the receiver reported serving an export
+  type: str
+  sample: nbds://dest1.example.com:10812/
+exporting:
+  description: Whether the receiver reported serving the image over NBD
+    (I(export)) and still runs.
+  returned: always
+  type: bool
+  sample: false
+migration_id:
+  description: The id of the migration the receiver last accepted (its
+    last C(hello) event).
+  returned: when the receiver accepted a sender
+  type: str
+  sample: 3f0c9a1d5e7b2468
+resume_mode:
+  description: How the receiver took the last sender; C(new) when the
+    output held nothing of its migration, C(resume) when it went on from
+    the durable position the output's state file recorded.
+  returned: when the receiver accepted a sender
+  type: str
+  sample: new
+state_file:
+  description: The receiver's state file beside the output
+    (C(OUTPUT.stm-state)), which records the migration the output holds.
+  returned: when output is given
+  type: str
+  sample: /var/lib/disks/disk0.img.stm-state
+error:
+  description: The receiver's last C(error) event, for example a sender
+    refused with C(mismatch) because the output holds another migration.
+  returned: when the receiver printed one
+  type: dict
+  sample: {"event": "error", "code": "EMISMATCH", "message": "refusing to start: ..."}
+cmd:
+  description: The command that started the receiver.
+  returned: when this task started a receiver, or failed to
+  type: list
+  elements: str
+  sample: ["stm-recv", "--listen", "0.0.0.0:0", "--output", "/var/lib/disks/disk0.img",
+           "--tls-psk", "/etc/stm/keys.psk", "--once", "--json"]
 pid_file:
   description: The receiver's pid file.
   returned: always
@@ -254,6 +354,14 @@ _DEFERRED_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 
 # How often the module looks at the receiver's files while it waits.
 _POLL_SECONDS = 0.1
+
+# The line stm-recv writes on stderr once its export serves
+# (receiver/export.c); it has no JSON event of its own, so the URI is
+# taken from here unless an event carries one.
+_EXPORT_LINE = re.compile(r'exporting .* over NBD at (nbds?://\S+) \(nbdkit pid \d+\)')
+
+# Wildcard addresses: an export there could not be reached by the source.
+_WILDCARDS = ('', '0.0.0.0', '::', '[::]', '*')
 
 
 def run_files(run_dir, name):
@@ -315,10 +423,41 @@ def check_started_params(module, binary):
     if binary is None:
         problems.append('cannot find the program %s (set binary to its path)'
                         % p['binary'])
+    if p['export'] is not None:
+        try:
+            host, port = parse_host_port(p['export'])
+        except ValueError as e:
+            problems.append('export: %s' % e)
+        else:
+            if host in _WILDCARDS:
+                problems.append('export %s: give a name or address the source '
+                                'host reaches this host by, not a wildcard'
+                                % p['export'])
+            if port == 0:
+                problems.append('export %s: give a fixed port, not 0' % p['export'])
     for name in ('start_timeout', 'stop_timeout'):
         if p[name] <= 0:
             problems.append('%s must be positive' % name)
     return problems
+
+
+def refused_output(path):
+    """Why stm-recv would refuse PATH without --force, or None.
+
+    Only the case that needs no parsing is predicted (for check mode): a
+    non-empty regular file with no state file beside it.  Damaged or
+    mismatching state files are left to stm-recv, which says which.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if stat.S_ISREG(st.st_mode) and st.st_size > 0 \
+            and not os.path.exists(path + '.stm-state'):
+        return ('output %s is a non-empty file that is not an stm-recv output '
+                '(no %s.stm-state beside it); set force=true to overwrite it'
+                % (path, path))
+    return None
 
 
 def find_binary(module):
@@ -330,13 +469,20 @@ def find_binary(module):
 
 
 def start(module, binary, files):
-    """Start the receiver detached and wait for its listening event."""
+    """Start the receiver detached and wait for its listening event.
+
+    Returns (pid, the listening event, the command line).
+    """
     p = module.params
     pid_file, events_file, log_file = files
     argv = [binary, '--listen', p['listen'], '--output', p['output']]
     argv += tls_cli_args(p)
     if p['once']:
         argv.append('--once')
+    if p['force']:
+        argv.append('--force')
+    if p['export'] is not None:
+        argv += ['--export', p['export']]
     argv += p['extra_args']
     argv.append('--json')
 
@@ -371,11 +517,13 @@ def start(module, binary, files):
     while True:
         listening = last_event(read_events(events_file), 'listening')
         if listening is not None:
-            return proc.pid, listening
+            return proc.pid, listening, argv
         status = proc.poll()
         if status is not None:
             os.unlink(pid_file)
             message = tail(log_file) or 'no message'
+            if '--force' in message and not p['force']:
+                message += ' (the module option force=true is --force)'
             module.fail_json(msg='stm-recv exited with status %d before '
                              'listening on %s: %s' % (status, p['listen'], message),
                              rc=status, cmd=argv, stderr=message,
@@ -433,13 +581,45 @@ def stop_process(pid, timeout):
     return True
 
 
-def result_base(files, events):
+def export_uri(events, log_file):
+    """The URI of the receiver's export, if it reported one."""
+    for event in reversed(events):
+        for key in ('export_uri', 'uri'):
+            if event.get(key):
+                return str(event[key])
+    try:
+        with open(log_file, 'r') as f:
+            lines = f.readlines()
+    except (IOError, OSError):
+        return None
+    for line in reversed(lines):
+        m = _EXPORT_LINE.search(line)
+        if m:
+            return m.group(1)
+    return None
+
+
+def result_base(files, events, output=None, running=False):
     """The return values every outcome shares."""
     pid_file, events_file, log_file = files
     result = dict(pid_file=pid_file, events_file=events_file, log_file=log_file,
                   committed=last_event(events, 'commit') is not None)
     if events:
         result['last_event'] = events[-1]
+    hello = last_event(events, 'hello')
+    if hello is not None:
+        result.update(migration_id=hello.get('migration_id'),
+                      resume_mode=hello.get('mode'))
+        output = output or hello.get('output')
+    if output:
+        result['state_file'] = output + '.stm-state'
+    error = last_event(events, 'error')
+    if error is not None:
+        result['error'] = error
+    uri = export_uri(events, log_file)
+    if uri is not None:
+        result['export_uri'] = uri
+    result['exporting'] = uri is not None and running
     return result
 
 
@@ -457,6 +637,8 @@ def main():
         state=dict(type='str', choices=['started', 'absent'], default='started'),
         listen=dict(type='str', default='0.0.0.0:10809'),
         output=dict(type='path'),
+        force=dict(type='bool', default=False),
+        export=dict(type='str'),
         once=dict(type='bool', default=True),
         run_dir=dict(type='path', default='/run/stm'),
         binary=dict(type='path', default='stm-recv'),
@@ -477,7 +659,8 @@ def main():
     pid = receiver_pid(pid_file, binary_name)
 
     if p['state'] == 'absent':
-        result = result_base(files, read_events(events_file))
+        result = result_base(files, read_events(events_file), p['output'],
+                             running=pid is not None)
         if pid is None:
             if os.path.exists(pid_file) and not module.check_mode:
                 os.unlink(pid_file)
@@ -487,7 +670,7 @@ def main():
         killed = stop_process(pid, p['stop_timeout'])
         os.unlink(pid_file)
         # Its last events may have been written while it stopped.
-        result = result_base(files, read_events(events_file))
+        result = result_base(files, read_events(events_file), p['output'])
         module.exit_json(changed=True, running=False, pid=pid, killed=killed,
                          **result)
 
@@ -499,7 +682,7 @@ def main():
     if pid is not None:
         # Already running: report it again, idempotently.
         events = read_events(events_file)
-        result = result_base(files, events)
+        result = result_base(files, events, p['output'], running=True)
         listening = last_event(events, 'listening')
         if listening is not None:
             result.update(port=int(listening['port']), host=listening.get('host'),
@@ -507,8 +690,15 @@ def main():
         module.exit_json(changed=False, running=True, pid=pid, **result)
 
     if module.check_mode:
+        # What stm-recv would refuse at startup, predicted where that needs
+        # no parsing; a real start leaves it to stm-recv's own message.
+        refused = None if p['force'] else refused_output(p['output'])
+        if refused is not None:
+            module.fail_json(msg='stm_recv (check mode): ' + refused,
+                             problems=[refused])
         module.exit_json(changed=True, running=False,
-                         msg='stm-recv would be started', **result_base(files, []))
+                         msg='stm-recv would be started',
+                         **result_base(files, [], p['output']))
 
     if not os.path.isdir(p['run_dir']):
         try:
@@ -516,9 +706,10 @@ def main():
         except OSError as e:
             module.fail_json(msg='cannot create run_dir %s: %s'
                              % (p['run_dir'], e.strerror or e))
-    pid, listening = start(module, binary, files)
-    result = result_base(files, read_events(events_file))
-    module.exit_json(changed=True, running=True, pid=pid,
+    pid, listening, argv = start(module, binary, files)
+    result = result_base(files, read_events(events_file), p['output'],
+                         running=True)
+    module.exit_json(changed=True, running=True, pid=pid, cmd=argv,
                      port=int(listening['port']), host=listening.get('host'),
                      listen=listen_address(listening), **result)
 

@@ -85,7 +85,8 @@ options:
   forward_uri:
     description:
       - With I(flip=forward), the destination's NBD URI (default the URI the
-        receiver announces).
+        receiver announces, which it does when it runs with I(export), see
+        M(stm.migration.stm_recv); C(stm-send) adds its own credentials).
     type: str
   max_downtime:
     description:
@@ -97,6 +98,35 @@ options:
       - Cut over after at most this many passes even if the copy has not
         converged.
     type: int
+  converge:
+    description:
+      - What C(stm-send) does when the dirty set stops shrinking for two
+        passes (C(--converge)).
+      - C(throttle) slows guest writes through the filter, step by step,
+        until the copy converges; the throttle is released at the flip and
+        on every way out.
+      - C(force) cuts over at once, with the downtime that takes (the
+        I(downtime) return value says how long, and I(forced) is true).
+      - C(abort) gives up; the task fails with the source thawed,
+        unthrottled and authoritative. With I(max_passes), reaching the
+        limit gives up too instead of cutting over.
+      - Unset, the CLI's default applies (C(throttle)).
+    type: str
+    version_added: "0.2.0"
+    choices: [throttle, force, abort]
+  retry_timeout:
+    description:
+      - After losing the receiver (network cut, receiver restarted), how
+        long C(stm-send) keeps reconnecting to resume the same migration
+        (C(--retry-timeout)); a bare number is seconds, units such as
+        C(90s), C(5m), C(1h) are accepted. C(0) gives up at the first lost
+        connection.
+      - The source is thawed while C(stm-send) waits; the guest is never
+        held. Unset, the CLI's default applies (5 minutes).
+      - Keep I(timeout), if set, longer than this, or the module stops
+        C(stm-send) while it is still retrying.
+    type: str
+    version_added: "0.2.0"
   rate:
     description:
       - Cap the average sending rate in bytes per second, for example
@@ -142,6 +172,13 @@ attributes:
 notes:
   - The sender shows no progress bar here; its JSON events are parsed, and
     the number of events of each kind is returned.
+  - A migration that lost its receiver and resumed is still one task;
+    I(reconnects) and I(reconnect_attempts) say how bumpy the road was.
+  - To resume a migration whose C(stm-send) was stopped, run the task again
+    with the same I(source), I(control) and I(dest) (the same text), while
+    the same nbdkit process serves the source; the migration id is derived
+    from them, so the receiver resumes it instead of copying everything
+    again.
 seealso:
   - module: stm.migration.stm_recv
 author:
@@ -163,6 +200,24 @@ EXAMPLES = r'''
     msg: >-
       {{ stm_migration.passes }} passes, {{ stm_migration.bytes_sent }} bytes,
       downtime {{ stm_migration.downtime_ms }} ms
+
+- name: Migrate a busy disk; keep the guest on the destination's export
+  stm.migration.stm_send:
+    source: "nbd+unix:///?socket=/run/stm/disk0.sock"
+    control: /run/stm/disk0.ctl
+    dest: "dest1.example.com:10809"
+    tls_psk: /etc/stm/keys.psk
+    flip: forward           # to the URI the receiver announces (its export)
+    converge: force         # never throttle the guest; accept the downtime
+    retry_timeout: 10m      # ride out a network outage of up to 10 minutes
+    timeout: 3600
+  register: migration
+
+- name: Say whether the network got in the way
+  ansible.builtin.debug:
+    msg: >-
+      resumed {{ migration.reconnects }} times, downtime
+      {{ migration.downtime_ms }} ms (forced: {{ migration.forced }})
 
 - name: Only check that a migration could start (connectivity, keys, source)
   stm.migration.stm_send:
@@ -200,10 +255,53 @@ passes:
   sample: 3
 downtime_ms:
   description: How long guest writes were paused at the cutover, in
-    milliseconds.
+    milliseconds, as the filter measured it (from the C(downtime) event,
+    fractional, else the C(done) event's whole milliseconds).
   returned: success, not in check mode
   type: float
   sample: 41.5
+downtime:
+  description: The CLI's C(downtime) event, the cutover as the filter
+    measured it, with C(downtime_ms), C(predicted_ms), C(forced),
+    C(freeze_ms) and C(preflush_ms).
+  returned: success, not in check mode, when the CLI printed one
+  type: dict
+  sample: {"event": "downtime", "downtime_ms": 41.5, "predicted_ms": 38.0,
+           "forced": false, "freeze_ms": 3.2, "preflush_ms": 1}
+forced:
+  description: Whether the cutover was forced (I(converge=force), or
+    I(max_passes) reached) rather than converged within I(max_downtime).
+  returned: success, not in check mode
+  type: bool
+  sample: false
+reconnects:
+  description: How many times C(stm-send) reconnected to the receiver and
+    went on with the migration (its C(resumed) events).
+  returned: when the CLI ran
+  type: int
+  sample: 0
+reconnect_attempts:
+  description: How many times C(stm-send) waited to reconnect after losing
+    the receiver (its C(reconnecting) events), successful or not.
+  returned: when the CLI ran
+  type: int
+  sample: 0
+resumed:
+  description: The CLI's C(resumed) events, one a reconnection; C(mode) is
+    C(resume) when the receiver still held the migration, C(new) when it
+    held nothing of it and everything was sent again.
+  returned: when the CLI ran and reconnected
+  type: list
+  elements: dict
+  sample: [{"event": "resumed", "dest": "dest1:10809", "mode": "resume",
+            "durable_seq": 12, "confirmed_bytes": 0}]
+throttle_bytes_per_second:
+  description: The lowest guest write throttle C(stm-send) set to make the
+    copy converge (I(converge=throttle)), in bytes per second; absent when
+    it never throttled.
+  returned: when the CLI ran and throttled
+  type: int
+  sample: 8388608
 seconds:
   description: How long the migration took.
   returned: success, not in check mode
@@ -270,11 +368,13 @@ ansible_facts:
   contains:
     stm_migration:
       description: The summary of the migration (I(bytes_sent), I(passes),
-        I(downtime_ms), I(seconds), I(flipped), I(dest)).
+        I(downtime_ms), I(seconds), I(flipped), I(dest), I(forced),
+        I(reconnects)).
       returned: success, not in check mode
       type: dict
       sample: {"bytes_sent": 67239936, "passes": 3, "downtime_ms": 41.5,
-               "seconds": 2.31, "flipped": true, "dest": "dest1:10809"}
+               "seconds": 2.31, "flipped": true, "dest": "dest1:10809",
+               "forced": false, "reconnects": 0}
 '''
 
 import os
@@ -307,6 +407,11 @@ _FLIPPED_STATES = ('fenced', 'forwarding')
 
 # The socket path in an nbd+unix URI, to check it exists in check mode.
 _UNIX_SOCKET = re.compile(r'[?&]socket=([^&]+)')
+
+# How the CLIs mark their messages on stderr (common/log.c): "PROG: error:
+# ..." and "PROG: warning: ...".
+_ERROR_LINE = re.compile(r'^[\w.-]+: error: ')
+_WARNING_LINE = re.compile(r'^[\w.-]+: warning: ')
 
 
 def find_binary(module):
@@ -374,6 +479,10 @@ def build_argv(module, binary):
         argv += ['--max-downtime', str(p['max_downtime'])]
     if p['max_passes'] is not None:
         argv += ['--max-passes', str(p['max_passes'])]
+    if p['converge'] is not None:
+        argv += ['--converge', p['converge']]
+    if p['retry_timeout'] is not None:
+        argv += ['--retry-timeout', str(p['retry_timeout'])]
     if p['rate'] is not None:
         argv += ['--rate', str(p['rate'])]
     argv += p['extra_args']
@@ -413,9 +522,19 @@ def run_sender(module, argv):
 
 
 def error_text(stderr, error):
-    """The CLI's own words for a failure: its error lines, else the event."""
+    """The CLI's own words for a failure: its error lines, else the event.
+
+    The lines the CLI marks as errors come first; only without any is a
+    line that merely mentions an error taken, because the warnings about
+    a lost receiver that was retried often name the error that was
+    overcome, and would bury the one that ended the migration.
+    """
     lines = [line.strip() for line in stderr.splitlines()
-             if 'error' in line.lower() and line.strip()]
+             if _ERROR_LINE.match(line.strip())]
+    if not lines:
+        lines = [line.strip() for line in stderr.splitlines()
+                 if 'error' in line.lower() and line.strip()
+                 and not _WARNING_LINE.match(line.strip())]
     if lines:
         return ' / '.join(lines)
     if error is not None and error.get('message'):
@@ -430,6 +549,27 @@ def count_events(events):
     return counts
 
 
+def reconnect_results(events):
+    """What the events say about lost receivers and guest throttling.
+
+    Returned whether or not the migration succeeded: a failure after
+    retries is best understood with the number of attempts beside it.
+    """
+    resumed = [e for e in events if e.get('event') == 'resumed']
+    result = dict(reconnects=len(resumed),
+                  reconnect_attempts=sum(1 for e in events
+                                         if e.get('event') == 'reconnecting'))
+    if resumed:
+        result['resumed'] = resumed
+    # A throttle event of 0 bytes per second is the release, not a limit.
+    limits = [int(e['bytes_per_second']) for e in events
+              if e.get('event') == 'throttle'
+              and int(e.get('bytes_per_second', 0)) > 0]
+    if limits:
+        result['throttle_bytes_per_second'] = min(limits)
+    return result
+
+
 def main():
     argument_spec = dict(
         source=dict(type='str', required=True),
@@ -440,6 +580,8 @@ def main():
         max_downtime=dict(type='str'),
         # Not a secret (a count of passes), whatever its name suggests.
         max_passes=dict(type='int', no_log=False),
+        converge=dict(type='str', choices=['throttle', 'force', 'abort']),
+        retry_timeout=dict(type='str'),
         rate=dict(type='str'),
         binary=dict(type='path', default='stm-send'),
         extra_args=dict(type='list', elements='str', default=[]),
@@ -493,6 +635,7 @@ def main():
     flip = last_event(events, 'flip')
     error = last_event(events, 'error')
     common = dict(rc=rc, stderr=err, cmd=argv, event_counts=count_events(events))
+    common.update(reconnect_results(events))
 
     if rc != 0 or done is None:
         # A usage error (2) stops stm-send before it touches the source.
@@ -510,15 +653,29 @@ def main():
         module.fail_json(msg=message, flipped=False, source_state=source_state,
                          **common)
 
+    # The downtime event has the filter's measure to the microsecond; the
+    # done event rounds it to whole milliseconds.  Older CLIs print only
+    # the latter.
+    downtime = last_event(events, 'downtime')
+    downtime_ms = float(done.get('downtime_ms', 0))
+    forced = False
+    if downtime is not None:
+        try:
+            downtime_ms = float(downtime.get('downtime_ms', downtime_ms))
+        except (TypeError, ValueError):
+            pass
+        forced = bool(downtime.get('forced', False))
+        common['downtime'] = downtime
     summary = dict(
         bytes_sent=int(done.get('bytes_sent', 0)),
         passes=int(done.get('passes', 0)),
-        downtime_ms=float(done.get('downtime_ms', 0)),
+        downtime_ms=downtime_ms,
         seconds=float(done.get('seconds', 0)),
     )
     flipped = flip is not None
-    fact = dict(summary, flipped=flipped, dest=p['dest'])
-    module.exit_json(changed=flipped, flipped=flipped,
+    fact = dict(summary, flipped=flipped, dest=p['dest'], forced=forced,
+                reconnects=common['reconnects'])
+    module.exit_json(changed=flipped, flipped=flipped, forced=forced,
                      source_state='fenced' if p['flip'] == 'fence' else 'forwarding',
                      summary=done, ansible_facts=dict(stm_migration=fact),
                      **dict(summary, **common))
