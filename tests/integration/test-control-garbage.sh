@@ -12,8 +12,7 @@ requires qemu-io --version
 
 size_mib=64
 size=$(( size_mib * 1024 * 1024 ))
-make_random_image "$tmp/src.img" "$size_mib"
-start_nbdkit_migrate "$tmp/src.img" migrate-block=64K
+start_source "$size_mib" migrate-block=64K
 nbd_touch
 
 before="$(ctl STATUS | head -n 1)"

@@ -11,22 +11,14 @@
 
 source ./functions.sh
 set -eu
-requires_built
-requires socat -V
-requires qemu-io --version
-requires fio --version
-requires psktool --version
+requires_psk_migration
 
 size_mib=32
-make_random_image "$tmp/src.img" "$size_mib"
-make_psk "$tmp/keys.psk"
-
-start_nbdkit_migrate "$tmp/src.img"
-start_writer "${size_mib}m" 120
-wait_for 30 "the guest writer to start writing" writes_above 1000
+start_psk_source "$size_mib"
+start_writer_and_wait "${size_mib}m" 120 1000
 
 # 1. abort
-start_stm_recv --output "$tmp/dst.img" --tls-psk "$tmp/keys.psk" --json
+start_psk_recv
 run_stm_send abort 60 --tls-psk "$tmp/keys.psk" --rate 12M --converge=abort
 [ "$EXIT_STATUS" -eq 1 ] || fail "stm-send --converge=abort exited with $EXIT_STATUS, not 1"
 grep -q "does not converge" "$tmp/abort.err" ||
@@ -41,17 +33,14 @@ wait_for 10 "guest writes to keep reaching the source" writes_above $(( before +
 info "part 1: aborted, the source thawed and serving"
 
 # 2. interrupted while throttling
-spawn "$tmp/throttle.out" "$tmp/throttle.err" "$STM_SEND" --source "$NBD_URI" \
-    --control "$CTL_SOCK" --dest "127.0.0.1:$RECV_PORT" --json --no-progress \
-    --tls-psk "$tmp/keys.psk" --rate 12M
-send_pid=$SPAWNED_PID
+start_stm_send throttle --tls-psk "$tmp/keys.psk" --rate 12M
 throttled () { grep -q '"event":"throttle"' "$tmp/throttle.out"; }
 wait_for 40 "stm-send to throttle the guest" throttled
 t="$(status_field throttle)"
 [ -n "$t" ] && [ "$t" -gt 0 ] || fail "STATUS shows no throttle while stm-send throttles: $(ctl STATUS)"
 info "throttled to $t bytes/s; interrupting stm-send"
-kill -TERM "$send_pid"
-wait_exit "$send_pid" 20
+kill -TERM "$SEND_PID"
+wait_exit "$SEND_PID" 20
 [ "$EXIT_STATUS" -eq 1 ] || fail "the interrupted stm-send exited with $EXIT_STATUS, not 1"
 grep -q "throttle is released" "$tmp/throttle.err" ||
     fail "stm-send did not say that it released the throttle"

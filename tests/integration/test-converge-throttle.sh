@@ -15,18 +15,13 @@ requires fio --version
 requires psktool --version
 
 size_mib=48
-make_random_image "$tmp/src.img" "$size_mib"
-make_psk "$tmp/keys.psk"
+start_psk_source "$size_mib"
+start_writer_and_wait "${size_mib}m" 120 1000
 
-start_nbdkit_migrate "$tmp/src.img"
-start_writer "${size_mib}m" 120
-wait_for 30 "the guest writer to start writing" writes_above 1000
-
-start_stm_recv --output "$tmp/dst.img" --tls-psk "$tmp/keys.psk" --once --json
+start_psk_recv --once
 run_stm_send send 90 --tls-psk "$tmp/keys.psk" --rate 16M --max-downtime 200
 [ "$EXIT_STATUS" -eq 0 ] || fail "stm-send exited with $EXIT_STATUS"
-wait_exit "$RECV_PID" 30
-[ "$EXIT_STATUS" -eq 0 ] || fail "stm-recv --once exited with $EXIT_STATUS"
+wait_recv_once_done
 
 out="$tmp/send.out"
 grep -q '"event":"throttle"' "$out" ||

@@ -9,15 +9,10 @@
 
 source ./functions.sh
 set -eu
-requires_built
-requires socat -V
-requires qemu-io --version
-requires fio --version
-requires psktool --version
+requires_psk_migration
 
 size_mib=64
-make_random_image "$tmp/src.img" "$size_mib"
-make_psk "$tmp/keys.psk"
+start_psk_source "$size_mib"
 mkdir "$tmp/dstfs"
 
 # Run stm-recv through a wrapper that limits the space it can write.
@@ -42,9 +37,7 @@ fi
 chmod +x "$STM_RECV"
 info "the destination has $how"
 
-start_nbdkit_migrate "$tmp/src.img"
-start_writer 32m 90 --rate=,1m
-wait_for 30 "the guest writer to start writing" writes_above 0
+start_writer_and_wait 32m 90 0 --rate=,1m
 
 start_stm_recv --output "$tmp/dstfs/dst.img" --tls-psk "$tmp/keys.psk" --json
 run_stm_send send 60 --tls-psk "$tmp/keys.psk" --rate 32M

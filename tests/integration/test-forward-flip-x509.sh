@@ -18,13 +18,11 @@ requires fio --version
 requires certtool --version
 
 size_mib=16
-make_random_image "$tmp/src.img" "$size_mib"
+start_source "$size_mib"
 make_x509 "$tmp/certs"
 export_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 
-start_nbdkit_migrate "$tmp/src.img"
-start_writer "${size_mib}m" 8 --rate=,2m
-wait_for 30 "the guest writer to start writing" writes_above 10
+start_writer_and_wait "${size_mib}m" 8 10 --rate=,2m
 
 start_stm_recv --output "$tmp/dst.img" --tls-certs "$tmp/certs" --json \
     --export "127.0.0.1:$export_port"

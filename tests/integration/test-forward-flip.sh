@@ -20,13 +20,11 @@ requires nbdcopy --version
 requires psktool --version
 
 size_mib=32
-make_random_image "$tmp/src.img" "$size_mib"
-make_psk "$tmp/keys.psk"
+start_psk_source "$size_mib"
 
 # A free port for the export (the kernel's choice, released at once).
 export_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 
-start_nbdkit_migrate "$tmp/src.img"
 requires fio --version
 spawn "$tmp/fio.json" "$tmp/fio.err" \
       fio --name=guest --ioengine=nbd --uri="$NBD_URI" \
@@ -35,8 +33,7 @@ spawn "$tmp/fio.json" "$tmp/fio.err" \
 WRITER_PID=$SPAWNED_PID
 wait_for 30 "the guest writer to start writing" writes_above 1000
 
-start_stm_recv --output "$tmp/dst.img" --tls-psk "$tmp/keys.psk" --json \
-    --export "127.0.0.1:$export_port"
+start_psk_recv --export "127.0.0.1:$export_port"
 run_stm_send send 60 --tls-psk "$tmp/keys.psk" --flip forward
 [ "$EXIT_STATUS" -eq 0 ] || fail "stm-send --flip forward exited with $EXIT_STATUS"
 grep -q '"event":"flip","ts":[0-9.]*,"mode":"forward"' "$tmp/send.out" ||

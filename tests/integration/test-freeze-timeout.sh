@@ -7,21 +7,13 @@
 
 source ./functions.sh
 set -eu
-requires_built
-requires socat -V
-requires qemu-io --version
-requires fio --version
-requires psktool --version
+requires_psk_migration
 
 size_mib=32
-make_random_image "$tmp/src.img" "$size_mib"
-make_psk "$tmp/keys.psk"
+start_psk_source "$size_mib" migrate-freeze-timeout=2s
+start_writer_and_wait 16m 90 0 --rate=,1m
 
-start_nbdkit_migrate "$tmp/src.img" migrate-freeze-timeout=2s
-start_writer 16m 90 --rate=,1m
-wait_for 30 "the guest writer to start writing" writes_above 0
-
-start_stm_recv --output "$tmp/dst.img" --tls-psk "$tmp/keys.psk" --json
+start_psk_recv
 # The final pass: about 16 MiB at 2 MiB/s, far beyond the 2 s timeout.
 run_stm_send send 90 --tls-psk "$tmp/keys.psk" --rate 2M --max-downtime 60s \
     --max-passes 1

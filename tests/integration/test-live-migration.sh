@@ -7,30 +7,21 @@
 
 source ./functions.sh
 set -eu
-requires_built
-requires socat -V
-requires qemu-io --version
-requires fio --version
-requires psktool --version
+requires_psk_migration
 
 size_mib=128
 size=$(( size_mib * 1024 * 1024 ))
-make_random_image "$tmp/src.img" "$size_mib"
+start_psk_source "$size_mib"
 cp "$tmp/src.img" "$tmp/orig.img"
-make_psk "$tmp/keys.psk"
-
-start_nbdkit_migrate "$tmp/src.img"
-start_writer "${size_mib}m" 120 --rate=,4m
-wait_for 30 "the guest writer to start writing" writes_above 0
+start_writer_and_wait "${size_mib}m" 120 0 --rate=,4m
 writes_before="$(status_writes)"
 
-start_stm_recv --output "$tmp/dst.img" --tls-psk "$tmp/keys.psk" --once --json
+start_psk_recv --once
 
 run_stm_send send 180 --tls-psk "$tmp/keys.psk" --max-passes 10
 [ "$EXIT_STATUS" -eq 0 ] || fail "stm-send exited with $EXIT_STATUS"
 
-wait_exit "$RECV_PID" 30
-[ "$EXIT_STATUS" -eq 0 ] || fail "stm-recv --once exited with $EXIT_STATUS after the migration"
+wait_recv_once_done "after the migration"
 
 state_is fenced || fail "the source is not fenced: $(ctl STATUS)"
 writes_after="$(status_writes)"

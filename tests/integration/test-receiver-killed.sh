@@ -7,32 +7,19 @@
 
 source ./functions.sh
 set -eu
-requires_built
-requires socat -V
-requires qemu-io --version
-requires fio --version
-requires psktool --version
+requires_psk_migration
 
 size_mib=128
-make_random_image "$tmp/src.img" "$size_mib"
-make_psk "$tmp/keys.psk"
+start_psk_source "$size_mib"
+start_writer_and_wait 64m 90 0 --rate=,1m
 
-start_nbdkit_migrate "$tmp/src.img"
-start_writer 64m 90 --rate=,1m
-wait_for 30 "the guest writer to start writing" writes_above 0
-
-start_stm_recv --output "$tmp/dst.img" --tls-psk "$tmp/keys.psk" --json
+start_psk_recv
 
 # At 8 MiB/s the full pass of 128 MiB takes about 16 s.
-spawn "$tmp/send.out" "$tmp/send.err" \
-      "$STM_SEND" --source "$NBD_URI" --control "$CTL_SOCK" \
-      --dest "127.0.0.1:$RECV_PORT" --tls-psk "$tmp/keys.psk" \
-      --rate 8388608 --retry-timeout 3 --json --no-progress
-SEND_PID=$SPAWNED_PID
+start_stm_send send --tls-psk "$tmp/keys.psk" --rate 8388608 --retry-timeout 3
 
 # The first SNAPSHOT starts the full pass.
-generation_above_zero () { [ "$(status_field generation)" -gt 0 ]; }
-wait_for 30 "stm-send to start its first pass" generation_above_zero
+wait_for 30 "stm-send to start its first pass" generation_at_least 1
 sleep 2
 alive "$SEND_PID" || fail "stm-send ended before the receiver could be killed"
 state_is tracking || fail "the source is not tracking during the full pass"

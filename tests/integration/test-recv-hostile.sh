@@ -14,11 +14,7 @@
 
 source ./functions.sh
 set -eu
-requires_built
-requires socat -V
-requires qemu-io --version
-requires fio --version
-requires psktool --version
+requires_psk_migration
 requires python3 --version
 
 size_mib=16
@@ -200,9 +196,8 @@ HOSTILE_PIDS=()
 
 # --- Over TLS, during a real migration. ----------------------------------
 start_nbdkit_migrate "$tmp/src.img"
-start_writer 4m 60 --rate=,1m
-wait_for 30 "the guest writer to start writing" writes_above 0
-start_stm_recv --output "$tmp/dst.img" --tls-psk "$tmp/keys.psk" --json
+start_writer_and_wait 4m 60 0 --rate=,1m
+start_psk_recv
 
 hostile idle idle
 idle_pid=$SPAWNED_PID
@@ -213,13 +208,8 @@ hostile huge1 huge-header
 
 # At 2 MiB/s the full pass of 16 MiB takes about 8 s: garbage keeps
 # arriving while it runs.
-spawn "$tmp/send.out" "$tmp/send.err" \
-      "$STM_SEND" --source "$NBD_URI" --control "$CTL_SOCK" \
-      --dest "127.0.0.1:$RECV_PORT" --tls-psk "$tmp/keys.psk" \
-      --rate 2097152 --max-passes 4 --json --no-progress
-SEND_PID=$SPAWNED_PID
-generation_above_zero () { [ "$(status_field generation)" -gt 0 ]; }
-wait_for 30 "stm-send to start its first pass" generation_above_zero
+start_stm_send send --tls-psk "$tmp/keys.psk" --rate 2097152 --max-passes 4
+wait_for 30 "stm-send to start its first pass" generation_at_least 1
 hostile random2 random
 hostile huge2 huge-header
 # Once the handshake timeout has closed the idle peers, a flood of

@@ -11,28 +11,17 @@
 
 source ./functions.sh
 set -eu
-requires_built
-requires socat -V
-requires qemu-io --version
-requires fio --version
-requires psktool --version
+requires_psk_migration
 
 size_mib=32
 size=$(( size_mib * 1024 * 1024 ))
-make_random_image "$tmp/src.img" "$size_mib"
-make_psk "$tmp/keys.psk"
+start_psk_source "$size_mib"
+start_writer_and_wait 16m 120 0 --rate=,1m
 
-start_nbdkit_migrate "$tmp/src.img"
-start_writer 16m 120 --rate=,1m
-wait_for 30 "the guest writer to start writing" writes_above 0
-
-start_stm_recv --output "$tmp/dst.img" --tls-psk "$tmp/keys.psk" --once --json
+start_psk_recv --once
 start_relay
-spawn "$tmp/send.out" "$tmp/send.err" \
-      "$STM_SEND" --source "$NBD_URI" --control "$CTL_SOCK" \
-      --dest "127.0.0.1:$RELAY_PORT" --tls-psk "$tmp/keys.psk" \
-      --rate 4M --max-downtime 60s --retry-timeout 60 --json --no-progress
-SEND_PID=$SPAWNED_PID
+SEND_DEST_PORT=$RELAY_PORT start_stm_send send --tls-psk "$tmp/keys.psk" \
+    --rate 4M --max-downtime 60s --retry-timeout 60
 
 frozen () { grep -q '"event":"freeze"' "$tmp/send.out" && state_is frozen; }
 reconnecting () { grep -q '"event":"reconnecting"' "$tmp/send.out"; }
@@ -59,7 +48,6 @@ info "stm-send exited with status $EXIT_STATUS"
 sent="$(json_field "$tmp/send.out" done bytes_sent)"
 info "sent $sent bytes for a $size-byte image"
 state_is fenced || fail "the source is not fenced after the migration"
-wait_exit "$RECV_PID" 30
-[ "$EXIT_STATUS" -eq 0 ] || fail "stm-recv --once exited with $EXIT_STATUS"
+wait_recv_once_done
 cmp "$tmp/src.img" "$tmp/dst.img" || fail "destination differs from the source after a cut during the cutover"
 info "PASS"

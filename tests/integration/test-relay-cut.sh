@@ -10,40 +10,22 @@
 
 source ./functions.sh
 set -eu
-requires_built
-requires socat -V
-requires qemu-io --version
-requires fio --version
-requires psktool --version
+requires_psk_migration
 
 size_mib=128
 size=$(( size_mib * 1024 * 1024 ))
 rate=$(( 16 * 1024 * 1024 ))
-make_random_image "$tmp/src.img" "$size_mib"
-make_psk "$tmp/keys.psk"
+start_psk_source "$size_mib"
+start_writer_and_wait 4m 120 0 --rate=,1m
 
-start_nbdkit_migrate "$tmp/src.img"
-start_writer 4m 120 --rate=,1m
-wait_for 30 "the guest writer to start writing" writes_above 0
-
-start_stm_recv --output "$tmp/dst.img" --tls-psk "$tmp/keys.psk" --once --json
+start_psk_recv --once
 
 start_relay
 info "relay 127.0.0.1:$RELAY_PORT -> stm-recv 127.0.0.1:$RECV_PORT"
 
-spawn "$tmp/send.out" "$tmp/send.err" \
-      "$STM_SEND" --source "$NBD_URI" --control "$CTL_SOCK" \
-      --dest "127.0.0.1:$RELAY_PORT" --tls-psk "$tmp/keys.psk" \
-      --rate "$rate" --retry-timeout 60 --json --no-progress
-SEND_PID=$SPAWNED_PID
+SEND_DEST_PORT=$RELAY_PORT start_stm_send send --tls-psk "$tmp/keys.psk" \
+    --rate "$rate" --retry-timeout 60
 
-# sent_at_least BYTES: has stm-send reported that many bytes sent?
-sent_at_least ()
-{
-    local b
-    b="$(json_field "$tmp/send.out" progress bytes_sent)"
-    [ -n "$b" ] && [ "$b" -ge "$1" ]
-}
 # events_at_least EVENT N: has stm-send printed N EVENT events?
 events_at_least () { [ "$(grep -c "\"event\":\"$1\"" "$tmp/send.out")" -ge "$2" ]; }
 
@@ -79,7 +61,6 @@ info "sent $sent bytes for a $size-byte image ($(( sent * 100 / size ))%)"
 [ "$sent" -lt $(( size * 16 / 10 )) ] ||
     fail "stm-send sent $sent bytes, not less than 1.6 x the image: the cuts cost a recopy"
 state_is fenced || fail "the source is not fenced after the migration"
-wait_exit "$RECV_PID" 30
-[ "$EXIT_STATUS" -eq 0 ] || fail "stm-recv --once exited with $EXIT_STATUS"
+wait_recv_once_done
 cmp "$tmp/src.img" "$tmp/dst.img" || fail "destination differs from the source after two cuts"
 info "PASS"

@@ -12,33 +12,19 @@
 
 source ./functions.sh
 set -eu
-requires_built
-requires socat -V
-requires qemu-io --version
-requires fio --version
-requires psktool --version
+requires_psk_migration
 
 size_mib=64
 size=$(( size_mib * 1024 * 1024 ))
 rate=$(( 8 * 1024 * 1024 ))
-make_random_image "$tmp/src.img" "$size_mib"
-make_psk "$tmp/keys.psk"
+start_psk_source "$size_mib"
+start_writer_and_wait 4m 120 0 --rate=,1m
 
-start_nbdkit_migrate "$tmp/src.img"
-start_writer 4m 120 --rate=,1m
-wait_for 30 "the guest writer to start writing" writes_above 0
-
-# generation_at_least N: has stm-send taken its Nth snapshot (pass N)?
-generation_at_least () { [ "$(status_field generation)" -ge "$1" ]; }
 # reconnecting: has stm-send said it is reconnecting?
 reconnecting () { grep -q '"event":"reconnecting"' "$tmp/send.out"; }
 
-start_stm_recv --output "$tmp/dst.img" --tls-psk "$tmp/keys.psk" --json
-spawn "$tmp/send.out" "$tmp/send.err" \
-      "$STM_SEND" --source "$NBD_URI" --control "$CTL_SOCK" \
-      --dest "127.0.0.1:$RECV_PORT" --tls-psk "$tmp/keys.psk" \
-      --rate "$rate" --retry-timeout 60 --json --no-progress
-SEND_PID=$SPAWNED_PID
+start_psk_recv
+start_stm_send send --tls-psk "$tmp/keys.psk" --rate "$rate" --retry-timeout 60
 
 wait_for 60 "stm-send to start its second pass" generation_at_least 2
 alive "$SEND_PID" || fail "stm-send finished before the receiver could be killed"
@@ -51,8 +37,7 @@ state_is tracking || fail "the source is not tracking while stm-send reconnects"
 # The sender identifies the migration by the destination it was given,
 # so the restarted receiver listens where the first one did.
 sleep 1
-RECV_LISTEN="127.0.0.1:$RECV_PORT" \
-    start_stm_recv --output "$tmp/dst.img" --tls-psk "$tmp/keys.psk" --once --json
+RECV_LISTEN="127.0.0.1:$RECV_PORT" start_psk_recv --once
 
 wait_exit "$SEND_PID" 120
 info "stm-send exited with status $EXIT_STATUS"
@@ -64,8 +49,7 @@ sent="$(json_field "$tmp/send.out" done bytes_sent)"
 info "sent $sent bytes for a $size-byte image ($(( sent * 100 / size ))%)"
 [ "$sent" -lt $(( size * 16 / 10 )) ] ||
     fail "stm-send sent $sent bytes, not less than 1.6 x the image: a full recopy"
-wait_exit "$RECV_PID" 30
-[ "$EXIT_STATUS" -eq 0 ] || fail "stm-recv --once exited with $EXIT_STATUS"
+wait_recv_once_done
 state_is fenced || fail "the source is not fenced after the migration"
 cmp "$tmp/src.img" "$tmp/dst.img" || fail "destination differs from the source after a resumed migration"
 info "resumed after the receiver was killed and restarted; identical"

@@ -9,34 +9,13 @@
 
 source ./functions.sh
 set -eu
-requires_built
-requires socat -V
-requires qemu-io --version
-requires fio --version
-requires psktool --version
+requires_psk_migration
 
 size_mib=64
 size=$(( size_mib * 1024 * 1024 ))
 rate=$(( 8 * 1024 * 1024 ))
-make_random_image "$tmp/src.img" "$size_mib"
-make_psk "$tmp/keys.psk"
-
-start_nbdkit_migrate "$tmp/src.img"
-start_writer 4m 120 --rate=,1m
-wait_for 30 "the guest writer to start writing" writes_above 0
-
-# generation_at_least N: has stm-send taken its Nth snapshot (pass N)?
-generation_at_least () { [ "$(status_field generation)" -ge "$1" ]; }
-
-# start_send NAME: stm-send in the background; sets SEND_PID.
-start_send ()
-{
-    spawn "$tmp/$1.out" "$tmp/$1.err" \
-          "$STM_SEND" --source "$NBD_URI" --control "$CTL_SOCK" \
-          --dest "127.0.0.1:$RECV_PORT" --tls-psk "$tmp/keys.psk" \
-          --rate "$rate" --json --no-progress
-    SEND_PID=$SPAWNED_PID
-}
+start_psk_source "$size_mib"
+start_writer_and_wait 4m 120 0 --rate=,1m
 
 # check_resumed NAME: run NAME finished the migration without a full copy.
 check_resumed ()
@@ -52,8 +31,8 @@ check_resumed ()
         fail "$1: stm-send's start event does not say mode resume"
 }
 
-start_stm_recv --output "$tmp/dst.img" --tls-psk "$tmp/keys.psk" --once --json
-start_send send1
+start_psk_recv --once
+start_stm_send send1 --tls-psk "$tmp/keys.psk" --rate "$rate"
 wait_for 60 "stm-send to start its second pass" generation_at_least 2
 alive "$SEND_PID" || fail "stm-send finished before it could be killed"
 info "killing stm-send (pid $SEND_PID) in pass $(status_field generation)"
@@ -74,8 +53,7 @@ info "sent $sent1 (+ up to $rate) before the kill and $sent2 after: $total of $s
 [ "$total" -lt $(( size * 16 / 10 )) ] ||
     fail "$total bytes sent in all, not less than 1.6 x the $size-byte image"
 state_is fenced || fail "the source is not fenced after the migration"
-wait_exit "$RECV_PID" 30
-[ "$EXIT_STATUS" -eq 0 ] || fail "stm-recv --once exited with $EXIT_STATUS"
+wait_recv_once_done
 cmp "$tmp/src.img" "$tmp/dst.img" || fail "destination differs from the source after a resumed migration"
 info "resumed after the sender was killed; identical"
 info "PASS"

@@ -11,26 +11,14 @@
 
 source ./functions.sh
 set -eu
-requires_built
-requires socat -V
-requires qemu-io --version
-requires fio --version
-requires psktool --version
+requires_psk_migration
 
 size_mib=32
-make_random_image "$tmp/src.img" "$size_mib"
-make_psk "$tmp/keys.psk"
+start_psk_source "$size_mib"
+start_writer_and_wait 16m 120 0 --rate=,1m
 
-start_nbdkit_migrate "$tmp/src.img"
-start_writer 16m 120 --rate=,1m
-wait_for 30 "the guest writer to start writing" writes_above 0
-
-start_stm_recv --output "$tmp/dst.img" --tls-psk "$tmp/keys.psk" --json
-spawn "$tmp/send.out" "$tmp/send.err" \
-      "$STM_SEND" --source "$NBD_URI" --control "$CTL_SOCK" \
-      --dest "127.0.0.1:$RECV_PORT" --tls-psk "$tmp/keys.psk" \
-      --rate 4M --max-downtime 60s --json --no-progress
-SEND_PID=$SPAWNED_PID
+start_psk_recv
+start_stm_send send --tls-psk "$tmp/keys.psk" --rate 4M --max-downtime 60s
 
 frozen () { grep -q '"event":"freeze"' "$tmp/send.out" && state_is frozen; }
 wait_for 60 "stm-send to freeze the source" frozen

@@ -8,11 +8,7 @@
 
 source ./functions.sh
 set -eu
-requires_built
-requires socat -V
-requires qemu-io --version
-requires fio --version
-requires psktool --version
+requires_psk_migration
 requires nbdkit --filter=error null --run true
 
 size_mib=64
@@ -33,22 +29,11 @@ NBDKIT_PID=$SPAWNED_PID
 nbdkit_ready () { [ -S "$NBD_SOCK" ] && [ -S "$CTL_SOCK" ] && [ -s "$tmp/nbdkit.pid" ]; }
 wait_for 30 "nbdkit to start" nbdkit_ready
 
-start_writer 8m 90 --rate=,1m
-wait_for 30 "the guest writer to start writing" writes_above 0
+start_writer_and_wait 8m 90 0 --rate=,1m
 
-start_stm_recv --output "$tmp/dst.img" --tls-psk "$tmp/keys.psk" --json
-spawn "$tmp/send.out" "$tmp/send.err" \
-      "$STM_SEND" --source "$NBD_URI" --control "$CTL_SOCK" \
-      --dest "127.0.0.1:$RECV_PORT" --tls-psk "$tmp/keys.psk" \
-      --rate 8M --json --no-progress
-SEND_PID=$SPAWNED_PID
+start_psk_recv
+start_stm_send send --tls-psk "$tmp/keys.psk" --rate 8M
 
-sent_at_least ()
-{
-    local b
-    b="$(json_field "$tmp/send.out" progress bytes_sent)"
-    [ -n "$b" ] && [ "$b" -ge "$1" ]
-}
 wait_for 60 "stm-send to send 8 MiB" sent_at_least $(( 8 * 1024 * 1024 ))
 alive "$SEND_PID" || fail "stm-send ended before the read errors began"
 info "injecting read errors at $(json_field "$tmp/send.out" progress bytes_sent) bytes sent"

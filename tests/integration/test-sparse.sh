@@ -27,8 +27,7 @@ t0=$(date +%s)
 run_stm_send send 60 --insecure
 t1=$(date +%s)
 [ "$EXIT_STATUS" -eq 0 ] || fail "stm-send exited with $EXIT_STATUS"
-wait_exit "$RECV_PID" 30
-[ "$EXIT_STATUS" -eq 0 ] || fail "stm-recv --once exited with $EXIT_STATUS"
+wait_recv_once_done
 info "migrated in $(( t1 - t0 )) s"
 
 [ "$(stat -c %s "$tmp/dst.img")" -eq "$size" ] || fail "the destination has the wrong size"

@@ -13,12 +13,11 @@ requires qemu-io --version
 requires psktool --version
 
 size_mib=64
-make_random_image "$tmp/src.img" "$size_mib"
+start_source "$size_mib"
 make_psk "$tmp/good.psk"
 make_psk "$tmp/bad.psk"
 cmp -s "$tmp/good.psk" "$tmp/bad.psk" && fail "psktool made the same key twice"
 
-start_nbdkit_migrate "$tmp/src.img"
 nbd_touch
 start_stm_recv --output "$tmp/dst.img" --tls-psk "$tmp/good.psk" --once --json
 
@@ -45,8 +44,7 @@ check_refused plaintext
 # The source has been written meanwhile; migrate with the right key.
 run_stm_send good 120 --tls-psk "$tmp/good.psk"
 [ "$EXIT_STATUS" -eq 0 ] || fail "the sender with the right key failed ($EXIT_STATUS)"
-wait_exit "$RECV_PID" 30
-[ "$EXIT_STATUS" -eq 0 ] || fail "stm-recv --once exited with $EXIT_STATUS after the migration"
+wait_recv_once_done "after the migration"
 state_is fenced || fail "the source is not fenced after the migration"
 cmp "$tmp/src.img" "$tmp/dst.img" || fail "destination differs from the source"
 info "PASS"

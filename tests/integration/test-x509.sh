@@ -12,7 +12,7 @@ requires qemu-io --version
 requires certtool --version
 
 size_mib=64
-make_random_image "$tmp/src.img" "$size_mib"
+start_source "$size_mib"
 make_x509 "$tmp/pki"
 
 # A certs dir with the CA (to verify the receiver) but no client pair.
@@ -25,7 +25,6 @@ mkdir "$tmp/wrongca"
 cp "$tmp/pki/ca-cert.pem" "$tmp/wrongca/"
 cp "$tmp/other/client-cert.pem" "$tmp/other/client-key.pem" "$tmp/wrongca/"
 
-start_nbdkit_migrate "$tmp/src.img"
 nbd_touch
 start_stm_recv --output "$tmp/dst.img" --tls-certs "$tmp/pki" --once --json
 
@@ -53,8 +52,7 @@ check_refused wrongca
 
 run_stm_send good 120 --tls-certs "$tmp/pki"
 [ "$EXIT_STATUS" -eq 0 ] || fail "the sender with a valid certificate failed ($EXIT_STATUS)"
-wait_exit "$RECV_PID" 30
-[ "$EXIT_STATUS" -eq 0 ] || fail "stm-recv --once exited with $EXIT_STATUS after the migration"
+wait_recv_once_done "after the migration"
 state_is fenced || fail "the source is not fenced after the migration"
 cmp "$tmp/src.img" "$tmp/dst.img" || fail "destination differs from the source"
 info "PASS"
