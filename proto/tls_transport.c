@@ -1605,6 +1605,39 @@ monotonic_ms (void)
   return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Close a socket that failed half way through its set-up.  Both the
+ * connecting and the listening side do this, and both want the errno of the
+ * step that failed, not whatever close(2) leaves, for the caller's message.
+ */
+static void
+close_keeping_errno (int fd)
+{
+  int err = errno;
+
+  close (fd);
+  errno = err;
+}
+
+/* Resolve HOST (NULL for any address, with AI_PASSIVE in FLAGS) and PORT to
+ * stream socket addresses, numeric port only.  Connecting and listening
+ * resolve alike and differ only in FLAGS and in how they word a failure, so
+ * this returns getaddrinfo's code (errno intact for EAI_SYSTEM) and leaves
+ * the message to the caller.
+ */
+static int
+resolve_stream (const char *host, uint16_t port, int flags,
+                struct addrinfo **res)
+{
+  char portstr[16];
+  struct addrinfo hints = { 0 };
+
+  snprintf (portstr, sizeof portstr, "%u", (unsigned) port);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = flags;
+  return getaddrinfo (host, portstr, &hints, res);
+}
+
 /* Connect one address with a deadline.  Returns the fd, or -1 with errno
  * set (ETIMEDOUT when the deadline passed). */
 static int
@@ -1654,26 +1687,20 @@ connect_one (const struct addrinfo *ai, int64_t deadline_ms)
   return fd;
 
  fail:
-  err = errno;
-  close (fd);
-  errno = err;
+  close_keeping_errno (fd);
   return -1;
 }
 
 int
 tcp_connect (const char *host, uint16_t port, unsigned timeout_ms)
 {
-  char hostport[300], portstr[16];
-  struct addrinfo hints = { 0 }, *res = NULL, *ai;
+  char hostport[300];
+  struct addrinfo *res = NULL, *ai;
   int r, fd = -1, err = 0, one = 1;
   int64_t deadline = timeout_ms > 0 ? monotonic_ms () + timeout_ms : -1;
 
   format_host_port (hostport, sizeof hostport, host, port);
-  snprintf (portstr, sizeof portstr, "%u", (unsigned) port);
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  r = getaddrinfo (host, portstr, &hints, &res);
+  r = resolve_stream (host, port, AI_NUMERICSERV, &res);
   if (r != 0) {
     log_error ("cannot connect to %s: cannot resolve %s: %s", hostport, host,
                r == EAI_SYSTEM ? strerror (errno) : gai_strerror (r));
@@ -1704,7 +1731,7 @@ tcp_connect (const char *host, uint16_t port, unsigned timeout_ms)
 static int
 listen_one (const struct addrinfo *ai, bool dual_stack)
 {
-  int fd, one = 1, zero = 0, err;
+  int fd, one = 1, zero = 0;
 
   fd = socket (ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
                ai->ai_protocol);
@@ -1721,26 +1748,21 @@ listen_one (const struct addrinfo *ai, bool dual_stack)
   return fd;
 
  fail:
-  err = errno;
-  close (fd);
-  errno = err;
+  close_keeping_errno (fd);
   return -1;
 }
 
 int
 tcp_listen (const char *host, uint16_t port, uint16_t *bound_port)
 {
-  char hostport[300], portstr[16];
-  struct addrinfo hints = { 0 }, *res = NULL, *ai;
+  char hostport[300];
+  struct addrinfo *res = NULL, *ai;
   bool any = host == NULL || host[0] == '\0';
   int r, fd = -1, err = 0, pass;
 
   format_host_port (hostport, sizeof hostport, any ? "*" : host, port);
-  snprintf (portstr, sizeof portstr, "%u", (unsigned) port);
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  r = getaddrinfo (any ? NULL : host, portstr, &hints, &res);
+  r = resolve_stream (any ? NULL : host, port, AI_PASSIVE | AI_NUMERICSERV,
+                      &res);
   if (r != 0) {
     log_error ("cannot listen on %s: cannot resolve %s: %s", hostport,
                any ? "the wildcard address" : host,

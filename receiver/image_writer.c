@@ -16,6 +16,7 @@
 #include <linux/falloc.h>
 #include <linux/fs.h>
 
+#include "full_write.h"
 #include "image_writer.h"
 #include "log.h"
 
@@ -136,25 +137,7 @@ int
 image_writer_write (struct image_writer *w, uint64_t offset,
                     const void *buf, size_t len)
 {
-  const char *p = buf;
-
-  while (len > 0) {
-    ssize_t n = pwrite (w->fd, p, len, (off_t) offset);
-    if (n == -1) {
-      if (errno == EINTR)
-        continue;
-      return -1;
-    }
-    if (n == 0) {
-      /* pwrite made no progress without saying why; do not spin. */
-      errno = EIO;
-      return -1;
-    }
-    p += n;
-    len -= n;
-    offset += n;
-  }
-  return 0;
+  return full_pwrite (w->fd, buf, len, offset);
 }
 
 /* Did fallocate fail because this file system or device cannot do it at

@@ -388,19 +388,35 @@ mark_written (struct session *s)
                        "changed (nothing was written)");
 }
 
+/* DATA and ZERO both change the image, so both must first pass the same
+ * two gates: the range lies inside the image (else the session fails with a
+ * protocol error naming MESSAGE), and the state file records that the image
+ * is being changed before the first byte is.  Returns false when the
+ * session has already been failed.
+ */
+static bool
+may_change_image (struct session *s, const char *message,
+                  uint64_t offset, uint64_t length)
+{
+  struct receiver *rx = s->rx;
+
+  if (!wire_range_ok (offset, length, rx->record.image_size)) {
+    fail (s, WIRE_ERR_PROTOCOL,
+          "%s at offset %" PRIu64 " (%" PRIu64 " bytes) lies outside the image "
+          "(%" PRIu64 " bytes)", message, offset, length,
+          rx->record.image_size);
+    return false;
+  }
+  return mark_written (s) == 0;
+}
+
 static void
 handle_data (struct session *s, uint64_t offset, uint32_t length,
              const uint8_t *bytes)
 {
   struct receiver *rx = s->rx;
 
-  if (!wire_range_ok (offset, length, rx->record.image_size)) {
-    fail (s, WIRE_ERR_PROTOCOL,
-          "DATA at offset %" PRIu64 " (%" PRIu32 " bytes) lies outside the image "
-          "(%" PRIu64 " bytes)", offset, length, rx->record.image_size);
-    return;
-  }
-  if (mark_written (s) == -1)
+  if (!may_change_image (s, "DATA", offset, length))
     return;
   if (image_writer_write (rx->image, offset, bytes, length) == -1) {
     fail_io (s, errno, "writing", offset, length);
@@ -417,13 +433,7 @@ handle_zero (struct session *s, uint64_t offset, uint64_t length)
 {
   struct receiver *rx = s->rx;
 
-  if (!wire_range_ok (offset, length, rx->record.image_size)) {
-    fail (s, WIRE_ERR_PROTOCOL,
-          "ZERO at offset %" PRIu64 " (%" PRIu64 " bytes) lies outside the image "
-          "(%" PRIu64 " bytes)", offset, length, rx->record.image_size);
-    return;
-  }
-  if (mark_written (s) == -1)
+  if (!may_change_image (s, "ZERO", offset, length))
     return;
   if (image_writer_zero (rx->image, offset, length) == -1) {
     fail_io (s, errno, "zeroing", offset, length);

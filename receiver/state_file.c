@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include "full_write.h"
 #include "log.h"
 #include "state_file.h"
 
@@ -136,27 +137,6 @@ state_file_load (struct state_file *sf, enum state_found *found,
   return 0;
 }
 
-/* Write all of buf to fd. */
-static int
-write_all (int fd, const char *buf, size_t len)
-{
-  while (len > 0) {
-    ssize_t n = write (fd, buf, len);
-    if (n == -1) {
-      if (errno == EINTR)
-        continue;
-      return -1;
-    }
-    if (n == 0) {
-      errno = EIO;
-      return -1;
-    }
-    buf += n;
-    len -= (size_t) n;
-  }
-  return 0;
-}
-
 int
 state_file_store (struct state_file *sf, const struct migration_record *r)
 {
@@ -173,7 +153,7 @@ state_file_store (struct state_file *sf, const struct migration_record *r)
     return -1;
   /* fsync rather than fdatasync: the new file's size and existence are
    * metadata that must be on disk before the rename makes it the state. */
-  if (write_all (fd, text, len) == -1 || fsync (fd) == -1) {
+  if (full_pwrite (fd, text, len, 0) == -1 || fsync (fd) == -1) {
     saved = errno;
     close (fd);
     (void) unlink (sf->tmp_path);

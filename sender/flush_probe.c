@@ -8,6 +8,7 @@
 
 #include "flush_probe.h"
 #include "log.h"
+#include "source_handle.h"
 
 struct flush_probe {
   struct nbd_handle *nbd;
@@ -23,15 +24,12 @@ flush_probe_open (const char *uri, char *errbuf, size_t errlen)
     snprintf (errbuf, errlen, "out of memory");
     return NULL;
   }
-  p->nbd = nbd_create ();
+  p->nbd = source_handle_create ("stm-send-flush-probe", errbuf, errlen);
   if (p->nbd == NULL) {
-    snprintf (errbuf, errlen, "%s", nbd_get_error ());
     free (p);
     return NULL;
   }
-  nbd_set_handle_name (p->nbd, "stm-send-flush-probe");
-  if (nbd_set_uri_allow_local_file (p->nbd, true) == -1 ||
-      nbd_connect_uri (p->nbd, uri) == -1) {
+  if (nbd_connect_uri (p->nbd, uri) == -1) {
     snprintf (errbuf, errlen, "%s", nbd_get_error ());
     nbd_close (p->nbd);
     free (p);

@@ -29,6 +29,7 @@
 
 #include <libnbd.h>
 
+#include "source_handle.h"
 #include "source_reader.h"
 
 /* Largest range one block status request asks about, and the most runs of
@@ -96,20 +97,16 @@ source_reader_open (const char *uri, char *errbuf, size_t errlen)
       return NULL;
     }
   }
-  r->nbd = nbd_create ();
+  r->nbd = source_handle_create ("stm-send-source", errbuf, errlen);
   if (r->nbd == NULL) {
-    snprintf (errbuf, errlen, "%s", nbd_get_error ());
     source_reader_close (r);
     return NULL;
   }
-  nbd_set_handle_name (r->nbd, "stm-send-source");
   /* libnbd zeroes every read buffer before reading into it, in case a
    * server answers short; the read either succeeds in full or fails and
    * the buffer is then not used, so that memset is pure cost (it was a
    * visible share of stm-send's time in a profile of the full pass). */
   nbd_set_pread_initialize (r->nbd, false);
-  /* Allow tls-psk-file= and similar local-file parameters in the URI. */
-  nbd_set_uri_allow_local_file (r->nbd, true);
   /* Ask for the allocation map, so holes need not be read.  A server
    * without it is fine: everything is read then. */
   if (nbd_add_meta_context (r->nbd, LIBNBD_CONTEXT_BASE_ALLOCATION) == -1) {
