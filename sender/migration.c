@@ -85,18 +85,30 @@ migration_sample (const struct migration *m, struct progress_sample *s, uint64_t
   fill_sample (m, s, now);
 }
 
+/* Queue one message, with PAYLOAD after its frame (NULL, 0 for none).  A
+ * connection that is gone or refuses the bytes means the receiver is lost:
+ * every sender of messages reacts the same way, so it is said once here.
+ * -1 after reconnect_lost. */
 static int
-send_msg (struct migration *m, const uint8_t *frame, size_t len)
+send_with_payload (struct migration *m, const uint8_t *frame, size_t len,
+                   const void *payload, size_t payload_len)
 {
   char where[64];
-  if (m->conn == NULL && m->phase == PHASE_RECONNECTING)
-    return -1;          /* already waiting to connect again */
-  if (m->conn == NULL || stm_conn_send (m->conn, frame, len, NULL, 0) == -1) {
+  if (m->conn == NULL ||
+      stm_conn_send (m->conn, frame, len, payload, payload_len) == -1) {
     reconnect_lost (m, true, "cannot send to the receiver at %s %s",
                     m->opts->dest, migration_where (m, where, sizeof where));
     return -1;
   }
   return 0;
+}
+
+static int
+send_msg (struct migration *m, const uint8_t *frame, size_t len)
+{
+  if (m->conn == NULL && m->phase == PHASE_RECONNECTING)
+    return -1;          /* already waiting to connect again */
+  return send_with_payload (m, frame, len, NULL, 0);
 }
 
 /* ---- SYNC bookkeeping ---------------------------------------------- */
@@ -186,6 +198,23 @@ migration_confirm_up_to (struct migration *m, uint64_t seq)
 
 static void pump (struct migration *m);
 
+/* Outside the final pass, ask the filter how much is dirty now, for the
+ * progress report, and let the convergence policy look at it: a pass
+ * already doomed not to shrink the dirty set may be throttled now rather
+ * than at its end (cutover.c).  Both the end of a pass and the periodic
+ * tick do this.  A failed STATUS is not fatal here: the next one will do.
+ * -1 when the policy ended the migration. */
+static int
+refresh_dirty_during_pass (struct migration *m)
+{
+  struct control_status st;
+
+  if (m->final_pass || control_status (m->control, &st) != 0)
+    return 0;
+  m->dirty_bytes = st.dirty_bytes;
+  return cutover_during_pass (m, &st);
+}
+
 static void
 pass_all_sent (struct migration *m)
 {
@@ -194,14 +223,8 @@ pass_all_sent (struct migration *m)
   uint64_t now = time_monotonic_ns ();
 
   m->pass_ended = true;
-  if (!m->final_pass) {
-    struct control_status st;
-    if (control_status (m->control, &st) == 0) {
-      m->dirty_bytes = st.dirty_bytes;
-      if (cutover_during_pass (m, &st) == -1)
-        return;
-    }
-  }
+  if (refresh_dirty_during_pass (m) == -1)
+    return;
   fill_sample (m, &s, now);
   progress_update (&m->progress, &s, now, true);
   if (send_msg (m, frame, wire_encode_pass_end (frame, m->pass)) == -1)
@@ -332,18 +355,45 @@ all_zero (const void *buf, size_t len)
   return len == 0 || (p[0] == 0 && memcmp (p, p + 1, len - 1) == 0);
 }
 
+/* A result from the source reader that nobody waits for any more: the
+ * migration has ended, or the read belongs to a pass abandoned when the
+ * receiver was lost.  Both kinds of result (data and zeroes) are dropped
+ * by the same rule, and each counts once against stale_reads. */
+static bool
+source_result_unwanted (struct migration *m)
+{
+  if (ended (m))
+    return true;
+  if (m->stale_reads > 0) {
+    m->stale_reads--;
+    return true;
+  }
+  return false;
+}
+
+/* Account for a range just queued to the receiver as DATA or ZERO: it is
+ * done for this pass, and unsynced until the receiver says it is durable.
+ * -1 after failing the migration. */
+static int
+note_range_sent (struct migration *m, uint64_t offset, uint64_t length)
+{
+  m->last_activity_ns = time_monotonic_ns ();
+  m->pass_done += length;
+  m->bytes_sent += length;
+  if (extent_list_append (&m->unsynced, offset, length) == -1) {
+    cutover_fail (m, "out of memory");
+    return -1;
+  }
+  return 0;
+}
+
 static void
 on_read (void *opaque, uint64_t offset, uint32_t length, const void *buf, int err)
 {
   struct migration *m = opaque;
   char where[64];
-  if (ended (m))
+  if (source_result_unwanted (m))
     return;
-  /* A read of a pass abandoned when the receiver was lost. */
-  if (m->stale_reads > 0) {
-    m->stale_reads--;
-    return;
-  }
   if (err) {
     cutover_fail (m, "cannot read the source %s at offset %" PRIu64 " (%" PRIu32
                   " bytes) %s: %s", m->opts->source_uri, offset, length,
@@ -354,25 +404,17 @@ on_read (void *opaque, uint64_t offset, uint32_t length, const void *buf, int er
   uint8_t frame[WIRE_ENCODE_MAX];
   int r;
   if (all_zero (buf, length))
-    r = m->conn ? stm_conn_send (m->conn, frame, wire_encode_zero (frame, offset, length),
-                                 NULL, 0) : -1;
+    r = send_with_payload (m, frame, wire_encode_zero (frame, offset, length),
+                           NULL, 0);
   else
-    r = m->conn ? stm_conn_send (m->conn, frame,
-                                 wire_encode_data_header (frame, offset, length),
-                                 buf, length) : -1;
-  if (r == -1) {
-    reconnect_lost (m, true, "cannot send to the receiver at %s %s", m->opts->dest,
-                    migration_where (m, where, sizeof where));
+    r = send_with_payload (m, frame,
+                           wire_encode_data_header (frame, offset, length),
+                           buf, length);
+  if (r == -1)
     return;
-  }
-  m->last_activity_ns = time_monotonic_ns ();
-  m->pass_done += length;
-  m->bytes_sent += length;
   m->bytes_since_sync += length;
-  if (extent_list_append (&m->unsynced, offset, length) == -1) {
-    cutover_fail (m, "out of memory");
+  if (note_range_sent (m, offset, length) == -1)
     return;
-  }
   /* Make progress durable every so often within a long pass; the final
    * pass has COMMIT for that. */
   if (!m->final_pass &&
@@ -389,28 +431,13 @@ static void
 on_zero (void *opaque, uint64_t offset, uint64_t length)
 {
   struct migration *m = opaque;
-  char where[64];
-  if (ended (m))
+  if (source_result_unwanted (m))
     return;
-  if (m->stale_reads > 0) {
-    m->stale_reads--;
-    return;
-  }
   uint8_t frame[WIRE_ENCODE_MAX];
-  if (m->conn == NULL ||
-      stm_conn_send (m->conn, frame, wire_encode_zero (frame, offset, length),
-                     NULL, 0) == -1) {
-    reconnect_lost (m, true, "cannot send to the receiver at %s %s", m->opts->dest,
-                    migration_where (m, where, sizeof where));
+  if (send_with_payload (m, frame, wire_encode_zero (frame, offset, length),
+                         NULL, 0) == -1)
     return;
-  }
-  m->last_activity_ns = time_monotonic_ns ();
-  m->pass_done += length;
-  m->bytes_sent += length;
-  if (extent_list_append (&m->unsynced, offset, length) == -1) {
-    cutover_fail (m, "out of memory");
-    return;
-  }
+  (void) note_range_sent (m, offset, length);
 }
 
 static void
@@ -686,16 +713,8 @@ tick_cb (struct ev_loop *loop, ev_timer *w, int revents)
   }
   if (m->phase != PHASE_PASS && m->phase != PHASE_PASS_SYNC)
     return;
-  if (!m->final_pass) {
-    struct control_status st;
-    if (control_status (m->control, &st) == 0) {
-      m->dirty_bytes = st.dirty_bytes;
-      /* A pass already doomed not to shrink the dirty set may be
-       * throttled now rather than at its end (cutover.c). */
-      if (cutover_during_pass (m, &st) == -1)
-        return;
-    }
-  }
+  if (refresh_dirty_during_pass (m) == -1)
+    return;
   struct progress_sample s;
   fill_sample (m, &s, now);
   progress_update (&m->progress, &s, now, false);
@@ -819,6 +838,10 @@ connect_everything (struct migration *m)
   m->size = st.size;
   m->block = st.block;
   m->dirty_bytes = st.dirty_bytes;
+  /* FREEZE and FLIP run within the filter's freeze timeout, which may be
+   * longer than MIGRATION_CONTROL_TIMEOUT_MS: do not give up on a reply
+   * the filter is still entitled to be working on. */
+  control_client_set_freeze_timeout (m->control, st.freeze_timeout_ms);
 
   bool stable;
   if (migration_id_make (control_client_fd (m->control), o->control_path, m->size,
