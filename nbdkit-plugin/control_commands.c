@@ -9,12 +9,14 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <nbdkit-filter.h>
 
@@ -81,7 +83,7 @@ do_status (struct migration_state *st, enum control_role role,
                 " state=%s owner=%s throttle=%" PRIu64
                 " inflight_writes=%" PRIu64 " writes=%" PRIu64
                 " write_bytes=%" PRIu64 " freezes=%" PRIu64
-                " thaws_by_timeout=%" PRIu64,
+                " thaws_by_timeout=%" PRIu64 " freeze_timeout_ms=%" PRIu64,
                 st->size, st->block_size, st->generation,
                 block_bitmap_count (&st->dirty),
                 migration_bitmap_bytes (st, &st->dirty),
@@ -93,7 +95,10 @@ do_status (struct migration_state *st, enum control_role role,
                 __atomic_load_n (&st->writes, __ATOMIC_RELAXED),
                 __atomic_load_n (&st->write_bytes, __ATOMIC_RELAXED),
                 __atomic_load_n (&st->freezes, __ATOMIC_RELAXED),
-                __atomic_load_n (&st->thaws_by_timeout, __ATOMIC_RELAXED));
+                __atomic_load_n (&st->thaws_by_timeout, __ATOMIC_RELAXED),
+                /* So that a client knows how long FREEZE and FLIP may
+                 * take before it gives up waiting for their reply. */
+                st->freeze_timeout_ns / NS_PER_MS);
 }
 
 /* The byte extent of a run of blocks, the last one clipped to the size. */
@@ -189,6 +194,120 @@ do_reset (struct migration_state *st, struct control_reply *reply)
                 block_bitmap_count (&st->dirty));
 }
 
+/* A flush of the plugin run on a thread of its own, so that FREEZE can
+ * stop waiting for it.  While it runs the gate is closed and the guest's
+ * writes wait; the control thread must stay free to give up at
+ * migrate-freeze-timeout and reopen the gate, since a plugin stuck in
+ * flush would otherwise hold the guest (and block the owner-close thaw)
+ * for as long as it liked.  A flush given up on cannot be cancelled, so
+ * its thread runs on detached: everything it touches lives in this
+ * struct, which the control thread and the flush thread each hold a
+ * reference to and the last one to let go frees.  (The plugin context it
+ * flushes is the filter's own and lives until unload.)
+ */
+struct bounded_flush {
+  pthread_mutex_t lock;          /* guards refs, done, result, err */
+  pthread_cond_t done_cond;      /* signalled when done becomes true */
+  unsigned refs;
+  bool done;
+  int result;
+  int err;
+  nbdkit_next *plugin;
+};
+
+static void
+bounded_flush_unref (struct bounded_flush *f)
+{
+  bool last;
+
+  pthread_mutex_lock (&f->lock);
+  assert (f->refs > 0);
+  last = --f->refs == 0;
+  pthread_mutex_unlock (&f->lock);
+  if (last) {
+    pthread_cond_destroy (&f->done_cond);
+    pthread_mutex_destroy (&f->lock);
+    free (f);
+  }
+}
+
+static void *
+bounded_flush_thread (void *arg)
+{
+  struct bounded_flush *f = arg;
+  int err = 0;
+  int r = f->plugin->flush (f->plugin, 0, &err);
+
+  pthread_mutex_lock (&f->lock);
+  f->result = r;
+  f->err = err;
+  f->done = true;
+  pthread_cond_signal (&f->done_cond);
+  pthread_mutex_unlock (&f->lock);
+  bounded_flush_unref (f);
+  return NULL;
+}
+
+/* Flush the plugin, waiting at most timeout_ns.  Returns 0 when the flush
+ * succeeded; -1 with *timed_out set when it did not finish in time (it
+ * carries on in the background), or with *err set when it failed.  When
+ * no thread can be started the flush runs here, unbounded, as it did
+ * before: being frozen a little longer beats refusing to freeze. */
+static int
+flush_plugin_within (nbdkit_next *plugin, uint64_t timeout_ns,
+                     bool *timed_out, int *err)
+{
+  struct bounded_flush *f;
+  pthread_condattr_t attr;
+  pthread_t thread;
+  struct timespec until;
+  int r = 0;
+
+  *timed_out = false;
+  *err = 0;
+  f = calloc (1, sizeof *f);
+  if (f == NULL)
+    return plugin->flush (plugin, 0, err);
+  pthread_mutex_init (&f->lock, NULL);
+  /* A monotonic clock, so that setting the wall clock moves no deadline. */
+  pthread_condattr_init (&attr);
+  pthread_condattr_setclock (&attr, CLOCK_MONOTONIC);
+  pthread_cond_init (&f->done_cond, &attr);
+  pthread_condattr_destroy (&attr);
+  f->plugin = plugin;
+  f->refs = 2;
+
+  if (pthread_create (&thread, NULL, bounded_flush_thread, f) != 0) {
+    f->refs = 1;
+    bounded_flush_unref (f);
+    return plugin->flush (plugin, 0, err);
+  }
+  pthread_detach (thread);
+
+  clock_gettime (CLOCK_MONOTONIC, &until);
+  until.tv_sec += (time_t) (timeout_ns / 1000000000);
+  until.tv_nsec += (long) (timeout_ns % 1000000000);
+  if (until.tv_nsec >= 1000000000) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000;
+  }
+
+  pthread_mutex_lock (&f->lock);
+  while (!f->done && r != ETIMEDOUT)
+    r = pthread_cond_timedwait (&f->done_cond, &f->lock, &until);
+  if (!f->done) {
+    *timed_out = true;
+    r = -1;
+  }
+  else {
+    *err = f->err;
+    r = f->result;
+  }
+  pthread_mutex_unlock (&f->lock);
+  bounded_flush_unref (f);
+  return r == -1 ? -1 : 0;
+}
+
 static void
 do_freeze (struct migration_state *st, struct control_reply *reply)
 {
@@ -202,9 +321,18 @@ do_freeze (struct migration_state *st, struct control_reply *reply)
                        "the source has flipped (a flip is final): "
                        "there is nothing left to freeze");
     return;
-  case WRITE_GATE_CLOSED:
-    reply_printf (reply, true, "OK frozen drain_ms=0 flush_ms=0");
+  case WRITE_GATE_CLOSED: {
+    /* Answer the same fields as the FREEZE that closed the gate, so a
+     * client parses one reply whichever it gets: drain_ms and drain_us
+     * still run from the gate closing to this reply (what the guest has
+     * waited so far), and this FREEZE flushed nothing. */
+    uint64_t held_ns = time_monotonic_ns () - st->frozen_since_ns;
+
+    reply_printf (reply, true, "OK frozen drain_ms=%" PRIu64
+                  " flush_ms=0 preflush_ms=0 drain_us=%" PRIu64,
+                  held_ns / NS_PER_MS, held_ns / 1000);
     return;
+  }
   case WRITE_GATE_OPEN:
     break;
   }
@@ -239,13 +367,30 @@ do_freeze (struct migration_state *st, struct control_reply *reply)
    * readers; the flush also makes it durable on the source, as a flush
    * from any client would. */
   drained = time_monotonic_ns ();
-  if (st->plugin != NULL && st->plugin_can_flush &&
-      st->plugin->flush (st->plugin, 0, &err) == -1) {
-    write_gate_open (&st->gate);
-    reply_printf (reply, false,
-                  "ERR EIO flushing the plugin failed (%s); "
-                  "writes are thawed on the source", strerror (err));
-    return;
+  if (st->plugin != NULL && st->plugin_can_flush) {
+    uint64_t deadline = st->frozen_since_ns + st->freeze_timeout_ns;
+    uint64_t left_ns = deadline > drained ? deadline - drained : 0;
+    bool timed_out;
+
+    if (flush_plugin_within (st->plugin, left_ns, &timed_out, &err) == -1) {
+      write_gate_open (&st->gate);
+      if (timed_out) {
+        __atomic_fetch_add (&st->thaws_by_timeout, 1, __ATOMIC_RELAXED);
+        nbdkit_debug ("migrate: FREEZE: flushing the plugin outlasted "
+                      "migrate-freeze-timeout=%s; thawed",
+                      st->freeze_timeout_text);
+        reply_printf (reply, false,
+                      "ERR ETIMEDOUT flushing the plugin took longer than "
+                      "the %" PRIu64 " ms left of migrate-freeze-timeout=%s; "
+                      "the source is thawed",
+                      left_ns / NS_PER_MS, st->freeze_timeout_text);
+      }
+      else
+        reply_printf (reply, false,
+                      "ERR EIO flushing the plugin failed (%s); "
+                      "writes are thawed on the source", strerror (err));
+      return;
+    }
   }
   flushed = time_monotonic_ns ();
 
@@ -302,6 +447,24 @@ do_thaw (struct migration_state *st, struct control_reply *reply)
   reply_printf (reply, true, "OK thawed frozen_us=%" PRIu64, frozen_us (st));
 }
 
+/* Both kinds of FLIP hand the guest over for good, so both demand the same
+ * thing: the source frozen, and by the connection that asks.  One check
+ * keeps that rule, and its refusal, the same for both.  Returns false after
+ * replying EPERM when the precondition does not hold.
+ */
+static bool
+flip_precondition_met (enum write_gate_mode mode, enum control_role role,
+                       struct control_reply *reply)
+{
+  if (mode != WRITE_GATE_CLOSED || role != CONTROL_ROLE_OWNER) {
+    control_reply_err (reply, "EPERM",
+                       "FLIP needs the source frozen by this connection: "
+                       "send FREEZE first");
+    return false;
+  }
+  return true;
+}
+
 static void
 do_flip_fence (struct migration_state *st, enum control_role role,
                struct control_reply *reply)
@@ -318,12 +481,8 @@ do_flip_fence (struct migration_state *st, enum control_role role,
                        "(a flip is final)");
     return;
   }
-  if (mode != WRITE_GATE_CLOSED || role != CONTROL_ROLE_OWNER) {
-    control_reply_err (reply, "EPERM",
-                       "FLIP needs the source frozen by this connection: "
-                       "send FREEZE first");
+  if (!flip_precondition_met (mode, role, reply))
     return;
-  }
 
   /* The guest moves to the destination: its writes must no longer be
    * slowed down for a migration that is over. */
@@ -366,12 +525,8 @@ do_flip_forward (struct migration_state *st, const struct control_request *req,
                        "the source is fenced (a flip is final)");
     return;
   }
-  if (mode != WRITE_GATE_CLOSED || role != CONTROL_ROLE_OWNER) {
-    control_reply_err (reply, "EPERM",
-                       "FLIP needs the source frozen by this connection: "
-                       "send FREEZE first");
+  if (!flip_precondition_met (mode, role, reply))
     return;
-  }
 
   f = forward_connect (req->uri, st->size, forward_connect_budget (st),
                        why, sizeof why);

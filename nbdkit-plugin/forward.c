@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -39,6 +40,15 @@ struct forward {
   unsigned next;                 /* round-robin counter, atomic */
   bool can_fua, can_zero, can_fast_zero, can_trim, can_flush, can_cache;
   bool can_multi_conn;
+  char *uri;                     /* the destination, for messages */
+
+  /* A destination that goes away fails every request the guest sends
+   * from then on; one message per request would flood the log.  failed()
+   * logs the first failure, then at most one message a second that counts
+   * the failures in between. */
+  pthread_mutex_t failure_log_lock;  /* guards the two fields below */
+  uint64_t failures_unlogged;    /* failures since the last message */
+  uint64_t failure_logged_ns;    /* monotonic time of the last; 0 = none */
 };
 
 static const char zeroes[ZERO_CHUNK];
@@ -125,10 +135,12 @@ forward_connect (const char *uri, uint64_t expected_size, uint64_t timeout_ns,
   struct nbd_handle *h = NULL;
   int64_t size;
 
-  if (f == NULL) {
+  if (f == NULL || (f->uri = strdup (uri)) == NULL) {
+    free (f);
     snprintf (errbuf, errlen, "out of memory");
     return NULL;
   }
+  pthread_mutex_init (&f->failure_log_lock, NULL);
   /* Only the first handle now: the guest is frozen until it is ready, and
    * a TLS handshake is mostly CPU (about 100 ms with X.509 here), so more
    * handles would not overlap but add up.  forward_add_handles opens the
@@ -142,8 +154,13 @@ forward_connect (const char *uri, uint64_t expected_size, uint64_t timeout_ns,
 
   if (!nbd_aio_is_ready (all[0])) {
     const char *e = nbd_get_error ();
+    /* The only budget the caller has is what is left of the freeze
+     * timeout (the guest is frozen while this runs): say so, so that the
+     * user knows which setting to raise. */
     if (connecting (all[0]))
-      snprintf (errbuf, errlen, "no connection within the time allowed");
+      snprintf (errbuf, errlen, "no connection within the %" PRIu64
+                " ms that remained of migrate-freeze-timeout",
+                timeout_ns / NS_PER_MS);
     else
       snprintf (errbuf, errlen, "%s", e ? e : "the connection failed during the handshake");
     goto fail;
@@ -174,6 +191,8 @@ forward_connect (const char *uri, uint64_t expected_size, uint64_t timeout_ns,
   for (unsigned i = 0; i < FORWARD_HANDLES; i++)
     if (all[i] != NULL)
       nbd_close (all[i]);
+  pthread_mutex_destroy (&f->failure_log_lock);
+  free (f->uri);
   free (f);
   return NULL;
 }
@@ -183,6 +202,17 @@ forward_add_handles (struct forward *f, const char *uri, uint64_t timeout_ns)
 {
   struct nbd_handle *more[FORWARD_HANDLES] = { NULL };
   unsigned n = FORWARD_HANDLES - 1;
+
+  /* Without multi-conn the NBD protocol promises nothing across
+   * connections: a write acknowledged on one need not be visible to a read
+   * on another, nor made durable by a flush on another.  Spreading the
+   * guest's requests over several would then break its consistency, so
+   * such a destination gets the one connection only. */
+  if (!f->can_multi_conn) {
+    nbdkit_debug ("migrate: forward: %s does not advertise multi-conn; "
+                  "forwarding over one connection", uri);
+    return;
+  }
 
   for (unsigned i = 0; i < n; i++) {
     char ignored[256];
@@ -223,6 +253,8 @@ forward_close (struct forward *f)
     nbd_shutdown (f->handles[i], 0);
     nbd_close (f->handles[i]);
   }
+  pthread_mutex_destroy (&f->failure_log_lock);
+  free (f->uri);
   free (f);
 }
 
@@ -233,14 +265,45 @@ pick (struct forward *f)
   return f->handles[i % __atomic_load_n (&f->nhandles, __ATOMIC_ACQUIRE)];
 }
 
-/* Turn a libnbd failure into an errno for nbdkit, logging it once. */
+/* Turn a libnbd failure of the request 'what' on [offset, offset+count)
+ * into an errno for nbdkit, and log it (rate limited: see struct forward).
+ * count 0 means the request has no range (a flush). */
 static int
-failed (const char *what, int *err)
+failed (struct forward *f, const char *what, uint64_t offset, uint32_t count,
+        int *err)
 {
   int e = nbd_get_errno ();
+  const char *why = nbd_get_error ();
+  uint64_t now = time_monotonic_ns (), others;
+  char range[64] = "";
+  bool log_it;
 
-  nbdkit_error ("migrate: forwarding %s to the destination failed: %s",
-                what, nbd_get_error ());
+  pthread_mutex_lock (&f->failure_log_lock);
+  log_it = f->failure_logged_ns == 0 ||
+    now - f->failure_logged_ns >= 1000 * NS_PER_MS;
+  others = f->failures_unlogged;
+  if (log_it) {
+    f->failures_unlogged = 0;
+    f->failure_logged_ns = now;
+  }
+  else
+    f->failures_unlogged++;
+  pthread_mutex_unlock (&f->failure_log_lock);
+
+  if (log_it) {
+    if (count > 0)
+      snprintf (range, sizeof range, " at offset %" PRIu64 " (%" PRIu32
+                " bytes)", offset, count);
+    if (others > 0)
+      nbdkit_error ("migrate: forwarding %s%s to the destination %s "
+                    "failed: %s (and %" PRIu64 " other forwarded requests "
+                    "failed since the last such message)",
+                    what, range, f->uri, why ? why : "unknown error", others);
+    else
+      nbdkit_error ("migrate: forwarding %s%s to the destination %s "
+                    "failed: %s",
+                    what, range, f->uri, why ? why : "unknown error");
+  }
   *err = e != 0 ? e : EIO;
   return -1;
 }
@@ -250,7 +313,7 @@ forward_pread (struct forward *f, void *buf, uint32_t count, uint64_t offset,
                int *err)
 {
   if (nbd_pread (pick (f), buf, count, offset, 0) == -1)
-    return failed ("a read", err);
+    return failed (f, "a read", offset, count, err);
   return 0;
 }
 
@@ -264,7 +327,7 @@ forward_flush (struct forward *f, int *err)
   unsigned n = __atomic_load_n (&f->nhandles, __ATOMIC_ACQUIRE);
   for (unsigned i = 0; i < (f->can_multi_conn ? 1 : n); i++)
     if (nbd_flush (f->handles[i], 0) == -1)
-      return failed ("a flush", err);
+      return failed (f, "a flush", 0, 0, err);
   return 0;
 }
 
@@ -288,7 +351,7 @@ forward_pwrite (struct forward *f, const void *buf, uint32_t count,
                 uint64_t offset, uint32_t flags, int *err)
 {
   if (nbd_pwrite (pick (f), buf, count, offset, fua_flag (f, flags)) == -1)
-    return failed ("a write", err);
+    return failed (f, "a write", offset, count, err);
   return after_write (f, flags, err);
 }
 
@@ -311,7 +374,7 @@ forward_zero (struct forward *f, uint32_t count, uint64_t offset,
       cf |= LIBNBD_CMD_FLAG_FAST_ZERO;
     }
     if (nbd_zero (h, count, offset, cf) == -1)
-      return failed ("a zero request", err);
+      return failed (f, "a zero request", offset, count, err);
     return after_write (f, flags, err);
   }
 
@@ -324,7 +387,7 @@ forward_zero (struct forward *f, uint32_t count, uint64_t offset,
     uint32_t n = count < ZERO_CHUNK ? count : ZERO_CHUNK;
 
     if (nbd_pwrite (h, zeroes, n, offset, 0) == -1)
-      return failed ("a zero request (as writes)", err);
+      return failed (f, "a zero request (as writes)", offset, n, err);
     offset += n;
     count -= n;
   }
@@ -341,7 +404,7 @@ forward_trim (struct forward *f, uint32_t count, uint64_t offset,
   /* A trim is a hint: a destination that cannot trim just keeps the data. */
   if (f->can_trim &&
       nbd_trim (pick (f), count, offset, fua_flag (f, flags)) == -1)
-    return failed ("a trim", err);
+    return failed (f, "a trim", offset, count, err);
   return after_write (f, flags, err);
 }
 
@@ -349,7 +412,7 @@ int
 forward_cache (struct forward *f, uint32_t count, uint64_t offset, int *err)
 {
   if (f->can_cache && nbd_cache (pick (f), count, offset, 0) == -1)
-    return failed ("a cache request", err);
+    return failed (f, "a cache request", offset, count, err);
   return 0;
 }
 

@@ -38,7 +38,9 @@ struct forward *forward_connect (const char *uri, uint64_t expected_size,
 /* Control thread, after the flip (the guest already uses the first
  * handle): open up to FORWARD_HANDLES - 1 more connections to uri, within
  * timeout_ns, and add those that connect to the pool.  Failures only
- * leave the pool smaller (logged at debug level). */
+ * leave the pool smaller (logged at debug level).  Does nothing when the
+ * destination does not advertise multi-conn: only then may requests be
+ * spread over several connections. */
 void forward_add_handles (struct forward *f, const char *uri, uint64_t timeout_ns);
 
 /* Handles that connected (1..FORWARD_HANDLES), for messages. */

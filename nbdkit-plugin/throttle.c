@@ -57,28 +57,52 @@ throttle_admit (uint64_t *empty_at_ns, uint64_t now_ns,
   return *empty_at_ns > now_ns ? *empty_at_ns - now_ns : 0;
 }
 
+/* The longest one sleep lasts before the waiting write looks at the rate
+ * again.  A write owed minutes at a tight rate must not outlive the reason
+ * for its delay: when the owner's control connection closes, the source
+ * flips or THROTTLE 0 arrives, the rate drops to 0, and the guest's
+ * writes already asleep should go ahead within this much time rather than
+ * when their original delay runs out. */
+#define THROTTLE_SLICE_NS (100 * 1000 * 1000ULL)
+
+/* Sleep until deadline_ns (monotonic) in slices of THROTTLE_SLICE_NS,
+ * returning early when the rate no longer is 'rate' (turned off, or
+ * replaced by a new rate, which starts from a full bucket and so owes the
+ * sleepers of the old one nothing) or when nbdkit_nanosleep ends early
+ * because nbdkit shuts down or the client disconnects. */
+static void
+throttle_sleep_until (struct throttle *t, uint64_t rate, uint64_t deadline_ns)
+{
+  for (;;) {
+    uint64_t now = time_monotonic_ns (), slice;
+
+    if (now >= deadline_ns)
+      return;
+    if (__atomic_load_n (&t->bytes_per_second, __ATOMIC_RELAXED) != rate)
+      return;
+    slice = deadline_ns - now;
+    if (slice > THROTTLE_SLICE_NS)
+      slice = THROTTLE_SLICE_NS;
+    if (nbdkit_nanosleep (0, (unsigned) slice) == -1)
+      return;
+  }
+}
+
 void
 throttle_wait (struct throttle *t, uint64_t bytes)
 {
-  uint64_t rate, delay_ns;
+  uint64_t rate, delay_ns, now;
 
   rate = __atomic_load_n (&t->bytes_per_second, __ATOMIC_RELAXED);
   if (rate == 0)
     return;
 
   pthread_mutex_lock (&t->bucket_lock);
-  delay_ns = throttle_admit (&t->empty_at_ns, time_monotonic_ns (), bytes,
-                             rate);
+  now = time_monotonic_ns ();
+  delay_ns = throttle_admit (&t->empty_at_ns, now, bytes, rate);
   pthread_mutex_unlock (&t->bucket_lock);
 
-  if (delay_ns > 0) {
-    uint64_t seconds = delay_ns / NS_PER_SECOND;
-
-    /* nbdkit_nanosleep refuses absurd lengths; an hour is already far
-     * longer than any client waits for one write. */
-    if (seconds > 3600)
-      seconds = 3600;
-    nbdkit_nanosleep ((unsigned) seconds,
-                      (unsigned) (delay_ns % NS_PER_SECOND));
-  }
+  /* throttle_admit saturates at UINT64_MAX / 2, so the sum cannot wrap. */
+  if (delay_ns > 0)
+    throttle_sleep_until (t, rate, now + delay_ns);
 }

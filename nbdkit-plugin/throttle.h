@@ -45,8 +45,9 @@ uint64_t throttle_admit (uint64_t *empty_at_ns, uint64_t now_ns,
 
 /* Called by a worker thread before a guest write of 'bytes'.  Sleeps as
  * long as the rate requires (not at all when off).  The sleep ends early
- * if nbdkit shuts down or the client disconnects; the write then goes
- * ahead, as delaying it is all the throttle is for. */
+ * if nbdkit shuts down, the client disconnects or the rate changes (within
+ * 100 ms: turning the throttle off releases writes already asleep); the
+ * write then goes ahead, as delaying it is all the throttle is for. */
 void throttle_wait (struct throttle *t, uint64_t bytes);
 
 #endif /* STM_THROTTLE_H */

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -25,6 +26,8 @@ struct control_client {
   int fd;
   char *path;
   bool broken;
+  unsigned timeout_ms;          /* for replies in general */
+  unsigned slow_timeout_ms;     /* for FREEZE and FLIP replies */
   char error[512];
   char buf[CONTROL_MAX_LINE + 1];
   size_t buf_len;               /* bytes held in buf */
@@ -82,7 +85,22 @@ control_client_connect (const char *path, unsigned timeout_ms,
     return NULL;
   }
   c->fd = fd;
+  c->timeout_ms = timeout_ms;
+  c->slow_timeout_ms = timeout_ms;
   return c;
+}
+
+void
+control_client_set_freeze_timeout (struct control_client *c,
+                                   uint64_t freeze_timeout_ms)
+{
+  uint64_t ms = freeze_timeout_ms;
+
+  if (ms > UINT_MAX - CONTROL_CLIENT_FREEZE_MARGIN_MS)
+    ms = UINT_MAX;
+  else
+    ms += CONTROL_CLIENT_FREEZE_MARGIN_MS;
+  c->slow_timeout_ms = ms > c->timeout_ms ? (unsigned) ms : c->timeout_ms;
 }
 
 void
@@ -220,6 +238,29 @@ need_u64 (struct control_client *c, const char *cmd, const char *key, uint64_t *
   return 0;
 }
 
+static void
+set_reply_timeout (struct control_client *c, unsigned timeout_ms)
+{
+  struct timeval tv = { .tv_sec = timeout_ms / 1000,
+                        .tv_usec = (timeout_ms % 1000) * 1000 };
+  setsockopt (c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+}
+
+/* A request whose reply may take as long as the filter's freeze timeout
+ * allows (see control_client_set_freeze_timeout). */
+static int
+slow_request (struct control_client *c, const char *cmd, const char *text)
+{
+  int r;
+
+  if (c->slow_timeout_ms == c->timeout_ms)
+    return request (c, cmd, text);
+  set_reply_timeout (c, c->slow_timeout_ms);
+  r = request (c, cmd, text);
+  set_reply_timeout (c, c->timeout_ms);
+  return r;
+}
+
 int
 control_status (struct control_client *c, struct control_status *st)
 {
@@ -243,6 +284,7 @@ control_status (struct control_client *c, struct control_status *st)
   control_reply_get_u64 (c->line, "write_bytes", &st->write_bytes);
   control_reply_get_u64 (c->line, "writes", &st->writes);
   control_reply_get_u64 (c->line, "throttle", &st->throttle);
+  control_reply_get_u64 (c->line, "freeze_timeout_ms", &st->freeze_timeout_ms);
   return 0;
 }
 
@@ -317,7 +359,7 @@ control_resume (struct control_client *c)
 int
 control_freeze (struct control_client *c, uint64_t *drain_ms)
 {
-  if (request (c, "FREEZE", "FREEZE\n") == -1)
+  if (slow_request (c, "FREEZE", "FREEZE\n") == -1)
     return -1;
   if (drain_ms) {
     *drain_ms = 0;
@@ -335,7 +377,7 @@ control_thaw (struct control_client *c)
 int
 control_flip_fence (struct control_client *c)
 {
-  return request (c, "FLIP fence", "FLIP fence\n");
+  return slow_request (c, "FLIP fence", "FLIP fence\n");
 }
 
 int
@@ -348,7 +390,7 @@ control_flip_forward (struct control_client *c, const char *uri)
     return -1;
   }
   snprintf (text, sizeof text, "FLIP forward %s\n", uri);
-  return request (c, "FLIP forward", text);
+  return slow_request (c, "FLIP forward", text);
 }
 
 int

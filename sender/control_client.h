@@ -27,7 +27,13 @@ struct control_status {
   uint64_t write_bytes;      /* guest bytes written so far (informative) */
   uint64_t writes;           /* guest write requests so far (informative) */
   uint64_t throttle;         /* guest write throttle, bytes/s, 0 = off */
+  uint64_t freeze_timeout_ms; /* the filter's migrate-freeze-timeout; 0 if
+                                 the filter does not say */
 };
+
+/* What FREEZE and FLIP may take beyond the filter's freeze timeout before
+ * the client stops waiting for their reply. */
+#define CONTROL_CLIENT_FREEZE_MARGIN_MS 10000
 
 /* Connect to the Unix socket at path; replies must arrive within
  * timeout_ms.  Returns NULL with *errbuf filled on failure. */
@@ -41,6 +47,14 @@ const char *control_client_error (const struct control_client *c);
 /* Did the last failure come from the connection itself (closed, timed
  * out) rather than an ERR reply?  Then no later command can work. */
 int control_client_is_broken (const struct control_client *c);
+/* FREEZE and FLIP may legitimately run for up to the filter's
+ * migrate-freeze-timeout (draining, flushing, connecting to the
+ * destination), which the user may set longer than the reply timeout
+ * given to control_client_connect.  Wait for their replies up to
+ * freeze_timeout_ms + CONTROL_CLIENT_FREEZE_MARGIN_MS, never less than
+ * that reply timeout. */
+void control_client_set_freeze_timeout (struct control_client *c,
+                                        uint64_t freeze_timeout_ms);
 /* The socket, for its peer credentials (which nbdkit process serves it). */
 int control_client_fd (const struct control_client *c);
 

@@ -319,12 +319,13 @@ reconnect_lost (struct migration *m, bool transient, const char *fmt, ...)
   }
   snprintf (rc->last_reason, sizeof rc->last_reason, "%s", msg);
 
-  /* Never hold the guest while waiting for the network. */
+  /* Never hold the guest while waiting for the network.  If THAW fails we
+   * give up with the original reason alone: cutover_fail thaws (or closes
+   * the control connection, which thaws) and says in what state the source
+   * is left, so naming the failure here as well would report it twice. */
   if (m->frozen) {
     if (control_thaw (m->control) == -1) {
-      cutover_fail (m, "%s; cannot thaw the source through the filter at %s "
-                    "to wait for the receiver: %s", msg, m->opts->control_path,
-                    control_client_error (m->control));
+      cutover_fail (m, "%s", msg);
       return;
     }
     m->frozen = false;
@@ -332,10 +333,9 @@ reconnect_lost (struct migration *m, bool transient, const char *fmt, ...)
   /* Nor slow its writes while nothing is being copied: convergence starts
    * over after the reconnect. */
   if (m->policy.throttle != 0) {
+    /* As for THAW above: cutover_fail releases it and reports a failure. */
     if (control_throttle (m->control, 0) == -1) {
-      cutover_fail (m, "%s; cannot release the guest write throttle through the "
-                    "filter at %s to wait for the receiver: %s", msg,
-                    m->opts->control_path, control_client_error (m->control));
+      cutover_fail (m, "%s", msg);
       return;
     }
     m->policy.throttle = 0;
