@@ -83,7 +83,7 @@ run_stm ()
     local export_port="" extra=() rc=0 t0 t1 i
     cp "$tmp/orig.img" "$tmp/src.img"
     rm -f "$tmp/dst.img" "$tmp/dst.img.stm-state"
-    start_source file file="$tmp/src.img"
+    start_source file file="$tmp/src.img" ${MIGRATE_BLOCK:+migrate-block=$MIGRATE_BLOCK}
     if [ "$FLIP" = forward ]; then
         export_port="$(free_port)"
         extra=(--export "127.0.0.1:$export_port")

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <nbdkit-filter.h>
 
@@ -235,6 +236,23 @@ forwarding (void)
   return write_gate_mode (&migration.gate) == WRITE_GATE_FORWARDING;
 }
 
+/* For tests only: -D migrate.first_freeze_read_delay_ms=N makes every
+ * read wait N ms while the source is frozen for the first time, so that a
+ * cutover takes longer than predicted and the sender's --max-downtime
+ * guard can be seen at work.  nbdkit sets it; 0 (the default) is off. */
+NBDKIT_DLL_PUBLIC int migrate_debug_first_freeze_read_delay_ms = 0;
+
+static void
+delay_read_for_tests (void)
+{
+  int ms = migrate_debug_first_freeze_read_delay_ms;
+  if (ms <= 0 || write_gate_mode (&migration.gate) != WRITE_GATE_CLOSED ||
+      __atomic_load_n (&migration.freezes, __ATOMIC_RELAXED) != 1)
+    return;
+  struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+  nanosleep (&ts, NULL);
+}
+
 static int
 migrate_pread (nbdkit_next *next, void *handle,
                void *buf, uint32_t count, uint64_t offset, uint32_t flags,
@@ -244,6 +262,7 @@ migrate_pread (nbdkit_next *next, void *handle,
     *err = EIO;
     return -1;
   }
+  delay_read_for_tests ();
   if (forwarding ())
     return forward_pread (migration.forward, buf, count, offset, err);
   return next->pread (next, buf, count, offset, flags, err);

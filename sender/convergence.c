@@ -55,13 +55,7 @@ convergence_predict_downtime_ns (const struct convergence_input *in,
 {
   uint64_t bytes = in->dirty_bytes > UINT64_MAX - in->deferred_bytes
     ? UINT64_MAX : in->dirty_bytes + in->deferred_bytes;
-  /* The commit's fdatasync grows with what it makes durable: the last
-   * SYNC round trip made the last pass durable, so scale it up when the
-   * final pass is bigger (never down: the round trip has a floor). */
-  uint64_t commit = in->sync_rtt_ns;
-  if (in->pass_bytes > 0 && bytes > in->pass_bytes)
-    commit = saturate ((unsigned __int128) in->sync_rtt_ns * bytes / in->pass_bytes);
-  uint64_t t = convergence_predict_ns (bytes, throughput, commit);
+  uint64_t t = convergence_predict_ns (bytes, throughput, in->sync_rtt_ns);
   uint64_t trips = saturate ((unsigned __int128) in->control_rtt_ns *
                              CUTOVER_CONTROL_TRIPS);
   if (t == CONVERGENCE_INFINITE)
@@ -70,10 +64,31 @@ convergence_predict_downtime_ns (const struct convergence_input *in,
 }
 
 void
+convergence_rate_add (struct convergence_rate *r, uint64_t bytes, uint64_t ns)
+{
+  if (bytes == 0)
+    return;
+  r->bytes[r->next] = bytes;
+  r->ns[r->next] = ns;
+  r->next = (r->next + 1) % CONVERGENCE_RATE_PASSES;
+}
+
+uint64_t
+convergence_rate_estimate (const struct convergence_rate *r)
+{
+  unsigned best = 0;
+  for (unsigned i = 1; i < CONVERGENCE_RATE_PASSES; i++)
+    if (r->bytes[i] > r->bytes[best])
+      best = i;
+  return convergence_throughput (r->bytes[best], r->ns[best]);
+}
+
+void
 convergence_decide (const struct convergence_input *in,
                     struct convergence_result *out)
 {
-  out->throughput = convergence_throughput (in->pass_bytes, in->pass_ns);
+  out->throughput = in->rate ? in->rate
+    : convergence_throughput (in->pass_bytes, in->pass_ns);
   out->predicted_ns = convergence_predict_downtime_ns (in, out->throughput);
   out->throttle = 0;
 

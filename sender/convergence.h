@@ -43,6 +43,9 @@ struct convergence_input {
   uint64_t deferred_bytes;
   uint64_t image_size;
   uint32_t block_size;
+  /* The copy rate to predict with, bytes/s (convergence_rate_estimate);
+   * 0 takes pass_bytes over pass_ns. */
+  uint64_t rate;
 };
 
 #define CUTOVER_CONTROL_TRIPS 3
@@ -108,11 +111,29 @@ uint64_t convergence_predict_ns (uint64_t dirty_bytes, uint64_t throughput,
                                  uint64_t sync_rtt_ns);
 
 /* Predicted downtime in nanoseconds: the freeze, the control round trips
- * made while frozen, the final pass of dirty and deferred bytes, and the
- * commit (the SYNC round trip, scaled up by how much bigger the final
- * pass is than the pass it was measured on). */
+ * made while frozen, the final pass of dirty and deferred bytes at
+ * throughput, and the commit's round trip.  The commit is not scaled with
+ * the final pass: the throughput of a pass is measured up to its DURABLE,
+ * so it already pays for making its bytes durable. */
 uint64_t convergence_predict_downtime_ns (const struct convergence_input *in,
                                           uint64_t throughput);
+
+/* The copy rate the prediction assumes.  A pass of a few hundred
+ * kilobytes is mostly round trips, and its bytes per second say little
+ * about how fast a final pass of several megabytes goes; so of the last
+ * CONVERGENCE_RATE_PASSES passes, the one that moved the most bytes
+ * stands for the rate.  Start zeroed. */
+#define CONVERGENCE_RATE_PASSES 4
+struct convergence_rate {
+  uint64_t bytes[CONVERGENCE_RATE_PASSES];
+  uint64_t ns[CONVERGENCE_RATE_PASSES];
+  unsigned next;
+};
+
+/* Record a finished pass (bytes moved in ns). */
+void convergence_rate_add (struct convergence_rate *r, uint64_t bytes, uint64_t ns);
+/* Bytes per second of the biggest recorded pass; 0 if none moved data. */
+uint64_t convergence_rate_estimate (const struct convergence_rate *r);
 
 /* The decision after a pass, from the prediction and --max-passes alone
  * (never THROTTLE, FORCED or ABORT). */

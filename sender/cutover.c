@@ -24,6 +24,92 @@
 #define NS_PER_S 1000000000u
 #define NS_PER_MS 1000000u
 
+/* The downtime budget the decisions aim at: --max-downtime, halved after
+ * each cutover that overran it (up to an eighth), so that the next attempt
+ * waits for a smaller final pass instead of overrunning again. */
+static uint64_t
+downtime_target_ns (const struct migration *m)
+{
+  uint32_t halvings = m->cutover_overruns < 3 ? m->cutover_overruns : 3;
+  return m->opts->max_downtime_ns >> halvings;
+}
+
+/* Call the cutover off: thaw the source, so the guest is held no longer,
+ * and carry on with the final pass as an ordinary one.  What it has sent
+ * and what it still sends is confirmed by its SYNC as in any pass, and the
+ * guest's writes since the freeze are dirty again in the filter, so
+ * nothing is lost; convergence then decides once more, against a smaller
+ * budget. */
+static void
+cutover_overrun (struct migration *m)
+{
+  const struct sender_options *o = m->opts;
+  uint64_t now = time_monotonic_ns ();
+
+  ev_timer_stop (m->loop, &m->overrun_timer);
+  if (control_thaw (m->control) == -1) {
+    cutover_fail (m, "the cutover overran --max-downtime and thawing the source "
+                  "through the filter at %s failed: %s", o->control_path,
+                  control_client_error (m->control));
+    return;
+  }
+  m->frozen = false;
+  m->final_pass = false;
+  m->cutover_overruns++;
+  uint64_t held_us;
+  if (control_last_reply_u64 (m->control, "frozen_us", &held_us) != 0)
+    held_us = (now - m->gate_closed_ns) / 1000;
+  progress_cutover_overrun (&m->progress, m->cutover_overruns, held_us,
+                            m->predicted_ns == CONVERGENCE_INFINITE
+                            ? 0 : m->predicted_ns / 1000,
+                            m->pass_done, m->pass_bytes, o->max_downtime_ns / 1000);
+}
+
+static void
+overrun_timer_cb (struct ev_loop *loop, ev_timer *w, int revents)
+{
+  struct migration *m = w->data;
+  /* Only while the final pass is still being sent: once COMMIT is queued
+   * the receiver may declare the destination complete, and the cutover
+   * can no longer be called off. */
+  if (m->frozen && m->final_pass && m->phase == PHASE_PASS && !m->pass_ended)
+    cutover_overrun (m);
+}
+
+void
+cutover_init (struct migration *m)
+{
+  ev_timer_init (&m->overrun_timer, overrun_timer_cb, 0., 0.);
+  m->overrun_timer.data = m;
+}
+
+/* Arm the overrun timer for the freeze that just began.  The guest has
+ * been held since the gate closed (FREEZE's reply less what the freeze
+ * took); what must follow the final pass while it is held is the commit
+ * (a SYNC round trip) and the control round trips of CONFIRM, FLIP and
+ * THAW, so the final pass must be sent by the budget less those.  A forced
+ * cutover goes through whatever it costs. */
+static void
+arm_overrun_timer (struct migration *m)
+{
+  uint64_t now = time_monotonic_ns ();
+  m->gate_closed_ns = now - (m->freeze_cost_ns < now - m->freeze_ns
+                             ? m->freeze_cost_ns : now - m->freeze_ns);
+  ev_timer_stop (m->loop, &m->overrun_timer);
+  if (m->forced) {
+    m->cutover_deadline_ns = UINT64_MAX;
+    return;
+  }
+  uint64_t after = m->sync_rtt_ns + CUTOVER_CONTROL_TRIPS * m->control_rtt_ns;
+  uint64_t budget = m->opts->max_downtime_ns > after
+    ? m->opts->max_downtime_ns - after : 0;
+  m->cutover_deadline_ns = m->gate_closed_ns + budget;
+  double in = m->cutover_deadline_ns > now
+    ? (double) (m->cutover_deadline_ns - now) / NS_PER_S : 0.;
+  ev_timer_set (&m->overrun_timer, in, 0.);
+  ev_timer_start (m->loop, &m->overrun_timer);
+}
+
 void
 cutover_begin (struct migration *m)
 {
@@ -51,6 +137,7 @@ cutover_begin (struct migration *m)
     m->freeze_cost_ns = drain_ms * NS_PER_MS;
   m->preflush_ms = 0;
   control_last_reply_u64 (m->control, "preflush_ms", &m->preflush_ms);
+  arm_overrun_timer (m);
 
   /* The deferred hot blocks are unconfirmed and nothing else is (every
    * earlier pass is confirmed): RESUME makes them dirty again, so the
@@ -76,6 +163,15 @@ cutover_begin (struct migration *m)
 void
 cutover_final_pass_sent (struct migration *m)
 {
+  /* Everything is sent, but too late for the commit to fit: call the
+   * cutover off and end this pass as an ordinary one. */
+  if (time_monotonic_ns () > m->cutover_deadline_ns) {
+    cutover_overrun (m);
+    if (m->phase == PHASE_PASS && migration_send_sync (m, true, false) != 0)
+      m->phase = PHASE_PASS_SYNC;
+    return;
+  }
+  ev_timer_stop (m->loop, &m->overrun_timer);
   uint64_t seq = migration_send_sync (m, false, true);
   if (seq == 0)
     return;
@@ -224,7 +320,7 @@ forward_uri_with_credentials (struct migration *m, const struct wire_msg *msg,
 int
 cutover_defer_hot_blocks (struct migration *m)
 {
-  uint64_t throughput = convergence_throughput (m->last_pass_bytes, m->last_pass_ns);
+  uint64_t throughput = convergence_rate_estimate (&m->pass_rates);
   uint64_t budget = (uint64_t) ((unsigned __int128) throughput *
                                 m->opts->max_downtime_ns / HOT_BLOCKS_BUDGET_DIVISOR
                                 / NS_PER_S);
@@ -256,7 +352,7 @@ cutover_during_pass (struct migration *m, const struct control_status *st)
     .image_size = m->size,
     .block_size = m->block,
   };
-  uint64_t throughput = convergence_throughput (m->last_pass_bytes, m->last_pass_ns);
+  uint64_t throughput = convergence_rate_estimate (&m->pass_rates);
   uint64_t rate = convergence_midpass_throttle (&in, throughput, &m->policy);
   if (rate == 0)
     return 0;
@@ -288,7 +384,7 @@ cutover_after_pass (struct migration *m, const struct control_status *st,
     /* The final pass carries the deferred hot blocks too. */
     .deferred_bytes = hot_blocks_deferred_bytes (&m->hot),
     .sync_rtt_ns = m->sync_rtt_ns,
-    .max_downtime_ns = o->max_downtime_ns,
+    .max_downtime_ns = downtime_target_ns (m),
     .max_passes = o->max_passes,
     /* The last FREEZE's cost; before one, the last timed flush. */
     .freeze_ns = m->freeze_cost_ns ? m->freeze_cost_ns : m->probe_flush_ns,
@@ -297,6 +393,7 @@ cutover_after_pass (struct migration *m, const struct control_status *st,
     .write_requests = requests,
     .image_size = m->size,
     .block_size = m->block,
+    .rate = convergence_rate_estimate (&m->pass_rates),
   };
   struct convergence_result res;
   convergence_step (&in, &m->policy, &res);
@@ -336,7 +433,7 @@ cutover_after_pass (struct migration *m, const struct control_status *st,
        * first. */
       if ((res.decision != CONVERGENCE_CUTOVER_CONVERGED &&
            res.decision != CONVERGENCE_CUTOVER_CLEAN) ||
-          (res.predicted_ns > o->max_downtime_ns / 2 && res.predicted_ns > before_ns &&
+          (res.predicted_ns > in.max_downtime_ns / 2 && res.predicted_ns > before_ns &&
            m->pass < o->max_passes))
         res.decision = CONVERGENCE_CONTINUE;
     }

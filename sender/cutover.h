@@ -39,7 +39,12 @@ int cutover_defer_hot_blocks (struct migration *m);
  * cutover_fail. */
 int cutover_during_pass (struct migration *m, const struct control_status *st);
 
-/* Freeze and start the final pass. */
+/* Set up the cutover's watchers on m->loop (once, before the first pass). */
+void cutover_init (struct migration *m);
+/* Freeze and start the final pass.  If sending it runs past what
+ * --max-downtime leaves for the commit, the cutover is called off: the
+ * source is thawed, the pass finishes as an ordinary one, and convergence
+ * decides again against half the budget. */
 void cutover_begin (struct migration *m);
 /* The final pass has been sent (PASS_END queued): send COMMIT. */
 void cutover_final_pass_sent (struct migration *m);

@@ -475,6 +475,7 @@ pass_durable (struct migration *m, uint64_t sync_sent_ns)
   if (m->pass_bytes > 0) {
     m->last_pass_bytes = m->pass_bytes;
     m->last_pass_ns = pass_ns;
+    convergence_rate_add (&m->pass_rates, m->pass_bytes, pass_ns);
   }
 
   struct control_status st;
@@ -749,6 +750,7 @@ migration_finish (struct migration *m)
 
   ev_timer_stop (m->loop, &m->rate_timer);
   ev_timer_stop (m->loop, &m->tick_timer);
+  ev_timer_stop (m->loop, &m->overrun_timer);
   ev_signal_stop (m->loop, &m->sigint_watcher);
   ev_signal_stop (m->loop, &m->sigterm_watcher);
   reconnect_stop (m);
@@ -923,6 +925,7 @@ migration_run (const struct sender_options *opts)
     m->rate_timer.data = m;
     ev_timer_init (&m->tick_timer, tick_cb, 1., 1.);
     m->tick_timer.data = m;
+    cutover_init (m);
     ev_timer_start (m->loop, &m->tick_timer);
     ev_signal_init (&m->sigint_watcher, signal_cb, SIGINT);
     m->sigint_watcher.data = m;

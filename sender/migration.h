@@ -114,6 +114,7 @@ struct migration {
   uint64_t bytes_sent;           /* cumulative for this process */
   uint64_t dirty_bytes;          /* last STATUS */
   uint64_t last_pass_bytes, last_pass_ns;   /* last pass that moved data */
+  struct convergence_rate pass_rates;       /* the last passes, for the rate */
   uint64_t sync_rtt_ns;
   uint64_t last_activity_ns;     /* last message received or chunk sent */
 
@@ -133,6 +134,12 @@ struct migration {
   /* Cutover. */
   bool frozen, flipped;
   uint64_t freeze_ns;
+  /* Guest writes are held from gate_closed_ns (the filter's gate, after
+   * FREEZE's pre-flush); the final pass must be sent and COMMIT queued by
+   * cutover_deadline_ns or the cutover is called off (overrun_timer). */
+  uint64_t gate_closed_ns, cutover_deadline_ns;
+  ev_timer overrun_timer;
+  uint32_t cutover_overruns;     /* cutovers called off so far */
   uint64_t downtime_ms;
 
   int exit_code;

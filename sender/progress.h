@@ -57,6 +57,13 @@ void progress_error (struct progress *p, const char *message, const char *source
 void progress_downtime (struct progress *p, uint64_t downtime_us,
                         uint64_t predicted_us, bool forced,
                         uint64_t freeze_us, uint64_t preflush_ms);
+/* A cutover was called off because it would have held guest writes past
+ * --max-downtime: the source was thawed after held_us, with sent_bytes of
+ * the final pass's pass_bytes sent (predicted_us was the prediction).
+ * Also a line on stderr: the migration goes on with another pass. */
+void progress_cutover_overrun (struct progress *p, uint32_t attempt, uint64_t held_us,
+                               uint64_t predicted_us, uint64_t sent_bytes,
+                               uint64_t pass_bytes, uint64_t max_downtime_us);
 /* Pass pass leaves out skipped bytes of hot blocks; deferred bytes in all
  * wait for the final pass. */
 void progress_hot_blocks (struct progress *p, uint32_t pass, uint64_t skipped,

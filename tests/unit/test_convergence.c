@@ -259,16 +259,17 @@ test_predict_downtime (void **state)
   convergence_decide (&in, &r);
   assert_int_equal (r.predicted_ns, (50 + 2 + 150 + 3) * MS);
   assert_int_equal (r.decision, CONVERGENCE_CONTINUE);
-  /* A final pass bigger than the pass the SYNC round trip was measured
-   * on makes the commit's fdatasync longer in proportion. */
+  /* The commit costs its round trip, however big the final pass: the
+   * pass throughput is measured up to DURABLE, so it already pays for
+   * making the bytes durable. */
   in.freeze_ns = 0;
   in.control_rtt_ns = 0;
   in.pass_bytes = 1 * MiB;
   in.pass_ns = 10 * MS;                 /* 100 MiB/s */
   in.sync_rtt_ns = 10 * MS;
   in.dirty_bytes = 4 * MiB;
-  assert_int_equal (convergence_predict_downtime_ns (&in, 100 * MiB), (40 + 40) * MS);
-  in.dirty_bytes = MiB / 2;             /* smaller: never scaled down */
+  assert_int_equal (convergence_predict_downtime_ns (&in, 100 * MiB), (40 + 10) * MS);
+  in.dirty_bytes = MiB / 2;
   assert_int_equal (convergence_predict_downtime_ns (&in, 100 * MiB), (5 + 10) * MS);
   in.pass_bytes = 100 * MiB;
   in.pass_ns = 1 * S;
@@ -283,6 +284,37 @@ test_predict_downtime (void **state)
   in.freeze_ns = 0;
   in.control_rtt_ns = UINT64_MAX;
   assert_int_equal (convergence_predict_downtime_ns (&in, 100 * MiB), UINT64_MAX);
+}
+
+/* The rate stands for the biggest of the last few passes, not the last
+ * one: a tiny pass is mostly round trips. */
+static void
+test_rate_estimate (void **state)
+{
+  struct convergence_rate r = { 0 };
+  assert_int_equal (convergence_rate_estimate (&r), 0);
+  convergence_rate_add (&r, 100 * MiB, 1 * S);          /* 100 MiB/s */
+  assert_int_equal (convergence_rate_estimate (&r), 100 * MiB);
+  convergence_rate_add (&r, 1 * MiB, 50 * MS);          /* 20 MiB/s, tiny */
+  convergence_rate_add (&r, 0, 3 * MS);                 /* empty: ignored */
+  assert_int_equal (convergence_rate_estimate (&r), 100 * MiB);
+  convergence_rate_add (&r, 2 * MiB, 40 * MS);
+  convergence_rate_add (&r, 4 * MiB, 80 * MS);          /* 50 MiB/s */
+  assert_int_equal (convergence_rate_estimate (&r), 100 * MiB);
+  /* Four passes later the big one has gone: the biggest left counts. */
+  convergence_rate_add (&r, 3 * MiB, 30 * MS);
+  assert_int_equal (convergence_rate_estimate (&r), 50 * MiB);
+
+  /* convergence_decide predicts with the rate given, not the pass's. */
+  struct convergence_input in = input (9, 1 * MiB, 50 * MS, 10 * MiB);
+  struct convergence_result res;
+  in.rate = 100 * MiB;
+  convergence_decide (&in, &res);
+  assert_int_equal (res.throughput, 100 * MiB);
+  assert_int_equal (res.predicted_ns, 100 * MS + in.sync_rtt_ns);
+  in.rate = 0;
+  convergence_decide (&in, &res);
+  assert_int_equal (res.throughput, 20 * MiB);
 }
 
 static void
@@ -527,6 +559,7 @@ main (void)
     cmocka_unit_test (test_overflow),
     cmocka_unit_test (test_rate_limit),
     cmocka_unit_test (test_predict_downtime),
+    cmocka_unit_test (test_rate_estimate),
     cmocka_unit_test (test_next_throttle),
     cmocka_unit_test (test_amplification),
     cmocka_unit_test (test_policy_throttle),
