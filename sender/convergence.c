@@ -126,7 +126,7 @@ uint64_t
 convergence_next_throttle (uint64_t throughput, uint64_t num, uint64_t den,
                            uint64_t current)
 {
-  uint64_t target = throughput / 2;
+  uint64_t target = throughput / CONVERGENCE_THROTTLE_SHARE;
   uint64_t rate;
 
   if (num == 0 || den == 0)
@@ -150,15 +150,32 @@ shrink_bar (const struct convergence_input *in, const struct convergence_policy 
                    / CONVERGENCE_SHRINK_DEN);
 }
 
+bool
+convergence_midpass_possible (const struct convergence_policy *policy)
+{
+  return policy->mode == CONVERGE_THROTTLE && policy->throttle == 0 &&
+    !policy->acted_midpass && policy->stalled + 1 >= CONVERGENCE_STALL_PASSES;
+}
+
+/* The dirty set expected at the end of the pass, from what it is now. */
+static uint64_t
+extrapolated_dirty (const struct convergence_input *in)
+{
+  if (in->pass_done_bytes == 0 || in->pass_done_bytes >= in->pass_bytes ||
+      in->pass_done_bytes < in->pass_bytes / CONVERGENCE_MIDPASS_MIN_DONE_DEN)
+    return in->dirty_bytes;
+  return saturate ((unsigned __int128) in->dirty_bytes * in->pass_bytes
+                   / in->pass_done_bytes);
+}
+
 uint64_t
 convergence_midpass_throttle (const struct convergence_input *in,
                               uint64_t throughput,
                               struct convergence_policy *policy)
 {
-  if (policy->mode != CONVERGE_THROTTLE || policy->throttle != 0 ||
-      policy->acted_midpass || policy->stalled + 1 < CONVERGENCE_STALL_PASSES ||
+  if (!convergence_midpass_possible (policy) ||
       in->pass_bytes == 0 || throughput == 0 ||
-      in->dirty_bytes < shrink_bar (in, policy))
+      extrapolated_dirty (in) < shrink_bar (in, policy))
     return 0;
   uint64_t num, den;
   convergence_amplification (in, &num, &den);

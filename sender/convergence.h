@@ -46,6 +46,8 @@ struct convergence_input {
   /* The copy rate to predict with, bytes/s (convergence_rate_estimate);
    * 0 takes pass_bytes over pass_ns. */
   uint64_t rate;
+  /* Mid-pass only: how much of pass_bytes has been sent so far. */
+  uint64_t pass_done_bytes;
 };
 
 #define CUTOVER_CONTROL_TRIPS 3
@@ -81,6 +83,10 @@ enum convergence_mode {
  * far: a few percent of noise is not progress. */
 #define CONVERGENCE_SHRINK_NUM 15
 #define CONVERGENCE_SHRINK_DEN 16
+/* The guest throttle aims at the blocks it dirties arriving at this
+ * fraction (1/N) of the copy rate, so that each throttled pass leaves at
+ * most about a quarter of itself to the next. */
+#define CONVERGENCE_THROTTLE_SHARE 4
 /* The throttle never goes below this (bytes/s): a guest that writes at
  * all still gets some writing done. */
 #define CONVERGENCE_MIN_THROTTLE (64u * 1024)
@@ -165,21 +171,31 @@ void convergence_amplification (const struct convergence_input *in,
                                 uint64_t *num, uint64_t *den);
 
 /* During a pass (in describes it so far: pass_bytes is what it copies,
- * dirty_bytes what the guest has dirtied since it began, written_bytes
- * and write_requests the guest's writes since the last pass ended;
- * throughput is the last pass's).  In throttle mode, with no throttle on
- * yet and one stalled pass already behind: if the dirty set has already
- * grown to the size this pass would have to get under to count as
- * shrinking, the pass has stopped shrinking it, the second in a row, and
- * waiting for its end only lets the guest dirty more.  Returns the
+ * pass_done_bytes how much of it is sent, dirty_bytes what the guest has
+ * dirtied since it began, written_bytes and write_requests the guest's
+ * writes since the last pass ended; throughput is the copy rate).  In
+ * throttle mode, with no throttle on yet and one stalled pass already
+ * behind: if the dirty set will have grown, by the end of the pass, to
+ * the size this pass would have to get under to count as shrinking, the
+ * pass is not shrinking it, the second in a row, and waiting for its end
+ * only lets the guest dirty more.  "Will have grown" extrapolates the
+ * dirty set so far in proportion to the pass once at least
+ * 1/CONVERGENCE_MIDPASS_MIN_DONE_DEN of it is sent (a guest writing at random
+ * dirties new blocks more slowly as more are dirty, so this errs towards
+ * throttling, which one stalled pass already argues for).  Returns the
  * throttle to set now (and records it, so the end of this pass is not
  * judged again), or 0. */
+#define CONVERGENCE_MIDPASS_MIN_DONE_DEN 32
 uint64_t convergence_midpass_throttle (const struct convergence_input *in,
                                        uint64_t throughput,
                                        struct convergence_policy *policy);
+/* Whether convergence_midpass_throttle could act during the coming pass,
+ * so the caller knows to look at the dirty set often. */
+bool convergence_midpass_possible (const struct convergence_policy *policy);
 
 /* The next guest throttle (bytes/s of guest writes): low enough that the
- * blocks it dirties come in at half the copy throughput, with
+ * blocks it dirties come in at 1/CONVERGENCE_THROTTLE_SHARE of the copy
+ * throughput, with
  * amplification num/den dirty bytes per written byte, and at most half
  * the current throttle; never below CONVERGENCE_MIN_THROTTLE. */
 uint64_t convergence_next_throttle (uint64_t throughput, uint64_t num,

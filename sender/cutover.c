@@ -23,6 +23,9 @@
 
 #define NS_PER_S 1000000000u
 #define NS_PER_MS 1000000u
+/* How often the dirty set is looked at while a mid-pass throttle may be
+ * due, in seconds. */
+#define MIDPASS_CHECK_S 0.05
 
 /* The downtime budget the decisions aim at: --max-downtime, halved after
  * each cutover that overran it (up to an eighth), so that the next attempt
@@ -76,11 +79,45 @@ overrun_timer_cb (struct ev_loop *loop, ev_timer *w, int revents)
     cutover_overrun (m);
 }
 
+/* While a mid-pass throttle is possible, look at the dirty set often: at
+ * a guest's full write rate a second is long enough to dirty the whole
+ * image again, so waiting for the once-a-second tick costs a whole pass. */
+static void
+midpass_timer_cb (struct ev_loop *loop, ev_timer *w, int revents)
+{
+  struct migration *m = w->data;
+  struct control_status st;
+
+  if (m->phase != PHASE_PASS || m->final_pass || m->pass_ended ||
+      !convergence_midpass_possible (&m->policy)) {
+    ev_timer_stop (loop, w);
+    return;
+  }
+  /* A failing control connection is reported by the pass's end, which
+   * cannot do without it; here it only means no early throttle. */
+  if (control_status (m->control, &st) != 0)
+    return;
+  m->dirty_bytes = st.dirty_bytes;
+  (void) cutover_during_pass (m, &st);
+}
+
 void
 cutover_init (struct migration *m)
 {
   ev_timer_init (&m->overrun_timer, overrun_timer_cb, 0., 0.);
   m->overrun_timer.data = m;
+  ev_timer_init (&m->midpass_timer, midpass_timer_cb, 0., 0.);
+  m->midpass_timer.data = m;
+}
+
+void
+cutover_pass_begun (struct migration *m)
+{
+  ev_timer_stop (m->loop, &m->midpass_timer);
+  if (!m->final_pass && convergence_midpass_possible (&m->policy)) {
+    ev_timer_set (&m->midpass_timer, MIDPASS_CHECK_S, MIDPASS_CHECK_S);
+    ev_timer_start (m->loop, &m->midpass_timer);
+  }
 }
 
 /* Arm the overrun timer for the freeze that just began.  The guest has
@@ -351,6 +388,7 @@ cutover_during_pass (struct migration *m, const struct control_status *st)
     .write_requests = st->writes >= m->last_writes ? st->writes - m->last_writes : 0,
     .image_size = m->size,
     .block_size = m->block,
+    .pass_done_bytes = m->pass_done,
   };
   uint64_t throughput = convergence_rate_estimate (&m->pass_rates);
   uint64_t rate = convergence_midpass_throttle (&in, throughput, &m->policy);

@@ -34,13 +34,16 @@ bool cutover_after_pass (struct migration *m, const struct control_status *st,
 int cutover_defer_hot_blocks (struct migration *m);
 
 /* During an ordinary pass, with the filter's status st from the periodic
- * tick: set the guest throttle at once if the policy would set it at the
+ * tick or the mid-pass timer: set the guest throttle at once if the policy would set it at the
  * end of this pass anyway (convergence_midpass_throttle).  -1 after
  * cutover_fail. */
 int cutover_during_pass (struct migration *m, const struct control_status *st);
 
 /* Set up the cutover's watchers on m->loop (once, before the first pass). */
 void cutover_init (struct migration *m);
+/* A pass has begun: while the policy could throttle during it, look at the
+ * dirty set every twentieth of a second (cutover_during_pass). */
+void cutover_pass_begun (struct migration *m);
 /* Freeze and start the final pass.  If sending it runs past what
  * --max-downtime leaves for the commit, the cutover is called off: the
  * source is thawed, the pass finishes as an ordinary one, and convergence

@@ -272,6 +272,7 @@ migration_begin_pass (struct migration *m, bool final)
   progress_pass_begin (&m->progress, m->pass, m->pass_bytes, final);
   if (send_msg (m, frame, wire_encode_pass_begin (frame, m->pass, m->pass_bytes)) == -1)
     return;
+  cutover_pass_begun (m);
   pump (m);
 }
 
@@ -751,6 +752,7 @@ migration_finish (struct migration *m)
   ev_timer_stop (m->loop, &m->rate_timer);
   ev_timer_stop (m->loop, &m->tick_timer);
   ev_timer_stop (m->loop, &m->overrun_timer);
+  ev_timer_stop (m->loop, &m->midpass_timer);
   ev_signal_stop (m->loop, &m->sigint_watcher);
   ev_signal_stop (m->loop, &m->sigterm_watcher);
   reconnect_stop (m);

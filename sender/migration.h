@@ -139,6 +139,7 @@ struct migration {
    * cutover_deadline_ns or the cutover is called off (overrun_timer). */
   uint64_t gate_closed_ns, cutover_deadline_ns;
   ev_timer overrun_timer;
+  ev_timer midpass_timer;        /* early looks at the dirty set (cutover.c) */
   uint32_t cutover_overruns;     /* cutovers called off so far */
   uint64_t downtime_ms;
 

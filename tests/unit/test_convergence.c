@@ -321,12 +321,12 @@ static void
 test_next_throttle (void **state)
 {
   (void) state;
-  /* One dirty byte per written byte: half the throughput. */
-  assert_int_equal (convergence_next_throttle (100 * MiB, 1, 1, 0), 50 * MiB);
+  /* One dirty byte per written byte: a quarter of the throughput. */
+  assert_int_equal (convergence_next_throttle (100 * MiB, 1, 1, 0), 25 * MiB);
   /* 16 dirty bytes per written byte (4 KiB writes, 64 KiB blocks). */
-  assert_int_equal (convergence_next_throttle (64 * MiB, 16, 1, 0), 2 * MiB);
-  /* Nothing known: half the throughput. */
-  assert_int_equal (convergence_next_throttle (8 * MiB, 0, 0, 0), 4 * MiB);
+  assert_int_equal (convergence_next_throttle (64 * MiB, 16, 1, 0), 1 * MiB);
+  /* Nothing known: a quarter of the throughput. */
+  assert_int_equal (convergence_next_throttle (8 * MiB, 0, 0, 0), 2 * MiB);
   /* Tightening: never more than half the current throttle. */
   assert_int_equal (convergence_next_throttle (100 * MiB, 1, 1, 8 * MiB), 4 * MiB);
   /* The floor. */
@@ -399,20 +399,20 @@ test_policy_throttle (void **state)
   assert_int_equal (r.decision, CONVERGENCE_THROTTLE);
   /* 32 MiB/s throughput, half of it, over 16 dirty bytes per written
    * byte (63 MiB is not under half the 100 MiB image: the bound). */
-  assert_int_equal (r.throttle, 1 * MiB);
+  assert_int_equal (r.throttle, MiB / 2);
   assert_int_equal (p.throttle, r.throttle);
 
   /* Still not shrinking after one throttled pass: tighten to half. */
   in = stalled_input (3, 63 * MiB);
   convergence_step (&in, &p, &r);
   assert_int_equal (r.decision, CONVERGENCE_THROTTLE);
-  assert_int_equal (r.throttle, MiB / 2);
+  assert_int_equal (r.throttle, MiB / 4);
 
   /* Shrinking: leave it be. */
   in = stalled_input (4, 20 * MiB);
   convergence_step (&in, &p, &r);
   assert_int_equal (r.decision, CONVERGENCE_CONTINUE);
-  assert_int_equal (p.throttle, MiB / 2);
+  assert_int_equal (p.throttle, MiB / 4);
 
   /* Fits the budget but not half of it, and still shrinking: once more. */
   in = stalled_input (5, 4 * MiB);      /* 125 + 2 ms */
@@ -426,7 +426,7 @@ test_policy_throttle (void **state)
   in.pass_ns = 125 * MS;
   convergence_step (&in, &p, &r);
   assert_int_equal (r.decision, CONVERGENCE_THROTTLE);
-  assert_int_equal (r.throttle, MiB / 4);
+  assert_int_equal (r.throttle, MiB / 8);
   /* Without a throttle to tighten: cut over at what fits. */
   struct convergence_policy q = CONVERGENCE_POLICY_INIT (CONVERGE_THROTTLE);
   q.best_dirty = 4 * MiB;
@@ -442,8 +442,8 @@ test_policy_throttle (void **state)
   convergence_decide (&in, &r);
   assert_int_equal (r.decision, CONVERGENCE_CUTOVER_CONVERGED);
   /* Within half the budget: cut over at once. */
-  in = stalled_input (6, 1 * MiB);
-  in.pass_bytes = 1 * MiB;
+  in = stalled_input (6, MiB / 2);
+  in.pass_bytes = MiB / 2;
   in.pass_ns = 10 * MS;
   convergence_step (&in, &p, &r);
   assert_int_equal (r.decision, CONVERGENCE_CUTOVER_CONVERGED);
@@ -478,27 +478,62 @@ test_policy_midpass (void **state)
   in = stalled_input (2, 40 * MiB);
   assert_int_equal (convergence_midpass_throttle (&in, 32 * MiB, &p), 0);
   in.dirty_bytes = 61 * MiB;
-  assert_int_equal (convergence_midpass_throttle (&in, 32 * MiB, &p), 1 * MiB);
-  assert_int_equal (p.throttle, 1 * MiB);
+  assert_int_equal (convergence_midpass_throttle (&in, 32 * MiB, &p), MiB / 2);
+  assert_int_equal (p.throttle, MiB / 2);
   /* Once only. */
   assert_int_equal (convergence_midpass_throttle (&in, 32 * MiB, &p), 0);
   /* The end of that pass is not judged: no tightening. */
   in = stalled_input (2, 64 * MiB);
   convergence_step (&in, &p, &r);
   assert_int_equal (r.decision, CONVERGENCE_CONTINUE);
-  assert_int_equal (p.throttle, 1 * MiB);
+  assert_int_equal (p.throttle, MiB / 2);
   assert_int_equal (p.stalled, 0);
   /* The next pass is: not shrinking, tighten. */
   in = stalled_input (3, 64 * MiB);
   convergence_step (&in, &p, &r);
   assert_int_equal (r.decision, CONVERGENCE_THROTTLE);
-  assert_int_equal (r.throttle, MiB / 2);
+  assert_int_equal (r.throttle, MiB / 4);
 
   /* Other modes never throttle mid-pass. */
   struct convergence_policy f = CONVERGENCE_POLICY_INIT (CONVERGE_FORCE);
   f.stalled = 1;
   in = stalled_input (2, 64 * MiB);
   assert_int_equal (convergence_midpass_throttle (&in, 32 * MiB, &f), 0);
+}
+
+/* Early in a pass, the dirty set so far is extrapolated over the pass. */
+static void
+test_policy_midpass_extrapolated (void **state)
+{
+  (void) state;
+  struct convergence_policy p = CONVERGENCE_POLICY_INIT (CONVERGE_THROTTLE);
+  struct convergence_result r;
+  struct convergence_input in;
+
+  assert_false (convergence_midpass_possible (&p));
+  in = stalled_input (1, 64 * MiB);
+  convergence_step (&in, &p, &r);
+  assert_true (convergence_midpass_possible (&p));
+  /* Pass 2 copies 64 MiB; the bar is 60 MiB.  10 MiB dirty after 1 MiB
+   * sent: too early to extrapolate (under a thirty-second). */
+  assert_int_equal (CONVERGENCE_MIDPASS_MIN_DONE_DEN, 32);
+  in = stalled_input (2, 10 * MiB);
+  in.pass_done_bytes = 1 * MiB;
+  assert_int_equal (convergence_midpass_throttle (&in, 32 * MiB, &p), 0);
+  /* After 8 MiB: on course for 80 MiB, over the bar.  The guest wrote
+   * 4 MiB for those 10 MiB dirty: a quarter of 32 MiB/s over 10/4. */
+  in.pass_done_bytes = 8 * MiB;
+  assert_int_equal (convergence_midpass_throttle (&in, 32 * MiB, &p), 8 * MiB * 4 / 10);
+  assert_false (convergence_midpass_possible (&p));
+
+  /* On course for 40 MiB: shrinking, no throttle. */
+  struct convergence_policy q = CONVERGENCE_POLICY_INIT (CONVERGE_THROTTLE);
+  in = stalled_input (1, 64 * MiB);
+  convergence_step (&in, &q, &r);
+  in = stalled_input (2, 20 * MiB);
+  in.pass_done_bytes = 32 * MiB;
+  assert_int_equal (convergence_midpass_throttle (&in, 32 * MiB, &q), 0);
+  assert_true (convergence_midpass_possible (&q));
 }
 
 static void
@@ -564,6 +599,7 @@ main (void)
     cmocka_unit_test (test_amplification),
     cmocka_unit_test (test_policy_throttle),
     cmocka_unit_test (test_policy_midpass),
+    cmocka_unit_test (test_policy_midpass_extrapolated),
     cmocka_unit_test (test_policy_force_and_abort),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
