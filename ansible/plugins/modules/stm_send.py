@@ -302,6 +302,17 @@ throttle_bytes_per_second:
   returned: when the CLI ran and throttled
   type: int
   sample: 8388608
+cutover_overruns:
+  description: The CLI's C(cutover_overrun) events, one for each cutover it
+    called off because the final pass would have held guest writes past
+    I(max_downtime) (the source was thawed and another pass followed);
+    C(held_ms) is how long the guest was held that time.
+  returned: when the CLI ran and called a cutover off
+  type: list
+  elements: dict
+  sample: [{"event": "cutover_overrun", "attempt": 1, "held_ms": 93.5,
+            "predicted_ms": 12.6, "max_downtime_ms": 100.0,
+            "sent_bytes": 1048576, "pass_bytes": 2097152}]
 seconds:
   description: How long the migration took.
   returned: success, not in check mode
@@ -550,7 +561,8 @@ def count_events(events):
 
 
 def reconnect_results(events):
-    """What the events say about lost receivers and guest throttling.
+    """What the events say about lost receivers, guest throttling and
+    cutovers called off.
 
     Returned whether or not the migration succeeded: a failure after
     retries is best understood with the number of attempts beside it.
@@ -567,6 +579,9 @@ def reconnect_results(events):
               and int(e.get('bytes_per_second', 0)) > 0]
     if limits:
         result['throttle_bytes_per_second'] = min(limits)
+    overruns = [e for e in events if e.get('event') == 'cutover_overrun']
+    if overruns:
+        result['cutover_overruns'] = overruns
     return result
 
 
