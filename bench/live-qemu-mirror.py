@@ -3,7 +3,7 @@
 # blockdev-mirror over QMP, as /work/shared/anchors.md describes, and print
 # its timings as one JSON object on stdout.
 #
-#   live-qemu-mirror.py QMP_SOCKET TARGET_PORT COPY_MODE READY_TIMEOUT_S
+#   live-qemu-mirror.py QMP_SOCKET TARGET_PORT COPY_MODE READY_TIMEOUT_S [CUTOVER_TIMEOUT_S]
 #
 # It adds the NBD target node, starts the mirror (sync=full), waits for
 # BLOCK_JOB_READY (converged) at most READY_TIMEOUT_S, then cancels the job
@@ -72,6 +72,7 @@ class Qmp:
 
 def main():
     qmp_path, port, mode, ready_timeout = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+    cutover_timeout = float(sys.argv[5]) if len(sys.argv) > 5 else 600.0
     q = Qmp(qmp_path)
     q.cmd("blockdev-add", driver="nbd", **{"node-name": "tgt"},
           server={"type": "inet", "host": "127.0.0.1", "port": port})
@@ -81,8 +82,14 @@ def main():
     ready = q.wait_event("BLOCK_JOB_READY", t0 + ready_timeout)
     t_ready = time.monotonic()
     q.cmd("block-job-cancel", device="m0")
-    done = q.wait_event("BLOCK_JOB_COMPLETED", time.monotonic() + 600)
+    # The cancel drains guest I/O, which under a writer that never stops
+    # can take minutes; after CUTOVER_TIMEOUT_S give up waiting, cancel
+    # with force (the target is then not consistent) and report it.
+    done = q.wait_event("BLOCK_JOB_COMPLETED", time.monotonic() + cutover_timeout)
     t1 = time.monotonic()
+    if done is None:
+        q.cmd("block-job-cancel", device="m0", force=True)
+        q.wait_event("BLOCK_JOB_COMPLETED", time.monotonic() + 60)
     print(json.dumps({
         "total_ms": round((t1 - t0) * 1000, 1),
         "ready_ms": round((t_ready - t0) * 1000, 1),

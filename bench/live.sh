@@ -26,11 +26,14 @@
 # to the target, from nbdkit's stats filter).  With the fence flip, every
 # stm run's destination is compared with the fenced source (cmp): a
 # difference fails the benchmark.  A QEMU job that is not READY within
-# READY_TIMEOUT seconds is cancelled and reported as not converged.
+# READY_TIMEOUT seconds is cancelled and reported as not converged; one
+# whose cancel (QEMU's cutover) has not completed within CUTOVER_TIMEOUT
+# seconds is force-cancelled and reported so, its times lower bounds.
 #
 # Environment: SIZE_MIB (default 512), RUNS (default 1), FLIP (fence or
-# forward), READY_TIMEOUT (default 120), SKIP (contenders to leave out),
-# BENCH_DIR, KEEP.
+# forward), READY_TIMEOUT and CUTOVER_TIMEOUT (default 120 each), SKIP
+# (contenders to leave out), MIGRATE_BLOCK (the filter's migrate-block
+# for stm, default the filter's 64K), BENCH_DIR, KEEP.
 _live_runs="${RUNS:-1}"
 source "$(dirname "$0")/bench-lib.sh"
 
@@ -38,6 +41,7 @@ SIZE_MIB="${SIZE_MIB:-512}"
 RUNS="$_live_runs"
 FLIP="${FLIP:-fence}"
 READY_TIMEOUT="${READY_TIMEOUT:-120}"
+CUTOVER_TIMEOUT="${CUTOVER_TIMEOUT:-120}"
 SKIP=" ${SKIP:-} "
 need nbdkit; need fio; need psktool; need python3; need qemu-storage-daemon
 [ "$FLIP" = fence ] || [ "$FLIP" = forward ] || die "FLIP must be fence or forward"
@@ -147,21 +151,24 @@ run_qemu ()
     wait_file "$tmp/qmp.sock" "$QSD_PID"
     start_guest "nbd+unix:///?socket=$tmp/exp.sock"
     python3 "$srcdir/bench/live-qemu-mirror.py" "$tmp/qmp.sock" "$port" "$mode" \
-        "$READY_TIMEOUT" >"$tmp/qemu.json" 2>"$tmp/qemu.err" ||
+        "$READY_TIMEOUT" "$CUTOVER_TIMEOUT" >"$tmp/qemu.json" 2>"$tmp/qemu.err" ||
         { cat "$tmp/qemu.err" "$tmp/qsd.log" >&2; die "the QEMU mirror ($mode) failed"; }
     stop_guest
     stop "$QSD_PID"
     stop "$TGT_PID"
-    read -r TOTAL_MS DOWN_MS CONVERGED < <(python3 -c '
+    read -r TOTAL_MS DOWN_MS CONVERGED COMPLETED < <(python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
-print(d["total_ms"], d["cutover_ms"], "yes" if d["converged"] else "no")' "$tmp/qemu.json")
+print(d["total_ms"], d["cutover_ms"], "yes" if d["converged"] else "no",
+      "yes" if d["completed"] else "no")' "$tmp/qemu.json")
     BYTES="$(python3 -c '
 import re, sys
 m = re.search(r"^write: \d+ ops, [0-9.]+ s, ([0-9.]+) (B|KiB|MiB|GiB|TiB)", open(sys.argv[1]).read(), re.M)
 units = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
 print(int(float(m.group(1)) * units[m.group(2)]) if m else 0)' "$tmp/stats.txt")"
     NOTE="converged: $CONVERGED"
+    [ "$COMPLETED" = yes ] ||
+        NOTE="$NOTE; cutover not done after ${CUTOVER_TIMEOUT} s (force-cancelled; times are lower bounds)"
 }
 
 declare -a rows

@@ -60,7 +60,8 @@ convergence_predict_downtime_ns (const struct convergence_input *in,
                              CUTOVER_CONTROL_TRIPS);
   if (t == CONVERGENCE_INFINITE)
     return t;
-  return add_saturating (add_saturating (t, in->freeze_ns), trips);
+  return add_saturating (add_saturating (add_saturating (t, in->freeze_ns), trips),
+                         in->flip_ns);
 }
 
 void

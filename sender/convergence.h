@@ -33,6 +33,10 @@ struct convergence_input {
   /* One control-socket round trip; the cutover makes CUTOVER_CONTROL_TRIPS
    * of them while frozen (SNAPSHOT, FLIP, THAW). */
   uint64_t control_rtt_ns;
+  /* What FLIP costs beyond its round trip: for a forward flip the filter
+   * connects to the destination (TLS handshake, NBD negotiation) while
+   * the guest is held. */
+  uint64_t flip_ns;
   /* For the convergence policy: guest bytes written (write, zero, trim)
    * and requests that wrote them during the pass, from the filter's
    * write_bytes and writes counters; and the geometry. */
@@ -117,7 +121,7 @@ uint64_t convergence_predict_ns (uint64_t dirty_bytes, uint64_t throughput,
                                  uint64_t sync_rtt_ns);
 
 /* Predicted downtime in nanoseconds: the freeze, the control round trips
- * made while frozen, the final pass of dirty and deferred bytes at
+ * made while frozen and the flip's own cost, the final pass of dirty and deferred bytes at
  * throughput, and the commit's round trip.  The commit is not scaled with
  * the final pass: the throughput of a pass is measured up to its DURABLE,
  * so it already pays for making its bytes durable. */

@@ -37,6 +37,17 @@ downtime_target_ns (const struct migration *m)
   return m->opts->max_downtime_ns >> halvings;
 }
 
+/* What the flip costs while the guest is held, beyond its control round
+ * trip: a forward flip has the filter connect to the destination's NBD
+ * server, a TLS handshake and the NBD negotiation, which we take as twice
+ * our own handshake with the receiver (the filter's connections are
+ * opened in parallel). */
+static uint64_t
+flip_cost_ns (const struct migration *m)
+{
+  return m->opts->flip == FLIP_FORWARD ? 2 * m->handshake_ns : 0;
+}
+
 /* Call the cutover off: thaw the source, so the guest is held no longer,
  * and carry on with the final pass as an ordinary one.  What it has sent
  * and what it still sends is confirmed by its SYNC as in any pass, and the
@@ -123,8 +134,9 @@ cutover_pass_begun (struct migration *m)
 /* Arm the overrun timer for the freeze that just began.  The guest has
  * been held since the gate closed (FREEZE's reply less what the freeze
  * took); what must follow the final pass while it is held is the commit
- * (a SYNC round trip) and the control round trips of CONFIRM, FLIP and
- * THAW, so the final pass must be sent by the budget less those.  A forced
+ * (a SYNC round trip), the control round trips of CONFIRM, FLIP and
+ * THAW and the flip's own cost, so the final pass must be sent by the
+ * budget less those.  A forced
  * cutover goes through whatever it costs. */
 static void
 arm_overrun_timer (struct migration *m)
@@ -137,7 +149,8 @@ arm_overrun_timer (struct migration *m)
     m->cutover_deadline_ns = UINT64_MAX;
     return;
   }
-  uint64_t after = m->sync_rtt_ns + CUTOVER_CONTROL_TRIPS * m->control_rtt_ns;
+  uint64_t after = m->sync_rtt_ns + CUTOVER_CONTROL_TRIPS * m->control_rtt_ns +
+    flip_cost_ns (m);
   uint64_t budget = m->opts->max_downtime_ns > after
     ? m->opts->max_downtime_ns - after : 0;
   m->cutover_deadline_ns = m->gate_closed_ns + budget;
@@ -427,6 +440,7 @@ cutover_after_pass (struct migration *m, const struct control_status *st,
     /* The last FREEZE's cost; before one, the last timed flush. */
     .freeze_ns = m->freeze_cost_ns ? m->freeze_cost_ns : m->probe_flush_ns,
     .control_rtt_ns = m->control_rtt_ns,
+    .flip_ns = flip_cost_ns (m),
     .written_bytes = written,
     .write_requests = requests,
     .image_size = m->size,

@@ -15,6 +15,7 @@
  */
 #include <config.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -258,6 +259,8 @@ migration_begin_pass (struct migration *m, bool final)
   m->final_pass = final;
   m->ext_index = 0;
   m->ext_pos = 0;
+  m->send_index = 0;
+  m->send_pos = 0;
   /* What the source said of its allocation before may be stale now. */
   source_reader_forget_allocation (m->reader);
   m->all_issued = m->extents.len == 0;
@@ -293,6 +296,57 @@ next_pass (struct migration *m)
   migration_begin_pass (m, false);
 }
 
+/* Where the read starting at start (within the extent at ext_index)
+ * should end: that extent's end, stretched over the following extents
+ * while the gaps are short and the read stays within a chunk.  A lone
+ * extent is not cut here: the reader reads a chunk of it, or hands back a
+ * zero range of any length. */
+static uint64_t
+read_window_end (const struct migration *m, uint64_t start)
+{
+  size_t i = m->ext_index;
+  const struct extent *e = &m->extents.items[i];
+  uint64_t end = e->offset + e->length;
+
+  while (end - start < SOURCE_READER_CHUNK && i + 1 < m->extents.len) {
+    const struct extent *next = &m->extents.items[i + 1];
+    assert (next->offset >= end);
+    if (next->offset - end > MIGRATION_MERGE_GAP ||
+        next->offset + next->length - start > SOURCE_READER_CHUNK)
+      break;
+    end = next->offset + next->length;
+    i++;
+  }
+  return end;
+}
+
+/* Everything before issued_end has been issued: move the read cursor
+ * there, past the extents and gaps below it.  Returns the bytes of
+ * extents (not gaps) it moved over. */
+static uint64_t
+advance_issued (struct migration *m, uint64_t issued_end)
+{
+  uint64_t bytes = 0;
+
+  while (m->ext_index < m->extents.len) {
+    const struct extent *e = &m->extents.items[m->ext_index];
+    uint64_t from = e->offset + m->ext_pos;
+    uint64_t to = e->offset + e->length;
+    if (from >= issued_end)
+      break;
+    if (to > issued_end) {
+      bytes += issued_end - from;
+      m->ext_pos = issued_end - e->offset;
+      break;
+    }
+    bytes += to - from;
+    m->ext_index++;
+    m->ext_pos = 0;
+  }
+  m->all_issued = m->ext_index == m->extents.len;
+  return bytes;
+}
+
 /* Issue reads while there is room in every window. */
 static void
 pump (struct migration *m)
@@ -320,11 +374,11 @@ pump (struct migration *m)
     /* The reader issues a read of data or, where the source reports
      * zeroes, a zero range of any length; 0 means it is asking the source
      * for the allocation first and calls on_slots_free when it knows. */
-    const struct extent *e = &m->extents.items[m->ext_index];
-    uint64_t left = e->length - m->ext_pos;
+    uint64_t start = m->extents.items[m->ext_index].offset + m->ext_pos;
+    uint64_t end = read_window_end (m, start);
     bool zero;
     char err[256];
-    int64_t len = source_reader_issue_range (m->reader, e->offset + m->ext_pos, left,
+    int64_t len = source_reader_issue_range (m->reader, start, end - start,
                                              &zero, err, sizeof err);
     if (len == -1) {
       char where[64];
@@ -334,15 +388,11 @@ pump (struct migration *m)
     }
     if (len == 0)
       break;
-    /* A zero range costs a few bytes on the wire, not its length. */
+    uint64_t extent_bytes = advance_issued (m, start + (uint64_t) len);
+    /* A zero range costs a few bytes on the wire, not its length; gaps
+     * read between extents are not sent. */
     if (!zero)
-      rate_limit_take (&m->rate, (uint64_t) len, now);
-    m->ext_pos += len;
-    if (m->ext_pos == e->length) {
-      m->ext_index++;
-      m->ext_pos = 0;
-      m->all_issued = m->ext_index == m->extents.len;
-    }
+      rate_limit_take (&m->rate, extent_bytes, now);
   }
 
   if (m->all_issued && source_reader_in_flight (m->reader) == 0)
@@ -388,6 +438,47 @@ note_range_sent (struct migration *m, uint64_t offset, uint64_t length)
   return 0;
 }
 
+/* Send the parts of the extents that lie in [offset, offset+length), just
+ * read (buf) or reported as zeroes (buf NULL): reads come back in the order
+ * they were issued, so the send cursor is at or after offset.  A part that
+ * reads as zeroes goes as ZERO (the receiver punches a hole).  Returns the
+ * data bytes sent, or -1 after failing the migration. */
+static int64_t
+send_extent_parts (struct migration *m, uint64_t offset, uint64_t length,
+                   const uint8_t *buf)
+{
+  uint64_t end = offset + length;
+  int64_t data_bytes = 0;
+  uint8_t frame[WIRE_ENCODE_MAX];
+
+  while (m->send_index < m->extents.len) {
+    const struct extent *e = &m->extents.items[m->send_index];
+    uint64_t from = e->offset + m->send_pos;
+    if (from >= end)
+      break;
+    assert (from >= offset);
+    uint64_t to = e->offset + e->length < end ? e->offset + e->length : end;
+    uint64_t n = to - from;
+    int r;
+    if (buf == NULL || all_zero (buf + (from - offset), n))
+      r = send_with_payload (m, frame, wire_encode_zero (frame, from, n), NULL, 0);
+    else {
+      r = send_with_payload (m, frame, wire_encode_data_header (frame, from, n),
+                             buf + (from - offset), n);
+      data_bytes += n;
+    }
+    if (r == -1 || note_range_sent (m, from, n) == -1)
+      return -1;
+    if (to == e->offset + e->length) {
+      m->send_index++;
+      m->send_pos = 0;
+    }
+    else
+      m->send_pos = to - e->offset;
+  }
+  return data_bytes;
+}
+
 static void
 on_read (void *opaque, uint64_t offset, uint32_t length, const void *buf, int err)
 {
@@ -402,20 +493,12 @@ on_read (void *opaque, uint64_t offset, uint32_t length, const void *buf, int er
     return;
   }
 
-  uint8_t frame[WIRE_ENCODE_MAX];
-  int r;
-  if (all_zero (buf, length))
-    r = send_with_payload (m, frame, wire_encode_zero (frame, offset, length),
-                           NULL, 0);
-  else
-    r = send_with_payload (m, frame,
-                           wire_encode_data_header (frame, offset, length),
-                           buf, length);
-  if (r == -1)
+  /* Data counts towards the bytes that call for a SYNC within a pass;
+   * zeroes cost the receiver no writing. */
+  int64_t sent = send_extent_parts (m, offset, length, buf);
+  if (sent == -1)
     return;
-  m->bytes_since_sync += length;
-  if (note_range_sent (m, offset, length) == -1)
-    return;
+  m->bytes_since_sync += (uint64_t) sent;
   /* Make progress durable every so often within a long pass; the final
    * pass has COMMIT for that. */
   if (!m->final_pass &&
@@ -425,20 +508,15 @@ on_read (void *opaque, uint64_t offset, uint32_t length, const void *buf, int er
     migration_send_sync (m, false, false);
 }
 
-/* A range the source reports as zeroes: one ZERO message, however long
- * (the receiver punches a hole).  It does not count towards the bytes
- * that call for a SYNC within a pass: it cost the receiver no writing. */
+/* A range the source reports as zeroes: a ZERO message for each part of
+ * an extent in it, however long (the receiver punches a hole). */
 static void
 on_zero (void *opaque, uint64_t offset, uint64_t length)
 {
   struct migration *m = opaque;
   if (source_result_unwanted (m))
     return;
-  uint8_t frame[WIRE_ENCODE_MAX];
-  if (send_with_payload (m, frame, wire_encode_zero (frame, offset, length),
-                         NULL, 0) == -1)
-    return;
-  (void) note_range_sent (m, offset, length);
+  (void) send_extent_parts (m, offset, length, NULL);
 }
 
 static void
@@ -527,6 +605,7 @@ on_ready (struct stm_conn *conn, void *opaque)
                           .features = 0 };
   uint8_t frame[WIRE_ENCODE_MAX];
   memcpy (h.migration_id, m->migration_id, sizeof h.migration_id);
+  m->handshake_ns = time_monotonic_ns () - m->attach_ns;
   m->phase = PHASE_HELLO;
   send_msg (m, frame, wire_encode_hello (frame, &h));
 }
@@ -882,6 +961,7 @@ migration_attach_receiver (struct migration *m, int fd)
 {
   m->phase = PHASE_CONNECTING;
   m->last_activity_ns = time_monotonic_ns ();
+  m->attach_ns = m->last_activity_ns;
   m->conn = stm_conn_new (m->loop, fd, m->creds, false, m->opts->dest,
                           &conn_callbacks, m);
   if (m->conn == NULL)

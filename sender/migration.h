@@ -33,6 +33,14 @@
  * at most HIGH + SLOTS * CHUNK bytes. */
 #define MIGRATION_OUTPUT_LOW (4u * 1024 * 1024)
 #define MIGRATION_OUTPUT_HIGH (16u * 1024 * 1024)
+/* One read covers several extents when the gaps between them are at most
+ * this long (and it stays within one chunk): a read costs a round trip to
+ * the source however short it is, and with fine tracking
+ * (migrate-block=4K) a guest writing at random leaves dirty blocks a few
+ * blocks apart.  The gaps are read and dropped; only the extents are
+ * sent.  With the default 64K blocks gaps are never shorter than this
+ * plus one block, so nothing changes. */
+#define MIGRATION_MERGE_GAP (60u * 1024)
 /* A SYNC within a pass after this many bytes, so progress becomes durable
  * (and confirmed) incrementally. */
 #define MIGRATION_SYNC_EVERY (256u * 1024 * 1024)
@@ -96,6 +104,8 @@ struct migration {
   struct extent_list extents;    /* what this pass sends */
   size_t ext_index;              /* next extent to read from */
   uint64_t ext_pos;              /* bytes of that extent already issued */
+  size_t send_index;             /* next extent to send from (reads come */
+  uint64_t send_pos;             /* back in order, behind ext_index/pos) */
   bool all_issued;
   bool pass_ended;               /* PASS_END sent */
   uint64_t pass_bytes, pass_done;
@@ -125,6 +135,9 @@ struct migration {
   uint64_t preflush_ms;          /* last FREEZE's flush before the gate closed */
   uint64_t probe_flush_ns;       /* last flush_probe_measure; 0 = none yet */
   uint64_t control_rtt_ns;       /* last STATUS round trip */
+  uint64_t attach_ns;            /* when the receiver connection was handed over */
+  uint64_t handshake_ns;         /* its TLS handshake (to ready), for the
+                                    forward flip's estimate */
   uint64_t last_write_bytes;     /* the filter's write_bytes at the last pass end */
   uint64_t last_writes;          /* and its writes */
   bool forced;                   /* cutting over without converging */
