@@ -6,6 +6,7 @@
  */
 #include <config.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -337,11 +338,44 @@ control_snapshot (struct control_client *c, struct extent_list *out,
 }
 
 int
-control_confirm (struct control_client *c, uint64_t offset, uint64_t length)
+control_confirm_ranges (struct control_client *c, const struct extent *ranges,
+                        size_t n)
 {
-  char text[80];
-  snprintf (text, sizeof text, "CONFIRM %" PRIu64 " %" PRIu64 "\n", offset, length);
-  return request (c, "CONFIRM", text);
+  /* A batch is small enough for the socket buffers to hold all of it and
+   * all its replies, so neither side can block the other. */
+  /* "CONFIRM ", two 20-digit numbers, a space and a newline: 50. */
+  char text[CONTROL_CONFIRM_BATCH * 64];
+  int r = 0;
+
+  for (size_t done = 0; done < n; ) {
+    size_t batch = n - done < CONTROL_CONFIRM_BATCH ? n - done : CONTROL_CONFIRM_BATCH;
+    size_t len = 0;
+    for (size_t i = 0; i < batch; i++) {
+      int w = snprintf (text + len, sizeof text - len, "CONFIRM %" PRIu64 " %" PRIu64 "\n",
+                        ranges[done + i].offset, ranges[done + i].length);
+      assert (w > 0 && (size_t) w < sizeof text - len);
+      len += (size_t) w;
+    }
+    if (send_line (c, "CONFIRM", text) == -1)
+      return -1;
+    for (size_t i = 0; i < batch; i++) {
+      if (read_line (c, "CONFIRM") == -1)
+        return -1;
+      if (!control_reply_is_ok (c->line) && r == 0) {
+        const char *ename, *msg;
+        size_t elen;
+        if (control_reply_error (c->line, &ename, &elen, &msg) == -1)
+          return broken (c, "CONFIRM", "the filter's reply is neither OK nor ERR", 0);
+        set_error (c, "CONFIRM %" PRIu64 " %" PRIu64 " refused by the filter: %.*s %s",
+                   ranges[done + i].offset, ranges[done + i].length,
+                   (int) elen, ename, msg);
+        errno = EPROTO;
+        r = -1;
+      }
+    }
+    done += batch;
+  }
+  return r;
 }
 
 int

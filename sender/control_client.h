@@ -62,7 +62,14 @@ int control_status (struct control_client *c, struct control_status *st);
 /* SNAPSHOT: the extents are appended to out (cleared first). */
 int control_snapshot (struct control_client *c, struct extent_list *out,
                       uint64_t *generation);
-int control_confirm (struct control_client *c, uint64_t offset, uint64_t length);
+/* CONFIRM each of the n ranges, pipelined: up to CONTROL_CONFIRM_BATCH
+ * request lines are sent at once and then their replies read (the filter
+ * answers in order), so thousands of small ranges cost a few round trips,
+ * not thousands.  Every reply is read even after an ERR, so the
+ * connection stays in step; the first ERR is returned. */
+#define CONTROL_CONFIRM_BATCH 64
+int control_confirm_ranges (struct control_client *c, const struct extent *ranges,
+                            size_t n);
 int control_reset (struct control_client *c);
 int control_resume (struct control_client *c);
 int control_freeze (struct control_client *c, uint64_t *drain_ms);

@@ -175,15 +175,12 @@ migration_confirm_up_to (struct migration *m, uint64_t seq)
   int r = 0;
   while (done < m->nsyncs && m->syncs[done].seq <= seq) {
     struct pending_sync *s = &m->syncs[done];
-    for (size_t i = 0; r == 0 && i < s->ranges.len; i++) {
-      if (control_confirm (m->control, s->ranges.items[i].offset,
-                           s->ranges.items[i].length) == -1) {
-        char where[64];
-        cutover_fail (m, "cannot confirm durable data to the filter at %s %s: %s",
-                      m->opts->control_path, migration_where (m, where, sizeof where),
-                      control_client_error (m->control));
-        r = -1;
-      }
+    if (control_confirm_ranges (m->control, s->ranges.items, s->ranges.len) == -1) {
+      char where[64];
+      cutover_fail (m, "cannot confirm durable data to the filter at %s %s: %s",
+                    m->opts->control_path, migration_where (m, where, sizeof where),
+                    control_client_error (m->control));
+      r = -1;
     }
     extent_list_free (&s->ranges);
     done++;
