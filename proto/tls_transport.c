@@ -69,7 +69,13 @@ static const char priority_x509[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3";
 
 #define TLS_RECORD_MAX 16384            /* plaintext bytes per TLS record */
 #define OUT_CHUNK_SIZE (256 * 1024)     /* output queue granule */
-#define OUT_SPARE_CHUNKS 4              /* emptied chunks kept for reuse */
+/* Emptied chunks kept for reuse: enough for a sender's whole queue (16 MiB
+ * and a few reads on top), so a full pass does not keep returning chunks
+ * to the allocator and faulting fresh pages in. */
+#define OUT_SPARE_CHUNKS 80
+/* A message body at least this long goes to the socket straight from the
+ * caller's buffer when nothing is queued before it (conn_send_direct). */
+#define DIRECT_SEND_MIN (64 * 1024)
 #define IN_INITIAL_SIZE (64 * 1024)     /* input buffer before a big frame */
 /* Bytes read in one go before giving other watchers of the loop a turn. */
 #define READ_BUDGET (4 * 1024 * 1024)
@@ -152,6 +158,13 @@ struct stm_conn {
   /* GnuTLS requires a send that returned EAGAIN to be repeated with the
    * same data; this is its length (0 = none outstanding). */
   size_t send_retry_len;
+  /* A record sent straight from a caller's buffer met EAGAIN: GnuTLS holds
+   * it encrypted, and a send of no data (NULL, 0) must push it out before
+   * anything queued after it. */
+  bool record_held;
+  /* A direct send failed inside the caller's stack; conn_flush reports it
+   * from the loop, where failing the connection is safe. */
+  char send_error[1024];
   size_t low_water, high_water;
   bool drain_armed;
 };
@@ -594,7 +607,8 @@ conn_wanted_events (const struct stm_conn *c)
       return c->bye_wants_write ? EV_WRITE : EV_READ;
     if (c->lingering ? !c->peer_eof : !c->paused)
       events |= EV_READ;
-    if (c->out_pending > 0 || c->recv_wants_write ||
+    if (c->out_pending > 0 || c->record_held || c->send_error[0] ||
+        c->recv_wants_write ||
         (c->lingering && !c->bye_started))
       events |= EV_WRITE;
     return events;
@@ -1154,6 +1168,85 @@ conn_queue (struct stm_conn *c, const void *head, size_t headlen,
   return 0;
 }
 
+/* Send one piece straight from the caller's buffer.  Returns the bytes
+ * the socket (or GnuTLS, holding a record) took, 0 if it takes nothing
+ * now, or -1 with c->send_error set. */
+static ssize_t
+conn_send_piece (struct stm_conn *c, const uint8_t *p, size_t len)
+{
+  for (;;) {
+    ssize_t n;
+
+    errno = 0;
+    if (c->session) {
+      n = gnutls_record_send (c->session, p, len);
+      if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
+        /* The record is encrypted and held; it goes out first later. */
+        c->record_held = true;
+        return (ssize_t) len;
+      }
+      if (n < 0) {
+        char detail[512];
+
+        tls_error_text (detail, sizeof detail, (int) n, errno);
+        snprintf (c->send_error, sizeof c->send_error,
+                  "TLS send to %s failed: %s", c->peer_name, detail);
+        return -1;
+      }
+      return n;
+    }
+    n = send (c->fd, p, len, MSG_NOSIGNAL);
+    if (n == -1 && errno == EINTR)
+      continue;
+    if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      return 0;
+    if (n == -1) {
+      snprintf (c->send_error, sizeof c->send_error, "send to %s failed: %s",
+                c->peer_name, strerror (errno));
+      return -1;
+    }
+    return n;
+  }
+}
+
+/* Nothing is queued: send as much of the message as the socket takes now
+ * without copying the body into the queue.  The header goes with the
+ * start of the body in the first record (that much is copied), the rest
+ * of the body record by record from the caller's buffer.  Returns the
+ * bytes of the message sent (or held by GnuTLS); the caller queues the
+ * rest.  A failure is left in send_error for conn_flush. */
+static size_t
+conn_send_direct (struct stm_conn *c, const uint8_t *head, size_t headlen,
+                  const uint8_t *body, size_t bodylen)
+{
+  uint8_t first[TLS_RECORD_MAX];
+  size_t done = 0, total = headlen + bodylen;
+
+  while (done < total && !c->record_held) {
+    const uint8_t *p;
+    size_t len;
+    ssize_t n;
+
+    if (done < headlen) {
+      size_t h = headlen - done;
+      size_t b = bodylen < TLS_RECORD_MAX - h ? bodylen : TLS_RECORD_MAX - h;
+      memcpy (first, head + done, h);
+      memcpy (first + h, body, b);
+      p = first;
+      len = h + b;
+    }
+    else {
+      p = body + (done - headlen);
+      len = total - done < TLS_RECORD_MAX ? total - done : TLS_RECORD_MAX;
+    }
+    n = conn_send_piece (c, p, len);
+    if (n <= 0)
+      break;
+    done += (size_t) n;
+  }
+  return done;
+}
+
 int
 stm_conn_send (struct stm_conn *c, const void *head, size_t headlen,
                const void *body, size_t bodylen)
@@ -1162,6 +1255,29 @@ stm_conn_send (struct stm_conn *c, const void *head, size_t headlen,
     return -1;
   if (headlen + bodylen == 0)
     return 0;
+  if (c->state == CONN_OPEN && !c->lingering && !c->bye_started &&
+      c->out_pending == 0 && !c->record_held && c->send_retry_len == 0 &&
+      c->send_error[0] == '\0' && bodylen >= DIRECT_SEND_MIN) {
+    size_t sent = conn_send_direct (c, head, headlen, body, bodylen);
+    if (c->send_error[0]) {
+      /* Failed inside the caller's stack: report it from the loop. */
+      conn_kick (c);
+      return 0;
+    }
+    if (sent < headlen) {
+      head = (const uint8_t *) head + sent;
+      headlen -= sent;
+    }
+    else {
+      body = (const uint8_t *) body + (sent - headlen);
+      bodylen -= sent - headlen;
+      headlen = 0;
+    }
+    if (headlen + bodylen == 0) {
+      conn_update_events (c);
+      return 0;
+    }
+  }
   if (conn_queue (c, head, headlen, body, bodylen) == -1)
     return -1;
   if (c->out_pending >= c->low_water)
@@ -1186,9 +1302,38 @@ queue_pop_sent (struct stm_conn *c)
   chunk_put (c, k);
 }
 
+/* Push out the record GnuTLS holds after a direct send met EAGAIN.
+ * Returns 1 when it is out, 0 to wait for the socket, -1 after failing. */
+static int
+conn_push_held_record (struct stm_conn *c)
+{
+  for (;;) {
+    ssize_t n = gnutls_record_send (c->session, NULL, 0);
+    if (n == GNUTLS_E_INTERRUPTED)
+      continue;
+    if (n == GNUTLS_E_AGAIN)
+      return 0;
+    if (n < 0) {
+      char detail[512];
+
+      tls_error_text (detail, sizeof detail, n, errno);
+      conn_fail (c, "TLS send to %s failed: %s", c->peer_name, detail);
+      return -1;
+    }
+    c->record_held = false;
+    return 1;
+  }
+}
+
 static void
 conn_flush (struct stm_conn *c)
 {
+  if (c->send_error[0]) {
+    conn_fail (c, "%s", c->send_error);
+    return;
+  }
+  if (c->record_held && conn_push_held_record (c) != 1)
+    return;
   while (c->out_pending > 0) {
     struct out_chunk *k = c->out_head;
     size_t len;
@@ -1375,7 +1520,7 @@ conn_progress (struct stm_conn *c, bool try_read)
   conn_flush (c);
   if (c->release_wanted)
     return;
-  if (c->lingering && c->out_pending == 0)
+  if (c->lingering && c->out_pending == 0 && !c->record_held)
     conn_shutdown_step (c);
 }
 

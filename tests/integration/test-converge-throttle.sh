@@ -18,10 +18,7 @@ size_mib=48
 start_psk_source "$size_mib"
 start_writer_and_wait "${size_mib}m" 120 1000
 
-start_psk_recv --once
-run_stm_send send 90 --tls-psk "$tmp/keys.psk" --rate 16M --max-downtime 200
-[ "$EXIT_STATUS" -eq 0 ] || fail "stm-send exited with $EXIT_STATUS"
-wait_recv_once_done
+migrate_psk_once 90 --rate 16M --max-downtime 200
 
 out="$tmp/send.out"
 grep -q '"event":"throttle"' "$out" ||

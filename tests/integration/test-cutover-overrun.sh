@@ -18,10 +18,7 @@ NBDKIT_OPTIONS="-D migrate.first_freeze_read_delay_ms=200" start_psk_source "$si
 # has dirty blocks to read and the migration still converges.
 start_writer_and_wait "${size_mib}m" 120 100 --rate=,2m
 
-start_psk_recv --once
-run_stm_send send 90 --tls-psk "$tmp/keys.psk" --max-downtime 100
-[ "$EXIT_STATUS" -eq 0 ] || fail "stm-send exited with $EXIT_STATUS"
-wait_recv_once_done
+migrate_psk_once 90 --max-downtime 100
 
 out="$tmp/send.out"
 grep -q '"event":"cutover_overrun"' "$out" ||

@@ -14,10 +14,7 @@ size_mib=64
 start_psk_source "$size_mib" migrate-block=4K
 start_writer_and_wait "${size_mib}m" 120 1000 --rate=,8m
 
-start_psk_recv --once
-run_stm_send send 90 --tls-psk "$tmp/keys.psk"
-[ "$EXIT_STATUS" -eq 0 ] || fail "stm-send exited with $EXIT_STATUS"
-wait_recv_once_done
+migrate_psk_once 90
 
 out="$tmp/send.out"
 [ "$(json_field "$out" start block)" = 4096 ] ||

@@ -16,12 +16,7 @@ cp "$tmp/src.img" "$tmp/orig.img"
 start_writer_and_wait "${size_mib}m" 120 0 --rate=,4m
 writes_before="$(status_writes)"
 
-start_psk_recv --once
-
-run_stm_send send 180 --tls-psk "$tmp/keys.psk" --max-passes 10
-[ "$EXIT_STATUS" -eq 0 ] || fail "stm-send exited with $EXIT_STATUS"
-
-wait_recv_once_done "after the migration"
+migrate_psk_once 180 --max-passes 10
 
 state_is fenced || fail "the source is not fenced: $(ctl STATUS)"
 writes_after="$(status_writes)"
