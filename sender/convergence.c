@@ -61,7 +61,7 @@ convergence_predict_downtime_ns (const struct convergence_input *in,
   if (t == CONVERGENCE_INFINITE)
     return t;
   return add_saturating (add_saturating (add_saturating (t, in->freeze_ns), trips),
-                         in->flip_ns);
+                         add_saturating (in->flip_ns, in->commit_rtt_ns));
 }
 
 void

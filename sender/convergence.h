@@ -23,7 +23,9 @@ struct convergence_input {
   uint64_t pass_ns;          /* PASS_BEGIN to DURABLE, nanoseconds */
   uint64_t dirty_bytes;      /* dirty bytes reported by STATUS after it */
   uint64_t sync_rtt_ns;      /* measured SYNC -> DURABLE round trip, which
-                                stands for the COMMIT's fdatasync too */
+                                stands for the final pass's SYNC too */
+  uint64_t commit_rtt_ns;    /* COMMIT after it, with nothing left to write
+                                (the quickest SYNC round trip seen) */
   uint64_t max_downtime_ns;  /* --max-downtime */
   uint32_t max_passes;       /* --max-passes */
   /* What the freeze itself costs before the final pass can start: the
@@ -121,10 +123,11 @@ uint64_t convergence_predict_ns (uint64_t dirty_bytes, uint64_t throughput,
                                  uint64_t sync_rtt_ns);
 
 /* Predicted downtime in nanoseconds: the freeze, the control round trips
- * made while frozen and the flip's own cost, the final pass of dirty and deferred bytes at
- * throughput, and the commit's round trip.  The commit is not scaled with
- * the final pass: the throughput of a pass is measured up to its DURABLE,
- * so it already pays for making its bytes durable. */
+ * made while frozen and the flip's own cost, the final pass of dirty and
+ * deferred bytes at throughput, its SYNC round trip, and the COMMIT round
+ * trip.  The SYNC is not scaled with the final pass: the throughput of a
+ * pass is measured up to its DURABLE, so it already pays for making its
+ * bytes durable. */
 uint64_t convergence_predict_downtime_ns (const struct convergence_input *in,
                                           uint64_t throughput);
 

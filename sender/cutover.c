@@ -83,10 +83,12 @@ static void
 overrun_timer_cb (struct ev_loop *loop, ev_timer *w, int revents)
 {
   struct migration *m = w->data;
-  /* Only while the final pass is still being sent: once COMMIT is queued
-   * the receiver may declare the destination complete, and the cutover
-   * can no longer be called off. */
-  if (m->frozen && m->final_pass && m->phase == PHASE_PASS && !m->pass_ended)
+  /* Only while the final pass is being sent or made durable: once COMMIT
+   * is queued the receiver may declare the destination complete, and the
+   * cutover can no longer be called off.  Called off while waiting for the
+   * final SYNC, the pass ends as an ordinary one when DURABLE comes. */
+  if (m->frozen && m->final_pass &&
+      (m->phase == PHASE_PASS || m->phase == PHASE_PASS_SYNC))
     cutover_overrun (m);
 }
 
@@ -149,7 +151,7 @@ arm_overrun_timer (struct migration *m)
     m->cutover_deadline_ns = UINT64_MAX;
     return;
   }
-  uint64_t after = m->sync_rtt_ns + CUTOVER_CONTROL_TRIPS * m->control_rtt_ns +
+  uint64_t after = m->min_sync_rtt_ns + CUTOVER_CONTROL_TRIPS * m->control_rtt_ns +
     flip_cost_ns (m);
   uint64_t budget = m->opts->max_downtime_ns > after
     ? m->opts->max_downtime_ns - after : 0;
@@ -213,20 +215,28 @@ cutover_begin (struct migration *m)
 void
 cutover_final_pass_sent (struct migration *m)
 {
-  /* Everything is sent, but too late for the commit to fit: call the
-   * cutover off and end this pass as an ordinary one. */
+  /* Make the final pass durable with an ordinary SYNC before COMMIT: the
+   * receiver's fdatasync is the slowest step of the commit, and while it
+   * runs the cutover can still be called off (the receiver has declared
+   * nothing complete).  COMMIT then finds nothing left to write. */
+  if (migration_send_sync (m, true, false) != 0)
+    m->phase = PHASE_PASS_SYNC;
+}
+
+bool
+cutover_final_pass_durable (struct migration *m)
+{
   if (time_monotonic_ns () > m->cutover_deadline_ns) {
     cutover_overrun (m);
-    if (m->phase == PHASE_PASS && migration_send_sync (m, true, false) != 0)
-      m->phase = PHASE_PASS_SYNC;
-    return;
+    return m->phase == PHASE_FAILED;
   }
   ev_timer_stop (m->loop, &m->overrun_timer);
   uint64_t seq = migration_send_sync (m, false, true);
   if (seq == 0)
-    return;
+    return true;
   m->phase = PHASE_COMMITTING;
   progress_commit (&m->progress, seq);
+  return true;
 }
 
 /* FLIP failed.  An ERR reply changed nothing; but if the freeze ended
@@ -435,6 +445,7 @@ cutover_after_pass (struct migration *m, const struct control_status *st,
     /* The final pass carries the deferred hot blocks too. */
     .deferred_bytes = hot_blocks_deferred_bytes (&m->hot),
     .sync_rtt_ns = m->sync_rtt_ns,
+    .commit_rtt_ns = m->min_sync_rtt_ns,
     .max_downtime_ns = downtime_target_ns (m),
     .max_passes = o->max_passes,
     /* The last FREEZE's cost; before one, the last timed flush. */

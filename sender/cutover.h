@@ -44,13 +44,17 @@ void cutover_init (struct migration *m);
 /* A pass has begun: while the policy could throttle during it, look at the
  * dirty set every twentieth of a second (cutover_during_pass). */
 void cutover_pass_begun (struct migration *m);
-/* Freeze and start the final pass.  If sending it runs past what
- * --max-downtime leaves for the commit, the cutover is called off: the
- * source is thawed, the pass finishes as an ordinary one, and convergence
- * decides again against half the budget. */
+/* Freeze and start the final pass.  If sending it and making it durable
+ * runs past what --max-downtime leaves for COMMIT, FLIP and THAW, the
+ * cutover is called off: the source is thawed, the pass finishes as an
+ * ordinary one, and convergence decides again against half the budget. */
 void cutover_begin (struct migration *m);
-/* The final pass has been sent (PASS_END queued): send COMMIT. */
+/* The final pass has been sent (PASS_END queued): SYNC it. */
 void cutover_final_pass_sent (struct migration *m);
+/* The final pass is durable: COMMIT (true), or, past the deadline, call
+ * the cutover off and return false, so that the caller ends the pass as
+ * an ordinary one.  True also after a failure. */
+bool cutover_final_pass_durable (struct migration *m);
 /* COMMITTED arrived: confirm, flip, thaw, finish. */
 void cutover_on_committed (struct migration *m, const struct wire_msg *msg);
 

@@ -548,6 +548,8 @@ pass_durable (struct migration *m, uint64_t sync_sent_ns)
   uint64_t now = time_monotonic_ns ();
   uint64_t pass_ns = now - m->pass_start_ns;
   m->sync_rtt_ns = now - sync_sent_ns;
+  if (m->min_sync_rtt_ns == 0 || m->sync_rtt_ns < m->min_sync_rtt_ns)
+    m->min_sync_rtt_ns = m->sync_rtt_ns;
   if (m->pass_bytes > 0) {
     m->last_pass_bytes = m->pass_bytes;
     m->last_pass_ns = pass_ns;
@@ -588,8 +590,13 @@ on_durable (struct migration *m, uint64_t seq)
     }
   if (migration_confirm_up_to (m, seq) == -1)
     return;
-  if (pass_end && m->phase == PHASE_PASS_SYNC)
+  if (pass_end && m->phase == PHASE_PASS_SYNC) {
+    /* The final pass goes on to COMMIT, unless the cutover is called off
+     * (too late), which leaves an ordinary pass end. */
+    if (m->final_pass && cutover_final_pass_durable (m))
+      return;
     pass_durable (m, sent_ns);
+  }
 }
 
 /* ---- the receiver connection --------------------------------------- */

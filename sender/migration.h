@@ -64,7 +64,7 @@ enum migration_phase {
   PHASE_HELLO,         /* HELLO sent, waiting for HELLO_REPLY */
   PHASE_PASS,          /* reading and sending a pass */
   PHASE_PASS_SYNC,     /* pass sent, waiting for its DURABLE */
-  PHASE_COMMITTING,    /* final pass sent, COMMIT sent, waiting for COMMITTED */
+  PHASE_COMMITTING,    /* final pass durable, COMMIT sent, waiting for COMMITTED */
   PHASE_DONE,          /* flipped and thawed */
   PHASE_FAILED,
 };
@@ -126,6 +126,7 @@ struct migration {
   uint64_t last_pass_bytes, last_pass_ns;   /* last pass that moved data */
   struct convergence_rate pass_rates;       /* the last passes, for the rate */
   uint64_t sync_rtt_ns;
+  uint64_t min_sync_rtt_ns;      /* quickest SYNC round trip: COMMIT's estimate */
   uint64_t last_activity_ns;     /* last message received or chunk sent */
 
   /* Convergence (convergence.h) and what its prediction needs. */

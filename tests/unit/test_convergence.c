@@ -271,10 +271,14 @@ test_predict_downtime (void **state)
   assert_int_equal (convergence_predict_downtime_ns (&in, 100 * MiB), (40 + 10) * MS);
   in.dirty_bytes = MiB / 2;
   assert_int_equal (convergence_predict_downtime_ns (&in, 100 * MiB), (5 + 10) * MS);
-  /* A forward flip's connection to the destination counts too. */
+  /* A forward flip's connection to the destination counts too, and so
+   * does COMMIT's round trip after the final SYNC. */
   in.flip_ns = 30 * MS;
   assert_int_equal (convergence_predict_downtime_ns (&in, 100 * MiB), (5 + 10 + 30) * MS);
+  in.commit_rtt_ns = 1 * MS;
+  assert_int_equal (convergence_predict_downtime_ns (&in, 100 * MiB), (5 + 10 + 30 + 1) * MS);
   in.flip_ns = 0;
+  in.commit_rtt_ns = 0;
   in.pass_bytes = 100 * MiB;
   in.pass_ns = 1 * S;
   in.sync_rtt_ns = 2 * MS;
