@@ -8,6 +8,7 @@
  */
 #include <config.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 
@@ -67,6 +68,61 @@ extent_list_append (struct extent_list *list, uint64_t offset, uint64_t length)
   list->items[list->len].offset = offset;
   list->items[list->len].length = length;
   list->len++;
+  return 0;
+}
+
+/* Merge, in place, neighbours less than gap bytes apart. */
+static void
+extent_list_bridge (struct extent_list *list, uint64_t gap)
+{
+  size_t out = 0;
+
+  for (size_t i = 0; i < list->len; i++) {
+    struct extent e = list->items[i];
+    if (out > 0) {
+      struct extent *last = &list->items[out - 1];
+      uint64_t end = last->offset + last->length;
+      if (e.offset - end < gap) {
+        last->length = e.offset + e.length - last->offset;
+        continue;
+      }
+    }
+    list->items[out++] = e;
+  }
+  list->len = out;
+}
+
+int
+extent_list_append_bounded (struct extent_list *list, uint64_t offset,
+                            uint64_t length, size_t max_len,
+                            uint64_t min_bridge, uint64_t *bridge)
+{
+  assert (max_len >= 2 && min_bridge > 0);
+  if (length == 0)
+    return 0;
+  if (list->len > 0) {
+    struct extent *last = &list->items[list->len - 1];
+    uint64_t end = last->offset + last->length;
+    if (offset < end || length - 1 > UINT64_MAX - offset) {
+      errno = EINVAL;
+      return -1;
+    }
+    if (offset - end < *bridge) {
+      last->length = offset + length - last->offset;
+      return 0;
+    }
+  }
+  if (extent_list_append (list, offset, length) == -1)
+    return -1;
+  while (list->len > max_len) {
+    /* Each doubling merges at least the gaps below the new bridge; with
+     * max_len / 2 items left there is room to append again. */
+    do {
+      *bridge = *bridge == 0 ? min_bridge
+        : *bridge > UINT64_MAX / 2 ? UINT64_MAX : *bridge * 2;
+      extent_list_bridge (list, *bridge);
+    } while (list->len > max_len / 2 && *bridge != UINT64_MAX);
+  }
   return 0;
 }
 

@@ -304,9 +304,13 @@ control_snapshot (struct control_client *c, struct extent_list *out,
     *generation = gen;
 
   /* The dirty set has already moved to "unconfirmed" in the filter, so
-   * every line must be read even if one is malformed. */
-  uint64_t count = 0;
-  bool bad = false;
+   * every line must be read even if one is malformed.  The list is
+   * bounded (CONTROL_SNAPSHOT_MAX_EXTENTS): past that, short clean gaps
+   * between extents are bridged, which costs sending some clean blocks
+   * again (harmless: their content is the destination's already, or they
+   * are dirty again and go in a later pass) but keeps memory fixed. */
+  uint64_t count = 0, handed = 0, bridge = 0;
+  bool malformed = false, unusable = false;
   for (;;) {
     uint64_t off, len;
     if (read_line (c, "SNAPSHOT") == -1)
@@ -315,22 +319,28 @@ control_snapshot (struct control_client *c, struct extent_list *out,
     if (r == 0)
       break;
     if (r == -1) {
-      bad = true;
+      malformed = true;
       continue;
     }
     count++;
-    if (!bad && extent_list_append (out, off, len) == -1) {
-      set_error (c, "SNAPSHOT: out of memory for %" PRIu64 " extents", n);
-      bad = true;
+    handed += len;
+    if (!malformed && !unusable &&
+        extent_list_append_bounded (out, off, len, CONTROL_SNAPSHOT_MAX_EXTENTS,
+                                    CONTROL_SNAPSHOT_MIN_BRIDGE, &bridge) == -1) {
+      if (errno == ENOMEM)
+        set_error (c, "SNAPSHOT: out of memory for %" PRIu64 " extents", n);
+      else
+        set_error (c, "SNAPSHOT: the filter sent extents out of order");
+      unusable = true;
     }
   }
-  if (bad || count != n || extent_list_total_bytes (out) != bytes) {
-    if (!bad)
-      set_error (c, "SNAPSHOT: the filter announced %" PRIu64 " extents of %"
-                 PRIu64 " bytes but sent %" PRIu64 " extents of %" PRIu64 " bytes",
-                 n, bytes, count, extent_list_total_bytes (out));
-    else if (c->error[0] == '\0' || strstr (c->error, "out of memory") == NULL)
-      set_error (c, "SNAPSHOT: the filter sent a malformed extent line");
+  if (malformed)
+    set_error (c, "SNAPSHOT: the filter sent a malformed extent line");
+  else if (!unusable && (count != n || handed != bytes))
+    set_error (c, "SNAPSHOT: the filter announced %" PRIu64 " extents of %"
+               PRIu64 " bytes but sent %" PRIu64 " extents of %" PRIu64 " bytes",
+               n, bytes, count, handed);
+  if (malformed || unusable || count != n || handed != bytes) {
     errno = EPROTO;
     return -1;
   }

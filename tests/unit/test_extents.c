@@ -129,6 +129,64 @@ test_end_of_range (void **state)
   extent_list_free (&list);
 }
 
+/* A list bounded to a few items bridges the shortest gaps first and
+ * always covers every byte it was given. */
+static void
+test_bounded (void **state)
+{
+  (void) state;
+  struct extent_list l = EXTENT_LIST_INIT;
+  uint64_t bridge = 0;
+  const uint64_t K = 1024;
+
+  /* Under the bound: as extent_list_append. */
+  assert_int_equal (extent_list_append_bounded (&l, 0, 4 * K, 8, 64 * K, &bridge), 0);
+  assert_int_equal (extent_list_append_bounded (&l, 4 * K, 4 * K, 8, 64 * K, &bridge), 0);
+  assert_int_equal (l.len, 1);
+  assert_int_equal (bridge, 0);
+  /* Out of order or overlapping: refused. */
+  assert_int_equal (extent_list_append_bounded (&l, 4 * K, 4 * K, 8, 64 * K, &bridge), -1);
+  assert_int_equal (errno, EINVAL);
+
+  /* 1000 blocks of 4K, every other one (gaps of 4K), then a far one. */
+  extent_list_clear (&l);
+  bridge = 0;
+  uint64_t given = 0;
+  for (uint64_t i = 0; i < 1000; i++) {
+    assert_int_equal (extent_list_append_bounded (&l, i * 8 * K, 4 * K, 8, 64 * K, &bridge), 0);
+    given += 4 * K;
+    assert_true (l.len <= 8);
+  }
+  assert_int_equal (extent_list_append_bounded (&l, 1 << 30, 4 * K, 8, 64 * K, &bridge), 0);
+  given += 4 * K;
+  assert_true (l.len <= 8);
+  assert_int_equal (bridge, 64 * K);
+  /* The short gaps are bridged, the 1 GiB one is not. */
+  assert_int_equal (l.len, 2);
+  assert_int_equal (l.items[0].offset, 0);
+  assert_int_equal (l.items[0].length, 999 * 8 * K + 4 * K);
+  assert_int_equal (l.items[1].offset, 1 << 30);
+  assert_int_equal (l.items[1].length, 4 * K);
+  assert_true (extent_list_total_bytes (&l) >= given);
+
+  /* Groups of three extents 16K apart, the groups 1 MiB apart: bridging
+   * the short gaps is enough, and the long ones stay. */
+  extent_list_clear (&l);
+  bridge = 0;
+  uint64_t off = 0;
+  for (unsigned i = 0; i < 45; i++) {
+    assert_int_equal (extent_list_append_bounded (&l, off, 4 * K, 16, 64 * K, &bridge), 0);
+    off += 4 * K + (i % 3 == 2 ? 1024 * K : 16 * K);
+    assert_true (l.len <= 16);
+  }
+  assert_int_equal (bridge, 64 * K);
+  assert_int_equal (l.len, 15);
+  for (size_t i = 1; i < l.len; i++)
+    assert_int_equal (l.items[i].offset - (l.items[i - 1].offset + l.items[i - 1].length),
+                      1024 * K);
+  extent_list_free (&l);
+}
+
 int
 main (void)
 {
@@ -138,6 +196,7 @@ main (void)
     cmocka_unit_test (test_growth),
     cmocka_unit_test (test_contiguous_stays_one),
     cmocka_unit_test (test_end_of_range),
+    cmocka_unit_test (test_bounded),
   };
 
   return cmocka_run_group_tests (tests, NULL, NULL);
