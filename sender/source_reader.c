@@ -10,7 +10,8 @@
  * do anything in its callback, including stopping the reader.
  *
  * Block status: one base:allocation request at a time, for the range the
- * caller is about to read (at most STATUS_MAX_QUERY bytes).  Its answer is
+ * caller is about to read (at most STATUS_MAX_QUERY bytes, less where the
+ * source is finely fragmented: see status_query).  Its answer is
  * kept as a short map (at most STATUS_MAP_MAX runs) that later calls walk
  * forward; a zero run becomes a slot that needs no read and is complete at
  * once, delivered in order with the reads through on_zero.  The map is
@@ -35,6 +36,8 @@
 /* Largest range one block status request asks about, and the most runs of
  * an answer kept; the rest is asked for again when reached. */
 #define STATUS_MAX_QUERY (1024u * 1024 * 1024)
+/* The smallest range asked about once answers overflow the map. */
+#define STATUS_MIN_QUERY (1024u * 1024)
 #define STATUS_MAP_MAX 256
 
 struct alloc_run {
@@ -74,6 +77,15 @@ struct source_reader {
   struct alloc_run map[STATUS_MAP_MAX];
   unsigned map_len;
   bool status_in_flight, status_done;
+  /* How much to ask about next.  A server's answer costs it in proportion
+   * to the runs in the range (nbdkit's file plugin seeks from hole to
+   * data to hole), and we keep only STATUS_MAP_MAX runs: asking about a
+   * whole gigabyte of a finely fragmented file for 256 runs each time
+   * made it rescan the same gigabyte over and over.  So the range shrinks
+   * to what the map held when an answer overflows it, and doubles again
+   * (up to STATUS_MAX_QUERY) when one does not. */
+  uint64_t status_query;
+  bool pending_full;                  /* the answer had more runs than fit */
   int status_err;
   uint64_t status_gen, status_req_gen;
   struct alloc_run pending_map[STATUS_MAP_MAX];
@@ -88,6 +100,7 @@ source_reader_open (const char *uri, char *errbuf, size_t errlen)
     snprintf (errbuf, errlen, "out of memory");
     return NULL;
   }
+  r->status_query = STATUS_MAX_QUERY;
   for (unsigned i = 0; i < SOURCE_READER_SLOTS; i++) {
     r->slots[i].reader = r;
     r->slots[i].buf = malloc (SOURCE_READER_CHUNK);
@@ -179,6 +192,17 @@ deliver (struct source_reader *r)
     else if (r->status_req_gen == r->status_gen) {
       memcpy (r->map, r->pending_map, r->pending_len * sizeof r->map[0]);
       r->map_len = r->pending_len;
+    }
+    if (r->pending_len > 0) {
+      if (r->pending_full) {
+        const struct alloc_run *last = &r->pending_map[r->pending_len - 1];
+        uint64_t held = last->offset + last->length - r->pending_map[0].offset;
+        r->status_query = held > STATUS_MIN_QUERY ? held : STATUS_MIN_QUERY;
+      }
+      else if (r->status_query < STATUS_MAX_QUERY / 2)
+        r->status_query *= 2;
+      else
+        r->status_query = STATUS_MAX_QUERY;
     }
     any = true;
   }
@@ -321,8 +345,10 @@ status_extent (void *user_data, const char *metacontext, uint64_t offset,
       last->length += len;
     }
     else {
-      if (r->pending_len == STATUS_MAP_MAX)
+      if (r->pending_len == STATUS_MAP_MAX) {
+        r->pending_full = true;
         break;
+      }
       r->pending_map[r->pending_len++] =
         (struct alloc_run) { .offset = offset, .length = len, .zero = zero };
     }
@@ -372,10 +398,11 @@ source_reader_issue_range (struct source_reader *r, uint64_t offset,
   if (run == NULL) {
     if (r->status_in_flight)
       return 0;
-    uint64_t count = maxlen < STATUS_MAX_QUERY ? maxlen : STATUS_MAX_QUERY;
+    uint64_t count = maxlen < r->status_query ? maxlen : r->status_query;
     nbd_extent_callback ecb = { .callback = status_extent, .user_data = r };
     nbd_completion_callback ccb = { .callback = status_done, .user_data = r };
     r->pending_len = 0;
+    r->pending_full = false;
     r->status_done = false;
     r->status_err = 0;
     r->status_req_gen = r->status_gen;
