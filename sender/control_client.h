@@ -60,12 +60,12 @@ int control_client_fd (const struct control_client *c);
 
 int control_status (struct control_client *c, struct control_status *st);
 /* SNAPSHOT: the extents are appended to out (cleared first), at most
- * CONTROL_SNAPSHOT_MAX_EXTENTS of them (4 MiB of list at most, with its
+ * CONTROL_SNAPSHOT_MAX_EXTENTS of them (2 MiB of list at most, with its
  * growth): a snapshot of more, scattered over a large image, has its
  * shortest clean gaps bridged (from CONTROL_SNAPSHOT_MIN_BRIDGE bytes,
  * doubling), so the pass sends some clean blocks again rather than the
  * sender's memory growing with the image. */
-#define CONTROL_SNAPSHOT_MAX_EXTENTS (128u * 1024)
+#define CONTROL_SNAPSHOT_MAX_EXTENTS (64u * 1024)
 #define CONTROL_SNAPSHOT_MIN_BRIDGE (64u * 1024)
 int control_snapshot (struct control_client *c, struct extent_list *out,
                       uint64_t *generation);
