@@ -1221,7 +1221,13 @@ conn_send_direct (struct stm_conn *c, const uint8_t *head, size_t headlen,
 {
   uint8_t first[TLS_RECORD_MAX];
   size_t done = 0, total = headlen + bodylen;
+  /* A record holds at most what the session allows (a peer may ask for
+   * less than 16 KiB): a piece GnuTLS accepted is then always whole. */
+  size_t record = TLS_RECORD_MAX;
+  if (c->session && gnutls_record_get_max_size (c->session) < record)
+    record = gnutls_record_get_max_size (c->session);
 
+  assert (headlen < record);
   while (done < total && !c->record_held) {
     const uint8_t *p;
     size_t len;
@@ -1229,7 +1235,7 @@ conn_send_direct (struct stm_conn *c, const uint8_t *head, size_t headlen,
 
     if (done < headlen) {
       size_t h = headlen - done;
-      size_t b = bodylen < TLS_RECORD_MAX - h ? bodylen : TLS_RECORD_MAX - h;
+      size_t b = bodylen < record - h ? bodylen : record - h;
       memcpy (first, head + done, h);
       memcpy (first + h, body, b);
       p = first;
@@ -1237,7 +1243,7 @@ conn_send_direct (struct stm_conn *c, const uint8_t *head, size_t headlen,
     }
     else {
       p = body + (done - headlen);
-      len = total - done < TLS_RECORD_MAX ? total - done : TLS_RECORD_MAX;
+      len = total - done < record ? total - done : record;
     }
     n = conn_send_piece (c, p, len);
     if (n <= 0)

@@ -87,9 +87,19 @@ overrun_timer_cb (struct ev_loop *loop, ev_timer *w, int revents)
    * is queued the receiver may declare the destination complete, and the
    * cutover can no longer be called off.  Called off while waiting for the
    * final SYNC, the pass ends as an ordinary one when DURABLE comes. */
-  if (m->frozen && m->final_pass &&
-      (m->phase == PHASE_PASS || m->phase == PHASE_PASS_SYNC))
-    cutover_overrun (m);
+  if (!m->frozen || !m->final_pass ||
+      (m->phase != PHASE_PASS && m->phase != PHASE_PASS_SYNC))
+    return;
+  /* libev times a relative timer from its cached "now", which can lag
+   * the clock by the blocking control calls made before it was armed:
+   * go by the clock, and wait out what is left. */
+  uint64_t now = time_monotonic_ns ();
+  if (now < m->cutover_deadline_ns) {
+    ev_timer_set (w, (double) (m->cutover_deadline_ns - now) / NS_PER_S, 0.);
+    ev_timer_start (loop, w);
+    return;
+  }
+  cutover_overrun (m);
 }
 
 /* While a mid-pass throttle is possible, look at the dirty set often: at
@@ -158,6 +168,9 @@ arm_overrun_timer (struct migration *m)
   m->cutover_deadline_ns = m->gate_closed_ns + budget;
   double in = m->cutover_deadline_ns > now
     ? (double) (m->cutover_deadline_ns - now) / NS_PER_S : 0.;
+  /* FREEZE and the calls before it blocked: bring libev's clock up to
+   * date, or the timer would count from before them. */
+  ev_now_update (m->loop);
   ev_timer_set (&m->overrun_timer, in, 0.);
   ev_timer_start (m->loop, &m->overrun_timer);
 }
@@ -459,6 +472,9 @@ cutover_after_pass (struct migration *m, const struct control_status *st,
     .rate = convergence_rate_estimate (&m->pass_rates),
   };
   struct convergence_result res;
+  /* A forced cutover that a lost receiver cut short does not make the
+   * next one forced. */
+  m->forced = false;
   convergence_step (&in, &m->policy, &res);
 
   /* About to freeze: flush the source first, as FREEZE will (timing it

@@ -329,6 +329,7 @@ reconnect_lost (struct migration *m, bool transient, const char *fmt, ...)
       return;
     }
     m->frozen = false;
+    ev_timer_stop (m->loop, &m->overrun_timer);
   }
   /* Nor slow its writes while nothing is being copied: convergence starts
    * over after the reconnect. */
