@@ -90,8 +90,11 @@ options:
     type: str
   max_downtime:
     description:
-      - The longest pause of guest writes to aim for, in milliseconds, or
-        with a unit such as C(0.5s).
+      - The longest pause of guest writes allowed, in milliseconds, or
+        with a unit such as C(0.5s). C(stm-send) cuts over when the final
+        pass is predicted to fit, and calls a cutover off (thawing the
+        source, then another pass) when the final pass is not sent and
+        durable in time; see the return value C(cutover_overruns).
     type: str
   max_passes:
     description:
