@@ -1168,6 +1168,16 @@ conn_queue (struct stm_conn *c, const void *head, size_t headlen,
   return 0;
 }
 
+/* What a failed gnutls_record_send (r) says, for the user. */
+static void
+send_failure_text (const struct stm_conn *c, char *buf, size_t len, ssize_t r)
+{
+  char detail[512];
+
+  tls_error_text (detail, sizeof detail, (int) r, errno);
+  snprintf (buf, len, "TLS send to %s failed: %s", c->peer_name, detail);
+}
+
 /* Send one piece straight from the caller's buffer.  Returns the bytes
  * the socket (or GnuTLS, holding a record) took, 0 if it takes nothing
  * now, or -1 with c->send_error set. */
@@ -1186,11 +1196,7 @@ conn_send_piece (struct stm_conn *c, const uint8_t *p, size_t len)
         return (ssize_t) len;
       }
       if (n < 0) {
-        char detail[512];
-
-        tls_error_text (detail, sizeof detail, (int) n, errno);
-        snprintf (c->send_error, sizeof c->send_error,
-                  "TLS send to %s failed: %s", c->peer_name, detail);
+        send_failure_text (c, c->send_error, sizeof c->send_error, n);
         return -1;
       }
       return n;
@@ -1320,10 +1326,10 @@ conn_push_held_record (struct stm_conn *c)
     if (n == GNUTLS_E_AGAIN)
       return 0;
     if (n < 0) {
-      char detail[512];
+      char text[1024];
 
-      tls_error_text (detail, sizeof detail, n, errno);
-      conn_fail (c, "TLS send to %s failed: %s", c->peer_name, detail);
+      send_failure_text (c, text, sizeof text, n);
+      conn_fail (c, "%s", text);
       return -1;
     }
     c->record_held = false;
@@ -1365,10 +1371,10 @@ conn_flush (struct stm_conn *c)
         continue;
       }
       if (n < 0) {
-        char detail[512];
+        char text[1024];
 
-        tls_error_text (detail, sizeof detail, n, errno);
-        conn_fail (c, "TLS send to %s failed: %s", c->peer_name, detail);
+        send_failure_text (c, text, sizeof text, n);
+        conn_fail (c, "%s", text);
         return;
       }
       c->send_retry_len = 0;

@@ -5,9 +5,10 @@
  * another pass, a guest write throttle (THROTTLE), hot blocks left for the
  * final pass, the cutover, or giving up.  Cutover: a flush of the source
  * and a fresh look at the dirty set, FREEZE, RESUME (if hot blocks were
- * deferred), SNAPSHOT, the final pass, COMMIT and wait for COMMITTED,
- * CONFIRM, FLIP (fence, or forward to the URI given or announced, with our
- * credentials added), THAW.  The downtime is the filter's own measure of
+ * deferred), SNAPSHOT, the final pass and its SYNC (called off, thawed,
+ * if not durable in time), COMMIT and wait for COMMITTED, CONFIRM, FLIP
+ * (fence, or forward to the URI given or announced, with our credentials
+ * added), THAW.  The downtime is the filter's own measure of
  * how long guest writes were held (THAW's frozen_us).  Any failure from
  * FREEZE up to a successful FLIP thaws the source, which stays
  * authoritative; every failure releases a throttle we set; the process

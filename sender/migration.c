@@ -497,7 +497,7 @@ on_read (void *opaque, uint64_t offset, uint32_t length, const void *buf, int er
     return;
   m->bytes_since_sync += (uint64_t) sent;
   /* Make progress durable every so often within a long pass; the final
-   * pass has COMMIT for that. */
+   * pass is made durable by its one SYNC at the end. */
   if (!m->final_pass &&
       (m->bytes_since_sync >= MIGRATION_SYNC_EVERY ||
        (m->bytes_since_sync >= MIGRATION_SYNC_MIN &&
