@@ -166,15 +166,43 @@ wait_pid ()
     wait "$1"
 }
 
+# CPU time.  On a machine with few CPUs a pipeline of processes is bound by
+# the CPU time they use together, not by any one of them, so the benchmarks
+# can show it per process.  CPU_TIMES is a command prefix (an array) that
+# runs the rest of its command line and writes to the file named by its
+# first argument the CPU time the command used, user plus system, in ms:
+#   "${CPU_TIMES[@]}" FILE COMMAND...
+# It uses the shell's own `times`, so no extra package is needed.
+CPU_TIMES=(bash -c '"${@:2}"; rc=$?
+    # times runs in this shell (a subshell would count its own children);
+    # it prints the children'"'"'s user and system time as 0m1.234s.
+    times >"$1"; { read -r _ _; read -r u s; } <"$1"
+    # ms: the same time in milliseconds.
+    ms () { local t="${1%s}"; t="${t#*m}"; echo $(( ${1%%m*} * 60000 + 10#${t/./} )); }
+    echo $(( $(ms "$u") + $(ms "$s") )) >"$1"
+    exit $rc' cpu-times)
+
+# cpu_ms_of_pid PID: CPU time (user plus system, all threads) a running
+# process has used so far, in ms.
+cpu_ms_of_pid ()
+{
+    local hz; hz="$(getconf CLK_TCK)"
+    # Fields 14 and 15 of /proc/PID/stat, counted after the command name,
+    # which is in parentheses and may hold spaces.
+    sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null |
+        awk -v hz="$hz" '{ printf "%d\n", ($12 + $13) * 1000 / hz }'
+}
+
 # time_stm_send TLS_ARGS...: run stm-send from the current source to the
-# current receiver; sets MS (wall time) and fails the benchmark on error.
+# current receiver (behind the command in the array SEND_WRAP, if set);
+# sets MS (wall time) and fails the benchmark on error.
 # The wall time covers the whole process: connecting, the handshake, the
 # full pass, the (empty) final pass, COMMIT and the flip.
 time_stm_send ()
 {
     local t0 t1 rc=0
     t0=$(now_ms)
-    "$STM_SEND" --source "$SRC_URI" --control "$SRC_CTL" \
+    ${SEND_WRAP[@]+"${SEND_WRAP[@]}"} "$STM_SEND" --source "$SRC_URI" --control "$SRC_CTL" \
         --dest "127.0.0.1:$RECV_PORT" --no-progress "$@" \
         >"$tmp/send.log" 2>&1 </dev/null || rc=$?
     t1=$(now_ms)
@@ -231,5 +259,46 @@ print_table ()
         awk -v n="$n" -v m="$med" -v b="$bytes" -v s="$stm_med" -v r="${_results[$n]}" \
             'BEGIN { rate = m > 0 ? b / 1048576 / (m / 1000) : 0; ratio = s > 0 ? m / s : 0;
                      printf "%-34s %10d %10.0f %13.2fx  %s\n", n, m, rate, ratio, r }'
+    done
+}
+
+# CPU results: record_cpu NAME MS... (one figure, or the parts of a
+# pipeline: for stm the source nbdkit, stm-send and stm-recv), then
+# print_cpu_table.
+declare -A _cpu
+_cpu_names=()
+record_cpu ()
+{
+    local name="$1" total=0 i=0 ms; shift
+    [ -n "${_cpu[$name]+x}" ] || _cpu_names+=("$name")
+    for ms in "$@"; do
+        total=$(( total + ms ))
+        _cpu[$name:$i]="${_cpu[$name:$i]:-} $ms"
+        i=$(( i + 1 ))
+    done
+    _cpu[$name]="${_cpu[$name]:-} $total"
+    _cpu[$name:parts]=$#
+}
+
+# print_cpu_table PART_NAMES: median CPU time of each contender, all its
+# processes together, and how many CPUs that kept busy over its median wall
+# time.  With N CPUs no contender can finish in less than its CPU time / N.
+print_cpu_table ()
+{
+    local n med wall i parts split
+    printf '\n%-34s %10s %10s %10s   %s\n' contender "CPU ms" "wall ms" "CPUs busy" \
+           "CPU ms by process${1:+ ($1)}"
+    for n in "${_cpu_names[@]}"; do
+        med="$(median ${_cpu[$n]})"
+        wall="$(median_of "$n")"
+        split=
+        parts="${_cpu[$n:parts]}"
+        if [ "$parts" -gt 1 ]; then
+            for (( i = 0; i < parts; i++ )); do
+                split="$split${split:+ / }$(median ${_cpu[$n:$i]})"
+            done
+        fi
+        awk -v n="$n" -v c="$med" -v w="$wall" -v s="$split" \
+            'BEGIN { printf "%-34s %10d %10d %10.2f   %s\n", n, c, w, (w > 0 ? c / w : 0), s }'
     done
 }
