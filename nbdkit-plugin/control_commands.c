@@ -213,6 +213,7 @@ struct bounded_flush {
   int result;
   int err;
   nbdkit_next *plugin;
+  unsigned *running;             /* st->flushes_running, atomic */
 };
 
 static void
@@ -237,6 +238,7 @@ bounded_flush_thread (void *arg)
   struct bounded_flush *f = arg;
   int err = 0;
   int r = f->plugin->flush (f->plugin, 0, &err);
+  unsigned *running = f->running;
 
   pthread_mutex_lock (&f->lock);
   f->result = r;
@@ -245,6 +247,8 @@ bounded_flush_thread (void *arg)
   pthread_cond_signal (&f->done_cond);
   pthread_mutex_unlock (&f->lock);
   bounded_flush_unref (f);
+  /* Last: cleanup waits for this before closing the plugin context. */
+  __atomic_fetch_sub (running, 1, __ATOMIC_RELEASE);
   return NULL;
 }
 
@@ -254,9 +258,10 @@ bounded_flush_thread (void *arg)
  * no thread can be started the flush runs here, unbounded, as it did
  * before: being frozen a little longer beats refusing to freeze. */
 static int
-flush_plugin_within (nbdkit_next *plugin, uint64_t timeout_ns,
+flush_plugin_within (struct migration_state *st, uint64_t timeout_ns,
                      bool *timed_out, int *err)
 {
+  nbdkit_next *plugin = st->plugin;
   struct bounded_flush *f;
   pthread_condattr_t attr;
   pthread_t thread;
@@ -275,9 +280,12 @@ flush_plugin_within (nbdkit_next *plugin, uint64_t timeout_ns,
   pthread_cond_init (&f->done_cond, &attr);
   pthread_condattr_destroy (&attr);
   f->plugin = plugin;
+  f->running = &st->flushes_running;
   f->refs = 2;
 
+  __atomic_fetch_add (&st->flushes_running, 1, __ATOMIC_RELAXED);
   if (pthread_create (&thread, NULL, bounded_flush_thread, f) != 0) {
+    __atomic_fetch_sub (&st->flushes_running, 1, __ATOMIC_RELAXED);
     f->refs = 1;
     bounded_flush_unref (f);
     return plugin->flush (plugin, 0, err);
@@ -306,6 +314,13 @@ flush_plugin_within (nbdkit_next *plugin, uint64_t timeout_ns,
   pthread_mutex_unlock (&f->lock);
   bounded_flush_unref (f);
   return r == -1 ? -1 : 0;
+}
+
+/* The gate stops holding guest writes now (a thaw or a flip). */
+static void
+note_unfrozen (struct migration_state *st)
+{
+  st->frozen_until_ns = time_monotonic_ns ();
 }
 
 static void
@@ -342,18 +357,41 @@ do_freeze (struct migration_state *st, struct control_reply *reply)
    * durable, so the guest waits for a short flush instead of one that
    * carries everything written since the last. */
   preflushed = time_monotonic_ns ();
-  if (st->plugin != NULL && st->plugin_can_flush &&
-      st->plugin->flush (st->plugin, 0, &err) == -1) {
-    reply_printf (reply, false,
-                  "ERR EIO flushing the plugin before closing the gate "
-                  "failed (%s); writes were never frozen", strerror (err));
-    return;
+  if (st->plugin != NULL && st->plugin_can_flush) {
+    bool timed_out;
+
+    /* A flush given up on earlier still hangs in the plugin: another
+     * would only pile up behind it, and a freeze could not be flushed. */
+    if (__atomic_load_n (&st->flushes_running, __ATOMIC_ACQUIRE) > 0) {
+      reply_printf (reply, false,
+                    "ERR EBUSY a flush of the plugin given up on at an "
+                    "earlier FREEZE has still not returned (the source's "
+                    "storage may be stuck); writes were never frozen");
+      return;
+    }
+    /* Bounded like the flush inside the freeze, so that a stuck plugin
+     * cannot take the control socket with it. */
+    if (flush_plugin_within (st, st->freeze_timeout_ns, &timed_out, &err) == -1) {
+      if (timed_out)
+        reply_printf (reply, false,
+                      "ERR ETIMEDOUT flushing the plugin before closing the "
+                      "gate took longer than migrate-freeze-timeout=%s (it "
+                      "goes on in the background); writes were never frozen",
+                      st->freeze_timeout_text);
+      else
+        reply_printf (reply, false,
+                      "ERR EIO flushing the plugin before closing the gate "
+                      "failed (%s); writes were never frozen", strerror (err));
+      return;
+    }
   }
 
   started = time_monotonic_ns ();
   st->frozen_since_ns = started;
   if (write_gate_close_and_drain (&st->gate, st->freeze_timeout_ns) == -1) {
     write_gate_open (&st->gate);
+    note_unfrozen (st);
+    __atomic_fetch_add (&st->thaws_by_timeout, 1, __ATOMIC_RELAXED);
     nbdkit_debug ("migrate: FREEZE: writes in flight did not complete "
                   "within %s; thawed", st->freeze_timeout_text);
     reply_printf (reply, false,
@@ -372,8 +410,9 @@ do_freeze (struct migration_state *st, struct control_reply *reply)
     uint64_t left_ns = deadline > drained ? deadline - drained : 0;
     bool timed_out;
 
-    if (flush_plugin_within (st->plugin, left_ns, &timed_out, &err) == -1) {
+    if (flush_plugin_within (st, left_ns, &timed_out, &err) == -1) {
       write_gate_open (&st->gate);
+      note_unfrozen (st);
       if (timed_out) {
         __atomic_fetch_add (&st->thaws_by_timeout, 1, __ATOMIC_RELAXED);
         nbdkit_debug ("migrate: FREEZE: flushing the plugin outlasted "
@@ -416,13 +455,6 @@ frozen_us (const struct migration_state *st)
   return (st->frozen_until_ns - st->frozen_since_ns) / 1000;
 }
 
-/* The gate stops holding guest writes now (a thaw or a flip). */
-static void
-note_unfrozen (struct migration_state *st)
-{
-  st->frozen_until_ns = time_monotonic_ns ();
-}
-
 static void
 do_thaw (struct migration_state *st, struct control_reply *reply)
 {
@@ -453,13 +485,31 @@ do_thaw (struct migration_state *st, struct control_reply *reply)
  * replying EPERM when the precondition does not hold.
  */
 static bool
-flip_precondition_met (enum write_gate_mode mode, enum control_role role,
-                       struct control_reply *reply)
+flip_precondition_met (struct migration_state *st, enum write_gate_mode mode,
+                       enum control_role role, struct control_reply *reply)
 {
+  uint64_t dirty, unconfirmed;
+
   if (mode != WRITE_GATE_CLOSED || role != CONTROL_ROLE_OWNER) {
     control_reply_err (reply, "EPERM",
                        "FLIP needs the source frozen by this connection: "
                        "send FREEZE first");
+    return false;
+  }
+  /* The flip is the one step that cannot be undone, so the filter checks
+   * for itself that nothing would be left behind: every block handed out
+   * and confirmed durable on the destination, and none written since.
+   * With the gate closed and drained no worker sets bits meanwhile. */
+  dirty = block_bitmap_count (&st->dirty);
+  unconfirmed = block_bitmap_count (&st->unconfirmed);
+  if (dirty > 0 || unconfirmed > 0) {
+    reply_printf (reply, false,
+                  "ERR EBUSY FLIP refused: %" PRIu64 " blocks (%" PRIu64
+                  " bytes) are dirty and %" PRIu64 " blocks (%" PRIu64
+                  " bytes) are not confirmed durable on the destination; "
+                  "the source stays frozen and authoritative",
+                  dirty, migration_bitmap_bytes (st, &st->dirty),
+                  unconfirmed, migration_bitmap_bytes (st, &st->unconfirmed));
     return false;
   }
   return true;
@@ -481,7 +531,7 @@ do_flip_fence (struct migration_state *st, enum control_role role,
                        "(a flip is final)");
     return;
   }
-  if (!flip_precondition_met (mode, role, reply))
+  if (!flip_precondition_met (st, mode, role, reply))
     return;
 
   /* The guest moves to the destination: its writes must no longer be
@@ -525,7 +575,7 @@ do_flip_forward (struct migration_state *st, const struct control_request *req,
                        "the source is fenced (a flip is final)");
     return;
   }
-  if (!flip_precondition_met (mode, role, reply))
+  if (!flip_precondition_met (st, mode, role, reply))
     return;
 
   f = forward_connect (req->uri, st->size, forward_connect_budget (st),

@@ -30,6 +30,7 @@
 
 #include "control_server.h"
 #include "forward.h"
+#include "log.h"
 #include "migration_state.h"
 #include "parse.h"
 #include "throttle.h"
@@ -40,6 +41,9 @@
 static struct migration_state migration = MIGRATION_STATE_INIT;
 static struct control_server control = CONTROL_SERVER_INIT;
 static int final_thread_model = NBDKIT_THREAD_MODEL_PARALLEL;
+
+/* How long cleanup waits for a flush a FREEZE gave up on. */
+#define CLEANUP_FLUSH_WAIT_MS 5000
 
 /* --- parameters ---------------------------------------------------- */
 
@@ -78,6 +82,13 @@ config_freeze_timeout (const char *value)
   if (ns == 0) {
     nbdkit_error ("migrate-freeze-timeout=%s: the timeout must be longer "
                   "than zero", value);
+    return -1;
+  }
+  /* Deadlines are the time now plus the timeout; a day keeps that sum far
+   * from wrapping, and no guest should be held for longer. */
+  if (ns > MIGRATE_MAX_FREEZE_TIMEOUT_NS) {
+    nbdkit_error ("migrate-freeze-timeout=%s: longer than the limit of 24h "
+                  "(a freeze holds every guest write for that long)", value);
     return -1;
   }
   migration.freeze_timeout_ns = ns;
@@ -134,6 +145,21 @@ migrate_config_complete (nbdkit_next_config_complete *next,
 static int
 migrate_get_ready (int thread_model)
 {
+  /* A guest write waiting at a closed gate holds nbdkit's request lock
+   * under these models, so the sender's reads of the final pass would
+   * wait for the thaw: no cutover could ever complete.  Under
+   * serialize_connections the sender could not even connect. */
+  if (thread_model == NBDKIT_THREAD_MODEL_SERIALIZE_CONNECTIONS ||
+      thread_model == NBDKIT_THREAD_MODEL_SERIALIZE_ALL_REQUESTS) {
+    nbdkit_error ("the migrate filter needs a plugin (and filters) that "
+                  "serve several connections at once (thread model "
+                  "serialize_requests or parallel), but this one allows "
+                  "only %s: a guest write held by FREEZE would block the "
+                  "sender's reads until the freeze timed out",
+                  thread_model == NBDKIT_THREAD_MODEL_SERIALIZE_CONNECTIONS
+                  ? "serialize_connections" : "serialize_all_requests");
+    return -1;
+  }
   final_thread_model = thread_model;
   return control_server_listen (&control, &migration);
 }
@@ -177,6 +203,15 @@ open_plugin_context (nbdkit_backend *backend)
     nbdkit_next_context_close (next);
     return;
   }
+  /* stm-send reads through a connection of its own and must see what the
+   * guest's connection wrote: NBD promises that only with multi-conn.  A
+   * plugin that keeps per-connection caches would hand out stale data. */
+  if (next->can_multi_conn (next) != 1)
+    log_warning ("migrate filter: the plugin does not advertise multi-conn, so "
+                  "a write on one connection is not promised to be seen by "
+                  "reads on another; stm-send reads on a connection of its "
+                  "own, so migrate only if this plugin shares one view of "
+                  "the data between connections");
   migration.plugin = next;
   migration.plugin_can_flush = next->can_flush (next) == 1;
 }
@@ -196,8 +231,21 @@ migrate_cleanup (nbdkit_backend *backend)
   forward_close (migration.forward);
   migration.forward = NULL;
   if (migration.plugin != NULL) {
-    migration.plugin->finalize (migration.plugin);
-    nbdkit_next_context_close (migration.plugin);
+    /* A flush a FREEZE gave up on may still run on the context; closing
+     * it under that thread would be a use after free.  Wait a little,
+     * then leave it open rather than risk it. */
+    for (int i = 0; i < CLEANUP_FLUSH_WAIT_MS / 10 &&
+           __atomic_load_n (&migration.flushes_running, __ATOMIC_ACQUIRE) > 0; i++) {
+      struct timespec ts = { .tv_sec = 0, .tv_nsec = 10 * 1000000L };
+      nanosleep (&ts, NULL);
+    }
+    if (__atomic_load_n (&migration.flushes_running, __ATOMIC_ACQUIRE) > 0)
+      nbdkit_error ("migrate: a flush of the plugin has not returned; its "
+                    "context is left open at exit");
+    else {
+      migration.plugin->finalize (migration.plugin);
+      nbdkit_next_context_close (migration.plugin);
+    }
     migration.plugin = NULL;
   }
 }

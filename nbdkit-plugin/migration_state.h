@@ -31,6 +31,7 @@
 #define MIGRATE_MIN_BLOCK (4 * 1024)
 #define MIGRATE_MAX_BLOCK (64 * 1024 * 1024)
 #define MIGRATE_DEFAULT_FREEZE_TIMEOUT_NS (30 * 1000000000ULL)
+#define MIGRATE_MAX_FREEZE_TIMEOUT_NS (24 * 3600 * 1000000000ULL)
 
 struct migration_state {
   /* Configuration, fixed once nbdkit has finished .config_complete. */
@@ -67,6 +68,10 @@ struct migration_state {
    * only, once the control thread runs. */
   nbdkit_next *plugin;
   bool plugin_can_flush;
+  /* Flushes of that context still running in the background (a FREEZE
+   * gave up waiting for them); atomic.  Cleanup waits for them before it
+   * closes the context. */
+  unsigned flushes_running;
 
   struct write_gate gate;
   struct throttle throttle;

@@ -97,4 +97,31 @@ case "$r" in "OK"*) ;; *) fail "THROTTLE after the owner left answered '$r'" ;; 
 after="$(ctl STATUS | head -n 1)"
 [ "$after" = "$before" ] ||
     fail "STATUS changed: before '$before', after '$after'"
+
+# FLIP is the one step that cannot be undone: the filter refuses it while
+# any block is dirty, or handed out and not confirmed, and stays frozen.
+# (This ends the test: the source is fenced at the end.)
+ctl_open flip
+r="$(ctl_send flip FREEZE)"
+case "$r" in "OK frozen"*) ;; *) fail "FREEZE answered '$r'" ;; esac
+r="$(ctl_send flip "FLIP fence")"
+info "FLIP with every block dirty -> $r"
+case "$r" in "ERR EBUSY"*"1024 blocks ($size bytes) are dirty"*"stays frozen"*) ;;
+    *) fail "FLIP with every block dirty answered '$r'" ;; esac
+state_is frozen || fail "the source is not frozen after a refused FLIP: $(ctl STATUS)"
+r="$(ctl_send flip SNAPSHOT | head -n 1)"
+case "$r" in "OK generation="*"bytes=$size"*) ;; *) fail "SNAPSHOT answered '$r'" ;; esac
+r="$(ctl_send flip "FLIP fence")"
+case "$r" in "ERR EBUSY"*"1024 blocks ($size bytes) are not confirmed"*) ;;
+    *) fail "FLIP with every block unconfirmed answered '$r'" ;; esac
+r="$(ctl_send flip "CONFIRM 0 $(( size - 65536 ))")"
+case "$r" in "OK confirmed"*) ;; *) fail "CONFIRM answered '$r'" ;; esac
+r="$(ctl_send flip "FLIP fence")"
+case "$r" in "ERR EBUSY"*"1 blocks (65536 bytes) are not confirmed"*) ;;
+    *) fail "FLIP with one block unconfirmed answered '$r'" ;; esac
+r="$(ctl_send flip "CONFIRM $(( size - 65536 )) 65536")"
+case "$r" in "OK confirmed"*) ;; *) fail "CONFIRM answered '$r'" ;; esac
+r="$(ctl_send flip "FLIP fence")"
+case "$r" in "OK fenced"*) ;; *) fail "FLIP with every block confirmed answered '$r'" ;; esac
+ctl_close flip
 info "PASS"
