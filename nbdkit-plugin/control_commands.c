@@ -83,7 +83,8 @@ do_status (struct migration_state *st, enum control_role role,
                 " state=%s owner=%s throttle=%" PRIu64
                 " inflight_writes=%" PRIu64 " writes=%" PRIu64
                 " write_bytes=%" PRIu64 " freezes=%" PRIu64
-                " thaws_by_timeout=%" PRIu64 " freeze_timeout_ms=%" PRIu64,
+                " thaws_by_timeout=%" PRIu64 " freeze_timeout_ms=%" PRIu64
+                " migration=%s",
                 st->size, st->block_size, st->generation,
                 block_bitmap_count (&st->dirty),
                 migration_bitmap_bytes (st, &st->dirty),
@@ -98,7 +99,8 @@ do_status (struct migration_state *st, enum control_role role,
                 __atomic_load_n (&st->thaws_by_timeout, __ATOMIC_RELAXED),
                 /* So that a client knows how long FREEZE and FLIP may
                  * take before it gives up waiting for their reply. */
-                st->freeze_timeout_ns / NS_PER_MS);
+                st->freeze_timeout_ns / NS_PER_MS,
+                st->tracking_for[0] != '\0' ? st->tracking_for : "none");
 }
 
 /* The byte extent of a run of blocks, the last one clipped to the size. */
@@ -172,24 +174,49 @@ do_confirm (struct migration_state *st, const struct control_request *req,
   block_range_of_bytes (req->offset, req->length, st->block_size,
                         &first, &count);
   block_bitmap_clear_range (&st->unconfirmed, first, count);
+  /* Confirmations for a destination nobody named: no RESUME may build on
+   * them any more. */
+  if (st->tracking_for[0] == '\0')
+    snprintf (st->tracking_for, sizeof st->tracking_for, "%s", TRACKING_UNKNOWN);
   reply_printf (reply, true, "OK confirmed=%" PRIu64, req->length);
 }
 
 static void
-do_resume (struct migration_state *st, struct control_reply *reply)
+do_resume (struct migration_state *st, const struct control_request *req,
+           struct control_reply *reply)
 {
+  /* A RESUME that names its migration continues it only if the bitmaps
+   * still describe that migration's destination: after another
+   * migration's RESET and CONFIRMs, blocks it confirmed would count as
+   * copied to this one's destination too.  (A RESUME naming nobody is the
+   * operator's own call, as before.) */
+  if (req->migration_id[0] != '\0' && st->tracking_for[0] != '\0' &&
+      strcmp (st->tracking_for, req->migration_id) != 0) {
+    reply_printf (reply, false,
+                  "ERR ESTALE the source's change tracking follows migration "
+                  "%s, not %s, since it was last reset: resuming would skip "
+                  "blocks confirmed to another destination; RESET instead "
+                  "(nothing was changed)",
+                  st->tracking_for, req->migration_id);
+    return;
+  }
   block_bitmap_move_into (&st->dirty, &st->unconfirmed);
+  if (req->migration_id[0] != '\0')
+    snprintf (st->tracking_for, sizeof st->tracking_for, "%s", req->migration_id);
   reply_printf (reply, true, "OK dirty_blocks=%" PRIu64,
                 block_bitmap_count (&st->dirty));
 }
 
 static void
-do_reset (struct migration_state *st, struct control_reply *reply)
+do_reset (struct migration_state *st, const struct control_request *req,
+          struct control_reply *reply)
 {
   /* Set dirty before clearing unconfirmed, so no block is ever in
    * neither. */
   block_bitmap_set_all (&st->dirty);
   block_bitmap_clear_all (&st->unconfirmed);
+  snprintf (st->tracking_for, sizeof st->tracking_for, "%s",
+            req->migration_id[0] != '\0' ? req->migration_id : TRACKING_UNKNOWN);
   reply_printf (reply, true, "OK dirty_blocks=%" PRIu64,
                 block_bitmap_count (&st->dirty));
 }
@@ -633,10 +660,10 @@ control_execute (struct migration_state *st,
     do_confirm (st, req, reply);
     return;
   case CONTROL_RESUME:
-    do_resume (st, reply);
+    do_resume (st, req, reply);
     return;
   case CONTROL_RESET:
-    do_reset (st, reply);
+    do_reset (st, req, reply);
     return;
   case CONTROL_FREEZE:
     do_freeze (st, reply);

@@ -23,6 +23,7 @@
 #include <nbdkit-filter.h>
 
 #include "bitmap.h"
+#include "control_proto.h"
 #include "forward.h"
 #include "throttle.h"
 #include "write_gate.h"
@@ -32,6 +33,7 @@
 #define MIGRATE_MAX_BLOCK (64 * 1024 * 1024)
 #define MIGRATE_DEFAULT_FREEZE_TIMEOUT_NS (30 * 1000000000ULL)
 #define MIGRATE_MAX_FREEZE_TIMEOUT_NS (24 * 3600 * 1000000000ULL)
+#define TRACKING_UNKNOWN "unknown"
 
 struct migration_state {
   /* Configuration, fixed once nbdkit has finished .config_complete. */
@@ -58,6 +60,14 @@ struct migration_state {
 
   /* Control thread only. */
   uint64_t generation;           /* number of SNAPSHOTs taken */
+  /* Whose destination unconfirmed and dirty describe.  A block confirmed
+   * durable on one destination is not copied to another, so a RESUME
+   * naming one migration must not inherit the confirmations of another:
+   * tracking_for is the migration id given to the last RESET or RESUME
+   * (32 hex digits), "" while nothing was reset or confirmed since nbdkit
+   * started (every block is dirty then), and TRACKING_UNKNOWN after a
+   * RESET or CONFIRM that named no migration. */
+  char tracking_for[CONTROL_MIGRATION_ID_LEN + 1];
   uint64_t frozen_since_ns;      /* monotonic time the gate closed */
   uint64_t frozen_until_ns;      /* monotonic time it reopened or flipped */
 

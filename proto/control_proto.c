@@ -145,8 +145,6 @@ static const struct {
 } plain_commands[] = {
   { "STATUS", CONTROL_STATUS, "STATUS takes no arguments" },
   { "SNAPSHOT", CONTROL_SNAPSHOT, "SNAPSHOT takes no arguments" },
-  { "RESUME", CONTROL_RESUME, "RESUME takes no arguments" },
-  { "RESET", CONTROL_RESET, "RESET takes no arguments" },
   { "FREEZE", CONTROL_FREEZE, "FREEZE takes no arguments" },
   { "THAW", CONTROL_THAW, "THAW takes no arguments" },
 };
@@ -192,6 +190,35 @@ parse_flip (const struct word *words, size_t nwords,
   memcpy (req->uri, words[2].p, words[2].len);
   req->uri[words[2].len] = '\0';
   req->command = CONTROL_FLIP_FORWARD;
+  return 0;
+}
+
+/* RESET and RESUME may name the migration they are for. */
+static int
+parse_tagged (const struct word *words, size_t nwords, enum control_command cmd,
+              struct control_request *req,
+              const char **errno_name, const char **why)
+{
+  size_t i;
+
+  if (nwords > 2)
+    FAIL ("EINVAL", cmd == CONTROL_RESET
+          ? "RESET takes at most a migration id"
+          : "RESUME takes at most a migration id");
+  if (nwords == 2) {
+    if (words[1].len != CONTROL_MIGRATION_ID_LEN)
+      FAIL ("EINVAL", "a migration id is 32 hexadecimal digits");
+    for (i = 0; i < words[1].len; i++) {
+      char c = words[1].p[i];
+      if (c >= 'A' && c <= 'F')
+        c = (char) (c - 'A' + 'a');
+      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+        FAIL ("EINVAL", "a migration id is 32 hexadecimal digits");
+      req->migration_id[i] = c;
+    }
+    req->migration_id[i] = '\0';
+  }
+  req->command = cmd;
   return 0;
 }
 
@@ -272,6 +299,10 @@ control_request_parse (const char *line, size_t len,
 
   if (word_is (&words[0], "FLIP"))
     return parse_flip (words, nwords, req, errno_name, why);
+  if (word_is (&words[0], "RESET"))
+    return parse_tagged (words, nwords, CONTROL_RESET, req, errno_name, why);
+  if (word_is (&words[0], "RESUME"))
+    return parse_tagged (words, nwords, CONTROL_RESUME, req, errno_name, why);
 
   FAIL ("EINVAL", "unknown command");
 }

@@ -9,7 +9,8 @@
  *   OK generation=G extents=N bytes=B
  * then N lines "offset length" (bytes, decimal), then a line ".".
  *
- *   STATUS | SNAPSHOT | RESUME | RESET | FREEZE | THAW
+ *   STATUS | SNAPSHOT | FREEZE | THAW
+ *   RESET [<migration-id>] | RESUME [<migration-id>]
  *   CONFIRM <offset> <length>
  *   FLIP fence | FLIP forward <nbd-uri>
  *   THROTTLE <bytes-per-second>        (0 = off)
@@ -26,6 +27,9 @@
 
 #define CONTROL_MAX_LINE 4096
 #define CONTROL_MAX_URI 2048
+/* A migration id as RESET and RESUME take it: 32 hexadecimal digits (the
+ * 16 bytes of the wire's migration id), kept in lower case. */
+#define CONTROL_MIGRATION_ID_LEN 32
 
 enum control_command {
   CONTROL_STATUS,
@@ -46,6 +50,9 @@ struct control_request {
   uint64_t length;              /* CONFIRM */
   uint64_t bytes_per_second;    /* THROTTLE */
   char uri[CONTROL_MAX_URI];    /* FLIP forward */
+  /* RESET, RESUME: the migration the sender is running, or "" if the
+   * request named none. */
+  char migration_id[CONTROL_MIGRATION_ID_LEN + 1];
 };
 
 /* Parse one request line (without or with its trailing "\n" / "\r\n").  On

@@ -223,6 +223,7 @@ request (struct control_client *c, const char *cmd, const char *text)
     else if (elen == 7 && strncmp (ename, "ENOTSUP", 7) == 0) errno = ENOTSUP;
     else if (elen == 6 && strncmp (ename, "EAGAIN", 6) == 0) errno = EAGAIN;
     else if (elen == 5 && strncmp (ename, "EPERM", 5) == 0) errno = EPERM;
+    else if (elen == 6 && strncmp (ename, "ESTALE", 6) == 0) errno = ESTALE;
     return -1;
   }
   return broken (c, cmd, "the filter's reply is neither OK nor ERR", 0);
@@ -388,16 +389,29 @@ control_confirm_ranges (struct control_client *c, const struct extent *ranges,
   return r;
 }
 
-int
-control_reset (struct control_client *c)
+/* RESET or RESUME, naming the migration if one is given. */
+static int
+tagged_request (struct control_client *c, const char *cmd, const char *migration_id_hex)
 {
-  return request (c, "RESET", "RESET\n");
+  char line[64];
+
+  if (migration_id_hex != NULL)
+    snprintf (line, sizeof line, "%s %s\n", cmd, migration_id_hex);
+  else
+    snprintf (line, sizeof line, "%s\n", cmd);
+  return request (c, cmd, line);
 }
 
 int
-control_resume (struct control_client *c)
+control_reset (struct control_client *c, const char *migration_id_hex)
 {
-  return request (c, "RESUME", "RESUME\n");
+  return tagged_request (c, "RESET", migration_id_hex);
+}
+
+int
+control_resume (struct control_client *c, const char *migration_id_hex)
+{
+  return tagged_request (c, "RESUME", migration_id_hex);
 }
 
 int

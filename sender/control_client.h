@@ -77,8 +77,11 @@ int control_snapshot (struct control_client *c, struct extent_list *out,
 #define CONTROL_CONFIRM_BATCH 64
 int control_confirm_ranges (struct control_client *c, const struct extent *ranges,
                             size_t n);
-int control_reset (struct control_client *c);
-int control_resume (struct control_client *c);
+/* RESET and RESUME name the migration (its id in hex; NULL for none), so
+ * the filter can refuse a RESUME whose bitmaps describe another
+ * migration's destination (ESTALE). */
+int control_reset (struct control_client *c, const char *migration_id_hex);
+int control_resume (struct control_client *c, const char *migration_id_hex);
 int control_freeze (struct control_client *c, uint64_t *drain_ms);
 int control_thaw (struct control_client *c);
 int control_flip_fence (struct control_client *c);

@@ -632,7 +632,7 @@ on_hello_reply (struct migration *m, const struct wire_hello_reply *r)
   if (r->mode == WIRE_MODE_NEW) {
     mode = "new";
     drop_syncs (m);
-    ret = control_reset (m->control);
+    ret = control_reset (m->control, m->migration_id_hex);
   }
   else if (r->mode == WIRE_MODE_RESUME) {
     mode = "resume";
@@ -648,7 +648,16 @@ on_hello_reply (struct migration *m, const struct wire_hello_reply *r)
         return;
     }
     drop_syncs (m);
-    ret = control_resume (m->control);
+    ret = control_resume (m->control, m->migration_id_hex);
+    if (ret == -1 && errno == ESTALE) {
+      /* Another migration reset the source's tracking since this one's
+       * last run, and may have confirmed blocks to its own destination:
+       * none of that counts here.  Copy everything again; the receiver's
+       * data and durable position stay valid, the passes overwrite it. */
+      log_warning ("%s; so every block is copied again to %s",
+                   control_client_error (m->control), m->opts->dest);
+      ret = control_reset (m->control, m->migration_id_hex);
+    }
     /* Our SYNC numbers continue after what the receiver holds, and never
      * go back (a number is never reused for other data). */
     if (r->durable_seq > m->next_seq)

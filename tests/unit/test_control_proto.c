@@ -106,8 +106,31 @@ test_plain_commands_extra_args (void **state)
   parse_fails ("SNAPSHOT 1", "EINVAL");
   parse_fails ("RESUME x", "EINVAL");
   parse_fails ("RESET all", "EINVAL");
+  parse_fails ("RESET 0123456789abcdef0123456789abcdef extra", "EINVAL");
   parse_fails ("FREEZE 10", "EINVAL");
   parse_fails ("THAW\tplease\n", "EINVAL");
+}
+
+/* RESET and RESUME may name the migration; without one, the id is "". */
+static void
+test_reset_resume_migration_id (void **state)
+{
+  struct control_request req;
+
+  parse_ok ("RESET", &req);
+  assert_string_equal (req.migration_id, "");
+  parse_ok ("RESET 0123456789abcdef0123456789abcdef", &req);
+  assert_int_equal (req.command, CONTROL_RESET);
+  assert_string_equal (req.migration_id, "0123456789abcdef0123456789abcdef");
+  /* Upper case is accepted and kept in lower case, so ids compare. */
+  parse_ok ("resume 0123456789ABCDEF0123456789ABCDEF\r\n", &req);
+  assert_int_equal (req.command, CONTROL_RESUME);
+  assert_string_equal (req.migration_id, "0123456789abcdef0123456789abcdef");
+
+  parse_fails ("RESUME 0123456789abcdef0123456789abcde", "EINVAL");    /* 31 */
+  parse_fails ("RESUME 0123456789abcdef0123456789abcdef0", "EINVAL");  /* 33 */
+  parse_fails ("RESET 0123456789abcdef0123456789abcdeg", "EINVAL");
+  parse_fails ("RESET -123456789abcdef0123456789abcdef", "EINVAL");
 }
 
 static void
@@ -503,6 +526,7 @@ main (void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_plain_commands),
     cmocka_unit_test (test_plain_commands_extra_args),
+    cmocka_unit_test (test_reset_resume_migration_id),
     cmocka_unit_test (test_unknown_and_empty),
     cmocka_unit_test (test_confirm),
     cmocka_unit_test (test_confirm_bad),
