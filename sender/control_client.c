@@ -30,10 +30,15 @@ struct control_client {
   unsigned timeout_ms;          /* for replies in general */
   unsigned slow_timeout_ms;     /* for FREEZE and FLIP replies */
   char error[512];
+  char broken_by[512];          /* the error that broke the connection */
   char buf[CONTROL_MAX_LINE + 1];
   size_t buf_len;               /* bytes held in buf */
   char line[CONTROL_MAX_LINE + 1];
 };
+_Static_assert (sizeof ((struct control_client *) 0)->broken_by ==
+                sizeof ((struct control_client *) 0)->error,
+                "broken_by holds a copy of error");
+
 
 static void
 set_error (struct control_client *c, const char *fmt, ...)
@@ -148,6 +153,7 @@ broken (struct control_client *c, const char *cmd, const char *what, int err)
     set_error (c, "%s failed: %s: %s", cmd, what, strerror (err));
   else
     set_error (c, "%s failed: %s", cmd, what);
+  memcpy (c->broken_by, c->error, sizeof c->broken_by);
   errno = err ? err : EPIPE;
   return -1;
 }
@@ -156,8 +162,13 @@ static int
 send_line (struct control_client *c, const char *cmd, const char *text)
 {
   size_t len = strlen (text), done = 0;
-  if (c->broken)
-    return broken (c, cmd, "the control connection is already broken", 0);
+  /* Say what broke the connection: that is the cause to report. */
+  if (c->broken) {
+    set_error (c, "%s not sent: the control connection broke earlier (%s)",
+               cmd, c->broken_by);
+    errno = EPIPE;
+    return -1;
+  }
   while (done < len) {
     ssize_t r = send (c->fd, text + done, len - done, MSG_NOSIGNAL);
     if (r == -1) {

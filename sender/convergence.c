@@ -102,6 +102,15 @@ convergence_decide (const struct convergence_input *in,
     out->decision = CONVERGENCE_CUTOVER_MAX_PASSES;
   else
     out->decision = CONVERGENCE_CONTINUE;
+
+  /* Cutovers that fit by the prediction were called off again and again:
+   * the prediction misses what a cutover costs here.  Out of passes, or
+   * of attempts, stop aiming at the budget. */
+  if (in->overruns > 0 &&
+      (in->overruns >= CONVERGENCE_MAX_OVERRUNS || in->pass >= in->max_passes) &&
+      (out->decision == CONVERGENCE_CUTOVER_CLEAN ||
+       out->decision == CONVERGENCE_CUTOVER_CONVERGED))
+    out->decision = CONVERGENCE_CUTOVER_MAX_PASSES;
 }
 
 void

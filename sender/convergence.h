@@ -54,9 +54,20 @@ struct convergence_input {
   uint64_t rate;
   /* Mid-pass only: how much of pass_bytes has been sent so far. */
   uint64_t pass_done_bytes;
+  /* Cutovers called off so far for overrunning --max-downtime. */
+  uint32_t overruns;
 };
 
 #define CUTOVER_CONTROL_TRIPS 3
+
+/* After this many cutovers called off for overrunning the budget, a
+ * cutover that would fit by the prediction is not tried against the
+ * budget again: it is treated as out of passes (forced, or aborted under
+ * --converge=abort).  Without a limit, a guest with nothing to copy would
+ * be frozen and thawed for ever when the fixed costs of a cutover (the
+ * freeze, the syncs, the round trips, a forward flip's connection) do not
+ * fit --max-downtime. */
+#define CONVERGENCE_MAX_OVERRUNS 4
 
 enum convergence_decision {
   CONVERGENCE_CONTINUE,          /* run another pass */

@@ -470,6 +470,7 @@ cutover_after_pass (struct migration *m, const struct control_status *st,
     .image_size = m->size,
     .block_size = m->block,
     .rate = convergence_rate_estimate (&m->pass_rates),
+    .overruns = m->cutover_overruns,
   };
   struct convergence_result res;
   /* A forced cutover that a lost receiver cut short does not make the
@@ -527,6 +528,10 @@ cutover_after_pass (struct migration *m, const struct control_status *st,
                      predicted_ms, convergence_decision_name (res.decision));
 
   char dirty[32], rate[32];
+  /* Out of attempts at the budget rather than out of passes (see
+   * CONVERGENCE_MAX_OVERRUNS). */
+  bool overran = m->cutover_overruns >= CONVERGENCE_MAX_OVERRUNS && m->pass < o->max_passes &&
+    ((st->dirty_bytes == 0 && in.deferred_bytes == 0) || res.predicted_ns <= in.max_downtime_ns);
   progress_format_bytes (dirty, sizeof dirty, (double) st->dirty_bytes);
   progress_format_bytes (rate, sizeof rate, (double) res.throughput);
   switch (res.decision) {
@@ -541,27 +546,37 @@ cutover_after_pass (struct migration *m, const struct control_status *st,
     progress_throttle (&m->progress, res.throttle, st->dirty_bytes, res.throughput);
     return true;
   case CONVERGENCE_ABORT:
-    cutover_fail (m, "the migration does not converge: after pass %" PRIu32 " %s "
-                  "are dirty and the dirty set has stopped shrinking at %s/s "
-                  "(--converge=abort%s)", m->pass, dirty, rate,
-                  m->pass >= o->max_passes ? ", --max-passes reached" : "");
+    if (overran)
+      cutover_fail (m, "the cutover overran --max-downtime (%" PRIu64 " ms) %" PRIu32
+                    " times and was called off each time, although the final pass "
+                    "was predicted to fit (%s dirty after pass %" PRIu32 "): the fixed "
+                    "costs of a cutover here do not fit the budget (--converge=abort)",
+                    o->max_downtime_ns / NS_PER_MS, m->cutover_overruns, dirty, m->pass);
+    else
+      cutover_fail (m, "the migration does not converge: after pass %" PRIu32 " %s "
+                    "are dirty and the dirty set has stopped shrinking at %s/s "
+                    "(--converge=abort%s)", m->pass, dirty, rate,
+                    m->pass >= o->max_passes ? ", --max-passes reached" : "");
     return false;
   case CONVERGENCE_CUTOVER_FORCED:
-  case CONVERGENCE_CUTOVER_MAX_PASSES:
+  case CONVERGENCE_CUTOVER_MAX_PASSES: {
     m->forced = true;
     progress_clear (&m->progress);
-    if (predicted_ms == UINT64_MAX)
-      log_warning ("cutting over after %" PRIu32 " passes without converging (%s); "
-                   "predicted downtime unknown", m->pass,
-                   res.decision == CONVERGENCE_CUTOVER_FORCED
-                   ? "--converge=force" : "--max-passes");
+    char why[96], predicted[48] = "unknown";
+    if (overran)
+      snprintf (why, sizeof why, "%" PRIu32 " cutovers overran --max-downtime",
+                m->cutover_overruns);
     else
-      log_warning ("cutting over after %" PRIu32 " passes without converging (%s); "
-                   "predicted downtime %" PRIu64 " ms", m->pass,
-                   res.decision == CONVERGENCE_CUTOVER_FORCED
-                   ? "--converge=force" : "--max-passes", predicted_ms);
+      snprintf (why, sizeof why, "%s", res.decision == CONVERGENCE_CUTOVER_FORCED
+                ? "--converge=force" : "--max-passes");
+    if (predicted_ms != UINT64_MAX)
+      snprintf (predicted, sizeof predicted, "%" PRIu64 " ms", predicted_ms);
+    log_warning ("cutting over after %" PRIu32 " passes without converging (%s); "
+                 "predicted downtime %s, not limited by --max-downtime",
+                 m->pass, why, predicted);
     cutover_begin (m);
     return false;
+  }
   case CONVERGENCE_CUTOVER_CLEAN:
   case CONVERGENCE_CUTOVER_CONVERGED:
     cutover_begin (m);

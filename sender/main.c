@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "control_proto.h"
 #include "log.h"
 #include "migration.h"
 #include "parse.h"
@@ -62,6 +63,9 @@ usage (FILE *fp)
 "Exit status: 0 after a successful flip; 1 on failure, the source thawed and\n"
 "authoritative; 2 on usage errors.\n");
 }
+
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
 
 static void __attribute__((noreturn))
 usage_error (const char *fmt, const char *arg)
@@ -114,6 +118,10 @@ parse_flip (const char *arg, struct sender_options *o)
     o->forward_uri = NULL;
   }
   else if (strncmp (arg, "forward=", 8) == 0 && arg[8] != '\0') {
+    /* Checked now rather than at the flip, when the guest is held. */
+    if (strlen (arg + 8) >= CONTROL_MAX_URI || strpbrk (arg + 8, " \t\r\n") != NULL)
+      usage_error ("--flip forward=URI: the URI must be shorter than %s bytes "
+                   "and hold no spaces or line breaks", STRINGIFY (CONTROL_MAX_URI));
     o->flip = FLIP_FORWARD;
     o->forward_uri = arg + 8;
   }

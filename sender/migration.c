@@ -791,7 +791,10 @@ tick_cb (struct ev_loop *loop, ev_timer *w, int revents)
   if (!m->rate_blocked && m->phase != PHASE_RECONNECTING &&
       now - m->last_activity_ns > (uint64_t) MIGRATION_STALL_TIMEOUT_S * NS_PER_S) {
     char where[64];
-    reconnect_lost (m, true, "the receiver at %s made no progress for %d seconds %s",
+    /* As in on_close: before the migration has started, a receiver that
+     * never answers is a configuration to fix, not a network to wait out. */
+    reconnect_lost (m, m->started || m->rc.active,
+                    "the receiver at %s made no progress for %d seconds %s",
                     m->opts->dest, MIGRATION_STALL_TIMEOUT_S,
                     migration_where (m, where, sizeof where));
     return;
@@ -927,6 +930,19 @@ connect_everything (struct migration *m)
     snprintf (msg, sizeof msg, "the filter at %s has already flipped (state %s): "
               "the source was migrated and this nbdkit process no longer serves it",
               o->control_path, st.state);
+    log_error ("%s", msg);
+    progress_error (&m->progress, msg, st.state);
+    return -1;
+  }
+  /* Frozen by somebody else (another stm-send, or by hand): the commands
+   * of a migration belong to the freeze's owner, so nothing could start;
+   * and the source is not ours to thaw. */
+  if (strcmp (st.state, "frozen") == 0) {
+    char msg[512];
+    snprintf (msg, sizeof msg, "the filter at %s is frozen by another control "
+              "connection (another stm-send, or a client by hand): its guest "
+              "writes are held until that connection thaws it or closes; "
+              "nothing was changed", o->control_path);
     log_error ("%s", msg);
     progress_error (&m->progress, msg, st.state);
     return -1;

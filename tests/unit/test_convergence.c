@@ -143,6 +143,52 @@ test_max_passes (void **state)
   assert_int_equal (r.decision, CONVERGENCE_CUTOVER_MAX_PASSES);
 }
 
+/* Cutovers called off for overrunning the budget: a clean or converged
+ * decision stands until the passes or CONVERGENCE_MAX_OVERRUNS attempts
+ * run out, then it is treated as out of passes (forced, or aborted under
+ * --converge=abort), so an idle guest is not frozen and thawed for ever. */
+static void
+test_overruns (void **state)
+{
+  (void) state;
+  struct convergence_result r;
+  struct convergence_input in = input (2, 10 * MiB, 1 * S, 0);
+  in.overruns = 1;
+  convergence_decide (&in, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CUTOVER_CLEAN);
+  in.dirty_bytes = 1;
+  convergence_decide (&in, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CUTOVER_CONVERGED);
+
+  in.overruns = CONVERGENCE_MAX_OVERRUNS;
+  convergence_decide (&in, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CUTOVER_MAX_PASSES);
+  in.dirty_bytes = 0;
+  convergence_decide (&in, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CUTOVER_MAX_PASSES);
+
+  /* Out of passes after one overrun. */
+  in.overruns = 1;
+  in.max_passes = 2;
+  convergence_decide (&in, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CUTOVER_MAX_PASSES);
+
+  /* Without overruns, a clean pass is clean at any pass number. */
+  in.overruns = 0;
+  convergence_decide (&in, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CUTOVER_CLEAN);
+
+  /* The policy turns it into a forced cutover, or an abort. */
+  struct convergence_policy abort_policy = CONVERGENCE_POLICY_INIT (CONVERGE_ABORT);
+  struct convergence_policy throttle_policy = CONVERGENCE_POLICY_INIT (CONVERGE_THROTTLE);
+  in.overruns = CONVERGENCE_MAX_OVERRUNS;
+  in.max_passes = 30;
+  convergence_step (&in, &abort_policy, &r);
+  assert_int_equal (r.decision, CONVERGENCE_ABORT);
+  convergence_step (&in, &throttle_policy, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CUTOVER_MAX_PASSES);
+}
+
 static void
 test_zero_dirty (void **state)
 {
@@ -597,6 +643,7 @@ main (void)
     cmocka_unit_test (test_converging),
     cmocka_unit_test (test_dirty_rate_above_throughput),
     cmocka_unit_test (test_max_passes),
+    cmocka_unit_test (test_overruns),
     cmocka_unit_test (test_zero_dirty),
     cmocka_unit_test (test_zero_duration_and_empty_pass),
     cmocka_unit_test (test_overflow),
