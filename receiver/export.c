@@ -12,13 +12,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <netdb.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -30,7 +28,7 @@
 extern char **environ;
 
 #define NS_PER_S 1000000000ull
-/* Between connection attempts while nbdkit starts. */
+/* Between looks at the pidfile while nbdkit starts. */
 #define EXPORT_POLL_NS (5 * 1000 * 1000)
 /* After SIGTERM, how long nbdkit gets to go before SIGKILL. */
 #define EXPORT_STOP_TIMEOUT_S 5
@@ -56,27 +54,25 @@ export_format_uri (const char *host, uint16_t port, int tls, char *uri, size_t u
   return n < 0 || (size_t) n >= urilen ? -1 : 0;
 }
 
-/* Can we connect to host:port now? */
-static int
-accepts (const char *host, uint16_t port)
+/* Has the nbdkit we started said it is ready?  nbdkit writes its pidfile
+ * once it listens, and never when it cannot bind.  (A probe connecting to
+ * the port would also be answered by any other server already there, and
+ * COMMITTED would then send a guest to the wrong image.) */
+static bool
+pidfile_names (const char *pidfile, pid_t pid)
 {
-  struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
-  struct addrinfo *res, *ai;
-  char service[8];
-  int ok = 0;
+  char buf[32];
+  ssize_t n;
+  int fd = open (pidfile, O_RDONLY | O_CLOEXEC);
 
-  snprintf (service, sizeof service, "%u", (unsigned) port);
-  if (getaddrinfo (host, service, &hints, &res) != 0)
-    return 0;
-  for (ai = res; ai && !ok; ai = ai->ai_next) {
-    int fd = socket (ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd == -1)
-      continue;
-    ok = connect (fd, ai->ai_addr, ai->ai_addrlen) == 0;
-    close (fd);
-  }
-  freeaddrinfo (res);
-  return ok;
+  if (fd == -1)
+    return false;
+  n = read (fd, buf, sizeof buf - 1);
+  close (fd);
+  if (n <= 0)
+    return false;
+  buf[n] = '\0';
+  return strtol (buf, NULL, 10) == (long) pid;
 }
 
 static void
@@ -96,6 +92,7 @@ export_start (struct ev_loop *loop, const struct receiver_options *opts,
 {
   char host[RECEIVER_HOST_MAX], port[8], file_arg[PATH_MAX + 8];
   char psk_arg[PATH_MAX + 16], certs_arg[PATH_MAX + 32], path[PATH_MAX];
+  char piddir[PATH_MAX], pidfile[PATH_MAX + 16];
   const char *argv[24];
   int argc = 0;
 
@@ -126,6 +123,8 @@ export_start (struct ev_loop *loop, const struct receiver_options *opts,
   argv[argc++] = "-p";
   argv[argc++] = port;
   argv[argc++] = "--exit-with-parent";
+  argv[argc++] = "-P";
+  argv[argc++] = pidfile;       /* filled in below */
   switch (opts->tls.mode) {
   case TLS_MODE_PSK:
     if (realpath (opts->tls.psk_file, path) == NULL) {
@@ -156,9 +155,22 @@ export_start (struct ev_loop *loop, const struct receiver_options *opts,
   argv[argc++] = file_arg;
   argv[argc] = NULL;
 
+  /* A private directory for the pidfile that says nbdkit is ready. */
+  const char *tmpdir = getenv ("TMPDIR");
+  if (tmpdir == NULL || tmpdir[0] == '\0')
+    tmpdir = "/tmp";
+  snprintf (piddir, sizeof piddir, "%s/stm-recv-export.XXXXXX", tmpdir);
+  if (mkdtemp (piddir) == NULL) {
+    log_error ("cannot export %s: cannot create a directory for nbdkit's "
+               "pidfile in %s: %s", image, tmpdir, strerror (errno));
+    return NULL;
+  }
+  snprintf (pidfile, sizeof pidfile, "%s/nbdkit.pid", piddir);
+
   struct export *e = calloc (1, sizeof *e);
   if (e == NULL) {
     log_error ("out of memory");
+    rmdir (piddir);
     return NULL;
   }
   e->loop = loop;
@@ -177,6 +189,7 @@ export_start (struct ev_loop *loop, const struct receiver_options *opts,
   if (r != 0) {
     log_error ("cannot start nbdkit to export %s on %s: %s", image, e->where,
                strerror (r));
+    rmdir (piddir);
     free (e);
     return NULL;
   }
@@ -186,23 +199,29 @@ export_start (struct ev_loop *loop, const struct receiver_options *opts,
   for (;;) {
     int status;
     if (waitpid (e->pid, &status, WNOHANG) == e->pid) {
-      log_error ("nbdkit exporting %s on %s exited at start (status %d): see its "
-                 "messages above", image, e->where,
+      log_error ("nbdkit exporting %s on %s exited at start (status %d; is "
+                 "the port in use?): see its messages above", image, e->where,
                  WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status));
+      unlink (pidfile);
+      rmdir (piddir);
       free (e);
       return NULL;
     }
-    if (accepts (host, opts->export_port))
+    if (pidfile_names (pidfile, e->pid))
       break;
     if (time_monotonic_ns () > deadline) {
-      log_error ("nbdkit exporting %s did not accept connections on %s within %d s",
+      log_error ("nbdkit exporting %s did not become ready on %s within %d s",
                  image, e->where, EXPORT_START_TIMEOUT_S);
       e->on_exit = NULL;
       export_stop (e);
+      unlink (pidfile);
+      rmdir (piddir);
       return NULL;
     }
     nanosleep (&pause, NULL);
   }
+  unlink (pidfile);
+  rmdir (piddir);
 
   ev_child_init (&e->child, child_cb, e->pid, 0);
   e->child.data = e;

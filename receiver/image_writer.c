@@ -76,6 +76,23 @@ image_writer_open (const char *path)
     goto fail;
   }
   if (S_ISBLK (st.st_mode)) {
+    /* Open it again exclusively: Linux then refuses a device that is
+     * mounted or held by device-mapper, LVM, md or another exclusive
+     * opener, which stm-recv would otherwise overwrite under its user.
+     * (Plain opens, such as --export's nbdkit, still succeed.) */
+    int excl = open (path, O_RDWR | O_EXCL | O_CLOEXEC);
+    if (excl == -1) {
+      if (errno == EBUSY)
+        log_error ("the block device %s is in use (mounted, or held by "
+                   "device-mapper, LVM, md or another program that opened it "
+                   "exclusively): refusing to write to it; nothing was written",
+                   path);
+      else
+        log_error ("cannot open the block device %s exclusively: %m", path);
+      goto fail;
+    }
+    close (w->fd);
+    w->fd = excl;
     w->is_block_device = true;
     if (block_device_size (w->fd, &w->size) == -1) {
       log_error ("cannot read the size of the block device %s: %m", path);

@@ -116,7 +116,8 @@ parse_command_line (int argc, char *argv[], struct receiver_options *opts)
   memset (opts, 0, sizeof *opts);
   /* getopt's own messages would not say how to get help; ours do. */
   opterr = 0;
-  while ((c = getopt_long (argc, argv, "", long_options, NULL)) != -1) {
+  /* The leading ":" makes getopt report a missing argument as ':'. */
+  while ((c = getopt_long (argc, argv, ":", long_options, NULL)) != -1) {
     switch (c) {
     case OPT_LISTEN: listen = optarg; break;
     case OPT_OUTPUT: opts->output = optarg; break;
