@@ -216,14 +216,22 @@ store_record (struct session *s, const struct migration_record *next,
 {
   struct receiver *rx = s->rx;
 
-  if (state_file_store (rx->state, next) == -1) {
+  const char *step;
+  if (state_file_store (rx->state, next, &step) == -1) {
     int err = errno;
     bool nospace = err == ENOSPC || err == EDQUOT || err == EFBIG;
+    bool replaced = strcmp (step, "syncing the directory of") == 0;
 
+    /* Once renamed, the new record is what the file says (unless a crash
+     * undoes the rename): follow it, so this process and a restarted one
+     * agree as far as they can.  Either record claims no more than the
+     * output holds, and the sender is told nothing new. */
+    if (replaced)
+      rx->record = *next;
     fail (s, nospace ? WIRE_ERR_NOSPACE : WIRE_ERR_IO,
-          "%s: cannot write the state file %s %s: %s",
+          "%s: %s the state file %s failed %s: %s",
           nospace ? "out of space on the destination" : "I/O error on the destination",
-          state_file_path (rx->state), what, strerror (err));
+          step, state_file_path (rx->state), what, strerror (err));
     return -1;
   }
   rx->record = *next;
@@ -325,19 +333,26 @@ handle_hello (struct session *s, const struct wire_hello *hello)
   if (image_writer_prepare (rx->image, hello->image_size,
                             decision == MIGRATION_NEW) == -1) {
     int err = errno;
+    /* What the failure leaves behind, for the operator. */
+    const char *left = decision == MIGRATION_NEW
+      ? "; the state file records the new migration with nothing durable, "
+        "and the output may already have been emptied"
+      : "; the output's data and its state file are unchanged";
     if (image_writer_is_block_device (rx->image) && err == ENOSPC)
       fail (s, WIRE_ERR_NOSPACE,
             "the block device %s holds %" PRIu64 " bytes, "
-            "smaller than the image (%" PRIu64 " bytes)",
-            output_path (s), image_writer_size (rx->image), hello->image_size);
+            "smaller than the image (%" PRIu64 " bytes)%s",
+            output_path (s), image_writer_size (rx->image), hello->image_size, left);
     else if (err == ENOSPC || err == EDQUOT || err == EFBIG)
       fail (s, WIRE_ERR_NOSPACE,
             "out of space on the destination: cannot set the size of %s to %"
-            PRIu64 " bytes: %s", output_path (s), hello->image_size, strerror (err));
+            PRIu64 " bytes: %s%s", output_path (s), hello->image_size,
+            strerror (err), left);
     else
       fail (s, WIRE_ERR_IO,
             "I/O error on the destination: cannot set the size of %s to %"
-            PRIu64 " bytes: %s", output_path (s), hello->image_size, strerror (err));
+            PRIu64 " bytes: %s%s", output_path (s), hello->image_size,
+            strerror (err), left);
     return;
   }
 

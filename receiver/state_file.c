@@ -138,12 +138,14 @@ state_file_load (struct state_file *sf, enum state_found *found,
 }
 
 int
-state_file_store (struct state_file *sf, const struct migration_record *r)
+state_file_store (struct state_file *sf, const struct migration_record *r,
+                  const char **step)
 {
   char text[STATE_TEXT_MAX];
   size_t len;
   int fd, saved;
 
+  *step = "writing";
   len = state_format (r, text);
 
   /* O_TRUNC: a temporary file left by a crash is simply overwritten. */
@@ -153,7 +155,8 @@ state_file_store (struct state_file *sf, const struct migration_record *r)
     return -1;
   /* fsync rather than fdatasync: the new file's size and existence are
    * metadata that must be on disk before the rename makes it the state. */
-  if (full_pwrite (fd, text, len, 0) == -1 || fsync (fd) == -1) {
+  if (full_pwrite (fd, text, len, 0) == -1 ||
+      (*step = "syncing", fsync (fd) == -1)) {
     saved = errno;
     close (fd);
     (void) unlink (sf->tmp_path);
@@ -166,6 +169,7 @@ state_file_store (struct state_file *sf, const struct migration_record *r)
     errno = saved;
     return -1;
   }
+  *step = "renaming";
   if (rename (sf->tmp_path, sf->path) == -1) {
     saved = errno;
     (void) unlink (sf->tmp_path);
@@ -173,6 +177,7 @@ state_file_store (struct state_file *sf, const struct migration_record *r)
     return -1;
   }
   /* The rename is only durable once the directory is. */
+  *step = "syncing the directory of";
   if (fsync (sf->dir_fd) == -1)
     return -1;
   return 0;

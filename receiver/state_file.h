@@ -38,8 +38,12 @@ int state_file_load (struct state_file *sf, enum state_found *found,
                      struct migration_record *r, char why[STATE_WHY_MAX]);
 
 /* Atomically replace the state file with the record (which must be
- * known).  -1 with errno; the old state file is then still in place. */
-int state_file_store (struct state_file *sf, const struct migration_record *r);
+ * known).  -1 with errno on failure.  *step names the step that failed
+ * ("writing", "syncing", "renaming", "syncing the directory of"); only in
+ * the last case has the new file replaced the old one (which a crash may
+ * still undo). */
+int state_file_store (struct state_file *sf, const struct migration_record *r,
+                      const char **step);
 
 const char *state_file_path (const struct state_file *sf);
 
