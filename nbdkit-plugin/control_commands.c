@@ -7,6 +7,7 @@
 #include <config.h>
 
 #include <assert.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -201,8 +202,10 @@ do_resume (struct migration_state *st, const struct control_request *req,
     return;
   }
   block_bitmap_move_into (&st->dirty, &st->unconfirmed);
-  if (req->migration_id[0] != '\0')
-    snprintf (st->tracking_for, sizeof st->tracking_for, "%s", req->migration_id);
+  /* A RESUME naming nobody may be followed by CONFIRMs for any
+   * destination: no named RESUME may build on them. */
+  snprintf (st->tracking_for, sizeof st->tracking_for, "%s",
+            req->migration_id[0] != '\0' ? req->migration_id : TRACKING_UNKNOWN);
   reply_printf (reply, true, "OK dirty_blocks=%" PRIu64,
                 block_bitmap_count (&st->dirty));
 }
@@ -284,6 +287,18 @@ bounded_flush_thread (void *arg)
  * carries on in the background), or with *err set when it failed.  When
  * no thread can be started the flush runs here, unbounded, as it did
  * before: being frozen a little longer beats refusing to freeze. */
+/* A flush left running in the background returns into this filter's
+ * code, perhaps after nbdkit has finished and unloaded the filter: keep
+ * the filter's shared object mapped until the process exits. */
+static void
+keep_filter_loaded (void)
+{
+  Dl_info info;
+
+  if (dladdr ((void *) keep_filter_loaded, &info) != 0 && info.dli_fname != NULL)
+    (void) dlopen (info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
 static int
 flush_plugin_within (struct migration_state *st, uint64_t timeout_ns,
                      bool *timed_out, int *err)
@@ -333,6 +348,7 @@ flush_plugin_within (struct migration_state *st, uint64_t timeout_ns,
   if (!f->done) {
     *timed_out = true;
     r = -1;
+    keep_filter_loaded ();
   }
   else {
     *err = f->err;

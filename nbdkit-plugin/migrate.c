@@ -233,7 +233,10 @@ migrate_cleanup (nbdkit_backend *backend)
   if (migration.plugin != NULL) {
     /* A flush a FREEZE gave up on may still run on the context; closing
      * it under that thread would be a use after free.  Wait a little,
-     * then leave it open rather than risk it. */
+     * then leave it open rather than risk it.  (The filter's own code stays
+     * mapped for such a thread; the plugin's may not, so a flush that
+     * returns after nbdkit has unloaded the plugin can still crash a
+     * process that is exiting anyway.) */
     for (int i = 0; i < CLEANUP_FLUSH_WAIT_MS / 10 &&
            __atomic_load_n (&migration.flushes_running, __ATOMIC_ACQUIRE) > 0; i++) {
       struct timespec ts = { .tv_sec = 0, .tv_nsec = 10 * 1000000L };

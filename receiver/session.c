@@ -220,14 +220,13 @@ store_record (struct session *s, const struct migration_record *next,
   if (state_file_store (rx->state, next, &step) == -1) {
     int err = errno;
     bool nospace = err == ENOSPC || err == EDQUOT || err == EFBIG;
-    bool replaced = strcmp (step, "syncing the directory of") == 0;
 
-    /* Once renamed, the new record is what the file says (unless a crash
-     * undoes the rename): follow it, so this process and a restarted one
-     * agree as far as they can.  Either record claims no more than the
-     * output holds, and the sender is told nothing new. */
-    if (replaced)
-      rx->record = *next;
+    /* Memory keeps the old record even when only the directory sync
+     * failed and the new file is in place: the next session then stores
+     * (and, for a new migration or a committed image, does the barrier
+     * that goes with it) again before it answers or writes.  A restart in
+     * between may find the new record, which claims no more than the
+     * output holds either. */
     fail (s, nospace ? WIRE_ERR_NOSPACE : WIRE_ERR_IO,
           "%s: %s the state file %s failed %s: %s",
           nospace ? "out of space on the destination" : "I/O error on the destination",

@@ -39,9 +39,9 @@ int state_file_load (struct state_file *sf, enum state_found *found,
 
 /* Atomically replace the state file with the record (which must be
  * known).  -1 with errno on failure.  *step names the step that failed
- * ("writing", "syncing", "renaming", "syncing the directory of"); only in
- * the last case has the new file replaced the old one (which a crash may
- * still undo). */
+ * ("writing", "syncing", "renaming", "syncing the directory of"); in the
+ * last case the new file has replaced the old one, but a crash may still
+ * undo that. */
 int state_file_store (struct state_file *sf, const struct migration_record *r,
                       const char **step);
 

@@ -100,7 +100,9 @@ void
 control_client_set_freeze_timeout (struct control_client *c,
                                    uint64_t freeze_timeout_ms)
 {
-  uint64_t ms = freeze_timeout_ms;
+  /* FREEZE's flush before the gate closes and its drain and flush after
+   * are each bounded by the timeout: twice it in all. */
+  uint64_t ms = freeze_timeout_ms > UINT_MAX / 2 ? UINT_MAX : 2 * freeze_timeout_ms;
 
   if (ms > UINT_MAX - CONTROL_CLIENT_FREEZE_MARGIN_MS)
     ms = UINT_MAX;
@@ -298,6 +300,9 @@ control_status (struct control_client *c, struct control_status *st)
   control_reply_get_u64 (c->line, "writes", &st->writes);
   control_reply_get_u64 (c->line, "throttle", &st->throttle);
   control_reply_get_u64 (c->line, "freeze_timeout_ms", &st->freeze_timeout_ms);
+  char tracking[64];
+  st->names_migrations =
+    control_reply_get_string (c->line, "migration", tracking, sizeof tracking) == 0;
   return 0;
 }
 

@@ -10,6 +10,7 @@
 #ifndef STM_SENDER_CONTROL_CLIENT_H
 #define STM_SENDER_CONTROL_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,8 @@ struct control_status {
   uint64_t throttle;         /* guest write throttle, bytes/s, 0 = off */
   uint64_t freeze_timeout_ms; /* the filter's migrate-freeze-timeout; 0 if
                                  the filter does not say */
+  bool names_migrations;      /* the filter reports migration= and so takes
+                                 a migration id with RESET and RESUME */
 };
 
 /* What FREEZE and FLIP may take beyond the filter's freeze timeout before
@@ -49,10 +52,11 @@ const char *control_client_error (const struct control_client *c);
 int control_client_is_broken (const struct control_client *c);
 /* FREEZE and FLIP may legitimately run for up to the filter's
  * migrate-freeze-timeout (draining, flushing, connecting to the
- * destination), which the user may set longer than the reply timeout
- * given to control_client_connect.  Wait for their replies up to
- * freeze_timeout_ms + CONTROL_CLIENT_FREEZE_MARGIN_MS, never less than
- * that reply timeout. */
+ * destination) and FREEZE for twice that (its flush before the gate
+ * closes is bounded by it too), which the user may set longer than the
+ * reply timeout given to control_client_connect.  Wait for their replies
+ * up to 2 * freeze_timeout_ms + CONTROL_CLIENT_FREEZE_MARGIN_MS, never
+ * less than that reply timeout. */
 void control_client_set_freeze_timeout (struct control_client *c,
                                         uint64_t freeze_timeout_ms);
 /* The socket, for its peer credentials (which nbdkit process serves it). */

@@ -632,7 +632,7 @@ on_hello_reply (struct migration *m, const struct wire_hello_reply *r)
   if (r->mode == WIRE_MODE_NEW) {
     mode = "new";
     drop_syncs (m);
-    ret = control_reset (m->control, m->migration_id_hex);
+    ret = control_reset (m->control, m->filter_migration_id);
   }
   else if (r->mode == WIRE_MODE_RESUME) {
     mode = "resume";
@@ -648,7 +648,7 @@ on_hello_reply (struct migration *m, const struct wire_hello_reply *r)
         return;
     }
     drop_syncs (m);
-    ret = control_resume (m->control, m->migration_id_hex);
+    ret = control_resume (m->control, m->filter_migration_id);
     if (ret == -1 && errno == ESTALE) {
       /* Another migration reset the source's tracking since this one's
        * last run, and may have confirmed blocks to its own destination:
@@ -656,7 +656,7 @@ on_hello_reply (struct migration *m, const struct wire_hello_reply *r)
        * data and durable position stay valid, the passes overwrite it. */
       log_warning ("%s; so every block is copied again to %s",
                    control_client_error (m->control), m->opts->dest);
-      ret = control_reset (m->control, m->migration_id_hex);
+      ret = control_reset (m->control, m->filter_migration_id);
     }
     /* Our SYNC numbers continue after what the receiver holds, and never
      * go back (a number is never reused for other data). */
@@ -950,6 +950,7 @@ connect_everything (struct migration *m)
   m->size = st.size;
   m->block = st.block;
   m->dirty_bytes = st.dirty_bytes;
+  m->filter_migration_id = st.names_migrations ? m->migration_id_hex : NULL;
   /* FREEZE and FLIP run within the filter's freeze timeout, which may be
    * longer than MIGRATION_CONTROL_TIMEOUT_MS: do not give up on a reply
    * the filter is still entitled to be working on. */
