@@ -167,6 +167,9 @@ struct stm_conn {
   char send_error[1024];
   size_t low_water, high_water;
   bool drain_armed;
+
+  double linger_timeout;               /* seconds a graceful close may take */
+  unsigned *live;                      /* counts this connection until freed */
 };
 
 static void conn_progress (struct stm_conn *c, bool try_read);
@@ -574,6 +577,10 @@ conn_release (struct stm_conn *c)
   }
   free (c->in);
   free (c->peer_name);
+  if (c->live != NULL) {
+    assert (*c->live > 0);
+    --*c->live;
+  }
   free (c);
 }
 
@@ -673,7 +680,7 @@ conn_start_linger (struct stm_conn *c)
   /* A handshake in progress keeps its own, shorter, deadline. */
   if (c->state != CONN_HANDSHAKE) {
     ev_timer_stop (c->loop, &c->deadline);
-    ev_timer_set (&c->deadline, LINGER_TIMEOUT, 0.);
+    ev_timer_set (&c->deadline, c->linger_timeout, 0.);
     ev_timer_start (c->loop, &c->deadline);
   }
   /* Flushing and the TLS bye happen from the loop, never inside the
@@ -862,7 +869,7 @@ conn_become_open (struct stm_conn *c)
     ev_timer_stop (c->loop, &c->deadline);
   else {
     ev_timer_stop (c->loop, &c->deadline);
-    ev_timer_set (&c->deadline, LINGER_TIMEOUT, 0.);
+    ev_timer_set (&c->deadline, c->linger_timeout, 0.);
     ev_timer_start (c->loop, &c->deadline);
   }
   if (!c->user_done && c->cb.on_ready)
@@ -1604,6 +1611,7 @@ stm_conn_new (struct ev_loop *loop, int fd, struct tls_creds *creds,
   c->handshake_wants_write = true;
   c->low_water = DEFAULT_LOW_WATER;
   c->high_water = DEFAULT_HIGH_WATER;
+  c->linger_timeout = LINGER_TIMEOUT;
   snprintf (c->description, sizeof c->description, "handshake in progress");
   ev_io_init (&c->io, conn_io_cb, fd, EV_WRITE);
   c->io.data = c;
@@ -1707,6 +1715,21 @@ stm_conn_pause_reading (struct stm_conn *c, bool paused)
   if (!paused && c->state == CONN_OPEN)
     conn_kick (c);
   conn_update_events (c);
+}
+
+void
+stm_conn_set_linger_timeout (struct stm_conn *c, double seconds)
+{
+  assert (seconds > 0);
+  c->linger_timeout = seconds;
+}
+
+void
+stm_conn_count_in (struct stm_conn *c, unsigned *live)
+{
+  assert (c->live == NULL);
+  c->live = live;
+  ++*live;
 }
 
 void

@@ -94,6 +94,16 @@ bool stm_conn_output_full (const struct stm_conn *conn);
 /* Stop reading (for back-pressure) or start again. */
 void stm_conn_pause_reading (struct stm_conn *conn, bool paused);
 
+/* How long a graceful close (stm_conn_close_after_flush, or the ERROR sent
+ * after a peer's protocol error) may take before the connection is
+ * dropped: 30 seconds unless set.  Applies to closes that start later. */
+void stm_conn_set_linger_timeout (struct stm_conn *conn, double seconds);
+
+/* Count this connection in *live until its memory is freed, which for a
+ * graceful close is after its linger, not when the user lets go.  *live
+ * must outlive the connection. */
+void stm_conn_count_in (struct stm_conn *conn, unsigned *live);
+
 /* Send what is queued, then close gracefully (TLS bye) in the background and
  * free; no more callbacks.  Safe to call from inside any callback: the
  * memory is released after the callback returns. */

@@ -27,6 +27,14 @@
 
 /* One active sender plus connections handshaking or being refused. */
 #define LISTENER_MAX_SESSIONS 8
+/* Connections held in all, sessions and those still delivering a last
+ * reply after their session ended: past this, new connections are
+ * refused at once, so that peers which connect and misbehave faster than
+ * their replies drain cannot use up the descriptors the active migration
+ * needs (its state file, its output). */
+#define LISTENER_MAX_CONNECTIONS 64
+/* At most one warning per this many seconds about such refusals. */
+#define REFUSAL_WARNING_INTERVAL_S 10.0
 /* Connections accepted per wake-up, so one busy listener cannot starve
  * the active session. */
 #define ACCEPTS_PER_WAKEUP 8
@@ -47,6 +55,8 @@ struct listener {
   ev_timer retry_timer;
   struct session *sessions[LISTENER_MAX_SESSIONS];
   size_t n_sessions;
+  ev_tstamp last_refusal_warning;
+  unsigned refused_since_warning;
 };
 
 /* "host:port" for IPv4, "[host]:port" for IPv6, from a socket address.
@@ -154,6 +164,21 @@ accept_one (struct listener *l, int fd, const struct sockaddr *sa, socklen_t len
   struct session *s;
 
   format_address (sa, len, peer, sizeof peer, NULL, 0);
+  if (rx->live_connections >= LISTENER_MAX_CONNECTIONS) {
+    ev_tstamp now = ev_now (rx->loop);
+    l->refused_since_warning++;
+    if (now - l->last_refusal_warning >= REFUSAL_WARNING_INTERVAL_S) {
+      events_warning (&rx->events,
+                      "refusing the connection from %s (and %u more since the last "
+                      "such warning): %u connections are held already, most of "
+                      "them still delivering a last reply", peer,
+                      l->refused_since_warning - 1, rx->live_connections);
+      l->last_refusal_warning = now;
+      l->refused_since_warning = 0;
+    }
+    close (fd);
+    return;
+  }
   if (l->n_sessions >= LISTENER_MAX_SESSIONS)
     evict_oldest_silent (l, peer);
   if (l->n_sessions >= LISTENER_MAX_SESSIONS) {

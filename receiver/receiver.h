@@ -36,6 +36,10 @@ struct receiver {
   struct state_file *state;         /* where record is kept on disk */
   struct listener *listener;
   struct session *active;           /* the session past HELLO, or NULL */
+  /* Connections whose memory and socket are still held: the sessions,
+   * and connections still delivering a last reply after their session
+   * ended (stm_conn_count_in). */
+  unsigned live_connections;
   struct export *export;            /* --export after the commit, or NULL */
 
   bool finishing;                   /* no more connections; exit when drained */

@@ -44,6 +44,12 @@
  * that only writes cannot grow our memory without bound. */
 #define OUTPUT_HIGH_WATER (1024 * 1024)
 #define OUTPUT_LOW_WATER (64 * 1024)
+/* How long the last reply to a connection that never said HELLO (an
+ * ERROR, busy) may take to deliver: a peer that reads gets it within
+ * milliseconds, and one that does not must not hold a socket for long.
+ * The active sender keeps the transport's default (30 s) for COMMITTED. */
+#define PRE_HELLO_LINGER_S 2.0
+#define ACTIVE_LINGER_S 30.0
 
 enum session_state {
   SESSION_HANDSHAKE,     /* TLS handshake in progress */
@@ -367,6 +373,7 @@ handle_hello (struct session *s, const struct wire_hello *hello)
     rx->record = next;
   }
   stm_conn_set_image_size (s->conn, hello->image_size);
+  stm_conn_set_linger_timeout (s->conn, ACTIVE_LINGER_S);
   rx->active = s;
   s->state = SESSION_ACTIVE;
   /* From now on the timer watches for silence. */
@@ -767,6 +774,8 @@ session_new (struct receiver *rx, int fd, const char *peer)
     return NULL;
   }
   stm_conn_set_water_marks (s->conn, OUTPUT_LOW_WATER, OUTPUT_HIGH_WATER);
+  stm_conn_count_in (s->conn, &rx->live_connections);
+  stm_conn_set_linger_timeout (s->conn, PRE_HELLO_LINGER_S);
   /* Nothing is written before HELLO: refuse DATA/ZERO until then. */
   stm_conn_set_image_size (s->conn, 0);
 
