@@ -19,6 +19,11 @@ class ControlError(Exception):
     """The control socket could not be asked, or answered an error."""
 
 
+# Fields that are names, even when every character is a digit (a migration
+# id is 32 hexadecimal digits).
+TEXT_FIELDS = frozenset(('state', 'owner', 'migration'))
+
+
 def parse_status(line):
     """The fields of an 'OK key=value ...' STATUS reply, numbers as ints."""
     words = line.split()
@@ -28,6 +33,9 @@ def parse_status(line):
     for word in words[1:]:
         key, sep, value = word.partition('=')
         if not sep:
+            continue
+        if key in TEXT_FIELDS:
+            fields[key] = value
             continue
         try:
             fields[key] = int(value)

@@ -289,6 +289,19 @@ reconnect_attempts:
   returned: when the CLI ran
   type: int
   sample: 0
+migration_id:
+  description: The migration's id (32 hexadecimal digits), from the CLI's
+    C(start) event; the source's C(stm_source_info) reports it as
+    C(status.migration) once the migration has begun.
+  returned: when the CLI started migrating
+  type: str
+  sample: 0960f0b71d9b77fbcf5891c7e0e66dc3
+mode:
+  description: C(new) when the receiver held nothing of this migration,
+    C(resume) when it held part of it and the run went on from there.
+  returned: when the CLI started migrating
+  type: str
+  sample: new
 resumed:
   description: The CLI's C(resumed) events, one a reconnection; C(mode) is
     C(resume) when the receiver still held the migration, C(new) when it
@@ -563,6 +576,16 @@ def count_events(events):
     return counts
 
 
+def start_results(events):
+    """The migration the run was, from its start event: its id (what the
+    source's stm_source_info reports as status.migration while it runs)
+    and whether the receiver resumed it."""
+    start = next((e for e in events if e.get('event') == 'start'), None)
+    if start is None:
+        return {}
+    return dict(migration_id=start.get('migration_id'), mode=start.get('mode'))
+
+
 def reconnect_results(events):
     """What the events say about lost receivers, guest throttling and
     cutovers called off.
@@ -653,6 +676,7 @@ def main():
     flip = last_event(events, 'flip')
     error = last_event(events, 'error')
     common = dict(rc=rc, stderr=err, cmd=argv, event_counts=count_events(events))
+    common.update(start_results(events))
     common.update(reconnect_results(events))
 
     if rc != 0 or done is None:

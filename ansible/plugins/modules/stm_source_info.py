@@ -66,7 +66,9 @@ state:
   sample: tracking
 status:
   description: Every field of the STATUS reply, numbers as integers (size,
-    block, generation, dirty and unconfirmed counts, owner, writes, ...).
+    block, generation, dirty and unconfirmed counts, owner, writes, ...);
+    C(migration) is the id of the migration the change tracking follows
+    (C(none) or C(unknown) otherwise), as stm_send reports it.
   returned: success
   type: dict
   sample: {"size": 67108864, "block": 65536, "generation": 2, "state": "tracking",
