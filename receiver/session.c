@@ -36,9 +36,11 @@
 /* The active sender must send something at least this often: it sends
  * KEEPALIVE when it has nothing else to say, so silence this long means
  * a peer that is stuck or hostile, and it would otherwise keep the
- * receiver busy for every other sender.  Longer than the filter's default
- * freeze timeout (30 s), during which a sender may be blocked in FREEZE. */
-#define IDLE_TIMEOUT_S 60.0
+ * receiver busy for every other sender.  Longer than what a sender may
+ * spend blocked in FREEZE with the filter's default freeze timeout (30 s):
+ * the flush before the gate closes and the drain and flush after it are
+ * each bounded by it, and stm-send waits 10 s more for the reply. */
+#define IDLE_TIMEOUT_S 150.0
 /* The sender is expected to read our (small) replies.  If it lets this
  * much pile up, stop reading from it until the queue drains, so a peer
  * that only writes cannot grow our memory without bound. */
