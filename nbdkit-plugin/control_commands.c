@@ -189,8 +189,9 @@ do_resume (struct migration_state *st, const struct control_request *req,
   /* A RESUME that names its migration continues it only if the bitmaps
    * still describe that migration's destination: after another
    * migration's RESET and CONFIRMs, blocks it confirmed would count as
-   * copied to this one's destination too.  (A RESUME naming nobody is the
-   * operator's own call, as before.) */
+   * copied to this one's destination too.  (A RESUME naming nobody is
+   * not checked: that is the operator's call; it leaves the tracking
+   * unknown.) */
   if (req->migration_id[0] != '\0' && st->tracking_for[0] != '\0' &&
       strcmp (st->tracking_for, req->migration_id) != 0) {
     reply_printf (reply, false,
@@ -233,7 +234,8 @@ do_reset (struct migration_state *st, const struct control_request *req,
  * its thread runs on detached: everything it touches lives in this
  * struct, which the control thread and the flush thread each hold a
  * reference to and the last one to let go frees.  (The plugin context it
- * flushes is the filter's own and lives until unload.)
+ * flushes is the filter's own: cleanup waits for running flushes, and
+ * leaves the context open if one never returns.)
  */
 struct bounded_flush {
   pthread_mutex_t lock;          /* guards refs, done, result, err */
@@ -282,11 +284,6 @@ bounded_flush_thread (void *arg)
   return NULL;
 }
 
-/* Flush the plugin, waiting at most timeout_ns.  Returns 0 when the flush
- * succeeded; -1 with *timed_out set when it did not finish in time (it
- * carries on in the background), or with *err set when it failed.  When
- * no thread can be started the flush runs here, unbounded, as it did
- * before: being frozen a little longer beats refusing to freeze. */
 /* A flush left running in the background returns into this filter's
  * code, perhaps after nbdkit has finished and unloaded the filter: keep
  * the filter's shared object mapped until the process exits. */
@@ -299,6 +296,11 @@ keep_filter_loaded (void)
     (void) dlopen (info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
 }
 
+/* Flush the plugin, waiting at most timeout_ns.  Returns 0 when the flush
+ * succeeded; -1 with *timed_out set when it did not finish in time (it
+ * carries on in the background), or with *err set when it failed.  When
+ * no thread can be started the flush runs here, unbounded, as it did
+ * before: being frozen a little longer beats refusing to freeze. */
 static int
 flush_plugin_within (struct migration_state *st, uint64_t timeout_ns,
                      bool *timed_out, int *err)
