@@ -879,6 +879,24 @@ setup_error (struct migration *m, const char *fmt, ...)
   progress_error (&m->progress, msg, "thawed");
 }
 
+/* The source is in a state no migration can start from (state as STATUS
+ * names it): say so, and report that state as the source's. */
+static void
+refuse_source_state (struct migration *m, const char *state, const char *fmt, ...)
+  __attribute__((format (printf, 3, 4)));
+
+static void
+refuse_source_state (struct migration *m, const char *state, const char *fmt, ...)
+{
+  char msg[512];
+  va_list ap;
+  va_start (ap, fmt);
+  vsnprintf (msg, sizeof msg, fmt, ap);
+  va_end (ap);
+  log_error ("%s", msg);
+  progress_error (&m->progress, msg, state);
+}
+
 static int
 connect_everything (struct migration *m)
 {
@@ -926,25 +944,19 @@ connect_everything (struct migration *m)
     return -1;
   }
   if (strcmp (st.state, "fenced") == 0 || strcmp (st.state, "forwarding") == 0) {
-    char msg[512];
-    snprintf (msg, sizeof msg, "the filter at %s has already flipped (state %s): "
-              "the source was migrated and this nbdkit process no longer serves it",
-              o->control_path, st.state);
-    log_error ("%s", msg);
-    progress_error (&m->progress, msg, st.state);
+    refuse_source_state (m, st.state, "the filter at %s has already flipped (state %s): "
+                         "the source was migrated and this nbdkit process no longer "
+                         "serves it", o->control_path, st.state);
     return -1;
   }
   /* Frozen by somebody else (another stm-send, or by hand): the commands
    * of a migration belong to the freeze's owner, so nothing could start;
    * and the source is not ours to thaw. */
   if (strcmp (st.state, "frozen") == 0) {
-    char msg[512];
-    snprintf (msg, sizeof msg, "the filter at %s is frozen by another control "
-              "connection (another stm-send, or a client by hand): its guest "
-              "writes are held until that connection thaws it or closes; "
-              "nothing was changed", o->control_path);
-    log_error ("%s", msg);
-    progress_error (&m->progress, msg, st.state);
+    refuse_source_state (m, st.state, "the filter at %s is frozen by another control "
+                         "connection (another stm-send, or a client by hand): its "
+                         "guest writes are held until that connection thaws it or "
+                         "closes; nothing was changed", o->control_path);
     return -1;
   }
   m->size = st.size;
