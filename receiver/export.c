@@ -85,8 +85,16 @@ child_cb (struct ev_loop *loop, ev_child *w, int revents)
     e->on_exit (e->opaque, w->rstatus);
 }
 
-struct export *
-export_start (struct ev_loop *loop, const struct receiver_options *opts,
+/* The private directory of nbdkit's pidfile, and the file. */
+static void
+remove_pidfile_dir (const char *piddir, const char *pidfile)
+{
+  (void) unlink (pidfile);
+  (void) rmdir (piddir);
+}
+
+static struct export *
+start_nbdkit (struct ev_loop *loop, const struct receiver_options *opts,
               const char *image, char *uri, size_t urilen,
               export_exit_fn on_exit, void *opaque)
 {
@@ -202,8 +210,7 @@ export_start (struct ev_loop *loop, const struct receiver_options *opts,
       log_error ("nbdkit exporting %s on %s exited at start (status %d; is "
                  "the port in use?): see its messages above", image, e->where,
                  WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status));
-      unlink (pidfile);
-      rmdir (piddir);
+      remove_pidfile_dir (piddir, pidfile);
       free (e);
       return NULL;
     }
@@ -214,19 +221,32 @@ export_start (struct ev_loop *loop, const struct receiver_options *opts,
                  image, e->where, EXPORT_START_TIMEOUT_S);
       e->on_exit = NULL;
       export_stop (e);
-      unlink (pidfile);
-      rmdir (piddir);
+      remove_pidfile_dir (piddir, pidfile);
       return NULL;
     }
     nanosleep (&pause, NULL);
   }
-  unlink (pidfile);
-  rmdir (piddir);
+  remove_pidfile_dir (piddir, pidfile);
 
   ev_child_init (&e->child, child_cb, e->pid, 0);
   e->child.data = e;
   ev_child_start (loop, &e->child);
   log_info ("exporting %s over NBD at %s (nbdkit pid %d)", image, uri, (int) e->pid);
+  return e;
+}
+
+struct export *
+export_start (struct ev_loop *loop, const struct receiver_options *opts,
+              const char *image, char *uri, size_t urilen,
+              export_exit_fn on_exit, void *opaque)
+{
+  struct export *e = start_nbdkit (loop, opts, image, uri, urilen, on_exit, opaque);
+
+  /* start_nbdkit fills in the URI before it knows whether nbdkit starts:
+   * announce none unless it did, or a sender would be sent to whatever
+   * else answers on that port. */
+  if (e == NULL && urilen > 0)
+    uri[0] = '\0';
   return e;
 }
 

@@ -31,8 +31,9 @@ struct export;
 typedef void (*export_exit_fn) (void *opaque, int status);
 
 /* Start nbdkit serving image on opts->export_host:opts->export_port and
- * wait (at most EXPORT_START_TIMEOUT_S) until it accepts connections.
- * Fills uri with the address for clients.  NULL after log_error. */
+ * wait (at most EXPORT_START_TIMEOUT_S) until it says it is ready (its
+ * pidfile).  Fills uri with the address for clients.  NULL after
+ * log_error, with uri empty: no client may be sent to that port. */
 struct export *export_start (struct ev_loop *loop, const struct receiver_options *opts,
                              const char *image, char *uri, size_t urilen,
                              export_exit_fn on_exit, void *opaque);

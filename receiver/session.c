@@ -554,15 +554,9 @@ handle_commit (struct session *s, uint64_t seq)
    * which stays authoritative. */
   char uri[WIRE_MAX_TEXT + 1] = "";
   if (rx->opts->export_port != 0) {
-    if (rx->export == NULL) {
+    if (rx->export == NULL)
       rx->export = export_start (rx->loop, rx->opts, output_path (s), uri, sizeof uri,
                                  on_export_exit, rx);
-      /* export_start fills in the URI before it knows whether nbdkit
-       * starts: announce none unless it did, or the sender would flip to
-       * whatever else answers on that port. */
-      if (rx->export == NULL)
-        uri[0] = '\0';
-    }
     else
       export_format_uri (rx->opts->export_host, rx->opts->export_port,
                          rx->opts->tls.mode != TLS_MODE_INSECURE, uri, sizeof uri);
