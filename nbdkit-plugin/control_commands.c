@@ -85,7 +85,7 @@ do_status (struct migration_state *st, enum control_role role,
                 " inflight_writes=%" PRIu64 " writes=%" PRIu64
                 " write_bytes=%" PRIu64 " freezes=%" PRIu64
                 " thaws_by_timeout=%" PRIu64 " freeze_timeout_ms=%" PRIu64
-                " migration=%s",
+                " migration=%s instance=%s",
                 st->size, st->block_size, st->generation,
                 block_bitmap_count (&st->dirty),
                 migration_bitmap_bytes (st, &st->dirty),
@@ -101,7 +101,8 @@ do_status (struct migration_state *st, enum control_role role,
                 /* So that a client knows how long FREEZE and FLIP may
                  * take before it gives up waiting for their reply. */
                 st->freeze_timeout_ns / NS_PER_MS,
-                st->tracking_for[0] != '\0' ? st->tracking_for : "none");
+                st->tracking_for[0] != '\0' ? st->tracking_for : "none",
+                st->instance);
 }
 
 /* The byte extent of a run of blocks, the last one clipped to the size. */
@@ -517,11 +518,17 @@ do_thaw (struct migration_state *st, struct control_reply *reply)
     write_gate_open (&st->gate);
     note_unfrozen (st);
     nbdkit_debug ("migrate: thawed after %" PRIu64 " us", frozen_us (st));
-    break;
+    reply_printf (reply, true, "OK thawed frozen_us=%" PRIu64, frozen_us (st));
+    return;
   case WRITE_GATE_OPEN:
-    break;
+    /* Nothing was held: never frozen, or the freeze already ended (by
+     * migrate-freeze-timeout, say).  A sender must be able to tell this
+     * from a thaw it caused, so the answer says so; frozen_us is the
+     * last freeze's, 0 if there was none. */
+    reply_printf (reply, true, "OK not-frozen frozen_us=%" PRIu64,
+                  frozen_us (st));
+    return;
   }
-  reply_printf (reply, true, "OK thawed frozen_us=%" PRIu64, frozen_us (st));
 }
 
 /* Both kinds of FLIP hand the guest over for good, so both demand the same
@@ -649,6 +656,38 @@ do_flip_forward (struct migration_state *st, const struct control_request *req,
   reply_printf (reply, true, "OK forwarding handles=%u", forward_handles (f));
 }
 
+/* A flip is final.  Commands that change the bitmaps, the migration the
+ * tracking follows or the throttle mean nothing afterwards, and accepting
+ * them would make STATUS say things that are no longer true (another
+ * migration= than the one the source flipped for, a throttle that slows
+ * nothing).  STATUS, THAW, FREEZE and the FLIPs answer for themselves.
+ * Returns true after replying EPERM. */
+static bool
+refused_after_flip (struct migration_state *st, enum control_command command,
+                    struct control_reply *reply)
+{
+  enum write_gate_mode mode = write_gate_mode (&st->gate);
+
+  if (mode != WRITE_GATE_FENCED && mode != WRITE_GATE_FORWARDING)
+    return false;
+  switch (command) {
+  case CONTROL_SNAPSHOT:
+  case CONTROL_CONFIRM:
+  case CONTROL_RESUME:
+  case CONTROL_RESET:
+  case CONTROL_THROTTLE:
+    reply_printf (reply, false,
+                  "ERR EPERM the source has flipped (state %s, for migration "
+                  "%s) and a flip is final: nothing is tracked or throttled "
+                  "any more; nothing was changed",
+                  migration_state_name (st),
+                  st->tracking_for[0] != '\0' ? st->tracking_for : "none");
+    return true;
+  default:
+    return false;
+  }
+}
+
 void
 control_execute (struct migration_state *st,
                  const struct control_request *req,
@@ -666,6 +705,9 @@ control_execute (struct migration_state *st,
                        "only STATUS is open to others");
     return;
   }
+
+  if (refused_after_flip (st, req->command, reply))
+    return;
 
   switch (req->command) {
   case CONTROL_STATUS:

@@ -141,7 +141,9 @@ migrate_config_complete (nbdkit_next_config_complete *next,
 /* --- life cycle ---------------------------------------------------- */
 
 /* Create the control socket before nbdkit forks, so it exists by the time
- * nbdkit's own socket does; the thread that serves it starts after. */
+ * nbdkit's own socket does; the thread that serves it starts after.
+ * Nothing depends on which process created it: stm-send identifies the
+ * filter by the instance id STATUS reports, not by the socket's peer. */
 static int
 migrate_get_ready (int thread_model)
 {
@@ -219,6 +221,9 @@ open_plugin_context (nbdkit_backend *backend)
 static int
 migrate_after_fork (nbdkit_backend *backend)
 {
+  /* Drawn in the process that serves, before anyone can ask STATUS. */
+  if (migration_draw_instance (&migration) == -1)
+    return -1;
   open_plugin_context (backend);
   return control_server_start (&control);
 }

@@ -8,11 +8,33 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
 
 #include <nbdkit-filter.h>
 
 #include "bitmap.h"
 #include "migration_state.h"
+
+int
+migration_draw_instance (struct migration_state *st)
+{
+  static const char hex[] = "0123456789abcdef";
+  uint8_t bytes[CONTROL_MIGRATION_ID_LEN / 2];
+  size_t i;
+
+  if (getrandom (bytes, sizeof bytes, 0) != (ssize_t) sizeof bytes) {
+    nbdkit_error ("migrate: cannot draw the filter's instance id from the "
+                  "kernel's random source: %m");
+    return -1;
+  }
+  for (i = 0; i < sizeof bytes; i++) {
+    st->instance[2 * i] = hex[bytes[i] >> 4];
+    st->instance[2 * i + 1] = hex[bytes[i] & 0xf];
+  }
+  st->instance[2 * sizeof bytes] = '\0';
+  return 0;
+}
 
 bool
 migration_geometry_known (struct migration_state *st)

@@ -41,6 +41,15 @@ struct migration_state {
   uint32_t block_size;           /* bytes per bitmap bit */
   uint64_t freeze_timeout_ns;    /* longest a freeze may hold writes */
   char freeze_timeout_text[32];  /* as the user wrote it, for messages */
+  /* Who this filter is: 32 random hex digits drawn once when the filter
+   * starts serving (.after_fork), reported by STATUS as instance=.  A
+   * sender derives its migration id from it, so a sender restarted
+   * against the same nbdkit process finds its migration again, while a
+   * restarted nbdkit (whose bitmaps start over with every block dirty)
+   * is a new migration.  It names the filter, not the process: a
+   * daemonized nbdkit's control socket is created before the fork, so
+   * the socket's peer credentials name a parent that has exited. */
+  char instance[CONTROL_MIGRATION_ID_LEN + 1];
 
   /* The image geometry, written once under geometry_lock and then
    * published by a release store of size_known. */
@@ -66,7 +75,10 @@ struct migration_state {
    * tracking_for is the migration id given to the last RESET or RESUME
    * (32 hex digits), "" while nothing was reset or confirmed since nbdkit
    * started (every block is dirty then), and TRACKING_UNKNOWN after a
-   * RESET or CONFIRM that named no migration. */
+   * RESET or CONFIRM that named no migration.  Once the source has
+   * flipped it never changes again (every command that would change it
+   * is refused), so it also names the migration the source flipped for:
+   * a sender restarted after its flip can tell the flip was its own. */
   char tracking_for[CONTROL_MIGRATION_ID_LEN + 1];
   uint64_t frozen_since_ns;      /* monotonic time the gate closed */
   uint64_t frozen_until_ns;      /* monotonic time it reopened or flipped */
@@ -113,6 +125,10 @@ struct migration_state {
  * Returns -1 (after nbdkit_error) if allocation fails or the size differs
  * from the one already known. */
 int migration_set_geometry (struct migration_state *st, uint64_t size);
+
+/* Draw the filter's instance id (st->instance) from the kernel's random
+ * source.  -1 after nbdkit_error. */
+int migration_draw_instance (struct migration_state *st);
 
 /* Has the size been learned?  (Acquire: the bitmaps are then usable.) */
 bool migration_geometry_known (struct migration_state *st);

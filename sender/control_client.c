@@ -135,12 +135,6 @@ control_client_error (const struct control_client *c)
 }
 
 int
-control_client_fd (const struct control_client *c)
-{
-  return c->fd;
-}
-
-int
 control_client_is_broken (const struct control_client *c)
 {
   return c->broken;
@@ -300,9 +294,16 @@ control_status (struct control_client *c, struct control_status *st)
   control_reply_get_u64 (c->line, "writes", &st->writes);
   control_reply_get_u64 (c->line, "throttle", &st->throttle);
   control_reply_get_u64 (c->line, "freeze_timeout_ms", &st->freeze_timeout_ms);
-  char tracking[64];
-  st->names_migrations =
-    control_reply_get_string (c->line, "migration", tracking, sizeof tracking) == 0;
+  control_reply_get_string (c->line, "migration", st->migration, sizeof st->migration);
+  /* The migration id is derived from the instance id: without it a
+   * restarted sender could not find its migration again. */
+  if (control_reply_get_string (c->line, "instance", st->instance,
+                                sizeof st->instance) == -1) {
+    set_error (c, "STATUS: the filter's reply has no instance id (is this "
+               "filter older than this stm-send?): \"%s\"", c->line);
+    errno = EPROTO;
+    return -1;
+  }
   return 0;
 }
 

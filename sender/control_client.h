@@ -30,8 +30,10 @@ struct control_status {
   uint64_t throttle;         /* guest write throttle, bytes/s, 0 = off */
   uint64_t freeze_timeout_ms; /* the filter's migrate-freeze-timeout; 0 if
                                  the filter does not say */
-  bool names_migrations;      /* the filter reports migration= and so takes
-                                 a migration id with RESET and RESUME */
+  char migration[40];         /* whose destination the tracking follows
+                                 (STATUS migration=): 32 hex digits, or
+                                 "none" or "unknown" */
+  char instance[40];          /* the filter's instance id, 32 hex digits */
 };
 
 /* What FREEZE and FLIP may take beyond the filter's freeze timeout before
@@ -59,9 +61,6 @@ int control_client_is_broken (const struct control_client *c);
  * less than that reply timeout. */
 void control_client_set_freeze_timeout (struct control_client *c,
                                         uint64_t freeze_timeout_ms);
-/* The socket, for its peer credentials (which nbdkit process serves it). */
-int control_client_fd (const struct control_client *c);
-
 int control_status (struct control_client *c, struct control_status *st);
 /* SNAPSHOT: the extents are appended to out (cleared first), at most
  * CONTROL_SNAPSHOT_MAX_EXTENTS of them (2 MiB of list at most, with its

@@ -208,7 +208,7 @@ cutover_begin (struct migration *m)
    * earlier pass is confirmed): RESUME makes them dirty again, so the
    * final snapshot hands them out with the rest. */
   if (hot_blocks_deferred_bytes (&m->hot) > 0) {
-    if (control_resume (m->control, m->filter_migration_id) == -1) {
+    if (control_resume (m->control, m->migration_id_hex) == -1) {
       cutover_fail (m, "cannot return the deferred hot blocks to the dirty set "
                     "through the filter at %s: %s", m->opts->control_path,
                     control_client_error (m->control));

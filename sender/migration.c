@@ -632,7 +632,7 @@ on_hello_reply (struct migration *m, const struct wire_hello_reply *r)
   if (r->mode == WIRE_MODE_NEW) {
     mode = "new";
     drop_syncs (m);
-    ret = control_reset (m->control, m->filter_migration_id);
+    ret = control_reset (m->control, m->migration_id_hex);
   }
   else if (r->mode == WIRE_MODE_RESUME) {
     mode = "resume";
@@ -648,7 +648,7 @@ on_hello_reply (struct migration *m, const struct wire_hello_reply *r)
         return;
     }
     drop_syncs (m);
-    ret = control_resume (m->control, m->filter_migration_id);
+    ret = control_resume (m->control, m->migration_id_hex);
     if (ret == -1 && errno == ESTALE) {
       /* Another migration reset the source's tracking since this one's
        * last run, and may have confirmed blocks to its own destination:
@@ -656,7 +656,7 @@ on_hello_reply (struct migration *m, const struct wire_hello_reply *r)
        * data and durable position stay valid, the passes overwrite it. */
       log_warning ("%s; so every block is copied again to %s",
                    control_client_error (m->control), m->opts->dest);
-      ret = control_reset (m->control, m->filter_migration_id);
+      ret = control_reset (m->control, m->migration_id_hex);
     }
     /* Our SYNC numbers continue after what the receiver holds, and never
      * go back (a number is never reused for other data). */
@@ -962,22 +962,19 @@ connect_everything (struct migration *m)
   m->size = st.size;
   m->block = st.block;
   m->dirty_bytes = st.dirty_bytes;
-  m->filter_migration_id = st.names_migrations ? m->migration_id_hex : NULL;
   /* FREEZE and FLIP run within the filter's freeze timeout, which may be
    * longer than MIGRATION_CONTROL_TIMEOUT_MS: do not give up on a reply
    * the filter is still entitled to be working on. */
   control_client_set_freeze_timeout (m->control, st.freeze_timeout_ms);
 
-  bool stable;
-  if (migration_id_make (control_client_fd (m->control), o->control_path, m->size,
-                         o->dest, m->migration_id, &stable) == -1) {
-    setup_error (m, "cannot get random bytes for the migration id: %s", strerror (errno));
+  struct migration_id_inputs id_in = {
+    .filter_instance = st.instance, .image_size = m->size, .dest = o->dest,
+  };
+  if (migration_id_derive (&id_in, m->migration_id) == -1) {
+    setup_error (m, "cannot derive the migration id from the filter at %s "
+                 "(instance id \"%s\")", o->control_path, st.instance);
     return -1;
   }
-  if (!stable)
-    log_warning ("cannot identify the nbdkit process serving %s: using a random "
-                 "migration id, so a restarted stm-send will copy everything again",
-                 o->control_path);
   migration_id_hex (m->migration_id, m->migration_id_hex);
 
   /* These report their own errors, naming the file or host:port. */

@@ -96,10 +96,6 @@ struct migration {
   uint32_t block;
   uint8_t migration_id[WIRE_MIGRATION_ID_LEN];
   char migration_id_hex[2 * WIRE_MIGRATION_ID_LEN + 1];
-  /* What RESET and RESUME name: migration_id_hex, or NULL for a filter
-   * from before migration ids (its STATUS has no migration=), which would
-   * refuse the argument. */
-  const char *filter_migration_id;
   enum migration_phase phase;
 
   /* The current pass. */

@@ -2,7 +2,9 @@
 # stm integration test: the migrate filter's control socket answers every
 # malformed request (garbage, over-long lines, bad numbers, out-of-range
 # or misaligned CONFIRM, FLIP without a freeze) with ERR and changes
-# nothing; a connection survives its errors; ownership is exclusive.
+# nothing; a connection survives its errors; ownership is exclusive;
+# THAW says when nothing was frozen; after a flip, nothing that would
+# change the tracking or the throttle is accepted.
 
 source ./functions.sh
 set -eu
@@ -21,6 +23,9 @@ case "$before" in
     "OK "*"size=$size "*"block=65536 "*"state=tracking"*) ;;
     *) fail "unexpected STATUS reply: $before" ;;
 esac
+# The filter's instance id: what stm-send derives its migration id from.
+instance="$(status_field instance)"
+[[ "$instance" =~ ^[0-9a-f]{32}$ ]] || fail "STATUS has no instance id: $before"
 
 long="$(head -c 5000 /dev/zero | tr '\0' A)"
 bad_requests=(
@@ -93,6 +98,9 @@ owner_is_none () { [ "$(status_field owner)" = none ]; }
 wait_for 5 "ownership to be released" owner_is_none
 r="$(ctl "THROTTLE 0")"
 case "$r" in "OK"*) ;; *) fail "THROTTLE after the owner left answered '$r'" ;; esac
+# A THAW with nothing frozen does not claim to have ended a freeze.
+r="$(ctl THAW)"
+case "$r" in "OK not-frozen frozen_us=0"*) ;; *) fail "THAW when never frozen answered '$r'" ;; esac
 
 after="$(ctl STATUS | head -n 1)"
 [ "$after" = "$before" ] ||
@@ -121,7 +129,27 @@ case "$r" in "ERR EBUSY"*"1 blocks (65536 bytes) are not confirmed"*) ;;
     *) fail "FLIP with one block unconfirmed answered '$r'" ;; esac
 r="$(ctl_send flip "CONFIRM $(( size - 65536 )) 65536")"
 case "$r" in "OK confirmed"*) ;; *) fail "CONFIRM answered '$r'" ;; esac
+r="$(ctl_send flip "RESET 0123456789abcdef0123456789abcdef")"
+case "$r" in "OK dirty_blocks"*) ;; *) fail "RESET answered '$r'" ;; esac
+r="$(ctl_send flip SNAPSHOT | head -n 1)"
+r="$(ctl_send flip "CONFIRM 0 $size")"
+case "$r" in "OK confirmed"*) ;; *) fail "CONFIRM answered '$r'" ;; esac
 r="$(ctl_send flip "FLIP fence")"
 case "$r" in "OK fenced"*) ;; *) fail "FLIP with every block confirmed answered '$r'" ;; esac
+
+# A flip is final: nothing may change the tracking, the migration it was
+# for, or the throttle afterwards.
+fenced="$(ctl STATUS | head -n 1)"
+case "$fenced" in *"migration=0123456789abcdef0123456789abcdef"*) ;;
+    *) fail "STATUS after the flip does not name the migration: $fenced" ;; esac
+for req in "RESET fedcba9876543210fedcba9876543210" "RESUME" "THROTTLE 1000" \
+           SNAPSHOT "CONFIRM 0 65536"; do
+    r="$(ctl_send flip "$req" | head -n 1)"
+    info "after the flip: '$req' -> ${r:0:80}"
+    case "$r" in "ERR EPERM the source has flipped"*) ;;
+        *) fail "'$req' after the flip answered '$r'" ;; esac
+done
+r="$(ctl STATUS | head -n 1)"
+[ "$r" = "$fenced" ] || fail "STATUS changed after the flip: '$fenced' then '$r'"
 ctl_close flip
 info "PASS"
