@@ -29,6 +29,7 @@
 #define SEQ_PAYLOAD 8
 #define ERROR_FIXED 8
 #define COMMITTED_FIXED 4
+#define OUTCOME_PAYLOAD 12
 
 /* Big-endian helpers.  They work byte by byte so they need neither
  * alignment nor knowledge of the host's byte order. */
@@ -169,6 +170,10 @@ payload_bounds (uint16_t type, uint32_t *min, uint32_t *max, uint32_t *fixed)
   case WIRE_KEEPALIVE:
     *min = *max = 0;
     return true;
+  case WIRE_OUTCOME:
+  case WIRE_RECORDED:
+    *min = *max = OUTCOME_PAYLOAD;
+    return true;
   default:
     return false;
   }
@@ -214,6 +219,10 @@ payload_length_why (uint16_t type, uint32_t plen, uint32_t max)
     return "COMMIT payload length is not 8 bytes";
   case WIRE_KEEPALIVE:
     return "KEEPALIVE carries a payload";
+  case WIRE_OUTCOME:
+    return "OUTCOME payload length is not 12 bytes";
+  case WIRE_RECORDED:
+    return "RECORDED payload length is not 12 bytes";
   default:
     return "payload length is wrong for the message type";
   }
@@ -268,8 +277,9 @@ decode_fixed (uint16_t type, const uint8_t *p, uint32_t plen,
     r->mode = get_u32 (p);
     r->features = get_u32 (p + 4);
     r->durable_seq = get_u64 (p + 8);
-    if (r->mode != WIRE_MODE_NEW && r->mode != WIRE_MODE_RESUME) {
-      *why = "HELLO_REPLY mode is neither new (0) nor resume (1)";
+    if (r->mode > WIRE_MODE_FINAL) {
+      *why = "HELLO_REPLY mode is none of new (0), resume (1), prepared (2) "
+        "and final (3)";
       return WIRE_DECODE_ERROR;
     }
     /* The receiver may only agree to features the sender offered, and the
@@ -361,6 +371,22 @@ decode_fixed (uint16_t type, const uint8_t *p, uint32_t plen,
     return WIRE_DECODE_OK;
 
   case WIRE_KEEPALIVE:
+    return WIRE_DECODE_OK;
+
+  case WIRE_OUTCOME:
+  case WIRE_RECORDED:
+    msg->u.outcome.seq = get_u64 (p);
+    msg->u.outcome.value = get_u32 (p + 8);
+    if (type == WIRE_OUTCOME &&
+        msg->u.outcome.value != WIRE_OUTCOME_FLIPPED &&
+        msg->u.outcome.value != WIRE_OUTCOME_THAWED) {
+      *why = "OUTCOME is neither flipped (1) nor thawed (2)";
+      return WIRE_DECODE_ERROR;
+    }
+    if (type == WIRE_RECORDED && msg->u.outcome.value > WIRE_STATE_SUPERSEDED) {
+      *why = "RECORDED names no known state (0 to 3)";
+      return WIRE_DECODE_ERROR;
+    }
     return WIRE_DECODE_OK;
 
   default:
@@ -634,6 +660,28 @@ wire_encode_keepalive (uint8_t *out)
   return put_header (out, WIRE_KEEPALIVE, 0);
 }
 
+static size_t
+encode_outcome (uint8_t *out, enum wire_type type, uint64_t seq, uint32_t value)
+{
+  size_t n = put_header (out, type, OUTCOME_PAYLOAD);
+
+  put_u64 (out + n, seq);
+  put_u32 (out + n + 8, value);
+  return n + OUTCOME_PAYLOAD;
+}
+
+size_t
+wire_encode_outcome (uint8_t *out, uint64_t seq, enum wire_outcome outcome)
+{
+  return encode_outcome (out, WIRE_OUTCOME, seq, outcome);
+}
+
+size_t
+wire_encode_recorded (uint8_t *out, uint64_t seq, enum wire_dest_state state)
+{
+  return encode_outcome (out, WIRE_RECORDED, seq, state);
+}
+
 const char *
 wire_type_name (uint32_t type)
 {
@@ -651,6 +699,20 @@ wire_type_name (uint32_t type)
   case WIRE_ABORT: return "ABORT";
   case WIRE_ERROR: return "ERROR";
   case WIRE_KEEPALIVE: return "KEEPALIVE";
+  case WIRE_OUTCOME: return "OUTCOME";
+  case WIRE_RECORDED: return "RECORDED";
+  default: return "unknown";
+  }
+}
+
+const char *
+wire_dest_state_name (uint32_t state)
+{
+  switch (state) {
+  case WIRE_STATE_INCOMPLETE: return "incomplete";
+  case WIRE_STATE_PREPARED: return "prepared";
+  case WIRE_STATE_FINAL: return "final";
+  case WIRE_STATE_SUPERSEDED: return "superseded";
   default: return "unknown";
   }
 }

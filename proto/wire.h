@@ -54,6 +54,10 @@ enum wire_type {
   WIRE_ABORT = 11,       /* either way: the migration is abandoned */
   WIRE_ERROR = 12,       /* either way: a fatal error, code + text */
   WIRE_KEEPALIVE = 13,   /* either way */
+  WIRE_OUTCOME = 14,     /* sender -> receiver: what became of the source
+                          * after COMMITTED (flipped, or thawed) */
+  WIRE_RECORDED = 15,    /* receiver -> sender: the state the outcome was
+                          * recorded as, durably */
 };
 
 /* HELLO features bits (none defined yet; unknown bits are refused). */
@@ -63,6 +67,29 @@ enum wire_type {
 enum wire_hello_mode {
   WIRE_MODE_NEW = 0,     /* the receiver has nothing of this migration */
   WIRE_MODE_RESUME = 1,  /* the receiver holds durable data of this migration */
+  WIRE_MODE_PREPARED = 2,/* it holds this migration committed (prepared):
+                          * complete and durable up to durable_seq, but
+                          * whether the source flipped was never recorded */
+  WIRE_MODE_FINAL = 3,   /* it holds this migration final: the source
+                          * flipped to it */
+};
+
+/* The commit is two-phase.  COMMIT makes the destination durable and
+ * records it as prepared; only OUTCOME, sent once the sender knows what
+ * became of the source, makes it final (the source flipped) or superseded
+ * (the source thawed and stays authoritative).  These are the states a
+ * receiver records, as RECORDED reports them. */
+enum wire_dest_state {
+  WIRE_STATE_INCOMPLETE = 0,
+  WIRE_STATE_PREPARED = 1,
+  WIRE_STATE_FINAL = 2,
+  WIRE_STATE_SUPERSEDED = 3,
+};
+
+/* OUTCOME values. */
+enum wire_outcome {
+  WIRE_OUTCOME_FLIPPED = 1,  /* the source flipped to this destination */
+  WIRE_OUTCOME_THAWED = 2,   /* the source thawed: it stays authoritative */
 };
 
 /* Error codes carried by ERROR (and ABORT). */
@@ -101,6 +128,9 @@ struct wire_msg {
     struct { uint32_t pass; } pass_end;                         /* 4 */
     struct { uint64_t seq; } sync;                              /* 8 (SYNC, DURABLE) */
     struct { uint64_t seq; } commit;                            /* 8 */
+    /* OUTCOME: the COMMIT's seq and an enum wire_outcome.  RECORDED: the
+     * same seq and the enum wire_dest_state now recorded. */
+    struct { uint64_t seq; uint32_t value; } outcome;           /* 12 */
     /* COMMITTED: an optional NBD URI where the finished image is served
      * (empty if none).  ERROR and ABORT: code and text.  The text is not
      * NUL-terminated in the buffer; it is checked to hold no NUL and no
@@ -151,8 +181,11 @@ size_t wire_encode_committed (uint8_t *out, const char *uri);
 size_t wire_encode_error (uint8_t *out, uint32_t code, const char *text);
 size_t wire_encode_abort (uint8_t *out, uint32_t code, const char *text);
 size_t wire_encode_keepalive (uint8_t *out);
+size_t wire_encode_outcome (uint8_t *out, uint64_t seq, enum wire_outcome outcome);
+size_t wire_encode_recorded (uint8_t *out, uint64_t seq, enum wire_dest_state state);
 
 const char *wire_type_name (uint32_t type);          /* "DATA", or "unknown" */
 const char *wire_error_code_name (uint32_t code);    /* "EIO"-style short name */
+const char *wire_dest_state_name (uint32_t state);   /* "prepared", or "unknown" */
 
 #endif /* STM_PROTO_WIRE_H */

@@ -117,11 +117,32 @@ void
 events_commit (const struct events *ev, const char *peer, const char *output,
                uint64_t seq)
 {
-  log_info ("%s: committed: %s is complete and durable", peer, output);
+  log_info ("%s: prepared: %s is complete and durable; it becomes final when "
+            "the sender reports that the source has flipped to it", peer, output);
   if (ev->json) {
     struct json_line j;
     json_line_begin (&j, "commit", time_unix_now ());
     json_line_add_string (&j, "peer", peer);
+    json_line_add_u64 (&j, "seq", seq);
+    json_line_add_string (&j, "output", output);
+    json_line_add_string (&j, "state", "prepared");
+    emit (ev, &j);
+  }
+}
+
+void
+events_outcome (const struct events *ev, const char *peer, const char *output,
+                const char *outcome, const char *state, uint64_t seq)
+{
+  log_info ("%s: the source %s: %s is %s", peer,
+            strcmp (outcome, "flipped") == 0 ? "has flipped to this destination"
+            : "was thawed and stays authoritative", output, state);
+  if (ev->json) {
+    struct json_line j;
+    json_line_begin (&j, "outcome", time_unix_now ());
+    json_line_add_string (&j, "peer", peer);
+    json_line_add_string (&j, "outcome", outcome);
+    json_line_add_string (&j, "state", state);
     json_line_add_u64 (&j, "seq", seq);
     json_line_add_string (&j, "output", output);
     emit (ev, &j);

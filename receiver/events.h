@@ -28,7 +28,7 @@ void events_listening (const struct events *ev, const char *host, uint16_t port)
 /* A TCP connection was accepted from peer. */
 void events_connected (const struct events *ev, const char *peer);
 
-/* A HELLO was accepted; mode is "new" or "resume". */
+/* A HELLO was accepted; mode is "new", "resume", "prepared" or "final". */
 void events_hello (const struct events *ev, const char *peer, const char *output,
                    const char *migration_id, const char *mode,
                    uint64_t image_size, uint32_t block_size, uint64_t durable_seq);
@@ -38,11 +38,19 @@ void events_pass_begin (const struct events *ev, const char *peer,
 void events_pass_end (const struct events *ev, const char *peer, uint32_t pass,
                       uint64_t bytes_received, uint64_t bytes_zeroed);
 
-/* The image is complete and durable; COMMITTED is on its way. */
+/* The image is complete and durable and recorded as prepared; COMMITTED
+ * is on its way.  It is not final until the sender reports the flip. */
 void events_commit (const struct events *ev, const char *peer, const char *output,
                     uint64_t seq);
 
-/* Summary of a session that committed. */
+/* The sender reported what became of the source after the commit
+ * (outcome "flipped" or "thawed"), and the destination is now recorded in
+ * state ("final", "superseded", or "incomplete" when no commit was
+ * recorded). */
+void events_outcome (const struct events *ev, const char *peer, const char *output,
+                     const char *outcome, const char *state, uint64_t seq);
+
+/* Summary of a migration that became final. */
 void events_done (const struct events *ev, const char *peer, const char *output,
                   uint64_t bytes_received, uint64_t bytes_zeroed, double seconds);
 

@@ -2,7 +2,8 @@
  *
  * Parses the options into struct receiver_options, then hands over to
  * receiver.c and turns the outcome into the exit status:
- *   0  with --once, after a migration committed and COMMITTED was sent;
+ *   0  with --once, after a migration became final (the sender reported
+ *      that the source flipped to it) and RECORDED was sent;
  *   1  a fatal error (cannot listen, cannot open the output, an output
  *      that is not this receiver's to overwrite without --force, bad
  *      credentials), an interruption by SIGINT/SIGTERM, or a --once run
@@ -44,7 +45,7 @@ static const char usage_text[] =
   "  --tls-certs DIR     TLS with X.509: ca-cert.pem, server-cert.pem,\n"
   "                      server-key.pem; the sender's certificate is verified\n"
   "  --insecure          no TLS: data crosses the network in the clear\n"
-  "  --once              exit (status 0) after one migration has committed\n"
+  "  --once              exit (status 0) once a migration is final (its source flipped)\n"
   "  --json              print events as JSON lines on stdout\n"
   "  --export HOST:PORT  after the commit, serve the finished image over NBD\n"
   "                      there (nbdkit, same TLS credentials), announce its\n"

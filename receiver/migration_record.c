@@ -23,7 +23,7 @@ migration_record_decide (const struct migration_record *r,
     return MIGRATION_NEW;
   if (memcmp (r->id, hello->migration_id, sizeof r->id) != 0)
     return MIGRATION_OTHER;
-  if (r->durable_seq == 0 && !r->committed)
+  if (r->durable_seq == 0 && r->state == WIRE_STATE_INCOMPLETE)
     return MIGRATION_NEW;
   /* The same migration announcing another size cannot be resumed: the
    * durable data was laid out for the old size, and silently resizing
@@ -45,17 +45,30 @@ migration_record_begin (struct migration_record *r,
     memcpy (r->id, hello->migration_id, sizeof r->id);
     r->image_size = hello->image_size;
     r->durable_seq = 0;
-    r->committed = false;
+    r->state = WIRE_STATE_INCOMPLETE;
   }
   /* The block size only matters to the sender and the filter (it is the
    * granularity of CONFIRM); a resumed sender may choose another. */
   r->block_size = hello->block_size;
 }
 
+enum wire_hello_mode
+migration_record_hello_mode (const struct migration_record *r)
+{
+  switch (r->state) {
+  case WIRE_STATE_PREPARED: return WIRE_MODE_PREPARED;
+  case WIRE_STATE_FINAL: return WIRE_MODE_FINAL;
+  case WIRE_STATE_INCOMPLETE:
+  case WIRE_STATE_SUPERSEDED: return WIRE_MODE_RESUME;
+  }
+  assert (!"migration_record_hello_mode: unknown state");
+  return WIRE_MODE_RESUME;
+}
+
 void
 migration_record_written (struct migration_record *r)
 {
-  r->committed = false;
+  r->state = WIRE_STATE_INCOMPLETE;
 }
 
 void
@@ -64,11 +77,50 @@ migration_record_durable (struct migration_record *r, uint64_t seq)
   r->durable_seq = seq;
 }
 
-void
-migration_record_committed (struct migration_record *r, uint64_t seq)
+int
+migration_record_committed (struct migration_record *r, uint64_t seq,
+                            const char **why)
 {
+  if (r->state == WIRE_STATE_FINAL) {
+    *why = "COMMIT for a migration already final (the source has flipped to "
+      "this destination)";
+    return -1;
+  }
   r->durable_seq = seq;
-  r->committed = true;
+  r->state = WIRE_STATE_PREPARED;
+  return 0;
+}
+
+int
+migration_record_outcome (struct migration_record *r, uint64_t seq,
+                          enum wire_outcome outcome, const char **why)
+{
+  if (outcome == WIRE_OUTCOME_THAWED && r->state == WIRE_STATE_INCOMPLETE)
+    return 0;
+  if (seq != r->durable_seq) {
+    *why = "OUTCOME names another commit than the one recorded";
+    return -1;
+  }
+  switch (outcome) {
+  case WIRE_OUTCOME_FLIPPED:
+    if (r->state != WIRE_STATE_PREPARED && r->state != WIRE_STATE_FINAL) {
+      *why = "OUTCOME flipped for a destination that is not prepared (no "
+        "commit is recorded, or the source was reported thawed)";
+      return -1;
+    }
+    r->state = WIRE_STATE_FINAL;
+    return 0;
+  case WIRE_OUTCOME_THAWED:
+    if (r->state == WIRE_STATE_FINAL) {
+      *why = "OUTCOME thawed for a destination already final (the source "
+        "was reported flipped)";
+      return -1;
+    }
+    r->state = WIRE_STATE_SUPERSEDED;
+    return 0;
+  }
+  *why = "OUTCOME is neither flipped nor thawed";
+  return -1;
 }
 
 void

@@ -2,11 +2,26 @@
  *
  * One stm-recv assembles one output, so it remembers one migration: its id,
  * image size and block size, the last SYNC sequence it made durable, and
- * whether the image was committed (and not written since).  On HELLO this
- * record decides the answer: RESUME when the same migration comes back with
- * the same size and something of it was made durable, MISMATCH when the
- * same id announces another size, OTHER when the output holds another
- * migration (refused unless --force), NEW otherwise.
+ * the state of the destination (docs/stm-recv.pod, "DESTINATION STATES"):
+ *
+ *   incomplete  data is arriving (or a sender may resume); the source is
+ *               authoritative.
+ *   prepared    COMMIT made the image complete and durable, but whether
+ *               the source flipped to it has not been recorded: the
+ *               source's STATUS says which copy is authoritative.
+ *   final       the sender reported that the source flipped to this
+ *               destination: it is authoritative.
+ *   superseded  the sender reported that the source thawed after the
+ *               commit (its flip failed): the source is authoritative and
+ *               this copy is stale, though a sender may resume it.
+ *
+ * The commit is two-phase so that stm-recv never calls a destination
+ * complete before the source has flipped to it.  On HELLO this record
+ * decides the answer: RESUME when the same migration comes back with the
+ * same size and something of it was made durable (PREPARED or FINAL when
+ * it is in those states), MISMATCH when the same id announces another
+ * size, OTHER when the output holds another migration (refused unless
+ * --force), NEW otherwise.
  *
  * This is pure logic with no I/O so unit tests reach it directly.  The
  * session keeps the record in the state file beside the output
@@ -30,7 +45,8 @@ struct migration_record {
   uint64_t image_size;
   uint32_t block_size;
   uint64_t durable_seq;                         /* last DURABLE/COMMIT seq, 0 = none */
-  bool committed;                               /* COMMIT done, nothing written since */
+  enum wire_dest_state state;                   /* incomplete, prepared, final,
+                                                 * superseded */
 };
 
 enum migration_decision {
@@ -58,14 +74,32 @@ void migration_record_begin (struct migration_record *r,
                              const struct wire_hello *hello,
                              enum migration_decision decision);
 
-/* The image was changed (DATA or ZERO): it is no longer the committed one. */
+/* The HELLO_REPLY mode for a RESUME decision: RESUME, PREPARED or FINAL
+ * (a superseded copy is resumed like an incomplete one). */
+enum wire_hello_mode migration_record_hello_mode (const struct migration_record *r);
+
+/* The image was changed (DATA or ZERO): it is incomplete again. */
 void migration_record_written (struct migration_record *r);
 
 /* Everything before SYNC seq is durable (DURABLE seq was answered). */
 void migration_record_durable (struct migration_record *r, uint64_t seq);
 
-/* COMMIT seq completed: everything is durable and the image is complete. */
-void migration_record_committed (struct migration_record *r, uint64_t seq);
+/* COMMIT seq: everything is durable and the image complete, so it is
+ * prepared.  -1 with *why set (and the record unchanged) if the record is
+ * final: the source has flipped already, and a COMMIT now means the
+ * sender is confused. */
+int migration_record_committed (struct migration_record *r, uint64_t seq,
+                                const char **why);
+
+/* OUTCOME for the commit at seq: flipped makes a prepared record final,
+ * thawed makes it superseded; both may be repeated (a sender that lost
+ * RECORDED sends it again).  A thawed outcome for an incomplete record
+ * changes nothing (the COMMIT it speaks of never arrived).  -1 with *why
+ * set, the record unchanged, when the outcome contradicts the record: a
+ * flip to a destination that is not prepared, a thaw of one that is
+ * final, or a seq that is not the commit's. */
+int migration_record_outcome (struct migration_record *r, uint64_t seq,
+                              enum wire_outcome outcome, const char **why);
 
 /* The id as 32 lowercase hex digits. */
 void migration_id_format (const uint8_t id[WIRE_MIGRATION_ID_LEN],

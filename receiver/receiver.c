@@ -1,12 +1,12 @@
 /* stm-recv: setting up, running and winding down one receiver process.
  *
- * See receiver.h.  Winding down has two paths.  A --once run that
- * committed (or whose sender aborted) calls receiver_finish: the listener
+ * See receiver.h.  Winding down has two paths.  A --once run whose
+ * migration became final (or whose sender aborted) calls receiver_finish: the listener
  * stops, other connections are closed, and the loop ends by itself once the
  * last connection has flushed its final reply, because the signal watchers
  * and the safety timer do not keep the loop alive.  SIGINT/SIGTERM break
  * the loop at once: nothing is flushed halfway, and the message says
- * whether the output is complete.
+ * what state the output is in.
  */
 #include <config.h>
 
@@ -30,6 +30,27 @@
  * a sender that stopped reading. */
 #define FINISH_FLUSH_TIMEOUT_S 10.0
 
+/* Which copy is authoritative in each state, for the messages that name
+ * the state (docs/stm-recv.pod, "DESTINATION STATES"). */
+static const char *
+state_meaning (enum wire_dest_state state)
+{
+  switch (state) {
+  case WIRE_STATE_INCOMPLETE:
+    return "the source is authoritative; a sender of this migration resumes it";
+  case WIRE_STATE_PREPARED:
+    return "complete and durable, but whether the source flipped to it is not "
+      "recorded: the source's STATUS says which copy is authoritative (run "
+      "stm-send again with the same arguments to record it)";
+  case WIRE_STATE_FINAL:
+    return "the source has flipped to it: this copy is authoritative";
+  case WIRE_STATE_SUPERSEDED:
+    return "the source thawed after the commit and is authoritative; this copy "
+      "is stale, and a sender of this migration resumes it";
+  }
+  return "unknown state";
+}
+
 static void
 on_signal (struct ev_loop *loop, ev_signal *w, int revents)
 {
@@ -43,20 +64,17 @@ on_signal (struct ev_loop *loop, ev_signal *w, int revents)
     events_error (&rx->events, NULL, 0,
                   "interrupted by %s: the output %s is incomplete "
                   "(no migration was received)", name, output);
-  else if (rx->record.committed)
-    events_error (&rx->events, NULL, 0,
-                  "interrupted by %s: the output %s is complete "
-                  "(migration %s committed)", name, output, id);
   else
     events_error (&rx->events, NULL, 0,
-                  "interrupted by %s: the output %s is incomplete "
-                  "(migration %s not committed; durable up to sync %" PRIu64 ")",
-                  name, output, id, rx->record.durable_seq);
+                  "interrupted by %s: the output %s holds migration %s, %s "
+                  "(durable up to sync %" PRIu64 "): %s", name, output, id,
+                  wire_dest_state_name (rx->record.state), rx->record.durable_seq,
+                  state_meaning (rx->record.state));
 
   rx->finishing = true;
-  /* Serving a committed image until told to stop is the end of a
-   * successful --export run. */
-  rx->exit_status = rx->export != NULL && rx->record.committed ? 0 : 1;
+  /* Serving a final image until told to stop is the end of a successful
+   * --export run. */
+  rx->exit_status = rx->export != NULL && rx->record.state == WIRE_STATE_FINAL ? 0 : 1;
   ev_break (loop, EVBREAK_ALL);
 }
 
@@ -164,13 +182,9 @@ adopt_output_state (struct receiver *rx)
   switch (verdict) {
   case VERDICT_RESUMABLE:
     rx->record = found;
-    if (found.committed)
-      log_info ("the output %s holds migration %s, complete (committed at sync %"
-                PRIu64 ")", output, id, found.durable_seq);
-    else
-      log_info ("the output %s holds migration %s, incomplete (durable up to "
-                "sync %" PRIu64 "); a sender of that migration will resume it",
-                output, id, found.durable_seq);
+    log_info ("the output %s holds migration %s, %s (durable up to sync %"
+              PRIu64 "): %s", output, id, wire_dest_state_name (found.state),
+              found.durable_seq, state_meaning (found.state));
     return 0;
   case VERDICT_STALE:
     log_warning ("the state file %s records migration %s, but the output %s is "

@@ -62,7 +62,7 @@ int receiver_init (struct receiver *rx, struct ev_loop *loop,
 int receiver_run (struct receiver *rx);
 
 /* Stop accepting, close every connection still open and let the loop end
- * once the last reply (COMMITTED) is flushed.  The first status given is
+ * once the last reply (RECORDED) is flushed.  The first status given is
  * the one the process exits with. */
 void receiver_finish (struct receiver *rx, int exit_status);
 

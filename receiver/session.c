@@ -62,7 +62,7 @@ enum session_state {
 /* How session_end treats the transport connection. */
 enum session_close_how {
   CLOSE_NOW,             /* drop it */
-  CLOSE_AFTER_FLUSH,     /* deliver queued replies (ERROR, COMMITTED) first */
+  CLOSE_AFTER_FLUSH,     /* deliver queued replies (ERROR, RECORDED) first */
   CLOSED_BY_TRANSPORT,   /* on_close: the connection is already gone */
 };
 
@@ -120,7 +120,13 @@ session_end (struct session *s, const char *reason, enum session_close_how how)
   events_disconnected (&rx->events, s->peer, reason);
   if (was_active) {
     rx->active = NULL;
-    if (!rx->finishing && !rx->record.committed)
+    if (!rx->finishing && rx->record.state == WIRE_STATE_PREPARED)
+      log_info ("%s is prepared (complete and durable up to sync %" PRIu64 "), "
+                "but the sender left before reporting whether the source "
+                "flipped to it: the source's STATUS says which copy is "
+                "authoritative; waiting for the sender to come back and "
+                "report it", output_path (s), rx->record.durable_seq);
+    else if (!rx->finishing && rx->record.state != WIRE_STATE_FINAL)
       log_info ("%s keeps the data received so far (durable up to sync %" PRIu64
                 "); waiting for a sender to resume", output_path (s),
                 rx->record.durable_seq);
@@ -252,11 +258,8 @@ describe_record (const struct migration_record *r, char *buf, size_t len)
   char id[MIGRATION_ID_TEXT_LEN];
 
   migration_id_format (r->id, id);
-  if (r->committed)
-    snprintf (buf, len, "migration %s, complete", id);
-  else
-    snprintf (buf, len, "migration %s, incomplete, durable up to sync %" PRIu64,
-              id, r->durable_seq);
+  snprintf (buf, len, "migration %s, %s, durable up to sync %" PRIu64,
+            id, wire_dest_state_name (r->state), r->durable_seq);
 }
 
 static bool
@@ -384,27 +387,38 @@ handle_hello (struct session *s, const struct wire_hello *hello)
   ev_timer_start (rx->loop, &s->timer);
 
   memset (&reply, 0, sizeof reply);
-  reply.mode = decision == MIGRATION_RESUME ? WIRE_MODE_RESUME : WIRE_MODE_NEW;
+  reply.mode = decision == MIGRATION_RESUME
+    ? migration_record_hello_mode (&rx->record) : WIRE_MODE_NEW;
   reply.features = 0;
   reply.durable_seq = decision == MIGRATION_RESUME ? rx->record.durable_seq : 0;
   events_hello (&rx->events, s->peer, output_path (s), id,
-                decision == MIGRATION_RESUME ? "resume" : "new",
+                reply.mode == WIRE_MODE_NEW ? "new"
+                : reply.mode == WIRE_MODE_RESUME ? "resume"
+                : reply.mode == WIRE_MODE_PREPARED ? "prepared" : "final",
                 hello->image_size, hello->block_size, reply.durable_seq);
   (void) send_frame (s, frame, wire_encode_hello_reply (frame, &reply));
 }
 
 /* The image is about to change, and from then on (even if the write fails
- * halfway) it is no longer the committed one.  After a commit, that must
- * be in the state file before the first byte changes.  -1 after failing
- * the session. */
+ * halfway) it is incomplete.  After a commit, that must be in the state
+ * file before the first byte changes.  -1 after failing the session. */
 static int
 mark_written (struct session *s)
 {
   struct receiver *rx = s->rx;
   struct migration_record next;
 
-  if (!rx->record.committed)
+  if (rx->record.state == WIRE_STATE_INCOMPLETE)
     return 0;
+  if (rx->record.state == WIRE_STATE_FINAL) {
+    /* The source flipped to this image: it is the guest's disk now, and
+     * no sender of this migration has anything left to write to it. */
+    fail (s, WIRE_ERR_PROTOCOL,
+          "refusing to change %s: migration is final (the source has flipped "
+          "to this destination), so the image is the guest's disk now",
+          output_path (s));
+    return -1;
+  }
   next = rx->record;
   migration_record_written (&next);
   return store_record (s, &next, "to record that the committed image is being "
@@ -525,30 +539,34 @@ on_export_exit (void *opaque, int status)
   ev_break (rx->loop, EVBREAK_ALL);
 }
 
+/* COMMIT: the first phase of the two-phase commit.  The image is made
+ * durable and recorded as prepared, never as final: only the sender knows
+ * whether the source flips, and it says so with OUTCOME (handle_outcome).
+ * Until then the session stays, and a --once run does not end. */
 static void
 handle_commit (struct session *s, uint64_t seq)
 {
   struct receiver *rx = s->rx;
   uint8_t frame[WIRE_ENCODE_TEXT_MAX];
-  double seconds;
   struct migration_record next;
+  const char *why;
 
+  next = rx->record;
+  if (migration_record_committed (&next, seq, &why) == -1) {
+    fail (s, WIRE_ERR_PROTOCOL, "%s into %s", why, output_path (s));
+    return;
+  }
   if (image_writer_sync (rx->image) == -1) {
     fail_sync (s, errno);
     return;
   }
   s->last_message_ns = time_monotonic_ns ();
-  next = rx->record;
-  migration_record_committed (&next, seq);
-  if (store_record (s, &next, "to record the commit (the image is on disk but "
-                    "COMMITTED was not sent)") == -1)
+  if (store_record (s, &next, "to record the commit as prepared (the image is "
+                    "on disk but COMMITTED was not sent)") == -1)
     return;
   events_commit (&rx->events, s->peer, output_path (s), seq);
-  seconds = (time_monotonic_ns () - s->started_ns) / 1e9;
-  events_done (&rx->events, s->peer, output_path (s),
-               s->data_bytes, s->zero_bytes, seconds);
 
-  /* With --export, an NBD server for the finished image, whose URI the
+  /* With --export, an NBD server for the prepared image, whose URI the
    * sender may flip forward to; if it cannot start (reported), the URI is
    * empty and a sender that wanted it fails its flip and thaws the source,
    * which stays authoritative. */
@@ -561,21 +579,66 @@ handle_commit (struct session *s, uint64_t seq)
       export_format_uri (rx->opts->export_host, rx->opts->export_port,
                          rx->opts->tls.mode != TLS_MODE_INSECURE, uri, sizeof uri);
   }
-  if (send_frame (s, frame, wire_encode_committed (frame, uri)) == -1)
-    return;                     /* on_close follows: the sender never hears */
+  (void) send_frame (s, frame, wire_encode_committed (frame, uri));
+}
 
+/* OUTCOME: the second phase.  The sender says what became of the source:
+ * flipped (the destination is final and authoritative) or thawed (it is
+ * superseded: the source kept its writes).  Recorded durably before it is
+ * acknowledged with RECORDED, and only a final record ends a --once or
+ * --export run successfully. */
+static void
+handle_outcome (struct session *s, uint64_t seq, uint32_t outcome)
+{
+  struct receiver *rx = s->rx;
+  uint8_t frame[WIRE_ENCODE_MAX];
+  struct migration_record next = rx->record;
+  const char *why;
+  bool flipped = outcome == WIRE_OUTCOME_FLIPPED;
+
+  if (migration_record_outcome (&next, seq, outcome, &why) == -1) {
+    fail (s, WIRE_ERR_PROTOCOL, "%s: %s is %s (durable up to sync %" PRIu64
+          "), and the sender speaks of sync %" PRIu64 "; nothing was changed",
+          why, output_path (s), wire_dest_state_name (rx->record.state),
+          rx->record.durable_seq, seq);
+    return;
+  }
+  if (next.state != rx->record.state &&
+      store_record (s, &next, flipped
+                    ? "to record the migration as final (the source has flipped)"
+                    : "to record the commit as superseded (the source thawed)") == -1)
+    return;
+  events_outcome (&rx->events, s->peer, output_path (s),
+                  flipped ? "flipped" : "thawed",
+                  wire_dest_state_name (rx->record.state), seq);
+  if (send_frame (s, frame, wire_encode_recorded (frame, seq, rx->record.state)) == -1)
+    return;                     /* on_close follows */
+
+  if (!flipped) {
+    /* The source kept the guest: nobody may use this copy as the disk.
+     * A sender may still resume into it, so the receiver listens on. */
+    if (rx->export != NULL) {
+      log_info ("stopping the export of %s: the source stays authoritative",
+                output_path (s));
+      export_stop (rx->export);
+      rx->export = NULL;
+    }
+    return;
+  }
+  events_done (&rx->events, s->peer, output_path (s), s->data_bytes,
+               s->zero_bytes, (time_monotonic_ns () - s->started_ns) / 1e9);
   if (rx->export != NULL) {
-    /* The image is served now: no later sender may write to it.  The
-     * export's child watcher keeps the loop, and stm-recv, running until
-     * nbdkit ends or a signal stops both. */
-    session_end (s, "migration committed and exported", CLOSE_AFTER_FLUSH);
+    /* The image is the guest's disk now: no later sender may write to
+     * it.  The export's child watcher keeps the loop, and stm-recv,
+     * running until nbdkit ends or a signal stops both. */
+    session_end (s, "migration final and exported", CLOSE_AFTER_FLUSH);
     listener_stop (rx->listener);
     rx->finishing = true;
     rx->exit_status = 0;
     return;
   }
   if (rx->opts->once) {
-    session_end (s, "migration committed", CLOSE_AFTER_FLUSH);
+    session_end (s, "migration final", CLOSE_AFTER_FLUSH);
     receiver_finish (rx, 0);
   }
 }
@@ -670,9 +733,12 @@ on_message (struct stm_conn *conn, const struct wire_msg *msg, void *opaque)
   case WIRE_COMMIT:
     handle_commit (s, msg->u.commit.seq);
     return;
+  case WIRE_OUTCOME:
+    handle_outcome (s, msg->u.outcome.seq, msg->u.outcome.value);
+    return;
   default:
     /* Replies that only a receiver sends (HELLO_REPLY, DURABLE,
-     * COMMITTED) mean the peer is confused. */
+     * COMMITTED, RECORDED) mean the peer is confused. */
     unexpected (s, msg->type);
     return;
   }

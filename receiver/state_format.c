@@ -19,7 +19,7 @@ enum state_key {
   KEY_IMAGE_SIZE,
   KEY_BLOCK_SIZE,
   KEY_DURABLE_SEQ,
-  KEY_COMPLETE,
+  KEY_STATE,
   N_KEYS,
 };
 
@@ -28,7 +28,7 @@ static const char *const key_names[N_KEYS] = {
   [KEY_IMAGE_SIZE] = "image_size",
   [KEY_BLOCK_SIZE] = "block_size",
   [KEY_DURABLE_SEQ] = "durable_seq",
-  [KEY_COMPLETE] = "complete",
+  [KEY_STATE] = "state",
 };
 
 size_t
@@ -51,7 +51,7 @@ state_format (const struct migration_record *r, char buf[STATE_TEXT_MAX])
                 key_names[KEY_IMAGE_SIZE], r->image_size,
                 key_names[KEY_BLOCK_SIZE], r->block_size,
                 key_names[KEY_DURABLE_SEQ], r->durable_seq,
-                key_names[KEY_COMPLETE], r->committed ? "yes" : "no");
+                key_names[KEY_STATE], wire_dest_state_name (r->state));
   /* Every field has a bounded width, so the text always fits. */
   assert (n > 0 && n < STATE_TEXT_MAX);
   return (size_t) n;
@@ -116,17 +116,15 @@ parse_line (enum state_key key, const char *line, struct migration_record *r,
       return false;
     }
     return true;
-  case KEY_COMPLETE:
-    if (strcmp (value, "yes") == 0)
-      r->committed = true;
-    else if (strcmp (value, "no") == 0)
-      r->committed = false;
-    else {
-      snprintf (why, STATE_WHY_MAX, "line %u: %s is neither yes nor no",
-                lineno, name);
-      return false;
-    }
-    return true;
+  case KEY_STATE:
+    for (uint32_t st = WIRE_STATE_INCOMPLETE; st <= WIRE_STATE_SUPERSEDED; st++)
+      if (strcmp (value, wire_dest_state_name (st)) == 0) {
+        r->state = st;
+        return true;
+      }
+    snprintf (why, STATE_WHY_MAX, "line %u: %s is none of incomplete, "
+              "prepared, final and superseded", lineno, name);
+    return false;
   case KEY_IMAGE_SIZE:
   case KEY_BLOCK_SIZE:
   case KEY_DURABLE_SEQ:
@@ -268,7 +266,7 @@ state_judge (enum state_found found, const struct migration_record *r,
      * holds, whatever its size (a receiver that stopped between writing
      * the record of a new migration and sizing the output leaves the old
      * size). */
-    if (r->durable_seq == 0 && !r->committed)
+    if (r->durable_seq == 0 && r->state == WIRE_STATE_INCOMPLETE)
       return VERDICT_RESUMABLE;
     if (is_block_device)
       return output_size >= r->image_size ? VERDICT_RESUMABLE : VERDICT_REFUSE_SIZE;

@@ -6,12 +6,17 @@
  * output holds.  It is a short, versioned text file that a person can read
  * (docs/protocol.md, "The receiver's state file"):
  *
- *   stm-recv-state 1
+ *   stm-recv-state 2
  *   migration_id 0123456789abcdef0123456789abcdef
  *   image_size 1073741824
  *   block_size 65536
  *   durable_seq 12
- *   complete no
+ *   state incomplete
+ *
+ * (state is one of incomplete, prepared, final and superseded; see
+ * migration_record.h.  Version 1 had "complete yes|no" instead, which
+ * could not tell a prepared commit from a final one; it is refused as
+ * invalid, and --force starts such an output over.)
  *
  * The first line names the format and its version; then every key exactly
  * once, in this order, each line ending with a newline.  Anything else
@@ -32,7 +37,7 @@
 #include "migration_record.h"
 
 #define STATE_FORMAT_NAME "stm-recv-state"
-#define STATE_FORMAT_VERSION 1
+#define STATE_FORMAT_VERSION 2
 /* A state file is never longer than this (the formatted text is about 150
  * bytes); a longer one is refused without reading it all. */
 #define STATE_TEXT_MAX 1024

@@ -290,6 +290,7 @@ control_status (struct control_client *c, struct control_status *st)
   control_reply_get_u64 (c->line, "generation", &st->generation);
   control_reply_get_u64 (c->line, "unconfirmed_bytes", &st->unconfirmed_bytes);
   control_reply_get_string (c->line, "state", st->state, sizeof st->state);
+  control_reply_get_string (c->line, "owner", st->owner, sizeof st->owner);
   control_reply_get_u64 (c->line, "write_bytes", &st->write_bytes);
   control_reply_get_u64 (c->line, "writes", &st->writes);
   control_reply_get_u64 (c->line, "throttle", &st->throttle);

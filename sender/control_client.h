@@ -25,6 +25,7 @@ struct control_status {
   uint64_t dirty_bytes;
   uint64_t unconfirmed_bytes;
   char state[32];            /* tracking, frozen, fenced, forwarding */
+  char owner[16];            /* who owns the migration: you, other, none */
   uint64_t write_bytes;      /* guest bytes written so far (informative) */
   uint64_t writes;           /* guest write requests so far (informative) */
   uint64_t throttle;         /* guest write throttle, bytes/s, 0 = off */

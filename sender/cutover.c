@@ -6,12 +6,23 @@
  * through cutover_fail, which thaws.  If the control connection itself is
  * broken we cannot send THAW, but the filter thaws by itself when the
  * owning connection closes, so we close it at once.
+ *
+ * The commit is two-phase, so that no side ever claims more than is true.
+ * COMMITTED means the destination is prepared (complete and durable), not
+ * that it is the guest's disk: only after FLIP succeeds does OUTCOME
+ * flipped make it final, and a flip that fails sends OUTCOME thawed, so
+ * the receiver records its copy as superseded.  Once the source has
+ * flipped, stm-send exits 0 whatever follows (the exit status says what
+ * the source is); a receiver that could not be told is reported, and a
+ * stm-send run again with the same arguments records it.
  */
 #include <config.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -236,6 +247,33 @@ cutover_final_pass_sent (struct migration *m)
     m->phase = PHASE_PASS_SYNC;
 }
 
+/* Is the freeze this process holds still held?  The filter thaws by
+ * itself when migrate-freeze-timeout passes, and a COMMIT after that would
+ * have the receiver prepare a copy the source has already written past.
+ * false after cutover_fail. */
+static bool
+freeze_still_held (struct migration *m)
+{
+  const struct sender_options *o = m->opts;
+  struct control_status st;
+
+  if (control_status (m->control, &st) == -1) {
+    cutover_fail (m, "cannot check with the filter at %s that the source is still "
+                  "frozen before the commit: %s; nothing was committed",
+                  o->control_path, control_client_error (m->control));
+    return false;
+  }
+  if (strcmp (st.state, "frozen") == 0 && strcmp (st.owner, "you") == 0)
+    return true;
+  if (strcmp (st.state, "tracking") == 0)
+    m->frozen = false;
+  cutover_fail (m, "the freeze ended before the commit: the filter at %s reports "
+                "state %s (did migrate-freeze-timeout, %" PRIu64 " ms, pass during "
+                "the final pass?), so nothing was committed and the destination "
+                "stays incomplete", o->control_path, st.state, st.freeze_timeout_ms);
+  return false;
+}
+
 bool
 cutover_final_pass_durable (struct migration *m)
 {
@@ -244,12 +282,80 @@ cutover_final_pass_durable (struct migration *m)
     return m->phase == PHASE_FAILED;
   }
   ev_timer_stop (m->loop, &m->overrun_timer);
+  if (!freeze_still_held (m))
+    return true;
   uint64_t seq = migration_send_sync (m, false, true);
   if (seq == 0)
     return true;
+  m->commit_seq = seq;
   m->phase = PHASE_COMMITTING;
   progress_commit (&m->progress, seq);
   return true;
+}
+
+static void flip_succeeded (struct migration *m);
+
+/* For tests of the two-phase commit only: with STM_SEND_TEST_CRASH_AT set
+ * to "committed" (COMMITTED received, FLIP not sent) or "flipped" (FLIP
+ * answered, nothing sent after it), the process kills itself there, as a
+ * crash or kill -9 at that moment would.  Documented in stm-send(1),
+ * ENVIRONMENT; nothing else reads it. */
+static void
+test_crash_point (const char *where)
+{
+  const char *at = getenv ("STM_SEND_TEST_CRASH_AT");
+
+  if (at != NULL && strcmp (at, where) == 0) {
+    fprintf (stderr, "stm-send: STM_SEND_TEST_CRASH_AT=%s: killing myself\n", where);
+    raise (SIGKILL);
+  }
+}
+
+/* FLIP's reply never came: the control connection broke with FLIP in
+ * flight.  The filter either flipped (a flip is final) or, when the
+ * connection closed, thawed by itself; a new connection's STATUS tells
+ * which, so that neither is claimed without knowing. */
+static void
+flip_outcome_from_status (struct migration *m, const char *how, const char *why)
+{
+  const struct sender_options *o = m->opts;
+  char err[256];
+  struct control_status st;
+
+  control_client_close (m->control);
+  m->control = control_client_connect (o->control_path, MIGRATION_CONTROL_TIMEOUT_MS,
+                                       err, sizeof err);
+  if (m->control != NULL && control_status (m->control, &st) == 0) {
+    if ((strcmp (st.state, "fenced") == 0 || strcmp (st.state, "forwarding") == 0) &&
+        strcmp (st.migration, m->migration_id_hex) == 0) {
+      progress_clear (&m->progress);
+      log_warning ("the control connection to %s broke with FLIP (%s) in flight "
+                   "(%s), but a new connection finds the source %s for this "
+                   "migration: the flip happened", o->control_path, how, why,
+                   st.state);
+      flip_succeeded (m);
+      return;
+    }
+    if (strcmp (st.state, "tracking") == 0) {
+      m->flip_in_flight = false;
+      m->frozen = false;
+      cutover_fail (m, "the control connection to %s broke with FLIP (%s) in "
+                    "flight (%s); a new connection finds the source tracking "
+                    "again, so it was not flipped", o->control_path, how, why);
+      return;
+    }
+    snprintf (err, sizeof err, "a new connection finds the source in state %s "
+              "for migration %s", st.state, st.migration);
+  }
+  else if (m->control != NULL)
+    snprintf (err, sizeof err, "%s", control_client_error (m->control));
+  /* Still unknown: cutover_fail says so, and claims neither. */
+  if (m->control != NULL)
+    control_client_close (m->control);
+  m->control = NULL;
+  cutover_fail (m, "the control connection to %s broke with FLIP (%s) in flight "
+                "(%s), and the source's state could not be read again (%s)",
+                o->control_path, how, why, err);
 }
 
 /* FLIP failed.  An ERR reply changed nothing; but if the freeze ended
@@ -262,8 +368,7 @@ flip_failed (struct migration *m, const char *how)
   char why[512];
   snprintf (why, sizeof why, "%s", control_client_error (m->control));
   if (control_client_is_broken (m->control)) {
-    cutover_fail (m, "cannot flip the source (%s) through the filter at %s: %s",
-                  how, o->control_path, why);
+    flip_outcome_from_status (m, how, why);
     return;
   }
   m->flip_in_flight = false;
@@ -272,7 +377,7 @@ flip_failed (struct migration *m, const char *how)
     m->frozen = false;
     cutover_fail (m, "the freeze ended before the flip: the filter at %s thawed the "
                   "source by itself (did migrate-freeze-timeout pass during the "
-                  "final pass?), so the source was not flipped (%s)",
+                  "commit?), so the source was not flipped (%s)",
                   o->control_path, why);
     return;
   }
@@ -593,11 +698,12 @@ cutover_on_committed (struct migration *m, const struct wire_msg *msg)
   /* COMMITTED means everything sent is durable. */
   if (migration_confirm_up_to (m, UINT64_MAX) == -1)
     return;
+  test_crash_point ("committed");
 
   /* Until FLIP's reply is read, a broken control connection leaves it
-   * unknown whether the flip happened (see cutover_fail). */
-  m->flip_in_flight = true;
+   * unknown whether the flip happened (flip_outcome_from_status). */
   if (o->flip == FLIP_FENCE) {
+    m->flip_in_flight = true;
     if (control_flip_fence (m->control) == -1) {
       flip_failed (m, "fence");
       return;
@@ -614,13 +720,26 @@ cutover_on_committed (struct migration *m, const struct wire_msg *msg)
                     "--flip forward=URI and the receiver at %s serves none", o->dest);
       return;
     }
+    m->flip_in_flight = true;
     if (control_flip_forward (m->control, uri) == -1) {
       flip_failed (m, "forward");
       return;
     }
   }
+  flip_succeeded (m);
+}
+
+/* The flip happened: the destination is the guest's disk now.  Release
+ * what the gate holds, report the downtime, and record the outcome on the
+ * receiver (cutover_send_outcome). */
+static void
+flip_succeeded (struct migration *m)
+{
+  const struct sender_options *o = m->opts;
+
   m->flip_in_flight = false;
   m->flipped = true;
+  test_crash_point ("flipped");
   progress_flip (&m->progress, o->flip == FLIP_FENCE ? "fence" : "forward");
 
   /* The flip is final and the destination is authoritative now; THAW only
@@ -636,8 +755,8 @@ cutover_on_committed (struct migration *m, const struct wire_msg *msg)
   uint64_t now = time_monotonic_ns ();
   /* The downtime as the guest sees it: the filter measures from the gate
    * closing (after FREEZE's pre-flush) to the gate letting writes through
-   * again (thaw, or the flip forward).  Without that figure (an older
-   * filter), our own from before FREEZE to THAW's reply, which is longer. */
+   * again (thaw, or the flip forward).  Without that figure (THAW failed),
+   * our own from before FREEZE to now, which is longer. */
   uint64_t frozen_us;
   if (control_last_reply_u64 (m->control, "frozen_us", &frozen_us) != 0)
     frozen_us = (now - m->freeze_ns) / 1000;
@@ -652,11 +771,49 @@ cutover_on_committed (struct migration *m, const struct wire_msg *msg)
                  "predicted %.1f ms)", m->forced ? "the forced" : "the",
                  frozen_us / 1000.0, o->max_downtime_ns / 1e6, m->predicted_ns / 1e6);
   }
+  cutover_send_outcome (m);
+}
+
+void
+cutover_send_outcome (struct migration *m)
+{
+  uint8_t frame[WIRE_ENCODE_MAX];
+
+  assert (m->flipped && m->commit_seq != 0);
+  m->phase = PHASE_RECORDING;
+  /* Without a connection, the next HELLO_REPLY (prepared) sends it. */
+  if (m->conn != NULL)
+    stm_conn_send (m->conn, frame,
+                   wire_encode_outcome (frame, m->commit_seq, WIRE_OUTCOME_FLIPPED),
+                   NULL, 0);
+}
+
+void
+cutover_complete (struct migration *m, enum wire_dest_state recorded)
+{
+  if (m->phase == PHASE_DONE || m->phase == PHASE_FAILED)
+    return;
+  assert (m->flipped);
   m->phase = PHASE_DONE;
   m->exit_code = 0;
   progress_done (&m->progress, m->bytes_sent, m->pass, m->downtime_ms,
-                 (double) (now - m->start_ns) / NS_PER_S);
+                 (double) (time_monotonic_ns () - m->start_ns) / NS_PER_S,
+                 wire_dest_state_name (recorded));
   migration_finish (m);
+}
+
+/* A failure after the flip: the source has flipped and the destination is
+ * authoritative, so stm-send succeeds; what failed is only the receiver's
+ * record, which a later run completes. */
+static void
+flipped_but_unrecorded (struct migration *m, const char *msg)
+{
+  progress_clear (&m->progress);
+  log_warning ("%s; the source has flipped to %s, which is authoritative now, but "
+               "the receiver did not confirm that it recorded the migration as "
+               "final (its state file may still say prepared): run stm-send again "
+               "with the same arguments to record it", msg, m->opts->dest);
+  cutover_complete (m, WIRE_STATE_PREPARED);
 }
 
 void
@@ -667,19 +824,28 @@ cutover_fail (struct migration *m, const char *fmt, ...)
 
   if (m->phase == PHASE_DONE || m->phase == PHASE_FAILED)
     return;
-  m->phase = PHASE_FAILED;
-  m->exit_code = 1;
 
   va_start (ap, fmt);
   vsnprintf (msg, sizeof msg, fmt, ap);
   va_end (ap);
 
+  if (m->flipped) {
+    flipped_but_unrecorded (m, msg);
+    return;
+  }
+  m->phase = PHASE_FAILED;
+  m->exit_code = 1;
+
   const char *short_state = "thawed";
-  snprintf (state, sizeof state, "the source is thawed and remains authoritative");
-  if (m->flip_in_flight && m->control && control_client_is_broken (m->control)) {
-    /* FLIP went out and its reply never came: the filter may have flipped
-     * (it is final) or may have thawed when this connection broke.  Claim
-     * neither. */
+  snprintf (state, sizeof state, m->freeze_ns != 0
+            ? "the source is thawed and remains authoritative"
+            : "the source was never frozen and remains authoritative");
+  if (m->flip_in_flight) {
+    /* FLIP went out and its reply never came, and a new connection could
+     * not read the source's state (flip_outcome_from_status): the filter
+     * may have flipped (it is final) or may have thawed when the
+     * connection broke.  Claim neither, and do not exit 1, which would
+     * say the source is serving. */
     snprintf (state, sizeof state,
               "the control connection broke while FLIP was in flight, so whether "
               "the source was flipped is unknown: check STATUS on %s (state=tracking: "
@@ -687,6 +853,7 @@ cutover_fail (struct migration *m, const char *fmt, ...)
               "flip happened and the destination is authoritative)",
               m->opts->control_path);
     short_state = "unknown";
+    m->exit_code = STM_SEND_EXIT_UNKNOWN;
     control_client_close (m->control);
     m->control = NULL;
     m->frozen = false;
@@ -733,9 +900,15 @@ cutover_fail (struct migration *m, const char *fmt, ...)
   log_error ("%s; %s", msg, state);
   progress_error (&m->progress, msg, short_state);
 
-  /* Tell the receiver we give up, so it does not wait for more. */
+  /* Tell the receiver we give up, so it does not wait for more: first,
+   * if it may hold a prepared commit and the source is known to be
+   * thawed, that its copy is superseded. */
   if (m->conn) {
     uint8_t frame[WIRE_ENCODE_TEXT_MAX];
+    if (m->commit_seq != 0 && !m->flip_in_flight)
+      stm_conn_send (m->conn, frame,
+                     wire_encode_outcome (frame, m->commit_seq, WIRE_OUTCOME_THAWED),
+                     NULL, 0);
     stm_conn_send (m->conn, frame, wire_encode_abort (frame, WIRE_ERR_ABORTED, msg),
                    NULL, 0);
   }

@@ -6,9 +6,11 @@
  * final pass, the cutover, or giving up.  Cutover: a flush of the source
  * and a fresh look at the dirty set, FREEZE, RESUME (if hot blocks were
  * deferred), SNAPSHOT, the final pass and its SYNC (called off, thawed,
- * if not durable in time), COMMIT and wait for COMMITTED, CONFIRM, FLIP
- * (fence, or forward to the URI given or announced, with our credentials
- * added), THAW.  The downtime is the filter's own measure of
+ * if not durable in time), a STATUS to check the freeze is still held,
+ * COMMIT and wait for COMMITTED (the destination is prepared), CONFIRM,
+ * FLIP (fence, or forward to the URI given or announced, with our
+ * credentials added), THAW, and OUTCOME flipped so that the receiver
+ * records the destination final.  The downtime is the filter's own measure of
  * how long guest writes were held (THAW's frozen_us).  Any failure from
  * FREEZE up to a successful FLIP thaws the source, which stays
  * authoritative; every failure releases a throttle we set; the process
@@ -56,12 +58,26 @@ void cutover_final_pass_sent (struct migration *m);
  * the cutover off and return false, so that the caller ends the pass as
  * an ordinary one.  True also after a failure. */
 bool cutover_final_pass_durable (struct migration *m);
-/* COMMITTED arrived: confirm, flip, thaw, finish. */
+/* COMMITTED arrived (the receiver holds the destination prepared):
+ * confirm, check the freeze is still held, flip, thaw, then record the
+ * outcome (cutover_send_outcome). */
 void cutover_on_committed (struct migration *m, const struct wire_msg *msg);
+/* The source has flipped for m->commit_seq: tell the receiver (OUTCOME
+ * flipped) so that it records the destination final, and wait for its
+ * RECORDED (PHASE_RECORDING).  Without a connection, the HELLO_REPLY of
+ * the next one does it. */
+void cutover_send_outcome (struct migration *m);
+/* The receiver recorded the flipped migration in state recorded (final,
+ * or prepared when it could not be told): end with exit status 0. */
+void cutover_complete (struct migration *m, enum wire_dest_state recorded);
 
 /* Give up: report msg once with the source's state, thaw if frozen, tell
- * the receiver ABORT, and end the loop with exit status 1.  Does nothing if
- * the migration already ended. */
+ * the receiver (OUTCOME thawed after a COMMIT, then ABORT), and end the
+ * loop with exit status 1, or STM_SEND_EXIT_UNKNOWN when a FLIP's outcome
+ * could not be learned.  After the source has flipped, a failure only
+ * means the receiver's record could not be completed: it is reported and
+ * the exit status is 0 (cutover_complete).  Does nothing if the migration
+ * already ended. */
 void cutover_fail (struct migration *m, const char *fmt, ...)
   __attribute__((format (printf, 2, 3)));
 

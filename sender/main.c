@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -106,6 +107,30 @@ static const struct option long_options[] = {
   { NULL, 0, NULL, 0 },
 };
 
+/* Is uri shaped like an NBD URI libnbd can connect to?  The full parse
+ * happens in the filter at the flip, while the guest is held; this catches
+ * what can be caught now, at no cost to the guest: a scheme that is not
+ * NBD's, no host, or a Unix-socket URI without socket=. */
+static bool
+nbd_uri_plausible (const char *uri)
+{
+  static const char *const schemes[] = {
+    "nbd://", "nbds://", "nbd+tcp://", "nbds+tcp://",
+    "nbd+unix://", "nbds+unix://", "nbd+vsock://", "nbds+vsock://",
+  };
+  for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
+    size_t n = strlen (schemes[i]);
+    if (strncmp (uri, schemes[i], n) != 0)
+      continue;
+    const char *rest = uri + n;
+    if (strstr (schemes[i], "+unix") != NULL)
+      return strstr (rest, "socket=") != NULL;
+    /* TCP and vsock name a host (or a CID) before any path or query. */
+    return rest[0] != '\0' && rest[0] != '/' && rest[0] != '?';
+  }
+  return false;
+}
+
 static void
 parse_flip (const char *arg, struct sender_options *o)
 {
@@ -122,6 +147,9 @@ parse_flip (const char *arg, struct sender_options *o)
     if (strlen (arg + 8) >= CONTROL_MAX_URI || strpbrk (arg + 8, " \t\r\n") != NULL)
       usage_error ("--flip forward=URI: the URI must be shorter than %s bytes "
                    "and hold no spaces or line breaks", STRINGIFY (CONTROL_MAX_URI));
+    if (!nbd_uri_plausible (arg + 8))
+      usage_error ("--flip forward=%s: not an NBD URI (expected nbd://HOST[:PORT]/, "
+                   "nbds://..., or nbd+unix:///?socket=PATH)", arg + 8);
     o->flip = FLIP_FORWARD;
     o->forward_uri = arg + 8;
   }

@@ -49,6 +49,9 @@ migration_where (const struct migration *m, char *buf, size_t len)
       snprintf (buf, len, "during pass %" PRIu32, m->pass);
     break;
   case PHASE_COMMITTING: snprintf (buf, len, "while committing"); break;
+  case PHASE_RECORDING:
+    snprintf (buf, len, "after the flip, while the receiver records it");
+    break;
   case PHASE_DONE: snprintf (buf, len, "after the flip"); break;
   case PHASE_FAILED: snprintf (buf, len, "after a failure"); break;
   }
@@ -623,18 +626,94 @@ drop_syncs (struct migration *m)
   m->nsyncs = 0;
 }
 
+/* The source has flipped for this migration, but the receiver does not
+ * hold it prepared or final: nothing here can repair that, and the source
+ * does not serve the guest any more, so exit 1 (which says the source is
+ * serving) would be a lie. */
+static void
+flipped_but_receiver_lost (struct migration *m, const char *answer)
+{
+  char msg[1024];
+  snprintf (msg, sizeof msg, "the source has flipped for migration %s (STATUS on "
+            "%s), but the receiver at %s answered HELLO with %s: it does not hold "
+            "this migration prepared or final (was its output replaced, or "
+            "stm-recv started with --force?); the source no longer serves the "
+            "guest, and the destination's copy cannot be vouched for",
+            m->migration_id_hex, m->opts->control_path, m->opts->dest, answer);
+  progress_clear (&m->progress);
+  log_error ("%s", msg);
+  progress_error (&m->progress, msg, "flipped");
+  m->phase = PHASE_FAILED;
+  m->exit_code = STM_SEND_EXIT_UNKNOWN;
+  migration_finish (m);
+}
+
+/* HELLO_REPLY once the source has flipped (in this process, or before it
+ * started): only the receiver's record is left to complete. */
+static void
+on_hello_reply_flipped (struct migration *m, const struct wire_hello_reply *r)
+{
+  if (!m->started)
+    progress_start (&m->progress, m->opts->source_uri, m->opts->dest, m->size,
+                    m->block, m->migration_id_hex, "flipped");
+  m->started = true;
+  reconnect_done (m);
+  switch (r->mode) {
+  case WIRE_MODE_FINAL:
+    if (m->flipped_at_start)
+      log_info ("migration %s had already completed: the source has flipped to %s, "
+                "which records it as final", m->migration_id_hex, m->opts->dest);
+    cutover_complete (m, WIRE_STATE_FINAL);
+    return;
+  case WIRE_MODE_PREPARED:
+    /* A process that flipped knows its COMMIT; one that found the source
+     * flipped takes the commit the receiver holds, which is the one the
+     * flip was for: the filter flips only with every block confirmed
+     * durable there. */
+    if (m->flipped_at_start) {
+      m->commit_seq = r->durable_seq;
+      log_info ("migration %s had already flipped; recording it as final on %s",
+                m->migration_id_hex, m->opts->dest);
+    }
+    cutover_send_outcome (m);
+    return;
+  default:
+    flipped_but_receiver_lost (m, r->mode == WIRE_MODE_NEW ? "new" : "resume");
+    return;
+  }
+}
+
 static void
 on_hello_reply (struct migration *m, const struct wire_hello_reply *r)
 {
   const char *mode;
   uint64_t confirmed = 0;
   int ret;
+  if (m->flipped) {
+    on_hello_reply_flipped (m, r);
+    return;
+  }
+  if (r->mode == WIRE_MODE_FINAL) {
+    cutover_fail (m, "the receiver at %s records migration %s as final (the source "
+                  "flipped to it), but the source at %s has not flipped: the two "
+                  "disagree, and nothing was changed", m->opts->dest,
+                  m->migration_id_hex, m->opts->control_path);
+    return;
+  }
+  if (r->mode == WIRE_MODE_PREPARED) {
+    /* The receiver holds a commit of this migration, but the source is
+     * tracking (never flipped, or thawed since): that copy is superseded,
+     * and the receiver must record so before anything else, so it never
+     * claims a prepared copy the guest has written past.  Then resume. */
+    uint8_t frame[WIRE_ENCODE_MAX];
+    send_msg (m, frame, wire_encode_outcome (frame, r->durable_seq, WIRE_OUTCOME_THAWED));
+  }
   if (r->mode == WIRE_MODE_NEW) {
     mode = "new";
     drop_syncs (m);
     ret = control_reset (m->control, m->migration_id_hex);
   }
-  else if (r->mode == WIRE_MODE_RESUME) {
+  else if (r->mode == WIRE_MODE_RESUME || r->mode == WIRE_MODE_PREPARED) {
     mode = "resume";
     /* SYNCs sent on a lost connection that the receiver did make durable
      * (only their DURABLE reply was lost): confirm them now, before RESUME
@@ -709,6 +788,18 @@ on_message (struct stm_conn *conn, const struct wire_msg *msg, void *opaque)
     if (m->phase != PHASE_COMMITTING)
       break;
     cutover_on_committed (m, msg);
+    return;
+  case WIRE_RECORDED:
+    /* Also the answer to OUTCOME thawed, which needs none. */
+    if (m->phase != PHASE_RECORDING)
+      return;
+    if (msg->u.outcome.value != WIRE_STATE_FINAL) {
+      cutover_fail (m, "the receiver at %s recorded the flipped migration as %s, "
+                    "not final", m->opts->dest,
+                    wire_dest_state_name (msg->u.outcome.value));
+      return;
+    }
+    cutover_complete (m, WIRE_STATE_FINAL);
     return;
   case WIRE_ERROR:
   case WIRE_ABORT:
@@ -804,7 +895,8 @@ tick_cb (struct ev_loop *loop, ev_timer *w, int revents)
    * silent for a minute. */
   if (m->conn && stm_conn_output_pending (m->conn) == 0 &&
       (m->phase == PHASE_HELLO || m->phase == PHASE_PASS ||
-       m->phase == PHASE_PASS_SYNC || m->phase == PHASE_COMMITTING)) {
+       m->phase == PHASE_PASS_SYNC || m->phase == PHASE_COMMITTING ||
+       m->phase == PHASE_RECORDING)) {
     uint8_t frame[WIRE_ENCODE_MAX];
     (void) stm_conn_send (m->conn, frame, wire_encode_keepalive (frame), NULL, 0);
   }
@@ -943,11 +1035,31 @@ connect_everything (struct migration *m)
                  "what the wire protocol carries", o->control_path, st.block);
     return -1;
   }
-  if (strcmp (st.state, "fenced") == 0 || strcmp (st.state, "forwarding") == 0) {
-    refuse_source_state (m, st.state, "the filter at %s has already flipped (state %s): "
-                         "the source was migrated and this nbdkit process no longer "
-                         "serves it", o->control_path, st.state);
+  m->size = st.size;
+  struct migration_id_inputs id_in = {
+    .filter_instance = st.instance, .image_size = m->size, .dest = o->dest,
+  };
+  if (migration_id_derive (&id_in, m->migration_id) == -1) {
+    setup_error (m, "cannot derive the migration id from the filter at %s "
+                 "(instance id \"%s\")", o->control_path, st.instance);
     return -1;
+  }
+  migration_id_hex (m->migration_id, m->migration_id_hex);
+
+  if (strcmp (st.state, "fenced") == 0 || strcmp (st.state, "forwarding") == 0) {
+    if (strcmp (st.migration, m->migration_id_hex) != 0) {
+      m->exit_code = STM_SEND_EXIT_UNKNOWN;
+      refuse_source_state (m, st.state, "the filter at %s has already flipped (state "
+                           "%s) for migration %s, not this one (%s): the source was "
+                           "migrated elsewhere and this nbdkit process no longer "
+                           "serves it", o->control_path, st.state, st.migration,
+                           m->migration_id_hex);
+      return -1;
+    }
+    /* A stm-send of this migration flipped it and did not live to record
+     * it on the receiver: connect only to do that. */
+    m->flipped = true;
+    m->flipped_at_start = true;
   }
   /* Frozen by somebody else (another stm-send, or by hand): the commands
    * of a migration belong to the freeze's owner, so nothing could start;
@@ -959,23 +1071,12 @@ connect_everything (struct migration *m)
                          "closes; nothing was changed", o->control_path);
     return -1;
   }
-  m->size = st.size;
   m->block = st.block;
   m->dirty_bytes = st.dirty_bytes;
   /* FREEZE and FLIP run within the filter's freeze timeout, which may be
    * longer than MIGRATION_CONTROL_TIMEOUT_MS: do not give up on a reply
    * the filter is still entitled to be working on. */
   control_client_set_freeze_timeout (m->control, st.freeze_timeout_ms);
-
-  struct migration_id_inputs id_in = {
-    .filter_instance = st.instance, .image_size = m->size, .dest = o->dest,
-  };
-  if (migration_id_derive (&id_in, m->migration_id) == -1) {
-    setup_error (m, "cannot derive the migration id from the filter at %s "
-                 "(instance id \"%s\")", o->control_path, st.instance);
-    return -1;
-  }
-  migration_id_hex (m->migration_id, m->migration_id_hex);
 
   /* These report their own errors, naming the file or host:port. */
   m->creds = tls_creds_load (&o->tls, false);

@@ -65,7 +65,10 @@ enum migration_phase {
   PHASE_PASS,          /* reading and sending a pass */
   PHASE_PASS_SYNC,     /* pass sent, waiting for its DURABLE */
   PHASE_COMMITTING,    /* final pass durable, COMMIT sent, waiting for COMMITTED */
-  PHASE_DONE,          /* flipped and thawed */
+  PHASE_RECORDING,     /* flipped and thawed; OUTCOME sent, waiting for the
+                          receiver's RECORDED (final) */
+  PHASE_DONE,          /* flipped, thawed and recorded final (or given up
+                          recording it) */
   PHASE_FAILED,
 };
 
@@ -147,6 +150,14 @@ struct migration {
 
   /* Cutover. */
   bool frozen, flipped;
+  /* The seq of the COMMIT the receiver holds prepared (sent by this
+   * process, or reported by HELLO_REPLY prepared); 0 = none.  OUTCOME
+   * names it. */
+  uint64_t commit_seq;
+  /* The source had already flipped for this migration when this process
+   * started: there is nothing to copy, only the receiver's record to
+   * complete. */
+  bool flipped_at_start;
   uint64_t freeze_ns;
   /* Guest writes are held from gate_closed_ns (the filter's gate, after
    * FREEZE's pre-flush); the final pass must be sent and COMMIT queued by
@@ -167,7 +178,13 @@ struct migration {
   uint64_t last_sync_ns;         /* when the last SYNC was queued */
 };
 
-/* Run a whole migration; returns the process exit status (0 or 1). */
+/* The exit status when the source is not known to be serving: it has
+ * flipped for another migration, or a FLIP's outcome could not be
+ * learned.  (0: flipped for this migration; 1: the source is thawed and
+ * authoritative; 2: usage.) */
+#define STM_SEND_EXIT_UNKNOWN 3
+
+/* Run a whole migration; returns the process exit status (0, 1 or 3). */
 int migration_run (const struct sender_options *opts);
 
 /* For cutover.c: start a pass over m->extents (already filled). */

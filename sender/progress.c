@@ -186,7 +186,7 @@ progress_flip (struct progress *p, const char *mode)
 
 void
 progress_done (struct progress *p, uint64_t bytes_sent, uint32_t passes,
-               uint64_t downtime_ms, double seconds)
+               uint64_t downtime_ms, double seconds, const char *destination)
 {
   progress_clear (p);
   if (p->json) {
@@ -196,6 +196,7 @@ progress_done (struct progress *p, uint64_t bytes_sent, uint32_t passes,
     json_line_add_u64 (&j, "passes", passes);
     json_line_add_u64 (&j, "downtime_ms", downtime_ms);
     json_line_add_double (&j, "seconds", seconds);
+    json_line_add_string (&j, "destination", destination);
     emit (&j);
     return;
   }

@@ -47,8 +47,10 @@ void progress_pass_end (struct progress *p, const struct progress_sample *s,
 void progress_freeze (struct progress *p, uint64_t drain_ms);
 void progress_commit (struct progress *p, uint64_t seq);
 void progress_flip (struct progress *p, const char *mode);
+/* The summary; destination is the state the receiver recorded the
+ * migration in ("final", or "prepared" when it could not be told). */
 void progress_done (struct progress *p, uint64_t bytes_sent, uint32_t passes,
-                    uint64_t downtime_ms, double seconds);
+                    uint64_t downtime_ms, double seconds, const char *destination);
 void progress_error (struct progress *p, const char *message, const char *source_state);
 /* The downtime the guest saw (from the filter), what was predicted,
  * whether the cutover was forced without converging, how much of it the

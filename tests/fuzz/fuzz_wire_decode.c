@@ -143,6 +143,12 @@ check_round_trip (const struct wire_msg *msg, const uint8_t *frame,
                                         msg->u.error.text_len));
     break;
   case WIRE_KEEPALIVE: n = wire_encode_keepalive (out); break;
+  case WIRE_OUTCOME:
+    n = wire_encode_outcome (out, msg->u.outcome.seq, msg->u.outcome.value);
+    break;
+  case WIRE_RECORDED:
+    n = wire_encode_recorded (out, msg->u.outcome.seq, msg->u.outcome.value);
+    break;
   default:
     CHECK (!"decoder accepted an unknown type");
     return;
@@ -172,8 +178,7 @@ check_accepted (const struct wire_msg *msg, const uint8_t *frame,
     CHECK ((msg->u.hello.features & ~WIRE_FEATURES_KNOWN) == 0);
     break;
   case WIRE_HELLO_REPLY:
-    CHECK (msg->u.hello_reply.mode == WIRE_MODE_NEW ||
-           msg->u.hello_reply.mode == WIRE_MODE_RESUME);
+    CHECK (msg->u.hello_reply.mode <= WIRE_MODE_FINAL);
     CHECK ((msg->u.hello_reply.features & ~WIRE_FEATURES_KNOWN) == 0);
     break;
   case WIRE_DATA:
@@ -198,6 +203,13 @@ check_accepted (const struct wire_msg *msg, const uint8_t *frame,
   case WIRE_ERROR:
   case WIRE_ABORT:
     check_text (frame, consumed, msg->u.error.text, msg->u.error.text_len);
+    break;
+  case WIRE_OUTCOME:
+    CHECK (msg->u.outcome.value == WIRE_OUTCOME_FLIPPED ||
+           msg->u.outcome.value == WIRE_OUTCOME_THAWED);
+    break;
+  case WIRE_RECORDED:
+    CHECK (msg->u.outcome.value <= WIRE_STATE_SUPERSEDED);
     break;
   case WIRE_PASS_BEGIN:
   case WIRE_PASS_END:

@@ -5,7 +5,8 @@
  * writes into DIR one file per frame type, built with the real encoders so
  * the seeds are valid frames (DATA and ZERO address the 1 MiB image that
  * fuzz_wire_decode.c also uses), a few frames at the edges of their limits,
- * and a whole session (HELLO, a pass of DATA and ZERO, SYNC, COMMIT) so
+ * and a whole session (HELLO, a pass of DATA and ZERO, SYNC, COMMIT,
+ * OUTCOME) so
  * that the fuzzer starts from streams of several frames.  The files are
  * kept in the tree (tests/fuzz/corpus/wire/); this program only needs to
  * run again when the wire format changes ("make fuzz-seeds").
@@ -88,6 +89,10 @@ main (int argc, char *argv[])
   SEED ("hello-reply-new", s.len = wire_encode_hello_reply (s.bytes, &r));
   r.mode = WIRE_MODE_RESUME; r.durable_seq = 42;
   SEED ("hello-reply-resume", s.len = wire_encode_hello_reply (s.bytes, &r));
+  r.mode = WIRE_MODE_PREPARED;
+  SEED ("hello-reply-prepared", s.len = wire_encode_hello_reply (s.bytes, &r));
+  r.mode = WIRE_MODE_FINAL;
+  SEED ("hello-reply-final", s.len = wire_encode_hello_reply (s.bytes, &r));
   SEED ("data-start", add_data (&s, 0, 512));
   SEED ("data-end", add_data (&s, SEED_IMAGE_SIZE - 100, 100));
   SEED ("data-one-byte", add_data (&s, 4096, 1));
@@ -109,6 +114,14 @@ main (int argc, char *argv[])
   long_text[WIRE_MAX_TEXT] = '\0';
   SEED ("error-longest", s.len = wire_encode_error (s.bytes, 99, long_text));
   SEED ("keepalive", s.len = wire_encode_keepalive (s.bytes));
+  SEED ("outcome-flipped",
+        s.len = wire_encode_outcome (s.bytes, 8, WIRE_OUTCOME_FLIPPED));
+  SEED ("outcome-thawed",
+        s.len = wire_encode_outcome (s.bytes, 8, WIRE_OUTCOME_THAWED));
+  SEED ("recorded-final",
+        s.len = wire_encode_recorded (s.bytes, 8, WIRE_STATE_FINAL));
+  SEED ("recorded-superseded",
+        s.len = wire_encode_recorded (s.bytes, 8, WIRE_STATE_SUPERSEDED));
 
   /* A session as the sender writes it. */
   s.len = 0;
@@ -121,6 +134,7 @@ main (int argc, char *argv[])
   s.len += wire_encode_sync (s.bytes + s.len, 1);
   s.len += wire_encode_pass_end (s.bytes + s.len, 1);
   s.len += wire_encode_commit (s.bytes + s.len, 2);
+  s.len += wire_encode_outcome (s.bytes + s.len, 2, WIRE_OUTCOME_FLIPPED);
   write_seed ("session", &s);
 
   /* A DATA frame whose header announces more than has arrived. */

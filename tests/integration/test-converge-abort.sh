@@ -23,8 +23,9 @@ run_stm_send abort 60 --tls-psk "$tmp/keys.psk" --rate 12M --converge=abort
 [ "$EXIT_STATUS" -eq 1 ] || fail "stm-send --converge=abort exited with $EXIT_STATUS, not 1"
 grep -q "does not converge" "$tmp/abort.err" ||
     fail "stm-send did not say that the migration does not converge"
-grep -q "thawed and remains authoritative" "$tmp/abort.err" ||
-    fail "stm-send did not say that the source stays authoritative"
+# Nothing was frozen, so "thawed" would not be true.
+grep -q "was never frozen and remains authoritative" "$tmp/abort.err" ||
+    fail "stm-send did not say that the source, never frozen, stays authoritative"
 ! grep -q '"event":"freeze"' "$tmp/abort.out" || fail "stm-send --converge=abort froze the source"
 state_is tracking || fail "the source is not tracking after the abort: $(ctl STATUS)"
 [ "$(status_field throttle)" = 0 ] || fail "the throttle is on after the abort: $(ctl STATUS)"

@@ -237,7 +237,7 @@ done
 alive "$RECV_PID" || fail "stm-recv exited after the hostile peers"
 grep -q "make room" "$tmp/recv.err" || fail "the flood evicted no silent connection"
 grep -q '"event":"hello".*"mode":"new"' "$tmp/recv.out" || fail "the receiver logged no HELLO"
-grep -qx "complete yes" "$tmp/dst.img.stm-state" || fail "the state file does not say complete"
+grep -qx "state final" "$tmp/dst.img.stm-state" || fail "the state file does not say final"
 info "stm-recv (TLS) peak memory: $(peak_rss_mib "$RECV_PID") MiB"
 [ "$(peak_rss_mib "$RECV_PID")" -lt 128 ] || fail "stm-recv used too much memory"
 info "PASS"

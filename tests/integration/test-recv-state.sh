@@ -9,8 +9,11 @@
 #  - DURABLE is answered only once the state file records the sync;
 #  - a receiver killed with -9 and restarted on the same output answers
 #    the same migration RESUME with the durable position;
-#  - a committed output answers its migration RESUME, and a COMMIT sent
-#    again (a sender that lost COMMITTED) answers COMMITTED again;
+#  - a committed output is only prepared: it answers its migration
+#    PREPARED, and a COMMIT sent again (a sender that lost COMMITTED)
+#    answers COMMITTED again; OUTCOME flipped makes it final (RECORDED
+#    final, HELLO answered FINAL, writes refused), and an OUTCOME that
+#    contradicts the record is refused;
 #  - a HELLO of another migration gets ERROR mismatch naming --force, and
 #    the receiver keeps serving; restarted with --force it accepts it;
 #  - a damaged state file, or an output whose size no longer matches its
@@ -32,7 +35,9 @@ import socket, struct, sys
 
 MAGIC, VERSION = 0x53544d57, 1
 HELLO, HELLO_REPLY, DATA, ZERO, PASS_BEGIN, PASS_END, SYNC, DURABLE, \
-    COMMIT, COMMITTED, ABORT, ERROR, KEEPALIVE = range(1, 14)
+    COMMIT, COMMITTED, ABORT, ERROR, KEEPALIVE, OUTCOME, RECORDED = range(1, 16)
+FLIPPED, THAWED = 1, 2
+INCOMPLETE, PREPARED, FINAL, SUPERSEDED = range(4)
 
 def frame(t, payload=b""):
     return struct.pack(">IHHII", MAGIC, VERSION, t, len(payload), 0) + payload
@@ -45,6 +50,7 @@ def data(offset, b):
 
 def sync(seq): return frame(SYNC, struct.pack(">Q", seq))
 def commit(seq): return frame(COMMIT, struct.pack(">Q", seq))
+def outcome(seq, o): return frame(OUTCOME, struct.pack(">QI", seq, o))
 
 def fail(msg):
     print("wire.py: FAIL: " + msg, file=sys.stderr)
@@ -82,6 +88,11 @@ class Conn:
         if (m, durable) != (mode, seq):
             fail("HELLO_REPLY mode %d durable %d, expected mode %d durable %d"
                  % (m, durable, mode, seq))
+    def expect_recorded(self, seq, state):
+        s, st = struct.unpack(">QI", self.expect(RECORDED))
+        if (s, st) != (seq, state):
+            fail("RECORDED seq %d state %d, expected seq %d state %d"
+                 % (s, st, seq, state))
     def expect_error(self, code, text_part):
         p = self.expect(ERROR)
         c, n = struct.unpack(">II", p[:8])
@@ -153,14 +164,14 @@ if struct.unpack(">Q", c.expect(DURABLE))[0] != 1:
 c.close()
 EOF
 state_has migration_id 000102030405060708090a0b0c0d0e0f || fail "state file: $(cat "$state")"
-state_has durable_seq 1 && state_has complete no && state_has image_size 1048576 ||
+state_has durable_seq 1 && state_has state incomplete && state_has image_size 1048576 ||
     fail "the state file does not record sync 1: $(cat "$state")"
 [ "$(stat -c %s "$out")" -eq 1048576 ] || fail "the output was not sized to the image"
 
 # 2. Killed and restarted without --force: the same migration resumes,
 #    commits, and a COMMIT sent again answers COMMITTED again.
 { kill -KILL "$RECV_PID"; wait "$RECV_PID"; } 2>/dev/null || true
-start_stm_recv --output "$out" --insecure
+start_stm_recv --output "$out" --insecure --json
 grep -q "holds migration 000102030405060708090a0b0c0d0e0f, incomplete" "$tmp/recv.err" ||
     fail "the restarted receiver did not recognise the migration"
 scenario resume <<'EOF'
@@ -170,16 +181,56 @@ c.expect_reply(1, 1)
 c.send(data(65536, b"\x33" * 65536), commit(2))
 c.expect(COMMITTED)
 c.close()
-# A sender that lost COMMITTED comes back and commits again.
+# A sender that lost COMMITTED comes back: the commit is prepared, and a
+# COMMIT again answers COMMITTED again.
 c = Conn(port)
 c.send(hello(X, SIZE, block=4096))
-c.expect_reply(1, 2)
+c.expect_reply(2, 2)
 c.send(commit(2))
 c.expect(COMMITTED)
 c.close()
 EOF
-state_has complete yes && state_has durable_seq 2 ||
-    fail "the state file does not record the commit: $(cat "$state")"
+state_has state prepared && state_has durable_seq 2 ||
+    fail "the state file does not record the commit as prepared: $(cat "$state")"
+if grep -q '"event":"done"' "$tmp/recv.out"; then
+    fail "stm-recv reported done for a commit that is only prepared"
+fi
+
+# 2b. The outcome: one that contradicts the record (another commit) is
+#     refused and changes nothing; flipped makes it final, and again is
+#     harmless; a final migration answers HELLO final and takes no writes.
+scenario outcome <<'EOF'
+c = Conn(port)
+c.send(hello(X, SIZE))
+c.expect_reply(2, 2)
+c.send(outcome(7, FLIPPED))
+c.expect_error(1, "another commit")
+c.expect_closed()
+c = Conn(port)
+c.send(hello(X, SIZE))
+c.expect_reply(2, 2)
+c.send(outcome(2, FLIPPED))
+c.expect_recorded(2, FINAL)
+c.send(outcome(2, FLIPPED))
+c.expect_recorded(2, FINAL)
+c.close()
+c = Conn(port)
+c.send(hello(X, SIZE))
+c.expect_reply(3, 2)
+c.send(outcome(2, THAWED))
+c.expect_error(1, "already final")
+c.expect_closed()
+c = Conn(port)
+c.send(hello(X, SIZE))
+c.expect_reply(3, 2)
+c.send(data(0, b"\x44" * 65536))
+c.expect_error(1, "final")
+c.expect_closed()
+EOF
+state_has state final && state_has durable_seq 2 ||
+    fail "the state file does not record the migration final: $(cat "$state")"
+grep -q '"event":"outcome".*"outcome":"flipped".*"state":"final"' "$tmp/recv.out" ||
+    fail "no outcome event saying final"
 
 # 3. Another migration is refused while the output holds this one, and the
 #    receiver keeps serving.
@@ -190,7 +241,7 @@ c.expect_error(5, "--force")
 c.expect_closed()
 c = Conn(port)
 c.send(hello(X, SIZE))
-c.expect_reply(1, 2)
+c.expect_reply(3, 2)
 c.close()
 EOF
 alive "$RECV_PID" || fail "stm-recv exited after refusing another migration"
@@ -213,22 +264,22 @@ c.send(hello(Y, 2 * SIZE))
 c.expect_reply(0, 0)
 c.close()
 EOF
-state_has migration_id 101112131415161718191a1b1c1d1e1f && state_has complete no ||
+state_has migration_id 101112131415161718191a1b1c1d1e1f && state_has state incomplete ||
     fail "--force did not record the new migration: $(cat "$state")"
 kill -TERM "$RECV_PID"
 wait_exit "$RECV_PID" 10
 
 # 5. A damaged state file, and an output whose size no longer matches a
 #    state file with durable data, are refused.
-printf 'stm-recv-state 1\nmigration_id 101112131415161718191a1b1c1d1e1f\n' > "$state"
+printf 'stm-recv-state 2\nmigration_id 101112131415161718191a1b1c1d1e1f\n' > "$state"
 recv_refuses damaged "not valid"
 cat > "$state" <<'EOF'
-stm-recv-state 1
+stm-recv-state 2
 migration_id 101112131415161718191a1b1c1d1e1f
 image_size 2097152
 block_size 65536
 durable_seq 3
-complete no
+state incomplete
 EOF
 truncate -s 1M "$out"
 recv_refuses resized "changed outside stm-recv"

@@ -298,12 +298,12 @@ test_predict_downtime (void **state)
   in.freeze_ns = 40 * MS;
   in.control_rtt_ns = 1 * MS;
   convergence_decide (&in, &r);
-  assert_int_equal (r.predicted_ns, (50 + 2 + 40 + 3) * MS);
+  assert_int_equal (r.predicted_ns, (50 + 2 + 40 + CUTOVER_CONTROL_TRIPS) * MS);
   assert_int_equal (r.decision, CONVERGENCE_CUTOVER_CONVERGED);
   /* A slow flush alone pushes it over the limit. */
   in.freeze_ns = 150 * MS;
   convergence_decide (&in, &r);
-  assert_int_equal (r.predicted_ns, (50 + 2 + 150 + 3) * MS);
+  assert_int_equal (r.predicted_ns, (50 + 2 + 150 + CUTOVER_CONTROL_TRIPS) * MS);
   assert_int_equal (r.decision, CONVERGENCE_CONTINUE);
   /* The commit costs its round trip, however big the final pass: the
    * pass throughput is measured up to DURABLE, so it already pays for

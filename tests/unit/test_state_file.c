@@ -26,12 +26,12 @@
 #include "wire.h"
 
 static const char good_text[] =
-  "stm-recv-state 1\n"
+  "stm-recv-state 2\n"
   "migration_id 00112233445566778899aabbccddeeff\n"
   "image_size 1073741824\n"
   "block_size 65536\n"
   "durable_seq 12\n"
-  "complete no\n";
+  "state incomplete\n";
 
 static void
 sample_record (struct migration_record *r)
@@ -47,7 +47,7 @@ sample_record (struct migration_record *r)
   r->image_size = 1073741824;
   r->block_size = 65536;
   r->durable_seq = 12;
-  r->committed = false;
+  r->state = WIRE_STATE_INCOMPLETE;
 }
 
 static bool
@@ -55,7 +55,7 @@ records_equal (const struct migration_record *a, const struct migration_record *
 {
   return a->known == b->known && memcmp (a->id, b->id, sizeof a->id) == 0 &&
     a->image_size == b->image_size && a->block_size == b->block_size &&
-    a->durable_seq == b->durable_seq && a->committed == b->committed;
+    a->durable_seq == b->durable_seq && a->state == b->state;
 }
 
 /* Parse a heap copy of exactly len bytes, so a read past the end shows
@@ -125,12 +125,19 @@ test_round_trip (void **state)
   r.image_size = WIRE_MAX_IMAGE_SIZE;
   r.block_size = WIRE_MAX_BLOCK;
   r.durable_seq = UINT64_MAX;
-  r.committed = true;
+  r.state = WIRE_STATE_SUPERSEDED;
   len = state_format (&r, text);
   assert_true (len < STATE_TEXT_MAX);
-  assert_non_null (strstr (text, "complete yes\n"));
+  assert_non_null (strstr (text, "state superseded\n"));
   assert_int_equal (parse_exact (text, len, &back, why), 0);
   assert_true (records_equal (&r, &back));
+  /* Every state survives. */
+  for (uint32_t st = WIRE_STATE_INCOMPLETE; st <= WIRE_STATE_SUPERSEDED; st++) {
+    r.state = st;
+    len = state_format (&r, text);
+    assert_int_equal (parse_exact (text, len, &back, why), 0);
+    assert_true (records_equal (&r, &back));
+  }
 
   r.image_size = 0;
   r.block_size = WIRE_MIN_BLOCK;
@@ -159,12 +166,15 @@ test_every_prefix_refused (void **state)
 static void
 test_header (void **state)
 {
-  parse_bad_edit ("stm-recv-state 1\n", "stm-recv-state 2\n", "newer");
-  parse_bad_edit ("stm-recv-state 1\n", "stm-recv-state 0\n", "version 0");
-  parse_bad_edit ("stm-recv-state 1\n", "stm-send-state 1\n", "line 1");
-  parse_bad_edit ("stm-recv-state 1\n", "stm-recv-state\n", "line 1");
-  parse_bad_edit ("stm-recv-state 1\n", "stm-recv-state 1 \n", "line 1");
-  parse_bad_edit ("stm-recv-state 1\n", "\n", "line 1");
+  parse_bad_edit ("stm-recv-state 2\n", "stm-recv-state 3\n", "newer");
+  parse_bad_edit ("stm-recv-state 2\n", "stm-recv-state 0\n", "version 0");
+  /* Version 1 said "complete yes", which cannot tell a prepared commit
+   * from a final one: not to be trusted. */
+  parse_bad_edit ("stm-recv-state 2\n", "stm-recv-state 1\n", "version 1");
+  parse_bad_edit ("stm-recv-state 2\n", "stm-send-state 2\n", "line 1");
+  parse_bad_edit ("stm-recv-state 2\n", "stm-recv-state\n", "line 1");
+  parse_bad_edit ("stm-recv-state 2\n", "stm-recv-state 2 \n", "line 1");
+  parse_bad_edit ("stm-recv-state 2\n", "\n", "line 1");
   parse_bad ("", "line 1");
 }
 
@@ -177,9 +187,10 @@ test_keys (void **state)
   parse_bad_edit ("block_size 65536\n", "block_size 65536\nblock_size 65536\n", "line 5");
   parse_bad_edit ("image_size 1073741824\nblock_size 65536\n",
                   "block_size 65536\nimage_size 1073741824\n", "line 3");
-  parse_bad_edit ("complete no\n", "complete no\nextra 1\n", "after the last key");
-  parse_bad_edit ("complete no\n", "complete no", "line 6");
-  parse_bad_edit ("complete no\n", "complete no\n\n", "after the last key");
+  parse_bad_edit ("state incomplete\n", "state incomplete\nextra 1\n", "after the last key");
+  parse_bad_edit ("state incomplete\n", "state incomplete", "line 6");
+  parse_bad_edit ("state incomplete\n", "state incomplete\n\n", "after the last key");
+  parse_bad_edit ("state incomplete\n", "complete no\n", "line 6");
   parse_bad_edit ("durable_seq 12", "durable_seq  12", "line 5");
   parse_bad_edit ("durable_seq 12", "durable_seq\t12", "line 5");
   parse_bad_edit ("durable_seq 12\n", "durable_seq 12\r\n", "line 5");
@@ -208,8 +219,9 @@ test_values (void **state)
   parse_bad_edit ("block_size 65536", "block_size 4294967296", "power of two");
   parse_bad_edit ("durable_seq 12", "durable_seq 18446744073709551616", "line 5");
   parse_bad_edit ("durable_seq 12", "durable_seq +12", "line 5");
-  parse_bad_edit ("complete no", "complete false", "yes nor no");
-  parse_bad_edit ("complete no", "complete No", "yes nor no");
+  parse_bad_edit ("state incomplete", "state complete", "none of");
+  parse_bad_edit ("state incomplete", "state Final", "none of");
+  parse_bad_edit ("state incomplete", "state ", "none of");
 }
 
 static void
@@ -297,12 +309,12 @@ test_judge (void **state)
   assert_int_equal (state_judge (STATE_VALID, &r, true, size), VERDICT_RESUMABLE);
   assert_int_equal (state_judge (STATE_VALID, &r, true, 2 * size), VERDICT_RESUMABLE);
   assert_int_equal (state_judge (STATE_VALID, &r, true, size - 1), VERDICT_REFUSE_SIZE);
-  r.committed = true;
+  r.state = WIRE_STATE_FINAL;
   assert_int_equal (state_judge (STATE_VALID, &r, false, size), VERDICT_RESUMABLE);
   assert_int_equal (state_judge (STATE_VALID, &r, false, 4096), VERDICT_REFUSE_SIZE);
 
   /* A record that promised nothing: any size will do. */
-  r.committed = false;
+  r.state = WIRE_STATE_INCOMPLETE;
   r.durable_seq = 0;
   assert_int_equal (state_judge (STATE_VALID, &r, false, 4096), VERDICT_RESUMABLE);
   assert_int_equal (state_judge (STATE_VALID, &r, false, 0), VERDICT_RESUMABLE);
@@ -342,13 +354,13 @@ test_decide (void **state)
   assert_int_equal (migration_record_decide (&r, &h), MIGRATION_RESUME);
   h.block_size = 4096;
   assert_int_equal (migration_record_decide (&r, &h), MIGRATION_RESUME);
-  r.committed = true;
+  r.state = WIRE_STATE_PREPARED;
   assert_int_equal (migration_record_decide (&r, &h), MIGRATION_RESUME);
   r.durable_seq = 0;
   assert_int_equal (migration_record_decide (&r, &h), MIGRATION_RESUME);
 
   /* Nothing ever acknowledged: NEW, even for the same id. */
-  r.committed = false;
+  r.state = WIRE_STATE_INCOMPLETE;
   assert_int_equal (migration_record_decide (&r, &h), MIGRATION_NEW);
 
   /* Another size: MISMATCH; another id: OTHER. */
@@ -359,7 +371,7 @@ test_decide (void **state)
   hello_for (&r, &h);
   h.migration_id[15] ^= 1;
   assert_int_equal (migration_record_decide (&r, &h), MIGRATION_OTHER);
-  r.committed = true;
+  r.state = WIRE_STATE_FINAL;
   assert_int_equal (migration_record_decide (&r, &h), MIGRATION_OTHER);
 }
 
@@ -368,6 +380,7 @@ test_record_life (void **state)
 {
   struct migration_record r;
   struct wire_hello h;
+  const char *why = NULL;
 
   sample_record (&r);
   hello_for (&r, &h);
@@ -375,21 +388,71 @@ test_record_life (void **state)
   migration_record_begin (&r, &h, MIGRATION_NEW);
   assert_true (r.known);
   assert_int_equal (r.durable_seq, 0);
-  assert_false (r.committed);
+  assert_int_equal (r.state, WIRE_STATE_INCOMPLETE);
+  assert_int_equal (migration_record_hello_mode (&r), WIRE_MODE_RESUME);
   migration_record_durable (&r, 3);
   assert_int_equal (r.durable_seq, 3);
-  migration_record_committed (&r, 4);
-  assert_true (r.committed);
+  /* COMMIT prepares; it does not make the destination final. */
+  assert_int_equal (migration_record_committed (&r, 4, &why), 0);
+  assert_int_equal (r.state, WIRE_STATE_PREPARED);
   assert_int_equal (r.durable_seq, 4);
-  /* A resumed sender writing again un-completes the image. */
+  assert_int_equal (migration_record_hello_mode (&r), WIRE_MODE_PREPARED);
+  /* A resumed sender writing again makes the image incomplete. */
   h.block_size = 4096;
   migration_record_begin (&r, &h, MIGRATION_RESUME);
   assert_int_equal (r.block_size, 4096);
   assert_int_equal (r.durable_seq, 4);
-  assert_true (r.committed);
+  assert_int_equal (r.state, WIRE_STATE_PREPARED);
   migration_record_written (&r);
-  assert_false (r.committed);
+  assert_int_equal (r.state, WIRE_STATE_INCOMPLETE);
   assert_int_equal (r.durable_seq, 4);
+}
+
+/* The second phase: what OUTCOME may do to each state. */
+static void
+test_record_outcome (void **state)
+{
+  struct migration_record r;
+  const char *why = NULL;
+
+  /* Thawed after the commit: superseded, resumable, again harmless. */
+  sample_record (&r);
+  assert_int_equal (migration_record_committed (&r, 13, &why), 0);
+  assert_int_equal (migration_record_outcome (&r, 13, WIRE_OUTCOME_THAWED, &why), 0);
+  assert_int_equal (r.state, WIRE_STATE_SUPERSEDED);
+  assert_int_equal (migration_record_outcome (&r, 13, WIRE_OUTCOME_THAWED, &why), 0);
+  assert_int_equal (migration_record_hello_mode (&r), WIRE_MODE_RESUME);
+  /* A superseded copy is never made final by a late flip report. */
+  assert_int_equal (migration_record_outcome (&r, 13, WIRE_OUTCOME_FLIPPED, &why), -1);
+  assert_non_null (strstr (why, "not prepared"));
+  assert_int_equal (r.state, WIRE_STATE_SUPERSEDED);
+  /* It may be committed again (the guest wrote nothing since). */
+  assert_int_equal (migration_record_committed (&r, 14, &why), 0);
+  assert_int_equal (r.state, WIRE_STATE_PREPARED);
+
+  /* Flipped: final; the outcome must name the commit recorded. */
+  assert_int_equal (migration_record_outcome (&r, 13, WIRE_OUTCOME_FLIPPED, &why), -1);
+  assert_non_null (strstr (why, "another commit"));
+  assert_int_equal (r.state, WIRE_STATE_PREPARED);
+  assert_int_equal (migration_record_outcome (&r, 14, WIRE_OUTCOME_FLIPPED, &why), 0);
+  assert_int_equal (r.state, WIRE_STATE_FINAL);
+  assert_int_equal (migration_record_hello_mode (&r), WIRE_MODE_FINAL);
+  assert_int_equal (migration_record_outcome (&r, 14, WIRE_OUTCOME_FLIPPED, &why), 0);
+  assert_int_equal (r.state, WIRE_STATE_FINAL);
+  /* Final is final: no thaw report, no further COMMIT. */
+  assert_int_equal (migration_record_outcome (&r, 14, WIRE_OUTCOME_THAWED, &why), -1);
+  assert_non_null (strstr (why, "already final"));
+  assert_int_equal (migration_record_committed (&r, 15, &why), -1);
+  assert_int_equal (r.state, WIRE_STATE_FINAL);
+  assert_int_equal (r.durable_seq, 14);
+
+  /* Incomplete: a flip report is a contradiction; a thaw report (of a
+   * COMMIT that never arrived) changes nothing. */
+  sample_record (&r);
+  assert_int_equal (migration_record_outcome (&r, 12, WIRE_OUTCOME_FLIPPED, &why), -1);
+  assert_int_equal (r.state, WIRE_STATE_INCOMPLETE);
+  assert_int_equal (migration_record_outcome (&r, 99, WIRE_OUTCOME_THAWED, &why), 0);
+  assert_int_equal (r.state, WIRE_STATE_INCOMPLETE);
 }
 
 int
@@ -406,6 +469,7 @@ main (void)
     cmocka_unit_test (test_judge),
     cmocka_unit_test (test_decide),
     cmocka_unit_test (test_record_life),
+    cmocka_unit_test (test_record_outcome),
   };
 
   return cmocka_run_group_tests (tests, NULL, NULL);

@@ -811,7 +811,14 @@ test_hello_reply_fields (void **state)
   struct wire_msg msg;
   size_t n;
 
-  r.mode = 2;
+  r.mode = WIRE_MODE_PREPARED;
+  n = wire_encode_hello_reply (buf, &r);
+  decode_ok (buf, n, 0, &msg);
+  r.mode = WIRE_MODE_FINAL;
+  n = wire_encode_hello_reply (buf, &r);
+  decode_ok (buf, n, 0, &msg);
+  assert_int_equal (msg.u.hello_reply.mode, WIRE_MODE_FINAL);
+  r.mode = 4;
   n = wire_encode_hello_reply (buf, &r);
   expect_error (buf, n, 0);
   r.mode = UINT32_MAX;
@@ -828,6 +835,42 @@ test_hello_reply_fields (void **state)
   assert_true (msg.u.hello_reply.durable_seq == UINT64_MAX);
 }
 
+/* OUTCOME and RECORDED: 12 bytes, and only the values they define. */
+static void
+test_outcome_fields (void **state)
+{
+  uint8_t buf[WIRE_ENCODE_MAX];
+  struct wire_msg msg;
+  size_t n;
+
+  n = wire_encode_outcome (buf, UINT64_MAX, WIRE_OUTCOME_FLIPPED);
+  assert_int_equal (n, WIRE_HEADER_SIZE + 12);
+  decode_ok (buf, n, 0, &msg);
+  assert_int_equal (msg.type, WIRE_OUTCOME);
+  assert_true (msg.u.outcome.seq == UINT64_MAX);
+  assert_int_equal (msg.u.outcome.value, WIRE_OUTCOME_FLIPPED);
+  n = wire_encode_outcome (buf, 3, WIRE_OUTCOME_THAWED);
+  decode_ok (buf, n, 0, &msg);
+  assert_int_equal (msg.u.outcome.value, WIRE_OUTCOME_THAWED);
+  n = wire_encode_outcome (buf, 3, 0);
+  expect_error (buf, n, 0);
+  n = wire_encode_outcome (buf, 3, 3);
+  expect_error (buf, n, 0);
+
+  n = wire_encode_recorded (buf, 9, WIRE_STATE_FINAL);
+  decode_ok (buf, n, 0, &msg);
+  assert_int_equal (msg.type, WIRE_RECORDED);
+  assert_int_equal (msg.u.outcome.seq, 9);
+  assert_int_equal (msg.u.outcome.value, WIRE_STATE_FINAL);
+  n = wire_encode_recorded (buf, 9, 4);
+  expect_error (buf, n, 0);
+
+  /* A payload of the wrong length is refused from the header alone. */
+  n = wire_encode_outcome (buf, 3, WIRE_OUTCOME_FLIPPED);
+  buf[11] = 13;
+  expect_error (buf, n, 0);
+}
+
 static void
 test_names (void **state)
 {
@@ -835,7 +878,12 @@ test_names (void **state)
   assert_string_equal (wire_type_name (WIRE_HELLO_REPLY), "HELLO_REPLY");
   assert_string_equal (wire_type_name (WIRE_KEEPALIVE), "KEEPALIVE");
   assert_string_equal (wire_type_name (0), "unknown");
-  assert_string_equal (wire_type_name (14), "unknown");
+  assert_string_equal (wire_type_name (WIRE_OUTCOME), "OUTCOME");
+  assert_string_equal (wire_type_name (WIRE_RECORDED), "RECORDED");
+  assert_string_equal (wire_type_name (16), "unknown");
+  assert_string_equal (wire_dest_state_name (WIRE_STATE_PREPARED), "prepared");
+  assert_string_equal (wire_dest_state_name (WIRE_STATE_SUPERSEDED), "superseded");
+  assert_string_equal (wire_dest_state_name (4), "unknown");
   assert_string_equal (wire_error_code_name (WIRE_ERR_IO), "EIO");
   assert_string_equal (wire_error_code_name (WIRE_ERR_BUSY), "EBUSY");
   assert_string_equal (wire_error_code_name (0), "unknown");
@@ -889,7 +937,7 @@ check_invariants (const uint8_t *buf, size_t len, uint64_t image_size,
     assert_int_equal (msg->u.hello.features, 0);
     break;
   case WIRE_HELLO_REPLY:
-    assert_true (msg->u.hello_reply.mode <= 1);
+    assert_true (msg->u.hello_reply.mode <= WIRE_MODE_FINAL);
     break;
   case WIRE_DATA:
     assert_true (image_size > 0);
@@ -1046,6 +1094,7 @@ main (void)
     cmocka_unit_test (test_early_refusal),
     cmocka_unit_test (test_hello_fields),
     cmocka_unit_test (test_hello_reply_fields),
+    cmocka_unit_test (test_outcome_fields),
     cmocka_unit_test (test_names),
     cmocka_unit_test (test_mutation_fuzz),
   };

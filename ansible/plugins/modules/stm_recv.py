@@ -248,8 +248,10 @@ listen:
   type: str
   sample: 0.0.0.0:10809
 committed:
-  description: Whether the receiver reported a committed migration (its
-    C(commit) event) in its event file.
+  description: Whether the receiver reported a migration final in its event
+    file (its C(done) event, sent once stm-send reported that the source
+    flipped to it). A C(commit) event alone means only prepared (see
+    stm-recv(1), "Destination states").
   returned: always
   type: bool
   sample: true
@@ -603,7 +605,7 @@ def result_base(files, events, output=None, running=False):
     """The return values every outcome shares."""
     pid_file, events_file, log_file = files
     result = dict(pid_file=pid_file, events_file=events_file, log_file=log_file,
-                  committed=last_event(events, 'commit') is not None)
+                  committed=last_event(events, 'done') is not None)
     if events:
         result['last_event'] = events[-1]
     hello = last_event(events, 'hello')

@@ -373,7 +373,8 @@ event_counts:
   sample: {"start": 1, "pass_begin": 3, "pass_end": 3, "freeze": 1, "commit": 1, "flip": 1, "done": 1}
 rc:
   description: The CLI's exit status (0 success, 1 failure with the source
-    thawed, 2 usage error).
+    thawed, 2 usage error, 3 the source does not serve the guest and the
+    migration could not be completed; see stm-send(1)).
   returned: when the CLI ran
   type: int
   sample: 0
