@@ -112,6 +112,9 @@ for once in --once ""; do
         fail "B: stm-recv does not say the destination is prepared, outcome unknown"
     run_stm_send sendB2 60 --tls-psk "$tmp/keys.psk"
     [ "$EXIT_STATUS" -eq 0 ] || fail "B: the restarted stm-send exited $EXIT_STATUS"
+    sent="$(json_field "$tmp/sendB2.out" done bytes_sent)"
+    [ -n "$sent" ] && [ "$sent" -lt $(( size_mib * 1024 * 1024 / 2 )) ] ||
+        fail "B: the restarted stm-send sent ${sent:-no summary} bytes: a recopy"
     recv_events | grep -q '"outcome":"thawed","state":"superseded"' ||
         fail "B: the restarted sender did not record the prepared copy superseded first"
     state_is_recorded final || fail "B: not final after the flip: $(cat "$state")"
