@@ -789,7 +789,7 @@ cutover_send_outcome (struct migration *m)
 }
 
 void
-cutover_complete (struct migration *m, enum wire_dest_state recorded)
+cutover_complete (struct migration *m, const char *recorded)
 {
   if (m->phase == PHASE_DONE || m->phase == PHASE_FAILED)
     return;
@@ -798,7 +798,7 @@ cutover_complete (struct migration *m, enum wire_dest_state recorded)
   m->exit_code = 0;
   progress_done (&m->progress, m->bytes_sent, m->pass, m->downtime_ms,
                  (double) (time_monotonic_ns () - m->start_ns) / NS_PER_S,
-                 wire_dest_state_name (recorded));
+                 recorded);
   migration_finish (m);
 }
 
@@ -813,7 +813,7 @@ flipped_but_unrecorded (struct migration *m, const char *msg)
                "the receiver did not confirm that it recorded the migration as "
                "final (its state file may still say prepared): run stm-send again "
                "with the same arguments to record it", msg, m->opts->dest);
-  cutover_complete (m, WIRE_STATE_PREPARED);
+  cutover_complete (m, "prepared");
 }
 
 void

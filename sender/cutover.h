@@ -67,9 +67,10 @@ void cutover_on_committed (struct migration *m, const struct wire_msg *msg);
  * RECORDED (PHASE_RECORDING).  Without a connection, the HELLO_REPLY of
  * the next one does it. */
 void cutover_send_outcome (struct migration *m);
-/* The receiver recorded the flipped migration in state recorded (final,
- * or prepared when it could not be told): end with exit status 0. */
-void cutover_complete (struct migration *m, enum wire_dest_state recorded);
+/* The source has flipped, and the receiver recorded the migration in
+ * state recorded ("final"; "prepared" when it could not be told): end
+ * with exit status 0. */
+void cutover_complete (struct migration *m, const char *recorded);
 
 /* Give up: report msg once with the source's state, thaw if frozen, tell
  * the receiver (OUTCOME thawed after a COMMIT, then ABORT), and end the

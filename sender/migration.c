@@ -663,7 +663,7 @@ on_hello_reply_flipped (struct migration *m, const struct wire_hello_reply *r)
     if (m->flipped_at_start)
       log_info ("migration %s had already completed: the source has flipped to %s, "
                 "which records it as final", m->migration_id_hex, m->opts->dest);
-    cutover_complete (m, WIRE_STATE_FINAL);
+    cutover_complete (m, "final");
     return;
   case WIRE_MODE_PREPARED:
     /* A process that flipped knows its COMMIT; one that found the source
@@ -799,7 +799,7 @@ on_message (struct stm_conn *conn, const struct wire_msg *msg, void *opaque)
                     wire_dest_state_name (msg->u.outcome.value));
       return;
     }
-    cutover_complete (m, WIRE_STATE_FINAL);
+    cutover_complete (m, "final");
     return;
   case WIRE_ERROR:
   case WIRE_ABORT:
@@ -954,7 +954,8 @@ migration_finish (struct migration *m)
 
 /* ---- setup ---------------------------------------------------------- */
 
-/* A failure before the migration started: nothing was frozen or reset. */
+/* A failure before the migration started: nothing was frozen or reset
+ * (or the source had already flipped for this migration). */
 static void
 setup_error (struct migration *m, const char *fmt, ...)
   __attribute__((format (printf, 2, 3)));
@@ -967,6 +968,18 @@ setup_error (struct migration *m, const char *fmt, ...)
   va_start (ap, fmt);
   vsnprintf (msg, sizeof msg, fmt, ap);
   va_end (ap);
+  if (m->flipped) {
+    /* Run again after its flip: the source has flipped for this very
+     * migration, so the exit status is 0 whatever failed here. */
+    log_warning ("%s; the source at %s had already flipped for migration %s, so "
+                 "the destination is authoritative, but whether the receiver "
+                 "recorded it final could not be checked: run stm-send again "
+                 "once the receiver is reachable", msg, m->opts->control_path,
+                 m->migration_id_hex);
+    m->exit_code = 0;
+    progress_done (&m->progress, 0, 0, 0, 0., "unknown");
+    return;
+  }
   log_error ("%s; the source is unchanged and remains authoritative", msg);
   progress_error (&m->progress, msg, "thawed");
 }

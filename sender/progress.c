@@ -200,11 +200,18 @@ progress_done (struct progress *p, uint64_t bytes_sent, uint32_t passes,
     emit (&j);
     return;
   }
+  if (passes == 0) {
+    /* A run that found the source already flipped copied nothing. */
+    log_info ("nothing was copied: the source had already flipped; the "
+              "destination is %s", destination);
+    return;
+  }
   char sent[32], rate[32];
   progress_format_bytes (sent, sizeof sent, (double) bytes_sent);
   progress_format_bytes (rate, sizeof rate, seconds > 0 ? bytes_sent / seconds : 0);
-  log_info ("migrated in %u passes: %s sent in %.2f s (%s/s), downtime %" PRIu64 " ms",
-            passes, sent, seconds, rate, downtime_ms);
+  log_info ("migrated in %u passes: %s sent in %.2f s (%s/s), downtime %" PRIu64
+            " ms; the destination is %s", passes, sent, seconds, rate, downtime_ms,
+            destination);
 }
 
 void
