@@ -45,9 +45,11 @@ usage (FILE *fp)
 "  --flip fence         after cutover the source fails all I/O (default)\n"
 "  --flip forward[=URI] after cutover the source forwards I/O to URI\n"
 "                       (default: the URI the receiver announces)\n"
-"  --max-downtime MS    largest acceptable cutover (default 200 ms; \"0.2s\" works)\n"
-"  --max-passes N       cut over after N passes even if not converged (default 30;\n"
-"                       with --converge=abort, give up instead)\n"
+"  --max-downtime MS    largest acceptable cutover (default 200 ms; \"0.2s\" works;\n"
+"                       more than 0)\n"
+"  --max-passes N       at most N passes, the final one included: cut over\n"
+"                       after pass N-1 even if not converged (default 30, at\n"
+"                       least 2; with --converge=abort, give up instead)\n"
 "  --converge POLICY    when the dirty set stops shrinking for two passes:\n"
 "                       throttle (default) slows guest writes step by step\n"
 "                       until it converges; force cuts over anyway; abort\n"
@@ -171,11 +173,21 @@ main (int argc, char *argv[])
       if (parse_duration (optarg, 1000000, &o.max_downtime_ns) == -1)
         usage_error ("--max-downtime: expected a duration such as 200, 200ms or "
                      "0.2s, not \"%s\"", optarg);
+      /* A cutover always holds guest writes for a moment (the freeze,
+       * the commit, the flip), so no cutover fits a budget of 0; and 0 as
+       * "no limit" would be a guess.  Refuse it rather than migrate to an
+       * unstated meaning. */
+      if (o.max_downtime_ns == 0)
+        usage_error ("--max-downtime: 0 allows no cutover at all (every cutover "
+                     "holds guest writes for a moment); give a positive duration "
+                     "such as 200ms, or use --converge=force, not \"%s\"", optarg);
       break;
     case OPT_MAX_PASSES:
-      if (parse_u64 (optarg, &v) == -1 || v < 1 || v > 1000000)
-        usage_error ("--max-passes: expected a number from 1 to 1000000, not \"%s\"",
-                     optarg);
+      /* The full pass and the final pass are two passes, and the final
+       * pass counts (see convergence_out_of_passes). */
+      if (parse_u64 (optarg, &v) == -1 || v < 2 || v > 1000000)
+        usage_error ("--max-passes: expected a number from 2 (the full pass and the "
+                     "final pass) to 1000000, not \"%s\"", optarg);
       o.max_passes = v;
       break;
     case OPT_CONVERGE:

@@ -104,12 +104,13 @@ test_dirty_rate_above_throughput (void **state)
   (void) state;
   struct convergence_result r;
   /* The guest dirties faster than we copy: each pass leaves more dirty
-   * than it sent.  Continue until the cap, then cut over anyway. */
+   * than it sent.  Continue until the cap, then cut over anyway: after
+   * pass 29 of 30, since the final pass is the 30th. */
   uint64_t dirty = 100 * MiB;
-  for (uint32_t pass = 1; pass <= 30; pass++) {
+  for (uint32_t pass = 1; pass <= 29; pass++) {
     struct convergence_input in = input (pass, dirty, dirty * S / (50 * MiB), dirty * 2);
     convergence_decide (&in, &r);
-    if (pass < 30)
+    if (pass < 29)
       assert_int_equal (r.decision, CONVERGENCE_CONTINUE);
     else
       assert_int_equal (r.decision, CONVERGENCE_CUTOVER_MAX_PASSES);
@@ -136,7 +137,22 @@ test_max_passes (void **state)
   in.dirty_bytes = 1;
   convergence_decide (&in, &r);
   assert_int_equal (r.decision, CONVERGENCE_CUTOVER_CONVERGED);
-  /* --max-passes 1: cut over right after the full pass. */
+  /* The final pass counts towards --max-passes: with 3, the cutover
+   * begins after pass 2, so that the summary says 3 passes, not 4. */
+  in.pass = 2;
+  in.dirty_bytes = 10 * MiB;
+  convergence_decide (&in, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CUTOVER_MAX_PASSES);
+  in.pass = 1;
+  convergence_decide (&in, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CONTINUE);
+  assert_false (convergence_out_of_passes (1, 3));
+  assert_true (convergence_out_of_passes (2, 3));
+  assert_true (convergence_out_of_passes (3, 3));
+  assert_true (convergence_out_of_passes (UINT32_MAX, 2));
+  assert_false (convergence_out_of_passes (0, UINT32_MAX));
+  /* --max-passes 1 (refused by stm-send, which needs the full pass and
+   * the final one): cut over right after the full pass. */
   in = input (1, 1024 * MiB, 100 * S, 1024 * MiB);
   in.max_passes = 1;
   convergence_decide (&in, &r);
@@ -145,8 +161,9 @@ test_max_passes (void **state)
 
 /* Cutovers called off for overrunning the budget: a clean or converged
  * decision stands until the passes or CONVERGENCE_MAX_OVERRUNS attempts
- * run out, then it is treated as out of passes (forced, or aborted under
- * --converge=abort), so an idle guest is not frozen and thawed for ever. */
+ * run out, then it is forced (aborted under --converge=abort), so an idle
+ * guest is not frozen and thawed for ever.  Out of attempts with passes
+ * left is "forced", not "max-passes". */
 static void
 test_overruns (void **state)
 {
@@ -162,10 +179,15 @@ test_overruns (void **state)
 
   in.overruns = CONVERGENCE_MAX_OVERRUNS;
   convergence_decide (&in, &r);
-  assert_int_equal (r.decision, CONVERGENCE_CUTOVER_MAX_PASSES);
+  assert_int_equal (r.decision, CONVERGENCE_CUTOVER_FORCED);
   in.dirty_bytes = 0;
   convergence_decide (&in, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CUTOVER_FORCED);
+  /* Out of attempts and of passes at once: max-passes. */
+  in.pass = 29;
+  convergence_decide (&in, &r);
   assert_int_equal (r.decision, CONVERGENCE_CUTOVER_MAX_PASSES);
+  in.pass = 2;
 
   /* Out of passes after one overrun. */
   in.overruns = 1;
@@ -186,7 +208,11 @@ test_overruns (void **state)
   convergence_step (&in, &abort_policy, &r);
   assert_int_equal (r.decision, CONVERGENCE_ABORT);
   convergence_step (&in, &throttle_policy, &r);
-  assert_int_equal (r.decision, CONVERGENCE_CUTOVER_MAX_PASSES);
+  assert_int_equal (r.decision, CONVERGENCE_CUTOVER_FORCED);
+  struct convergence_policy force_policy = CONVERGENCE_POLICY_INIT (CONVERGE_FORCE);
+  convergence_step (&in, &force_policy, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CUTOVER_FORCED);
+  assert_string_equal (convergence_decision_name (r.decision), "forced");
 }
 
 static void
@@ -198,9 +224,52 @@ test_zero_dirty (void **state)
   convergence_decide (&in, &r);
   assert_int_equal (r.decision, CONVERGENCE_CUTOVER_CLEAN);
   assert_int_equal (r.predicted_ns, 2 * MS);
-  /* Even with a round trip over the limit: there is nothing to send. */
+  /* Nothing to send, but a round trip over the limit: the cutover would
+   * overrun, so none is planned; another pass measures the costs again
+   * (until the passes run out). */
   in.sync_rtt_ns = 10 * S;
   convergence_decide (&in, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CONTINUE);
+  assert_true (r.predicted_ns > in.max_downtime_ns);
+  in.pass = 29;
+  convergence_decide (&in, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CUTOVER_MAX_PASSES);
+}
+
+/* Nothing dirty and the fixed costs of a cutover (here a freeze of 300
+ * ms) over the budget: the pure decision plans no cutover, and the policy
+ * forces one (or aborts) once empty passes have shown the costs stay,
+ * never throttling, which cannot help. */
+static void
+test_clean_over_budget (void **state)
+{
+  (void) state;
+  static const enum convergence_mode modes[] = {
+    CONVERGE_THROTTLE, CONVERGE_FORCE, CONVERGE_ABORT
+  };
+  for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+    struct convergence_policy policy = CONVERGENCE_POLICY_INIT (modes[i]);
+    struct convergence_result r;
+    struct convergence_input in = input (1, 1024 * MiB, 10 * S, 0);
+    in.freeze_ns = 300 * MS;
+    convergence_step (&in, &policy, &r);
+    assert_int_equal (r.decision, CONVERGENCE_CONTINUE);
+    in = input (2, 0, 0, 0);
+    in.freeze_ns = 300 * MS;
+    convergence_step (&in, &policy, &r);
+    assert_int_equal (r.decision, CONVERGENCE_CONTINUE);
+    in.pass = 3;
+    convergence_step (&in, &policy, &r);
+    assert_int_equal (r.decision, modes[i] == CONVERGE_ABORT ? CONVERGENCE_ABORT
+                      : CONVERGENCE_CUTOVER_FORCED);
+    assert_int_equal (policy.throttle, 0);
+  }
+  /* A freeze that fits: clean at once. */
+  struct convergence_policy policy = CONVERGENCE_POLICY_INIT (CONVERGE_THROTTLE);
+  struct convergence_result r;
+  struct convergence_input in = input (1, 1024 * MiB, 10 * S, 0);
+  in.freeze_ns = 100 * MS;
+  convergence_step (&in, &policy, &r);
   assert_int_equal (r.decision, CONVERGENCE_CUTOVER_CLEAN);
 }
 
@@ -645,6 +714,7 @@ main (void)
     cmocka_unit_test (test_max_passes),
     cmocka_unit_test (test_overruns),
     cmocka_unit_test (test_zero_dirty),
+    cmocka_unit_test (test_clean_over_budget),
     cmocka_unit_test (test_zero_duration_and_empty_pass),
     cmocka_unit_test (test_overflow),
     cmocka_unit_test (test_rate_limit),
