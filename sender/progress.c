@@ -9,6 +9,7 @@
 #include "json_writer.h"
 #include "log.h"
 #include "progress.h"
+#include "progress_line.h"
 
 #define NS_PER_S 1000000000u
 
@@ -88,23 +89,9 @@ progress_pass_begin (struct progress *p, uint32_t pass, uint64_t bytes, bool fin
 static void
 draw_bar (struct progress *p, const struct progress_sample *s)
 {
-  char rate[32], dirty[32], eta[32];
-  double pct = s->pass_bytes ? 100.0 * s->pass_done / s->pass_bytes : 100.0;
-  int width = 30, filled = (int) (pct * width / 100);
-  char bar[64];
-  for (int i = 0; i < width; i++)
-    bar[i] = i < filled ? '#' : '-';
-  bar[width] = '\0';
-  progress_format_bytes (rate, sizeof rate, s->rate);
-  progress_format_bytes (dirty, sizeof dirty, (double) s->dirty_bytes);
-  if (s->rate > 0 && s->pass_bytes >= s->pass_done) {
-    unsigned secs = (unsigned) ((s->pass_bytes - s->pass_done) / s->rate + 0.999);
-    snprintf (eta, sizeof eta, "%u:%02u:%02u", secs / 3600, secs / 60 % 60, secs % 60);
-  }
-  else
-    snprintf (eta, sizeof eta, "--:--:--");
-  fprintf (stderr, "\r\033[Kpass %u%s [%s] %5.1f%% %s/s ETA %s dirty %s",
-           s->pass, s->final ? " (final)" : "", bar, pct, rate, eta, dirty);
+  char line[256];
+  progress_format_line (line, sizeof line, s, progress_terminal_width (STDERR_FILENO));
+  fprintf (stderr, "\r\033[K%s", line);
   fflush (stderr);
   p->bar_shown = true;
 }
