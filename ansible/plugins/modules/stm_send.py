@@ -99,7 +99,7 @@ options:
     type: str
   max_passes:
     description:
-      - At most this many passes, the final pass included (at least 2):
+      - At most this many passes, the final pass included (at least 2);
         the cutover begins after the one before last even if the copy
         has not converged.
     type: int
