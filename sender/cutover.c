@@ -601,7 +601,8 @@ cutover_after_pass (struct migration *m, const struct control_status *st,
     progress_clear (&m->progress);
     char predicted[48] = "unknown";
     if (predicted_ms != UINT64_MAX)
-      snprintf (predicted, sizeof predicted, "%" PRIu64 " ms", predicted_ms);
+      snprintf (predicted, sizeof predicted, "%.1f ms",
+                (double) res.predicted_ns / NS_PER_MS);
     forced_reason (m, &in, &res, dirty, rate, why, sizeof why);
     log_warning ("forcing the cutover after pass %" PRIu32 ": %s; predicted "
                  "downtime %s, not limited by --max-downtime",
