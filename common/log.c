@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "log.h"
@@ -40,6 +41,19 @@ log_error (const char *fmt, ...)
   va_start (args, fmt);
   log_message ("error", fmt, args);
   va_end (args);
+}
+
+void
+log_usage_error (const char *fmt, ...)
+{
+  va_list args;
+
+  va_start (args, fmt);
+  log_message ("error", fmt, args);
+  va_end (args);
+  fprintf (stderr, "Try '%s --help' for more information.\n",
+           program_invocation_short_name);
+  exit (LOG_EXIT_USAGE);
 }
 
 void

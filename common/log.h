@@ -15,6 +15,13 @@ void log_error (const char *fmt, ...) __attribute__((format (printf, 1, 2)));
 void log_warning (const char *fmt, ...) __attribute__((format (printf, 1, 2)));
 void log_info (const char *fmt, ...) __attribute__((format (printf, 1, 2)));
 
+/* A usage error: "PROGRAM: error: message", then "Try 'PROGRAM --help'
+ * for more information.", and exit status 2.  Both CLIs go through here
+ * so that their usage hints have one shape. */
+#define LOG_EXIT_USAGE 2
+void log_usage_error (const char *fmt, ...)
+  __attribute__((format (printf, 1, 2), noreturn));
+
 /* Seconds since the Unix epoch with sub-millisecond precision, and a
  * monotonic clock in nanoseconds, for events and rate arithmetic. */
 double time_unix_now (void);

@@ -138,6 +138,8 @@ struct stm_conn {
   bool release_wanted;                 /* free when depth drops to 0 */
   bool paused;
   bool handshake_wants_write;
+  /* A TLS server has looked at the peer's first bytes (conn_sniff_peer). */
+  bool sniffed;
   bool recv_wants_write;               /* GnuTLS must write to go on reading */
   bool bye_started;
   bool bye_wants_write;
@@ -770,13 +772,19 @@ conn_handshake_failed (struct stm_conn *c, int r, int saved_errno)
 
   tls_error_text (detail, sizeof detail, r, saved_errno);
   if (r == GNUTLS_E_FATAL_ALERT_RECEIVED) {
-    const char *alert = gnutls_alert_get_name (gnutls_alert_get (c->session));
+    gnutls_alert_description_t a = gnutls_alert_get (c->session);
+    const char *alert = gnutls_alert_get_name (a);
     /* In PSK mode a peer refuses us for an identity or a key it does not
-     * share, and the alert itself cannot say which. */
+     * share, and the alert itself cannot say which.  With certificates, a
+     * bare "handshake failure" is what a peer that takes only a
+     * pre-shared key answers. */
     snprintf (detail, sizeof detail, "the peer refused it (alert: %s)%s",
               alert ? alert : "unknown",
               c->creds->mode == TLS_MODE_PSK
-              ? "; check that both sides use the same PSK identity and key" : "");
+              ? "; check that both sides use the same PSK identity and key"
+              : a == GNUTLS_A_HANDSHAKE_FAILURE
+              ? "; if the peer runs with --tls-psk, the peers use different TLS "
+                "modes: give both --tls-certs" : "");
   }
   else if (r == GNUTLS_E_RECEIVED_ILLEGAL_PARAMETER &&
            c->creds->mode == TLS_MODE_PSK)
@@ -789,15 +797,24 @@ conn_handshake_failed (struct stm_conn *c, int r, int saved_errno)
 
     if (gnutls_certificate_verification_status_print (status, GNUTLS_CRT_X509,
                                                       &out, 0) == 0) {
+      /* GnuTLS ends each sentence with a full stop; ours goes on. */
+      size_t n = strlen ((const char *) out.data);
+      while (n > 0 && (out.data[n - 1] == '.' || out.data[n - 1] == ' '))
+        n--;
       snprintf (detail, sizeof detail,
-                "the peer's certificate is not trusted: %s", out.data);
+                "the peer's certificate is not trusted: %.*s", (int) n, out.data);
       gnutls_free (out.data);
     }
   }
   else if (r == GNUTLS_E_INSUFFICIENT_CREDENTIALS && c->creds->mode == TLS_MODE_PSK)
-    snprintf (detail, sizeof detail,
-              "%s (stm accepts only PSK with ECDHE key exchange)",
-              gnutls_strerror (r));
+    /* We offer and accept nothing but a pre-shared key: a peer that
+     * takes or offers none uses certificates. */
+    snprintf (detail, sizeof detail, "%s; the peers use different TLS modes: "
+              "give both --tls-psk, or both --tls-certs",
+              c->creds->is_server
+              ? "the peer offered no pre-shared key (does it run with --tls-certs?)"
+              : "the receiver does not take a pre-shared key: it wants "
+                "certificates (does it run with --tls-certs?)");
   else if (r == GNUTLS_E_NO_CERTIFICATE_FOUND)
     snprintf (detail, sizeof detail,
               "the peer presented no certificate (%s)", gnutls_strerror (r));
@@ -805,13 +822,15 @@ conn_handshake_failed (struct stm_conn *c, int r, int saved_errno)
            r == GNUTLS_E_UNSUPPORTED_VERSION_PACKET ||
            r == GNUTLS_E_UNEXPECTED_PACKET)
     snprintf (detail, sizeof detail,
-              "%s (is the peer speaking TLS, or running with --insecure?)",
-              gnutls_strerror (r));
+              "the peer answered without TLS (does it run with --insecure?): "
+              "the peers use different TLS modes");
 
-  /* GnuTLS's texts may end in blanks. */
+  /* GnuTLS's texts may end in blanks or a full stop, and our caller's
+   * text follows ("...; the source is ..."). */
   {
     size_t n = strlen (detail);
-    while (n > 0 && (detail[n - 1] == ' ' || detail[n - 1] == '\n'))
+    while (n > 0 && (detail[n - 1] == ' ' || detail[n - 1] == '\n' ||
+                     detail[n - 1] == '.'))
       detail[--n] = '\0';
   }
 
@@ -876,6 +895,67 @@ conn_become_open (struct stm_conn *c)
     c->cb.on_ready (c, c->opaque);
 }
 
+/* The first byte of a TLS record carrying a handshake message, which is
+ * what a TLS client sends first. */
+#define TLS_CONTENT_HANDSHAKE 0x16
+
+/* A TLS server's look at the peer's first bytes before the handshake.  A
+ * sender run with --insecure starts with a plain HELLO frame; GnuTLS would
+ * fail on it, we would close with its HELLO unread, and the kernel's reset
+ * would leave that sender with "Connection reset by peer".  Instead: read
+ * what it sent, answer with a plain ERROR frame that its decoder
+ * understands, close cleanly, and log the same.  Returns 1 to go on with
+ * the handshake, 0 to wait for the first bytes, -1 after conn_fail. */
+static int
+conn_sniff_peer (struct stm_conn *c)
+{
+  uint8_t head[4];
+  ssize_t n;
+
+  do
+    n = recv (c->fd, head, sizeof head, MSG_PEEK);
+  while (n == -1 && errno == EINTR);
+  if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    c->handshake_wants_write = false;
+    return 0;
+  }
+  c->sniffed = true;
+  /* An error or an early close is GnuTLS's to report, as before. */
+  if (n <= 0 || head[0] == TLS_CONTENT_HANDSHAKE)
+    return 1;
+
+  bool stm_plain = n == (ssize_t) sizeof head &&
+    ((uint32_t) head[0] << 24 | (uint32_t) head[1] << 16 |
+     (uint32_t) head[2] << 8 | head[3]) == WIRE_MAGIC;
+  const char *ours = c->creds->mode == TLS_MODE_PSK ? "--tls-psk" : "--tls-certs";
+  if (stm_plain) {
+    char text[256];
+    uint8_t frame[WIRE_ENCODE_TEXT_MAX];
+    uint8_t sink[4096];
+
+    snprintf (text, sizeof text, "this receiver requires TLS (it runs with %s) "
+              "and the sender connected without it (--insecure): the peers use "
+              "different TLS modes; give stm-send %s too", ours, ours);
+    /* Best effort, on a fresh socket with room for a small frame: drain
+     * what the peer sent (so closing sends no reset that would discard
+     * our answer), answer, and end our side. */
+    for (int i = 0; i < 16 && recv (c->fd, sink, sizeof sink, 0) > 0; i++)
+      ;
+    size_t len = wire_encode_error (frame, WIRE_ERR_PROTOCOL, text);
+    if (send (c->fd, frame, len, MSG_NOSIGNAL) == (ssize_t) len)
+      shutdown (c->fd, SHUT_WR);
+    conn_fail (c, "TLS handshake with %s failed: the peer speaks the stm protocol "
+               "without TLS (a sender run with --insecure?) and this receiver "
+               "runs with %s: the peers use different TLS modes (told the peer "
+               "so in a plain ERROR frame)", c->peer_name, ours);
+  }
+  else
+    conn_fail (c, "TLS handshake with %s failed: the peer does not speak TLS "
+               "(first byte 0x%02x, not a TLS handshake record)", c->peer_name,
+               head[0]);
+  return -1;
+}
+
 static void
 conn_handshake_step (struct stm_conn *c)
 {
@@ -886,6 +966,8 @@ conn_handshake_step (struct stm_conn *c)
     conn_become_open (c);
     return;
   }
+  if (c->creds->is_server && !c->sniffed && conn_sniff_peer (c) != 1)
+    return;
 
   /* Non-fatal results (a warning alert, an interrupted call) mean "call
    * again"; bound that in case a peer keeps sending warnings. */
@@ -934,6 +1016,20 @@ conn_deliver (struct stm_conn *c)
       break;
     }
     if (r == WIRE_DECODE_ERROR) {
+      /* Without TLS, a TLS client's first record is what arrives; say
+       * that rather than "bad magic". */
+      if (c->session == NULL && c->creds->is_server && c->in_start == 0 &&
+          c->in_end - c->in_start >= 2 && c->in[0] == TLS_CONTENT_HANDSHAKE &&
+          c->in[1] == 0x03) {
+        /* The ERROR frame reaches a TLS client as a record it cannot
+         * parse, which it reports as an answer without TLS. */
+        conn_fail_protocol (c, "this receiver runs with --insecure (no TLS)",
+                            "the peer %s speaks TLS (a sender run with --tls-psk "
+                            "or --tls-certs?) and this receiver runs with "
+                            "--insecure: the peers use different TLS modes",
+                            c->peer_name);
+        return;
+      }
       conn_fail_protocol (c, why ? why : "malformed message",
                           "malformed message from %s: %s", c->peer_name,
                           why ? why : "(no reason given)");

@@ -37,6 +37,11 @@ struct image_writer {
   bool cannot_punch;
   bool cannot_zero_range;
   void *zeroes;               /* ZERO_CHUNK bytes of zero, or NULL */
+  /* This open created the file, and which file it is: a start that
+   * fails may remove it (image_writer_discard), and only it. */
+  bool created;
+  dev_t dev;
+  ino_t ino;
 };
 
 /* The capacity of the block device behind fd, or -1 with errno. */
@@ -62,7 +67,18 @@ image_writer_open (const char *path)
   }
   w->fd = -1;
 
-  w->fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  /* Create it only if it does not exist, to know whether we did; an
+   * existing output is opened as it is (and if it vanishes in between,
+   * created after all). */
+  for (int tries = 0; tries < 2 && w->fd == -1; tries++) {
+    w->fd = open (path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (w->fd >= 0)
+      w->created = true;
+    else if (errno == EEXIST)
+      w->fd = open (path, O_RDWR | O_CLOEXEC);
+    if (w->fd == -1 && errno != ENOENT)
+      break;
+  }
   if (w->fd == -1) {
     if (errno == EISDIR)
       log_error ("the output %s is a directory: give the path of an image file "
@@ -75,6 +91,8 @@ image_writer_open (const char *path)
     log_error ("cannot stat the output %s: %m", path);
     goto fail;
   }
+  w->dev = st.st_dev;
+  w->ino = st.st_ino;
   if (S_ISBLK (st.st_mode)) {
     /* Open it again exclusively: Linux then refuses a device that is
      * mounted or held by device-mapper, LVM, md or another exclusive
@@ -120,7 +138,7 @@ image_writer_open (const char *path)
   return w;
 
  fail:
-  image_writer_close (w);
+  image_writer_discard (w);
   return NULL;
 }
 
@@ -235,6 +253,24 @@ uint64_t
 image_writer_size (const struct image_writer *w)
 {
   return w->size;
+}
+
+void
+image_writer_discard (struct image_writer *w)
+{
+  struct stat fst, pst;
+
+  if (w == NULL)
+    return;
+  /* Only a file this open created, still empty, and still the one at
+   * the path: never a file stm-recv found there, nor one another process
+   * put in its place. */
+  if (w->created && w->fd >= 0 && fstat (w->fd, &fst) == 0 && fst.st_size == 0 &&
+      lstat (w->path, &pst) == 0 && pst.st_dev == w->dev && pst.st_ino == w->ino &&
+      unlink (w->path) == -1)
+    log_warning ("cannot remove the empty output %s that this failed start "
+                 "created: %m", w->path);
+  image_writer_close (w);
 }
 
 void

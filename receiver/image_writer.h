@@ -52,4 +52,10 @@ uint64_t image_writer_size (const struct image_writer *w);
  * never promised to anyone. */
 void image_writer_close (struct image_writer *w);
 
+/* For a start that failed: image_writer_close, after removing the output
+ * if image_writer_open created it and it is still empty (a failed start
+ * leaves no new file behind; a file that was there is never removed).
+ * NULL is allowed. */
+void image_writer_discard (struct image_writer *w);
+
 #endif /* STM_RECEIVER_IMAGE_WRITER_H */

@@ -246,9 +246,6 @@ listener_new (struct receiver *rx)
 {
   const struct receiver_options *opts = rx->opts;
   struct listener *l;
-  struct sockaddr_storage ss;
-  socklen_t len = sizeof ss;
-  char host[RECEIVER_HOST_MAX];
 
   l = calloc (1, sizeof *l);
   if (l == NULL) {
@@ -263,6 +260,21 @@ listener_new (struct receiver *rx)
     free (l);
     return NULL;
   }
+  ev_io_init (&l->accept_watcher, on_accept, l->fd, EV_READ);
+  l->accept_watcher.data = l;
+  ev_timer_init (&l->retry_timer, on_retry, ACCEPT_RETRY_S, 0.);
+  l->retry_timer.data = l;
+  return l;
+}
+
+void
+listener_start (struct listener *l)
+{
+  struct receiver *rx = l->rx;
+  const struct receiver_options *opts = rx->opts;
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  char host[RECEIVER_HOST_MAX];
 
   /* Announce the address actually bound (with port 0 the kernel chose
    * the port, and tests and tools read it from this event). */
@@ -278,14 +290,8 @@ listener_new (struct receiver *rx)
   else
     snprintf (host, sizeof host, "%s", opts->listen_host);
 
-  ev_io_init (&l->accept_watcher, on_accept, l->fd, EV_READ);
-  l->accept_watcher.data = l;
-  ev_timer_init (&l->retry_timer, on_retry, ACCEPT_RETRY_S, 0.);
-  l->retry_timer.data = l;
   ev_io_start (rx->loop, &l->accept_watcher);
-
   events_listening (&rx->events, host, l->port);
-  return l;
 }
 
 void

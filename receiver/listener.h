@@ -18,10 +18,13 @@ struct receiver;
 struct session;
 struct listener;
 
-/* Listen on opts->listen_host:listen_port and announce it (events
- * "listening", with the port actually bound).  NULL after the failure was
- * reported. */
+/* Listen on opts->listen_host:listen_port.  Nothing is accepted until
+ * listener_start.  NULL after the failure was reported. */
 struct listener *listener_new (struct receiver *rx);
+
+/* Accept connections, and announce the address (events "listening",
+ * with the port actually bound). */
+void listener_start (struct listener *l);
 
 /* Stop accepting and close every open session.  Idempotent. */
 void listener_stop (struct listener *l);

@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +26,6 @@
 #include "receiver.h"
 #include "receiver_options.h"
 
-#define EXIT_USAGE 2
 
 static const char usage_text[] =
   "Usage: stm-recv --listen HOST:PORT --output IMAGE\n"
@@ -88,22 +86,8 @@ static const struct option long_options[] = {
   { NULL, 0, NULL, 0 },
 };
 
-static void __attribute__((noreturn))
-usage_error (const char *fmt, ...) __attribute__((format (printf, 1, 2)));
-
-static void
-usage_error (const char *fmt, ...)
-{
-  char message[512];
-  va_list args;
-
-  va_start (args, fmt);
-  vsnprintf (message, sizeof message, fmt, args);
-  va_end (args);
-  log_error ("%s", message);
-  fprintf (stderr, "Try 'stm-recv --help' for more information.\n");
-  exit (EXIT_USAGE);
-}
+/* The same shape as stm-send's (common/log.h). */
+#define usage_error log_usage_error
 
 /* Fill opts from argv, or exit 0 (--help, --version) or 2 (usage). */
 static void

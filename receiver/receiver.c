@@ -215,11 +215,17 @@ receiver_init (struct receiver *rx, struct ev_loop *loop,
   ev_timer_init (&rx->finish_timer, on_finish_timeout, FINISH_FLUSH_TIMEOUT_S, 0.);
   rx->finish_timer.data = rx;
 
-  /* Credentials first, as loading them changes nothing; then the output
-   * (which may create the file); both before anything listens, so that a
-   * sender never reaches a receiver that cannot work. */
+  /* Credentials first, as loading them changes nothing; then the
+   * address, so that an address in use (the commonest failed start)
+   * fails before the output is created; then the output.  Connections
+   * are accepted, and the address announced, only once all of it is
+   * ready: a sender that connects meanwhile waits in the backlog, or is
+   * closed unserved if the start fails. */
   rx->creds = tls_creds_load (&opts->tls, true);
   if (rx->creds == NULL)
+    return -1;
+  rx->listener = listener_new (rx);
+  if (rx->listener == NULL)
     return -1;
   rx->image = image_writer_open (opts->output);
   if (rx->image == NULL)
@@ -227,17 +233,17 @@ receiver_init (struct receiver *rx, struct ev_loop *loop,
   /* After the output is locked, so no other stm-recv changes the state
    * file while it is judged. */
   rx->state = state_file_open (opts->output);
-  if (rx->state == NULL)
+  if (rx->state == NULL || adopt_output_state (rx) == -1) {
+    /* A failed start leaves no new file behind. */
+    image_writer_discard (rx->image);
+    rx->image = NULL;
     return -1;
-  if (adopt_output_state (rx) == -1)
-    return -1;
+  }
 
   watch_signal (rx, &rx->sigint_watcher, SIGINT);
   watch_signal (rx, &rx->sigterm_watcher, SIGTERM);
 
-  rx->listener = listener_new (rx);
-  if (rx->listener == NULL)
-    return -1;
+  listener_start (rx->listener);
   return 0;
 }
 

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 
@@ -53,6 +54,35 @@ set_error (struct control_client *c, const char *fmt, ...)
   va_end (ap);
 }
 
+/* connect(2) says "Connection refused" for a path that is a regular file
+ * as well as for a socket nobody listens on; stat the path to say which,
+ * since the first is a wrong --control and the second a stopped nbdkit. */
+static void
+describe_connect_error (const char *path, int err, char *errbuf, size_t errlen)
+{
+  struct stat sb;
+  if (stat (path, &sb) == -1) {
+    snprintf (errbuf, errlen, "connect: %s (is nbdkit running with "
+              "migrate-control=%s?)", strerror (err), path);
+    return;
+  }
+  if (!S_ISSOCK (sb.st_mode)) {
+    const char *what = S_ISREG (sb.st_mode) ? "a regular file"
+      : S_ISDIR (sb.st_mode) ? "a directory"
+      : S_ISFIFO (sb.st_mode) ? "a FIFO"
+      : S_ISCHR (sb.st_mode) || S_ISBLK (sb.st_mode) ? "a device"
+      : "not a socket";
+    snprintf (errbuf, errlen, "it is %s, not a Unix socket (--control names the "
+              "socket the filter creates with migrate-control=PATH)", what);
+    return;
+  }
+  if (err == ECONNREFUSED)
+    snprintf (errbuf, errlen, "connect: %s (a socket nobody listens on: has the "
+              "nbdkit that created it exited?)", strerror (err));
+  else
+    snprintf (errbuf, errlen, "connect: %s", strerror (err));
+}
+
 struct control_client *
 control_client_connect (const char *path, unsigned timeout_ms,
                         char *errbuf, size_t errlen)
@@ -72,7 +102,7 @@ control_client_connect (const char *path, unsigned timeout_ms,
   }
   if (connect (fd, (struct sockaddr *) &addr, sizeof addr) == -1) {
     int e = errno;
-    snprintf (errbuf, errlen, "connect: %s", strerror (e));
+    describe_connect_error (path, e, errbuf, errlen);
     close (fd);
     errno = e;
     return NULL;

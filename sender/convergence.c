@@ -84,6 +84,13 @@ convergence_rate_estimate (const struct convergence_rate *r)
   return convergence_throughput (r->bytes[best], r->ns[best]);
 }
 
+bool
+convergence_out_of_passes (uint32_t pass, uint32_t max_passes)
+{
+  /* The final pass will be pass + 1. */
+  return pass >= max_passes || max_passes - pass <= 1;
+}
+
 void
 convergence_decide (const struct convergence_input *in,
                     struct convergence_result *out)
@@ -93,24 +100,28 @@ convergence_decide (const struct convergence_input *in,
   out->predicted_ns = convergence_predict_downtime_ns (in, out->throughput);
   out->throttle = 0;
 
-  if (in->dirty_bytes == 0 && in->deferred_bytes == 0)
-    out->decision = CONVERGENCE_CUTOVER_CLEAN;
-  else if (out->predicted_ns != CONVERGENCE_INFINITE &&
-           out->predicted_ns <= in->max_downtime_ns)
-    out->decision = CONVERGENCE_CUTOVER_CONVERGED;
-  else if (in->pass >= in->max_passes)
+  bool clean = in->dirty_bytes == 0 && in->deferred_bytes == 0;
+  bool fits = out->predicted_ns != CONVERGENCE_INFINITE &&
+    out->predicted_ns <= in->max_downtime_ns;
+  bool last = convergence_out_of_passes (in->pass, in->max_passes);
+
+  /* Nothing dirty is not enough to plan a cutover: if the freeze, the
+   * round trips and the commit alone do not fit, the cutover would
+   * overrun (and be called off) however little is left to copy. */
+  if (fits)
+    out->decision = clean ? CONVERGENCE_CUTOVER_CLEAN : CONVERGENCE_CUTOVER_CONVERGED;
+  else if (last)
     out->decision = CONVERGENCE_CUTOVER_MAX_PASSES;
   else
     out->decision = CONVERGENCE_CONTINUE;
 
   /* Cutovers that fit by the prediction were called off again and again:
-   * the prediction misses what a cutover costs here.  Out of passes, or
-   * of attempts, stop aiming at the budget. */
-  if (in->overruns > 0 &&
-      (in->overruns >= CONVERGENCE_MAX_OVERRUNS || in->pass >= in->max_passes) &&
-      (out->decision == CONVERGENCE_CUTOVER_CLEAN ||
-       out->decision == CONVERGENCE_CUTOVER_CONVERGED))
-    out->decision = CONVERGENCE_CUTOVER_MAX_PASSES;
+   * the prediction misses what a cutover costs here.  Out of attempts,
+   * stop aiming at the budget: that is a forced cutover, not one for
+   * want of passes (unless the passes ran out too). */
+  if (fits && in->overruns > 0 &&
+      (in->overruns >= CONVERGENCE_MAX_OVERRUNS || last))
+    out->decision = last ? CONVERGENCE_CUTOVER_MAX_PASSES : CONVERGENCE_CUTOVER_FORCED;
 }
 
 void
@@ -208,8 +219,13 @@ convergence_step (const struct convergence_input *in,
     policy->best_dirty = in->dirty_bytes;
     policy->stalled = 0;
     if (out->decision == CONVERGENCE_CUTOVER_CONVERGED &&
-        out->predicted_ns > in->max_downtime_ns / 2 && in->pass < in->max_passes)
+        out->predicted_ns > in->max_downtime_ns / 2 &&
+        !convergence_out_of_passes (in->pass, in->max_passes))
       out->decision = CONVERGENCE_CONTINUE;
+    else if ((out->decision == CONVERGENCE_CUTOVER_FORCED ||
+              out->decision == CONVERGENCE_CUTOVER_MAX_PASSES) &&
+             policy->mode == CONVERGE_ABORT)
+      out->decision = CONVERGENCE_ABORT;
     return;
   }
 
@@ -226,7 +242,7 @@ convergence_step (const struct convergence_input *in,
 
   if (out->decision == CONVERGENCE_CUTOVER_CONVERGED &&
       out->predicted_ns > in->max_downtime_ns / 2 &&
-      in->pass < in->max_passes) {
+      !convergence_out_of_passes (in->pass, in->max_passes)) {
     if (shrinking) {
       out->decision = CONVERGENCE_CONTINUE;
       return;
@@ -246,11 +262,13 @@ convergence_step (const struct convergence_input *in,
     return;
   }
   if (out->decision != CONVERGENCE_CONTINUE &&
-      out->decision != CONVERGENCE_CUTOVER_MAX_PASSES)
+      out->decision != CONVERGENCE_CUTOVER_MAX_PASSES &&
+      out->decision != CONVERGENCE_CUTOVER_FORCED)
     return;
 
-  if (out->decision == CONVERGENCE_CUTOVER_MAX_PASSES) {
-    /* Out of passes: abort mode never cuts over without converging. */
+  if (out->decision != CONVERGENCE_CONTINUE) {
+    /* Out of passes or of attempts: abort mode never cuts over without
+     * converging. */
     if (policy->mode == CONVERGE_ABORT)
       out->decision = CONVERGENCE_ABORT;
     return;
@@ -260,6 +278,16 @@ convergence_step (const struct convergence_input *in,
   uint32_t patience = policy->throttle ? 1 : CONVERGENCE_STALL_PASSES;
   if (policy->stalled < patience)
     return;
+
+  /* Nothing dirty, and still the prediction does not fit: what is over
+   * the budget is the fixed cost of a cutover, which the stalled passes
+   * measured again without it coming down, and which a throttle cannot
+   * reduce either. */
+  if (in->dirty_bytes == 0 && in->deferred_bytes == 0) {
+    out->decision = policy->mode == CONVERGE_ABORT ? CONVERGENCE_ABORT
+      : CONVERGENCE_CUTOVER_FORCED;
+    return;
+  }
 
   switch (policy->mode) {
   case CONVERGE_FORCE:

@@ -27,7 +27,7 @@ struct convergence_input {
   uint64_t commit_rtt_ns;    /* COMMIT after it, with nothing left to write
                                 (the quickest SYNC round trip seen) */
   uint64_t max_downtime_ns;  /* --max-downtime */
-  uint32_t max_passes;       /* --max-passes */
+  uint32_t max_passes;       /* --max-passes: the final pass counts */
   /* What the freeze itself costs before the final pass can start: the
    * drain of writes in flight and the plugin flush inside FREEZE (from the
    * last FREEZE, or a measured NBD flush round trip before the first). */
@@ -63,21 +63,33 @@ struct convergence_input {
 
 /* After this many cutovers called off for overrunning the budget, a
  * cutover that would fit by the prediction is not tried against the
- * budget again: it is treated as out of passes (forced, or aborted under
- * --converge=abort).  Without a limit, a guest with nothing to copy would
- * be frozen and thawed for ever when the fixed costs of a cutover (the
- * freeze, the syncs, the round trips, a forward flip's connection) do not
- * fit --max-downtime. */
+ * budget again: it is forced (CUTOVER_FORCED, or ABORT under
+ * --converge=abort), since the passes are not what ran out.  Without a
+ * limit, a guest with nothing to copy would be frozen and thawed for ever
+ * when the fixed costs of a cutover (the freeze, the syncs, the round
+ * trips, a forward flip's connection) do not fit --max-downtime. */
 #define CONVERGENCE_MAX_OVERRUNS 4
+
+/* Whether the pass just finished (number pass, from 1) is the last
+ * ordinary pass --max-passes allows.  The final pass counts as a pass
+ * (the summary's "passes" counts it), so the cutover must begin after
+ * pass max_passes - 1 at the latest for the summary to say at most
+ * max_passes. */
+bool convergence_out_of_passes (uint32_t pass, uint32_t max_passes);
 
 enum convergence_decision {
   CONVERGENCE_CONTINUE,          /* run another pass */
-  CONVERGENCE_CUTOVER_CLEAN,     /* nothing is dirty: cut over now */
+  CONVERGENCE_CUTOVER_CLEAN,     /* nothing is dirty and the fixed costs of
+                                    a cutover fit the downtime: cut over */
   CONVERGENCE_CUTOVER_CONVERGED, /* the prediction fits the downtime */
   CONVERGENCE_CUTOVER_MAX_PASSES,/* out of passes: cut over anyway */
+  /* Not converging, --converge=force; or, from convergence_decide too,
+   * CONVERGENCE_MAX_OVERRUNS cutovers predicted to fit were called off;
+   * or nothing is dirty and the fixed costs of a cutover stay over the
+   * budget (the policy, once the passes have stopped shrinking anything). */
+  CONVERGENCE_CUTOVER_FORCED,
   /* Only from convergence_step, the policy: */
   CONVERGENCE_THROTTLE,          /* set the guest throttle, run another pass */
-  CONVERGENCE_CUTOVER_FORCED,    /* not converging, --converge=force */
   CONVERGENCE_ABORT,             /* not converging, --converge=abort */
 };
 
@@ -161,7 +173,12 @@ void convergence_rate_add (struct convergence_rate *r, uint64_t bytes, uint64_t 
 uint64_t convergence_rate_estimate (const struct convergence_rate *r);
 
 /* The decision after a pass, from the prediction and --max-passes alone
- * (never THROTTLE, FORCED or ABORT). */
+ * (never THROTTLE or ABORT).  A cutover is planned (CLEAN, CONVERGED)
+ * only when the predicted downtime fits max_downtime_ns, even with
+ * nothing dirty: the freeze, the round trips and the commit cost time
+ * too.  Out of passes it is MAX_PASSES; after CONVERGENCE_MAX_OVERRUNS
+ * call-offs a fitting cutover is FORCED (MAX_PASSES if also out of
+ * passes). */
 void convergence_decide (const struct convergence_input *in,
                          struct convergence_result *out);
 
@@ -175,7 +192,12 @@ void convergence_decide (const struct convergence_input *in,
  *   (the full pass counts: it starts from the whole image), or, once
  *   throttling, for one more pass, it answers THROTTLE with a rate,
  *   CUTOVER_FORCED or ABORT by the mode;
- * - running out of passes answers ABORT in abort mode. */
+ * - with nothing dirty and a prediction still over the budget (the fixed
+ *   costs of a cutover do not fit it), once the passes have stalled as
+ *   above it answers CUTOVER_FORCED, or ABORT in abort mode: neither
+ *   another pass nor a throttle can make those costs smaller;
+ * - FORCED after overruns, and running out of passes, answer ABORT in
+ *   abort mode. */
 void convergence_step (const struct convergence_input *in,
                        struct convergence_policy *policy,
                        struct convergence_result *out);

@@ -84,10 +84,20 @@ cutover_overrun (struct migration *m)
   uint64_t held_us;
   if (control_last_reply_u64 (m->control, "frozen_us", &held_us) != 0)
     held_us = (now - m->gate_closed_ns) / 1000;
-  progress_cutover_overrun (&m->progress, m->cutover_overruns, held_us,
-                            m->predicted_ns == CONVERGENCE_INFINITE
-                            ? 0 : m->predicted_ns / 1000,
-                            m->pass_done, m->pass_bytes, o->max_downtime_ns / 1000);
+  /* The final pass was judged against the deadline, which is the budget
+   * less what is kept back for the steps after it: report that figure,
+   * or a hold shorter than --max-downtime looks like no overrun at all. */
+  struct progress_overrun ov = {
+    .attempt = m->cutover_overruns,
+    .held_us = held_us,
+    .predicted_us = m->predicted_ns == CONVERGENCE_INFINITE ? 0 : m->predicted_ns / 1000,
+    .final_pass_budget_us = (m->cutover_deadline_ns - m->gate_closed_ns) / 1000,
+    .reserved_us = m->cutover_reserved_ns / 1000,
+    .max_downtime_us = o->max_downtime_ns / 1000,
+    .sent_bytes = m->pass_done,
+    .pass_bytes = m->pass_bytes,
+  };
+  progress_cutover_overrun (&m->progress, &ov);
 }
 
 static void
@@ -160,7 +170,9 @@ cutover_pass_begun (struct migration *m)
  * COMMIT (with nothing left to write: the quickest SYNC round trip seen),
  * the control round trips of CONFIRM, FLIP and THAW and the flip's own
  * cost, so the final pass must be sent and durable by the budget less
- * those.  A forced cutover goes through whatever it costs. */
+ * those.  A forced cutover goes through whatever it costs, and so does
+ * one whose final pass is the last --max-passes allows: no pass could
+ * follow a call-off. */
 static void
 arm_overrun_timer (struct migration *m)
 {
@@ -168,12 +180,13 @@ arm_overrun_timer (struct migration *m)
   m->gate_closed_ns = now - (m->freeze_cost_ns < now - m->freeze_ns
                              ? m->freeze_cost_ns : now - m->freeze_ns);
   ev_timer_stop (m->loop, &m->overrun_timer);
-  if (m->forced) {
+  if (m->forced || convergence_out_of_passes (m->pass, m->opts->max_passes)) {
     m->cutover_deadline_ns = UINT64_MAX;
     return;
   }
   uint64_t after = m->min_sync_rtt_ns + CUTOVER_CONTROL_TRIPS * m->control_rtt_ns +
     flip_cost_ns (m);
+  m->cutover_reserved_ns = after;
   uint64_t budget = m->opts->max_downtime_ns > after
     ? m->opts->max_downtime_ns - after : 0;
   m->cutover_deadline_ns = m->gate_closed_ns + budget;
@@ -544,6 +557,42 @@ cutover_during_pass (struct migration *m, const struct control_status *st)
   return 0;
 }
 
+/* Why a cutover is forced (or, under --converge=abort, why the migration
+ * gives up), for the warning or the error: the decision alone does not
+ * say whether the dirty set stopped shrinking, the cutover's fixed costs
+ * do not fit the budget, or cutovers kept overrunning it. */
+static void
+forced_reason (const struct migration *m, const struct convergence_input *in,
+               const struct convergence_result *res, const char *dirty,
+               const char *rate, char *buf, size_t len)
+{
+  const struct sender_options *o = m->opts;
+  bool clean = in->dirty_bytes == 0 && in->deferred_bytes == 0;
+  bool fits = res->predicted_ns != CONVERGENCE_INFINITE &&
+    res->predicted_ns <= in->max_downtime_ns;
+  double budget_ms = (double) in->max_downtime_ns / NS_PER_MS;
+  double predicted_ms = (double) res->predicted_ns / NS_PER_MS;
+
+  if (fits && m->cutover_overruns > 0)
+    snprintf (buf, len, "%" PRIu32 " cutovers predicted to fit were called off for "
+              "overrunning --max-downtime (%" PRIu64 " ms), so the fixed costs of "
+              "a cutover here do not fit it (%s dirty)", m->cutover_overruns,
+              o->max_downtime_ns / NS_PER_MS, dirty);
+  else if (clean && !fits)
+    snprintf (buf, len, "nothing is dirty, but the fixed costs of a cutover "
+              "(freeze, round trips, commit: predicted %.1f ms) do not fit the "
+              "budget of %.1f ms", predicted_ms, budget_ms);
+  else if (res->decision == CONVERGENCE_CUTOVER_MAX_PASSES ||
+           (res->decision == CONVERGENCE_ABORT &&
+            convergence_out_of_passes (m->pass, o->max_passes)))
+    snprintf (buf, len, "--max-passes %" PRIu32 " leaves only the final pass, "
+              "and %s dirty does not fit the budget of %.1f ms at %s/s",
+              o->max_passes, dirty, budget_ms, rate);
+  else
+    snprintf (buf, len, "the migration does not converge: %s are dirty and the "
+              "dirty set has stopped shrinking at %s/s", dirty, rate);
+}
+
 bool
 cutover_after_pass (struct migration *m, const struct control_status *st,
                     uint64_t now, uint64_t pass_ns)
@@ -619,7 +668,7 @@ cutover_after_pass (struct migration *m, const struct control_status *st,
       if ((res.decision != CONVERGENCE_CUTOVER_CONVERGED &&
            res.decision != CONVERGENCE_CUTOVER_CLEAN) ||
           (res.predicted_ns > in.max_downtime_ns / 2 && res.predicted_ns > before_ns &&
-           m->pass < o->max_passes))
+           !convergence_out_of_passes (m->pass, o->max_passes)))
         res.decision = CONVERGENCE_CONTINUE;
     }
   }
@@ -632,12 +681,8 @@ cutover_after_pass (struct migration *m, const struct control_status *st,
   progress_pass_end (&m->progress, &s, (double) pass_ns / NS_PER_S,
                      predicted_ms, convergence_decision_name (res.decision));
 
-  char dirty[32], rate[32];
-  /* Out of attempts at the budget rather than out of passes (see
-   * CONVERGENCE_MAX_OVERRUNS). */
-  bool overran = m->cutover_overruns >= CONVERGENCE_MAX_OVERRUNS && m->pass < o->max_passes &&
-    ((st->dirty_bytes == 0 && in.deferred_bytes == 0) || res.predicted_ns <= in.max_downtime_ns);
-  progress_format_bytes (dirty, sizeof dirty, (double) st->dirty_bytes);
+  char dirty[32], rate[32], why[256];
+  progress_format_bytes (dirty, sizeof dirty, (double) in.dirty_bytes);
   progress_format_bytes (rate, sizeof rate, (double) res.throughput);
   switch (res.decision) {
   case CONVERGENCE_CONTINUE:
@@ -651,33 +696,21 @@ cutover_after_pass (struct migration *m, const struct control_status *st,
     progress_throttle (&m->progress, res.throttle, st->dirty_bytes, res.throughput);
     return true;
   case CONVERGENCE_ABORT:
-    if (overran)
-      cutover_fail (m, "the cutover overran --max-downtime (%" PRIu64 " ms) %" PRIu32
-                    " times and was called off each time, although the final pass "
-                    "was predicted to fit (%s dirty after pass %" PRIu32 "): the fixed "
-                    "costs of a cutover here do not fit the budget (--converge=abort)",
-                    o->max_downtime_ns / NS_PER_MS, m->cutover_overruns, dirty, m->pass);
-    else
-      cutover_fail (m, "the migration does not converge: after pass %" PRIu32 " %s "
-                    "are dirty and the dirty set has stopped shrinking at %s/s "
-                    "(--converge=abort%s)", m->pass, dirty, rate,
-                    m->pass >= o->max_passes ? ", --max-passes reached" : "");
+    forced_reason (m, &in, &res, dirty, rate, why, sizeof why);
+    cutover_fail (m, "giving up after pass %" PRIu32 ": %s (--converge=abort)",
+                  m->pass, why);
     return false;
   case CONVERGENCE_CUTOVER_FORCED:
   case CONVERGENCE_CUTOVER_MAX_PASSES: {
     m->forced = true;
     progress_clear (&m->progress);
-    char why[96], predicted[48] = "unknown";
-    if (overran)
-      snprintf (why, sizeof why, "%" PRIu32 " cutovers overran --max-downtime",
-                m->cutover_overruns);
-    else
-      snprintf (why, sizeof why, "%s", res.decision == CONVERGENCE_CUTOVER_FORCED
-                ? "--converge=force" : "--max-passes");
+    char predicted[48] = "unknown";
     if (predicted_ms != UINT64_MAX)
-      snprintf (predicted, sizeof predicted, "%" PRIu64 " ms", predicted_ms);
-    log_warning ("cutting over after %" PRIu32 " passes without converging (%s); "
-                 "predicted downtime %s, not limited by --max-downtime",
+      snprintf (predicted, sizeof predicted, "%.1f ms",
+                (double) res.predicted_ns / NS_PER_MS);
+    forced_reason (m, &in, &res, dirty, rate, why, sizeof why);
+    log_warning ("forcing the cutover after pass %" PRIu32 ": %s; predicted "
+                 "downtime %s, not limited by --max-downtime",
                  m->pass, why, predicted);
     cutover_begin (m);
     return false;

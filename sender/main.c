@@ -21,7 +21,6 @@
 #include "parse.h"
 #include "sender_options.h"
 
-#define EXIT_USAGE 2
 
 static void
 usage (FILE *fp)
@@ -46,9 +45,11 @@ usage (FILE *fp)
 "  --flip fence         after cutover the source fails all I/O (default)\n"
 "  --flip forward[=URI] after cutover the source forwards I/O to URI\n"
 "                       (default: the URI the receiver announces)\n"
-"  --max-downtime MS    largest acceptable cutover (default 200 ms; \"0.2s\" works)\n"
-"  --max-passes N       cut over after N passes even if not converged (default 30;\n"
-"                       with --converge=abort, give up instead)\n"
+"  --max-downtime MS    largest acceptable cutover (default 200 ms; \"0.2s\" works;\n"
+"                       more than 0)\n"
+"  --max-passes N       at most N passes, the final one included: cut over\n"
+"                       after pass N-1 even if not converged (default 30, at\n"
+"                       least 2; with --converge=abort, give up instead)\n"
 "  --converge POLICY    when the dirty set stops shrinking for two passes:\n"
 "                       throttle (default) slows guest writes step by step\n"
 "                       until it converges; force cuts over anyway; abort\n"
@@ -68,14 +69,8 @@ usage (FILE *fp)
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
-static void __attribute__((noreturn))
-usage_error (const char *fmt, const char *arg)
-{
-  char msg[512];
-  snprintf (msg, sizeof msg, fmt, arg);
-  log_error ("%s (see stm-send --help)", msg);
-  exit (EXIT_USAGE);
-}
+/* The same shape as stm-recv's (common/log.h). */
+#define usage_error log_usage_error
 
 enum {
   OPT_SOURCE = 256, OPT_CONTROL, OPT_DEST, OPT_TLS_PSK, OPT_TLS_USER,
@@ -154,7 +149,7 @@ parse_flip (const char *arg, struct sender_options *o)
     o->forward_uri = arg + 8;
   }
   else
-    usage_error ("--flip: expected fence, forward or forward=NBD-URI, not \"%s\"", arg);
+    usage_error ("--flip '%s': expected fence, forward or forward=NBD-URI", arg);
 }
 
 int
@@ -174,19 +169,25 @@ main (int argc, char *argv[])
   uint64_t v;
   int c;
 
-  while ((c = getopt_long (argc, argv, "", long_options, NULL)) != -1) {
+  /* getopt's own messages would not say how to get help; ours do.  The
+   * leading ":" makes getopt report a missing argument as ':'. */
+  opterr = 0;
+  while ((c = getopt_long (argc, argv, ":", long_options, NULL)) != -1) {
     switch (c) {
     case OPT_SOURCE: o.source_uri = optarg; break;
     case OPT_CONTROL: o.control_path = optarg; break;
     case OPT_DEST:
       o.dest = optarg;
       if (parse_host_port (optarg, o.dest_host, sizeof o.dest_host, &o.dest_port) == -1)
-        usage_error ("--dest: expected HOST:PORT, not \"%s\"", optarg);
+        usage_error ("--dest '%s': expected HOST:PORT or [IPv6]:PORT with a port "
+                     "from 1 to 65535", optarg);
       if (o.dest_host[0] == '\0')
-        usage_error ("--dest: a host is needed in \"%s\"", optarg);
+        usage_error ("--dest '%s': a host is needed: HOST:PORT or [IPv6]:PORT",
+                     optarg);
       /* Port 0 means "any free port" to a listener, nothing to connect to. */
       if (o.dest_port == 0)
-        usage_error ("--dest: port 0 cannot be connected to in \"%s\"", optarg);
+        usage_error ("--dest '%s': port 0 cannot be connected to; give a port "
+                     "from 1 to 65535", optarg);
       break;
     case OPT_TLS_PSK:
       o.tls.mode = TLS_MODE_PSK; o.tls.psk_file = optarg; tls_choices++; break;
@@ -197,13 +198,23 @@ main (int argc, char *argv[])
     case OPT_FLIP: parse_flip (optarg, &o); break;
     case OPT_MAX_DOWNTIME:
       if (parse_duration (optarg, 1000000, &o.max_downtime_ns) == -1)
-        usage_error ("--max-downtime: expected a duration such as 200, 200ms or "
-                     "0.2s, not \"%s\"", optarg);
+        usage_error ("--max-downtime '%s': expected a duration such as 200, "
+                     "200ms or 0.2s", optarg);
+      /* A cutover always holds guest writes for a moment (the freeze,
+       * the commit, the flip), so no cutover fits a budget of 0; and 0 as
+       * "no limit" would be a guess.  Refuse it rather than migrate to an
+       * unstated meaning. */
+      if (o.max_downtime_ns == 0)
+        usage_error ("--max-downtime '%s': 0 allows no cutover at all (every "
+                     "cutover holds guest writes for a moment); give a positive "
+                     "duration such as 200ms", optarg);
       break;
     case OPT_MAX_PASSES:
-      if (parse_u64 (optarg, &v) == -1 || v < 1 || v > 1000000)
-        usage_error ("--max-passes: expected a number from 1 to 1000000, not \"%s\"",
-                     optarg);
+      /* The full pass and the final pass are two passes, and the final
+       * pass counts (see convergence_out_of_passes). */
+      if (parse_u64 (optarg, &v) == -1 || v < 2 || v > 1000000)
+        usage_error ("--max-passes '%s': expected a number from 2 (the full pass "
+                     "and the final pass) to 1000000", optarg);
       o.max_passes = v;
       break;
     case OPT_CONVERGE:
@@ -211,43 +222,46 @@ main (int argc, char *argv[])
       else if (strcmp (optarg, "force") == 0) o.converge = CONVERGE_FORCE;
       else if (strcmp (optarg, "abort") == 0) o.converge = CONVERGE_ABORT;
       else
-        usage_error ("--converge: expected throttle, force or abort, not \"%s\"",
-                     optarg);
+        usage_error ("--converge '%s': expected throttle, force or abort", optarg);
       break;
     case OPT_RATE:
       if (parse_size (optarg, &o.rate) == -1 || o.rate == 0)
-        usage_error ("--rate: expected a positive rate in bytes per second such "
-                     "as 100M, not \"%s\"", optarg);
+        usage_error ("--rate '%s': expected a positive rate in bytes per second "
+                     "such as 100M", optarg);
       break;
     case OPT_JSON: o.json = true; break;
     case OPT_PROGRESS: o.progress = true; break;
     case OPT_NO_PROGRESS: o.progress = false; break;
     case OPT_RETRY_TIMEOUT:
       if (parse_duration (optarg, UINT64_C(1000000000), &o.retry_timeout_ns) == -1)
-        usage_error ("--retry-timeout: expected a duration such as 300, 5m or 0, "
-                     "not \"%s\"", optarg);
+        usage_error ("--retry-timeout '%s': expected a duration such as 300, 5m "
+                     "or 0", optarg);
       break;
     case OPT_HELP: usage (stdout); exit (EXIT_SUCCESS);
     case OPT_VERSION: printf ("stm-send %s\n", PACKAGE_VERSION); exit (EXIT_SUCCESS);
+    case ':':
+      usage_error ("option '%s' needs an argument", argv[optind - 1]);
     default:
-      /* getopt_long has printed what was wrong. */
-      fprintf (stderr, "See stm-send --help.\n");
-      exit (EXIT_USAGE);
+      if (optopt != 0 && optopt < 256)
+        usage_error ("unknown option '-%c'", optopt);
+      usage_error ("unknown or ambiguous option '%s'", argv[optind - 1]);
     }
   }
   if (optind < argc)
-    usage_error ("unexpected argument \"%s\"", argv[optind]);
+    usage_error ("unexpected argument '%s'", argv[optind]);
   if (o.source_uri == NULL)
-    usage_error ("%s", "--source NBD-URI is required");
+    usage_error ("--source NBD-URI is required");
   if (o.control_path == NULL)
-    usage_error ("%s", "--control PATH is required");
+    usage_error ("--control PATH is required");
   if (o.dest == NULL)
-    usage_error ("%s", "--dest HOST:PORT is required");
+    usage_error ("--dest HOST:PORT is required");
   if (tls_choices != 1)
-    usage_error ("%s", "choose exactly one of --tls-psk FILE, --tls-certs DIR "
-                 "and --insecure");
+    usage_error ("%s: give exactly one of --tls-psk FILE, --tls-certs DIR "
+                 "or --insecure",
+                 tls_choices == 0 ? "no transport security chosen"
+                 : "conflicting transport security options");
   if (tls_user && o.tls.mode != TLS_MODE_PSK)
-    usage_error ("%s", "--tls-user goes with --tls-psk");
+    usage_error ("--tls-user is only meaningful with --tls-psk");
   o.tls.psk_user = tls_user;
 
   /* A receiver that goes away must show up as an error, not kill us. */

@@ -268,6 +268,10 @@ migration_begin_pass (struct migration *m, bool final)
   m->pass_bytes = extent_list_total_bytes (&m->extents);
   m->pass_done = 0;
   m->pass_start_ns = time_monotonic_ns ();
+  /* An ordinary pass keeps to --rate on its own; the final pass may use
+   * the burst saved up meanwhile, since the guest is held during it. */
+  if (!final)
+    rate_limit_restart (&m->rate, m->pass_start_ns);
   m->phase = PHASE_PASS;
   /* SNAPSHOT just took every dirty block. */
   m->dirty_bytes = 0;
@@ -360,8 +364,13 @@ pump (struct migration *m)
       break;
     }
     m->output_blocked = false;
+    /* Pay for the next read before issuing it (rate_limit.h): it sends at
+     * most a chunk of what is left of this window. */
+    uint64_t start = m->extents.items[m->ext_index].offset + m->ext_pos;
+    uint64_t end = read_window_end (m, start);
     uint64_t now = time_monotonic_ns ();
-    uint64_t wait = rate_limit_wait_ns (&m->rate, now);
+    uint64_t wait = rate_limit_wait_for_ns (&m->rate, end - start < SOURCE_READER_CHUNK
+                                            ? end - start : SOURCE_READER_CHUNK, now);
     if (wait > 0) {
       if (!m->rate_blocked) {
         m->rate_blocked = true;
@@ -374,8 +383,6 @@ pump (struct migration *m)
     /* The reader issues a read of data or, where the source reports
      * zeroes, a zero range of any length; 0 means it is asking the source
      * for the allocation first and calls on_slots_free when it knows. */
-    uint64_t start = m->extents.items[m->ext_index].offset + m->ext_pos;
-    uint64_t end = read_window_end (m, start);
     bool zero;
     char err[256];
     int64_t len = source_reader_issue_range (m->reader, start, end - start,

@@ -163,6 +163,11 @@ struct migration {
    * FREEZE's pre-flush); the final pass must be sent and COMMIT queued by
    * cutover_deadline_ns or the cutover is called off (overrun_timer). */
   uint64_t gate_closed_ns, cutover_deadline_ns;
+  /* What the deadline keeps back of --max-downtime for what follows the
+   * final pass (COMMIT's round trip, CONFIRM, FLIP, THAW, a forward
+   * flip's connection), so that a cutover_overrun event can say what the
+   * final pass was judged against. */
+  uint64_t cutover_reserved_ns;
   ev_timer overrun_timer;
   ev_timer midpass_timer;        /* early looks at the dirty set (cutover.c) */
   uint32_t cutover_overruns;     /* cutovers called off so far */

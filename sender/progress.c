@@ -9,6 +9,7 @@
 #include "json_writer.h"
 #include "log.h"
 #include "progress.h"
+#include "progress_line.h"
 
 #define NS_PER_S 1000000000u
 
@@ -88,23 +89,9 @@ progress_pass_begin (struct progress *p, uint32_t pass, uint64_t bytes, bool fin
 static void
 draw_bar (struct progress *p, const struct progress_sample *s)
 {
-  char rate[32], dirty[32], eta[32];
-  double pct = s->pass_bytes ? 100.0 * s->pass_done / s->pass_bytes : 100.0;
-  int width = 30, filled = (int) (pct * width / 100);
-  char bar[64];
-  for (int i = 0; i < width; i++)
-    bar[i] = i < filled ? '#' : '-';
-  bar[width] = '\0';
-  progress_format_bytes (rate, sizeof rate, s->rate);
-  progress_format_bytes (dirty, sizeof dirty, (double) s->dirty_bytes);
-  if (s->rate > 0 && s->pass_bytes >= s->pass_done) {
-    unsigned secs = (unsigned) ((s->pass_bytes - s->pass_done) / s->rate + 0.999);
-    snprintf (eta, sizeof eta, "%u:%02u:%02u", secs / 3600, secs / 60 % 60, secs % 60);
-  }
-  else
-    snprintf (eta, sizeof eta, "--:--:--");
-  fprintf (stderr, "\r\033[Kpass %u%s [%s] %5.1f%% %s/s ETA %s dirty %s",
-           s->pass, s->final ? " (final)" : "", bar, pct, rate, eta, dirty);
+  char line[256];
+  progress_format_line (line, sizeof line, s, progress_terminal_width (STDERR_FILENO));
+  fprintf (stderr, "\r\033[K%s", line);
   fflush (stderr);
   p->bar_shown = true;
 }
@@ -320,31 +307,34 @@ progress_downtime (struct progress *p, uint64_t downtime_us,
 }
 
 void
-progress_cutover_overrun (struct progress *p, uint32_t attempt, uint64_t held_us,
-                          uint64_t predicted_us, uint64_t sent_bytes,
-                          uint64_t pass_bytes, uint64_t max_downtime_us)
+progress_cutover_overrun (struct progress *p, const struct progress_overrun *ov)
 {
   if (p->json) {
     struct json_line j;
     json_line_begin (&j, "cutover_overrun", time_unix_now ());
-    json_line_add_u64 (&j, "attempt", attempt);
-    json_line_add_double (&j, "held_ms", held_us / 1000.0);
-    json_line_add_double (&j, "predicted_ms", predicted_us / 1000.0);
-    json_line_add_double (&j, "max_downtime_ms", max_downtime_us / 1000.0);
-    json_line_add_u64 (&j, "sent_bytes", sent_bytes);
-    json_line_add_u64 (&j, "pass_bytes", pass_bytes);
+    json_line_add_u64 (&j, "attempt", ov->attempt);
+    json_line_add_double (&j, "held_ms", ov->held_us / 1000.0);
+    json_line_add_double (&j, "final_pass_budget_ms", ov->final_pass_budget_us / 1000.0);
+    json_line_add_double (&j, "reserved_ms", ov->reserved_us / 1000.0);
+    json_line_add_double (&j, "predicted_ms", ov->predicted_us / 1000.0);
+    json_line_add_double (&j, "max_downtime_ms", ov->max_downtime_us / 1000.0);
+    json_line_add_u64 (&j, "sent_bytes", ov->sent_bytes);
+    json_line_add_u64 (&j, "pass_bytes", ov->pass_bytes);
     emit (&j);
     return;
   }
   char sent[32], total[32];
-  progress_format_bytes (sent, sizeof sent, (double) sent_bytes);
-  progress_format_bytes (total, sizeof total, (double) pass_bytes);
+  progress_format_bytes (sent, sizeof sent, (double) ov->sent_bytes);
+  progress_format_bytes (total, sizeof total, (double) ov->pass_bytes);
   progress_clear (p);
-  log_warning ("the cutover would have held guest writes longer than --max-downtime "
-               "%.1f ms (predicted %.1f ms; %s of %s sent after %.1f ms): the source "
-               "is thawed and authoritative, and another pass follows",
-               max_downtime_us / 1000.0, predicted_us / 1000.0, sent, total,
-               held_us / 1000.0);
+  log_warning ("the final pass was not sent and durable within %.1f ms of the "
+               "freeze (--max-downtime %.1f ms less %.1f ms kept for COMMIT, "
+               "CONFIRM, FLIP and THAW; predicted %.1f ms; %s of %s sent): the "
+               "cutover is called off after holding guest writes %.1f ms, the "
+               "source is thawed and authoritative, and another pass follows",
+               ov->final_pass_budget_us / 1000.0, ov->max_downtime_us / 1000.0,
+               ov->reserved_us / 1000.0, ov->predicted_us / 1000.0, sent, total,
+               ov->held_us / 1000.0);
 }
 
 void

@@ -59,13 +59,24 @@ void progress_error (struct progress *p, const char *message, const char *source
 void progress_downtime (struct progress *p, uint64_t downtime_us,
                         uint64_t predicted_us, bool forced,
                         uint64_t freeze_us, uint64_t preflush_ms);
-/* A cutover was called off because it would have held guest writes past
- * --max-downtime: the source was thawed after held_us, with sent_bytes of
- * the final pass's pass_bytes sent (predicted_us was the prediction).
- * Also a line on stderr: the migration goes on with another pass. */
-void progress_cutover_overrun (struct progress *p, uint32_t attempt, uint64_t held_us,
-                               uint64_t predicted_us, uint64_t sent_bytes,
-                               uint64_t pass_bytes, uint64_t max_downtime_us);
+/* A cutover was called off: its final pass was not sent and durable
+ * within final_pass_budget_us of the gate closing, which is
+ * max_downtime_us less reserved_us kept back for what follows it
+ * (COMMIT, CONFIRM, FLIP, THAW).  The source was thawed after held_us
+ * (the filter's measure), with sent_bytes of the final pass's pass_bytes
+ * sent; predicted_us was the prediction.  Also a line on stderr: the
+ * migration goes on with another pass. */
+struct progress_overrun {
+  uint32_t attempt;
+  uint64_t held_us;
+  uint64_t predicted_us;
+  uint64_t final_pass_budget_us;
+  uint64_t reserved_us;
+  uint64_t max_downtime_us;
+  uint64_t sent_bytes;
+  uint64_t pass_bytes;
+};
+void progress_cutover_overrun (struct progress *p, const struct progress_overrun *ov);
 /* Pass pass leaves out skipped bytes of hot blocks; deferred bytes in all
  * wait for the final pass. */
 void progress_hot_blocks (struct progress *p, uint32_t pass, uint64_t skipped,

@@ -66,3 +66,28 @@ rate_limit_wait_ns (struct rate_limit *rl, uint64_t now_ns)
   unsigned __int128 ns = (debt * NS_PER_S + rl->rate - 1) / rl->rate;
   return ns > UINT64_MAX ? UINT64_MAX : (uint64_t) ns;
 }
+
+uint64_t
+rate_limit_wait_for_ns (struct rate_limit *rl, uint64_t bytes, uint64_t now_ns)
+{
+  if (rl->rate == 0)
+    return 0;
+  rate_limit_refill (rl, now_ns);
+  int64_t need = bytes > rl->burst ? (int64_t) rl->burst : (int64_t) bytes;
+  if (rl->tokens >= need)
+    return 0;
+  unsigned __int128 missing = (unsigned __int128) (need - rl->tokens);
+  unsigned __int128 ns = (missing * NS_PER_S + rl->rate - 1) / rl->rate;
+  return ns > UINT64_MAX ? UINT64_MAX : (uint64_t) ns;
+}
+
+void
+rate_limit_restart (struct rate_limit *rl, uint64_t now_ns)
+{
+  if (rl->rate == 0)
+    return;
+  rate_limit_refill (rl, now_ns);
+  if (rl->tokens > 0)
+    rl->tokens = 0;
+  rl->last_ns = now_ns;
+}

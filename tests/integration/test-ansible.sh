@@ -14,7 +14,8 @@
 # 4. ansible/tests/live-migration.yml runs the example playbook
 #    (ansible/playbooks/migrate.yml) from host "src" to host "dst", both
 #    this machine, with X.509 certificates, and checks the returned
-#    facts, the fenced source and the byte identity of the destination.
+#    facts, the fenced source and the byte identity of the destination;
+#    running the example playbook again reports no change on either host.
 # 5. ansible/tests/forward-migration.yml runs the example playbook again,
 #    on a new source, with stm_flip=forward and stm_recv_export: the
 #    source forwards, the receiver is left serving its export (URI
@@ -185,6 +186,26 @@ playbook live live-migration.yml -e "@$tmp/vars.json" \
 state_is fenced || fail "the source is not fenced after the migration: $(ctl STATUS)"
 cmp "$tmp/src.img" "$tmp/dst.img" || fail "the destination differs from the fenced source"
 info "$(grep -o 'stm_migration: [^"]*' "$tmp/live.out" | tail -n 1)"
+
+# Running the example playbook again after the success changes nothing
+# (ansible/README.md): the output's state file says complete, so no
+# receiver is started (and stopped), and stm-send is not run.  Without
+# stm_recv_force, which the test inventory sets for the first run and
+# which asks for a receiver that may overwrite the output.
+playbook rerun ../playbooks/migrate.yml -e "@$tmp/vars.json" \
+    -e stm_tls=x509 -e "stm_tls_certs=$tmp/pki" -e stm_recv_force=false -v
+grep -E '^(src|dst) *:' "$tmp/rerun.out" | while read -r line; do
+    info "re-run: $line"
+done
+for h in src dst; do
+    grep -Eq "^$h *: ok=[0-9]+ +changed=0 +unreachable=0 +failed=0" "$tmp/rerun.out" ||
+        fail "running the playbook again changed something or failed on $h: $(grep -E "^$h *:" "$tmp/rerun.out")"
+done
+grep -q 'already holds a complete migration' "$tmp/rerun.out" ||
+    fail "the re-run did not say why no receiver was started"
+[ ! -e "$run_dir/live-migration.pid" ] || fail "the re-run left a receiver's pid file"
+state_is fenced || fail "the source is not fenced after the re-run: $(ctl STATUS)"
+cmp "$tmp/src.img" "$tmp/dst.img" || fail "the destination changed in the re-run"
 
 # ----------------------------------------------------------------------
 # 5. The forward flip to the receiver's export, with the example playbook.

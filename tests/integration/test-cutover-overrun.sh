@@ -24,7 +24,18 @@ out="$tmp/send.out"
 grep -q '"event":"cutover_overrun"' "$out" ||
     fail "the first cutover was not called off, though its reads were delayed past --max-downtime"
 held="$(json_field "$out" cutover_overrun held_ms)"
-info "the called-off cutover held guest writes for ${held} ms"
+budget="$(json_field "$out" cutover_overrun final_pass_budget_ms)"
+reserved="$(json_field "$out" cutover_overrun reserved_ms)"
+info "the called-off cutover held guest writes for ${held} ms (final pass budget ${budget} ms, ${reserved} ms kept back)"
+# The event says what the final pass was judged against: the budget less
+# what is kept back for COMMIT, CONFIRM, FLIP and THAW; and the hold it
+# reports is at least that (the call-off comes after the deadline).
+[ -n "$budget" ] && [ -n "$reserved" ] ||
+    fail "the cutover_overrun event lacks final_pass_budget_ms or reserved_ms: $(grep cutover_overrun "$out")"
+awk -v b="$budget" -v r="$reserved" 'BEGIN { exit !(b + r > 99.9 && b + r < 100.1) }' ||
+    fail "final_pass_budget_ms ${budget} and reserved_ms ${reserved} do not add up to --max-downtime 100"
+awk -v h="$held" -v b="$budget" 'BEGIN { exit !(h >= b) }' ||
+    fail "the overrun's hold ${held} ms is under the final pass's budget ${budget} ms: what was judged?"
 # The guard aims at 100 ms less the commit and control round trips; allow
 # a little for the timer and THAW on a loaded machine, never the 200 ms a
 # read would have taken.

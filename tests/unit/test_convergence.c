@@ -104,12 +104,13 @@ test_dirty_rate_above_throughput (void **state)
   (void) state;
   struct convergence_result r;
   /* The guest dirties faster than we copy: each pass leaves more dirty
-   * than it sent.  Continue until the cap, then cut over anyway. */
+   * than it sent.  Continue until the cap, then cut over anyway: after
+   * pass 29 of 30, since the final pass is the 30th. */
   uint64_t dirty = 100 * MiB;
-  for (uint32_t pass = 1; pass <= 30; pass++) {
+  for (uint32_t pass = 1; pass <= 29; pass++) {
     struct convergence_input in = input (pass, dirty, dirty * S / (50 * MiB), dirty * 2);
     convergence_decide (&in, &r);
-    if (pass < 30)
+    if (pass < 29)
       assert_int_equal (r.decision, CONVERGENCE_CONTINUE);
     else
       assert_int_equal (r.decision, CONVERGENCE_CUTOVER_MAX_PASSES);
@@ -136,7 +137,22 @@ test_max_passes (void **state)
   in.dirty_bytes = 1;
   convergence_decide (&in, &r);
   assert_int_equal (r.decision, CONVERGENCE_CUTOVER_CONVERGED);
-  /* --max-passes 1: cut over right after the full pass. */
+  /* The final pass counts towards --max-passes: with 3, the cutover
+   * begins after pass 2, so that the summary says 3 passes, not 4. */
+  in.pass = 2;
+  in.dirty_bytes = 10 * MiB;
+  convergence_decide (&in, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CUTOVER_MAX_PASSES);
+  in.pass = 1;
+  convergence_decide (&in, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CONTINUE);
+  assert_false (convergence_out_of_passes (1, 3));
+  assert_true (convergence_out_of_passes (2, 3));
+  assert_true (convergence_out_of_passes (3, 3));
+  assert_true (convergence_out_of_passes (UINT32_MAX, 2));
+  assert_false (convergence_out_of_passes (0, UINT32_MAX));
+  /* --max-passes 1 (refused by stm-send, which needs the full pass and
+   * the final one): cut over right after the full pass. */
   in = input (1, 1024 * MiB, 100 * S, 1024 * MiB);
   in.max_passes = 1;
   convergence_decide (&in, &r);
@@ -145,8 +161,9 @@ test_max_passes (void **state)
 
 /* Cutovers called off for overrunning the budget: a clean or converged
  * decision stands until the passes or CONVERGENCE_MAX_OVERRUNS attempts
- * run out, then it is treated as out of passes (forced, or aborted under
- * --converge=abort), so an idle guest is not frozen and thawed for ever. */
+ * run out, then it is forced (aborted under --converge=abort), so an idle
+ * guest is not frozen and thawed for ever.  Out of attempts with passes
+ * left is "forced", not "max-passes". */
 static void
 test_overruns (void **state)
 {
@@ -162,10 +179,15 @@ test_overruns (void **state)
 
   in.overruns = CONVERGENCE_MAX_OVERRUNS;
   convergence_decide (&in, &r);
-  assert_int_equal (r.decision, CONVERGENCE_CUTOVER_MAX_PASSES);
+  assert_int_equal (r.decision, CONVERGENCE_CUTOVER_FORCED);
   in.dirty_bytes = 0;
   convergence_decide (&in, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CUTOVER_FORCED);
+  /* Out of attempts and of passes at once: max-passes. */
+  in.pass = 29;
+  convergence_decide (&in, &r);
   assert_int_equal (r.decision, CONVERGENCE_CUTOVER_MAX_PASSES);
+  in.pass = 2;
 
   /* Out of passes after one overrun. */
   in.overruns = 1;
@@ -186,7 +208,11 @@ test_overruns (void **state)
   convergence_step (&in, &abort_policy, &r);
   assert_int_equal (r.decision, CONVERGENCE_ABORT);
   convergence_step (&in, &throttle_policy, &r);
-  assert_int_equal (r.decision, CONVERGENCE_CUTOVER_MAX_PASSES);
+  assert_int_equal (r.decision, CONVERGENCE_CUTOVER_FORCED);
+  struct convergence_policy force_policy = CONVERGENCE_POLICY_INIT (CONVERGE_FORCE);
+  convergence_step (&in, &force_policy, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CUTOVER_FORCED);
+  assert_string_equal (convergence_decision_name (r.decision), "forced");
 }
 
 static void
@@ -198,9 +224,52 @@ test_zero_dirty (void **state)
   convergence_decide (&in, &r);
   assert_int_equal (r.decision, CONVERGENCE_CUTOVER_CLEAN);
   assert_int_equal (r.predicted_ns, 2 * MS);
-  /* Even with a round trip over the limit: there is nothing to send. */
+  /* Nothing to send, but a round trip over the limit: the cutover would
+   * overrun, so none is planned; another pass measures the costs again
+   * (until the passes run out). */
   in.sync_rtt_ns = 10 * S;
   convergence_decide (&in, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CONTINUE);
+  assert_true (r.predicted_ns > in.max_downtime_ns);
+  in.pass = 29;
+  convergence_decide (&in, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CUTOVER_MAX_PASSES);
+}
+
+/* Nothing dirty and the fixed costs of a cutover (here a freeze of 300
+ * ms) over the budget: the pure decision plans no cutover, and the policy
+ * forces one (or aborts) once empty passes have shown the costs stay,
+ * never throttling, which cannot help. */
+static void
+test_clean_over_budget (void **state)
+{
+  (void) state;
+  static const enum convergence_mode modes[] = {
+    CONVERGE_THROTTLE, CONVERGE_FORCE, CONVERGE_ABORT
+  };
+  for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+    struct convergence_policy policy = CONVERGENCE_POLICY_INIT (modes[i]);
+    struct convergence_result r;
+    struct convergence_input in = input (1, 1024 * MiB, 10 * S, 0);
+    in.freeze_ns = 300 * MS;
+    convergence_step (&in, &policy, &r);
+    assert_int_equal (r.decision, CONVERGENCE_CONTINUE);
+    in = input (2, 0, 0, 0);
+    in.freeze_ns = 300 * MS;
+    convergence_step (&in, &policy, &r);
+    assert_int_equal (r.decision, CONVERGENCE_CONTINUE);
+    in.pass = 3;
+    convergence_step (&in, &policy, &r);
+    assert_int_equal (r.decision, modes[i] == CONVERGE_ABORT ? CONVERGENCE_ABORT
+                      : CONVERGENCE_CUTOVER_FORCED);
+    assert_int_equal (policy.throttle, 0);
+  }
+  /* A freeze that fits: clean at once. */
+  struct convergence_policy policy = CONVERGENCE_POLICY_INIT (CONVERGE_THROTTLE);
+  struct convergence_result r;
+  struct convergence_input in = input (1, 1024 * MiB, 10 * S, 0);
+  in.freeze_ns = 100 * MS;
+  convergence_step (&in, &policy, &r);
   assert_int_equal (r.decision, CONVERGENCE_CUTOVER_CLEAN);
 }
 
@@ -284,6 +353,69 @@ test_rate_limit (void **state)
   rate_limit_take (&rl, UINT64_MAX, t);
   rate_limit_take (&rl, UINT64_MAX, t - S);
   assert_true (rate_limit_wait_ns (&rl, t) <= 2 * S);
+}
+
+/* One pass of pass_bytes in reads of chunk bytes through rl, as the
+ * sender does it (pay for the next read, issue it, take what it sent),
+ * beginning at start after rate_limit_restart; returns when the last
+ * read was issued. */
+static uint64_t
+rate_limited_pass (struct rate_limit *rl, uint64_t pass_bytes, uint64_t chunk,
+                   uint64_t start)
+{
+  uint64_t now = start;
+  rate_limit_restart (rl, now);
+  for (uint64_t done = 0; done < pass_bytes; done += chunk) {
+    uint64_t len = pass_bytes - done < chunk ? pass_bytes - done : chunk;
+    now += rate_limit_wait_for_ns (rl, len, now);
+    rate_limit_take (rl, len, now);
+  }
+  return now;
+}
+
+/* --rate 3M over a 16 MiB pass in 1 MiB reads, burst 1 MiB: the pass's
+ * average stays within 3% of the cap, on the first pass (the bucket
+ * starts full) and on a pass after an idle gap (the bucket refilled).
+ * Waiting only for the debt of the last read used to let the last read
+ * of each pass go unpaid and the saved-up burst go first: 16 MiB in
+ * 14/3 s, 3.43 MiB/s. */
+static void
+test_rate_limit_pass_average (void **state)
+{
+  (void) state;
+  struct rate_limit rl;
+  const uint64_t rate = 3 * MiB, t = 1000 * S;
+  rate_limit_init (&rl, rate, MiB, t);
+
+  uint64_t end = rate_limited_pass (&rl, 16 * MiB, MiB, t);
+  double avg = (double) (16 * MiB) * S / (double) (end - t);
+  assert_true (avg <= rate * 1.03);
+  assert_true (avg >= rate * 0.97);
+
+  /* Ten idle seconds (the SYNC, the decision): no head start. */
+  uint64_t start = end + 10 * S;
+  end = rate_limited_pass (&rl, 16 * MiB, MiB, start);
+  avg = (double) (16 * MiB) * S / (double) (end - start);
+  assert_true (avg <= rate * 1.03);
+
+  /* Reads smaller than the burst. */
+  start = end + S;
+  end = rate_limited_pass (&rl, 8 * MiB, 64 * 1024, start);
+  avg = (double) (8 * MiB) * S / (double) (end - start);
+  assert_true (avg <= rate * 1.03 && avg >= rate * 0.97);
+
+  /* A read bigger than the burst waits for a full bucket, not for ever;
+   * the rest is a debt paid before the next read. */
+  rate_limit_init (&rl, MiB, MiB / 2, t);
+  rate_limit_restart (&rl, t);
+  assert_int_equal (rate_limit_wait_for_ns (&rl, 2 * MiB, t), S / 2);
+  rate_limit_take (&rl, 2 * MiB, t + S / 2);
+  assert_int_equal (rate_limit_wait_for_ns (&rl, 0, t + S / 2), 3 * S / 2);
+
+  /* Unlimited never waits, restart or not. */
+  rate_limit_init (&rl, 0, 0, t);
+  rate_limit_restart (&rl, t);
+  assert_int_equal (rate_limit_wait_for_ns (&rl, UINT64_MAX, t), 0);
 }
 
 /* The freeze (drain and flush) and the control round trips made while
@@ -645,9 +777,11 @@ main (void)
     cmocka_unit_test (test_max_passes),
     cmocka_unit_test (test_overruns),
     cmocka_unit_test (test_zero_dirty),
+    cmocka_unit_test (test_clean_over_budget),
     cmocka_unit_test (test_zero_duration_and_empty_pass),
     cmocka_unit_test (test_overflow),
     cmocka_unit_test (test_rate_limit),
+    cmocka_unit_test (test_rate_limit_pass_average),
     cmocka_unit_test (test_predict_downtime),
     cmocka_unit_test (test_rate_estimate),
     cmocka_unit_test (test_next_throttle),

@@ -27,6 +27,13 @@ description:
     named I(name) and reports whether its migration committed.
   - Starting a receiver that is already running under I(name) changes
     nothing and returns its port again.
+  - With I(once) and without I(force), an I(output) whose state file
+    already records its migration as final (C(state final), written
+    only after stm-send reported that the source flipped to it; see
+    stm-recv(1), "Destination states") is left alone; no receiver is
+    started, nothing changes, and I(complete) is returned true (and no
+    I(port)). So running a playbook again after a success changes
+    nothing. Set I(force) to start a receiver that may overwrite it.
 options:
   name:
     description:
@@ -290,6 +297,13 @@ resume_mode:
   returned: when the receiver accepted a sender
   type: str
   sample: new
+complete:
+  description: True when no receiver was started because the output's
+    state file records its migration as complete (see I(once) and
+    I(force)); the task then reports no change and returns no I(port).
+  returned: state is started and no receiver is running
+  type: bool
+  sample: false
 state_file:
   description: The receiver's state file beside the output
     (C(OUTPUT.stm-state)), which records the migration the output holds.
@@ -460,6 +474,25 @@ def refused_output(path):
                 '(no %s.stm-state beside it); set force=true to overwrite it'
                 % (path, path))
     return None
+
+
+def output_complete(path):
+    """Whether the state file beside the output records its migration as
+    complete, that is final: a stm-recv state file (first line
+    "stm-recv-state 2") with the line "state final".  A prepared commit is
+    not complete (the source may not have flipped).  Anything unreadable
+    or unexpected counts as not complete, so that stm-recv itself judges
+    it."""
+    if not path:
+        return False
+    try:
+        with open(path + '.stm-state', 'r') as f:
+            text = f.read(1024)
+    except (IOError, OSError):
+        return False
+    lines = text.split('\n')
+    return (len(lines) > 1 and lines[0] == 'stm-recv-state 2'
+            and 'state final' in lines[1:])
 
 
 def find_binary(module):
@@ -691,6 +724,17 @@ def main():
                           listen=listen_address(listening))
         module.exit_json(changed=False, running=True, pid=pid, **result)
 
+    # The migration into this output is over (the source has flipped to
+    # it): a receiver started now would only be stopped again, reporting a
+    # change on every run of the playbook.
+    if p['once'] and not p['force'] and output_complete(p['output']):
+        module.exit_json(changed=False, running=False, complete=True,
+                         msg='the output %s already holds a complete migration '
+                             '(its state file says so): no receiver started; '
+                             'set force=true to receive into it again'
+                             % p['output'],
+                         **result_base(files, read_events(events_file), p['output']))
+
     if module.check_mode:
         # What stm-recv would refuse at startup, predicted where that needs
         # no parsing; a real start leaves it to stm-recv's own message.
@@ -711,7 +755,7 @@ def main():
     pid, listening, argv = start(module, binary, files)
     result = result_base(files, read_events(events_file), p['output'],
                          running=True)
-    module.exit_json(changed=True, running=True, pid=pid, cmd=argv,
+    module.exit_json(changed=True, running=True, complete=False, pid=pid, cmd=argv,
                      port=int(listening['port']), host=listening.get('host'),
                      listen=listen_address(listening), **result)
 

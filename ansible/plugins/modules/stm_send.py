@@ -94,12 +94,14 @@ options:
         with a unit such as C(0.5s). C(stm-send) cuts over when the final
         pass is predicted to fit, and calls a cutover off (thawing the
         source, then another pass) when the final pass is not sent and
-        durable in time; see the return value C(cutover_overruns).
+        durable in time; see the return value C(cutover_overruns). More
+        than 0 (the CLI refuses 0).
     type: str
   max_passes:
     description:
-      - Cut over after at most this many passes even if the copy has not
-        converged.
+      - At most this many passes, the final pass included (at least 2);
+        the cutover begins after the one before last even if the copy
+        has not converged.
     type: int
   converge:
     description:
@@ -272,8 +274,9 @@ downtime:
   sample: {"event": "downtime", "downtime_ms": 41.5, "predicted_ms": 38.0,
            "forced": false, "freeze_ms": 3.2, "preflush_ms": 1}
 forced:
-  description: Whether the cutover was forced (I(converge=force), or
-    I(max_passes) reached) rather than converged within I(max_downtime).
+  description: Whether the cutover was forced (I(converge=force),
+    I(max_passes) reached, or the budget found too small for a cutover)
+    rather than converged within I(max_downtime).
   returned: success, not in check mode
   type: bool
   sample: false
@@ -322,11 +325,14 @@ cutover_overruns:
   description: The CLI's C(cutover_overrun) events, one for each cutover it
     called off because the final pass would have held guest writes past
     I(max_downtime) (the source was thawed and another pass followed);
-    C(held_ms) is how long the guest was held that time.
+    C(held_ms) is how long the guest was held that time,
+    C(final_pass_budget_ms) what the final pass had (the budget less
+    C(reserved_ms) kept back for the steps after it).
   returned: when the CLI ran and called a cutover off
   type: list
   elements: dict
   sample: [{"event": "cutover_overrun", "attempt": 1, "held_ms": 93.5,
+            "final_pass_budget_ms": 92.8, "reserved_ms": 7.2,
             "predicted_ms": 12.6, "max_downtime_ms": 100.0,
             "sent_bytes": 1048576, "pass_bytes": 2097152}]
 seconds:
