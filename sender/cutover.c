@@ -167,9 +167,9 @@ cutover_pass_begun (struct migration *m)
 /* Arm the overrun timer for the freeze that just began.  The guest has
  * been held since the gate closed (FREEZE's reply less what the freeze
  * took); what must follow the final pass and its SYNC while it is held is
- * COMMIT (with nothing left to write: the quickest SYNC round trip seen),
- * the control round trips of CONFIRM, FLIP and THAW and the flip's own
- * cost, so the final pass must be sent and durable by the budget less
+ * the STATUS that checks the freeze is still held, COMMIT (with nothing
+ * left to write: the quickest SYNC round trip seen), the control round
+ * trips of CONFIRM, FLIP and THAW and the flip's own cost, so the final pass must be sent and durable by the budget less
  * those.  A forced cutover goes through whatever it costs, and so does
  * one whose final pass is the last --max-passes allows: no pass could
  * follow a call-off. */
