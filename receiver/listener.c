@@ -21,7 +21,8 @@
 
 #include "listener.h"
 #include "log.h"
-#include "receiver.h"
+#include "events.h"
+#include "receiver_options.h"
 #include "session.h"
 #include "tls_transport.h"
 
@@ -48,7 +49,7 @@
 #define KEEPALIVE_COUNT 3
 
 struct listener {
-  struct receiver *rx;
+  const struct session_env *env;   /* the receiver's, for every session */
   int fd;
   uint16_t port;
   ev_io accept_watcher;
@@ -159,20 +160,20 @@ evict_oldest_silent (struct listener *l, const char *newcomer)
 static void
 accept_one (struct listener *l, int fd, const struct sockaddr *sa, socklen_t len)
 {
-  struct receiver *rx = l->rx;
+  const struct session_env *env = l->env;
   char peer[SESSION_PEER_MAX];
   struct session *s;
 
   format_address (sa, len, peer, sizeof peer, NULL, 0);
-  if (rx->live_connections >= LISTENER_MAX_CONNECTIONS) {
-    ev_tstamp now = ev_now (rx->loop);
+  if (*env->live_connections >= LISTENER_MAX_CONNECTIONS) {
+    ev_tstamp now = ev_now (env->loop);
     l->refused_since_warning++;
     if (now - l->last_refusal_warning >= REFUSAL_WARNING_INTERVAL_S) {
-      events_warning (&rx->events,
+      events_warning (env->events,
                       "refusing the connection from %s (and %u more since the last "
                       "such warning): %u connections are held already, most of "
                       "them still delivering a last reply", peer,
-                      l->refused_since_warning - 1, rx->live_connections);
+                      l->refused_since_warning - 1, *env->live_connections);
       l->last_refusal_warning = now;
       l->refused_since_warning = 0;
     }
@@ -182,15 +183,15 @@ accept_one (struct listener *l, int fd, const struct sockaddr *sa, socklen_t len
   if (l->n_sessions >= LISTENER_MAX_SESSIONS)
     evict_oldest_silent (l, peer);
   if (l->n_sessions >= LISTENER_MAX_SESSIONS) {
-    events_warning (&rx->events,
+    events_warning (env->events,
                     "refusing the connection from %s: %d connections are open already",
                     peer, LISTENER_MAX_SESSIONS);
     close (fd);
     return;
   }
   tune_socket (fd);
-  events_connected (&rx->events, peer);
-  s = session_new (rx, fd, peer);
+  events_connected (env->events, peer);
+  s = session_new (env, fd, peer);
   if (s != NULL)
     add_session (l, s);
 }
@@ -236,15 +237,15 @@ on_accept (struct ev_loop *loop, ev_io *w, int revents)
       }
     }
     accept_one (l, fd, (const struct sockaddr *) &ss, len);
-    if (l->rx->finishing)      /* a session ended the run */
+    if (l->fd < 0)             /* stopped meanwhile */
       return;
   }
 }
 
 struct listener *
-listener_new (struct receiver *rx)
+listener_new (const struct session_env *env)
 {
-  const struct receiver_options *opts = rx->opts;
+  const struct receiver_options *opts = env->opts;
   struct listener *l;
 
   l = calloc (1, sizeof *l);
@@ -253,7 +254,7 @@ listener_new (struct receiver *rx)
                (unsigned) opts->listen_port);
     return NULL;
   }
-  l->rx = rx;
+  l->env = env;
   l->port = opts->listen_port;
   l->fd = tcp_listen (opts->listen_host, opts->listen_port, &l->port);
   if (l->fd == -1) {
@@ -270,8 +271,8 @@ listener_new (struct receiver *rx)
 void
 listener_start (struct listener *l)
 {
-  struct receiver *rx = l->rx;
-  const struct receiver_options *opts = rx->opts;
+  const struct session_env *env = l->env;
+  const struct receiver_options *opts = env->opts;
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
   char host[RECEIVER_HOST_MAX];
@@ -290,14 +291,14 @@ listener_start (struct listener *l)
   else
     snprintf (host, sizeof host, "%s", opts->listen_host);
 
-  ev_io_start (rx->loop, &l->accept_watcher);
-  events_listening (&rx->events, host, l->port);
+  ev_io_start (env->loop, &l->accept_watcher);
+  events_listening (env->events, host, l->port);
 }
 
 void
 listener_stop (struct listener *l)
 {
-  struct ev_loop *loop = l->rx->loop;
+  struct ev_loop *loop = l->env->loop;
 
   ev_io_stop (loop, &l->accept_watcher);
   ev_timer_stop (loop, &l->retry_timer);
@@ -305,7 +306,8 @@ listener_stop (struct listener *l)
     close (l->fd);
     l->fd = -1;
   }
-  /* session_close calls listener_forget, which shrinks the array. */
+  /* session_close ends in the receiver's ended hook, which calls
+   * listener_forget, which shrinks the array. */
   while (l->n_sessions > 0)
     session_close (l->sessions[l->n_sessions - 1], "the receiver is shutting down");
 }

@@ -33,6 +33,34 @@ migration_record_decide (const struct migration_record *r,
   return MIGRATION_RESUME;
 }
 
+static bool
+block_size_ok (uint32_t b)
+{
+  return b >= WIRE_MIN_BLOCK && b <= WIRE_MAX_BLOCK && (b & (b - 1)) == 0;
+}
+
+enum hello_verdict
+migration_record_judge_hello (const struct migration_record *r,
+                              const struct wire_hello *hello, bool busy, bool force)
+{
+  if (busy)
+    return HELLO_REFUSE_BUSY;
+  /* The decoder checks these too; checking again here keeps the output
+   * safe whatever the transport lets through. */
+  if ((hello->features & ~WIRE_FEATURES_KNOWN) != 0)
+    return HELLO_REFUSE_FEATURES;
+  if (!block_size_ok (hello->block_size) || hello->image_size > WIRE_MAX_IMAGE_SIZE)
+    return HELLO_REFUSE_GEOMETRY;
+  switch (migration_record_decide (r, hello)) {
+  case MIGRATION_NEW: return HELLO_ACCEPT_NEW;
+  case MIGRATION_RESUME: return HELLO_ACCEPT_RESUME;
+  case MIGRATION_MISMATCH: return force ? HELLO_ACCEPT_FORCED : HELLO_REFUSE_MISMATCH;
+  case MIGRATION_OTHER: return force ? HELLO_ACCEPT_FORCED : HELLO_REFUSE_OTHER;
+  }
+  assert (!"migration_record_judge_hello: unknown decision");
+  return HELLO_REFUSE_OTHER;
+}
+
 void
 migration_record_begin (struct migration_record *r,
                         const struct wire_hello *hello,

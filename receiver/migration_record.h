@@ -74,6 +74,23 @@ void migration_record_begin (struct migration_record *r,
                              const struct wire_hello *hello,
                              enum migration_decision decision);
 
+/* The whole judgement of a HELLO, pure: whether another sender is active
+ * (busy), whether the HELLO is well formed, then migration_record_decide,
+ * with --force (force) turning MISMATCH and OTHER into a forced NEW. */
+enum hello_verdict {
+  HELLO_REFUSE_BUSY,       /* another sender is active */
+  HELLO_REFUSE_FEATURES,   /* feature bits this receiver does not know */
+  HELLO_REFUSE_GEOMETRY,   /* a block or image size the protocol refuses */
+  HELLO_REFUSE_MISMATCH,   /* this migration, announced at another size */
+  HELLO_REFUSE_OTHER,      /* the output holds another migration */
+  HELLO_ACCEPT_NEW,        /* start from nothing */
+  HELLO_ACCEPT_FORCED,     /* start from nothing over what is held (--force) */
+  HELLO_ACCEPT_RESUME,     /* continue (reply mode: migration_record_hello_mode) */
+};
+enum hello_verdict migration_record_judge_hello (const struct migration_record *r,
+                                                 const struct wire_hello *hello,
+                                                 bool busy, bool force);
+
 /* The HELLO_REPLY mode for a RESUME decision: RESUME, PREPARED or FINAL
  * (a superseded copy is resumed like an incomplete one). */
 enum wire_hello_mode migration_record_hello_mode (const struct migration_record *r);

@@ -1,12 +1,16 @@
-/* stm-recv: setting up, running and winding down one receiver process.
+/* stm-recv: setting up, running and winding down one receiver process,
+ * and its policy: what the receiver does when a session reports something
+ * (the session hooks, below): which session is the active sender, when to
+ * serve the image (--export), and when to stop (--once).  Sessions only
+ * report; every such decision is made here.
  *
  * See receiver.h.  Winding down has two paths.  A --once run whose
- * migration became final (or whose sender aborted) calls receiver_finish: the listener
- * stops, other connections are closed, and the loop ends by itself once the
- * last connection has flushed its final reply, because the signal watchers
- * and the safety timer do not keep the loop alive.  SIGINT/SIGTERM break
- * the loop at once: nothing is flushed halfway, and the message says
- * what state the output is in.
+ * migration became final (or whose sender aborted) calls receiver_finish:
+ * the listener stops, other connections are closed, and the loop ends by
+ * itself once the last connection has flushed its final reply, because
+ * the signal watchers and the safety timer do not keep the loop alive.
+ * SIGINT/SIGTERM break the loop at once: nothing is flushed halfway, and
+ * the message says what state the output is in.
  */
 #include <config.h>
 
@@ -17,12 +21,14 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "export.h"
 #include "image_writer.h"
 #include "listener.h"
 #include "log.h"
 #include "receiver.h"
+#include "session.h"
 #include "state_file.h"
 #include "tls_transport.h"
 
@@ -202,6 +208,135 @@ adopt_output_state (struct receiver *rx)
   }
 }
 
+/* ---- the policy: what the sessions report, and what follows ---- */
+
+/* Stop accepting, close every connection still open and let the loop end
+ * once the last reply (RECORDED) is flushed.  The first status given is
+ * the one the process exits with. */
+static void
+receiver_finish (struct receiver *rx, int exit_status)
+{
+  if (rx->finishing)
+    return;
+  rx->finishing = true;
+  rx->exit_status = exit_status;
+  listener_stop (rx->listener);
+  ev_timer_start (rx->loop, &rx->finish_timer);
+  ev_unref (rx->loop);
+}
+
+
+/* The export's nbdkit ended by itself: nothing is served any more. */
+static void
+on_export_exit (void *opaque, int status)
+{
+  struct receiver *rx = opaque;
+  log_error ("the nbdkit exporting %s exited (status %d); stm-recv ends too",
+             image_writer_path (rx->image),
+             WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status));
+  rx->finishing = true;
+  rx->exit_status = 1;
+  ev_break (rx->loop, EVBREAK_ALL);
+}
+
+static void
+session_activated (void *opaque, struct session *s)
+{
+  struct receiver *rx = opaque;
+
+  assert (rx->active == NULL);
+  rx->active = s;
+}
+
+/* The destination's state changed.  Prepared: with --export, serve the
+ * image, for a sender that flips forward; if nbdkit cannot start
+ * (reported), the URI stays empty, and a sender that wanted it fails its
+ * flip and thaws the source, which stays authoritative.  Superseded: the
+ * source kept the guest, so nobody may use this copy as the disk. */
+static void
+session_recorded (void *opaque, enum wire_dest_state state, char *uri, size_t uri_len)
+{
+  struct receiver *rx = opaque;
+  const struct receiver_options *opts = rx->opts;
+
+  switch (state) {
+  case WIRE_STATE_PREPARED:
+    if (opts->export_port == 0)
+      return;
+    if (rx->export == NULL)
+      rx->export = export_start (rx->loop, opts, image_writer_path (rx->image),
+                                 uri, uri_len, on_export_exit, rx);
+    else
+      export_format_uri (opts->export_host, opts->export_port,
+                         opts->tls.mode != TLS_MODE_INSECURE, uri, uri_len);
+    return;
+  case WIRE_STATE_SUPERSEDED:
+    if (rx->export != NULL) {
+      log_info ("stopping the export of %s: the source stays authoritative",
+                image_writer_path (rx->image));
+      export_stop (rx->export);
+      rx->export = NULL;
+    }
+    return;
+  case WIRE_STATE_FINAL:
+  case WIRE_STATE_INCOMPLETE:
+    /* What follows a final migration is decided when its session ends. */
+    return;
+  }
+}
+
+static void
+session_ended (void *opaque, struct session *s, bool was_active,
+               enum session_end_cause cause)
+{
+  struct receiver *rx = opaque;
+  const char *output = image_writer_path (rx->image);
+
+  listener_forget (rx->listener, s);
+  if (!was_active)
+    return;
+  rx->active = NULL;
+  if (rx->finishing)
+    return;
+
+  if (cause == SESSION_FINAL) {
+    if (rx->export != NULL) {
+      /* The image is the guest's disk now: no later sender may write to
+       * it.  The export's child watcher keeps the loop, and stm-recv,
+       * running until nbdkit ends or a signal stops both. */
+      listener_stop (rx->listener);
+      rx->finishing = true;
+      rx->exit_status = 0;
+    }
+    else if (rx->opts->once)
+      receiver_finish (rx, 0);
+    return;
+  }
+  /* A --once run has nothing more to wait for once its sender gave up on
+   * purpose; after anything else a restarted sender may still come. */
+  if (cause == SESSION_ABORTED && rx->opts->once) {
+    receiver_finish (rx, 1);
+    return;
+  }
+  if (rx->record.state == WIRE_STATE_PREPARED)
+    log_info ("%s is prepared (complete and durable up to sync %" PRIu64 "), "
+              "but the sender left before reporting whether the source "
+              "flipped to it: the source's STATUS says which copy is "
+              "authoritative; waiting for the sender to come back and "
+              "report it", output, rx->record.durable_seq);
+  else if (rx->record.state != WIRE_STATE_FINAL)
+    log_info ("%s keeps the data received so far (durable up to sync %" PRIu64
+              "); waiting for a sender to resume", output, rx->record.durable_seq);
+}
+
+static const struct session_hooks receiver_session_hooks = {
+  .activated = session_activated,
+  .recorded = session_recorded,
+  .ended = session_ended,
+};
+
+/* ---- set-up, run, wind down ---- */
+
 int
 receiver_init (struct receiver *rx, struct ev_loop *loop,
                const struct receiver_options *opts)
@@ -214,6 +349,11 @@ receiver_init (struct receiver *rx, struct ev_loop *loop,
   migration_record_init (&rx->record);
   ev_timer_init (&rx->finish_timer, on_finish_timeout, FINISH_FLUSH_TIMEOUT_S, 0.);
   rx->finish_timer.data = rx;
+  rx->env = (struct session_env) {
+    .loop = loop, .opts = opts, .events = &rx->events, .record = &rx->record,
+    .active = &rx->active, .live_connections = &rx->live_connections,
+    .hooks = &receiver_session_hooks, .opaque = rx,
+  };
 
   /* Credentials first, as loading them changes nothing; then the
    * address, so that an address in use (the commonest failed start)
@@ -224,7 +364,8 @@ receiver_init (struct receiver *rx, struct ev_loop *loop,
   rx->creds = tls_creds_load (&opts->tls, true);
   if (rx->creds == NULL)
     return -1;
-  rx->listener = listener_new (rx);
+  rx->env.creds = rx->creds;
+  rx->listener = listener_new (&rx->env);
   if (rx->listener == NULL)
     return -1;
   rx->image = image_writer_open (opts->output);
@@ -239,6 +380,9 @@ receiver_init (struct receiver *rx, struct ev_loop *loop,
     rx->image = NULL;
     return -1;
   }
+
+  rx->env.image = rx->image;
+  rx->env.state = rx->state;
 
   watch_signal (rx, &rx->sigint_watcher, SIGINT);
   watch_signal (rx, &rx->sigterm_watcher, SIGTERM);
@@ -258,18 +402,6 @@ receiver_run (struct receiver *rx)
     return 1;
   }
   return rx->exit_status;
-}
-
-void
-receiver_finish (struct receiver *rx, int exit_status)
-{
-  if (rx->finishing)
-    return;
-  rx->finishing = true;
-  rx->exit_status = exit_status;
-  listener_stop (rx->listener);
-  ev_timer_start (rx->loop, &rx->finish_timer);
-  ev_unref (rx->loop);
 }
 
 void

@@ -4,9 +4,10 @@
  * every connection shares: the options, the TLS credentials, the event
  * printer, the output image, the record of the migration it holds and the
  * state file that keeps that record on disk, the listener, and which
- * session (if any) is the active sender.  main.c
- * creates it, runs the loop and turns the outcome into the exit status;
- * sessions call receiver_finish when a --once run is over.
+ * session (if any) is the active sender.  main.c creates it, runs the
+ * loop and turns the outcome into the exit status.  Sessions see only
+ * struct session_env (session.h) and report through its hooks, which
+ * receiver.c implements: the receiver's policy lives there.
  */
 #ifndef STM_RECEIVER_RECEIVER_H
 #define STM_RECEIVER_RECEIVER_H
@@ -18,6 +19,7 @@
 #include "events.h"
 #include "migration_record.h"
 #include "receiver_options.h"
+#include "session.h"
 
 struct image_writer;
 struct export;
@@ -27,6 +29,7 @@ struct state_file;
 struct tls_creds;
 
 struct receiver {
+  struct session_env env;           /* what every session shares (session.h) */
   struct ev_loop *loop;
   const struct receiver_options *opts;
   struct events events;
@@ -60,11 +63,6 @@ int receiver_init (struct receiver *rx, struct ev_loop *loop,
 /* Run the loop until the receiver finishes or is interrupted; returns the
  * exit status. */
 int receiver_run (struct receiver *rx);
-
-/* Stop accepting, close every connection still open and let the loop end
- * once the last reply (RECORDED) is flushed.  The first status given is
- * the one the process exits with. */
-void receiver_finish (struct receiver *rx, int exit_status);
 
 /* Release everything (after receiver_run, or after a failed init). */
 void receiver_cleanup (struct receiver *rx);

@@ -2,27 +2,28 @@
  * docs/protocol.md ("A session").
  *
  * Every way a session can end goes through session_end, which reports the
- * disconnection once, gives up the active slot, tells the listener and
- * frees the session.  After calling it (directly or through fail), code
+ * disconnection once, tells the receiver (its ended hook: the receiver
+ * gives up the active slot, the listener forgets the session, and the
+ * receiver's policy decides what follows) and frees the session.  After calling it (directly or through fail), code
  * must not touch the session again; the message handlers therefore return
  * right after.
  */
 #include <config.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include "export.h"
 #include "image_writer.h"
-#include "listener.h"
 #include "log.h"
-#include "receiver.h"
+#include "events.h"
+#include "migration_record.h"
+#include "receiver_options.h"
 #include "session.h"
 #include "state_file.h"
 #include "tls_transport.h"
@@ -67,7 +68,7 @@ enum session_close_how {
 };
 
 struct session {
-  struct receiver *rx;
+  const struct session_env *env;
   struct stm_conn *conn;
   char peer[SESSION_PEER_MAX];
   enum session_state state;
@@ -107,32 +108,18 @@ session_started_ns (const struct session *s)
 static const char *
 output_path (const struct session *s)
 {
-  return image_writer_path (s->rx->image);
+  return image_writer_path (s->env->image);
 }
 
 static void
-session_end (struct session *s, const char *reason, enum session_close_how how)
+session_end (struct session *s, const char *reason, enum session_close_how how,
+             enum session_end_cause cause)
 {
-  struct receiver *rx = s->rx;
-  bool was_active = rx->active == s;
+  const struct session_env *env = s->env;
+  bool was_active = *env->active == s;
 
-  ev_timer_stop (rx->loop, &s->timer);
-  events_disconnected (&rx->events, s->peer, reason);
-  if (was_active) {
-    rx->active = NULL;
-    if (!rx->finishing && rx->record.state == WIRE_STATE_PREPARED)
-      log_info ("%s is prepared (complete and durable up to sync %" PRIu64 "), "
-                "but the sender left before reporting whether the source "
-                "flipped to it: the source's STATUS says which copy is "
-                "authoritative; waiting for the sender to come back and "
-                "report it", output_path (s), rx->record.durable_seq);
-    else if (!rx->finishing && rx->record.state != WIRE_STATE_FINAL)
-      log_info ("%s keeps the data received so far (durable up to sync %" PRIu64
-                "); waiting for a sender to resume", output_path (s),
-                rx->record.durable_seq);
-  }
-  listener_forget (rx->listener, s);
-
+  ev_timer_stop (env->loop, &s->timer);
+  events_disconnected (env->events, s->peer, reason);
   switch (how) {
   case CLOSE_NOW:
     stm_conn_close (s->conn);
@@ -143,13 +130,14 @@ session_end (struct session *s, const char *reason, enum session_close_how how)
   case CLOSED_BY_TRANSPORT:
     break;
   }
+  env->hooks->ended (env->opaque, s, was_active, cause);
   free (s);
 }
 
 void
 session_close (struct session *s, const char *reason)
 {
-  session_end (s, reason, CLOSE_NOW);
+  session_end (s, reason, CLOSE_NOW, SESSION_CLOSED);
 }
 
 /* Queue an encoded message.  A failure means the connection is already
@@ -184,12 +172,12 @@ fail (struct session *s, uint32_t code, const char *fmt, ...)
   vsnprintf (message, sizeof message, fmt, args);
   va_end (args);
 
-  events_error (&s->rx->events, s->peer, code, "%s", message);
+  events_error (s->env->events, s->peer, code, "%s", message);
   (void) send_frame (s, frame, wire_encode_error (frame, code, message));
   /* The message was just reported; the disconnection only refers to it. */
   snprintf (reason, sizeof reason, "closed by the receiver after an error (%s)",
             wire_error_code_name (code));
-  session_end (s, reason, CLOSE_AFTER_FLUSH);
+  session_end (s, reason, CLOSE_AFTER_FLUSH, SESSION_FAILED);
 }
 
 /* Errors from the output: out of space (the operator can make room and
@@ -217,7 +205,7 @@ fail_sync (struct session *s, int err)
         "%s: fdatasync of %s failed: %s; data since sync %" PRIu64
         " is not known to be durable",
         nospace ? "out of space on the destination" : "I/O error on the destination",
-        output_path (s), strerror (err), s->rx->record.durable_seq);
+        output_path (s), strerror (err), s->env->record->durable_seq);
 }
 
 /* Make next the receiver's record, storing it in the state file first so
@@ -228,10 +216,10 @@ static int
 store_record (struct session *s, const struct migration_record *next,
               const char *what)
 {
-  struct receiver *rx = s->rx;
+  const struct session_env *env = s->env;
 
   const char *step;
-  if (state_file_store (rx->state, next, &step) == -1) {
+  if (state_file_store (env->state, next, &step) == -1) {
     int err = errno;
     bool nospace = err == ENOSPC || err == EDQUOT || err == EFBIG;
 
@@ -244,10 +232,10 @@ store_record (struct session *s, const struct migration_record *next,
     fail (s, nospace ? WIRE_ERR_NOSPACE : WIRE_ERR_IO,
           "%s: %s the state file %s failed %s: %s",
           nospace ? "out of space on the destination" : "I/O error on the destination",
-          step, state_file_path (rx->state), what, strerror (err));
+          step, state_file_path (env->state), what, strerror (err));
     return -1;
   }
-  rx->record = *next;
+  *env->record = *next;
   return 0;
 }
 
@@ -262,97 +250,79 @@ describe_record (const struct migration_record *r, char *buf, size_t len)
             id, wire_dest_state_name (r->state), r->durable_seq);
 }
 
-static bool
-block_size_ok (uint32_t b)
-{
-  return b >= WIRE_MIN_BLOCK && b <= WIRE_MAX_BLOCK && (b & (b - 1)) == 0;
-}
-
+/* HELLO refused: say why, to the sender and in the log, and end the
+ * session. */
 static void
-handle_hello (struct session *s, const struct wire_hello *hello)
+hello_refuse (struct session *s, enum hello_verdict verdict,
+              const struct wire_hello *hello, const char *id)
 {
-  struct receiver *rx = s->rx;
-  enum migration_decision decision;
-  struct wire_hello_reply reply;
-  uint8_t frame[WIRE_ENCODE_MAX];
-  char id[MIGRATION_ID_TEXT_LEN];
+  const struct session_env *env = s->env;
+  char held[MIGRATION_ID_TEXT_LEN + 64];
 
-  migration_id_format (hello->migration_id, id);
-
-  if (rx->active != NULL) {
+  describe_record (env->record, held, sizeof held);
+  switch (verdict) {
+  case HELLO_REFUSE_BUSY:
     fail (s, WIRE_ERR_BUSY,
           "busy: %s is receiving a migration from %s; refusing migration %s",
-          output_path (s), session_peer (rx->active), id);
+          output_path (s), session_peer (*env->active), id);
     return;
-  }
-  /* The decoder checks these too; checking again here keeps the output
-   * safe whatever the transport lets through. */
-  if ((hello->features & ~WIRE_FEATURES_KNOWN) != 0) {
+  case HELLO_REFUSE_FEATURES:
     fail (s, WIRE_ERR_PROTOCOL,
           "HELLO asks for unknown features 0x%" PRIx32, hello->features);
     return;
-  }
-  if (!block_size_ok (hello->block_size) || hello->image_size > WIRE_MAX_IMAGE_SIZE) {
+  case HELLO_REFUSE_GEOMETRY:
     fail (s, WIRE_ERR_PROTOCOL,
           "HELLO has an invalid block size (%" PRIu32 ") or image size (%" PRIu64 ")",
           hello->block_size, hello->image_size);
     return;
+  case HELLO_REFUSE_MISMATCH:
+    fail (s, WIRE_ERR_MISMATCH,
+          "mismatch: %s holds %s with an image of %" PRIu64
+          " bytes, but the sender announces %" PRIu64 " bytes; restart "
+          "stm-recv with --force to overwrite it",
+          output_path (s), held, env->record->image_size, hello->image_size);
+    return;
+  case HELLO_REFUSE_OTHER:
+    fail (s, WIRE_ERR_MISMATCH,
+          "mismatch: %s holds another migration (%s); refusing migration %s: "
+          "restart stm-recv with --force to overwrite it, or give another --output",
+          output_path (s), held, id);
+    return;
+  default:
+    assert (!"hello_refuse: not a refusal");
   }
+}
 
-  decision = migration_record_decide (&rx->record, hello);
-  if (decision == MIGRATION_MISMATCH || decision == MIGRATION_OTHER) {
-    char held[MIGRATION_ID_TEXT_LEN + 64];
+/* Make the output and the record ready for an accepted HELLO: a new
+ * migration is recorded (with nothing durable) before the output is
+ * touched, so that neither a failure here nor a crash can leave a record
+ * that promises data the output no longer has; a resumed one records the
+ * sender's block size.  -1 after failing the session. */
+static int
+hello_prepare (struct session *s, const struct wire_hello *hello, bool fresh)
+{
+  const struct session_env *env = s->env;
+  struct migration_record next;
 
-    describe_record (&rx->record, held, sizeof held);
-    if (rx->opts->force) {
-      log_warning ("--force: migration %s from %s overwrites %s, which holds %s",
-                   id, s->peer, output_path (s), held);
-      decision = MIGRATION_NEW;
-    }
-    else if (decision == MIGRATION_MISMATCH) {
-      fail (s, WIRE_ERR_MISMATCH,
-            "mismatch: %s holds %s with an image of %" PRIu64
-            " bytes, but the sender announces %" PRIu64 " bytes; restart "
-            "stm-recv with --force to overwrite it",
-            output_path (s), held, rx->record.image_size, hello->image_size);
-      return;
-    }
-    else {
-      fail (s, WIRE_ERR_MISMATCH,
-            "mismatch: %s holds another migration (%s); refusing migration %s: "
-            "restart stm-recv with --force to overwrite it, or give another --output",
-            output_path (s), held, id);
-      return;
-    }
-  }
-
-  /* A new migration replaces whatever was held: record it (with nothing
-   * durable yet) before touching the output, so that neither a failure
-   * below nor a crash can leave a record that promises data the output
-   * no longer has. */
-  if (decision == MIGRATION_NEW) {
-    struct migration_record next;
-
+  if (fresh) {
     migration_record_init (&next);
     migration_record_begin (&next, hello, MIGRATION_NEW);
     if (store_record (s, &next, "to record the new migration before "
                       "answering HELLO (the output is unchanged)") == -1)
-      return;
+      return -1;
   }
-
-  if (image_writer_prepare (rx->image, hello->image_size,
-                            decision == MIGRATION_NEW) == -1) {
+  if (image_writer_prepare (env->image, hello->image_size, fresh) == -1) {
     int err = errno;
     /* What the failure leaves behind, for the operator. */
-    const char *left = decision == MIGRATION_NEW
+    const char *left = fresh
       ? "; the state file records the new migration with nothing durable, "
         "and the output may already have been emptied"
       : "; the output's data and its state file are unchanged";
-    if (image_writer_is_block_device (rx->image) && err == ENOSPC)
+    if (image_writer_is_block_device (env->image) && err == ENOSPC)
       fail (s, WIRE_ERR_NOSPACE,
             "the block device %s holds %" PRIu64 " bytes, "
             "smaller than the image (%" PRIu64 " bytes)%s",
-            output_path (s), image_writer_size (rx->image), hello->image_size, left);
+            output_path (s), image_writer_size (env->image), hello->image_size, left);
     else if (err == ENOSPC || err == EDQUOT || err == EFBIG)
       fail (s, WIRE_ERR_NOSPACE,
             "out of space on the destination: cannot set the size of %s to %"
@@ -363,40 +333,85 @@ handle_hello (struct session *s, const struct wire_hello *hello)
             "I/O error on the destination: cannot set the size of %s to %"
             PRIu64 " bytes: %s%s", output_path (s), hello->image_size,
             strerror (err), left);
-    return;
+    return -1;
   }
-
-  if (decision == MIGRATION_RESUME) {
-    struct migration_record next = rx->record;
-
+  if (!fresh) {
     /* Only the block size can differ; recording it keeps the file exactly
      * what this receiver holds in memory. */
+    next = *env->record;
     migration_record_begin (&next, hello, MIGRATION_RESUME);
-    if (next.block_size != rx->record.block_size &&
+    if (next.block_size != env->record->block_size &&
         store_record (s, &next, "to record the resumed migration's block size") == -1)
-      return;
-    rx->record = next;
+      return -1;
+    *env->record = next;
   }
+  return 0;
+}
+
+/* HELLO accepted and the output ready: this is the active sender now;
+ * answer with the mode the record is in. */
+static void
+hello_accept (struct session *s, const struct wire_hello *hello, bool fresh,
+              const char *id)
+{
+  static const char *const mode_names[] = {
+    [WIRE_MODE_NEW] = "new", [WIRE_MODE_RESUME] = "resume",
+    [WIRE_MODE_PREPARED] = "prepared", [WIRE_MODE_FINAL] = "final",
+  };
+  const struct session_env *env = s->env;
+  struct wire_hello_reply reply = {
+    .mode = fresh ? WIRE_MODE_NEW : migration_record_hello_mode (env->record),
+    .durable_seq = fresh ? 0 : env->record->durable_seq,
+  };
+  uint8_t frame[WIRE_ENCODE_MAX];
+
   stm_conn_set_image_size (s->conn, hello->image_size);
   stm_conn_set_linger_timeout (s->conn, ACTIVE_LINGER_S);
-  rx->active = s;
+  env->hooks->activated (env->opaque, s);
   s->state = SESSION_ACTIVE;
   /* From now on the timer watches for silence. */
-  ev_timer_stop (rx->loop, &s->timer);
+  ev_timer_stop (env->loop, &s->timer);
   ev_timer_set (&s->timer, IDLE_TIMEOUT_S, 0.);
-  ev_timer_start (rx->loop, &s->timer);
+  ev_timer_start (env->loop, &s->timer);
 
-  memset (&reply, 0, sizeof reply);
-  reply.mode = decision == MIGRATION_RESUME
-    ? migration_record_hello_mode (&rx->record) : WIRE_MODE_NEW;
-  reply.features = 0;
-  reply.durable_seq = decision == MIGRATION_RESUME ? rx->record.durable_seq : 0;
-  events_hello (&rx->events, s->peer, output_path (s), id,
-                reply.mode == WIRE_MODE_NEW ? "new"
-                : reply.mode == WIRE_MODE_RESUME ? "resume"
-                : reply.mode == WIRE_MODE_PREPARED ? "prepared" : "final",
+  events_hello (env->events, s->peer, output_path (s), id, mode_names[reply.mode],
                 hello->image_size, hello->block_size, reply.durable_seq);
   (void) send_frame (s, frame, wire_encode_hello_reply (frame, &reply));
+}
+
+/* HELLO: check, decide (migration_record_judge_hello, pure), prepare,
+ * accept. */
+static void
+handle_hello (struct session *s, const struct wire_hello *hello)
+{
+  const struct session_env *env = s->env;
+  char id[MIGRATION_ID_TEXT_LEN];
+  enum hello_verdict verdict;
+
+  migration_id_format (hello->migration_id, id);
+  verdict = migration_record_judge_hello (env->record, hello, *env->active != NULL,
+                                          env->opts->force);
+  switch (verdict) {
+  case HELLO_ACCEPT_FORCED: {
+    char held[MIGRATION_ID_TEXT_LEN + 64];
+
+    describe_record (env->record, held, sizeof held);
+    log_warning ("--force: migration %s from %s overwrites %s, which holds %s",
+                 id, s->peer, output_path (s), held);
+  }
+    /* fall through */
+  case HELLO_ACCEPT_NEW:
+  case HELLO_ACCEPT_RESUME: {
+    bool fresh = verdict != HELLO_ACCEPT_RESUME;
+
+    if (hello_prepare (s, hello, fresh) == 0)
+      hello_accept (s, hello, fresh, id);
+    return;
+  }
+  default:
+    hello_refuse (s, verdict, hello, id);
+    return;
+  }
 }
 
 /* The image is about to change, and from then on (even if the write fails
@@ -405,12 +420,12 @@ handle_hello (struct session *s, const struct wire_hello *hello)
 static int
 mark_written (struct session *s)
 {
-  struct receiver *rx = s->rx;
+  const struct session_env *env = s->env;
   struct migration_record next;
 
-  if (rx->record.state == WIRE_STATE_INCOMPLETE)
+  if (env->record->state == WIRE_STATE_INCOMPLETE)
     return 0;
-  if (rx->record.state == WIRE_STATE_FINAL) {
+  if (env->record->state == WIRE_STATE_FINAL) {
     /* The source flipped to this image: it is the guest's disk now, and
      * no sender of this migration has anything left to write to it. */
     fail (s, WIRE_ERR_PROTOCOL,
@@ -419,7 +434,7 @@ mark_written (struct session *s)
           output_path (s));
     return -1;
   }
-  next = rx->record;
+  next = *env->record;
   migration_record_written (&next);
   return store_record (s, &next, "to record that the committed image is being "
                        "changed (nothing was written)");
@@ -435,13 +450,13 @@ static bool
 may_change_image (struct session *s, const char *message,
                   uint64_t offset, uint64_t length)
 {
-  struct receiver *rx = s->rx;
+  const struct session_env *env = s->env;
 
-  if (!wire_range_ok (offset, length, rx->record.image_size)) {
+  if (!wire_range_ok (offset, length, env->record->image_size)) {
     fail (s, WIRE_ERR_PROTOCOL,
           "%s at offset %" PRIu64 " (%" PRIu64 " bytes) lies outside the image "
           "(%" PRIu64 " bytes)", message, offset, length,
-          rx->record.image_size);
+          env->record->image_size);
     return false;
   }
   return mark_written (s) == 0;
@@ -451,11 +466,11 @@ static void
 handle_data (struct session *s, uint64_t offset, uint32_t length,
              const uint8_t *bytes)
 {
-  struct receiver *rx = s->rx;
+  const struct session_env *env = s->env;
 
   if (!may_change_image (s, "DATA", offset, length))
     return;
-  if (image_writer_write (rx->image, offset, bytes, length) == -1) {
+  if (image_writer_write (env->image, offset, bytes, length) == -1) {
     fail_io (s, errno, "writing", offset, length);
     return;
   }
@@ -468,11 +483,11 @@ handle_data (struct session *s, uint64_t offset, uint32_t length,
 static void
 handle_zero (struct session *s, uint64_t offset, uint64_t length)
 {
-  struct receiver *rx = s->rx;
+  const struct session_env *env = s->env;
 
   if (!may_change_image (s, "ZERO", offset, length))
     return;
-  if (image_writer_zero (rx->image, offset, length) == -1) {
+  if (image_writer_zero (env->image, offset, length) == -1) {
     fail_io (s, errno, "zeroing", offset, length);
     return;
   }
@@ -488,7 +503,7 @@ handle_pass_begin (struct session *s, uint32_t pass, uint64_t bytes)
   s->pass = pass;
   s->pass_data_bytes = 0;
   s->pass_zero_bytes = 0;
-  events_pass_begin (&s->rx->events, s->peer, pass, bytes);
+  events_pass_begin (s->env->events, s->peer, pass, bytes);
 }
 
 static void
@@ -499,7 +514,7 @@ handle_pass_end (struct session *s, uint32_t pass)
   if (!s->in_pass || s->pass != pass)
     log_warning ("%s: PASS_END %" PRIu32 " does not close a pass in progress",
                  s->peer, pass);
-  events_pass_end (&s->rx->events, s->peer, pass,
+  events_pass_end (s->env->events, s->peer, pass,
                    s->pass_data_bytes, s->pass_zero_bytes);
   s->in_pass = false;
   s->pass_data_bytes = 0;
@@ -512,31 +527,18 @@ handle_sync (struct session *s, uint64_t seq)
   uint8_t frame[WIRE_ENCODE_MAX];
   struct migration_record next;
 
-  if (image_writer_sync (s->rx->image) == -1) {
+  if (image_writer_sync (s->env->image) == -1) {
     fail_sync (s, errno);
     return;
   }
   /* fdatasync may take long; that is our time, not the sender's silence. */
   s->last_message_ns = time_monotonic_ns ();
-  next = s->rx->record;
+  next = *s->env->record;
   migration_record_durable (&next, seq);
   if (store_record (s, &next, "to record a durable sync (the data is on disk "
                     "but DURABLE was not sent)") == -1)
     return;
   (void) send_frame (s, frame, wire_encode_durable (frame, seq));
-}
-
-/* The export's nbdkit ended by itself: nothing is served any more. */
-static void
-on_export_exit (void *opaque, int status)
-{
-  struct receiver *rx = opaque;
-  log_error ("the nbdkit exporting %s exited (status %d); stm-recv ends too",
-             image_writer_path (rx->image),
-             WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status));
-  rx->finishing = true;
-  rx->exit_status = 1;
-  ev_break (rx->loop, EVBREAK_ALL);
 }
 
 /* COMMIT: the first phase of the two-phase commit.  The image is made
@@ -546,17 +548,17 @@ on_export_exit (void *opaque, int status)
 static void
 handle_commit (struct session *s, uint64_t seq)
 {
-  struct receiver *rx = s->rx;
+  const struct session_env *env = s->env;
   uint8_t frame[WIRE_ENCODE_TEXT_MAX];
   struct migration_record next;
   const char *why;
 
-  next = rx->record;
+  next = *env->record;
   if (migration_record_committed (&next, seq, &why) == -1) {
     fail (s, WIRE_ERR_PROTOCOL, "%s into %s", why, output_path (s));
     return;
   }
-  if (image_writer_sync (rx->image) == -1) {
+  if (image_writer_sync (env->image) == -1) {
     fail_sync (s, errno);
     return;
   }
@@ -564,21 +566,12 @@ handle_commit (struct session *s, uint64_t seq)
   if (store_record (s, &next, "to record the commit as prepared (the image is "
                     "on disk but COMMITTED was not sent)") == -1)
     return;
-  events_commit (&rx->events, s->peer, output_path (s), seq);
+  events_commit (env->events, s->peer, output_path (s), seq);
 
-  /* With --export, an NBD server for the prepared image, whose URI the
-   * sender may flip forward to; if it cannot start (reported), the URI is
-   * empty and a sender that wanted it fails its flip and thaws the source,
-   * which stays authoritative. */
+  /* The receiver may serve the prepared image (--export) for a forward
+   * flip: the URI goes back in COMMITTED ("" for none). */
   char uri[WIRE_MAX_TEXT + 1] = "";
-  if (rx->opts->export_port != 0) {
-    if (rx->export == NULL)
-      rx->export = export_start (rx->loop, rx->opts, output_path (s), uri, sizeof uri,
-                                 on_export_exit, rx);
-    else
-      export_format_uri (rx->opts->export_host, rx->opts->export_port,
-                         rx->opts->tls.mode != TLS_MODE_INSECURE, uri, sizeof uri);
-  }
+  env->hooks->recorded (env->opaque, WIRE_STATE_PREPARED, uri, sizeof uri);
   (void) send_frame (s, frame, wire_encode_committed (frame, uri));
 }
 
@@ -590,57 +583,38 @@ handle_commit (struct session *s, uint64_t seq)
 static void
 handle_outcome (struct session *s, uint64_t seq, uint32_t outcome)
 {
-  struct receiver *rx = s->rx;
+  const struct session_env *env = s->env;
   uint8_t frame[WIRE_ENCODE_MAX];
-  struct migration_record next = rx->record;
+  struct migration_record next = *env->record;
   const char *why;
   bool flipped = outcome == WIRE_OUTCOME_FLIPPED;
 
   if (migration_record_outcome (&next, seq, outcome, &why) == -1) {
     fail (s, WIRE_ERR_PROTOCOL, "%s: %s is %s (durable up to sync %" PRIu64
           "), and the sender speaks of sync %" PRIu64 "; nothing was changed",
-          why, output_path (s), wire_dest_state_name (rx->record.state),
-          rx->record.durable_seq, seq);
+          why, output_path (s), wire_dest_state_name (env->record->state),
+          env->record->durable_seq, seq);
     return;
   }
-  if (next.state != rx->record.state &&
+  if (next.state != env->record->state &&
       store_record (s, &next, flipped
                     ? "to record the migration as final (the source has flipped)"
                     : "to record the commit as superseded (the source thawed)") == -1)
     return;
-  events_outcome (&rx->events, s->peer, output_path (s),
+  events_outcome (env->events, s->peer, output_path (s),
                   flipped ? "flipped" : "thawed",
-                  wire_dest_state_name (rx->record.state), seq);
-  if (send_frame (s, frame, wire_encode_recorded (frame, seq, rx->record.state)) == -1)
+                  wire_dest_state_name (env->record->state), seq);
+  if (send_frame (s, frame, wire_encode_recorded (frame, seq, env->record->state)) == -1)
     return;                     /* on_close follows */
 
-  if (!flipped) {
-    /* The source kept the guest: nobody may use this copy as the disk.
-     * A sender may still resume into it, so the receiver listens on. */
-    if (rx->export != NULL) {
-      log_info ("stopping the export of %s: the source stays authoritative",
-                output_path (s));
-      export_stop (rx->export);
-      rx->export = NULL;
-    }
-    return;
-  }
-  events_done (&rx->events, s->peer, output_path (s), s->data_bytes,
+  env->hooks->recorded (env->opaque, env->record->state, NULL, 0);
+  if (!flipped)
+    return;             /* a sender may still resume into it */
+  events_done (env->events, s->peer, output_path (s), s->data_bytes,
                s->zero_bytes, (time_monotonic_ns () - s->started_ns) / 1e9);
-  if (rx->export != NULL) {
-    /* The image is the guest's disk now: no later sender may write to
-     * it.  The export's child watcher keeps the loop, and stm-recv,
-     * running until nbdkit ends or a signal stops both. */
-    session_end (s, "migration final and exported", CLOSE_AFTER_FLUSH);
-    listener_stop (rx->listener);
-    rx->finishing = true;
-    rx->exit_status = 0;
-    return;
-  }
-  if (rx->opts->once) {
-    session_end (s, "migration final", CLOSE_AFTER_FLUSH);
-    receiver_finish (rx, 0);
-  }
+  /* The image is the guest's disk now: this sender has nothing more to
+   * say, and the receiver decides what follows (its ended hook). */
+  session_end (s, "migration final", CLOSE_AFTER_FLUSH, SESSION_FINAL);
 }
 
 /* ERROR or ABORT from the sender: report it and end this session. */
@@ -648,12 +622,12 @@ static void
 handle_peer_error (struct session *s, bool is_abort, uint32_t code,
                    uint32_t text_len, const char *text)
 {
-  struct receiver *rx = s->rx;
+  const struct session_env *env = s->env;
   bool was_active = s->state == SESSION_ACTIVE;
   char reason[WIRE_MAX_TEXT + 64];
 
   if (is_abort) {
-    events_error (&rx->events, s->peer, WIRE_ERR_ABORTED,
+    events_error (env->events, s->peer, WIRE_ERR_ABORTED,
                   "the sender aborted the migration into %s (%s): %.*s",
                   output_path (s), wire_error_code_name (code),
                   (int) text_len, text);
@@ -661,20 +635,18 @@ handle_peer_error (struct session *s, bool is_abort, uint32_t code,
               (int) text_len, text);
   }
   else {
-    events_error (&rx->events, s->peer, code,
+    events_error (env->events, s->peer, code,
                   "the sender reported an error (%s) migrating into %s: %.*s",
                   wire_error_code_name (code), output_path (s),
                   (int) text_len, text);
     snprintf (reason, sizeof reason, "error from the sender: %.*s",
               (int) text_len, text);
   }
-  session_end (s, reason, CLOSE_NOW);
-
-  /* A --once run has nothing more to wait for once its sender gave up on
-   * purpose; after an error a restarted sender may still resume.  An ABORT
-   * from a connection that never said HELLO is not that sender's. */
-  if (is_abort && was_active && rx->opts->once)
-    receiver_finish (rx, 1);
+  /* An ABORT is the sender giving up on purpose; after an ERROR a
+   * restarted sender may still resume.  An ABORT from a connection that
+   * never said HELLO is not the sender's: it ends like a closed one. */
+  session_end (s, reason, CLOSE_NOW,
+               !is_abort ? SESSION_FAILED : was_active ? SESSION_ABORTED : SESSION_CLOSED);
 }
 
 static void
@@ -768,7 +740,7 @@ on_close (struct stm_conn *conn, const char *reason, void *opaque)
 {
   struct session *s = opaque;
 
-  session_end (s, reason, CLOSED_BY_TRANSPORT);
+  session_end (s, reason, CLOSED_BY_TRANSPORT, SESSION_CLOSED);
 }
 
 static void
@@ -796,7 +768,7 @@ on_timer (struct ev_loop *loop, ev_timer *w, int revents)
     snprintf (reason, sizeof reason,
               "the TLS handshake did not complete within %.0f seconds",
               HELLO_TIMEOUT_S);
-    session_end (s, reason, CLOSE_NOW);
+    session_end (s, reason, CLOSE_NOW, SESSION_CLOSED);
   }
   else
     fail (s, WIRE_ERR_PROTOCOL, "no HELLO within %.0f seconds", HELLO_TIMEOUT_S);
@@ -810,7 +782,7 @@ static const struct stm_conn_callbacks session_callbacks = {
 };
 
 struct session *
-session_new (struct receiver *rx, int fd, const char *peer)
+session_new (const struct session_env *env, int fd, const char *peer)
 {
   struct session *s;
 
@@ -818,31 +790,31 @@ session_new (struct receiver *rx, int fd, const char *peer)
   if (s == NULL) {
     log_error ("%s: cannot start a session: %m", peer);
     close (fd);
-    events_disconnected (&rx->events, peer, "out of memory");
+    events_disconnected (env->events, peer, "out of memory");
     return NULL;
   }
-  s->rx = rx;
+  s->env = env;
   snprintf (s->peer, sizeof s->peer, "%s", peer);
   s->state = SESSION_HANDSHAKE;
   s->started_ns = time_monotonic_ns ();
   s->last_message_ns = s->started_ns;
 
-  s->conn = stm_conn_new (rx->loop, fd, rx->creds, true, s->peer,
+  s->conn = stm_conn_new (env->loop, fd, env->creds, true, s->peer,
                           &session_callbacks, s);
   if (s->conn == NULL) {
     /* stm_conn_new took the fd and reported why. */
-    events_disconnected (&rx->events, peer, "cannot start the connection");
+    events_disconnected (env->events, peer, "cannot start the connection");
     free (s);
     return NULL;
   }
   stm_conn_set_water_marks (s->conn, OUTPUT_LOW_WATER, OUTPUT_HIGH_WATER);
-  stm_conn_count_in (s->conn, &rx->live_connections);
+  stm_conn_count_in (s->conn, env->live_connections);
   stm_conn_set_linger_timeout (s->conn, PRE_HELLO_LINGER_S);
   /* Nothing is written before HELLO: refuse DATA/ZERO until then. */
   stm_conn_set_image_size (s->conn, 0);
 
   ev_timer_init (&s->timer, on_timer, HELLO_TIMEOUT_S, 0.);
   s->timer.data = s;
-  ev_timer_start (rx->loop, &s->timer);
+  ev_timer_start (env->loop, &s->timer);
   return s;
 }

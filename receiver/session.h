@@ -6,8 +6,9 @@
  * is active (ERROR busy), the output holds this migration at another size
  * or holds another migration (ERROR mismatch, unless --force).  The active
  * session writes DATA and ZERO into the output as they arrive, answers SYNC
- * with DURABLE after fdatasync and COMMIT with COMMITTED, in both cases
- * after storing the new durable position in the state file.  Messages are
+ * with DURABLE after fdatasync, COMMIT with COMMITTED (prepared) and
+ * OUTCOME with RECORDED (final or superseded), each after storing the new
+ * record in the state file.  Messages are
  * handled synchronously, inside the transport's callback, so while a write
  * is in progress nothing more is read and TCP back-pressure paces the
  * sender.
@@ -27,18 +28,71 @@
 #define STM_RECEIVER_SESSION_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-struct receiver;
+#include <ev.h>
+
+#include "wire.h"
+
+struct events;
+struct image_writer;
+struct migration_record;
+struct receiver_options;
 struct session;
+struct state_file;
+struct tls_creds;
 
 /* Room for "[IPv6 address]:port". */
 #define SESSION_PEER_MAX 80
 
+/* How a session ended, for the receiver's policy (session_hooks.ended). */
+enum session_end_cause {
+  SESSION_CLOSED,        /* the connection closed, or the receiver closed it */
+  SESSION_FAILED,        /* the session failed and sent ERROR */
+  SESSION_ABORTED,       /* the active sender sent ABORT: it gave up */
+  SESSION_FINAL,         /* the migration became final; nothing more to do */
+};
+
+/* What a session tells the receiver that owns it.  Sessions never decide
+ * what the receiver does next (whether it exits, serves the image, keeps
+ * listening): they report, and the receiver's hooks decide, in one place
+ * (receiver.c). */
+struct session_hooks {
+  /* HELLO was accepted: s is the active sender from now on. */
+  void (*activated) (void *opaque, struct session *s);
+  /* The destination was durably recorded in state: PREPARED (COMMIT;
+   * uri gets the URI of an NBD server for the image, "" for none),
+   * FINAL or SUPERSEDED (OUTCOME; uri is NULL). */
+  void (*recorded) (void *opaque, enum wire_dest_state state,
+                    char *uri, size_t uri_len);
+  /* s ended (the connection is closed or being flushed) and is freed
+   * right after this returns. */
+  void (*ended) (void *opaque, struct session *s, bool was_active,
+                 enum session_end_cause cause);
+};
+
+/* What every session of one receiver shares.  The receiver owns all of
+ * it; sessions change the output, the state file and the record (always
+ * storing the record before acknowledging anything) and read the rest. */
+struct session_env {
+  struct ev_loop *loop;
+  const struct receiver_options *opts;
+  const struct events *events;
+  struct tls_creds *creds;
+  struct image_writer *image;
+  struct state_file *state;
+  struct migration_record *record;       /* the migration the output holds */
+  struct session *const *active;         /* the active sender, or NULL */
+  unsigned *live_connections;            /* see stm_conn_count_in */
+  const struct session_hooks *hooks;
+  void *opaque;                          /* for the hooks */
+};
+
 /* Start a session on an accepted socket (ownership of fd passes to the
  * session, even on failure).  peer names the other end in messages.
  * NULL after the failure was reported. */
-struct session *session_new (struct receiver *rx, int fd, const char *peer);
+struct session *session_new (const struct session_env *env, int fd, const char *peer);
 
 /* Close at once (the receiver is shutting down); reason is logged. */
 void session_close (struct session *s, const char *reason);

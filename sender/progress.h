@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "progress_line.h"
+
 struct progress {
   bool json;
   bool bar;
@@ -21,16 +23,6 @@ struct progress {
 };
 
 /* The numbers behind a progress event or a bar redraw. */
-struct progress_sample {
-  uint32_t pass;
-  bool final;
-  uint64_t pass_bytes;       /* bytes this pass covers */
-  uint64_t pass_done;        /* bytes of this pass sent so far */
-  uint64_t bytes_sent;       /* cumulative for this process */
-  uint64_t dirty_bytes;      /* last known dirty bytes on the source */
-  double rate;               /* bytes/s during this pass */
-};
-
 void progress_init (struct progress *p, bool json, bool bar);
 void progress_clear (struct progress *p);
 
@@ -94,8 +86,5 @@ void progress_reconnecting (struct progress *p, const char *dest, unsigned attem
  * "new", with the receiver's durable SYNC sequence. */
 void progress_resumed (struct progress *p, const char *dest, const char *mode,
                        uint64_t durable_seq, uint64_t confirmed_bytes);
-
-/* "1.5 GiB" style, for messages. */
-void progress_format_bytes (char *buf, size_t len, double bytes);
 
 #endif /* STM_SENDER_PROGRESS_H */

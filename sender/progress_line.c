@@ -116,3 +116,18 @@ progress_terminal_width (int fd)
   }
   return PROGRESS_LINE_DEFAULT_WIDTH;
 }
+
+void
+progress_format_bytes (char *buf, size_t len, double bytes)
+{
+  static const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+  unsigned u = 0;
+  while (bytes >= 1024 && u < sizeof units / sizeof units[0] - 1) {
+    bytes /= 1024;
+    u++;
+  }
+  if (u == 0)
+    snprintf (buf, len, "%.0f %s", bytes, units[u]);
+  else
+    snprintf (buf, len, "%.1f %s", bytes, units[u]);
+}

@@ -1,6 +1,7 @@
 /* stm-send: the progress bar's line, fitted to the terminal's width.
  *
- * Pure formatting, apart from progress_terminal_width: the caller passes
+ * Pure formatting (the line, and byte counts in words), apart from
+ * progress_terminal_width: the caller passes
  * the width, so that what is dropped at which width can be tested.  The
  * fields, from the most to the least important: the pass (and whether it
  * is the final one), the percentage, the rate, the ETA, the dirty bytes
@@ -12,9 +13,20 @@
 #ifndef STM_SENDER_PROGRESS_LINE_H
 #define STM_SENDER_PROGRESS_LINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
-#include "progress.h"
+/* Where a pass stands, for the bar and for progress events. */
+struct progress_sample {
+  uint32_t pass;
+  bool final;
+  uint64_t pass_bytes;       /* bytes this pass covers */
+  uint64_t pass_done;        /* bytes of this pass sent so far */
+  uint64_t bytes_sent;       /* cumulative for this process */
+  uint64_t dirty_bytes;      /* last known dirty bytes on the source */
+  double rate;               /* bytes/s during this pass */
+};
 
 #define PROGRESS_LINE_BAR_MAX 30
 #define PROGRESS_LINE_BAR_MIN 10
@@ -30,5 +42,8 @@ size_t progress_format_line (char *buf, size_t len, const struct progress_sample
  * PROGRESS_LINE_DEFAULT_WIDTH.  Asked at each redraw, so that a resized
  * terminal is followed without a SIGWINCH handler. */
 unsigned progress_terminal_width (int fd);
+
+/* "1.5 GiB" style, for messages. */
+void progress_format_bytes (char *buf, size_t len, double bytes);
 
 #endif /* STM_SENDER_PROGRESS_LINE_H */

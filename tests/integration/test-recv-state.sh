@@ -12,7 +12,8 @@
 #  - a committed output is only prepared: it answers its migration
 #    PREPARED, and a COMMIT sent again (a sender that lost COMMITTED)
 #    answers COMMITTED again; OUTCOME flipped makes it final (RECORDED
-#    final, HELLO answered FINAL, writes refused), and an OUTCOME that
+#    final, then the session ends; HELLO answered FINAL, the same OUTCOME
+#    again answered final, writes refused), and an OUTCOME that
 #    contradicts the record is refused;
 #  - a HELLO of another migration gets ERROR mismatch naming --force, and
 #    the receiver keeps serving; restarted with --force it accepts it;
@@ -211,9 +212,15 @@ c.send(hello(X, SIZE))
 c.expect_reply(2, 2)
 c.send(outcome(2, FLIPPED))
 c.expect_recorded(2, FINAL)
+# A final migration leaves its sender nothing to say: the session ends.
+c.expect_closed()
+# A sender that lost RECORDED says it again, and hears final again.
+c = Conn(port)
+c.send(hello(X, SIZE))
+c.expect_reply(3, 2)
 c.send(outcome(2, FLIPPED))
 c.expect_recorded(2, FINAL)
-c.close()
+c.expect_closed()
 c = Conn(port)
 c.send(hello(X, SIZE))
 c.expect_reply(3, 2)

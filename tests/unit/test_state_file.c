@@ -408,6 +408,51 @@ test_record_life (void **state)
   assert_int_equal (r.durable_seq, 4);
 }
 
+/* The whole judgement of a HELLO, in the order it is made. */
+static void
+test_judge_hello (void **state)
+{
+  struct migration_record r;
+  struct wire_hello h;
+
+  sample_record (&r);
+  hello_for (&r, &h);
+  /* Busy comes first, whatever the HELLO says. */
+  assert_int_equal (migration_record_judge_hello (&r, &h, true, true), HELLO_REFUSE_BUSY);
+  assert_int_equal (migration_record_judge_hello (&r, &h, false, false), HELLO_ACCEPT_RESUME);
+  /* Malformed: refused even with --force. */
+  h.features = 1;
+  assert_int_equal (migration_record_judge_hello (&r, &h, false, true), HELLO_REFUSE_FEATURES);
+  h.features = 0;
+  h.block_size = 65537;
+  assert_int_equal (migration_record_judge_hello (&r, &h, false, true), HELLO_REFUSE_GEOMETRY);
+  h.block_size = 2048;
+  assert_int_equal (migration_record_judge_hello (&r, &h, false, true), HELLO_REFUSE_GEOMETRY);
+  hello_for (&r, &h);
+  h.image_size = (uint64_t) INT64_MAX + 1;
+  assert_int_equal (migration_record_judge_hello (&r, &h, false, true), HELLO_REFUSE_GEOMETRY);
+  /* Another size of this migration, or another migration: refused, or
+   * forced over with --force. */
+  hello_for (&r, &h);
+  h.image_size += 4096;
+  assert_int_equal (migration_record_judge_hello (&r, &h, false, false), HELLO_REFUSE_MISMATCH);
+  assert_int_equal (migration_record_judge_hello (&r, &h, false, true), HELLO_ACCEPT_FORCED);
+  hello_for (&r, &h);
+  h.migration_id[0] ^= 1;
+  assert_int_equal (migration_record_judge_hello (&r, &h, false, false), HELLO_REFUSE_OTHER);
+  assert_int_equal (migration_record_judge_hello (&r, &h, false, true), HELLO_ACCEPT_FORCED);
+  /* Nothing held: new, --force or not. */
+  migration_record_init (&r);
+  assert_int_equal (migration_record_judge_hello (&r, &h, false, false), HELLO_ACCEPT_NEW);
+  assert_int_equal (migration_record_judge_hello (&r, &h, false, true), HELLO_ACCEPT_NEW);
+  /* A final migration comes back: resumed, and answered final. */
+  sample_record (&r);
+  r.state = WIRE_STATE_FINAL;
+  hello_for (&r, &h);
+  assert_int_equal (migration_record_judge_hello (&r, &h, false, false), HELLO_ACCEPT_RESUME);
+  assert_int_equal (migration_record_hello_mode (&r), WIRE_MODE_FINAL);
+}
+
 /* The second phase: what OUTCOME may do to each state. */
 static void
 test_record_outcome (void **state)
@@ -470,6 +515,7 @@ main (void)
     cmocka_unit_test (test_decide),
     cmocka_unit_test (test_record_life),
     cmocka_unit_test (test_record_outcome),
+    cmocka_unit_test (test_judge_hello),
   };
 
   return cmocka_run_group_tests (tests, NULL, NULL);
