@@ -120,78 +120,37 @@ send_msg (struct migration *m, const uint8_t *frame, size_t len)
 uint64_t
 migration_send_sync (struct migration *m, bool ends_pass, bool commit)
 {
-  if (m->nsyncs == m->syncs_cap) {
-    size_t cap = m->syncs_cap ? 2 * m->syncs_cap : 8;
-    struct pending_sync *p = realloc (m->syncs, cap * sizeof *p);
-    if (p == NULL) {
-      cutover_fail (m, "out of memory");
-      return 0;
-    }
-    m->syncs = p;
-    m->syncs_cap = cap;
+  uint64_t seq = sync_ledger_cut (&m->ledger, m->size, m->block, ends_pass,
+                                  time_monotonic_ns ());
+  if (seq == 0) {
+    cutover_fail (m, "out of memory");
+    return 0;
   }
-
-  /* CONFIRM needs block-aligned ranges (or ending at the image size).  The
-   * ranges end at extent ends, which are aligned, except possibly the
-   * last, where a pass stopped mid-extent for a SYNC within the pass with
-   * blocks larger than a chunk.  That unaligned tail stays for the next
-   * SYNC, which covers it too since it was sent before. */
-  struct pending_sync *s = &m->syncs[m->nsyncs];
-  struct extent_list leftover = EXTENT_LIST_INIT;
-  memset (s, 0, sizeof *s);
-  for (size_t i = 0; i < m->unsynced.len; i++) {
-    uint64_t start = m->unsynced.items[i].offset;
-    uint64_t end = start + m->unsynced.items[i].length;
-    uint64_t aligned = end == m->size ? end : end & ~(uint64_t) (m->block - 1);
-    if (aligned < start)
-      aligned = start;
-    if (extent_list_append (&s->ranges, start, aligned - start) == -1 ||
-        extent_list_append (&leftover, aligned, end - aligned) == -1) {
-      extent_list_free (&s->ranges);
-      extent_list_free (&leftover);
-      cutover_fail (m, "out of memory");
-      return 0;
-    }
-  }
-  extent_list_free (&m->unsynced);
-  m->unsynced = leftover;
-  m->bytes_since_sync = 0;
-
-  s->seq = ++m->next_seq;
-  s->ends_pass = ends_pass;
-  s->sent_ns = time_monotonic_ns ();
-  m->last_sync_ns = s->sent_ns;
-  m->nsyncs++;
-
   uint8_t frame[WIRE_ENCODE_MAX];
-  size_t len = commit ? wire_encode_commit (frame, s->seq)
-                      : wire_encode_sync (frame, s->seq);
+  size_t len = commit ? wire_encode_commit (frame, seq) : wire_encode_sync (frame, seq);
   if (send_msg (m, frame, len) == -1)
     return 0;
-  return s->seq;
+  return seq;
 }
 
 int
 migration_confirm_up_to (struct migration *m, uint64_t seq)
 {
-  size_t done = 0;
+  size_t n = sync_ledger_count_up_to (&m->ledger, seq), done = 0;
   int r = 0;
-  while (done < m->nsyncs && m->syncs[done].seq <= seq) {
-    struct pending_sync *s = &m->syncs[done];
+  while (done < n) {
+    const struct pending_sync *s = &m->ledger.pending[done];
+    done++;
     if (control_confirm_ranges (m->control, s->ranges.items, s->ranges.len) == -1) {
       char where[64];
       cutover_fail (m, "cannot confirm durable data to the filter at %s %s: %s",
                     m->opts->control_path, migration_where (m, where, sizeof where),
                     control_client_error (m->control));
       r = -1;
-    }
-    extent_list_free (&s->ranges);
-    done++;
-    if (r == -1)
       break;
+    }
   }
-  memmove (m->syncs, m->syncs + done, (m->nsyncs - done) * sizeof *m->syncs);
-  m->nsyncs -= done;
+  sync_ledger_retire (&m->ledger, done);
   return r;
 }
 
@@ -433,12 +392,12 @@ source_result_unwanted (struct migration *m)
  * done for this pass, and unsynced until the receiver says it is durable.
  * -1 after failing the migration. */
 static int
-note_range_sent (struct migration *m, uint64_t offset, uint64_t length)
+note_range_sent (struct migration *m, uint64_t offset, uint64_t length, bool data)
 {
   m->last_activity_ns = time_monotonic_ns ();
   m->pass_done += length;
   m->bytes_sent += length;
-  if (extent_list_append (&m->unsynced, offset, length) == -1) {
+  if (sync_ledger_note_sent (&m->ledger, offset, length, data) == -1) {
     cutover_fail (m, "out of memory");
     return -1;
   }
@@ -467,14 +426,15 @@ send_extent_parts (struct migration *m, uint64_t offset, uint64_t length,
     uint64_t to = e->offset + e->length < end ? e->offset + e->length : end;
     uint64_t n = to - from;
     int r;
-    if (buf == NULL || all_zero (buf + (from - offset), n))
+    bool data = buf != NULL && !all_zero (buf + (from - offset), n);
+    if (!data)
       r = send_with_payload (m, frame, wire_encode_zero (frame, from, n), NULL, 0);
     else {
       r = send_with_payload (m, frame, wire_encode_data_header (frame, from, n),
                              buf + (from - offset), n);
       data_bytes += n;
     }
-    if (r == -1 || note_range_sent (m, from, n) == -1)
+    if (r == -1 || note_range_sent (m, from, n, data) == -1)
       return -1;
     if (to == e->offset + e->length) {
       m->send_index++;
@@ -502,16 +462,13 @@ on_read (void *opaque, uint64_t offset, uint32_t length, const void *buf, int er
 
   /* Data counts towards the bytes that call for a SYNC within a pass;
    * zeroes cost the receiver no writing. */
-  int64_t sent = send_extent_parts (m, offset, length, buf);
-  if (sent == -1)
+  if (send_extent_parts (m, offset, length, buf) == -1)
     return;
-  m->bytes_since_sync += (uint64_t) sent;
   /* Make progress durable every so often within a long pass; the final
    * pass is made durable by its one SYNC at the end. */
   if (!m->final_pass &&
-      (m->bytes_since_sync >= MIGRATION_SYNC_EVERY ||
-       (m->bytes_since_sync >= MIGRATION_SYNC_MIN &&
-        m->last_activity_ns - m->last_sync_ns >= MIGRATION_SYNC_INTERVAL_NS)))
+      sync_ledger_due (&m->ledger, m->last_activity_ns, MIGRATION_SYNC_EVERY,
+                       MIGRATION_SYNC_MIN, MIGRATION_SYNC_INTERVAL_NS))
     migration_send_sync (m, false, false);
 }
 
@@ -588,15 +545,15 @@ on_durable (struct migration *m, uint64_t seq)
 {
   bool pass_end = false;
   uint64_t sent_ns = 0;
-  if (seq > m->next_seq) {
+  if (seq > m->ledger.last_seq) {
     cutover_fail (m, "the receiver at %s acknowledged SYNC %" PRIu64
                   " which was never sent", m->opts->dest, seq);
     return;
   }
-  for (size_t i = 0; i < m->nsyncs && m->syncs[i].seq <= seq; i++)
-    if (m->syncs[i].ends_pass) {
+  for (size_t i = 0; i < sync_ledger_count_up_to (&m->ledger, seq); i++)
+    if (m->ledger.pending[i].ends_pass) {
       pass_end = true;
-      sent_ns = m->syncs[i].sent_ns;
+      sent_ns = m->ledger.pending[i].sent_ns;
     }
   if (migration_confirm_up_to (m, seq) == -1)
     return;
@@ -622,15 +579,6 @@ on_ready (struct stm_conn *conn, void *opaque)
   m->handshake_ns = time_monotonic_ns () - m->attach_ns;
   m->phase = PHASE_HELLO;
   send_msg (m, frame, wire_encode_hello (frame, &h));
-}
-
-/* Forget the SYNCs still waiting for DURABLE: their connection is gone. */
-static void
-drop_syncs (struct migration *m)
-{
-  for (size_t i = 0; i < m->nsyncs; i++)
-    extent_list_free (&m->syncs[i].ranges);
-  m->nsyncs = 0;
 }
 
 /* The source has flipped for this migration, but the receiver does not
@@ -717,7 +665,7 @@ on_hello_reply (struct migration *m, const struct wire_hello_reply *r)
   }
   if (r->mode == WIRE_MODE_NEW) {
     mode = "new";
-    drop_syncs (m);
+    sync_ledger_drop_pending (&m->ledger);
     ret = control_reset (m->control, m->migration_id_hex);
   }
   else if (r->mode == WIRE_MODE_RESUME || r->mode == WIRE_MODE_PREPARED) {
@@ -727,13 +675,14 @@ on_hello_reply (struct migration *m, const struct wire_hello_reply *r)
      * turns every unconfirmed block dirty again, so they are not resent.
      * A durable position beyond what this process sent belongs to an
      * earlier sender, and covers none of our SYNCs. */
-    if (r->durable_seq <= m->next_seq) {
-      for (size_t i = 0; i < m->nsyncs && m->syncs[i].seq <= r->durable_seq; i++)
-        confirmed += extent_list_total_bytes (&m->syncs[i].ranges);
+    if (r->durable_seq <= m->ledger.last_seq) {
+      confirmed = sync_ledger_bytes_of_first (&m->ledger,
+                                              sync_ledger_count_up_to (&m->ledger,
+                                                                       r->durable_seq));
       if (migration_confirm_up_to (m, r->durable_seq) == -1)
         return;
     }
-    drop_syncs (m);
+    sync_ledger_drop_pending (&m->ledger);
     ret = control_resume (m->control, m->migration_id_hex);
     if (ret == -1 && errno == ESTALE) {
       /* Another migration reset the source's tracking since this one's
@@ -746,8 +695,7 @@ on_hello_reply (struct migration *m, const struct wire_hello_reply *r)
     }
     /* Our SYNC numbers continue after what the receiver holds, and never
      * go back (a number is never reused for other data). */
-    if (r->durable_seq > m->next_seq)
-      m->next_seq = r->durable_seq;
+    sync_ledger_resume_from (&m->ledger, r->durable_seq);
   }
   else {
     cutover_fail (m, "the receiver at %s answered HELLO with an unknown mode %" PRIu32,
@@ -1145,6 +1093,7 @@ migration_run (const struct sender_options *opts)
   m->start_ns = time_monotonic_ns ();
   m->policy = (struct convergence_policy) CONVERGENCE_POLICY_INIT (opts->converge);
   m->last_activity_ns = m->start_ns;
+  sync_ledger_init (&m->ledger);
   m->loop = ev_loop_new (EVFLAG_AUTO);
   progress_init (&m->progress, opts->json, opts->progress);
   reconnect_init (m);
@@ -1198,12 +1147,9 @@ migration_run (const struct sender_options *opts)
   control_client_close (m->control);
   if (m->creds)
     tls_creds_free (m->creds);
-  for (size_t i = 0; i < m->nsyncs; i++)
-    extent_list_free (&m->syncs[i].ranges);
-  free (m->syncs);
+  sync_ledger_free (&m->ledger);
   extent_list_free (&m->extents);
   hot_blocks_free (&m->hot);
-  extent_list_free (&m->unsynced);
   ev_loop_destroy (m->loop);
   free (m);
   return status;

@@ -25,6 +25,7 @@
 #include "reconnect.h"
 #include "sender_options.h"
 #include "source_reader.h"
+#include "sync_ledger.h"
 #include "tls_transport.h"
 #include "wire.h"
 
@@ -72,15 +73,6 @@ enum migration_phase {
   PHASE_FAILED,
 };
 
-/* A SYNC (or the COMMIT) sent and not yet answered, with the ranges it
- * covers: these are confirmed to the filter when it is durable. */
-struct pending_sync {
-  uint64_t seq;
-  uint64_t sent_ns;
-  bool ends_pass;
-  struct extent_list ranges;
-};
-
 struct migration {
   const struct sender_options *opts;
   struct ev_loop *loop;
@@ -116,11 +108,7 @@ struct migration {
   bool output_blocked, rate_blocked;
 
   /* Sent ranges not yet covered by a SYNC, and SYNCs awaiting DURABLE. */
-  struct extent_list unsynced;
-  uint64_t bytes_since_sync;
-  struct pending_sync *syncs;
-  size_t nsyncs, syncs_cap;
-  uint64_t next_seq;             /* last seq used */
+  struct sync_ledger ledger;
 
   /* Measurements. */
   uint64_t start_ns;
@@ -180,7 +168,6 @@ struct migration {
   bool started;                  /* the first HELLO_REPLY has come */
   unsigned stale_reads;          /* reads of an abandoned pass still to come */
   bool flip_in_flight;           /* FLIP sent, its reply not yet read */
-  uint64_t last_sync_ns;         /* when the last SYNC was queued */
 };
 
 /* The exit status when the source is not known to be serving: it has

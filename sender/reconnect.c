@@ -97,8 +97,7 @@ abandon_pass (struct migration *m)
     ev_timer_stop (m->loop, &m->rate_timer);
     m->rate_blocked = false;
   }
-  extent_list_clear (&m->unsynced);
-  m->bytes_since_sync = 0;
+  sync_ledger_forget_unsynced (&m->ledger);
 }
 
 static void
