@@ -37,7 +37,7 @@
 #define PANEL_GAP 26
 #define AXIS_H 40
 #define NPANELS 3
-#define CHAR_W 6.6          /* average width of an 11px sans-serif character */
+#define CHAR_W 7.2          /* width of an 11px bold sans-serif character, generously */
 #define CLUSTER_PX 12       /* markers closer than this are drawn as one */
 
 static void
@@ -323,7 +323,7 @@ place_label (double lane_left[LANES], double lane_right[LANES], double x,
   double w = text_chars (text) * CHAR_W + 4;
   double left = x + 4, right = x + 4 + w;
   *anchor_end = false;
-  if (right > SVG_W - 4) {
+  if (right > SVG_W - 2) {
     *anchor_end = true;
     left = x - 4 - w;
     right = x - 4;
@@ -339,6 +339,25 @@ place_label (double lane_left[LANES], double lane_right[LANES], double x,
     }
   }
   return -1;
+}
+
+/* The x of the freeze that the cutover ending with marker last began
+ * with: the latest freeze before it on this disk, unless a called-off
+ * cutover or an earlier downtime comes between; else last's own x. */
+static double
+freeze_before (const struct report_timeline *tl, int disk, size_t last,
+               const struct xscale *xs)
+{
+  for (size_t i = last + 1; i-- > 0; ) {
+    const struct report_marker *m = &tl->markers[i];
+    if (!marker_on_disk (m, disk))
+      continue;
+    if (m->kind == REPORT_MARK_FREEZE)
+      return x_of (xs, m->t);
+    if (i != last && (m->kind == REPORT_MARK_OVERRUN || m->kind == REPORT_MARK_DOWNTIME))
+      break;
+  }
+  return x_of (xs, tl->markers[last].t);
 }
 
 static void
@@ -388,8 +407,10 @@ draw_markers (FILE *fp, const struct report_timeline *tl, int disk,
     const char *colour = marker_colour (c.kind);
     double x = c.x1;
     if (c.has_downtime) {
-      /* The time the guest was held, made visible however short. */
-      double x0 = c.has_freeze ? c.freeze_x : c.x1;
+      /* The time the guest was held, from the freeze that began it (in
+       * this cluster or before, when the final pass took a while), made
+       * visible however short. */
+      double x0 = c.has_freeze ? c.freeze_x : freeze_before (tl, disk, last, xs);
       double w = c.x1 - x0;
       if (w < 8) {
         x0 = c.x1 - 8;

@@ -48,10 +48,30 @@ progress_format_bytes (char *buf, size_t len, double bytes)
     snprintf (buf, len, "%.1f %s", bytes, units[u]);
 }
 
-static void
-emit (struct json_line *j)
+void
+progress_set_tee (struct progress *p, progress_tee_fn *tee, void *opaque)
 {
-  json_line_emit (j, stdout);
+  p->tee = tee;
+  p->tee_opaque = opaque;
+}
+
+/* Are JSON events made at all: printed (--json) or teed (--report)?
+ * What is shown to a person (log lines, the bar) depends on p->json
+ * alone, so --report changes nothing on the terminal. */
+static bool
+events_on (const struct progress *p)
+{
+  return p->json || p->tee != NULL;
+}
+
+static void
+emit (struct progress *p, struct json_line *j)
+{
+  const char *line = json_line_end (j);
+  if (p->tee != NULL)
+    p->tee (p->tee_opaque, line, strlen (line));
+  if (p->json)
+    json_line_emit (j, stdout);
 }
 
 void
@@ -59,7 +79,7 @@ progress_start (struct progress *p, const char *source, const char *dest,
                 uint64_t size, uint32_t block, const char *migration_id,
                 const char *mode)
 {
-  if (!p->json)
+  if (!events_on (p))
     return;
   struct json_line j;
   json_line_begin (&j, "start", time_unix_now ());
@@ -69,20 +89,20 @@ progress_start (struct progress *p, const char *source, const char *dest,
   json_line_add_u64 (&j, "block", block);
   json_line_add_string (&j, "migration_id", migration_id);
   json_line_add_string (&j, "mode", mode);
-  emit (&j);
+  emit (p, &j);
 }
 
 void
 progress_pass_begin (struct progress *p, uint32_t pass, uint64_t bytes, bool final)
 {
-  if (!p->json)
+  if (!events_on (p))
     return;
   struct json_line j;
   json_line_begin (&j, "pass_begin", time_unix_now ());
   json_line_add_u64 (&j, "pass", pass);
   json_line_add_u64 (&j, "bytes", bytes);
   json_line_add_bool (&j, "final", final);
-  emit (&j);
+  emit (p, &j);
 }
 
 static void
@@ -115,7 +135,7 @@ progress_update (struct progress *p, const struct progress_sample *s,
 {
   if (p->bar)
     draw_bar (p, s);
-  if (!p->json)
+  if (!events_on (p))
     return;
   if (!force && now_ns - p->last_json_ns < NS_PER_S)
     return;
@@ -128,14 +148,14 @@ progress_update (struct progress *p, const struct progress_sample *s,
   json_line_add_u64 (&j, "bytes_sent", s->bytes_sent);
   json_line_add_u64 (&j, "dirty_bytes", s->dirty_bytes);
   json_line_add_double (&j, "rate", s->rate);
-  emit (&j);
+  emit (p, &j);
 }
 
 void
 progress_pass_end (struct progress *p, const struct progress_sample *s,
                    double seconds, uint64_t predicted_ms, const char *decision)
 {
-  if (!p->json)
+  if (!events_on (p))
     return;
   struct json_line j;
   json_line_begin (&j, "pass_end", time_unix_now ());
@@ -148,40 +168,40 @@ progress_pass_end (struct progress *p, const struct progress_sample *s,
     json_line_add_u64 (&j, "predicted_ms", predicted_ms);
     json_line_add_string (&j, "decision", decision);
   }
-  emit (&j);
+  emit (p, &j);
 }
 
 void
 progress_freeze (struct progress *p, uint64_t drain_ms)
 {
-  if (!p->json)
+  if (!events_on (p))
     return;
   struct json_line j;
   json_line_begin (&j, "freeze", time_unix_now ());
   json_line_add_u64 (&j, "drain_ms", drain_ms);
-  emit (&j);
+  emit (p, &j);
 }
 
 void
 progress_commit (struct progress *p, uint64_t seq)
 {
-  if (!p->json)
+  if (!events_on (p))
     return;
   struct json_line j;
   json_line_begin (&j, "commit", time_unix_now ());
   json_line_add_u64 (&j, "seq", seq);
-  emit (&j);
+  emit (p, &j);
 }
 
 void
 progress_flip (struct progress *p, const char *mode)
 {
-  if (!p->json)
+  if (!events_on (p))
     return;
   struct json_line j;
   json_line_begin (&j, "flip", time_unix_now ());
   json_line_add_string (&j, "mode", mode);
-  emit (&j);
+  emit (p, &j);
 }
 
 void
@@ -189,7 +209,7 @@ progress_done (struct progress *p, uint64_t bytes_sent, uint32_t passes,
                uint64_t downtime_ms, double seconds, const char *destination)
 {
   progress_clear (p);
-  if (p->json) {
+  if (events_on (p)) {
     struct json_line j;
     json_line_begin (&j, "done", time_unix_now ());
     json_line_add_u64 (&j, "bytes_sent", bytes_sent);
@@ -197,8 +217,9 @@ progress_done (struct progress *p, uint64_t bytes_sent, uint32_t passes,
     json_line_add_u64 (&j, "downtime_ms", downtime_ms);
     json_line_add_double (&j, "seconds", seconds);
     json_line_add_string (&j, "destination", destination);
-    emit (&j);
-    return;
+    emit (p, &j);
+    if (p->json)
+      return;
   }
   if (passes == 0) {
     /* A run that found the source already flipped copied nothing. */
@@ -218,13 +239,13 @@ void
 progress_error (struct progress *p, const char *message, const char *source_state)
 {
   progress_clear (p);
-  if (!p->json)
+  if (!events_on (p))
     return;
   struct json_line j;
   json_line_begin (&j, "error", time_unix_now ());
   json_line_add_string (&j, "message", message);
   json_line_add_string (&j, "source_state", source_state);
-  emit (&j);
+  emit (p, &j);
 }
 
 void
@@ -233,7 +254,7 @@ progress_reconnecting (struct progress *p, const char *dest, unsigned attempt,
                        const char *source_state)
 {
   progress_clear (p);
-  if (p->json) {
+  if (events_on (p)) {
     struct json_line j;
     json_line_begin (&j, "reconnecting", time_unix_now ());
     json_line_add_string (&j, "dest", dest);
@@ -242,7 +263,7 @@ progress_reconnecting (struct progress *p, const char *dest, unsigned attempt,
     json_line_add_u64 (&j, "retry_in_ms", retry_in_ms);
     json_line_add_double (&j, "deadline", deadline);
     json_line_add_string (&j, "source_state", source_state);
-    emit (&j);
+    emit (p, &j);
   }
   double left = deadline - time_unix_now ();
   if (attempt <= 1)
@@ -260,14 +281,14 @@ progress_resumed (struct progress *p, const char *dest, const char *mode,
                   uint64_t durable_seq, uint64_t confirmed_bytes)
 {
   progress_clear (p);
-  if (p->json) {
+  if (events_on (p)) {
     struct json_line j;
     json_line_begin (&j, "resumed", time_unix_now ());
     json_line_add_string (&j, "dest", dest);
     json_line_add_string (&j, "mode", mode);
     json_line_add_u64 (&j, "durable_seq", durable_seq);
     json_line_add_u64 (&j, "confirmed_bytes", confirmed_bytes);
-    emit (&j);
+    emit (p, &j);
   }
   if (strcmp (mode, "resume") == 0)
     log_info ("reconnected to the receiver at %s: resuming from durable sync %"
@@ -282,14 +303,15 @@ progress_throttle (struct progress *p, uint64_t bytes_per_second,
                    uint64_t dirty_bytes, uint64_t throughput)
 {
   progress_clear (p);
-  if (p->json) {
+  if (events_on (p)) {
     struct json_line j;
     json_line_begin (&j, "throttle", time_unix_now ());
     json_line_add_u64 (&j, "bytes_per_second", bytes_per_second);
     json_line_add_u64 (&j, "dirty_bytes", dirty_bytes);
     json_line_add_u64 (&j, "throughput", throughput);
-    emit (&j);
-    return;
+    emit (p, &j);
+    if (p->json)
+      return;
   }
   char rate[32], dirty[32], copy[32];
   progress_format_bytes (rate, sizeof rate, (double) bytes_per_second);
@@ -307,7 +329,7 @@ progress_downtime (struct progress *p, uint64_t downtime_us,
                    uint64_t predicted_us, bool forced,
                    uint64_t freeze_us, uint64_t preflush_ms)
 {
-  if (!p->json)
+  if (!events_on (p))
     return;
   struct json_line j;
   json_line_begin (&j, "downtime", time_unix_now ());
@@ -316,7 +338,7 @@ progress_downtime (struct progress *p, uint64_t downtime_us,
   json_line_add_bool (&j, "forced", forced);
   json_line_add_double (&j, "freeze_ms", freeze_us / 1000.0);
   json_line_add_u64 (&j, "preflush_ms", preflush_ms);
-  emit (&j);
+  emit (p, &j);
 }
 
 void
@@ -324,7 +346,7 @@ progress_cutover_overrun (struct progress *p, uint32_t attempt, uint64_t held_us
                           uint64_t predicted_us, uint64_t sent_bytes,
                           uint64_t pass_bytes, uint64_t max_downtime_us)
 {
-  if (p->json) {
+  if (events_on (p)) {
     struct json_line j;
     json_line_begin (&j, "cutover_overrun", time_unix_now ());
     json_line_add_u64 (&j, "attempt", attempt);
@@ -333,8 +355,9 @@ progress_cutover_overrun (struct progress *p, uint32_t attempt, uint64_t held_us
     json_line_add_double (&j, "max_downtime_ms", max_downtime_us / 1000.0);
     json_line_add_u64 (&j, "sent_bytes", sent_bytes);
     json_line_add_u64 (&j, "pass_bytes", pass_bytes);
-    emit (&j);
-    return;
+    emit (p, &j);
+    if (p->json)
+      return;
   }
   char sent[32], total[32];
   progress_format_bytes (sent, sizeof sent, (double) sent_bytes);
@@ -351,12 +374,12 @@ void
 progress_hot_blocks (struct progress *p, uint32_t pass, uint64_t skipped,
                      uint64_t deferred)
 {
-  if (!p->json)
+  if (!events_on (p))
     return;
   struct json_line j;
   json_line_begin (&j, "hot_blocks", time_unix_now ());
   json_line_add_u64 (&j, "pass", pass);
   json_line_add_u64 (&j, "skipped_bytes", skipped);
   json_line_add_u64 (&j, "deferred_bytes", deferred);
-  emit (&j);
+  emit (p, &j);
 }
