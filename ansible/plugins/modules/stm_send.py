@@ -139,8 +139,8 @@ options:
     description:
       - A path on the source host where C(stm-send) writes, when it ends in
         success or failure, a self-contained HTML page picturing the
-        migration (C(--report)): a timeline of throughput, dirty and sent
-        bytes over the passes, the cutover and its downtime, and the
+        migration (C(--report)), with a timeline of throughput, dirty and
+        sent bytes over the passes, the cutover and its downtime, and the
         outcome. A page that cannot be written is a warning in the
         module's stderr, not a failure of the migration.
     type: path
