@@ -444,9 +444,11 @@ draw_markers (FILE *fp, const struct report_timeline *tl, int disk,
   }
 }
 
+/* The passes: their bands (labels false), or their labels, drawn last
+ * so that no marker line crosses them. */
 static void
 draw_passes (FILE *fp, const struct report_timeline *tl, const struct xscale *xs,
-             double row_top, double plot_top, double plot_bottom)
+             double row_top, double plot_top, double plot_bottom, bool labels)
 {
   double label_right = -1;
 
@@ -456,8 +458,11 @@ draw_passes (FILE *fp, const struct report_timeline *tl, const struct xscale *xs
     double x0 = x_of (xs, p->t_begin), x1 = x_of (xs, t_end);
     double w = x1 - x0 < 1 ? 1 : x1 - x0;
     const char *cls = p->final ? "band final" : (i % 2 ? "band odd" : "band even");
-    fprintf (fp, "<rect class=\"%s\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"/>\n",
-             cls, x0, plot_top, w, plot_bottom - plot_top);
+    if (!labels) {
+      fprintf (fp, "<rect class=\"%s\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"/>\n",
+               cls, x0, plot_top, w, plot_bottom - plot_top);
+      continue;
+    }
     /* The pass number over its band, in the longest form that fits; a
      * pass too short for any is still in the passes table. */
     char text[32];
@@ -532,7 +537,7 @@ draw_chart (FILE *fp, const struct report_timeline *tl, int disk,
   fprintf (fp, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%.0f\" "
            "viewBox=\"0 0 %d %.0f\" role=\"img\" aria-label=\"migration timeline\">\n",
            SVG_W, height, SVG_W, height);
-  draw_passes (fp, tl, &xs, pass_row, plot_top, plot_bottom);
+  draw_passes (fp, tl, &xs, pass_row, plot_top, plot_bottom, false);
   for (int k = 0; k < NPANELS; k++) {
     draw_panel_frame (fp, &panels[k], &xs, x_step, k == NPANELS - 1);
     fprintf (fp, "<text class=\"ptitle\" x=\"%d\" y=\"%.1f\" fill=\"%s\">%s</text>\n",
@@ -551,6 +556,7 @@ draw_chart (FILE *fp, const struct report_timeline *tl, int disk,
              "no progress events</text>\n",
              MARGIN_L + PLOT_W / 2, panels[0].top + PANEL_H / 2.0);
   draw_markers (fp, tl, disk, &xs, lanes_top, plot_top, plot_bottom);
+  draw_passes (fp, tl, &xs, pass_row, plot_top, plot_bottom, true);
   fprintf (fp, "<text class=\"axis\" x=\"%d\" y=\"%.1f\" text-anchor=\"middle\">"
            "time since the first event (s)</text>\n",
            MARGIN_L + PLOT_W / 2, plot_bottom + 34);
@@ -588,6 +594,9 @@ static const char style[] =
   "svg .axis{font-size:12px;fill:#333}\n"
   "svg .ptitle{font-size:12px;font-weight:600}\n"
   "svg .mark{font-size:11px;font-weight:600}\n"
+  /* A white halo keeps labels readable where a marker line crosses. */
+  "svg .mark,svg .pass{paint-order:stroke;stroke:#fff;stroke-width:3px;"
+  "stroke-linejoin:round}\n"
   "svg .pass{font-size:11px;fill:#445}\n"
   "svg .pass.final{fill:#a34400;font-weight:600}\n"
   "svg .band.even{fill:#eef2f7}svg .band.odd{fill:#f8f9fb}"

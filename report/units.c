@@ -34,10 +34,16 @@ report_format_duration (char *buf, size_t len, double s)
     snprintf (buf, len, "%.0f ms", s * 1000);
   else if (s < 60)
     snprintf (buf, len, "%.1f s", s);
-  else if (s < 3600)
-    snprintf (buf, len, "%.0f min %.0f s", floor (s / 60), fmod (s, 60));
-  else
-    snprintf (buf, len, "%.0f h %.0f min", floor (s / 3600), floor (fmod (s, 3600) / 60));
+  else if (s < 3600) {
+    /* Whole seconds first, so that 119.7 s reads "2 min 0 s", not
+     * "1 min 60 s". */
+    double whole = round (s);
+    snprintf (buf, len, "%.0f min %.0f s", floor (whole / 60), fmod (whole, 60));
+  }
+  else {
+    double minutes = floor (s / 60);
+    snprintf (buf, len, "%.0f h %.0f min", floor (minutes / 60), fmod (minutes, 60));
+  }
 }
 
 struct report_unit

@@ -26,6 +26,7 @@
 #include "render.h"
 #include "report_sink.h"
 #include "timeline.h"
+#include "units.h"
 
 static const char *const migration[] = {
   "{\"event\":\"start\",\"ts\":1000.000,\"source\":\"nbd+unix:///?socket=/s.sock\","
@@ -435,6 +436,36 @@ test_sink (void **state)
   }
 }
 
+/* The numbers as the page writes them, and the axes' steps. */
+static void
+test_units (void **state)
+{
+  char b[32];
+  report_format_bytes (b, sizeof b, 0);
+  assert_string_equal (b, "0 B");
+  report_format_bytes (b, sizeof b, 1023);
+  assert_string_equal (b, "1023 B");
+  report_format_bytes (b, sizeof b, 1536);
+  assert_string_equal (b, "1.5 KiB");
+  report_format_bytes (b, sizeof b, 10737418240.0);
+  assert_string_equal (b, "10.0 GiB");
+  report_format_duration (b, sizeof b, 0.85);
+  assert_string_equal (b, "850 ms");
+  report_format_duration (b, sizeof b, 12.34);
+  assert_string_equal (b, "12.3 s");
+  report_format_duration (b, sizeof b, 119.7);
+  assert_string_equal (b, "2 min 0 s");
+  report_format_duration (b, sizeof b, 7325);
+  assert_string_equal (b, "2 h 2 min");
+  assert_string_equal (report_unit_for (1023).name, "B");
+  assert_string_equal (report_unit_for (1024).name, "KiB");
+  assert_true (report_unit_for (3 * 1048576.0).scale == 1048576.0);
+  assert_true (report_nice_step (95, 4) == 50);
+  assert_true (fabs (report_nice_step (3.3, 10) - 0.5) < 1e-12);
+  assert_true (report_nice_step (0, 4) == 1);
+  assert_true (report_nice_step (NAN, 4) == 1);
+}
+
 int
 main (void)
 {
@@ -448,6 +479,7 @@ main (void)
     cmocka_unit_test (test_marker_bound_keeps_cutover),
     cmocka_unit_test (test_labels_do_not_overlap),
     cmocka_unit_test (test_sink),
+    cmocka_unit_test (test_units),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
