@@ -509,7 +509,9 @@ static void
 draw_chart (FILE *fp, const struct report_timeline *tl, int disk,
             const struct report_disk *d)
 {
-  struct xscale xs = { tl->t_end > 1e-3 ? tl->t_end : 1e-3 };
+  /* At least 10 ms, so that the ticks of a run with one event still
+   * read as distinct times (at most three decimals). */
+  struct xscale xs = { tl->t_end > 0.01 ? tl->t_end : 0.01 };
   double x_step = report_nice_step (xs.t_max, 10);
   double lanes_top = 6;
   double pass_row = lanes_top + LANES * LANE_H;
@@ -893,8 +895,8 @@ notes (FILE *fp, const struct report_timeline *tl)
 int
 report_render (const struct report_timeline *tl, FILE *fp)
 {
-  const char *src = tl->have_start ? tl->source : "?";
-  const char *dst = tl->have_start ? tl->dest : "?";
+  const char *src = tl->source;
+  const char *dst = tl->dest;
 
   fputs ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
          "<title>stm migration ", fp);
@@ -902,9 +904,15 @@ report_render (const struct report_timeline *tl, FILE *fp)
   fprintf (fp, "</title>\n<style>\n%s</style>\n</head>\n<body>\n", style);
 
   fputs ("<h1>stm migration: ", fp);
-  put_escaped (fp, src);
-  fputs (" \xe2\x86\x92 ", fp);
-  put_escaped (fp, dst);
+  if (tl->have_start) {
+    put_escaped (fp, src);
+    fputs (" \xe2\x86\x92 ", fp);
+    put_escaped (fp, dst);
+  }
+  else
+    /* stm-send says where it migrates in its start event, which a run
+     * that could not reach the source or the receiver never made. */
+    fputs ("source and destination unknown (no start event)", fp);
   fputs ("</h1>\n<p class=\"sub\">migration id ", fp);
   put_escaped (fp, tl->migration_id[0] ? tl->migration_id : "unknown");
   if (tl->have_t0) {

@@ -343,6 +343,9 @@ test_marker_bound_keeps_cutover (void **state)
   char *page = render (tl);
   assert_non_null (strstr (page, "cutover: downtime 30.0 ms"));
   assert_non_null (strstr (page, "Not shown:"));
+  /* No start event: the title says so rather than inventing names. */
+  assert_non_null (strstr (page, "<h1>stm migration: source and destination unknown "
+                           "(no start event)</h1>"));
   free (page);
   report_timeline_free (tl);
 }
