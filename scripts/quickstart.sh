@@ -54,6 +54,10 @@ packages=(
     fio socat perl qemu-utils ansible-core
     clang libclang-rt-14-dev
 )
+# Only for check: test-report.sh draws the migration report in headless
+# Chromium and counts pixels of the screenshot with PIL (a font, so that
+# the page's text is drawn as a reader sees it).
+check_packages=(chromium python3-pil fonts-dejavu-core)
 
 installed () { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
@@ -108,8 +112,9 @@ build ()
 
 # The unit tests again, built with AddressSanitizer and
 # UndefinedBehaviorSanitizer in a second out-of-tree build.  Only the unit
-# tests and what they link (common, proto): the integration tests load the
-# filter into nbdkit, which does not run under the sanitizers' runtime.
+# tests and what they link (common, proto, report): the integration tests
+# load the filter into nbdkit, which does not run under the sanitizers'
+# runtime.
 check_sanitizers ()
 {
     local jobs="${STM_JOBS:-2}" asan="$repo/_build-asan" d
@@ -123,7 +128,7 @@ check_sanitizers ()
         tail -n 20 "$asan/configure.log" >&2
         die "configure of the sanitizer build failed (see $asan/config.log)"
     }
-    for d in common proto; do
+    for d in common proto report; do
         make -C "$asan/$d" -j"$jobs" >>"$asan/make.log" 2>&1 || {
             tail -n 40 "$asan/make.log" >&2
             die "the sanitizer build of $d/ failed (full log: $asan/make.log)"
@@ -159,6 +164,7 @@ check_fuzz ()
 
 cmd_check ()
 {
+    packages+=("${check_packages[@]}")
     install_packages
     build
     say "running make check in $build"

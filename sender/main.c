@@ -32,6 +32,7 @@ usage (FILE *fp)
 "                [--max-passes N] [--converge throttle|force|abort]\n"
 "                [--rate BYTES/s] [--json]\n"
 "                [--progress|--no-progress] [--retry-timeout DURATION]\n"
+"                [--report FILE.html]\n"
 "\n"
 "Live-migrate the disk served by nbdkit --filter=migrate to stm-recv.\n"
 "\n"
@@ -58,6 +59,7 @@ usage (FILE *fp)
 "  --json               print events as JSON lines on stdout\n"
 "  --progress           show a progress bar on stderr (default on a terminal)\n"
 "  --no-progress        do not\n"
+"  --report FILE.html   at the end, write a page with a timeline of the migration\n"
 "  --retry-timeout D    after losing the receiver, reconnect and resume for up\n"
 "                       to D (default 5m; a bare number is seconds; 0 = never)\n"
 "  --help, --version\n"
@@ -78,6 +80,7 @@ enum {
   OPT_RATE, OPT_JSON, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_HELP, OPT_VERSION,
   OPT_CONVERGE,
   OPT_RETRY_TIMEOUT,
+  OPT_REPORT,
 };
 
 static const struct option long_options[] = {
@@ -97,6 +100,7 @@ static const struct option long_options[] = {
   { "progress", no_argument, NULL, OPT_PROGRESS },
   { "no-progress", no_argument, NULL, OPT_NO_PROGRESS },
   { "retry-timeout", required_argument, NULL, OPT_RETRY_TIMEOUT },
+  { "report", required_argument, NULL, OPT_REPORT },
   { "help", no_argument, NULL, OPT_HELP },
   { "version", no_argument, NULL, OPT_VERSION },
   { NULL, 0, NULL, 0 },
@@ -236,6 +240,11 @@ main (int argc, char *argv[])
       if (parse_duration (optarg, UINT64_C(1000000000), &o.retry_timeout_ns) == -1)
         usage_error ("--retry-timeout '%s': expected a duration such as 300, 5m "
                      "or 0", optarg);
+      break;
+    case OPT_REPORT:
+      if (optarg[0] == '\0')
+        usage_error ("%s", "--report: a file name is needed");
+      o.report_path = optarg;
       break;
     case OPT_HELP: usage (stdout); exit (EXIT_SUCCESS);
     case OPT_VERSION: printf ("stm-send %s\n", PACKAGE_VERSION); exit (EXIT_SUCCESS);

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "migration.h"
 #include "migration_id.h"
+#include "report_sink.h"
 #include "retry_policy.h"
 
 #define NS_PER_S 1000000000u
@@ -1109,6 +1110,11 @@ migration_run (const struct sender_options *opts)
     free (m);
     return 1;
   }
+  /* --report: the page is drawn from the same events --json prints. */
+  struct report_sink *report = NULL;
+  if (opts->report_path != NULL
+      && (report = report_sink_new (opts->report_path)) != NULL)
+    progress_set_tee (&m->progress, report_sink_line, report);
 
   if (connect_everything (m) == 0) {
     source_reader_start (m->reader, m->loop, &reader_callbacks, m);
@@ -1152,5 +1158,9 @@ migration_run (const struct sender_options *opts)
   hot_blocks_free (&m->hot);
   ev_loop_destroy (m->loop);
   free (m);
+  /* Last, once the source is released: drawing the page must not hold
+   * it.  A report that cannot be written is reported and does not change
+   * the exit status, which says what state the source is in. */
+  report_sink_finish (report);
   return status;
 }

@@ -34,10 +34,30 @@ progress_clear (struct progress *p)
   }
 }
 
-static void
-emit (struct json_line *j)
+void
+progress_set_tee (struct progress *p, progress_tee_fn *tee, void *opaque)
 {
-  json_line_emit (j, stdout);
+  p->tee = tee;
+  p->tee_opaque = opaque;
+}
+
+/* Are JSON events made at all: printed (--json) or teed (--report)?
+ * What is shown to a person (log lines, the bar) depends on p->json
+ * alone, so --report changes nothing on the terminal. */
+static bool
+events_on (const struct progress *p)
+{
+  return p->json || p->tee != NULL;
+}
+
+static void
+emit (struct progress *p, struct json_line *j)
+{
+  const char *line = json_line_end (j);
+  if (p->tee != NULL)
+    p->tee (p->tee_opaque, line, strlen (line));
+  if (p->json)
+    json_line_emit (j, stdout);
 }
 
 void
@@ -45,7 +65,7 @@ progress_start (struct progress *p, const char *source, const char *dest,
                 uint64_t size, uint32_t block, const char *migration_id,
                 const char *mode)
 {
-  if (!p->json)
+  if (!events_on (p))
     return;
   struct json_line j;
   json_line_begin (&j, "start", time_unix_now ());
@@ -55,20 +75,20 @@ progress_start (struct progress *p, const char *source, const char *dest,
   json_line_add_u64 (&j, "block", block);
   json_line_add_string (&j, "migration_id", migration_id);
   json_line_add_string (&j, "mode", mode);
-  emit (&j);
+  emit (p, &j);
 }
 
 void
 progress_pass_begin (struct progress *p, uint32_t pass, uint64_t bytes, bool final)
 {
-  if (!p->json)
+  if (!events_on (p))
     return;
   struct json_line j;
   json_line_begin (&j, "pass_begin", time_unix_now ());
   json_line_add_u64 (&j, "pass", pass);
   json_line_add_u64 (&j, "bytes", bytes);
   json_line_add_bool (&j, "final", final);
-  emit (&j);
+  emit (p, &j);
 }
 
 static void
@@ -87,7 +107,7 @@ progress_update (struct progress *p, const struct progress_sample *s,
 {
   if (p->bar)
     draw_bar (p, s);
-  if (!p->json)
+  if (!events_on (p))
     return;
   if (!force && now_ns - p->last_json_ns < NS_PER_S)
     return;
@@ -100,14 +120,14 @@ progress_update (struct progress *p, const struct progress_sample *s,
   json_line_add_u64 (&j, "bytes_sent", s->bytes_sent);
   json_line_add_u64 (&j, "dirty_bytes", s->dirty_bytes);
   json_line_add_double (&j, "rate", s->rate);
-  emit (&j);
+  emit (p, &j);
 }
 
 void
 progress_pass_end (struct progress *p, const struct progress_sample *s,
                    double seconds, uint64_t predicted_ms, const char *decision)
 {
-  if (!p->json)
+  if (!events_on (p))
     return;
   struct json_line j;
   json_line_begin (&j, "pass_end", time_unix_now ());
@@ -120,40 +140,40 @@ progress_pass_end (struct progress *p, const struct progress_sample *s,
     json_line_add_u64 (&j, "predicted_ms", predicted_ms);
     json_line_add_string (&j, "decision", decision);
   }
-  emit (&j);
+  emit (p, &j);
 }
 
 void
 progress_freeze (struct progress *p, uint64_t drain_ms)
 {
-  if (!p->json)
+  if (!events_on (p))
     return;
   struct json_line j;
   json_line_begin (&j, "freeze", time_unix_now ());
   json_line_add_u64 (&j, "drain_ms", drain_ms);
-  emit (&j);
+  emit (p, &j);
 }
 
 void
 progress_commit (struct progress *p, uint64_t seq)
 {
-  if (!p->json)
+  if (!events_on (p))
     return;
   struct json_line j;
   json_line_begin (&j, "commit", time_unix_now ());
   json_line_add_u64 (&j, "seq", seq);
-  emit (&j);
+  emit (p, &j);
 }
 
 void
 progress_flip (struct progress *p, const char *mode)
 {
-  if (!p->json)
+  if (!events_on (p))
     return;
   struct json_line j;
   json_line_begin (&j, "flip", time_unix_now ());
   json_line_add_string (&j, "mode", mode);
-  emit (&j);
+  emit (p, &j);
 }
 
 void
@@ -161,7 +181,7 @@ progress_done (struct progress *p, uint64_t bytes_sent, uint32_t passes,
                uint64_t downtime_ms, double seconds, const char *destination)
 {
   progress_clear (p);
-  if (p->json) {
+  if (events_on (p)) {
     struct json_line j;
     json_line_begin (&j, "done", time_unix_now ());
     json_line_add_u64 (&j, "bytes_sent", bytes_sent);
@@ -169,8 +189,9 @@ progress_done (struct progress *p, uint64_t bytes_sent, uint32_t passes,
     json_line_add_u64 (&j, "downtime_ms", downtime_ms);
     json_line_add_double (&j, "seconds", seconds);
     json_line_add_string (&j, "destination", destination);
-    emit (&j);
-    return;
+    emit (p, &j);
+    if (p->json)
+      return;
   }
   if (passes == 0) {
     /* A run that found the source already flipped copied nothing. */
@@ -190,13 +211,13 @@ void
 progress_error (struct progress *p, const char *message, const char *source_state)
 {
   progress_clear (p);
-  if (!p->json)
+  if (!events_on (p))
     return;
   struct json_line j;
   json_line_begin (&j, "error", time_unix_now ());
   json_line_add_string (&j, "message", message);
   json_line_add_string (&j, "source_state", source_state);
-  emit (&j);
+  emit (p, &j);
 }
 
 void
@@ -205,7 +226,7 @@ progress_reconnecting (struct progress *p, const char *dest, unsigned attempt,
                        const char *source_state)
 {
   progress_clear (p);
-  if (p->json) {
+  if (events_on (p)) {
     struct json_line j;
     json_line_begin (&j, "reconnecting", time_unix_now ());
     json_line_add_string (&j, "dest", dest);
@@ -214,7 +235,7 @@ progress_reconnecting (struct progress *p, const char *dest, unsigned attempt,
     json_line_add_u64 (&j, "retry_in_ms", retry_in_ms);
     json_line_add_double (&j, "deadline", deadline);
     json_line_add_string (&j, "source_state", source_state);
-    emit (&j);
+    emit (p, &j);
   }
   double left = deadline - time_unix_now ();
   if (attempt <= 1)
@@ -232,14 +253,14 @@ progress_resumed (struct progress *p, const char *dest, const char *mode,
                   uint64_t durable_seq, uint64_t confirmed_bytes)
 {
   progress_clear (p);
-  if (p->json) {
+  if (events_on (p)) {
     struct json_line j;
     json_line_begin (&j, "resumed", time_unix_now ());
     json_line_add_string (&j, "dest", dest);
     json_line_add_string (&j, "mode", mode);
     json_line_add_u64 (&j, "durable_seq", durable_seq);
     json_line_add_u64 (&j, "confirmed_bytes", confirmed_bytes);
-    emit (&j);
+    emit (p, &j);
   }
   if (strcmp (mode, "resume") == 0)
     log_info ("reconnected to the receiver at %s: resuming from durable sync %"
@@ -254,14 +275,15 @@ progress_throttle (struct progress *p, uint64_t bytes_per_second,
                    uint64_t dirty_bytes, uint64_t throughput)
 {
   progress_clear (p);
-  if (p->json) {
+  if (events_on (p)) {
     struct json_line j;
     json_line_begin (&j, "throttle", time_unix_now ());
     json_line_add_u64 (&j, "bytes_per_second", bytes_per_second);
     json_line_add_u64 (&j, "dirty_bytes", dirty_bytes);
     json_line_add_u64 (&j, "throughput", throughput);
-    emit (&j);
-    return;
+    emit (p, &j);
+    if (p->json)
+      return;
   }
   char rate[32], dirty[32], copy[32];
   progress_format_bytes (rate, sizeof rate, (double) bytes_per_second);
@@ -279,7 +301,7 @@ progress_downtime (struct progress *p, uint64_t downtime_us,
                    uint64_t predicted_us, bool forced,
                    uint64_t freeze_us, uint64_t preflush_ms)
 {
-  if (!p->json)
+  if (!events_on (p))
     return;
   struct json_line j;
   json_line_begin (&j, "downtime", time_unix_now ());
@@ -288,13 +310,13 @@ progress_downtime (struct progress *p, uint64_t downtime_us,
   json_line_add_bool (&j, "forced", forced);
   json_line_add_double (&j, "freeze_ms", freeze_us / 1000.0);
   json_line_add_u64 (&j, "preflush_ms", preflush_ms);
-  emit (&j);
+  emit (p, &j);
 }
 
 void
 progress_cutover_overrun (struct progress *p, const struct progress_overrun *ov)
 {
-  if (p->json) {
+  if (events_on (p)) {
     struct json_line j;
     json_line_begin (&j, "cutover_overrun", time_unix_now ());
     json_line_add_u64 (&j, "attempt", ov->attempt);
@@ -305,8 +327,9 @@ progress_cutover_overrun (struct progress *p, const struct progress_overrun *ov)
     json_line_add_double (&j, "max_downtime_ms", ov->max_downtime_us / 1000.0);
     json_line_add_u64 (&j, "sent_bytes", ov->sent_bytes);
     json_line_add_u64 (&j, "pass_bytes", ov->pass_bytes);
-    emit (&j);
-    return;
+    emit (p, &j);
+    if (p->json)
+      return;
   }
   char sent[32], total[32];
   progress_format_bytes (sent, sizeof sent, (double) ov->sent_bytes);
@@ -326,12 +349,12 @@ void
 progress_hot_blocks (struct progress *p, uint32_t pass, uint64_t skipped,
                      uint64_t deferred)
 {
-  if (!p->json)
+  if (!events_on (p))
     return;
   struct json_line j;
   json_line_begin (&j, "hot_blocks", time_unix_now ());
   json_line_add_u64 (&j, "pass", pass);
   json_line_add_u64 (&j, "skipped_bytes", skipped);
   json_line_add_u64 (&j, "deferred_bytes", deferred);
-  emit (&j);
+  emit (p, &j);
 }

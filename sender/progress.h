@@ -15,9 +15,14 @@
 
 #include "progress_line.h"
 
+/* Receives each JSON event line as it is made (--report). */
+typedef void progress_tee_fn (void *opaque, const char *line, size_t len);
+
 struct progress {
   bool json;
   bool bar;
+  progress_tee_fn *tee;      /* or NULL */
+  void *tee_opaque;
   bool bar_shown;            /* a bar is on the terminal line now */
   uint64_t last_json_ns;     /* when the last progress event was printed */
 };
@@ -25,6 +30,9 @@ struct progress {
 /* The numbers behind a progress event or a bar redraw. */
 void progress_init (struct progress *p, bool json, bool bar);
 void progress_clear (struct progress *p);
+/* Hand every JSON event to tee as well, whether or not --json prints
+ * them: stm-send --report draws its page from the same events. */
+void progress_set_tee (struct progress *p, progress_tee_fn *tee, void *opaque);
 
 void progress_start (struct progress *p, const char *source, const char *dest,
                      uint64_t size, uint32_t block, const char *migration_id,

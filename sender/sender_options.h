@@ -31,6 +31,7 @@ struct sender_options {
   bool json;                     /* --json */
   bool progress;                 /* --progress / --no-progress */
   uint64_t retry_timeout_ns;     /* --retry-timeout, 0 = never reconnect */
+  const char *report_path;       /* --report FILE.html, or NULL */
 };
 
 #endif /* STM_SENDER_OPTIONS_H */

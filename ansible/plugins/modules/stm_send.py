@@ -137,6 +137,16 @@ options:
       - Cap the average sending rate in bytes per second, for example
         C(100M) (binary multiples).
     type: str
+  report:
+    description:
+      - A path on the source host where C(stm-send) writes, when it ends in
+        success or failure, a self-contained HTML page picturing the
+        migration (C(--report)), with a timeline of throughput, dirty and
+        sent bytes over the passes, the cutover and its downtime, and the
+        outcome. A page that cannot be written is a warning in the
+        module's stderr, not a failure of the migration.
+    type: path
+    version_added: "0.2.0"
   binary:
     description:
       - The C(stm-send) program, a path or a name looked up in C(PATH).
@@ -519,6 +529,8 @@ def build_argv(module, binary):
         argv += ['--retry-timeout', str(p['retry_timeout'])]
     if p['rate'] is not None:
         argv += ['--rate', str(p['rate'])]
+    if p['report'] is not None:
+        argv += ['--report', p['report']]
     argv += p['extra_args']
     argv += ['--json', '--no-progress']
     return argv
@@ -631,6 +643,7 @@ def main():
         converge=dict(type='str', choices=['throttle', 'force', 'abort']),
         retry_timeout=dict(type='str'),
         rate=dict(type='str'),
+        report=dict(type='path'),
         binary=dict(type='path', default='stm-send'),
         extra_args=dict(type='list', elements='str', default=[]),
         timeout=dict(type='int', default=0),
