@@ -257,7 +257,7 @@ cutover_final_pass_sent (struct migration *m)
    * runs the cutover can still be called off (the receiver has declared
    * nothing complete).  COMMIT then finds nothing left to write. */
   if (migration_send_sync (m, true, false) != 0)
-    m->phase = PHASE_PASS_SYNC;
+    migration_set_phase (m, PHASE_PASS_SYNC);
 }
 
 /* Is the freeze this process holds still held?  The filter thaws by
@@ -301,7 +301,7 @@ cutover_final_pass_durable (struct migration *m)
   if (seq == 0)
     return true;
   m->commit_seq = seq;
-  m->phase = PHASE_COMMITTING;
+  migration_set_phase (m, PHASE_COMMITTING);
   progress_commit (&m->progress, seq);
   return true;
 }
@@ -813,7 +813,7 @@ cutover_send_outcome (struct migration *m)
   uint8_t frame[WIRE_ENCODE_MAX];
 
   assert (m->flipped && m->commit_seq != 0);
-  m->phase = PHASE_RECORDING;
+  migration_set_phase (m, PHASE_RECORDING);
   /* Without a connection, the next HELLO_REPLY (prepared) sends it. */
   if (m->conn != NULL)
     stm_conn_send (m->conn, frame,
@@ -827,7 +827,7 @@ cutover_complete (struct migration *m, const char *recorded)
   if (m->phase == PHASE_DONE || m->phase == PHASE_FAILED)
     return;
   assert (m->flipped);
-  m->phase = PHASE_DONE;
+  migration_set_phase (m, PHASE_DONE);
   m->exit_code = 0;
   progress_done (&m->progress, m->bytes_sent, m->pass, m->downtime_ms,
                  (double) (time_monotonic_ns () - m->start_ns) / NS_PER_S,
@@ -866,7 +866,7 @@ cutover_fail (struct migration *m, const char *fmt, ...)
     flipped_but_unrecorded (m, msg);
     return;
   }
-  m->phase = PHASE_FAILED;
+  migration_set_phase (m, PHASE_FAILED);
   m->exit_code = 1;
 
   const char *short_state = "thawed";

@@ -55,14 +55,26 @@ migration_where (const struct migration *m, char *buf, size_t len)
     break;
   case PHASE_DONE: snprintf (buf, len, "after the flip"); break;
   case PHASE_FAILED: snprintf (buf, len, "after a failure"); break;
+  case PHASE_COUNT: assert (!"PHASE_COUNT is not a phase"); break;
   }
   return buf;
+}
+
+void
+migration_set_phase (struct migration *m, enum migration_phase to)
+{
+  if (!phase_transition_ok (m->phase, to)) {
+    log_error ("internal error: stm-send went from phase %s to %s, which "
+               "phase.h does not allow", phase_name (m->phase), phase_name (to));
+    assert (!"illegal phase transition");
+  }
+  m->phase = to;
 }
 
 static bool
 ended (const struct migration *m)
 {
-  return m->phase == PHASE_DONE || m->phase == PHASE_FAILED;
+  return phase_is_final (m->phase);
 }
 
 static double
@@ -196,7 +208,7 @@ pass_all_sent (struct migration *m)
   }
   if (migration_send_sync (m, true, false) == 0)
     return;
-  m->phase = PHASE_PASS_SYNC;
+  migration_set_phase (m, PHASE_PASS_SYNC);
 }
 
 void
@@ -232,7 +244,7 @@ migration_begin_pass (struct migration *m, bool final)
    * the burst saved up meanwhile, since the guest is held during it. */
   if (!final)
     rate_limit_restart (&m->rate, m->pass_start_ns);
-  m->phase = PHASE_PASS;
+  migration_set_phase (m, PHASE_PASS);
   /* SNAPSHOT just took every dirty block. */
   m->dirty_bytes = 0;
 
@@ -578,7 +590,7 @@ on_ready (struct stm_conn *conn, void *opaque)
   uint8_t frame[WIRE_ENCODE_MAX];
   memcpy (h.migration_id, m->migration_id, sizeof h.migration_id);
   m->handshake_ns = time_monotonic_ns () - m->attach_ns;
-  m->phase = PHASE_HELLO;
+  migration_set_phase (m, PHASE_HELLO);
   send_msg (m, frame, wire_encode_hello (frame, &h));
 }
 
@@ -599,7 +611,7 @@ flipped_but_receiver_lost (struct migration *m, const char *answer)
   progress_clear (&m->progress);
   log_error ("%s", msg);
   progress_error (&m->progress, msg, "flipped");
-  m->phase = PHASE_FAILED;
+  migration_set_phase (m, PHASE_FAILED);
   m->exit_code = STM_SEND_EXIT_UNKNOWN;
   migration_finish (m);
 }
@@ -1068,7 +1080,10 @@ connect_everything (struct migration *m)
 int
 migration_attach_receiver (struct migration *m, int fd)
 {
-  m->phase = PHASE_CONNECTING;
+  /* The first connection is made in CONNECTING already; a new one after
+   * a lost receiver comes from RECONNECTING. */
+  if (m->phase != PHASE_CONNECTING)
+    migration_set_phase (m, PHASE_CONNECTING);
   m->last_activity_ns = time_monotonic_ns ();
   m->attach_ns = m->last_activity_ns;
   m->conn = stm_conn_new (m->loop, fd, m->creds, false, m->opts->dest,
@@ -1090,7 +1105,7 @@ migration_run (const struct sender_options *opts)
   }
   m->opts = opts;
   m->exit_code = 1;
-  m->phase = PHASE_CONNECTING;
+  m->phase = PHASE_CONNECTING;       /* where every migration starts */
   m->start_ns = time_monotonic_ns ();
   m->policy = (struct convergence_policy) CONVERGENCE_POLICY_INIT (opts->converge);
   m->last_activity_ns = m->start_ns;

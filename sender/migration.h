@@ -19,6 +19,7 @@
 #include "convergence.h"
 #include "extents.h"
 #include "flush_probe.h"
+#include "phase.h"
 #include "hot_blocks.h"
 #include "progress.h"
 #include "rate_limit.h"
@@ -59,19 +60,6 @@
  * the sender waiting forever. */
 #define MIGRATION_STALL_TIMEOUT_S 120
 
-enum migration_phase {
-  PHASE_RECONNECTING,  /* lost the receiver: waiting to connect again */
-  PHASE_CONNECTING,    /* waiting for the transport to be ready */
-  PHASE_HELLO,         /* HELLO sent, waiting for HELLO_REPLY */
-  PHASE_PASS,          /* reading and sending a pass */
-  PHASE_PASS_SYNC,     /* pass sent, waiting for its DURABLE */
-  PHASE_COMMITTING,    /* final pass durable, COMMIT sent, waiting for COMMITTED */
-  PHASE_RECORDING,     /* flipped and thawed; OUTCOME sent, waiting for the
-                          receiver's RECORDED (final) */
-  PHASE_DONE,          /* flipped, thawed and recorded final (or given up
-                          recording it) */
-  PHASE_FAILED,
-};
 
 struct migration {
   const struct sender_options *opts;
@@ -175,6 +163,9 @@ struct migration {
  * learned.  (0: flipped for this migration; 1: the source is thawed and
  * authoritative; 2: usage.) */
 #define STM_SEND_EXIT_UNKNOWN 3
+
+/* Move to phase to; asserts that the transition is legal (phase.h). */
+void migration_set_phase (struct migration *m, enum migration_phase to);
 
 /* Run a whole migration; returns the process exit status (0, 1 or 3). */
 int migration_run (const struct sender_options *opts);

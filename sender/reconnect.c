@@ -343,6 +343,6 @@ reconnect_lost (struct migration *m, bool transient, const char *fmt, ...)
     m->policy.stalled = 0;
   }
   abandon_pass (m);
-  m->phase = PHASE_RECONNECTING;
+  migration_set_phase (m, PHASE_RECONNECTING);
   schedule (m);
 }
