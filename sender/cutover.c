@@ -1,10 +1,11 @@
-/* stm-send: the cutover and the failure path (see cutover.h).
+/* stm-send: after a durable pass, the convergence decision carried out,
+ * and the cutover (see cutover.h).
  *
  * The order is what keeps the source safe: nothing is flipped until the
  * receiver has said COMMITTED, which it only says once the final pass is
  * durable; and every way out between FREEZE and a successful FLIP goes
- * through cutover_fail, which thaws.  If the control connection itself is
- * broken we cannot send THAW, but the filter thaws by itself when the
+ * through migration_fail, which thaws.  If the control connection itself
+ * is broken we cannot send THAW, but the filter thaws by itself when the
  * owning connection closes, so we close it at once.
  *
  * The commit is two-phase, so that no side ever claims more than is true.
@@ -30,13 +31,11 @@
 
 #include "control_proto.h"
 #include "cutover.h"
+#include "pass.h"
 #include "log.h"
 
 #define NS_PER_S 1000000000u
 #define NS_PER_MS 1000000u
-/* How often the dirty set is looked at while a mid-pass throttle may be
- * due, in seconds. */
-#define MIDPASS_CHECK_S 0.05
 
 /* The downtime budget the decisions aim at: --max-downtime, halved after
  * each cutover that overran it (up to an eighth), so that the next attempt
@@ -73,7 +72,7 @@ cutover_overrun (struct migration *m)
 
   ev_timer_stop (m->loop, &m->overrun_timer);
   if (control_thaw (m->control) == -1) {
-    cutover_fail (m, "the cutover overran --max-downtime and thawing the source "
+    migration_fail (m, "the cutover overran --max-downtime and thawing the source "
                   "through the filter at %s failed: %s", o->control_path,
                   control_client_error (m->control));
     return;
@@ -123,45 +122,11 @@ overrun_timer_cb (struct ev_loop *loop, ev_timer *w, int revents)
   cutover_overrun (m);
 }
 
-/* While a mid-pass throttle is possible, look at the dirty set often: at
- * a guest's full write rate a second is long enough to dirty the whole
- * image again, so waiting for the once-a-second tick costs a whole pass. */
-static void
-midpass_timer_cb (struct ev_loop *loop, ev_timer *w, int revents)
-{
-  struct migration *m = w->data;
-  struct control_status st;
-
-  if (m->phase != PHASE_PASS || m->final_pass || m->pass_ended ||
-      !convergence_midpass_possible (&m->policy)) {
-    ev_timer_stop (loop, w);
-    return;
-  }
-  /* A failing control connection is reported by the pass's end, which
-   * cannot do without it; here it only means no early throttle. */
-  if (control_status (m->control, &st) != 0)
-    return;
-  m->dirty_bytes = st.dirty_bytes;
-  (void) cutover_during_pass (m, &st);
-}
-
 void
 cutover_init (struct migration *m)
 {
   ev_timer_init (&m->overrun_timer, overrun_timer_cb, 0., 0.);
   m->overrun_timer.data = m;
-  ev_timer_init (&m->midpass_timer, midpass_timer_cb, 0., 0.);
-  m->midpass_timer.data = m;
-}
-
-void
-cutover_pass_begun (struct migration *m)
-{
-  ev_timer_stop (m->loop, &m->midpass_timer);
-  if (!m->final_pass && convergence_midpass_possible (&m->policy)) {
-    ev_timer_set (&m->midpass_timer, MIDPASS_CHECK_S, MIDPASS_CHECK_S);
-    ev_timer_start (m->loop, &m->midpass_timer);
-  }
 }
 
 /* Arm the overrun timer for the freeze that just began.  The guest has
@@ -212,7 +177,7 @@ cutover_begin (struct migration *m)
   if (control_freeze (m->control, &drain_ms) == -1) {
     if (!control_client_is_broken (m->control))
       m->frozen = false;        /* an ERR reply changes nothing */
-    cutover_fail (m, "cannot freeze the source through the filter at %s: %s",
+    migration_fail (m, "cannot freeze the source through the filter at %s: %s",
                   m->opts->control_path, control_client_error (m->control));
     return;
   }
@@ -233,7 +198,7 @@ cutover_begin (struct migration *m)
    * final snapshot hands them out with the rest. */
   if (hot_blocks_deferred_bytes (&m->hot) > 0) {
     if (control_resume (m->control, m->migration_id_hex) == -1) {
-      cutover_fail (m, "cannot return the deferred hot blocks to the dirty set "
+      migration_fail (m, "cannot return the deferred hot blocks to the dirty set "
                     "through the filter at %s: %s", m->opts->control_path,
                     control_client_error (m->control));
       return;
@@ -242,22 +207,11 @@ cutover_begin (struct migration *m)
   }
 
   if (control_snapshot (m->control, &m->extents, &generation) == -1) {
-    cutover_fail (m, "cannot take the final snapshot from the filter at %s: %s",
+    migration_fail (m, "cannot take the final snapshot from the filter at %s: %s",
                   m->opts->control_path, control_client_error (m->control));
     return;
   }
-  migration_begin_pass (m, true);
-}
-
-void
-cutover_final_pass_sent (struct migration *m)
-{
-  /* Make the final pass durable with an ordinary SYNC before COMMIT: the
-   * receiver's fdatasync is the slowest step of the commit, and while it
-   * runs the cutover can still be called off (the receiver has declared
-   * nothing complete).  COMMIT then finds nothing left to write. */
-  if (migration_send_sync (m, true, false) != 0)
-    migration_set_phase (m, PHASE_PASS_SYNC);
+  pass_begin (m, true);
 }
 
 /* Is the freeze this process holds still held?  The filter thaws by
@@ -271,7 +225,7 @@ freeze_still_held (struct migration *m)
   struct control_status st;
 
   if (control_status (m->control, &st) == -1) {
-    cutover_fail (m, "cannot check with the filter at %s that the source is still "
+    migration_fail (m, "cannot check with the filter at %s that the source is still "
                   "frozen before the commit: %s; nothing was committed",
                   o->control_path, control_client_error (m->control));
     return false;
@@ -280,7 +234,7 @@ freeze_still_held (struct migration *m)
     return true;
   if (strcmp (st.state, "tracking") == 0)
     m->frozen = false;
-  cutover_fail (m, "the freeze ended before the commit: the filter at %s reports "
+  migration_fail (m, "the freeze ended before the commit: the filter at %s reports "
                 "state %s (did migrate-freeze-timeout, %" PRIu64 " ms, pass during "
                 "the final pass?), so nothing was committed and the destination "
                 "stays incomplete", o->control_path, st.state, st.freeze_timeout_ms);
@@ -352,7 +306,7 @@ flip_outcome_from_status (struct migration *m, const char *how, const char *why)
     if (strcmp (st.state, "tracking") == 0) {
       m->flip_in_flight = false;
       m->frozen = false;
-      cutover_fail (m, "the control connection to %s broke with FLIP (%s) in "
+      migration_fail (m, "the control connection to %s broke with FLIP (%s) in "
                     "flight (%s); a new connection finds the source tracking "
                     "again, so it was not flipped", o->control_path, how, why);
       return;
@@ -366,7 +320,7 @@ flip_outcome_from_status (struct migration *m, const char *how, const char *why)
   if (m->control != NULL)
     control_client_close (m->control);
   m->control = NULL;
-  cutover_fail (m, "the control connection to %s broke with FLIP (%s) in flight "
+  migration_fail (m, "the control connection to %s broke with FLIP (%s) in flight "
                 "(%s), and the source's state could not be read again (%s)",
                 o->control_path, how, why, err);
 }
@@ -388,13 +342,13 @@ flip_failed (struct migration *m, const char *how)
   struct control_status st;
   if (control_status (m->control, &st) == 0 && strcmp (st.state, "tracking") == 0) {
     m->frozen = false;
-    cutover_fail (m, "the freeze ended before the flip: the filter at %s thawed the "
+    migration_fail (m, "the freeze ended before the flip: the filter at %s thawed the "
                   "source by itself (did migrate-freeze-timeout pass during the "
                   "commit?), so the source was not flipped (%s)",
                   o->control_path, why);
     return;
   }
-  cutover_fail (m, "cannot flip the source (%s) through the filter at %s: %s",
+  migration_fail (m, "cannot flip the source (%s) through the filter at %s: %s",
                 how, o->control_path, why);
 }
 
@@ -468,21 +422,21 @@ forward_uri_with_credentials (struct migration *m, const struct wire_msg *msg,
     return 0;
   }
   if (o->tls.mode == TLS_MODE_INSECURE) {
-    cutover_fail (m, "cannot flip the source (forward): the receiver at %s serves "
+    migration_fail (m, "cannot flip the source (forward): the receiver at %s serves "
                   "the image with TLS (%s) but stm-send runs --insecure and has "
                   "no credentials for it; give --flip forward=URI", o->dest, given);
     return -1;
   }
   const char *file = o->tls.mode == TLS_MODE_PSK ? o->tls.psk_file : o->tls.certs_dir;
   if (realpath (file, path) == NULL) {
-    cutover_fail (m, "cannot flip the source (forward): cannot resolve %s: %s",
+    migration_fail (m, "cannot flip the source (forward): cannot resolve %s: %s",
                   file, strerror (errno));
     return -1;
   }
   int r;
   if (o->tls.mode == TLS_MODE_PSK) {
     if (psk_identity (o, user, sizeof user) == -1) {
-      cutover_fail (m, "cannot flip the source (forward): cannot read a PSK "
+      migration_fail (m, "cannot flip the source (forward): cannot read a PSK "
                     "identity from %s", o->tls.psk_file);
       return -1;
     }
@@ -501,59 +455,10 @@ forward_uri_with_credentials (struct migration *m, const struct wire_msg *msg,
   if (r == 0)
     r = uri_append_encoded (uri, len, path);
   if (r == -1) {
-    cutover_fail (m, "cannot flip the source (forward): the URI for %s is too long",
+    migration_fail (m, "cannot flip the source (forward): the URI for %s is too long",
                   given);
     return -1;
   }
-  return 0;
-}
-
-int
-cutover_defer_hot_blocks (struct migration *m)
-{
-  uint64_t throughput = convergence_rate_estimate (&m->pass_rates);
-  uint64_t budget = (uint64_t) ((unsigned __int128) throughput *
-                                m->opts->max_downtime_ns / HOT_BLOCKS_BUDGET_DIVISOR
-                                / NS_PER_S);
-  uint64_t before = extent_list_total_bytes (&m->extents);
-  if (hot_blocks_filter (&m->hot, &m->extents, m->pass == 0, budget, m->block) == -1) {
-    cutover_fail (m, "out of memory for the hot blocks of pass %" PRIu32, m->pass + 1);
-    return -1;
-  }
-  uint64_t after = extent_list_total_bytes (&m->extents);
-  if (after < before)
-    progress_hot_blocks (&m->progress, m->pass + 1, before - after,
-                         hot_blocks_deferred_bytes (&m->hot));
-  return 0;
-}
-
-int
-cutover_during_pass (struct migration *m, const struct control_status *st)
-{
-  if ((m->phase != PHASE_PASS && m->phase != PHASE_PASS_SYNC) || m->final_pass)
-    return 0;
-  struct convergence_input in = {
-    .pass = m->pass,
-    .pass_bytes = m->pass_bytes,
-    .pass_ns = 0,
-    .dirty_bytes = st->dirty_bytes,
-    .written_bytes = st->write_bytes >= m->last_write_bytes
-      ? st->write_bytes - m->last_write_bytes : 0,
-    .write_requests = st->writes >= m->last_writes ? st->writes - m->last_writes : 0,
-    .image_size = m->size,
-    .block_size = m->block,
-    .pass_done_bytes = m->pass_done,
-  };
-  uint64_t throughput = convergence_rate_estimate (&m->pass_rates);
-  uint64_t rate = convergence_midpass_throttle (&in, throughput, &m->policy);
-  if (rate == 0)
-    return 0;
-  if (control_throttle (m->control, rate) == -1) {
-    cutover_fail (m, "cannot throttle guest writes through the filter at %s: %s",
-                  m->opts->control_path, control_client_error (m->control));
-    return -1;
-  }
-  progress_throttle (&m->progress, rate, st->dirty_bytes, throughput);
   return 0;
 }
 
@@ -591,6 +496,54 @@ forced_reason (const struct migration *m, const struct convergence_input *in,
   else
     snprintf (buf, len, "the migration does not converge: %s are dirty and the "
               "dirty set has stopped shrinking at %s/s", dirty, rate);
+}
+
+/* About to freeze: flush the source first, as FREEZE will (timing it
+ * when no FREEZE has been measured yet), then look at the dirty set
+ * again, since the guest kept writing meanwhile, and decide once more on
+ * what is dirty now (updating in and res).  The flush also leaves FREEZE's
+ * own pre-flush little to do, so the dirty set grows little before the
+ * gate closes.  -1 after migration_fail. */
+static int
+recheck_before_freeze (struct migration *m, struct convergence_input *in,
+                       struct convergence_result *res)
+{
+  const struct sender_options *o = m->opts;
+  char err[256];
+  struct control_status fresh;
+
+  if (m->flush_probe == NULL)
+    return 0;
+  uint64_t ns = flush_probe_measure (m->flush_probe, err, sizeof err);
+  if (ns == UINT64_MAX) {
+    progress_clear (&m->progress);
+    log_warning ("flushing the source %s before the freeze failed (%s): the "
+                 "downtime prediction leaves the flush out", o->source_uri, err);
+    flush_probe_close (m->flush_probe);
+    m->flush_probe = NULL;
+    return 0;
+  }
+  if (control_status (m->control, &fresh) == -1) {
+    migration_fail (m, "cannot read the status of the filter at %s before the "
+                    "freeze: %s", o->control_path, control_client_error (m->control));
+    return -1;
+  }
+  uint64_t before_ns = res->predicted_ns;
+  m->probe_flush_ns = ns;
+  if (m->freeze_cost_ns == 0)
+    in->freeze_ns = ns;
+  in->dirty_bytes = fresh.dirty_bytes;
+  m->dirty_bytes = fresh.dirty_bytes;
+  convergence_decide (in, res);
+  /* Not fitting any more, or fitting only in the upper half of the
+   * budget after getting worse: copy what the guest wrote meanwhile
+   * first. */
+  if ((res->decision != CONVERGENCE_CUTOVER_CONVERGED &&
+       res->decision != CONVERGENCE_CUTOVER_CLEAN) ||
+      (res->predicted_ns > in->max_downtime_ns / 2 && res->predicted_ns > before_ns &&
+       !convergence_out_of_passes (m->pass, o->max_passes)))
+    res->decision = CONVERGENCE_CONTINUE;
+  return 0;
 }
 
 bool
@@ -632,46 +585,9 @@ cutover_after_pass (struct migration *m, const struct control_status *st,
   m->forced = false;
   convergence_step (&in, &m->policy, &res);
 
-  /* About to freeze: flush the source first, as FREEZE will (timing it
-   * when no FREEZE has been measured yet), then look at the dirty set
-   * again, since the guest kept writing meanwhile, and decide once more
-   * on what is dirty now.  The flush also leaves FREEZE's own pre-flush
-   * little to do, so the dirty set grows little before the gate closes. */
-  if (m->flush_probe && (res.decision == CONVERGENCE_CUTOVER_CONVERGED ||
-                         res.decision == CONVERGENCE_CUTOVER_CLEAN)) {
-    char err[256];
-    uint64_t ns = flush_probe_measure (m->flush_probe, err, sizeof err);
-    struct control_status fresh;
-    if (ns == UINT64_MAX) {
-      progress_clear (&m->progress);
-      log_warning ("flushing the source %s before the freeze failed (%s): the "
-                   "downtime prediction leaves the flush out", o->source_uri, err);
-      flush_probe_close (m->flush_probe);
-      m->flush_probe = NULL;
-    }
-    else if (control_status (m->control, &fresh) == -1) {
-      cutover_fail (m, "cannot read the status of the filter at %s before the "
-                    "freeze: %s", o->control_path, control_client_error (m->control));
-      return false;
-    }
-    else {
-      uint64_t before_ns = res.predicted_ns;
-      m->probe_flush_ns = ns;
-      if (m->freeze_cost_ns == 0)
-        in.freeze_ns = ns;
-      in.dirty_bytes = fresh.dirty_bytes;
-      m->dirty_bytes = fresh.dirty_bytes;
-      convergence_decide (&in, &res);
-      /* Not fitting any more, or fitting only in the upper half of the
-       * budget after getting worse: copy what the guest wrote meanwhile
-       * first. */
-      if ((res.decision != CONVERGENCE_CUTOVER_CONVERGED &&
-           res.decision != CONVERGENCE_CUTOVER_CLEAN) ||
-          (res.predicted_ns > in.max_downtime_ns / 2 && res.predicted_ns > before_ns &&
-           !convergence_out_of_passes (m->pass, o->max_passes)))
-        res.decision = CONVERGENCE_CONTINUE;
-    }
-  }
+  if ((res.decision == CONVERGENCE_CUTOVER_CONVERGED ||
+       res.decision == CONVERGENCE_CUTOVER_CLEAN) && recheck_before_freeze (m, &in, &res) == -1)
+    return false;
 
   uint64_t predicted_ms = res.predicted_ns == CONVERGENCE_INFINITE
     ? UINT64_MAX : res.predicted_ns / NS_PER_MS;
@@ -689,7 +605,7 @@ cutover_after_pass (struct migration *m, const struct control_status *st,
     return true;
   case CONVERGENCE_THROTTLE:
     if (control_throttle (m->control, res.throttle) == -1) {
-      cutover_fail (m, "cannot throttle guest writes through the filter at %s: %s",
+      migration_fail (m, "cannot throttle guest writes through the filter at %s: %s",
                     o->control_path, control_client_error (m->control));
       return false;
     }
@@ -697,7 +613,7 @@ cutover_after_pass (struct migration *m, const struct control_status *st,
     return true;
   case CONVERGENCE_ABORT:
     forced_reason (m, &in, &res, dirty, rate, why, sizeof why);
-    cutover_fail (m, "giving up after pass %" PRIu32 ": %s (--converge=abort)",
+    migration_fail (m, "giving up after pass %" PRIu32 ": %s (--converge=abort)",
                   m->pass, why);
     return false;
   case CONVERGENCE_CUTOVER_FORCED:
@@ -749,7 +665,7 @@ cutover_on_committed (struct migration *m, const struct wire_msg *msg)
     else if (forward_uri_with_credentials (m, msg, uri, sizeof uri) == -1)
       return;
     if (uri[0] == '\0') {
-      cutover_fail (m, "cannot flip the source (forward): no NBD URI was given with "
+      migration_fail (m, "cannot flip the source (forward): no NBD URI was given with "
                     "--flip forward=URI and the receiver at %s serves none", o->dest);
       return;
     }
@@ -821,129 +737,3 @@ cutover_send_outcome (struct migration *m)
                    NULL, 0);
 }
 
-void
-cutover_complete (struct migration *m, const char *recorded)
-{
-  if (m->phase == PHASE_DONE || m->phase == PHASE_FAILED)
-    return;
-  assert (m->flipped);
-  migration_set_phase (m, PHASE_DONE);
-  m->exit_code = 0;
-  progress_done (&m->progress, m->bytes_sent, m->pass, m->downtime_ms,
-                 (double) (time_monotonic_ns () - m->start_ns) / NS_PER_S,
-                 recorded);
-  migration_finish (m);
-}
-
-/* A failure after the flip: the source has flipped and the destination is
- * authoritative, so stm-send succeeds; what failed is only the receiver's
- * record, which a later run completes. */
-static void
-flipped_but_unrecorded (struct migration *m, const char *msg)
-{
-  progress_clear (&m->progress);
-  log_warning ("%s; the source has flipped to %s, which is authoritative now, but "
-               "the receiver did not confirm that it recorded the migration as "
-               "final (its state file may still say prepared): run stm-send again "
-               "with the same arguments to record it", msg, m->opts->dest);
-  cutover_complete (m, "prepared");
-}
-
-void
-cutover_fail (struct migration *m, const char *fmt, ...)
-{
-  char msg[1024], state[1024];
-  va_list ap;
-
-  if (m->phase == PHASE_DONE || m->phase == PHASE_FAILED)
-    return;
-
-  va_start (ap, fmt);
-  vsnprintf (msg, sizeof msg, fmt, ap);
-  va_end (ap);
-
-  if (m->flipped) {
-    flipped_but_unrecorded (m, msg);
-    return;
-  }
-  migration_set_phase (m, PHASE_FAILED);
-  m->exit_code = 1;
-
-  const char *short_state = "thawed";
-  snprintf (state, sizeof state, m->freeze_ns != 0
-            ? "the source is thawed and remains authoritative"
-            : "the source was never frozen and remains authoritative");
-  if (m->flip_in_flight) {
-    /* FLIP went out and its reply never came, and a new connection could
-     * not read the source's state (flip_outcome_from_status): the filter
-     * may have flipped (it is final) or may have thawed when the
-     * connection broke.  Claim neither, and do not exit 1, which would
-     * say the source is serving. */
-    snprintf (state, sizeof state,
-              "the control connection broke while FLIP was in flight, so whether "
-              "the source was flipped is unknown: check STATUS on %s (state=tracking: "
-              "the source is thawed and authoritative; fenced or forwarding: the "
-              "flip happened and the destination is authoritative)",
-              m->opts->control_path);
-    short_state = "unknown";
-    m->exit_code = STM_SEND_EXIT_UNKNOWN;
-    control_client_close (m->control);
-    m->control = NULL;
-    m->frozen = false;
-  }
-  else if (m->frozen) {
-    if (m->control && !control_client_is_broken (m->control) &&
-        control_thaw (m->control) == 0)
-      m->frozen = false;
-    else {
-      snprintf (state, sizeof state,
-                "THAW through the filter at %s failed (%s); the filter thaws the "
-                "source by itself when this control connection closes, which "
-                "happens now, and the source remains authoritative",
-                m->opts->control_path,
-                m->control ? control_client_error (m->control) : "no connection");
-      short_state = "thawing";
-      control_client_close (m->control);
-      m->control = NULL;
-    }
-  }
-
-  /* A throttle we set must not outlive the migration.  If the control
-   * connection is gone, the filter released it when the connection
-   * closed. */
-  if (m->policy.throttle != 0) {
-    if (m->control && !control_client_is_broken (m->control) &&
-        control_throttle (m->control, 0) == -1) {
-      size_t n = strlen (state);
-      snprintf (state + n, sizeof state - n,
-                "; releasing the guest write throttle failed (%s), which the "
-                "filter does by itself when this control connection closes, "
-                "which happens now", control_client_error (m->control));
-      control_client_close (m->control);
-      m->control = NULL;
-    }
-    else {
-      size_t n = strlen (state);
-      snprintf (state + n, sizeof state - n, "; the guest write throttle is released");
-    }
-    m->policy.throttle = 0;
-  }
-
-  progress_clear (&m->progress);
-  log_error ("%s; %s", msg, state);
-  progress_error (&m->progress, msg, short_state);
-
-  /* Tell the receiver we give up, so it does not wait for more: first,
-   * if it may hold a prepared commit and the source is known to be
-   * thawed, that its copy is superseded. */
-  if (m->conn) {
-    uint8_t frame[WIRE_ENCODE_TEXT_MAX];
-    if (m->commit_seq != 0 && !m->flip_in_flight)
-      stm_conn_send (m->conn, frame,
-                     wire_encode_outcome (frame, m->commit_seq, WIRE_OUTCOME_THAWED),
-                     NULL, 0);
-    stm_conn_send (m->conn, frame, wire_encode_abort (frame, WIRE_ERR_ABORTED, msg),
-                   NULL, 0);
-  }
-  migration_finish (m);
-}

@@ -17,7 +17,7 @@
 
 #include "control_proto.h"
 #include "log.h"
-#include "migration.h"
+#include "run.h"
 #include "parse.h"
 #include "sender_options.h"
 

@@ -1,11 +1,15 @@
-/* stm-send: the migration as a state machine on one libev loop.
+/* stm-send: the state of one migration, shared by the files that run it,
+ * and the primitives they all use (migration.c).
  *
- * migration.c runs the connection to the receiver and the passes: HELLO,
- * then repeated SNAPSHOT / PASS_BEGIN / DATA+ZERO / PASS_END / SYNC, with
- * CONFIRM sent to the filter only when DURABLE comes back, and after each
- * pass asks convergence.c whether to cut over.  cutover.c owns everything
- * from FREEZE to THAW, and the failure path that thaws.  Both share this
- * structure; nothing else does.
+ * The files, from the top down, each calling only those below it:
+ *   run.c        set-up, the receiver connection, timers and signals, and
+ *                losing and regaining the receiver (reconnect.c);
+ *   cutover.c    after a durable pass: decide (convergence.c) and act;
+ *                freeze, final pass, commit, flip, outcome;
+ *   pass.c       one pass: snapshot, read, send, SYNC; throttling during
+ *                a pass;
+ *   migration.c  phase changes (phase.h), messages, SYNC and CONFIRM (the
+ *                sync ledger), the failure path and the ends.
  */
 #ifndef STM_SENDER_MIGRATION_H
 #define STM_SENDER_MIGRATION_H
@@ -151,8 +155,11 @@ struct migration {
 
   int exit_code;
 
-  /* Losing the receiver and getting it back (reconnect.c). */
-  struct reconnect_state rc;
+  /* Losing the receiver and getting it back (reconnect.h), and what the
+   * migration does when the receiver is lost (run.c sets it: migration.c
+   * and pass.c report a lost receiver through it, without calling up). */
+  struct reconnect rc;
+  void (*receiver_lost) (struct migration *m, bool transient, const char *reason);
   bool started;                  /* the first HELLO_REPLY has come */
   unsigned stale_reads;          /* reads of an abandoned pass still to come */
   bool flip_in_flight;           /* FLIP sent, its reply not yet read */
@@ -166,12 +173,16 @@ struct migration {
 
 /* Move to phase to; asserts that the transition is legal (phase.h). */
 void migration_set_phase (struct migration *m, enum migration_phase to);
+/* Has the migration ended (DONE or FAILED)? */
+bool migration_ended (const struct migration *m);
 
-/* Run a whole migration; returns the process exit status (0, 1 or 3). */
-int migration_run (const struct sender_options *opts);
-
-/* For cutover.c: start a pass over m->extents (already filled). */
-void migration_begin_pass (struct migration *m, bool final);
+/* Queue one message to the receiver, with payload after its frame (NULL,
+ * 0 for none).  A connection that is gone or refuses the bytes means the
+ * receiver is lost (m->receiver_lost).  -1 then. */
+int migration_send (struct migration *m, const uint8_t *frame, size_t len,
+                    const void *payload, size_t payload_len);
+/* The same without payload, and nothing at all while reconnecting. */
+int migration_send_msg (struct migration *m, const uint8_t *frame, size_t len);
 /* Queue a SYNC (or COMMIT when commit is set) covering every range sent so
  * far; returns its seq or 0 on failure (already reported). */
 uint64_t migration_send_sync (struct migration *m, bool ends_pass, bool commit);
@@ -183,11 +194,22 @@ const char *migration_where (const struct migration *m, char *buf, size_t len);
 /* The numbers of the current pass, for progress events. */
 void migration_sample (const struct migration *m, struct progress_sample *s,
                        uint64_t now);
+
+/* Give up without a flip: report the failure once with the source's
+ * state, thaw if frozen, release a throttle we set, tell the receiver
+ * (OUTCOME thawed after a COMMIT, then ABORT), and end the loop with exit
+ * status 1, or STM_SEND_EXIT_UNKNOWN when a FLIP's outcome could not be
+ * learned.  After the source has flipped, a failure only means the
+ * receiver's record could not be completed: it is reported and the
+ * migration completes ("prepared").  Does nothing if it already ended. */
+void migration_fail (struct migration *m, const char *fmt, ...)
+  __attribute__((format (printf, 2, 3)));
+/* The source has flipped, and the receiver recorded the migration in
+ * state recorded ("final"; "prepared" when it could not be told;
+ * "unknown"): end with exit status 0. */
+void migration_complete (struct migration *m, const char *recorded);
 /* Stop the loop's own watchers and close the receiver connection after
- * flushing; used by both the success and the failure ends. */
+ * flushing; used by both ends. */
 void migration_finish (struct migration *m);
-/* Hand a connected socket to the receiver connection (TLS handshake, then
- * HELLO).  -1 if the transport refused it (reported, the fd closed). */
-int migration_attach_receiver (struct migration *m, int fd);
 
 #endif /* STM_SENDER_MIGRATION_H */

@@ -1,12 +1,12 @@
 /* stm-send: reconnecting to the receiver (see reconnect.h).
  *
- * One attempt is: resolve --dest, then a non-blocking connect to each
- * address in turn, watched by an ev_io, bounded by a timer.  A connected
- * socket goes to migration_attach_receiver, and from there the TLS
- * handshake and HELLO run as for the first connection; if those fail for a
- * transient reason, reconnect_lost is called again and the next attempt is
- * scheduled under the same deadline.  Only a HELLO_REPLY ends the outage
- * (reconnect_done).
+ * One attempt is: resolve the destination, then a non-blocking connect to
+ * each address in turn, watched by an ev_io, bounded by a timer.  A
+ * connected socket goes to the connected callback, and from there the TLS
+ * handshake and HELLO run as for the first connection; if those fail for
+ * a transient reason, reconnect_lost is called again and the next attempt
+ * is scheduled under the same deadline.  Only a HELLO_REPLY ends the
+ * outage (reconnect_done).
  */
 #include <config.h>
 
@@ -21,11 +21,9 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
-#include "cutover.h"
-#include "log.h"
-#include "migration.h"
 #include "reconnect.h"
 #include "retry_policy.h"
+#include "log.h"
 
 #define NS_PER_S 1000000000u
 #define NS_PER_MS 1000000u
@@ -34,130 +32,117 @@ static void timer_cb (struct ev_loop *loop, ev_timer *w, int revents);
 static void connect_cb (struct ev_loop *loop, ev_io *w, int revents);
 
 void
-reconnect_init (struct migration *m)
+reconnect_init (struct reconnect *r, struct ev_loop *loop, const char *host,
+                uint16_t port, const char *dest, uint64_t retry_timeout_ns,
+                uint64_t connect_timeout_ms,
+                const struct reconnect_callbacks *cb, void *opaque)
 {
-  struct reconnect_state *rc = &m->rc;
-  memset (rc, 0, sizeof *rc);
-  rc->fd = -1;
-  ev_timer_init (&rc->timer, timer_cb, 0., 0.);
-  rc->timer.data = m;
-  ev_io_init (&rc->io, connect_cb, 0, EV_WRITE);
-  rc->io.data = m;
+  memset (r, 0, sizeof *r);
+  r->loop = loop;
+  r->host = host;
+  r->port = port;
+  r->dest = dest;
+  r->retry_timeout_ns = retry_timeout_ns;
+  r->connect_timeout_ms = connect_timeout_ms;
+  r->cb = cb;
+  r->opaque = opaque;
+  r->fd = -1;
+  ev_timer_init (&r->timer, timer_cb, 0., 0.);
+  r->timer.data = r;
+  ev_io_init (&r->io, connect_cb, 0, EV_WRITE);
+  r->io.data = r;
 }
 
 /* Close the connect in progress (if any) and stop its watchers. */
 static void
-close_attempt (struct migration *m)
+close_attempt (struct reconnect *r)
 {
-  struct reconnect_state *rc = &m->rc;
-  ev_io_stop (m->loop, &rc->io);
-  ev_timer_stop (m->loop, &rc->timer);
-  rc->awaiting_hello = false;
-  if (rc->fd >= 0) {
-    close (rc->fd);
-    rc->fd = -1;
+  ev_io_stop (r->loop, &r->io);
+  ev_timer_stop (r->loop, &r->timer);
+  r->awaiting_hello = false;
+  if (r->fd >= 0) {
+    close (r->fd);
+    r->fd = -1;
   }
-  if (rc->addrs) {
-    freeaddrinfo (rc->addrs);
-    rc->addrs = rc->next_addr = NULL;
+  if (r->addrs) {
+    freeaddrinfo (r->addrs);
+    r->addrs = r->next_addr = NULL;
   }
 }
 
 void
-reconnect_stop (struct migration *m)
+reconnect_stop (struct reconnect *r)
 {
-  close_attempt (m);
+  close_attempt (r);
 }
 
 void
-reconnect_done (struct migration *m)
+reconnect_done (struct reconnect *r)
 {
-  struct reconnect_state *rc = &m->rc;
-  close_attempt (m);
-  if (rc->active)
-    rc->reconnects++;
-  rc->active = false;
-  rc->attempt = 0;
-}
-
-/* Forget the pass in progress.  Nothing of it needs remembering here: what
- * it sent and never saw durable is still unconfirmed in the filter, and
- * RESUME (or RESET) on the next connection makes it dirty again.  Reads
- * still in flight are for that pass; they are delivered in order before any
- * later read, so the next stale_reads deliveries are dropped. */
-static void
-abandon_pass (struct migration *m)
-{
-  m->stale_reads = m->reader ? source_reader_in_flight (m->reader) : 0;
-  m->final_pass = false;
-  m->all_issued = true;
-  m->pass_ended = true;
-  m->output_blocked = false;
-  if (m->rate_blocked) {
-    ev_timer_stop (m->loop, &m->rate_timer);
-    m->rate_blocked = false;
-  }
-  sync_ledger_forget_unsynced (&m->ledger);
+  close_attempt (r);
+  if (r->active)
+    r->reconnects++;
+  r->active = false;
+  r->attempt = 0;
 }
 
 static void
-give_up (struct migration *m)
+give_up (struct reconnect *r)
 {
-  struct reconnect_state *rc = &m->rc;
-  cutover_fail (m, "%s; the receiver at %s could not be reached again within "
-                "--retry-timeout (%.0f s, %u attempts; the last: %s)",
-                rc->first_reason, m->opts->dest,
-                (double) m->opts->retry_timeout_ns / NS_PER_S, rc->attempt,
-                rc->last_reason);
+  char why[1400];
+
+  snprintf (why, sizeof why, "%s; the receiver at %s could not be reached again "
+            "within --retry-timeout (%.0f s, %u attempts; the last: %s)",
+            r->first_reason, r->dest, (double) r->retry_timeout_ns / NS_PER_S,
+            r->attempt, r->last_reason);
+  r->active = false;
+  r->cb->gave_up (r->opaque, why);
 }
 
 /* Wait before the next attempt, or give up if the deadline has passed. */
 static void
-schedule (struct migration *m)
+schedule (struct reconnect *r)
 {
-  struct reconnect_state *rc = &m->rc;
   uint64_t now = time_monotonic_ns ();
 
-  close_attempt (m);
-  if (now >= rc->deadline_ns) {
-    give_up (m);
+  close_attempt (r);
+  if (now >= r->deadline_ns) {
+    give_up (r);
     return;
   }
-  rc->attempt++;
-  uint64_t wait_ms = retry_backoff_ms (rc->attempt);
-  uint64_t left_ms = (rc->deadline_ns - now) / NS_PER_MS;
+  r->attempt++;
+  uint64_t wait_ms = retry_backoff_ms (r->attempt);
+  uint64_t left_ms = (r->deadline_ns - now) / NS_PER_MS;
   if (wait_ms > left_ms)
     wait_ms = left_ms;
-  progress_reconnecting (&m->progress, m->opts->dest, rc->attempt,
-                         rc->attempt == 1 ? rc->first_reason : rc->last_reason,
-                         wait_ms, rc->deadline_unix, "tracking");
-  ev_timer_set (&rc->timer, wait_ms / 1000.0, 0.);
-  ev_timer_start (m->loop, &rc->timer);
+  r->cb->waiting (r->opaque, r->attempt,
+                  r->attempt == 1 ? r->first_reason : r->last_reason,
+                  wait_ms, r->deadline_unix);
+  ev_timer_set (&r->timer, wait_ms / 1000.0, 0.);
+  ev_timer_start (r->loop, &r->timer);
 }
 
-static void attempt_failed (struct migration *m, const char *fmt, ...)
+static void attempt_failed (struct reconnect *r, const char *fmt, ...)
   __attribute__((format (printf, 2, 3)));
 
 static void
-attempt_failed (struct migration *m, const char *fmt, ...)
+attempt_failed (struct reconnect *r, const char *fmt, ...)
 {
   va_list ap;
   va_start (ap, fmt);
-  vsnprintf (m->rc.last_reason, sizeof m->rc.last_reason, fmt, ap);
+  vsnprintf (r->last_reason, sizeof r->last_reason, fmt, ap);
   va_end (ap);
-  schedule (m);
+  schedule (r);
 }
 
 /* Start a non-blocking connect to the next address; when none is left the
  * attempt has failed with err. */
 static void
-try_next_address (struct migration *m, int err)
+try_next_address (struct reconnect *r, int err)
 {
-  struct reconnect_state *rc = &m->rc;
-
-  while (rc->next_addr != NULL) {
-    struct addrinfo *ai = rc->next_addr;
-    rc->next_addr = ai->ai_next;
+  while (r->next_addr != NULL) {
+    struct addrinfo *ai = r->next_addr;
+    r->next_addr = ai->ai_next;
     int fd = socket (ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
                      ai->ai_protocol);
     if (fd == -1) {
@@ -166,29 +151,28 @@ try_next_address (struct migration *m, int err)
     }
     if (connect (fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS) {
       uint64_t now = time_monotonic_ns ();
-      double secs = MIGRATION_CONNECT_TIMEOUT_MS / 1000.0;
-      double left = rc->deadline_ns > now
-        ? (double) (rc->deadline_ns - now) / NS_PER_S : 0.;
+      double secs = r->connect_timeout_ms / 1000.0;
+      double left = r->deadline_ns > now
+        ? (double) (r->deadline_ns - now) / NS_PER_S : 0.;
       if (left < secs)
         secs = left > 0.1 ? left : 0.1;
-      rc->fd = fd;
-      ev_io_set (&rc->io, fd, EV_WRITE);
-      ev_io_start (m->loop, &rc->io);
-      ev_timer_stop (m->loop, &rc->timer);
-      ev_timer_set (&rc->timer, secs, 0.);
-      ev_timer_start (m->loop, &rc->timer);
+      r->fd = fd;
+      ev_io_set (&r->io, fd, EV_WRITE);
+      ev_io_start (r->loop, &r->io);
+      ev_timer_stop (r->loop, &r->timer);
+      ev_timer_set (&r->timer, secs, 0.);
+      ev_timer_start (r->loop, &r->timer);
       return;
     }
     err = errno;
     close (fd);
   }
-  attempt_failed (m, "cannot connect to %s: %s", m->opts->dest, strerror (err));
+  attempt_failed (r, "cannot connect to %s: %s", r->dest, strerror (err));
 }
 
 static void
-start_attempt (struct migration *m)
+start_attempt (struct reconnect *r)
 {
-  struct reconnect_state *rc = &m->rc;
   struct addrinfo hints;
   char port[16];
 
@@ -196,153 +180,96 @@ start_attempt (struct migration *m)
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_NUMERICSERV;
-  snprintf (port, sizeof port, "%u", (unsigned) m->opts->dest_port);
+  snprintf (port, sizeof port, "%u", (unsigned) r->port);
   /* A name that does not resolve now may resolve later (the network is
    * what we are waiting for), so this is retried like the rest. */
-  int r = getaddrinfo (m->opts->dest_host, port, &hints, &rc->addrs);
-  if (r != 0) {
-    rc->addrs = NULL;
-    attempt_failed (m, "cannot resolve %s: %s", m->opts->dest_host,
-                    r == EAI_SYSTEM ? strerror (errno) : gai_strerror (r));
+  int e = getaddrinfo (r->host, port, &hints, &r->addrs);
+  if (e != 0) {
+    r->addrs = NULL;
+    attempt_failed (r, "cannot resolve %s: %s", r->host,
+                    e == EAI_SYSTEM ? strerror (errno) : gai_strerror (e));
     return;
   }
-  rc->next_addr = rc->addrs;
-  try_next_address (m, EHOSTUNREACH);
+  r->next_addr = r->addrs;
+  try_next_address (r, EHOSTUNREACH);
 }
 
-/* The backoff wait ended (no socket yet), or a connect timed out. */
+/* The backoff wait ended (no socket yet), a connect timed out, or a new
+ * connection did not answer HELLO in time. */
 static void
 timer_cb (struct ev_loop *loop, ev_timer *w, int revents)
 {
-  struct migration *m = w->data;
-  struct reconnect_state *rc = &m->rc;
+  struct reconnect *r = w->data;
 
-  if (rc->awaiting_hello) {
-    char where[64];
-    rc->awaiting_hello = false;
-    reconnect_lost (m, true, "the receiver at %s did not answer HELLO within %.0f s "
-                    "(%s)", m->opts->dest, RECONNECT_HELLO_TIMEOUT_S,
-                    migration_where (m, where, sizeof where));
+  if (r->awaiting_hello) {
+    char reason[256];
+    r->awaiting_hello = false;
+    snprintf (reason, sizeof reason, "the receiver at %s did not answer HELLO "
+              "within %.0f s", r->dest, RECONNECT_HELLO_TIMEOUT_S);
+    r->cb->hello_timed_out (r->opaque, reason);
     return;
   }
-  if (rc->fd < 0) {
-    start_attempt (m);
+  if (r->fd < 0) {
+    start_attempt (r);
     return;
   }
-  ev_io_stop (loop, &rc->io);
-  close (rc->fd);
-  rc->fd = -1;
-  if (rc->next_addr != NULL)
-    try_next_address (m, ETIMEDOUT);
+  ev_io_stop (loop, &r->io);
+  close (r->fd);
+  r->fd = -1;
+  if (r->next_addr != NULL)
+    try_next_address (r, ETIMEDOUT);
   else
-    attempt_failed (m, "cannot connect to %s: timed out", m->opts->dest);
+    attempt_failed (r, "cannot connect to %s: timed out", r->dest);
 }
 
 static void
 connect_cb (struct ev_loop *loop, ev_io *w, int revents)
 {
-  struct migration *m = w->data;
-  struct reconnect_state *rc = &m->rc;
+  struct reconnect *r = w->data;
   int err = 0, one = 1;
   socklen_t len = sizeof err;
 
-  if (getsockopt (rc->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+  if (getsockopt (r->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
     err = errno;
-  ev_io_stop (loop, &rc->io);
+  ev_io_stop (loop, &r->io);
   if (err != 0) {
-    close (rc->fd);
-    rc->fd = -1;
-    ev_timer_stop (loop, &rc->timer);
-    try_next_address (m, err);
+    close (r->fd);
+    r->fd = -1;
+    ev_timer_stop (loop, &r->timer);
+    try_next_address (r, err);
     return;
   }
 
-  int fd = rc->fd;
-  rc->fd = -1;
-  close_attempt (m);
+  int fd = r->fd;
+  r->fd = -1;
+  close_attempt (r);
   setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  /* From here the transport owns the socket; the handshake and HELLO
-   * follow, and their failures come back through reconnect_lost. */
-  if (migration_attach_receiver (m, fd) == -1) {
-    cutover_fail (m, "%s; cannot set up a new connection to the receiver at %s",
-                  rc->first_reason, m->opts->dest);
+  /* From here the caller owns the socket; the handshake and HELLO follow,
+   * and their failures come back through reconnect_lost. */
+  if (r->cb->connected (r->opaque, fd) == -1)
     return;
-  }
   /* Bound the handshake and HELLO, so that a receiver that accepts but
-   * never answers cannot keep us past --retry-timeout for long. */
+   * never answers cannot keep us past the retry timeout for long. */
   uint64_t now = time_monotonic_ns ();
   double secs = RECONNECT_HELLO_TIMEOUT_S;
-  double left = rc->deadline_ns > now ? (double) (rc->deadline_ns - now) / NS_PER_S : 0.;
+  double left = r->deadline_ns > now ? (double) (r->deadline_ns - now) / NS_PER_S : 0.;
   if (left < secs)
     secs = left > 1. ? left : 1.;
-  rc->awaiting_hello = true;
-  ev_timer_set (&rc->timer, secs, 0.);
-  ev_timer_start (m->loop, &rc->timer);
+  r->awaiting_hello = true;
+  ev_timer_set (&r->timer, secs, 0.);
+  ev_timer_start (r->loop, &r->timer);
 }
 
 void
-reconnect_lost (struct migration *m, bool transient, const char *fmt, ...)
+reconnect_lost (struct reconnect *r, const char *reason)
 {
-  struct reconnect_state *rc = &m->rc;
-  char msg[512];
-  va_list ap;
-
-  if (m->phase == PHASE_DONE || m->phase == PHASE_FAILED)
-    return;
-  va_start (ap, fmt);
-  vsnprintf (msg, sizeof msg, fmt, ap);
-  va_end (ap);
-
-  if (!transient || m->opts->retry_timeout_ns == 0) {
-    if (rc->active)
-      cutover_fail (m, "%s (while reconnecting after: %s)", msg, rc->first_reason);
-    else
-      cutover_fail (m, "%s", msg);
-    return;
+  if (!r->active) {
+    r->active = true;
+    r->attempt = 0;
+    r->deadline_ns = time_monotonic_ns () + r->retry_timeout_ns;
+    r->deadline_unix = time_unix_now () + (double) r->retry_timeout_ns / NS_PER_S;
+    snprintf (r->first_reason, sizeof r->first_reason, "%s", reason);
   }
-  /* Already waiting for the next attempt: nothing more to do. */
-  if (m->phase == PHASE_RECONNECTING)
-    return;
-
-  if (m->conn) {
-    struct stm_conn *conn = m->conn;
-    m->conn = NULL;
-    stm_conn_close (conn);
-  }
-  if (!rc->active) {
-    rc->active = true;
-    rc->attempt = 0;
-    rc->deadline_ns = time_monotonic_ns () + m->opts->retry_timeout_ns;
-    rc->deadline_unix = time_unix_now () + (double) m->opts->retry_timeout_ns / NS_PER_S;
-    snprintf (rc->first_reason, sizeof rc->first_reason, "%s", msg);
-  }
-  snprintf (rc->last_reason, sizeof rc->last_reason, "%s", msg);
-
-  /* Never hold the guest while waiting for the network.  If THAW fails we
-   * give up with the original reason alone: cutover_fail thaws (or closes
-   * the control connection, which thaws) and says in what state the source
-   * is left, so naming the failure here as well would report it twice. */
-  if (m->frozen) {
-    if (control_thaw (m->control) == -1) {
-      cutover_fail (m, "%s", msg);
-      return;
-    }
-    m->frozen = false;
-    ev_timer_stop (m->loop, &m->overrun_timer);
-  }
-  /* Nor slow its writes while nothing is being copied: convergence starts
-   * over after the reconnect. */
-  if (m->policy.throttle != 0) {
-    /* As for THAW above: cutover_fail releases it and reports a failure. */
-    if (control_throttle (m->control, 0) == -1) {
-      cutover_fail (m, "%s", msg);
-      return;
-    }
-    m->policy.throttle = 0;
-    m->policy.best_dirty = UINT64_MAX;
-    m->policy.stalled = 0;
-  }
-  abandon_pass (m);
-  migration_set_phase (m, PHASE_RECONNECTING);
-  schedule (m);
+  snprintf (r->last_reason, sizeof r->last_reason, "%s", reason);
+  schedule (r);
 }

@@ -1,0 +1,500 @@
+/* stm-send: one pass.  SNAPSHOT gives the extents (the hot blocks left for
+ * the final pass, hot_blocks.h); PASS_BEGIN; the extents are read in
+ * windows of at most SOURCE_READER_CHUNK, merged across short gaps, and
+ * each part goes out as DATA, or ZERO where it reads as zeroes; PASS_END;
+ * SYNC.  Reads stop while the output queue is above its high water mark or
+ * the --rate bucket is in debt.  Only when DURABLE comes back for a SYNC
+ * are the ranges it covers confirmed to the filter (sync_ledger.h,
+ * migration_confirm_up_to).
+ *
+ * While an ordinary pass runs, the convergence policy may slow the guest
+ * down at once rather than at the pass's end (throttle_during_pass), from
+ * the periodic tick or from a mid-pass timer that looks at the dirty set
+ * more often.  What to do once a pass is durable (another pass, the
+ * cutover) is not decided here: see cutover.c.
+ */
+#include <config.h>
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "convergence.h"
+#include "log.h"
+#include "pass.h"
+
+#define NS_PER_S 1000000000u
+/* How often the dirty set is looked at while a mid-pass throttle may be
+ * due, in seconds. */
+#define MIDPASS_CHECK_S 0.05
+
+/* ---- what the convergence policy does during a pass ----------------- */
+
+/* During an ordinary pass, with the filter's status st from the periodic
+ * tick or the mid-pass timer: set the guest throttle at once if the
+ * policy would set it at the end of this pass anyway
+ * (convergence_midpass_throttle).  -1 after migration_fail. */
+static int
+throttle_during_pass (struct migration *m, const struct control_status *st)
+{
+  if ((m->phase != PHASE_PASS && m->phase != PHASE_PASS_SYNC) || m->final_pass)
+    return 0;
+  struct convergence_input in = {
+    .pass = m->pass,
+    .pass_bytes = m->pass_bytes,
+    .pass_ns = 0,
+    .dirty_bytes = st->dirty_bytes,
+    .written_bytes = st->write_bytes >= m->last_write_bytes
+      ? st->write_bytes - m->last_write_bytes : 0,
+    .write_requests = st->writes >= m->last_writes ? st->writes - m->last_writes : 0,
+    .image_size = m->size,
+    .block_size = m->block,
+    .pass_done_bytes = m->pass_done,
+  };
+  uint64_t throughput = convergence_rate_estimate (&m->pass_rates);
+  uint64_t rate = convergence_midpass_throttle (&in, throughput, &m->policy);
+  if (rate == 0)
+    return 0;
+  if (control_throttle (m->control, rate) == -1) {
+    migration_fail (m, "cannot throttle guest writes through the filter at %s: %s",
+                  m->opts->control_path, control_client_error (m->control));
+    return -1;
+  }
+  progress_throttle (&m->progress, rate, st->dirty_bytes, throughput);
+  return 0;
+}
+
+
+/* While a mid-pass throttle is possible, look at the dirty set often: at
+ * a guest's full write rate a second is long enough to dirty the whole
+ * image again, so waiting for the once-a-second tick costs a whole pass. */
+static void
+midpass_timer_cb (struct ev_loop *loop, ev_timer *w, int revents)
+{
+  struct migration *m = w->data;
+  struct control_status st;
+
+  if (m->phase != PHASE_PASS || m->final_pass || m->pass_ended ||
+      !convergence_midpass_possible (&m->policy)) {
+    ev_timer_stop (loop, w);
+    return;
+  }
+  /* A failing control connection is reported by the pass's end, which
+   * cannot do without it; here it only means no early throttle. */
+  if (control_status (m->control, &st) != 0)
+    return;
+  m->dirty_bytes = st.dirty_bytes;
+  (void) throttle_during_pass (m, &st);
+}
+
+/* A pass has begun: while the policy could throttle during it, look at
+ * the dirty set every twentieth of a second (throttle_during_pass). */
+static void
+arm_midpass_timer (struct migration *m)
+{
+  ev_timer_stop (m->loop, &m->midpass_timer);
+  if (!m->final_pass && convergence_midpass_possible (&m->policy)) {
+    ev_timer_set (&m->midpass_timer, MIDPASS_CHECK_S, MIDPASS_CHECK_S);
+    ev_timer_start (m->loop, &m->midpass_timer);
+  }
+}
+
+/* A SNAPSHOT for an ordinary pass is in m->extents: leave the hot blocks
+ * out of it for the final pass (hot_blocks.h), within an eighth of the
+ * downtime budget at the last measured throughput.  -1 after
+ * migration_fail. */
+static int
+defer_hot_blocks (struct migration *m)
+{
+  uint64_t throughput = convergence_rate_estimate (&m->pass_rates);
+  uint64_t budget = (uint64_t) ((unsigned __int128) throughput *
+                                m->opts->max_downtime_ns / HOT_BLOCKS_BUDGET_DIVISOR
+                                / NS_PER_S);
+  uint64_t before = extent_list_total_bytes (&m->extents);
+  if (hot_blocks_filter (&m->hot, &m->extents, m->pass == 0, budget, m->block) == -1) {
+    migration_fail (m, "out of memory for the hot blocks of pass %" PRIu32, m->pass + 1);
+    return -1;
+  }
+  uint64_t after = extent_list_total_bytes (&m->extents);
+  if (after < before)
+    progress_hot_blocks (&m->progress, m->pass + 1, before - after,
+                         hot_blocks_deferred_bytes (&m->hot));
+  return 0;
+}
+
+/* ---- the pass ------------------------------------------------------- */
+
+/* Outside the final pass, ask the filter how much is dirty now, for the
+ * progress report, and let the convergence policy look at it: a pass
+ * already doomed not to shrink the dirty set may be throttled now rather
+ * than at its end (cutover.c).  Both the end of a pass and the periodic
+ * tick do this.  A failed STATUS is not fatal here: the next one will do.
+ * -1 when the policy ended the migration. */
+int
+pass_look_at_dirty (struct migration *m)
+{
+  struct control_status st;
+
+  if (m->final_pass || control_status (m->control, &st) != 0)
+    return 0;
+  m->dirty_bytes = st.dirty_bytes;
+  return throttle_during_pass (m, &st);
+}
+
+static void
+pass_all_sent (struct migration *m)
+{
+  uint8_t frame[WIRE_ENCODE_MAX];
+  struct progress_sample s;
+  uint64_t now = time_monotonic_ns ();
+
+  m->pass_ended = true;
+  if (pass_look_at_dirty (m) == -1)
+    return;
+  migration_sample (m, &s, now);
+  progress_update (&m->progress, &s, now, true);
+  if (migration_send_msg (m, frame, wire_encode_pass_end (frame, m->pass)) == -1)
+    return;
+  /* The final pass too ends with an ordinary SYNC: the receiver's
+   * fdatasync is the slowest step of the commit, and while it runs the
+   * cutover can still be called off (the receiver has declared nothing
+   * complete); COMMIT then finds nothing left to write. */
+  if (migration_send_sync (m, true, false) == 0)
+    return;
+  migration_set_phase (m, PHASE_PASS_SYNC);
+}
+
+void
+pass_begin (struct migration *m, bool final)
+{
+  uint8_t frame[WIRE_ENCODE_MAX];
+
+  /* The receiver refuses anything outside the image; say so here, naming
+   * the filter, rather than as a protocol error from the receiver. */
+  for (size_t i = 0; i < m->extents.len; i++)
+    if (!wire_range_ok (m->extents.items[i].offset, m->extents.items[i].length,
+                        m->size)) {
+      migration_fail (m, "the filter at %s handed out an extent (%" PRIu64 ", %" PRIu64
+                    ") outside the image of %" PRIu64 " bytes", m->opts->control_path,
+                    m->extents.items[i].offset, m->extents.items[i].length, m->size);
+      return;
+    }
+
+  m->pass++;
+  m->final_pass = final;
+  m->ext_index = 0;
+  m->ext_pos = 0;
+  m->send_index = 0;
+  m->send_pos = 0;
+  /* What the source said of its allocation before may be stale now. */
+  source_reader_forget_allocation (m->reader);
+  m->all_issued = m->extents.len == 0;
+  m->pass_ended = false;
+  m->pass_bytes = extent_list_total_bytes (&m->extents);
+  m->pass_done = 0;
+  m->pass_start_ns = time_monotonic_ns ();
+  /* An ordinary pass keeps to --rate on its own; the final pass may use
+   * the burst saved up meanwhile, since the guest is held during it. */
+  if (!final)
+    rate_limit_restart (&m->rate, m->pass_start_ns);
+  migration_set_phase (m, PHASE_PASS);
+  /* SNAPSHOT just took every dirty block. */
+  m->dirty_bytes = 0;
+
+  progress_pass_begin (&m->progress, m->pass, m->pass_bytes, final);
+  if (migration_send_msg (m, frame, wire_encode_pass_begin (frame, m->pass, m->pass_bytes)) == -1)
+    return;
+  arm_midpass_timer (m);
+  pass_pump (m);
+}
+
+/* Start the next ordinary pass: SNAPSHOT, then read. */
+void
+pass_next (struct migration *m)
+{
+  uint64_t generation;
+  if (control_snapshot (m->control, &m->extents, &generation) == -1) {
+    migration_fail (m, "cannot take a snapshot of the dirty blocks from the filter "
+                  "at %s before pass %" PRIu32 ": %s",
+                  m->opts->control_path, m->pass + 1, control_client_error (m->control));
+    return;
+  }
+  /* Hot blocks wait for the final pass (cutover.c). */
+  if (defer_hot_blocks (m) == -1)
+    return;
+  pass_begin (m, false);
+}
+
+/* Where the read starting at start (within the extent at ext_index)
+ * should end: that extent's end, stretched over the following extents
+ * while the gaps are short and the read stays within a chunk.  A lone
+ * extent is not cut here: the reader reads a chunk of it, or hands back a
+ * zero range of any length. */
+static uint64_t
+read_window_end (const struct migration *m, uint64_t start)
+{
+  size_t i = m->ext_index;
+  const struct extent *e = &m->extents.items[i];
+  uint64_t end = e->offset + e->length;
+
+  while (end - start < SOURCE_READER_CHUNK && i + 1 < m->extents.len) {
+    const struct extent *next = &m->extents.items[i + 1];
+    assert (next->offset >= end);
+    if (next->offset - end > MIGRATION_MERGE_GAP ||
+        next->offset + next->length - start > SOURCE_READER_CHUNK)
+      break;
+    end = next->offset + next->length;
+    i++;
+  }
+  return end;
+}
+
+/* Everything before issued_end has been issued: move the read cursor
+ * there, past the extents and gaps below it.  Returns the bytes of
+ * extents (not gaps) it moved over. */
+static uint64_t
+advance_issued (struct migration *m, uint64_t issued_end)
+{
+  uint64_t bytes = 0;
+
+  while (m->ext_index < m->extents.len) {
+    const struct extent *e = &m->extents.items[m->ext_index];
+    uint64_t from = e->offset + m->ext_pos;
+    uint64_t to = e->offset + e->length;
+    if (from >= issued_end)
+      break;
+    if (to > issued_end) {
+      bytes += issued_end - from;
+      m->ext_pos = issued_end - e->offset;
+      break;
+    }
+    bytes += to - from;
+    m->ext_index++;
+    m->ext_pos = 0;
+  }
+  m->all_issued = m->ext_index == m->extents.len;
+  return bytes;
+}
+
+/* Issue reads while there is room in every window. */
+void
+pass_pump (struct migration *m)
+{
+  if (m->phase != PHASE_PASS || m->pass_ended || m->conn == NULL)
+    return;
+
+  while (!m->all_issued && source_reader_can_issue (m->reader)) {
+    if (stm_conn_output_pending (m->conn) >= MIGRATION_OUTPUT_HIGH) {
+      m->output_blocked = true;
+      break;
+    }
+    m->output_blocked = false;
+    /* Pay for the next read before issuing it (rate_limit.h): it sends at
+     * most a chunk of what is left of this window. */
+    uint64_t start = m->extents.items[m->ext_index].offset + m->ext_pos;
+    uint64_t end = read_window_end (m, start);
+    uint64_t now = time_monotonic_ns ();
+    uint64_t wait = rate_limit_wait_for_ns (&m->rate, end - start < SOURCE_READER_CHUNK
+                                            ? end - start : SOURCE_READER_CHUNK, now);
+    if (wait > 0) {
+      if (!m->rate_blocked) {
+        m->rate_blocked = true;
+        ev_timer_set (&m->rate_timer, (double) wait / NS_PER_S, 0.);
+        ev_timer_start (m->loop, &m->rate_timer);
+      }
+      break;
+    }
+
+    /* The reader issues a read of data or, where the source reports
+     * zeroes, a zero range of any length; 0 means it is asking the source
+     * for the allocation first and calls on_slots_free when it knows. */
+    bool zero;
+    char err[256];
+    int64_t len = source_reader_issue_range (m->reader, start, end - start,
+                                             &zero, err, sizeof err);
+    if (len == -1) {
+      char where[64];
+      migration_fail (m, "cannot read the source %s %s: %s", m->opts->source_uri,
+                    migration_where (m, where, sizeof where), err);
+      return;
+    }
+    if (len == 0)
+      break;
+    uint64_t extent_bytes = advance_issued (m, start + (uint64_t) len);
+    /* A zero range costs a few bytes on the wire, not its length; gaps
+     * read between extents are not sent. */
+    if (!zero)
+      rate_limit_take (&m->rate, extent_bytes, now);
+  }
+
+  if (m->all_issued && source_reader_in_flight (m->reader) == 0)
+    pass_all_sent (m);
+}
+
+static bool
+all_zero (const void *buf, size_t len)
+{
+  const unsigned char *p = buf;
+  return len == 0 || (p[0] == 0 && memcmp (p, p + 1, len - 1) == 0);
+}
+
+/* A result from the source reader that nobody waits for any more: the
+ * migration has ended, or the read belongs to a pass abandoned when the
+ * receiver was lost.  Both kinds of result (data and zeroes) are dropped
+ * by the same rule, and each counts once against stale_reads. */
+static bool
+source_result_unwanted (struct migration *m)
+{
+  if (migration_ended (m))
+    return true;
+  if (m->stale_reads > 0) {
+    m->stale_reads--;
+    return true;
+  }
+  return false;
+}
+
+/* Account for a range just queued to the receiver as DATA or ZERO: it is
+ * done for this pass, and unsynced until the receiver says it is durable.
+ * -1 after failing the migration. */
+static int
+note_range_sent (struct migration *m, uint64_t offset, uint64_t length, bool data)
+{
+  m->last_activity_ns = time_monotonic_ns ();
+  m->pass_done += length;
+  m->bytes_sent += length;
+  if (sync_ledger_note_sent (&m->ledger, offset, length, data) == -1) {
+    migration_fail (m, "out of memory");
+    return -1;
+  }
+  return 0;
+}
+
+/* Send the parts of the extents that lie in [offset, offset+length), just
+ * read (buf) or reported as zeroes (buf NULL): reads come back in the order
+ * they were issued, so the send cursor is at or after offset.  A part that
+ * reads as zeroes goes as ZERO (the receiver punches a hole).  Returns the
+ * data bytes sent, or -1 after failing the migration. */
+static int64_t
+send_extent_parts (struct migration *m, uint64_t offset, uint64_t length,
+                   const uint8_t *buf)
+{
+  uint64_t end = offset + length;
+  int64_t data_bytes = 0;
+  uint8_t frame[WIRE_ENCODE_MAX];
+
+  while (m->send_index < m->extents.len) {
+    const struct extent *e = &m->extents.items[m->send_index];
+    uint64_t from = e->offset + m->send_pos;
+    if (from >= end)
+      break;
+    assert (from >= offset);
+    uint64_t to = e->offset + e->length < end ? e->offset + e->length : end;
+    uint64_t n = to - from;
+    int r;
+    bool data = buf != NULL && !all_zero (buf + (from - offset), n);
+    if (!data)
+      r = migration_send (m, frame, wire_encode_zero (frame, from, n), NULL, 0);
+    else {
+      r = migration_send (m, frame, wire_encode_data_header (frame, from, n),
+                             buf + (from - offset), n);
+      data_bytes += n;
+    }
+    if (r == -1 || note_range_sent (m, from, n, data) == -1)
+      return -1;
+    if (to == e->offset + e->length) {
+      m->send_index++;
+      m->send_pos = 0;
+    }
+    else
+      m->send_pos = to - e->offset;
+  }
+  return data_bytes;
+}
+
+static void
+on_read (void *opaque, uint64_t offset, uint32_t length, const void *buf, int err)
+{
+  struct migration *m = opaque;
+  char where[64];
+  if (source_result_unwanted (m))
+    return;
+  if (err) {
+    migration_fail (m, "cannot read the source %s at offset %" PRIu64 " (%" PRIu32
+                  " bytes) %s: %s", m->opts->source_uri, offset, length,
+                  migration_where (m, where, sizeof where), strerror (err));
+    return;
+  }
+
+  /* Data counts towards the bytes that call for a SYNC within a pass;
+   * zeroes cost the receiver no writing. */
+  if (send_extent_parts (m, offset, length, buf) == -1)
+    return;
+  /* Make progress durable every so often within a long pass; the final
+   * pass is made durable by its one SYNC at the end. */
+  if (!m->final_pass &&
+      sync_ledger_due (&m->ledger, m->last_activity_ns, MIGRATION_SYNC_EVERY,
+                       MIGRATION_SYNC_MIN, MIGRATION_SYNC_INTERVAL_NS))
+    migration_send_sync (m, false, false);
+}
+
+/* A range the source reports as zeroes: a ZERO message for each part of
+ * an extent in it, however long (the receiver punches a hole). */
+static void
+on_zero (void *opaque, uint64_t offset, uint64_t length)
+{
+  struct migration *m = opaque;
+  if (source_result_unwanted (m))
+    return;
+  (void) send_extent_parts (m, offset, length, NULL);
+}
+
+static void
+on_slots_free (void *opaque)
+{
+  struct migration *m = opaque;
+  if (!migration_ended (m))
+    pass_pump (m);
+}
+
+static void
+on_source_failure (void *opaque, const char *reason)
+{
+  struct migration *m = opaque;
+  char where[64];
+  migration_fail (m, "the connection to the source %s failed %s: %s",
+                m->opts->source_uri, migration_where (m, where, sizeof where), reason);
+}
+
+const struct source_reader_callbacks pass_reader_callbacks = {
+  .on_read = on_read,
+  .on_slots_free = on_slots_free,
+  .on_failure = on_source_failure,
+  .on_zero = on_zero,
+};
+
+void
+pass_init (struct migration *m)
+{
+  ev_timer_init (&m->midpass_timer, midpass_timer_cb, 0., 0.);
+  m->midpass_timer.data = m;
+}
+
+void
+pass_abandon (struct migration *m)
+{
+  m->stale_reads = m->reader ? source_reader_in_flight (m->reader) : 0;
+  m->final_pass = false;
+  m->all_issued = true;
+  m->pass_ended = true;
+  m->output_blocked = false;
+  if (m->rate_blocked) {
+    ev_timer_stop (m->loop, &m->rate_timer);
+    m->rate_blocked = false;
+  }
+  ev_timer_stop (m->loop, &m->midpass_timer);
+  sync_ledger_forget_unsynced (&m->ledger);
+}

@@ -1,0 +1,45 @@
+/* stm-send: one pass over the dirty blocks (see pass.c). */
+#ifndef STM_SENDER_PASS_H
+#define STM_SENDER_PASS_H
+
+#include <stdbool.h>
+
+#include "migration.h"
+#include "source_reader.h"
+
+/* Share an eighth of the downtime budget with the hot blocks left for
+ * the final pass (hot_blocks.h). */
+#define HOT_BLOCKS_BUDGET_DIVISOR 8
+
+/* What the source reader reports to (source_reader_start). */
+extern const struct source_reader_callbacks pass_reader_callbacks;
+
+/* Set up the pass's watchers on m->loop (once, before the first pass). */
+void pass_init (struct migration *m);
+
+/* Start a pass over m->extents (already filled): PASS_BEGIN, then read
+ * and send.  final: the cutover's pass, with the source frozen. */
+void pass_begin (struct migration *m, bool final);
+
+/* Start the next ordinary pass: SNAPSHOT, hot blocks left out, then read. */
+void pass_next (struct migration *m);
+
+/* Issue reads while there is room in every window; at the end of the
+ * pass, PASS_END and its SYNC. */
+void pass_pump (struct migration *m);
+
+/* Outside the final pass, ask the filter how much is dirty now, for the
+ * progress report, and let the convergence policy look at it (a throttle
+ * may be due before the pass ends).  A failed STATUS is not fatal here:
+ * the next will do.  -1 when the policy ended the migration. */
+int pass_look_at_dirty (struct migration *m);
+
+/* The receiver is lost: forget the pass in progress.  Nothing of it needs
+ * remembering: what it sent and never saw durable is still unconfirmed in
+ * the filter, and RESUME (or RESET) on the next connection makes it dirty
+ * again.  Reads still in flight are for that pass; they are delivered in
+ * order before any later read, so the next stale_reads deliveries are
+ * dropped. */
+void pass_abandon (struct migration *m);
+
+#endif /* STM_SENDER_PASS_H */
