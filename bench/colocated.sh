@@ -24,10 +24,11 @@
 # freeze windows come from stm-send --json: from each "freeze" event's ts
 # less its drain_ms (the gate closed then) to the next "flip" or
 # "cutover_overrun" event's ts, widened by 2 ms on each side for fio's
-# millisecond timestamps.  Printed per run: the guest's p99 and max write
-# latency during the migration outside the freeze, how many of those
-# writes took more than 50 ms, the max of the writes overlapping the
-# freeze, and the same p99/max for the WARMUP seconds before the migration.
+# millisecond timestamps.  Printed per run: the guest's p99, p99.9 and
+# max write latency during the migration outside the freeze, how many of
+# those writes took more than 10, 20 and 50 ms, the max of the writes
+# overlapping the freeze, and the p99/max for the WARMUP seconds before
+# the migration.
 # Each run also has the guest write alone for ALONE seconds (default 36,
 # about as long as a 1 GiB pass at --rate 32M) with the same source stack
 # and no migration ("alone" in the table): the disk's own noise, which no
@@ -201,25 +202,32 @@ try:
     err = json.loads(text[text.index("{"):])["jobs"][0]["error"]
 except Exception:
     err = -1
-print("%.2f %s %.1f %d %.2f %.2f %d %d %.2f %.2f %.2f %d %d" % (
+print("%.2f %s %.1f %d %.2f %.2f %.2f %d %d %d %.2f %.2f %.2f %d %d" % (
     t1 - t0, passes if passes is not None else "-",
     downtime if downtime is not None else -1,
-    len(outside), pct(outside, 99), max(outside or [0]),
-    sum(1 for x in outside if x > 20), sum(1 for x in outside if x > 50),
-    max(inside or [0]),
+    len(outside), pct(outside, 99), pct(outside, 99.9), max(outside or [0]),
+    sum(1 for x in outside if x > 10), sum(1 for x in outside if x > 20),
+    sum(1 for x in outside if x > 50), max(inside or [0]),
     pct(base, 99), max(base or [0]), len(windows), err))
 PY
     )" || die "cannot read the latency log $tmp/lat_lat.1.log"
-    local total passes down n p99 max over20 over50 inmax bp99 bmax nwin err
-    read -r total passes down n p99 max over20 over50 inmax bp99 bmax nwin err <<<"$row"
+    # KEEP=1 keeps every run's logs, not only the last.
+    if [ -n "${KEEP:-}" ]; then
+        cp "$tmp/lat_lat.1.log" "$tmp/lat-$label-$rate-$run.log"
+        cp "$tmp/send.json" "$tmp/send-$label-$rate-$run.json"
+    fi
+    local total passes down n p99 p999 max over10 over20 over50 inmax bp99 bmax nwin err
+    read -r total passes down n p99 p999 max over10 over20 over50 inmax bp99 bmax nwin err <<<"$row"
     [ "$err" = 0 ] || die "$label: fio reported error $err"
     [ "$label" = alone ] && { down=-; inmax=-; }
-    rows+=("$(printf '%-10s %-9s %3d %7s %6s %8s %7s %8s %8s %6s %6s %8s %8s %8s' \
-              "$label" "$rate" "$run" "$total" "$passes" "$down" "$n" "$p99" "$max" \
-              "$over20" "$over50" "$inmax" "$bp99" "$bmax")")
-    record "$label $rate p99" "$(printf '%.0f' "$(awk -v v="$p99" 'BEGIN { print v * 100 }')")"
-    record "$label $rate max" "$(printf '%.0f' "$(awk -v v="$max" 'BEGIN { print v * 100 }')")"
-    record "$label $rate over20" "$over20"
+    rows+=("$(printf '%-10s %-9s %3d %7s %6s %8s %7s %7s %7s %7s %5s %5s %5s %7s %8s %8s' \
+              "$label" "$rate" "$run" "$total" "$passes" "$down" "$n" "$p99" "$p999" "$max" \
+              "$over10" "$over20" "$over50" "$inmax" "$bp99" "$bmax")")
+    local v
+    for v in p99 p999 max; do
+        record "$label $rate $v" "$(awk -v v="${!v}" 'BEGIN { printf "%.0f", v * 100 }')"
+    done
+    for v in over10 over20 over50; do record "$label $rate $v" "${!v}"; done
     note "${rows[-1]}"
     [ "$nwin" -le 1 ] || note "$label: $nwin freeze windows (a cutover was called off)"
 
@@ -257,8 +265,8 @@ done
 printf '\n%s MiB image on %s, guest: fio nbd 4 KiB sequential FUA writes at %s IOPS, iodepth 1; flip forward\n' \
        "$SIZE_MIB" "$fstype" "$GUEST_IOPS"
 printf 'latencies in ms; "outside" = during the migration, not overlapping a freeze window\n'
-printf '%-10s %-9s %3s %7s %6s %8s %7s %8s %8s %6s %6s %8s %8s %8s\n' build rate run "total s" passes \
-       "downtime" "writes" "p99 out" "max out" ">20ms" ">50ms" "max in" "base p99" "base max"
+printf '%-10s %-9s %3s %7s %6s %8s %7s %7s %7s %7s %5s %5s %5s %7s %8s %8s\n' build rate run "total s" passes \
+       "downtime" "writes" "p99" "p99.9" "max" ">10" ">20" ">50" "max in" "base p99" "base max"
 printf '%s\n' "${rows[@]}"
 printf '\nmedian over runs (ms):\n'
 groups=()
@@ -266,12 +274,17 @@ groups=()
 for b in $BUILDS; do
     for rate in $RATES; do groups+=("${b%%=*} $rate"); done
 done
+# hundredths: the median of figures recorded in hundredths of a ms.
+hundredths () { awk -v v="$(median_of "$1")" 'BEGIN { printf "%.2f", v / 100 }'; }
+# sum NAME: the sum of integers recorded under NAME.
+sum () { echo ${_results[$1]} | tr ' ' '\n' | awk '{ s += $1 } END { print s + 0 }'; }
+printf '%-10s %-9s %8s %8s %8s %9s   %s\n' build rate "p99" "p99.9" "max" "worst max" \
+       "writes over 10 / 20 / 50 ms, all runs"
 for g in "${groups[@]}"; do
-    printf '%-10s %-9s p99 outside %7.2f   max outside %7.2f (worst %.2f)   writes >20 ms: %s\n' ${g} \
-        "$(awk -v v="$(median_of "$g p99")" 'BEGIN { print v / 100 }')" \
-        "$(awk -v v="$(median_of "$g max")" 'BEGIN { print v / 100 }')" \
-        "$(printf '%s\n' ${_results[$g max]} | sort -n | tail -n 1 | awk '{ print $1 / 100 }')" \
-        "$(echo ${_results[$g over20]})"
+    printf '%-10s %-9s %8s %8s %8s %9s   %s / %s / %s\n' ${g} "$(hundredths "$g p99")" \
+        "$(hundredths "$g p999")" "$(hundredths "$g max")" \
+        "$(printf '%s\n' ${_results[$g max]} | sort -n | tail -n 1 | awk '{ printf "%.2f", $1 / 100 }')" \
+        "$(sum "$g over10")" "$(sum "$g over20")" "$(sum "$g over50")"
 done
 if [ -n "${TRACE:-}" ]; then
     printf '\nstm-recv system calls (strace -T; strace slows them, so these runs are not in the figures):\n'

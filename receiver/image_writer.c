@@ -36,10 +36,12 @@ _Static_assert (sizeof (off_t) == 8, "off_t must be 64 bits");
  * the last wait, the writer waits for the window before them (by then
  * mostly on disk already, so the wait is short).  What stm-recv has dirty
  * or in flight thus stays under about two windows, and a SYNC finds little
- * left to write.  A window is a few hundred milliseconds of a busy disk's
- * work at most, so the wait never holds the event loop for long.  It can be
- * set at build time (-DWRITEBACK_WINDOW=...; 0 turns gradual writeback
- * off). */
+ * left to write.  8 MiB is tens of milliseconds of a disk's work (80 ms at
+ * 100 MB/s), and the window waited for had a window's time to get there
+ * already, so the wait holds the event loop for less than that; 2 and
+ * 32 MiB did no better for a guest on the same disk (docs/performance.md).
+ * It can be set at build time (-DWRITEBACK_WINDOW=...; 0 turns gradual
+ * writeback off). */
 #ifndef WRITEBACK_WINDOW
 #define WRITEBACK_WINDOW (8 * 1024 * 1024)
 #endif
@@ -135,8 +137,10 @@ writeback_written (struct image_writer *w, uint64_t offset, uint64_t len)
   if (WRITEBACK_WINDOW == 0 || w->no_writeback || len == 0)
     return;
 
-  /* Start writing these pages now, without waiting: it queues the I/O
-   * and returns (it can sleep only while the device's queue is full). */
+  /* Start writing these pages now, without waiting for the I/O.  The
+   * call can still sleep, while the device's queue is full, while the
+   * block layer throttles writeback, or while the file system allocates
+   * blocks for the pages, but not for the writes to complete. */
   writeback_range (w, &range, SYNC_FILE_RANGE_WRITE);
 
   if (cur->end == 0) {
