@@ -1,6 +1,6 @@
 /* stm-recv: the output image's file descriptor and the system calls that
- * change it: open, lock, size, pwrite, hole punching, fdatasync.  See
- * image_writer.h for the contract.
+ * change it: open, lock, size, pwrite, hole punching, gradual writeback
+ * (sync_file_range) and fdatasync.  See image_writer.h for the contract.
  */
 #include <config.h>
 
@@ -27,6 +27,35 @@ _Static_assert (sizeof (off_t) == 8, "off_t must be 64 bits");
  * of this size, allocated the first time it is needed. */
 #define ZERO_CHUNK (1024 * 1024)
 
+/* Gradual writeback.  Left alone, the kernel keeps what stm-recv writes
+ * dirty in the page cache (up to vm.dirty_background_ratio of memory, often
+ * gigabytes) until a SYNC's fdatasync writes it all out at once; when the
+ * destination shares a disk with a running guest, the guest's synced writes
+ * then queue behind that burst.  Instead, each write's range is handed to
+ * the disk as it lands, and once WRITEBACK_WINDOW bytes were written since
+ * the last wait, the writer waits for the window before them (by then
+ * mostly on disk already, so the wait is short).  What stm-recv has dirty
+ * or in flight thus stays under about two windows, and a SYNC finds little
+ * left to write.  8 MiB is tens of milliseconds of a disk's work (80 ms at
+ * 100 MB/s), and the window waited for had a window's time to get there
+ * already, so the wait holds the event loop for less than that; 2 and
+ * 32 MiB did no better for a guest on the same disk (docs/performance.md).
+ * It can be set at build time (-DWRITEBACK_WINDOW=...; 0 turns gradual
+ * writeback off). */
+#ifndef WRITEBACK_WINDOW
+#define WRITEBACK_WINDOW (8 * 1024 * 1024)
+#endif
+
+/* The byte range spanned by the writes of one window: from the lowest
+ * offset written to the highest end.  A full pass writes in order, so the
+ * span is the window itself; a later pass writes scattered blocks, and the
+ * span then covers clean pages too, which the kernel skips (it looks pages
+ * up by their dirty and writeback tags, not one by one). */
+struct wb_span {
+  uint64_t start, end;        /* end == 0: nothing written */
+  uint64_t bytes;             /* bytes written into it */
+};
+
 struct image_writer {
   char *path;
   int fd;
@@ -42,6 +71,17 @@ struct image_writer {
   bool created;
   dev_t dev;
   ino_t ino;
+  /* Gradual writeback: off when sync_file_range does not work on this
+   * output (the kernel or file system cannot do it), in which case
+   * everything is left to fdatasync as before. */
+  bool no_writeback;
+  struct wb_span wb_current;  /* written since the last wait, started */
+  struct wb_span wb_previous; /* the window before it: waited for next */
+  /* An error the kernel reported for writeback stm-recv waited for.  The
+   * kernel reports a writeback error once to each open file: having told
+   * sync_file_range, it would not tell the next fdatasync, so the error is
+   * kept here and the next image_writer_sync fails with it. */
+  int wb_error;
 };
 
 /* The capacity of the block device behind fd, or -1 with errno. */
@@ -51,6 +91,88 @@ block_device_size (int fd, uint64_t *size)
   if (ioctl (fd, BLKGETSIZE64, size) == -1)
     return -1;
   return 0;
+}
+
+/* Did sync_file_range fail because it cannot work on this output at all
+ * (an old kernel, a file system or file type without writeback)?  Then
+ * the writer goes on without it, silently: fdatasync alone is what stm-recv
+ * did before, and still makes everything durable. */
+static bool
+writeback_unsupported (int err)
+{
+  return err == EINVAL || err == ENOSYS || err == ESPIPE || err == EOPNOTSUPP;
+}
+
+/* Call sync_file_range on the span with flags.  An error that says it
+ * cannot work here turns gradual writeback off; any other (EIO from a
+ * failed writeback, ENOSPC, ENOMEM) is kept for the next sync to report,
+ * since it may have been the only report of lost data. */
+static void
+writeback_range (struct image_writer *w, const struct wb_span *span,
+                 unsigned int flags)
+{
+  if (w->no_writeback || span->end <= span->start)
+    return;
+  if (sync_file_range (w->fd, (off64_t) span->start,
+                       (off64_t) (span->end - span->start), flags) == 0)
+    return;
+  if (writeback_unsupported (errno))
+    w->no_writeback = true;
+  else if (w->wb_error == 0)
+    w->wb_error = errno;
+}
+
+/* Forget the windows: after a sync nothing of them is left to write, and
+ * after the file is emptied their pages are gone. */
+static void
+writeback_reset (struct image_writer *w)
+{
+  memset (&w->wb_current, 0, sizeof w->wb_current);
+  memset (&w->wb_previous, 0, sizeof w->wb_previous);
+}
+
+/* [offset, offset+len) was just written: start its writeback, and once a
+ * window is full wait for the window before it. */
+static void
+writeback_written (struct image_writer *w, uint64_t offset, uint64_t len)
+{
+  struct wb_span range = { .start = offset, .end = offset + len, .bytes = len };
+  struct wb_span *cur = &w->wb_current;
+
+  if (WRITEBACK_WINDOW == 0 || w->no_writeback || len == 0)
+    return;
+
+  /* Start writing these pages now, without waiting for the I/O.  The
+   * call can still sleep, while the device's queue is full, while the
+   * block layer throttles writeback, or while the file system allocates
+   * blocks for the pages, but not for the writes to complete. */
+  writeback_range (w, &range, SYNC_FILE_RANGE_WRITE);
+
+  if (cur->end == 0) {
+    cur->start = range.start;
+    cur->end = range.end;
+  }
+  else {
+    if (range.start < cur->start)
+      cur->start = range.start;
+    if (range.end > cur->end)
+      cur->end = range.end;
+  }
+  cur->bytes += len;
+  if (cur->bytes < WRITEBACK_WINDOW)
+    return;
+
+  /* The window is full.  Wait for the previous one, whose writeback was
+   * started a window's worth of writes ago: WAIT_BEFORE lets I/O already
+   * in flight finish, WRITE starts pages dirtied again since, WAIT_AFTER
+   * waits for those too, so that window is then on disk (but not
+   * durable: only fdatasync flushes the disk's cache and the file's
+   * metadata).  The current window becomes the previous one. */
+  writeback_range (w, &w->wb_previous,
+                   SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                   SYNC_FILE_RANGE_WAIT_AFTER);
+  w->wb_previous = *cur;
+  memset (cur, 0, sizeof *cur);
 }
 
 struct image_writer *
@@ -162,6 +284,8 @@ image_writer_prepare (struct image_writer *w, uint64_t image_size, bool fresh)
    * only what is written. */
   if (fresh && ftruncate (w->fd, 0) == -1)
     return -1;
+  if (fresh)
+    writeback_reset (w);
   if (ftruncate (w->fd, (off_t) image_size) == -1)
     return -1;
   w->size = image_size;
@@ -172,7 +296,10 @@ int
 image_writer_write (struct image_writer *w, uint64_t offset,
                     const void *buf, size_t len)
 {
-  return full_pwrite (w->fd, buf, len, offset);
+  if (full_pwrite (w->fd, buf, len, offset) == -1)
+    return -1;
+  writeback_written (w, offset, len);
+  return 0;
 }
 
 /* Did fallocate fail because this file system or device cannot do it at
@@ -234,7 +361,24 @@ image_writer_zero (struct image_writer *w, uint64_t offset, uint64_t length)
 int
 image_writer_sync (struct image_writer *w)
 {
-  return fdatasync (w->fd);
+  int err;
+
+  /* fdatasync stays the only durability promise: gradual writeback only
+   * means it finds less to write.  It runs even when a writeback error is
+   * pending, so that whatever it can make durable is. */
+  if (fdatasync (w->fd) == -1) {
+    err = errno;
+    w->wb_error = 0;
+    errno = err;
+    return -1;
+  }
+  writeback_reset (w);
+  if (w->wb_error != 0) {
+    errno = w->wb_error;
+    w->wb_error = 0;
+    return -1;
+  }
+  return 0;
 }
 
 const char *

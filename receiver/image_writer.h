@@ -5,8 +5,23 @@
  * startup error), sizes it when a migration starts, and carries out the
  * session's writes: DATA with pwrite, ZERO by punching a hole so a sparse
  * image stays sparse (falling back to zeroing the range, then to writing
- * zeroes), and SYNC/COMMIT with fdatasync.  It never syncs on its own:
- * durability is the session's decision.
+ * zeroes), and SYNC/COMMIT with fdatasync.
+ *
+ * It never makes data durable on its own: durability is the session's
+ * decision, and fdatasync at SYNC and COMMIT is the only promise.  But it
+ * does not leave what it wrote dirty in the page cache until then either:
+ * each written range is handed to the disk as it lands, and once a window
+ * of writes (8 MiB) has been written since the last wait, the writer waits
+ * until the window before it has reached the disk (sync_file_range; no
+ * cache flush, no metadata).  So the data stm-recv has dirty or in flight
+ * stays under about two windows, an fdatasync finds little left to write,
+ * and a guest whose synced writes share the destination's disk does not
+ * queue behind a second's worth of the migration at every SYNC.  Where
+ * sync_file_range cannot work (EINVAL, ENOSYS, ESPIPE, EOPNOTSUPP) the
+ * writer silently leaves everything to fdatasync, as before.  A writeback
+ * error such a wait reports is kept and returned by the next
+ * image_writer_sync, since the kernel would not report it again to
+ * fdatasync.
  *
  * image_writer_open reports its own errors (log_error, naming the path).
  * The other calls return -1 with errno set and report nothing: the session
@@ -33,14 +48,17 @@ struct image_writer *image_writer_open (const char *path);
  * device must hold at least image_size bytes, else -1 with errno ENOSPC. */
 int image_writer_prepare (struct image_writer *w, uint64_t image_size, bool fresh);
 
-/* Write all of buf at offset (short writes and EINTR are retried). */
+/* Write all of buf at offset (short writes and EINTR are retried), and
+ * start its writeback; every WRITEBACK_WINDOW bytes this also waits for
+ * the writeback of the window before (see above). */
 int image_writer_write (struct image_writer *w, uint64_t offset,
                         const void *buf, size_t len);
 
 /* Make [offset, offset+length) read back as zeroes. */
 int image_writer_zero (struct image_writer *w, uint64_t offset, uint64_t length);
 
-/* fdatasync the output. */
+/* fdatasync the output.  Fails also (with its errno) when a writeback
+ * error was reported since the last sync, even if fdatasync succeeds. */
 int image_writer_sync (struct image_writer *w);
 
 const char *image_writer_path (const struct image_writer *w);
