@@ -279,10 +279,15 @@ d="$tmp/run"
 mkdir "$d"
 head -c $(( 32 * 1024 * 1024 )) /dev/urandom > "$d/src.img"
 psktool -u stm -p "$d/keys.psk" >/dev/null 2>&1 || fail "psktool could not make a key (Debian package gnutls-bin)"
-cat > "$d/recv-pkgcheck.conf" <<EOF
-# stm-recv@pkgcheck.service's options, as in stm-recv(1), RUNNING AS A SERVICE.
-STM_RECV_ARGS=--listen 127.0.0.1:0 --output $d/dst.img --tls-psk $d/keys.psk --once
-EOF
+# The options file is the example the package ships, with this check's
+# address, output and key in place of the example's.
+example=/usr/share/doc/stm-recv/examples/recv-example.conf
+[ -f "$example" ] || fail "the package stm-recv does not install $example"
+sed -e 's|0\.0\.0\.0:10810|127.0.0.1:0|' -e "s|/var/lib/stm/disk0\.img|$d/dst.img|" \
+    -e "s|/etc/stm/keys\.psk|$d/keys.psk|" "$example" > "$d/recv-pkgcheck.conf"
+grep -q "^STM_RECV_ARGS=--listen 127.0.0.1:0 --output $d/dst.img --tls-psk $d/keys.psk " \
+    "$d/recv-pkgcheck.conf" ||
+    fail "$example no longer has the STM_RECV_ARGS line this check adapts: $(grep STM_RECV_ARGS "$example")"
 unit_command "$unit" pkgcheck "$d/recv-pkgcheck.conf" || fail "cannot expand the ExecStart of $unit"
 [ "${UNIT_ARGV[0]}" = /usr/bin/stm-recv ] ||
     fail "the installed unit's ExecStart runs ${UNIT_ARGV[0]}, not /usr/bin/stm-recv"

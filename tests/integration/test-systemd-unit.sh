@@ -10,8 +10,9 @@
 #    so that its silence means something.
 # 2. systemd-analyze security rates the unit's exposure 4.0 or less, so
 #    that the hardening cannot be dropped unnoticed.
-# 3. The unit's ExecStart, expanded as systemd expands it with an options
-#    file in the documented format (systemd/unit-command.sh), receives a
+# 3. The unit's ExecStart, expanded as systemd expands it (with
+#    systemd/unit-command.sh) with the example options file
+#    (systemd/recv-example.conf, this test's paths put in), receives a
 #    real migration: the destination equals the source.
 #
 # systemd is not PID 1 where the tests run, so the unit itself is never
@@ -70,10 +71,14 @@ fi
 
 start_source 16
 make_psk "$tmp/keys.psk"
-cat > "$tmp/recv-disk0.conf" <<CONF
-# An options file as in stm-recv(1), RUNNING AS A SERVICE.
-STM_RECV_ARGS=--listen 127.0.0.1:0 --output $tmp/dst.img --tls-psk $tmp/keys.psk --once
-CONF
+# The options file is the shipped example, with this test's address,
+# output and key in place of the example's.
+example="$abs_top_srcdir/systemd/recv-example.conf"
+sed -e 's|0\.0\.0\.0:10810|127.0.0.1:0|' -e "s|/var/lib/stm/disk0\.img|$tmp/dst.img|" \
+    -e "s|/etc/stm/keys\.psk|$tmp/keys.psk|" "$example" > "$tmp/recv-disk0.conf"
+grep -q "^STM_RECV_ARGS=--listen 127.0.0.1:0 --output $tmp/dst.img --tls-psk $tmp/keys.psk " \
+    "$tmp/recv-disk0.conf" ||
+    fail "$example no longer has the STM_RECV_ARGS line this test adapts: $(grep STM_RECV_ARGS "$example")"
 unit_command "$unit" disk0 "$tmp/recv-disk0.conf" || fail "cannot expand the ExecStart of $unit"
 [ "${UNIT_ARGV[0]}" = "$STM_RECV" ] && [ "${#UNIT_ARGV[@]}" -eq 8 ] ||
     fail "ExecStart expanded to ${UNIT_ARGV[*]}, not $STM_RECV and the 7 options of STM_RECV_ARGS"
