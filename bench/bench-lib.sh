@@ -41,7 +41,46 @@ _pids=()
 
 note () { echo "$bench_name: $*" >&2; }
 die () { echo "$bench_name: ERROR: $*" >&2; exit 1; }
-need () { command -v "$1" >/dev/null 2>&1 || die "$1 is not installed"; }
+# tool_package TOOL: the Debian 12 package that provides TOOL, so that a
+# message about a missing tool says what to install.
+tool_package ()
+{
+    case "${1##*/}" in
+        nbdkit) echo nbdkit ;;
+        nbdcopy|nbdinfo|nbdsh) echo libnbd-bin ;;
+        qemu-storage-daemon) echo qemu-system-common ;;
+        qemu-img|qemu-io|qemu-nbd) echo qemu-utils ;;
+        psktool|certtool) echo gnutls-bin ;;
+        fio) echo fio ;;
+        socat) echo socat ;;
+        python3) echo python3 ;;
+        ss) echo iproute2 ;;
+        cmp) echo diffutils ;;
+        time) echo time ;;
+        *) echo "the one that provides $1" ;;
+    esac
+}
+
+# missing TOOL...: print the first TOOL that is not installed, with its
+# package ("fio (Debian package fio)"); nothing, and status 1, if all are.
+missing ()
+{
+    local t
+    for t in "$@"; do
+        command -v "$t" >/dev/null 2>&1 ||
+            { echo "$t (Debian package $(tool_package "$t"))"; return 0; }
+    done
+    return 1
+}
+
+# need TOOL: end the benchmark unless TOOL is installed.
+need ()
+{
+    local m
+    if m="$(missing "$1")"; then
+        die "$m is not installed: apt-get install $(tool_package "$1")"
+    fi
+}
 
 _cleanup ()
 {

@@ -7,9 +7,12 @@
 #                                 writer keeps writing to it, and prove
 #                                 the copy is byte-identical
 #   scripts/quickstart.sh check   build, then run make check (unit and
-#                                 integration tests), the unit tests again
-#                                 under ASan and UBSan (_build-asan/), and
-#                                 the fuzzers briefly; non-zero on failure
+#                                 integration tests), build and install the
+#                                 Debian packages and migrate a disk with
+#                                 them (scripts/package-check.sh), run the
+#                                 unit tests again under ASan and UBSan
+#                                 (_build-asan/), and the fuzzers briefly;
+#                                 non-zero on failure
 #
 # Both first install whatever Debian packages the build and the demo need
 # and are missing, then build out of tree in _build/.
@@ -39,8 +42,10 @@ usage: scripts/quickstart.sh demo|check
 
   demo   install what is missing, build, and migrate a live 1 GiB disk
          over TLS on loopback under concurrent writes
-  check  install what is missing, build, run make check, then the unit
-         tests under ASan and UBSan and the fuzzers (STM_FUZZ_SECONDS each)
+  check  install what is missing, build, run make check, build, install
+         and try the Debian packages (scripts/package-check.sh), then the
+         unit tests under ASan and UBSan and the fuzzers (STM_FUZZ_SECONDS
+         each)
 USAGE
 }
 
@@ -51,8 +56,12 @@ packages=(
     build-essential autoconf automake libtool pkg-config
     libnbd-dev libnbd-bin nbdkit nbdkit-plugin-dev
     libgnutls28-dev gnutls-bin libev-dev libcmocka-dev
-    fio socat perl qemu-utils ansible-core
+    fio socat perl qemu-utils ansible-core python3-apt
     clang libclang-rt-14-dev
+    # Building and checking the Debian packages (dpkg-buildpackage is in
+    # dpkg-dev; debuild and the rest of devscripts are not needed), and
+    # systemd-analyze for the unit of stm-recv.
+    dpkg-dev debhelper lintian systemd
 )
 # Only for check: test-report.sh draws the migration report in headless
 # Chromium and counts pixels of the screenshot with PIL (a font, so that
@@ -173,6 +182,8 @@ cmd_check ()
     else
         die "make check FAILED (logs: $build/tests/*/*.log)"
     fi
+    say "building, installing and trying the Debian packages (scripts/package-check.sh)"
+    "$repo/scripts/package-check.sh" || die "the package check FAILED (its messages are above)"
     check_sanitizers
     check_fuzz
 }

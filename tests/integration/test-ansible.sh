@@ -4,8 +4,10 @@
 #
 # 1. ansible-doc renders every module (and the install role's arguments)
 #    without a warning.
-# 2. The install role copies the programs and the filter from this build
-#    tree into a private prefix; the rest of the test uses those copies.
+# 2. The install role (stm_install_method=copy) copies the programs and
+#    the filter from this build tree into a private prefix; the rest of
+#    the test uses those copies.  (Its default method installs the Debian
+#    packages into the system: scripts/package-check.sh tests that.)
 # 3. With nbdkit serving a 64 MiB random image through the filter and fio
 #    writing to it, ansible/tests/failed-migration.yml: check mode finds
 #    problems without freezing anything, and a migration with the wrong key
@@ -119,7 +121,7 @@ playbook ()
 # ----------------------------------------------------------------------
 # 2. The install role.
 
-playbook install install.yml -e "stm_build_dir=$abs_top_builddir" \
+playbook install install.yml -e stm_install_method=copy -e "stm_build_dir=$abs_top_builddir" \
     -e "stm_bin_dir=$tmp/inst/bin" -e "stm_filter_dir=$tmp/inst/filters"
 grep -Eq 'src *: ok=[0-9]+ +changed=[1-9]' "$tmp/install.out" ||
     fail "the install role reported no change on a fresh prefix"
