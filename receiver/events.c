@@ -166,6 +166,23 @@ events_done (const struct events *ev, const char *peer, const char *output,
 }
 
 void
+events_stopped (const struct events *ev, const char *signal_name,
+                const char *output, const char *migration_id)
+{
+  log_info ("stopped by %s: the export of %s ends; migration %s is final and "
+            "the image stays the guest's disk", signal_name, output, migration_id);
+  if (ev->json) {
+    struct json_line j;
+    json_line_begin (&j, "stopped", time_unix_now ());
+    json_line_add_string (&j, "signal", signal_name);
+    json_line_add_string (&j, "output", output);
+    json_line_add_string (&j, "migration_id", migration_id);
+    json_line_add_string (&j, "state", "final");
+    emit (ev, &j);
+  }
+}
+
+void
 events_error (const struct events *ev, const char *peer, uint32_t code,
               const char *fmt, ...)
 {

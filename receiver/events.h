@@ -54,6 +54,12 @@ void events_outcome (const struct events *ev, const char *peer, const char *outp
 void events_done (const struct events *ev, const char *peer, const char *output,
                   uint64_t bytes_received, uint64_t bytes_zeroed, double seconds);
 
+/* Stopped by signal (SIGINT/SIGTERM) while serving the final image with
+ * --export: the end of a successful run, logged as such and emitted as
+ * {"event":"stopped"}. */
+void events_stopped (const struct events *ev, const char *signal_name,
+                     const char *output, const char *migration_id);
+
 /* An error: logged with log_error and emitted as {"event":"error"}.
  * peer may be NULL when no connection is concerned; code is a wire error
  * code (enum wire_error_code) or 0 when none applies. */

@@ -66,6 +66,15 @@ on_signal (struct ev_loop *loop, ev_signal *w, int revents)
   char id[MIGRATION_ID_TEXT_LEN];
 
   migration_id_format (rx->record.id, id);
+  rx->finishing = true;
+  /* Serving a final image until told to stop is the end of a successful
+   * --export run, and the documented way to end it: not an error. */
+  if (rx->export != NULL && rx->record.state == WIRE_STATE_FINAL) {
+    events_stopped (&rx->events, name, output, id);
+    rx->exit_status = 0;
+    ev_break (loop, EVBREAK_ALL);
+    return;
+  }
   if (!rx->record.known)
     events_error (&rx->events, NULL, 0,
                   "interrupted by %s: the output %s is incomplete "
@@ -76,11 +85,7 @@ on_signal (struct ev_loop *loop, ev_signal *w, int revents)
                   "(durable up to sync %" PRIu64 "): %s", name, output, id,
                   wire_dest_state_name (rx->record.state), rx->record.durable_seq,
                   state_meaning (rx->record.state));
-
-  rx->finishing = true;
-  /* Serving a final image until told to stop is the end of a successful
-   * --export run. */
-  rx->exit_status = rx->export != NULL && rx->record.state == WIRE_STATE_FINAL ? 0 : 1;
+  rx->exit_status = 1;
   ev_break (loop, EVBREAK_ALL);
 }
 

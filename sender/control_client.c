@@ -300,6 +300,17 @@ slow_request (struct control_client *c, const char *cmd, const char *text)
   return r;
 }
 
+static int
+need_string (struct control_client *c, const char *key, char *buf, size_t len)
+{
+  if (control_reply_get_string (c->line, key, buf, len) == -1) {
+    set_error (c, "STATUS: the filter's reply has no valid %s: \"%s\"", key, c->line);
+    errno = EPROTO;
+    return -1;
+  }
+  return 0;
+}
+
 int
 control_status (struct control_client *c, struct control_status *st)
 {
@@ -316,25 +327,24 @@ control_status (struct control_client *c, struct control_status *st)
     return -1;
   }
   st->block = block;
+  /* What the sender decides on: the state and its owner (the freeze and
+   * the flip), the migration and the instance (the migration id, and
+   * whether a flip was this migration's), how long FREEZE may take, and
+   * the guest's writes (convergence).  A filter that leaves any out is not
+   * one this stm-send can work with.  No filter without them was ever
+   * released. */
+  if (need_string (c, "state", st->state, sizeof st->state) == -1 ||
+      need_string (c, "owner", st->owner, sizeof st->owner) == -1 ||
+      need_string (c, "migration", st->migration, sizeof st->migration) == -1 ||
+      need_string (c, "instance", st->instance, sizeof st->instance) == -1 ||
+      need_u64 (c, "STATUS", "freeze_timeout_ms", &st->freeze_timeout_ms) == -1 ||
+      need_u64 (c, "STATUS", "write_bytes", &st->write_bytes) == -1 ||
+      need_u64 (c, "STATUS", "writes", &st->writes) == -1)
+    return -1;
   /* These are informative only. */
   control_reply_get_u64 (c->line, "generation", &st->generation);
   control_reply_get_u64 (c->line, "unconfirmed_bytes", &st->unconfirmed_bytes);
-  control_reply_get_string (c->line, "state", st->state, sizeof st->state);
-  control_reply_get_string (c->line, "owner", st->owner, sizeof st->owner);
-  control_reply_get_u64 (c->line, "write_bytes", &st->write_bytes);
-  control_reply_get_u64 (c->line, "writes", &st->writes);
   control_reply_get_u64 (c->line, "throttle", &st->throttle);
-  control_reply_get_u64 (c->line, "freeze_timeout_ms", &st->freeze_timeout_ms);
-  control_reply_get_string (c->line, "migration", st->migration, sizeof st->migration);
-  /* The migration id is derived from the instance id: without it a
-   * restarted sender could not find its migration again. */
-  if (control_reply_get_string (c->line, "instance", st->instance,
-                                sizeof st->instance) == -1) {
-    set_error (c, "STATUS: the filter's reply has no instance id (is this "
-               "filter older than this stm-send?): \"%s\"", c->line);
-    errno = EPROTO;
-    return -1;
-  }
   return 0;
 }
 
@@ -463,14 +473,11 @@ control_resume (struct control_client *c, const char *migration_id_hex)
 }
 
 int
-control_freeze (struct control_client *c, uint64_t *drain_ms)
+control_freeze (struct control_client *c, uint64_t *drain_us)
 {
-  if (slow_request (c, "FREEZE", "FREEZE\n") == -1)
+  if (slow_request (c, "FREEZE", "FREEZE\n") == -1 ||
+      need_u64 (c, "FREEZE", "drain_us", drain_us) == -1)
     return -1;
-  if (drain_ms) {
-    *drain_ms = 0;
-    control_reply_get_u64 (c->line, "drain_ms", drain_ms);
-  }
   return 0;
 }
 

@@ -29,8 +29,7 @@ struct control_status {
   uint64_t write_bytes;      /* guest bytes written so far (informative) */
   uint64_t writes;           /* guest write requests so far (informative) */
   uint64_t throttle;         /* guest write throttle, bytes/s, 0 = off */
-  uint64_t freeze_timeout_ms; /* the filter's migrate-freeze-timeout; 0 if
-                                 the filter does not say */
+  uint64_t freeze_timeout_ms; /* the filter's migrate-freeze-timeout */
   char migration[40];         /* whose destination the tracking follows
                                  (STATUS migration=): 32 hex digits, or
                                  "none" or "unknown" */
@@ -86,7 +85,9 @@ int control_confirm_ranges (struct control_client *c, const struct extent *range
  * migration's destination (ESTALE). */
 int control_reset (struct control_client *c, const char *migration_id_hex);
 int control_resume (struct control_client *c, const char *migration_id_hex);
-int control_freeze (struct control_client *c, uint64_t *drain_ms);
+/* FREEZE; *drain_us is how long the guest's writes have been held so far
+ * (gate closed to reply). */
+int control_freeze (struct control_client *c, uint64_t *drain_us);
 int control_thaw (struct control_client *c);
 int control_flip_fence (struct control_client *c);
 int control_flip_forward (struct control_client *c, const char *uri);

@@ -167,28 +167,24 @@ arm_overrun_timer (struct migration *m)
 void
 cutover_begin (struct migration *m)
 {
-  uint64_t drain_ms = 0, generation;
+  uint64_t drain_us = 0, generation;
 
   /* From here until a successful FLIP, a failure must thaw.  Mark the
    * source frozen before asking: if the connection breaks mid-FREEZE we
    * do not know, and the failure path handles both cases. */
   m->freeze_ns = time_monotonic_ns ();
   m->frozen = true;
-  if (control_freeze (m->control, &drain_ms) == -1) {
+  if (control_freeze (m->control, &drain_us) == -1) {
     if (!control_client_is_broken (m->control))
       m->frozen = false;        /* an ERR reply changes nothing */
     migration_fail (m, "cannot freeze the source through the filter at %s: %s",
                   m->opts->control_path, control_client_error (m->control));
     return;
   }
-  progress_freeze (&m->progress, drain_ms);
+  progress_freeze (&m->progress, drain_us / 1000);
   /* What this freeze cost the guest so far (gate closed to reply), for a
-   * later prediction; older filters only say milliseconds. */
-  uint64_t drain_us;
-  if (control_last_reply_u64 (m->control, "drain_us", &drain_us) == 0)
-    m->freeze_cost_ns = drain_us * 1000;
-  else
-    m->freeze_cost_ns = drain_ms * NS_PER_MS;
+   * later prediction. */
+  m->freeze_cost_ns = drain_us * 1000;
   m->preflush_ms = 0;
   control_last_reply_u64 (m->control, "preflush_ms", &m->preflush_ms);
   arm_overrun_timer (m);
@@ -535,13 +531,17 @@ recheck_before_freeze (struct migration *m, struct convergence_input *in,
   in->dirty_bytes = fresh.dirty_bytes;
   m->dirty_bytes = fresh.dirty_bytes;
   convergence_decide (in, res);
+  /* Out of passes: the cutover happens now whatever the re-check found
+   * (convergence_decide says max-passes when it no longer fits), or
+   * --max-passes would be overrun. */
+  if (convergence_out_of_passes (m->pass, o->max_passes))
+    return 0;
   /* Not fitting any more, or fitting only in the upper half of the
    * budget after getting worse: copy what the guest wrote meanwhile
    * first. */
   if ((res->decision != CONVERGENCE_CUTOVER_CONVERGED &&
        res->decision != CONVERGENCE_CUTOVER_CLEAN) ||
-      (res->predicted_ns > in->max_downtime_ns / 2 && res->predicted_ns > before_ns &&
-       !convergence_out_of_passes (m->pass, o->max_passes)))
+      (res->predicted_ns > in->max_downtime_ns / 2 && res->predicted_ns > before_ns))
     res->decision = CONVERGENCE_CONTINUE;
   return 0;
 }

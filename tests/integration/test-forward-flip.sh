@@ -71,4 +71,10 @@ alive "$RECV_PID" || fail "stm-recv exited while its export should be serving"
 kill -TERM "$RECV_PID"
 wait_exit "$RECV_PID" 20
 [ "$EXIT_STATUS" -eq 0 ] || fail "stm-recv --export exited with $EXIT_STATUS when stopped"
+# Stopping it so is the documented end of a successful run, not an error.
+if grep -q "error: interrupted" "$tmp/recv.err" || grep -q '"event":"error"' "$tmp/recv.out"; then
+    fail "stm-recv --export reported its documented stop as an error: $(tail -n 3 "$tmp/recv.err")"
+fi
+grep -q '"event":"stopped".*"signal":"SIGTERM".*"state":"final"' "$tmp/recv.out" ||
+    fail "stm-recv --export did not report a stopped event"
 info "PASS"
