@@ -443,7 +443,7 @@ accept_connections (struct control_server *srv)
 
 /* poll() timeout: until the freeze deadline, or forever. */
 static int
-poll_timeout_ms (struct control_server *srv)
+freeze_poll_timeout_ms (struct control_server *srv)
 {
   uint64_t deadline, now, ms;
 
@@ -496,7 +496,7 @@ control_thread (void *arg)
       polled[npolled++] = conn;
     }
 
-    r = poll (pfds, n, poll_timeout_ms (srv));
+    r = poll (pfds, n, freeze_poll_timeout_ms (srv));
     if (r == -1) {
       if (errno == EINTR)
         continue;
