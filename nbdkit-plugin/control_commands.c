@@ -22,9 +22,9 @@
 #include <nbdkit-filter.h>
 
 #include "bitmap.h"
+#include "clock.h"
 #include "control_commands.h"
 #include "control_proto.h"
-#include "log.h"
 #include "migration_state.h"
 #include "write_gate.h"
 

@@ -30,10 +30,10 @@
 
 #include <nbdkit-filter.h>
 
+#include "clock.h"
 #include "control_commands.h"
 #include "control_proto.h"
 #include "control_server.h"
-#include "log.h"
 #include "migration_state.h"
 
 #define NS_PER_MS UINT64_C (1000000)

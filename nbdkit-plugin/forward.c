@@ -27,8 +27,8 @@
 #include <libnbd.h>
 #include <nbdkit-filter.h>
 
+#include "clock.h"
 #include "forward.h"
-#include "log.h"
 
 #define NS_PER_MS UINT64_C (1000000)
 /* Largest write of zeroes sent at once when the destination cannot zero. */
@@ -53,6 +53,18 @@ struct forward {
 
 static const char zeroes[ZERO_CHUNK];
 
+/* libnbd writes its debug messages (enabled by LIBNBD_DEBUG=1 in the
+ * environment) to stderr unless it is given a callback.  The filter says
+ * everything through nbdkit, so that --log, -f and -v decide where it goes
+ * and nothing reaches a stderr that a daemonized nbdkit has closed: these
+ * become nbdkit debug messages too. */
+static int
+libnbd_debug (void *user_data, const char *context, const char *msg)
+{
+  nbdkit_debug ("migrate: forward: libnbd: %s: %s", context, msg);
+  return 0;
+}
+
 /* Start connecting one handle to uri.  NULL with errbuf filled. */
 static struct nbd_handle *
 start_one (const char *uri, char *errbuf, size_t errlen)
@@ -67,7 +79,9 @@ start_one (const char *uri, char *errbuf, size_t errlen)
   nbd_set_handle_name (h, "migrate-forward");
   /* The URI names local credential files (tls-psk-file=,
    * tls-certificates=), which libnbd only reads when allowed to. */
-  if (nbd_set_uri_allow_local_file (h, true) == -1 ||
+  if (nbd_set_debug_callback (h, (nbd_debug_callback) {
+        .callback = libnbd_debug }) == -1 ||
+      nbd_set_uri_allow_local_file (h, true) == -1 ||
       nbd_aio_connect_uri (h, uri) == -1) {
     snprintf (errbuf, errlen, "%s", nbd_get_error ());
     nbd_close (h);

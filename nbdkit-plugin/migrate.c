@@ -14,6 +14,18 @@
  *
  * The filter's one instance lives here: the migration state and the
  * control server.
+ *
+ * Every file of the filter reports through nbdkit alone, so that nbdkit's
+ * --log, -f and -v decide where each message goes, as they do for the
+ * plugin's (the CLIs' common/log.c is not linked in).  nbdkit 1.32 has no
+ * warning level for filters, so the rule is: nbdkit_error for what an
+ * operator must see even when the filter carries on (a freeze it thawed
+ * by itself, a destination failing forwarded requests, a plugin that may
+ * hand the sender stale data); nbdkit_debug for what only explains (each
+ * control command, timings, connections).  A failure a control client
+ * learns from its ERR reply is left to that client to report, except a
+ * failed FLIP forward, which leaves the guest frozen until the client
+ * acts.
  */
 #include <config.h>
 
@@ -30,7 +42,6 @@
 
 #include "control_server.h"
 #include "forward.h"
-#include "log.h"
 #include "migration_state.h"
 #include "parse.h"
 #include "throttle.h"
@@ -207,13 +218,18 @@ open_plugin_context (nbdkit_backend *backend)
   }
   /* stm-send reads through a connection of its own and must see what the
    * guest's connection wrote: NBD promises that only with multi-conn.  A
-   * plugin that keeps per-connection caches would hand out stale data. */
+   * plugin that keeps per-connection caches would hand out stale data,
+   * and the destination would silently differ from the source.  nbdkit
+   * 1.32 gives filters no warning level, and nbdkit_debug is seen only
+   * with -v, so this goes out as an error: an operator about to migrate
+   * must see it.  The filter still starts, as many plugins without the
+   * flag do share one view of the data. */
   if (next->can_multi_conn (next) != 1)
-    log_warning ("migrate filter: the plugin does not advertise multi-conn, so "
+    nbdkit_error ("migrate: the plugin does not advertise multi-conn, so "
                   "a write on one connection is not promised to be seen by "
                   "reads on another; stm-send reads on a connection of its "
                   "own, so migrate only if this plugin shares one view of "
-                  "the data between connections");
+                  "the data between connections (the filter serves anyway)");
   migration.plugin = next;
   migration.plugin_can_flush = next->can_flush (next) == 1;
 }

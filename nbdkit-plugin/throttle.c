@@ -6,7 +6,7 @@
 
 #include <nbdkit-filter.h>
 
-#include "log.h"
+#include "clock.h"
 #include "throttle.h"
 
 #define NS_PER_SECOND 1000000000ULL

@@ -22,7 +22,7 @@
 
 #include <nbdkit-filter.h>
 
-#include "log.h"
+#include "clock.h"
 #include "write_gate.h"
 
 /* How often a request waiting at a closed gate checks whether nbdkit is
