@@ -15,7 +15,6 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -35,8 +34,7 @@
 #include "control_proto.h"
 #include "control_server.h"
 #include "migration_state.h"
-
-#define NS_PER_MS UINT64_C (1000000)
+#include "time_units.h"
 
 /* How long the thread backs off when accept() fails for lack of file
  * descriptors, rather than spinning on a listening socket that stays
@@ -445,15 +443,11 @@ accept_connections (struct control_server *srv)
 static int
 freeze_poll_timeout_ms (struct control_server *srv)
 {
-  uint64_t deadline, now, ms;
+  uint64_t deadline;
 
   if (!control_freeze_deadline (srv->state, &deadline))
     return -1;
-  now = time_monotonic_ns ();
-  if (now >= deadline)
-    return 0;
-  ms = (deadline - now + NS_PER_MS - 1) / NS_PER_MS;
-  return ms > INT_MAX ? INT_MAX : (int) ms;
+  return poll_timeout_ms (deadline_left_ns (deadline));
 }
 
 static void
@@ -462,7 +456,7 @@ check_freeze_deadline (struct control_server *srv)
   uint64_t deadline;
 
   if (control_freeze_deadline (srv->state, &deadline) &&
-      time_monotonic_ns () >= deadline)
+      deadline_left_ns (deadline) == 0)
     control_thaw_on_timeout (srv->state);
 }
 

@@ -29,8 +29,10 @@
 
 #include "clock.h"
 #include "forward.h"
+#include "time_units.h"
 
-#define NS_PER_MS UINT64_C (1000000)
+/* The longest connect_all waits in one poll. */
+#define CONNECT_POLL_MAX_MS 1000
 /* Largest write of zeroes sent at once when the destination cannot zero. */
 #define ZERO_CHUNK (64 * 1024)
 
@@ -106,7 +108,7 @@ connect_all (struct nbd_handle **h, unsigned n, uint64_t deadline_ns)
   for (;;) {
     struct pollfd fds[FORWARD_HANDLES];
     unsigned idx[FORWARD_HANDLES], nfds = 0;
-    uint64_t now = time_monotonic_ns ();
+    uint64_t left_ns = deadline_left_ns (deadline_ns);
 
     for (unsigned i = 0; i < n; i++) {
       if (h[i] == NULL || !connecting (h[i]))
@@ -121,10 +123,13 @@ connect_all (struct nbd_handle **h, unsigned n, uint64_t deadline_ns)
       fds[nfds].revents = 0;
       idx[nfds++] = i;
     }
-    if (nfds == 0 || now >= deadline_ns)
+    if (nfds == 0 || left_ns == 0)
       return;
-    uint64_t left_ms = (deadline_ns - now + NS_PER_MS - 1) / NS_PER_MS;
-    if (poll (fds, nfds, left_ms > 1000 ? 1000 : (int) left_ms) == -1) {
+    /* Wake at least once a second to look at every handle's state
+     * again, however far away the deadline is. */
+    int left_ms = poll_timeout_ms (left_ns);
+    if (poll (fds, nfds, left_ms > CONNECT_POLL_MAX_MS ? CONNECT_POLL_MAX_MS
+              : left_ms) == -1) {
       if (errno == EINTR)
         continue;
       return;
@@ -144,7 +149,7 @@ forward_connect (const char *uri, uint64_t expected_size, uint64_t timeout_ns,
                  char *errbuf, size_t errlen)
 {
   struct forward *f = calloc (1, sizeof *f);
-  uint64_t deadline = time_monotonic_ns () + timeout_ns;
+  uint64_t deadline = deadline_after_ns (timeout_ns);
   struct nbd_handle *all[FORWARD_HANDLES] = { NULL };
   struct nbd_handle *h = NULL;
   int64_t size;
@@ -232,7 +237,7 @@ forward_add_handles (struct forward *f, const char *uri, uint64_t timeout_ns)
     char ignored[256];
     more[i] = start_one (uri, ignored, sizeof ignored);
   }
-  connect_all (more, n, time_monotonic_ns () + timeout_ns);
+  connect_all (more, n, deadline_after_ns (timeout_ns));
   for (unsigned i = 0; i < n; i++) {
     if (more[i] == NULL)
       continue;
@@ -294,7 +299,7 @@ failed (struct forward *f, const char *what, uint64_t offset, uint32_t count,
 
   pthread_mutex_lock (&f->failure_log_lock);
   log_it = f->failure_logged_ns == 0 ||
-    now - f->failure_logged_ns >= 1000 * NS_PER_MS;
+    now - f->failure_logged_ns >= NS_PER_S;
   others = f->failures_unlogged;
   if (log_it) {
     f->failures_unlogged = 0;

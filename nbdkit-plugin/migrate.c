@@ -40,14 +40,15 @@
 
 #include <nbdkit-filter.h>
 
+#include "bits.h"
+#include "clock.h"
 #include "control_server.h"
 #include "forward.h"
 #include "migration_state.h"
 #include "parse.h"
 #include "throttle.h"
+#include "time_units.h"
 #include "write_gate.h"
-
-#define NS_PER_SECOND 1000000000ULL
 
 static struct migration_state migration = MIGRATION_STATE_INIT;
 static struct control_server control = CONTROL_SERVER_INIT;
@@ -69,7 +70,7 @@ config_block (const char *value)
     return -1;
   }
   if (bytes < MIGRATE_MIN_BLOCK || bytes > MIGRATE_MAX_BLOCK ||
-      (bytes & (bytes - 1)) != 0) {
+      !is_power_of_two (bytes)) {
     nbdkit_error ("migrate-block=%s: the block size must be a power of two "
                   "from 4K to 64M", value);
     return -1;
@@ -84,7 +85,7 @@ config_freeze_timeout (const char *value)
   uint64_t ns;
   int n;
 
-  if (parse_duration (value, NS_PER_SECOND, &ns) == -1) {
+  if (parse_duration (value, NS_PER_S, &ns) == -1) {
     nbdkit_error ("migrate-freeze-timeout=%s: not a duration "
                   "(write it like 30s, 500ms or 2m; a bare number is seconds)",
                   value);
@@ -95,8 +96,9 @@ config_freeze_timeout (const char *value)
                   "than zero", value);
     return -1;
   }
-  /* Deadlines are the time now plus the timeout; a day keeps that sum far
-   * from wrapping, and no guest should be held for longer. */
+  /* No guest should be held for longer than a day, and a bound keeps the
+   * milliseconds STATUS reports and every deadline made from it far from
+   * any limit. */
   if (ns > MIGRATE_MAX_FREEZE_TIMEOUT_NS) {
     nbdkit_error ("migrate-freeze-timeout=%s: longer than the limit of 24h "
                   "(a freeze holds every guest write for that long)", value);
@@ -110,7 +112,7 @@ config_freeze_timeout (const char *value)
   if (n < 0 || (size_t) n >= sizeof migration.freeze_timeout_text)
     snprintf (migration.freeze_timeout_text,
               sizeof migration.freeze_timeout_text, "%" PRIu64 "ms",
-              ns / 1000000);
+              ns / NS_PER_MS);
   return 0;
 }
 
@@ -260,7 +262,7 @@ migrate_cleanup (nbdkit_backend *backend)
      * process that is exiting anyway.) */
     for (int i = 0; i < CLEANUP_FLUSH_WAIT_MS / 10 &&
            __atomic_load_n (&migration.flushes_running, __ATOMIC_ACQUIRE) > 0; i++) {
-      struct timespec ts = { .tv_sec = 0, .tv_nsec = 10 * 1000000L };
+      struct timespec ts = timespec_of_ns (10 * NS_PER_MS);
       nanosleep (&ts, NULL);
     }
     if (__atomic_load_n (&migration.flushes_running, __ATOMIC_ACQUIRE) > 0)
@@ -321,7 +323,7 @@ delay_read_for_tests (void)
   if (ms <= 0 || write_gate_mode (&migration.gate) != WRITE_GATE_CLOSED ||
       __atomic_load_n (&migration.freezes, __ATOMIC_RELAXED) != 1)
     return;
-  struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+  struct timespec ts = timespec_of_ns ((uint64_t) ms * NS_PER_MS);
   nanosleep (&ts, NULL);
 }
 

@@ -26,13 +26,14 @@
 #include "control_proto.h"
 #include "forward.h"
 #include "throttle.h"
+#include "time_units.h"
 #include "write_gate.h"
 
 #define MIGRATE_DEFAULT_BLOCK (64 * 1024)
 #define MIGRATE_MIN_BLOCK (4 * 1024)
 #define MIGRATE_MAX_BLOCK (64 * 1024 * 1024)
-#define MIGRATE_DEFAULT_FREEZE_TIMEOUT_NS (30 * 1000000000ULL)
-#define MIGRATE_MAX_FREEZE_TIMEOUT_NS (24 * 3600 * 1000000000ULL)
+#define MIGRATE_DEFAULT_FREEZE_TIMEOUT_NS (30 * NS_PER_S)
+#define MIGRATE_MAX_FREEZE_TIMEOUT_NS (24 * 3600 * NS_PER_S)
 #define TRACKING_UNKNOWN "unknown"
 
 struct migration_state {
