@@ -1,5 +1,5 @@
-/* stm: parsers for the numbers users type: sizes, durations, rates and
- * HOST:PORT pairs.
+/* stm: parsers for the numbers users type: sizes (rates in bytes per
+ * second too), durations, plain numbers and HOST:PORT pairs.
  *
  * Pure functions with no I/O: they return -1 and set errno (EINVAL for
  * malformed text, ERANGE for values out of range) and the caller, which

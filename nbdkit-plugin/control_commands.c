@@ -2,7 +2,9 @@
  * and the control protocol in docs/protocol.md).
  *
  * Every command validates everything before it changes anything, so an
- * ERR reply always leaves the state as it was.
+ * ERR reply leaves the bitmaps, the tracking, the throttle and the gate
+ * as they were.  (A FREEZE that fails after closing the gate has reopened
+ * it, and counts a thaw by timeout when it ran out of time.)
  */
 #include <config.h>
 

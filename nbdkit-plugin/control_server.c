@@ -1,10 +1,14 @@
 /* stm migrate filter: the control socket server (see control_server.h).
  *
- * All sockets are non-blocking and the thread only ever waits in poll(), so
- * one client that stops reading cannot hold up the others, the freeze
- * timeout, or shutdown.  The one exception is FREEZE itself, which waits
- * (at most migrate-freeze-timeout) for in-flight writes to drain before it
- * answers.
+ * All sockets are non-blocking and the thread waits in poll(), so one
+ * client that stops reading cannot hold up the others, the freeze timeout,
+ * or shutdown.  Two commands make the thread wait elsewhere before they
+ * answer: FREEZE, for the flush before the gate closes (at most
+ * migrate-freeze-timeout), then for in-flight writes to drain and the
+ * flush inside the freeze (together at most migrate-freeze-timeout from
+ * the gate closing); and FLIP forward, for its first connection to the
+ * destination (within what is left of migrate-freeze-timeout), then, with
+ * the guest running again, for the extra connections (at most 5 s more).
  *
  * A connection's input is read only while it has no reply pending; that is
  * the back-pressure that keeps each connection's memory fixed, and it keeps

@@ -1,13 +1,14 @@
 /* stm migrate filter: forwarding requests to the destination (see
  * forward.h).
  *
- * The connections are opened with libnbd's asynchronous connect, all at
- * once, and driven by one bounded poll over their sockets: the handshakes
- * (TLS with X.509 costs about 100 ms each here) overlap, and an
- * unreachable destination cannot hold the control thread (and with it the
- * freeze timeout) for as long as TCP keeps trying.  The caller is frozen
- * while it connects.  The data path uses libnbd's
- * synchronous calls.  A capability the destination lacks is worked around
+ * The connections are opened with libnbd's asynchronous connect and
+ * driven by one bounded poll over their sockets, so that an unreachable
+ * destination cannot hold the control thread (and with it the freeze
+ * timeout) for as long as TCP keeps trying.  The first is opened alone,
+ * while the guest is frozen; the others (forward_add_handles) together,
+ * once it runs again, so that their handshakes (TLS with X.509 costs about
+ * 100 ms each here) overlap.  The data path uses libnbd's synchronous
+ * calls.  A capability the destination lacks is worked around
  * where the NBD meaning allows it (FUA becomes a flush, zero becomes
  * writes of zeroes, trim and cache are hints and may do nothing), and
  * refused with ENOTSUP where it does not (fast zero).

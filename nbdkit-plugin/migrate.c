@@ -8,9 +8,11 @@
  * has drained the gate sees every dirty bit.  Flushes pass the gate too.  Reads,
  * extents and cache requests pass straight through, failing only once the
  * source is fenced.  After FLIP forward every request goes to the
- * destination instead (forward.c).  Every can_* callback is left to nbdkit's pass-through,
- * which asks the plugin: the filter changes no capability, and keeps the
- * parallel thread model.
+ * destination instead (forward.c).  Every can_* callback is left to
+ * nbdkit's pass-through, which asks the plugin: the filter changes no
+ * capability.  It declares no thread model of its own, so the plugin's
+ * applies, but it refuses to start over one that serializes all requests
+ * or connections (migrate_get_ready).
  *
  * The filter's one instance lives here: the migration state and the
  * control server.

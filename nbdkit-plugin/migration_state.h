@@ -3,9 +3,10 @@
  *
  * It holds the configuration, the image geometry, the three block bitmaps,
  * the write gate, the throttle and the counters STATUS reports.  Worker
- * threads only set dirty bits, pass the gate and bump counters, all with
- * atomics; everything else (snapshots, confirmations, freezing) happens on
- * the control thread, so the bitmaps other than dirty need no lock at all.
+ * threads set dirty bits, pass the gate and bump counters, all with
+ * atomics (besides the throttle's own lock and, once, the geometry's);
+ * everything else (snapshots, confirmations, freezing) happens on the
+ * control thread, so the bitmaps other than dirty need no lock at all.
  *
  * The geometry (image size, number of blocks, the bitmaps) is learned once,
  * from a plugin context the filter opens itself right after nbdkit has

@@ -7,9 +7,9 @@
  * backs out, or the drainer sees the request counted and waits for it.
  *
  * Only when the gate is not open does anyone take gate->lock, which guards
- * the waits on two condition variables: reopened (requests waiting for THAW
- * or a fence) and drained (the control thread waiting for the last request
- * inside to leave).  Both waits use the monotonic clock, so a change of the
+ * the waits on two condition variables: reopened (requests waiting for
+ * THAW, a fence or the forward flip) and drained (the control thread
+ * waiting for the last request inside to leave).  Both waits use the monotonic clock, so a change of the
  * wall clock cannot stretch or cut short a freeze.
  */
 #include <config.h>
