@@ -18,6 +18,7 @@
 #include <stdlib.h>
 
 #include "bitmap.h"
+#include "bits.h"
 
 #define BITS_PER_WORD 64
 
@@ -295,7 +296,7 @@ block_range_of_bytes (uint64_t offset, uint64_t length, uint32_t block_size,
 {
   uint64_t last_byte;
 
-  assert (block_size != 0 && (block_size & (block_size - 1)) == 0);
+  assert (is_power_of_two (block_size));
 
   *first = offset / block_size;
   if (length == 0) {

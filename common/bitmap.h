@@ -1,8 +1,9 @@
 /* stm: a block bitmap, one bit per block of the image.
  *
- * The filter keeps two of these (dirty and unconfirmed) and sets bits from
- * many nbdkit worker threads at once while the control thread takes
- * snapshots, so every update of a word is a single atomic operation: setting
+ * The filter keeps three of these (dirty, unconfirmed and handed_out: the
+ * blocks the latest SNAPSHOT moved) and sets dirty bits from many nbdkit
+ * worker threads at once while the control thread takes snapshots, so
+ * every update of a word is a single atomic operation: setting
  * and clearing ranges never takes a lock, and block_bitmap_move_into drains
  * one bitmap into another a word at a time with an atomic exchange so no bit
  * set concurrently is ever lost.  Walking set runs goes a 64-bit word at a

@@ -1,8 +1,10 @@
 /* stm: a growable list of byte extents (offset, length).
  *
- * Used for the extents a SNAPSHOT hands out and for the ranges a sender has
- * yet to confirm.  Appending an extent that starts where the last one ends
- * coalesces them, so a list built from a bitmap walk stays short.
+ * stm-send keeps in these the extents a SNAPSHOT hands it, the ranges it
+ * has yet to confirm and its hot blocks.  (The filter uses none: it
+ * streams a SNAPSHOT's extents straight from its bitmap.)  Appending an
+ * extent that starts where the last one ends coalesces them, so a list
+ * built from a bitmap walk stays short.
  */
 #ifndef STM_COMMON_EXTENTS_H
 #define STM_COMMON_EXTENTS_H

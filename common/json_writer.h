@@ -21,7 +21,8 @@ struct json_line {
   bool truncated;
 };
 
-/* Start an object: {"event":"<event>","ts":<unix seconds with ms>. */
+/* Start an object: {"event":"<event>","ts":<unix seconds with ms>, or
+ * "ts":null when unix_time is not a finite number. */
 void json_line_begin (struct json_line *j, const char *event, double unix_time);
 void json_line_add_string (struct json_line *j, const char *key, const char *value);
 void json_line_add_u64 (struct json_line *j, const char *key, uint64_t value);

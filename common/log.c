@@ -1,4 +1,4 @@
-/* stm: user messages on stderr and the clocks (see log.h).
+/* stm: user messages on stderr (see log.h).
  *
  * Each message is written under the stdio lock of stderr, so messages from
  * different threads of one process never interleave mid-line.  errno is
@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "log.h"
 
@@ -74,23 +73,4 @@ log_info (const char *fmt, ...)
   va_start (args, fmt);
   log_message (NULL, fmt, args);
   va_end (args);
-}
-
-double
-time_unix_now (void)
-{
-  struct timespec ts;
-
-  /* CLOCK_REALTIME cannot fail with a valid pointer. */
-  clock_gettime (CLOCK_REALTIME, &ts);
-  return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
-uint64_t
-time_monotonic_ns (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (uint64_t) ts.tv_sec * UINT64_C (1000000000) + (uint64_t) ts.tv_nsec;
 }

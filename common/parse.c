@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "parse.h"
+#include "time_units.h"
 
 static bool
 is_digit (char c)
@@ -133,11 +134,11 @@ static const struct duration_unit {
   uint64_t ns;
 } duration_units[] = {
   { "ns", UINT64_C (1) },
-  { "us", UINT64_C (1000) },
-  { "ms", UINT64_C (1000000) },
-  { "s",  UINT64_C (1000000000) },
-  { "m",  UINT64_C (60000000000) },
-  { "h",  UINT64_C (3600000000000) },
+  { "us", NS_PER_US },
+  { "ms", NS_PER_MS },
+  { "s",  NS_PER_S },
+  { "m",  60 * NS_PER_S },
+  { "h",  3600 * NS_PER_S },
 };
 
 int

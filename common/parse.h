@@ -1,5 +1,5 @@
-/* stm: parsers for the numbers users type: sizes, durations, rates and
- * HOST:PORT pairs.
+/* stm: parsers for the numbers users type: sizes (rates in bytes per
+ * second too), durations, plain numbers and HOST:PORT pairs.
  *
  * Pure functions with no I/O: they return -1 and set errno (EINVAL for
  * malformed text, ERANGE for values out of range) and the caller, which
@@ -15,9 +15,10 @@
  * multiples (K = 1024).  No negative numbers, no overflow. */
 int parse_size (const char *text, uint64_t *bytes);
 
-/* "30s", "200ms", "5m", "1h", "1.5s", "250us"; a bare number is in
- * default_unit_ns nanoseconds (1000000 for milliseconds, 1000000000 for
- * seconds).  Result in nanoseconds. */
+/* "30s", "200ms", "5m", "1h", "1.5s", "250us", "100ns"; a bare number is
+ * in units of default_unit_ns nanoseconds (NS_PER_MS for milliseconds,
+ * NS_PER_S for seconds: see time_units.h), and is malformed (EINVAL) when
+ * default_unit_ns is 0.  Result in nanoseconds. */
 int parse_duration (const char *text, uint64_t default_unit_ns, uint64_t *ns);
 
 /* A plain unsigned decimal with no sign and no trailing text. */

@@ -2,7 +2,9 @@
  * and the control protocol in docs/protocol.md).
  *
  * Every command validates everything before it changes anything, so an
- * ERR reply always leaves the state as it was.
+ * ERR reply leaves the bitmaps, the tracking, the throttle and the gate
+ * as they were.  (A FREEZE that fails after closing the gate has reopened
+ * it, and counts a thaw by timeout when it ran out of time.)
  */
 #include <config.h>
 
@@ -22,13 +24,12 @@
 #include <nbdkit-filter.h>
 
 #include "bitmap.h"
+#include "clock.h"
 #include "control_commands.h"
 #include "control_proto.h"
-#include "log.h"
 #include "migration_state.h"
+#include "time_units.h"
 #include "write_gate.h"
-
-#define NS_PER_MS UINT64_C (1000000)
 
 static void
 reply_printf (struct control_reply *reply, bool ok, const char *fmt, ...)
@@ -337,13 +338,7 @@ flush_plugin_within (struct migration_state *st, uint64_t timeout_ns,
   }
   pthread_detach (thread);
 
-  clock_gettime (CLOCK_MONOTONIC, &until);
-  until.tv_sec += (time_t) (timeout_ns / 1000000000);
-  until.tv_nsec += (long) (timeout_ns % 1000000000);
-  if (until.tv_nsec >= 1000000000) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000;
-  }
+  until = timespec_of_ns (deadline_after_ns (timeout_ns));
 
   pthread_mutex_lock (&f->lock);
   while (!f->done && r != ETIMEDOUT)
@@ -360,6 +355,15 @@ flush_plugin_within (struct migration_state *st, uint64_t timeout_ns,
   pthread_mutex_unlock (&f->lock);
   bounded_flush_unref (f);
   return r == -1 ? -1 : 0;
+}
+
+/* The monotonic time at which the current (or last) freeze must end: the
+ * flush inside the freeze, FLIP forward's connection and the control
+ * thread's timeout all count from the gate closing. */
+static uint64_t
+freeze_deadline (const struct migration_state *st)
+{
+  return deadline_at (st->frozen_since_ns, st->freeze_timeout_ns);
 }
 
 /* The gate stops holding guest writes now (a thaw or a flip). */
@@ -391,7 +395,7 @@ do_freeze (struct migration_state *st, struct control_reply *reply)
 
     reply_printf (reply, true, "OK frozen drain_ms=%" PRIu64
                   " flush_ms=0 preflush_ms=0 drain_us=%" PRIu64,
-                  held_ns / NS_PER_MS, held_ns / 1000);
+                  held_ns / NS_PER_MS, held_ns / NS_PER_US);
     return;
   }
   case WRITE_GATE_OPEN:
@@ -452,8 +456,7 @@ do_freeze (struct migration_state *st, struct control_reply *reply)
    * from any client would. */
   drained = time_monotonic_ns ();
   if (st->plugin != NULL && st->plugin_can_flush) {
-    uint64_t deadline = st->frozen_since_ns + st->freeze_timeout_ns;
-    uint64_t left_ns = deadline > drained ? deadline - drained : 0;
+    uint64_t left_ns = deadline_left_at (freeze_deadline (st), drained);
     bool timed_out;
 
     if (flush_plugin_within (st, left_ns, &timed_out, &err) == -1) {
@@ -488,7 +491,7 @@ do_freeze (struct migration_state *st, struct control_reply *reply)
                 (flushed - started) / NS_PER_MS,
                 (flushed - drained) / NS_PER_MS,
                 (started - preflushed) / NS_PER_MS,
-                (flushed - started) / 1000);
+                (flushed - started) / NS_PER_US);
 }
 
 /* Microseconds the last freeze held guest writes: from the gate closing
@@ -498,7 +501,7 @@ frozen_us (const struct migration_state *st)
 {
   if (st->frozen_until_ns < st->frozen_since_ns)
     return 0;
-  return (st->frozen_until_ns - st->frozen_since_ns) / 1000;
+  return (st->frozen_until_ns - st->frozen_since_ns) / NS_PER_US;
 }
 
 static void
@@ -596,7 +599,7 @@ do_flip_fence (struct migration_state *st, enum control_role role,
 }
 
 /* How long FLIP forward waits for the extra connections, after the flip. */
-#define FORWARD_EXTRA_TIMEOUT_NS (5 * UINT64_C (1000000000))
+#define FORWARD_EXTRA_TIMEOUT_NS (5 * NS_PER_S)
 
 /* How long FLIP forward may spend connecting: the guest is frozen
  * meanwhile, and the freeze timeout cannot fire while the control thread
@@ -604,10 +607,7 @@ do_flip_fence (struct migration_state *st, enum control_role role,
 static uint64_t
 forward_connect_budget (const struct migration_state *st)
 {
-  uint64_t now = time_monotonic_ns ();
-  uint64_t end = st->frozen_since_ns + st->freeze_timeout_ns;
-
-  return end > now ? end - now : 0;
+  return deadline_left_ns (freeze_deadline (st));
 }
 
 static void
@@ -786,7 +786,7 @@ control_freeze_deadline (struct migration_state *st, uint64_t *deadline_ns)
 {
   if (write_gate_mode (&st->gate) != WRITE_GATE_CLOSED)
     return false;
-  *deadline_ns = st->frozen_since_ns + st->freeze_timeout_ns;
+  *deadline_ns = freeze_deadline (st);
   return true;
 }
 

@@ -1,10 +1,14 @@
 /* stm migrate filter: the control socket server (see control_server.h).
  *
- * All sockets are non-blocking and the thread only ever waits in poll(), so
- * one client that stops reading cannot hold up the others, the freeze
- * timeout, or shutdown.  The one exception is FREEZE itself, which waits
- * (at most migrate-freeze-timeout) for in-flight writes to drain before it
- * answers.
+ * All sockets are non-blocking and the thread waits in poll(), so one
+ * client that stops reading cannot hold up the others, the freeze timeout,
+ * or shutdown.  Two commands make the thread wait elsewhere before they
+ * answer: FREEZE, for the flush before the gate closes (at most
+ * migrate-freeze-timeout), then for in-flight writes to drain and the
+ * flush inside the freeze (together at most migrate-freeze-timeout from
+ * the gate closing); and FLIP forward, for its first connection to the
+ * destination (within what is left of migrate-freeze-timeout), then, with
+ * the guest running again, for the extra connections (at most 5 s more).
  *
  * A connection's input is read only while it has no reply pending; that is
  * the back-pressure that keeps each connection's memory fixed, and it keeps
@@ -15,7 +19,6 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -30,13 +33,12 @@
 
 #include <nbdkit-filter.h>
 
+#include "clock.h"
 #include "control_commands.h"
 #include "control_proto.h"
 #include "control_server.h"
-#include "log.h"
 #include "migration_state.h"
-
-#define NS_PER_MS UINT64_C (1000000)
+#include "time_units.h"
 
 /* How long the thread backs off when accept() fails for lack of file
  * descriptors, rather than spinning on a listening socket that stays
@@ -443,17 +445,13 @@ accept_connections (struct control_server *srv)
 
 /* poll() timeout: until the freeze deadline, or forever. */
 static int
-poll_timeout_ms (struct control_server *srv)
+freeze_poll_timeout_ms (struct control_server *srv)
 {
-  uint64_t deadline, now, ms;
+  uint64_t deadline;
 
   if (!control_freeze_deadline (srv->state, &deadline))
     return -1;
-  now = time_monotonic_ns ();
-  if (now >= deadline)
-    return 0;
-  ms = (deadline - now + NS_PER_MS - 1) / NS_PER_MS;
-  return ms > INT_MAX ? INT_MAX : (int) ms;
+  return poll_timeout_ms (deadline_left_ns (deadline));
 }
 
 static void
@@ -462,7 +460,7 @@ check_freeze_deadline (struct control_server *srv)
   uint64_t deadline;
 
   if (control_freeze_deadline (srv->state, &deadline) &&
-      time_monotonic_ns () >= deadline)
+      deadline_left_ns (deadline) == 0)
     control_thaw_on_timeout (srv->state);
 }
 
@@ -496,7 +494,7 @@ control_thread (void *arg)
       polled[npolled++] = conn;
     }
 
-    r = poll (pfds, n, poll_timeout_ms (srv));
+    r = poll (pfds, n, freeze_poll_timeout_ms (srv));
     if (r == -1) {
       if (errno == EINTR)
         continue;

@@ -1,13 +1,14 @@
 /* stm migrate filter: forwarding requests to the destination (see
  * forward.h).
  *
- * The connections are opened with libnbd's asynchronous connect, all at
- * once, and driven by one bounded poll over their sockets: the handshakes
- * (TLS with X.509 costs about 100 ms each here) overlap, and an
- * unreachable destination cannot hold the control thread (and with it the
- * freeze timeout) for as long as TCP keeps trying.  The caller is frozen
- * while it connects.  The data path uses libnbd's
- * synchronous calls.  A capability the destination lacks is worked around
+ * The connections are opened with libnbd's asynchronous connect and
+ * driven by one bounded poll over their sockets, so that an unreachable
+ * destination cannot hold the control thread (and with it the freeze
+ * timeout) for as long as TCP keeps trying.  The first is opened alone,
+ * while the guest is frozen; the others (forward_add_handles) together,
+ * once it runs again, so that their handshakes (TLS with X.509 costs about
+ * 100 ms each here) overlap.  The data path uses libnbd's synchronous
+ * calls.  A capability the destination lacks is worked around
  * where the NBD meaning allows it (FUA becomes a flush, zero becomes
  * writes of zeroes, trim and cache are hints and may do nothing), and
  * refused with ENOTSUP where it does not (fast zero).
@@ -27,10 +28,12 @@
 #include <libnbd.h>
 #include <nbdkit-filter.h>
 
+#include "clock.h"
 #include "forward.h"
-#include "log.h"
+#include "time_units.h"
 
-#define NS_PER_MS UINT64_C (1000000)
+/* The longest connect_all waits in one poll. */
+#define CONNECT_POLL_MAX_MS 1000
 /* Largest write of zeroes sent at once when the destination cannot zero. */
 #define ZERO_CHUNK (64 * 1024)
 
@@ -53,6 +56,18 @@ struct forward {
 
 static const char zeroes[ZERO_CHUNK];
 
+/* libnbd writes its debug messages (enabled by LIBNBD_DEBUG=1 in the
+ * environment) to stderr unless it is given a callback.  The filter says
+ * everything through nbdkit, so that --log, -f and -v decide where it goes
+ * and nothing reaches a stderr that a daemonized nbdkit has closed: these
+ * become nbdkit debug messages too. */
+static int
+libnbd_debug (void *user_data, const char *context, const char *msg)
+{
+  nbdkit_debug ("migrate: forward: libnbd: %s: %s", context, msg);
+  return 0;
+}
+
 /* Start connecting one handle to uri.  NULL with errbuf filled. */
 static struct nbd_handle *
 start_one (const char *uri, char *errbuf, size_t errlen)
@@ -67,7 +82,9 @@ start_one (const char *uri, char *errbuf, size_t errlen)
   nbd_set_handle_name (h, "migrate-forward");
   /* The URI names local credential files (tls-psk-file=,
    * tls-certificates=), which libnbd only reads when allowed to. */
-  if (nbd_set_uri_allow_local_file (h, true) == -1 ||
+  if (nbd_set_debug_callback (h, (nbd_debug_callback) {
+        .callback = libnbd_debug }) == -1 ||
+      nbd_set_uri_allow_local_file (h, true) == -1 ||
       nbd_aio_connect_uri (h, uri) == -1) {
     snprintf (errbuf, errlen, "%s", nbd_get_error ());
     nbd_close (h);
@@ -92,7 +109,7 @@ connect_all (struct nbd_handle **h, unsigned n, uint64_t deadline_ns)
   for (;;) {
     struct pollfd fds[FORWARD_HANDLES];
     unsigned idx[FORWARD_HANDLES], nfds = 0;
-    uint64_t now = time_monotonic_ns ();
+    uint64_t left_ns = deadline_left_ns (deadline_ns);
 
     for (unsigned i = 0; i < n; i++) {
       if (h[i] == NULL || !connecting (h[i]))
@@ -107,10 +124,13 @@ connect_all (struct nbd_handle **h, unsigned n, uint64_t deadline_ns)
       fds[nfds].revents = 0;
       idx[nfds++] = i;
     }
-    if (nfds == 0 || now >= deadline_ns)
+    if (nfds == 0 || left_ns == 0)
       return;
-    uint64_t left_ms = (deadline_ns - now + NS_PER_MS - 1) / NS_PER_MS;
-    if (poll (fds, nfds, left_ms > 1000 ? 1000 : (int) left_ms) == -1) {
+    /* Wake at least once a second to look at every handle's state
+     * again, however far away the deadline is. */
+    int left_ms = poll_timeout_ms (left_ns);
+    if (poll (fds, nfds, left_ms > CONNECT_POLL_MAX_MS ? CONNECT_POLL_MAX_MS
+              : left_ms) == -1) {
       if (errno == EINTR)
         continue;
       return;
@@ -130,7 +150,7 @@ forward_connect (const char *uri, uint64_t expected_size, uint64_t timeout_ns,
                  char *errbuf, size_t errlen)
 {
   struct forward *f = calloc (1, sizeof *f);
-  uint64_t deadline = time_monotonic_ns () + timeout_ns;
+  uint64_t deadline = deadline_after_ns (timeout_ns);
   struct nbd_handle *all[FORWARD_HANDLES] = { NULL };
   struct nbd_handle *h = NULL;
   int64_t size;
@@ -218,7 +238,7 @@ forward_add_handles (struct forward *f, const char *uri, uint64_t timeout_ns)
     char ignored[256];
     more[i] = start_one (uri, ignored, sizeof ignored);
   }
-  connect_all (more, n, time_monotonic_ns () + timeout_ns);
+  connect_all (more, n, deadline_after_ns (timeout_ns));
   for (unsigned i = 0; i < n; i++) {
     if (more[i] == NULL)
       continue;
@@ -280,7 +300,7 @@ failed (struct forward *f, const char *what, uint64_t offset, uint32_t count,
 
   pthread_mutex_lock (&f->failure_log_lock);
   log_it = f->failure_logged_ns == 0 ||
-    now - f->failure_logged_ns >= 1000 * NS_PER_MS;
+    now - f->failure_logged_ns >= NS_PER_S;
   others = f->failures_unlogged;
   if (log_it) {
     f->failures_unlogged = 0;

@@ -8,12 +8,26 @@
  * has drained the gate sees every dirty bit.  Flushes pass the gate too.  Reads,
  * extents and cache requests pass straight through, failing only once the
  * source is fenced.  After FLIP forward every request goes to the
- * destination instead (forward.c).  Every can_* callback is left to nbdkit's pass-through,
- * which asks the plugin: the filter changes no capability, and keeps the
- * parallel thread model.
+ * destination instead (forward.c).  Every can_* callback is left to
+ * nbdkit's pass-through, which asks the plugin: the filter changes no
+ * capability.  It declares no thread model of its own, so the plugin's
+ * applies, but it refuses to start over one that serializes all requests
+ * or connections (migrate_get_ready).
  *
  * The filter's one instance lives here: the migration state and the
  * control server.
+ *
+ * Every file of the filter reports through nbdkit alone, so that nbdkit's
+ * --log, -f and -v decide where each message goes, as they do for the
+ * plugin's (the CLIs' common/log.c is not linked in).  nbdkit 1.32 has no
+ * warning level for filters, so the rule is: nbdkit_error for what an
+ * operator must see even when the filter carries on (a freeze it thawed
+ * by itself, a destination failing forwarded requests, a plugin that may
+ * hand the sender stale data); nbdkit_debug for what only explains (each
+ * control command, timings, connections).  A failure a control client
+ * learns from its ERR reply is left to that client to report, except a
+ * failed FLIP forward, which leaves the guest frozen until the client
+ * acts.
  */
 #include <config.h>
 
@@ -28,15 +42,15 @@
 
 #include <nbdkit-filter.h>
 
+#include "bits.h"
+#include "clock.h"
 #include "control_server.h"
 #include "forward.h"
-#include "log.h"
 #include "migration_state.h"
 #include "parse.h"
 #include "throttle.h"
+#include "time_units.h"
 #include "write_gate.h"
-
-#define NS_PER_SECOND 1000000000ULL
 
 static struct migration_state migration = MIGRATION_STATE_INIT;
 static struct control_server control = CONTROL_SERVER_INIT;
@@ -58,7 +72,7 @@ config_block (const char *value)
     return -1;
   }
   if (bytes < MIGRATE_MIN_BLOCK || bytes > MIGRATE_MAX_BLOCK ||
-      (bytes & (bytes - 1)) != 0) {
+      !is_power_of_two (bytes)) {
     nbdkit_error ("migrate-block=%s: the block size must be a power of two "
                   "from 4K to 64M", value);
     return -1;
@@ -73,7 +87,7 @@ config_freeze_timeout (const char *value)
   uint64_t ns;
   int n;
 
-  if (parse_duration (value, NS_PER_SECOND, &ns) == -1) {
+  if (parse_duration (value, NS_PER_S, &ns) == -1) {
     nbdkit_error ("migrate-freeze-timeout=%s: not a duration "
                   "(write it like 30s, 500ms or 2m; a bare number is seconds)",
                   value);
@@ -84,8 +98,9 @@ config_freeze_timeout (const char *value)
                   "than zero", value);
     return -1;
   }
-  /* Deadlines are the time now plus the timeout; a day keeps that sum far
-   * from wrapping, and no guest should be held for longer. */
+  /* No guest should be held for longer than a day, and a bound keeps the
+   * milliseconds STATUS reports and every deadline made from it far from
+   * any limit. */
   if (ns > MIGRATE_MAX_FREEZE_TIMEOUT_NS) {
     nbdkit_error ("migrate-freeze-timeout=%s: longer than the limit of 24h "
                   "(a freeze holds every guest write for that long)", value);
@@ -99,7 +114,7 @@ config_freeze_timeout (const char *value)
   if (n < 0 || (size_t) n >= sizeof migration.freeze_timeout_text)
     snprintf (migration.freeze_timeout_text,
               sizeof migration.freeze_timeout_text, "%" PRIu64 "ms",
-              ns / 1000000);
+              ns / NS_PER_MS);
   return 0;
 }
 
@@ -207,13 +222,18 @@ open_plugin_context (nbdkit_backend *backend)
   }
   /* stm-send reads through a connection of its own and must see what the
    * guest's connection wrote: NBD promises that only with multi-conn.  A
-   * plugin that keeps per-connection caches would hand out stale data. */
+   * plugin that keeps per-connection caches would hand out stale data,
+   * and the destination would silently differ from the source.  nbdkit
+   * 1.32 gives filters no warning level, and nbdkit_debug is seen only
+   * with -v, so this goes out as an error: an operator about to migrate
+   * must see it.  The filter still starts, as many plugins without the
+   * flag do share one view of the data. */
   if (next->can_multi_conn (next) != 1)
-    log_warning ("migrate filter: the plugin does not advertise multi-conn, so "
+    nbdkit_error ("migrate: the plugin does not advertise multi-conn, so "
                   "a write on one connection is not promised to be seen by "
                   "reads on another; stm-send reads on a connection of its "
                   "own, so migrate only if this plugin shares one view of "
-                  "the data between connections");
+                  "the data between connections (the filter serves anyway)");
   migration.plugin = next;
   migration.plugin_can_flush = next->can_flush (next) == 1;
 }
@@ -244,7 +264,7 @@ migrate_cleanup (nbdkit_backend *backend)
      * process that is exiting anyway.) */
     for (int i = 0; i < CLEANUP_FLUSH_WAIT_MS / 10 &&
            __atomic_load_n (&migration.flushes_running, __ATOMIC_ACQUIRE) > 0; i++) {
-      struct timespec ts = { .tv_sec = 0, .tv_nsec = 10 * 1000000L };
+      struct timespec ts = timespec_of_ns (10 * NS_PER_MS);
       nanosleep (&ts, NULL);
     }
     if (__atomic_load_n (&migration.flushes_running, __ATOMIC_ACQUIRE) > 0)
@@ -305,7 +325,7 @@ delay_read_for_tests (void)
   if (ms <= 0 || write_gate_mode (&migration.gate) != WRITE_GATE_CLOSED ||
       __atomic_load_n (&migration.freezes, __ATOMIC_RELAXED) != 1)
     return;
-  struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+  struct timespec ts = timespec_of_ns ((uint64_t) ms * NS_PER_MS);
   nanosleep (&ts, NULL);
 }
 

@@ -3,9 +3,10 @@
  *
  * It holds the configuration, the image geometry, the three block bitmaps,
  * the write gate, the throttle and the counters STATUS reports.  Worker
- * threads only set dirty bits, pass the gate and bump counters, all with
- * atomics; everything else (snapshots, confirmations, freezing) happens on
- * the control thread, so the bitmaps other than dirty need no lock at all.
+ * threads set dirty bits, pass the gate and bump counters, all with
+ * atomics (besides the throttle's own lock and, once, the geometry's);
+ * everything else (snapshots, confirmations, freezing) happens on the
+ * control thread, so the bitmaps other than dirty need no lock at all.
  *
  * The geometry (image size, number of blocks, the bitmaps) is learned once,
  * from a plugin context the filter opens itself right after nbdkit has
@@ -26,13 +27,14 @@
 #include "control_proto.h"
 #include "forward.h"
 #include "throttle.h"
+#include "time_units.h"
 #include "write_gate.h"
 
 #define MIGRATE_DEFAULT_BLOCK (64 * 1024)
 #define MIGRATE_MIN_BLOCK (4 * 1024)
 #define MIGRATE_MAX_BLOCK (64 * 1024 * 1024)
-#define MIGRATE_DEFAULT_FREEZE_TIMEOUT_NS (30 * 1000000000ULL)
-#define MIGRATE_MAX_FREEZE_TIMEOUT_NS (24 * 3600 * 1000000000ULL)
+#define MIGRATE_DEFAULT_FREEZE_TIMEOUT_NS (30 * NS_PER_S)
+#define MIGRATE_MAX_FREEZE_TIMEOUT_NS (24 * 3600 * NS_PER_S)
 #define TRACKING_UNKNOWN "unknown"
 
 struct migration_state {

@@ -6,10 +6,9 @@
 
 #include <nbdkit-filter.h>
 
-#include "log.h"
+#include "clock.h"
 #include "throttle.h"
-
-#define NS_PER_SECOND 1000000000ULL
+#include "time_units.h"
 
 void
 throttle_set_rate (struct throttle *t, uint64_t bytes_per_second)
@@ -39,10 +38,10 @@ throttle_admit (uint64_t *empty_at_ns, uint64_t now_ns,
 
   /* bytes * 1e9 overflows only for writes beyond 18 GB; nbdkit requests
    * are at most 4 GiB, but saturate rather than wrap all the same. */
-  if (bytes > UINT64_MAX / NS_PER_SECOND)
+  if (bytes > UINT64_MAX / NS_PER_S)
     cost_ns = UINT64_MAX / 2;
   else
-    cost_ns = bytes * NS_PER_SECOND / bytes_per_second;
+    cost_ns = bytes * NS_PER_S / bytes_per_second;
 
   /* After a quiet spell the bucket holds at most one burst. */
   floor_ns = now_ns > THROTTLE_BURST_NS ? now_ns - THROTTLE_BURST_NS : 0;
@@ -63,7 +62,7 @@ throttle_admit (uint64_t *empty_at_ns, uint64_t now_ns,
  * flips or THROTTLE 0 arrives, the rate drops to 0, and the guest's
  * writes already asleep should go ahead within this much time rather than
  * when their original delay runs out. */
-#define THROTTLE_SLICE_NS (100 * 1000 * 1000ULL)
+#define THROTTLE_SLICE_NS (100 * NS_PER_MS)
 
 /* Sleep until deadline_ns (monotonic) in slices of THROTTLE_SLICE_NS,
  * returning early when the rate no longer is 'rate' (turned off, or
@@ -74,13 +73,12 @@ static void
 throttle_sleep_until (struct throttle *t, uint64_t rate, uint64_t deadline_ns)
 {
   for (;;) {
-    uint64_t now = time_monotonic_ns (), slice;
+    uint64_t slice = deadline_left_ns (deadline_ns);
 
-    if (now >= deadline_ns)
+    if (slice == 0)
       return;
     if (__atomic_load_n (&t->bytes_per_second, __ATOMIC_RELAXED) != rate)
       return;
-    slice = deadline_ns - now;
     if (slice > THROTTLE_SLICE_NS)
       slice = THROTTLE_SLICE_NS;
     if (nbdkit_nanosleep (0, (unsigned) slice) == -1)
@@ -102,7 +100,6 @@ throttle_wait (struct throttle *t, uint64_t bytes)
   delay_ns = throttle_admit (&t->empty_at_ns, now, bytes, rate);
   pthread_mutex_unlock (&t->bucket_lock);
 
-  /* throttle_admit saturates at UINT64_MAX / 2, so the sum cannot wrap. */
   if (delay_ns > 0)
-    throttle_sleep_until (t, rate, now + delay_ns);
+    throttle_sleep_until (t, rate, deadline_at (now, delay_ns));
 }

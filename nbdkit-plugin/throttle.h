@@ -18,7 +18,9 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#define THROTTLE_BURST_NS (100 * 1000 * 1000ULL)   /* 100 ms of writing */
+#include "time_units.h"
+
+#define THROTTLE_BURST_NS (100 * NS_PER_MS)   /* 100 ms of writing */
 
 struct throttle {
   uint64_t bytes_per_second;     /* 0 = off; atomic */

@@ -7,9 +7,9 @@
  * backs out, or the drainer sees the request counted and waits for it.
  *
  * Only when the gate is not open does anyone take gate->lock, which guards
- * the waits on two condition variables: reopened (requests waiting for THAW
- * or a fence) and drained (the control thread waiting for the last request
- * inside to leave).  Both waits use the monotonic clock, so a change of the
+ * the waits on two condition variables: reopened (requests waiting for
+ * THAW, a fence or the forward flip) and drained (the control thread
+ * waiting for the last request inside to leave).  Both waits use the monotonic clock, so a change of the
  * wall clock cannot stretch or cut short a freeze.
  */
 #include <config.h>
@@ -22,23 +22,21 @@
 
 #include <nbdkit-filter.h>
 
-#include "log.h"
+#include "clock.h"
+#include "time_units.h"
 #include "write_gate.h"
 
 /* How often a request waiting at a closed gate checks whether nbdkit is
  * shutting down or its client has gone, so that neither waits for a THAW
  * that may never come. */
-#define GATE_WAIT_SLICE_NS (100 * 1000 * 1000ULL)
+#define GATE_WAIT_SLICE_NS (100 * NS_PER_MS)
 
+/* The deadline from_now_ns from now, for pthread_cond_clockwait on
+ * CLOCK_MONOTONIC. */
 static struct timespec
 monotonic_deadline (uint64_t from_now_ns)
 {
-  uint64_t at = time_monotonic_ns () + from_now_ns;
-  struct timespec ts = {
-    .tv_sec = (time_t) (at / 1000000000ULL),
-    .tv_nsec = (long) (at % 1000000000ULL),
-  };
-  return ts;
+  return timespec_of_ns (deadline_after_ns (from_now_ns));
 }
 
 static enum write_gate_mode

@@ -2,10 +2,13 @@
  *
  * nbdkit is started with posix_spawn and watched with an ev_child watcher
  * on the (default) loop, which keeps the loop, and so stm-recv, running
- * while the export is up.  Readiness is a TCP connection to the port:
- * nbdkit listens before it serves, and a refused connection is retried
- * every few milliseconds until it is accepted, nbdkit dies, or the time
- * runs out.
+ * while the export is up.  Readiness is nbdkit's pidfile, in a private
+ * directory: nbdkit writes it once it listens, never when it cannot bind,
+ * and it names the pid of the nbdkit started here, whereas a TCP probe
+ * would be answered by any other server already on the port.  The
+ * pidfile is looked at every few milliseconds, before the loop runs
+ * again, until it names that pid, nbdkit exits, or
+ * EXPORT_START_TIMEOUT_S runs out.
  */
 #include <config.h>
 
