@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "migration_record.h"
+#include "bits.h"
 
 void
 migration_record_init (struct migration_record *r)
@@ -33,10 +34,10 @@ migration_record_decide (const struct migration_record *r,
   return MIGRATION_RESUME;
 }
 
-static bool
-block_size_ok (uint32_t b)
+bool
+migration_record_block_size_ok (uint32_t b)
 {
-  return b >= WIRE_MIN_BLOCK && b <= WIRE_MAX_BLOCK && (b & (b - 1)) == 0;
+  return b >= WIRE_MIN_BLOCK && b <= WIRE_MAX_BLOCK && is_power_of_two (b);
 }
 
 enum hello_verdict
@@ -49,7 +50,7 @@ migration_record_judge_hello (const struct migration_record *r,
    * safe whatever the transport lets through. */
   if ((hello->features & ~WIRE_FEATURES_KNOWN) != 0)
     return HELLO_REFUSE_FEATURES;
-  if (!block_size_ok (hello->block_size) || hello->image_size > WIRE_MAX_IMAGE_SIZE)
+  if (!migration_record_block_size_ok (hello->block_size) || hello->image_size > WIRE_MAX_IMAGE_SIZE)
     return HELLO_REFUSE_GEOMETRY;
   switch (migration_record_decide (r, hello)) {
   case MIGRATION_NEW: return HELLO_ACCEPT_NEW;

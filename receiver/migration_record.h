@@ -91,6 +91,10 @@ enum hello_verdict migration_record_judge_hello (const struct migration_record *
                                                  const struct wire_hello *hello,
                                                  bool busy, bool force);
 
+/* A block size the protocol carries: a power of two from WIRE_MIN_BLOCK
+ * to WIRE_MAX_BLOCK. */
+bool migration_record_block_size_ok (uint32_t b);
+
 /* The HELLO_REPLY mode for a RESUME decision: RESUME, PREPARED or FINAL
  * (a superseded copy is resumed like an incomplete one). */
 enum wire_hello_mode migration_record_hello_mode (const struct migration_record *r);

@@ -28,6 +28,8 @@
 #include "state_file.h"
 #include "tls_transport.h"
 #include "wire.h"
+#include "no_space.h"
+#include "time_units.h"
 
 /* A connection must complete its TLS handshake (which the transport
  * bounds to 10 seconds) and send HELLO within this time from being
@@ -186,7 +188,7 @@ static void
 fail_io (struct session *s, int err, const char *what,
          uint64_t offset, uint64_t length)
 {
-  bool nospace = err == ENOSPC || err == EDQUOT || err == EFBIG;
+  bool nospace = errno_is_no_space (err);
 
   fail (s, nospace ? WIRE_ERR_NOSPACE : WIRE_ERR_IO,
         "%s: %s %s at offset %" PRIu64 " (%" PRIu64 " bytes): %s",
@@ -199,7 +201,7 @@ fail_io (struct session *s, int err, const char *what,
 static void
 fail_sync (struct session *s, int err)
 {
-  bool nospace = err == ENOSPC || err == EDQUOT || err == EFBIG;
+  bool nospace = errno_is_no_space (err);
 
   fail (s, nospace ? WIRE_ERR_NOSPACE : WIRE_ERR_IO,
         "%s: fdatasync of %s failed: %s; data since sync %" PRIu64
@@ -221,7 +223,7 @@ store_record (struct session *s, const struct migration_record *next,
   const char *step;
   if (state_file_store (env->state, next, &step) == -1) {
     int err = errno;
-    bool nospace = err == ENOSPC || err == EDQUOT || err == EFBIG;
+    bool nospace = errno_is_no_space (err);
 
     /* Memory keeps the old record even when only the directory sync
      * failed and the new file is in place: the next session then stores
@@ -323,7 +325,7 @@ hello_prepare (struct session *s, const struct wire_hello *hello, bool fresh)
             "the block device %s holds %" PRIu64 " bytes, "
             "smaller than the image (%" PRIu64 " bytes)%s",
             output_path (s), image_writer_size (env->image), hello->image_size, left);
-    else if (err == ENOSPC || err == EDQUOT || err == EFBIG)
+    else if (errno_is_no_space (err))
       fail (s, WIRE_ERR_NOSPACE,
             "out of space on the destination: cannot set the size of %s to %"
             PRIu64 " bytes: %s%s", output_path (s), hello->image_size,
@@ -611,7 +613,7 @@ handle_outcome (struct session *s, uint64_t seq, uint32_t outcome)
   if (!flipped)
     return;             /* a sender may still resume into it */
   events_done (env->events, s->peer, output_path (s), s->data_bytes,
-               s->zero_bytes, (time_monotonic_ns () - s->started_ns) / 1e9);
+               s->zero_bytes, (double) (time_monotonic_ns () - s->started_ns) / NS_PER_S);
   /* The image is the guest's disk now: this sender has nothing more to
    * say, and the receiver decides what follows (its ended hook). */
   session_end (s, "migration final", CLOSE_AFTER_FLUSH, SESSION_FINAL);
@@ -751,11 +753,11 @@ on_timer (struct ev_loop *loop, ev_timer *w, int revents)
 
   if (s->state == SESSION_ACTIVE) {
     uint64_t idle_ns = time_monotonic_ns () - s->last_message_ns;
-    uint64_t limit_ns = (uint64_t) (IDLE_TIMEOUT_S * 1e9);
+    uint64_t limit_ns = (uint64_t) (IDLE_TIMEOUT_S * NS_PER_S);
 
     if (idle_ns < limit_ns) {
       /* Something arrived since the timer was armed: wait for the rest. */
-      ev_timer_set (w, (limit_ns - idle_ns) / 1e9, 0.);
+      ev_timer_set (w, (double) (limit_ns - idle_ns) / NS_PER_S, 0.);
       ev_timer_start (loop, w);
       return;
     }

@@ -87,7 +87,7 @@ parse_id (const char *text, uint8_t id[WIRE_MIGRATION_ID_LEN])
 static bool
 block_size_ok (uint64_t b)
 {
-  return b >= WIRE_MIN_BLOCK && b <= WIRE_MAX_BLOCK && (b & (b - 1)) == 0;
+  return b <= UINT32_MAX && migration_record_block_size_ok ((uint32_t) b);
 }
 
 /* Judge one "key value" line (without its newline) into r.  Returns false

@@ -23,6 +23,7 @@
 
 #include "control_client.h"
 #include "control_proto.h"
+#include "bits.h"
 
 struct control_client {
   int fd;
@@ -321,7 +322,7 @@ control_status (struct control_client *c, struct control_status *st)
       need_u64 (c, "STATUS", "block", &block) == -1 ||
       need_u64 (c, "STATUS", "dirty_bytes", &st->dirty_bytes) == -1)
     return -1;
-  if (block == 0 || block > UINT32_MAX || (block & (block - 1)) != 0) {
+  if (block == 0 || block > UINT32_MAX || !is_power_of_two (block)) {
     set_error (c, "STATUS: the filter reports an invalid block size %" PRIu64, block);
     errno = EPROTO;
     return -1;

@@ -8,8 +8,8 @@
 #include <stdbool.h>
 
 #include "convergence.h"
+#include "time_units.h"
 
-#define NS_PER_S 1000000000u
 
 static uint64_t
 saturate (unsigned __int128 v)

@@ -33,9 +33,9 @@
 #include "cutover.h"
 #include "pass.h"
 #include "log.h"
+#include "time_units.h"
+#include "clock.h"
 
-#define NS_PER_S 1000000000u
-#define NS_PER_MS 1000000u
 
 /* The downtime budget the decisions aim at: --max-downtime, halved after
  * each cutover that overran it (up to an eighth), so that the next attempt
@@ -115,7 +115,7 @@ overrun_timer_cb (struct ev_loop *loop, ev_timer *w, int revents)
    * go by the clock, and wait out what is left. */
   uint64_t now = time_monotonic_ns ();
   if (now < m->cutover_deadline_ns) {
-    ev_timer_set (w, (double) (m->cutover_deadline_ns - now) / NS_PER_S, 0.);
+    ev_timer_set (w, (double) deadline_left_at (m->cutover_deadline_ns, now) / NS_PER_S, 0.);
     ev_timer_start (loop, w);
     return;
   }
@@ -154,9 +154,8 @@ arm_overrun_timer (struct migration *m)
   m->cutover_reserved_ns = after;
   uint64_t budget = m->opts->max_downtime_ns > after
     ? m->opts->max_downtime_ns - after : 0;
-  m->cutover_deadline_ns = m->gate_closed_ns + budget;
-  double in = m->cutover_deadline_ns > now
-    ? (double) (m->cutover_deadline_ns - now) / NS_PER_S : 0.;
+  m->cutover_deadline_ns = deadline_at (m->gate_closed_ns, budget);
+  double in = (double) deadline_left_at (m->cutover_deadline_ns, now) / NS_PER_S;
   /* FREEZE and the calls before it blocked: bring libev's clock up to
    * date, or the timer would count from before them. */
   ev_now_update (m->loop);

@@ -30,9 +30,8 @@
 #include "convergence.h"
 #include "log.h"
 #include "migration.h"
+#include "time_units.h"
 
-#define NS_PER_S 1000000000u
-#define NS_PER_MS 1000000u
 
 const char *
 migration_where (const struct migration *m, char *buf, size_t len)

@@ -31,6 +31,7 @@
 #include "sender_options.h"
 #include "source_reader.h"
 #include "sync_ledger.h"
+#include "time_units.h"
 #include "tls_transport.h"
 #include "wire.h"
 
@@ -53,7 +54,7 @@
 /* And after this long with at least MIGRATION_SYNC_MIN bytes unsynced, so
  * that a lost connection costs at most about a second of transfer: what
  * is durable is not sent again after a reconnect. */
-#define MIGRATION_SYNC_INTERVAL_NS 1000000000u
+#define MIGRATION_SYNC_INTERVAL_NS NS_PER_S
 #define MIGRATION_SYNC_MIN (1024u * 1024)
 /* Replies from the filter must come within this time (FREEZE drains the
  * guest's in-flight writes, so allow a while). */

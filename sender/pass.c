@@ -25,8 +25,8 @@
 #include "convergence.h"
 #include "log.h"
 #include "pass.h"
+#include "time_units.h"
 
-#define NS_PER_S 1000000000u
 /* How often the dirty set is looked at while a mid-pass throttle may be
  * due, in seconds. */
 #define MIDPASS_CHECK_S 0.05

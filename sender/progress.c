@@ -10,8 +10,8 @@
 #include "log.h"
 #include "progress.h"
 #include "progress_line.h"
+#include "time_units.h"
 
-#define NS_PER_S 1000000000u
 
 void
 progress_init (struct progress *p, bool json, bool bar)

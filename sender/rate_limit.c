@@ -7,8 +7,8 @@
 #include <config.h>
 
 #include "rate_limit.h"
+#include "time_units.h"
 
-#define NS_PER_S 1000000000u
 #define TOKENS_MAX ((int64_t) 1 << 62)
 
 void

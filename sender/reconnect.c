@@ -24,9 +24,9 @@
 #include "reconnect.h"
 #include "retry_policy.h"
 #include "log.h"
+#include "time_units.h"
+#include "clock.h"
 
-#define NS_PER_S 1000000000u
-#define NS_PER_MS 1000000u
 
 static void timer_cb (struct ev_loop *loop, ev_timer *w, int revents);
 static void connect_cb (struct ev_loop *loop, ev_io *w, int revents);
@@ -112,7 +112,7 @@ schedule (struct reconnect *r)
   }
   r->attempt++;
   uint64_t wait_ms = retry_backoff_ms (r->attempt);
-  uint64_t left_ms = (r->deadline_ns - now) / NS_PER_MS;
+  uint64_t left_ms = deadline_left_at (r->deadline_ns, now) / NS_PER_MS;
   if (wait_ms > left_ms)
     wait_ms = left_ms;
   r->cb->waiting (r->opaque, r->attempt,
@@ -152,8 +152,7 @@ try_next_address (struct reconnect *r, int err)
     if (connect (fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS) {
       uint64_t now = time_monotonic_ns ();
       double secs = r->connect_timeout_ms / 1000.0;
-      double left = r->deadline_ns > now
-        ? (double) (r->deadline_ns - now) / NS_PER_S : 0.;
+      double left = (double) deadline_left_at (r->deadline_ns, now) / NS_PER_S;
       if (left < secs)
         secs = left > 0.1 ? left : 0.1;
       r->fd = fd;
@@ -252,7 +251,7 @@ connect_cb (struct ev_loop *loop, ev_io *w, int revents)
    * never answers cannot keep us past the retry timeout for long. */
   uint64_t now = time_monotonic_ns ();
   double secs = RECONNECT_HELLO_TIMEOUT_S;
-  double left = r->deadline_ns > now ? (double) (r->deadline_ns - now) / NS_PER_S : 0.;
+  double left = (double) deadline_left_at (r->deadline_ns, now) / NS_PER_S;
   if (left < secs)
     secs = left > 1. ? left : 1.;
   r->awaiting_hello = true;
@@ -266,7 +265,7 @@ reconnect_lost (struct reconnect *r, const char *reason)
   if (!r->active) {
     r->active = true;
     r->attempt = 0;
-    r->deadline_ns = time_monotonic_ns () + r->retry_timeout_ns;
+    r->deadline_ns = deadline_after_ns (r->retry_timeout_ns);
     r->deadline_unix = time_unix_now () + (double) r->retry_timeout_ns / NS_PER_S;
     snprintf (r->first_reason, sizeof r->first_reason, "%s", reason);
   }

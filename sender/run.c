@@ -31,9 +31,8 @@
 #include "report_sink.h"
 #include "retry_policy.h"
 #include "run.h"
+#include "time_units.h"
 
-#define NS_PER_S 1000000000u
-#define NS_PER_MS 1000000u
 
 static int attach_receiver (struct migration *m, int fd);
 static void pass_durable (struct migration *m, uint64_t sync_sent_ns);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "sync_ledger.h"
+#include "bits.h"
 
 void
 sync_ledger_init (struct sync_ledger *l)
@@ -41,7 +42,7 @@ uint64_t
 sync_ledger_cut (struct sync_ledger *l, uint64_t image_size, uint32_t block,
                  bool ends_pass, uint64_t now_ns)
 {
-  assert (block != 0 && (block & (block - 1)) == 0);
+  assert (is_power_of_two (block));
   if (l->npending == l->cap) {
     size_t cap = l->cap ? 2 * l->cap : 8;
     struct pending_sync *p = realloc (l->pending, cap * sizeof *p);
