@@ -301,51 +301,81 @@ slow_request (struct control_client *c, const char *cmd, const char *text)
   return r;
 }
 
+/* One key of a STATUS reply, required.  -1 with why set. */
 static int
-need_string (struct control_client *c, const char *key, char *buf, size_t len)
+status_u64 (const char *line, const char *key, uint64_t *v, char *why, size_t len)
 {
-  if (control_reply_get_string (c->line, key, buf, len) == -1) {
-    set_error (c, "STATUS: the filter's reply has no valid %s: \"%s\"", key, c->line);
-    errno = EPROTO;
+  if (control_reply_get_u64 (line, key, v) == 0)
+    return 0;
+  snprintf (why, len, "STATUS: the filter's reply has no valid %s: \"%s\"", key, line);
+  return -1;
+}
+
+static int
+status_string (const char *line, const char *key, char *buf, size_t buflen,
+               char *why, size_t len)
+{
+  if (control_reply_get_string (line, key, buf, buflen) == 0)
+    return 0;
+  snprintf (why, len, "STATUS: the filter's reply has no valid %s: \"%s\"", key, line);
+  return -1;
+}
+
+int
+control_status_parse (const char *line, struct control_status *st,
+                      char *why, size_t len)
+{
+  uint64_t block;
+
+  memset (st, 0, sizeof *st);
+  if (strncmp (line, "OK", 2) != 0 || (line[2] != ' ' && line[2] != '\0')) {
+    snprintf (why, len, "STATUS failed: %s", line);
     return -1;
   }
+  /* What the sender decides on: the geometry and the dirty set, the state
+   * and its owner (the freeze and the flip), the migration and the
+   * instance (the migration id, and whether a flip was this migration's),
+   * how long FREEZE may take, and the guest's writes (convergence).  A
+   * filter that leaves any out is not one this stm-send can work with: no
+   * filter without them was ever released. */
+  if (status_u64 (line, "size", &st->size, why, len) == -1 ||
+      status_u64 (line, "block", &block, why, len) == -1 ||
+      status_u64 (line, "dirty_bytes", &st->dirty_bytes, why, len) == -1 ||
+      status_string (line, "state", st->state, sizeof st->state, why, len) == -1 ||
+      status_string (line, "owner", st->owner, sizeof st->owner, why, len) == -1 ||
+      status_string (line, "migration", st->migration, sizeof st->migration,
+                     why, len) == -1 ||
+      status_string (line, "instance", st->instance, sizeof st->instance,
+                     why, len) == -1 ||
+      status_u64 (line, "freeze_timeout_ms", &st->freeze_timeout_ms, why, len) == -1 ||
+      status_u64 (line, "write_bytes", &st->write_bytes, why, len) == -1 ||
+      status_u64 (line, "writes", &st->writes, why, len) == -1)
+    return -1;
+  if (block == 0 || block > UINT32_MAX || !is_power_of_two (block)) {
+    snprintf (why, len, "STATUS: the filter reports an invalid block size %" PRIu64,
+              block);
+    return -1;
+  }
+  st->block = block;
+  /* These are informative only. */
+  control_reply_get_u64 (line, "generation", &st->generation);
+  control_reply_get_u64 (line, "unconfirmed_bytes", &st->unconfirmed_bytes);
+  control_reply_get_u64 (line, "throttle", &st->throttle);
   return 0;
 }
 
 int
 control_status (struct control_client *c, struct control_status *st)
 {
-  uint64_t block;
-  memset (st, 0, sizeof *st);
-  if (request (c, "STATUS", "STATUS\n") == -1 ||
-      need_u64 (c, "STATUS", "size", &st->size) == -1 ||
-      need_u64 (c, "STATUS", "block", &block) == -1 ||
-      need_u64 (c, "STATUS", "dirty_bytes", &st->dirty_bytes) == -1)
+  char why[sizeof c->error];
+
+  if (request (c, "STATUS", "STATUS\n") == -1)
     return -1;
-  if (block == 0 || block > UINT32_MAX || !is_power_of_two (block)) {
-    set_error (c, "STATUS: the filter reports an invalid block size %" PRIu64, block);
+  if (control_status_parse (c->line, st, why, sizeof why) == -1) {
+    set_error (c, "%s", why);
     errno = EPROTO;
     return -1;
   }
-  st->block = block;
-  /* What the sender decides on: the state and its owner (the freeze and
-   * the flip), the migration and the instance (the migration id, and
-   * whether a flip was this migration's), how long FREEZE may take, and
-   * the guest's writes (convergence).  A filter that leaves any out is not
-   * one this stm-send can work with.  No filter without them was ever
-   * released. */
-  if (need_string (c, "state", st->state, sizeof st->state) == -1 ||
-      need_string (c, "owner", st->owner, sizeof st->owner) == -1 ||
-      need_string (c, "migration", st->migration, sizeof st->migration) == -1 ||
-      need_string (c, "instance", st->instance, sizeof st->instance) == -1 ||
-      need_u64 (c, "STATUS", "freeze_timeout_ms", &st->freeze_timeout_ms) == -1 ||
-      need_u64 (c, "STATUS", "write_bytes", &st->write_bytes) == -1 ||
-      need_u64 (c, "STATUS", "writes", &st->writes) == -1)
-    return -1;
-  /* These are informative only. */
-  control_reply_get_u64 (c->line, "generation", &st->generation);
-  control_reply_get_u64 (c->line, "unconfirmed_bytes", &st->unconfirmed_bytes);
-  control_reply_get_u64 (c->line, "throttle", &st->throttle);
   return 0;
 }
 

@@ -62,6 +62,11 @@ int control_client_is_broken (const struct control_client *c);
 void control_client_set_freeze_timeout (struct control_client *c,
                                         uint64_t freeze_timeout_ms);
 int control_status (struct control_client *c, struct control_status *st);
+/* Parse a STATUS reply line (pure; the asynchronous status poller uses it
+ * too).  -1 with why set, for an ERR reply or one without a field the
+ * sender needs. */
+int control_status_parse (const char *line, struct control_status *st,
+                          char *why, size_t len);
 /* SNAPSHOT: the extents are appended to out (cleared first), at most
  * CONTROL_SNAPSHOT_MAX_EXTENTS of them (2 MiB of list at most, with its
  * growth): a snapshot of more, scattered over a large image, has its

@@ -184,6 +184,9 @@ migration_finish (struct migration *m)
   ev_signal_stop (m->loop, &m->sigint_watcher);
   ev_signal_stop (m->loop, &m->sigterm_watcher);
   reconnect_stop (&m->rc);
+  /* A STATUS still in flight would keep the loop alive for nothing. */
+  status_poller_close (m->poller);
+  m->poller = NULL;
   if (m->reader)
     source_reader_stop (m->reader);
   if (m->conn) {

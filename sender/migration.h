@@ -30,6 +30,7 @@
 #include "reconnect.h"
 #include "sender_options.h"
 #include "source_reader.h"
+#include "status_poller.h"
 #include "sync_ledger.h"
 #include "time_units.h"
 #include "tls_transport.h"
@@ -71,6 +72,8 @@ struct migration {
   struct ev_loop *loop;
   struct source_reader *reader;
   struct control_client *control;
+  struct status_poller *poller;  /* STATUS without blocking (pass.c); NULL
+                                    if it could not connect */
   struct tls_creds *creds;
   struct stm_conn *conn;
   struct progress progress;

@@ -25,6 +25,7 @@
 #include "convergence.h"
 #include "log.h"
 #include "pass.h"
+#include "status_poller.h"
 #include "time_units.h"
 
 /* How often the dirty set is looked at while a mid-pass throttle may be
@@ -75,19 +76,13 @@ static void
 midpass_timer_cb (struct ev_loop *loop, ev_timer *w, int revents)
 {
   struct migration *m = w->data;
-  struct control_status st;
 
   if (m->phase != PHASE_PASS || m->final_pass || m->pass_ended ||
       !convergence_midpass_possible (&m->policy)) {
     ev_timer_stop (loop, w);
     return;
   }
-  /* A failing control connection is reported by the pass's end, which
-   * cannot do without it; here it only means no early throttle. */
-  if (control_status (m->control, &st) != 0)
-    return;
-  m->dirty_bytes = st.dirty_bytes;
-  (void) throttle_during_pass (m, &st);
+  pass_look_at_dirty (m);
 }
 
 /* A pass has begun: while the policy could throttle during it, look at
@@ -133,15 +128,25 @@ defer_hot_blocks (struct migration *m)
  * than at its end (cutover.c).  Both the end of a pass and the periodic
  * tick do this.  A failed STATUS is not fatal here: the next one will do.
  * -1 when the policy ended the migration. */
-int
+void
 pass_look_at_dirty (struct migration *m)
 {
-  struct control_status st;
+  if (!m->final_pass)
+    status_poller_ask (m->poller);
+}
 
-  if (m->final_pass || control_status (m->control, &st) != 0)
-    return 0;
-  m->dirty_bytes = st.dirty_bytes;
-  return throttle_during_pass (m, &st);
+void
+pass_on_status (void *opaque, const struct control_status *st, uint64_t rtt_ns)
+{
+  struct migration *m = opaque;
+
+  /* A reply that comes after its pass (or the migration) ended is of no
+   * use to the throttle: the pass's end asks the filter itself. */
+  if (migration_ended (m) || m->final_pass ||
+      (m->phase != PHASE_PASS && m->phase != PHASE_PASS_SYNC))
+    return;
+  m->dirty_bytes = st->dirty_bytes;
+  (void) throttle_during_pass (m, st);
 }
 
 static void
@@ -152,8 +157,6 @@ pass_all_sent (struct migration *m)
   uint64_t now = time_monotonic_ns ();
 
   m->pass_ended = true;
-  if (pass_look_at_dirty (m) == -1)
-    return;
   migration_sample (m, &s, now);
   progress_update (&m->progress, &s, now, true);
   if (migration_send_msg (m, frame, wire_encode_pass_end (frame, m->pass)) == -1)

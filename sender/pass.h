@@ -28,11 +28,14 @@ void pass_next (struct migration *m);
  * pass, PASS_END and its SYNC. */
 void pass_pump (struct migration *m);
 
-/* Outside the final pass, ask the filter how much is dirty now, for the
- * progress report, and let the convergence policy look at it (a throttle
+/* Outside the final pass, ask the filter how much is dirty now, without
+ * waiting (status_poller.h): the reply, to pass_on_status, updates the
+ * progress report and lets the convergence policy look at it (a throttle
  * may be due before the pass ends).  A failed STATUS is not fatal here:
- * the next will do.  -1 when the policy ended the migration. */
-int pass_look_at_dirty (struct migration *m);
+ * the next will do. */
+void pass_look_at_dirty (struct migration *m);
+/* The status poller's callback (status_poller_open's cb, with m). */
+void pass_on_status (void *opaque, const struct control_status *st, uint64_t rtt_ns);
 
 /* The receiver is lost: forget the pass in progress.  Nothing of it needs
  * remembering: what it sent and never saw durable is still unconfirmed in

@@ -511,8 +511,7 @@ tick_cb (struct ev_loop *loop, ev_timer *w, int revents)
   }
   if (m->phase != PHASE_PASS && m->phase != PHASE_PASS_SYNC)
     return;
-  if (pass_look_at_dirty (m) == -1)
-    return;
+  pass_look_at_dirty (m);
   struct progress_sample s;
   migration_sample (m, &s, now);
   progress_update (&m->progress, &s, now, false);
@@ -594,6 +593,15 @@ connect_everything (struct migration *m)
                  o->control_path, err);
     return -1;
   }
+  /* A second connection, for looking at the dirty set during a pass
+   * without blocking the loop; without it, the passes run unwatched and
+   * are judged at their ends only. */
+  m->poller = status_poller_open (m->loop, o->control_path, pass_on_status, m,
+                                  err, sizeof err);
+  if (m->poller == NULL)
+    log_warning ("cannot open a second connection to the filter's control "
+                 "socket %s (%s): the dirty set is looked at only at the end "
+                 "of each pass", o->control_path, err);
   struct control_status st;
   if (control_status (m->control, &st) == -1) {
     setup_error (m, "cannot read the status of the filter at %s: %s", o->control_path,
@@ -764,6 +772,7 @@ migration_run (const struct sender_options *opts)
   flush_probe_close (m->flush_probe);
   /* Closing the control connection also releases ownership in the filter
    * (and thaws it if a freeze were somehow still held). */
+  status_poller_close (m->poller);
   control_client_close (m->control);
   if (m->creds)
     tls_creds_free (m->creds);
