@@ -11,6 +11,7 @@
 #include "parse.h"
 #include "state_format.h"
 #include "wire.h"
+#include "human_units.h"
 
 /* The keys after the first line, in the order they are written and must
  * be read. */
@@ -57,14 +58,11 @@ state_format (const struct migration_record *r, char buf[STATE_TEXT_MAX])
   return (size_t) n;
 }
 
+/* Lowercase only: the text must be what state_format writes. */
 static int
 hex_digit (char c)
 {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  return -1;
+  return c >= 'A' && c <= 'F' ? -1 : hex_digit_value (c);
 }
 
 /* 32 lowercase hex digits, as migration_id_format writes them. */

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "event.h"
+#include "human_units.h"
 
 struct cursor {
   const char *p;
@@ -47,17 +48,6 @@ eat (struct cursor *c, char ch)
   return false;
 }
 
-static int
-hex_value (char ch)
-{
-  if (ch >= '0' && ch <= '9')
-    return ch - '0';
-  if (ch >= 'a' && ch <= 'f')
-    return ch - 'a' + 10;
-  if (ch >= 'A' && ch <= 'F')
-    return ch - 'A' + 10;
-  return -1;
-}
 
 static bool
 read_hex4 (struct cursor *c, uint32_t *out)
@@ -66,7 +56,7 @@ read_hex4 (struct cursor *c, uint32_t *out)
   if (c->end - c->p < 4)
     return fail (c, "a \\u escape is cut short");
   for (int i = 0; i < 4; i++) {
-    int h = hex_value (c->p[i]);
+    int h = hex_digit_value (c->p[i]);
     if (h < 0)
       return fail (c, "a \\u escape is not four hex digits");
     v = v << 4 | (uint32_t) h;

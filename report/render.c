@@ -649,7 +649,7 @@ static void
 row_bytes (FILE *fp, const char *key, double bytes)
 {
   char b[32], text[96];
-  report_format_bytes (b, sizeof b, bytes);
+  format_bytes (b, sizeof b, bytes);
   snprintf (text, sizeof text, "%s (%.0f bytes)", b, bytes);
   row_text (fp, key, text);
 }
@@ -725,7 +725,7 @@ key_figures (FILE *fp, const struct report_timeline *tl)
   fputs ("<div class=\"cards\">", fp);
   if (tl->outcome == REPORT_DONE) {
     if (report_event_number (ev, "bytes_sent", &sent)) {
-      report_format_bytes (a, sizeof a, sent);
+      format_bytes (a, sizeof a, sent);
       card (fp, "sent", a);
     }
     if (report_event_number (ev, "passes", &v)) {
@@ -741,7 +741,7 @@ key_figures (FILE *fp, const struct report_timeline *tl)
       card (fp, "duration", text);
     }
     if (secs > 0 && sent > 0) {
-      report_format_bytes (a, sizeof a, sent / secs);
+      format_bytes (a, sizeof a, sent / secs);
       snprintf (text, sizeof text, "%s/s", a);
       card (fp, "average throughput", text);
     }
@@ -753,7 +753,7 @@ key_figures (FILE *fp, const struct report_timeline *tl)
     for (size_t i = 0; i < tl->ndisks; i++)
       if (tl->disks[i]->nsamples > 0)
         sent += tl->disks[i]->samples[tl->disks[i]->nsamples - 1].sent;
-    report_format_bytes (a, sizeof a, sent);
+    format_bytes (a, sizeof a, sent);
     card (fp, "sent before the end", a);
     snprintf (text, sizeof text, "%zu", tl->npasses);
     card (fp, "passes begun", text);
@@ -829,7 +829,7 @@ passes_table (FILE *fp, const struct report_timeline *tl)
          "<th>duration</th><th>bytes</th><th>decision</th></tr>\n", fp);
   for (size_t i = 0; i < tl->npasses; i++) {
     const struct report_pass *p = &tl->passes[i];
-    report_format_bytes (b, sizeof b, p->bytes);
+    format_bytes (b, sizeof b, p->bytes);
     double end = p->ended ? p->t_end : tl->t_end;
     report_format_duration (d, sizeof d, end - p->t_begin);
     fprintf (fp, "<tr><td class=\"num\">%u%s</td><td class=\"num\">%.3f</td>"

@@ -214,8 +214,8 @@ on_marker_event (struct report_timeline *tl, const struct report_event *ev, doub
     if ((m = add_marker (tl, ev, t, REPORT_MARK_THROTTLE)) == NULL)
       return;
     m->value = num (ev, "bytes_per_second");
-    report_format_bytes (a, sizeof a, m->value);
-    report_format_bytes (b, sizeof b, num (ev, "dirty_bytes"));
+    format_bytes (a, sizeof a, m->value);
+    format_bytes (b, sizeof b, num (ev, "dirty_bytes"));
     if (m->value > 0) {
       snprintf (m->label, sizeof m->label, "throttle %s/s", a);
       snprintf (m->detail, sizeof m->detail,
@@ -263,8 +263,8 @@ on_marker_event (struct report_timeline *tl, const struct report_event *ev, doub
     if ((m = add_marker (tl, ev, t, REPORT_MARK_OVERRUN)) == NULL)
       return;
     m->value = num (ev, "held_ms");
-    report_format_bytes (a, sizeof a, num (ev, "sent_bytes"));
-    report_format_bytes (b, sizeof b, num (ev, "pass_bytes"));
+    format_bytes (a, sizeof a, num (ev, "sent_bytes"));
+    format_bytes (b, sizeof b, num (ev, "pass_bytes"));
     snprintf (m->label, sizeof m->label, "cutover called off");
     snprintf (m->detail, sizeof m->detail,
               "cutover %.0f called off after holding guest writes %.1f ms "

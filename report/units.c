@@ -9,21 +9,6 @@
 static const char *const unit_names[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
 #define NUNITS (sizeof unit_names / sizeof unit_names[0])
 
-void
-report_format_bytes (char *buf, size_t len, double bytes)
-{
-  size_t u = 0;
-  if (!isfinite (bytes) || bytes < 0)
-    bytes = 0;
-  while (bytes >= 1024 && u < NUNITS - 1) {
-    bytes /= 1024;
-    u++;
-  }
-  if (u == 0)
-    snprintf (buf, len, "%.0f %s", bytes, unit_names[u]);
-  else
-    snprintf (buf, len, "%.1f %s", bytes, unit_names[u]);
-}
 
 void
 report_format_duration (char *buf, size_t len, double s)

@@ -1,6 +1,7 @@
-/* stm report: numbers as a storage engineer reads them: byte counts in
- * binary units ("1.5 GiB"), durations, and the "nice" tick steps of a
- * chart's axes (1, 2 or 5 times a power of ten of the unit shown).
+/* stm report: numbers as a storage engineer reads them: durations, and
+ * the "nice" tick steps of a chart's axes (1, 2 or 5 times a power of ten
+ * of the unit shown).  Byte counts in words come from common/
+ * (human_units.h), as everywhere else.
  *
  * Pure functions, shared by the timeline's labels and the renderer.
  */
@@ -9,8 +10,8 @@
 
 #include <stddef.h>
 
-/* "512 B", "1.5 MiB" (one decimal above bytes). */
-void report_format_bytes (char *buf, size_t len, double bytes);
+#include "human_units.h"
+
 /* "850 ms", "12.3 s", "4 min 10 s", "2 h 5 min". */
 void report_format_duration (char *buf, size_t len, double seconds);
 

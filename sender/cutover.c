@@ -597,8 +597,8 @@ cutover_after_pass (struct migration *m, const struct control_status *st,
                      predicted_ms, convergence_decision_name (res.decision));
 
   char dirty[32], rate[32], why[256];
-  progress_format_bytes (dirty, sizeof dirty, (double) in.dirty_bytes);
-  progress_format_bytes (rate, sizeof rate, (double) res.throughput);
+  format_bytes (dirty, sizeof dirty, (double) in.dirty_bytes);
+  format_bytes (rate, sizeof rate, (double) res.throughput);
   switch (res.decision) {
   case CONVERGENCE_CONTINUE:
     return true;

@@ -200,8 +200,8 @@ progress_done (struct progress *p, uint64_t bytes_sent, uint32_t passes,
     return;
   }
   char sent[32], rate[32];
-  progress_format_bytes (sent, sizeof sent, (double) bytes_sent);
-  progress_format_bytes (rate, sizeof rate, seconds > 0 ? bytes_sent / seconds : 0);
+  format_bytes (sent, sizeof sent, (double) bytes_sent);
+  format_bytes (rate, sizeof rate, seconds > 0 ? bytes_sent / seconds : 0);
   log_info ("migrated in %u passes: %s sent in %.2f s (%s/s), downtime %" PRIu64
             " ms; the destination is %s", passes, sent, seconds, rate, downtime_ms,
             destination);
@@ -286,9 +286,9 @@ progress_throttle (struct progress *p, uint64_t bytes_per_second,
       return;
   }
   char rate[32], dirty[32], copy[32];
-  progress_format_bytes (rate, sizeof rate, (double) bytes_per_second);
-  progress_format_bytes (dirty, sizeof dirty, (double) dirty_bytes);
-  progress_format_bytes (copy, sizeof copy, (double) throughput);
+  format_bytes (rate, sizeof rate, (double) bytes_per_second);
+  format_bytes (dirty, sizeof dirty, (double) dirty_bytes);
+  format_bytes (copy, sizeof copy, (double) throughput);
   if (bytes_per_second == 0)
     log_info ("guest write throttle released");
   else
@@ -332,8 +332,8 @@ progress_cutover_overrun (struct progress *p, const struct progress_overrun *ov)
       return;
   }
   char sent[32], total[32];
-  progress_format_bytes (sent, sizeof sent, (double) ov->sent_bytes);
-  progress_format_bytes (total, sizeof total, (double) ov->pass_bytes);
+  format_bytes (sent, sizeof sent, (double) ov->sent_bytes);
+  format_bytes (total, sizeof total, (double) ov->pass_bytes);
   progress_clear (p);
   log_warning ("the final pass was not sent and durable within %.1f ms of the "
                "freeze (--max-downtime %.1f ms less %.1f ms kept for COMMIT, "

@@ -61,7 +61,7 @@ progress_format_line (char *buf, size_t len, const struct progress_sample *s,
     return 0;
   snprintf (head, sizeof head, "pass %u%s", s->pass, s->final ? " (final)" : "");
   snprintf (pct_s, sizeof pct_s, "%5.1f%%", pct);
-  progress_format_bytes (rate, sizeof rate, s->rate);
+  format_bytes (rate, sizeof rate, s->rate);
   snprintf (rate_s, sizeof rate_s, "%s/s", rate);
   if (s->rate > 0 && s->pass_bytes >= s->pass_done) {
     unsigned secs = (unsigned) ((s->pass_bytes - s->pass_done) / s->rate + 0.999);
@@ -70,7 +70,7 @@ progress_format_line (char *buf, size_t len, const struct progress_sample *s,
   }
   else
     snprintf (eta, sizeof eta, "ETA --:--:--");
-  progress_format_bytes (dirty, sizeof dirty, (double) s->dirty_bytes);
+  format_bytes (dirty, sizeof dirty, (double) s->dirty_bytes);
   snprintf (dirty_s, sizeof dirty_s, "dirty %s", dirty);
 
   const char *fields[F_COUNT] = { pct_s, rate_s, eta, dirty_s };
@@ -115,19 +115,4 @@ progress_terminal_width (int fd)
       return (unsigned) v;
   }
   return PROGRESS_LINE_DEFAULT_WIDTH;
-}
-
-void
-progress_format_bytes (char *buf, size_t len, double bytes)
-{
-  static const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
-  unsigned u = 0;
-  while (bytes >= 1024 && u < sizeof units / sizeof units[0] - 1) {
-    bytes /= 1024;
-    u++;
-  }
-  if (u == 0)
-    snprintf (buf, len, "%.0f %s", bytes, units[u]);
-  else
-    snprintf (buf, len, "%.1f %s", bytes, units[u]);
 }

@@ -1,7 +1,6 @@
 /* stm-send: the progress bar's line, fitted to the terminal's width.
  *
- * Pure formatting (the line, and byte counts in words), apart from
- * progress_terminal_width: the caller passes
+ * Pure formatting, apart from progress_terminal_width: the caller passes
  * the width, so that what is dropped at which width can be tested.  The
  * fields, from the most to the least important: the pass (and whether it
  * is the final one), the percentage, the rate, the ETA, the dirty bytes
@@ -16,6 +15,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "human_units.h"
 
 /* Where a pass stands, for the bar and for progress events. */
 struct progress_sample {
@@ -42,8 +43,5 @@ size_t progress_format_line (char *buf, size_t len, const struct progress_sample
  * PROGRESS_LINE_DEFAULT_WIDTH.  Asked at each redraw, so that a resized
  * terminal is followed without a SIGWINCH handler. */
 unsigned progress_terminal_width (int fd);
-
-/* "1.5 GiB" style, for messages. */
-void progress_format_bytes (char *buf, size_t len, double bytes);
 
 #endif /* STM_SENDER_PROGRESS_LINE_H */

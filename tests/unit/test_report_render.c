@@ -444,13 +444,13 @@ static void
 test_units (void **state)
 {
   char b[32];
-  report_format_bytes (b, sizeof b, 0);
+  format_bytes (b, sizeof b, 0);
   assert_string_equal (b, "0 B");
-  report_format_bytes (b, sizeof b, 1023);
+  format_bytes (b, sizeof b, 1023);
   assert_string_equal (b, "1023 B");
-  report_format_bytes (b, sizeof b, 1536);
+  format_bytes (b, sizeof b, 1536);
   assert_string_equal (b, "1.5 KiB");
-  report_format_bytes (b, sizeof b, 10737418240.0);
+  format_bytes (b, sizeof b, 10737418240.0);
   assert_string_equal (b, "10.0 GiB");
   report_format_duration (b, sizeof b, 0.85);
   assert_string_equal (b, "850 ms");
