@@ -27,6 +27,7 @@
 
 #include <ev.h>
 
+#include "tcp.h"
 #include "wire.h"
 
 enum tls_mode {
@@ -117,15 +118,5 @@ const char *stm_conn_peer_name (const struct stm_conn *conn);
 /* What protects the connection, for logs: after on_ready, e.g. "TLS 1.3,
  * ECDHE-PSK, group SECP256R1, AES-128-GCM" or "insecure (no TLS)". */
 const char *stm_conn_security (const struct stm_conn *conn);
-
-/* Connect a TCP socket to host:port (blocking connect with a timeout in
- * milliseconds, then the fd is handed to stm_conn_new).  Returns the fd or
- * -1 with the error logged, naming host and port. */
-int tcp_connect (const char *host, uint16_t port, unsigned timeout_ms);
-
-/* Listen on host:port ("" = any).  Returns the listening fd or -1 with the
- * error logged. If port is 0, *bound_port gets the chosen port.  The fd is
- * non-blocking and close-on-exec, for an ev_io watcher that accepts. */
-int tcp_listen (const char *host, uint16_t port, uint16_t *bound_port);
 
 #endif /* STM_PROTO_TLS_TRANSPORT_H */

@@ -17,15 +17,13 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
 
 #include "cutover.h"
 #include "log.h"
 #include "migration.h"
 #include "reconnect.h"
 #include "retry_policy.h"
+#include "tcp.h"
 
 #define NS_PER_S 1000000000u
 #define NS_PER_MS 1000000u
@@ -158,13 +156,8 @@ try_next_address (struct migration *m, int err)
   while (rc->next_addr != NULL) {
     struct addrinfo *ai = rc->next_addr;
     rc->next_addr = ai->ai_next;
-    int fd = socket (ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                     ai->ai_protocol);
-    if (fd == -1) {
-      err = errno;
-      continue;
-    }
-    if (connect (fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS) {
+    int fd = tcp_connect_start (ai);
+    if (fd >= 0) {
       uint64_t now = time_monotonic_ns ();
       double secs = MIGRATION_CONNECT_TIMEOUT_MS / 1000.0;
       double left = rc->deadline_ns > now
@@ -180,7 +173,6 @@ try_next_address (struct migration *m, int err)
       return;
     }
     err = errno;
-    close (fd);
   }
   attempt_failed (m, "cannot connect to %s: %s", m->opts->dest, strerror (err));
 }
@@ -189,21 +181,14 @@ static void
 start_attempt (struct migration *m)
 {
   struct reconnect_state *rc = &m->rc;
-  struct addrinfo hints;
-  char port[16];
 
-  memset (&hints, 0, sizeof hints);
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  snprintf (port, sizeof port, "%u", (unsigned) m->opts->dest_port);
   /* A name that does not resolve now may resolve later (the network is
    * what we are waiting for), so this is retried like the rest. */
-  int r = getaddrinfo (m->opts->dest_host, port, &hints, &rc->addrs);
+  int r = tcp_resolve (m->opts->dest_host, m->opts->dest_port, &rc->addrs);
   if (r != 0) {
     rc->addrs = NULL;
     attempt_failed (m, "cannot resolve %s: %s", m->opts->dest_host,
-                    r == EAI_SYSTEM ? strerror (errno) : gai_strerror (r));
+                    tcp_resolve_strerror (r));
     return;
   }
   rc->next_addr = rc->addrs;
@@ -243,11 +228,8 @@ connect_cb (struct ev_loop *loop, ev_io *w, int revents)
 {
   struct migration *m = w->data;
   struct reconnect_state *rc = &m->rc;
-  int err = 0, one = 1;
-  socklen_t len = sizeof err;
+  int err = tcp_connect_finish (rc->fd);
 
-  if (getsockopt (rc->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
-    err = errno;
   ev_io_stop (loop, &rc->io);
   if (err != 0) {
     close (rc->fd);
@@ -260,7 +242,6 @@ connect_cb (struct ev_loop *loop, ev_io *w, int revents)
   int fd = rc->fd;
   rc->fd = -1;
   close_attempt (m);
-  setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   /* From here the transport owns the socket; the handshake and HELLO
    * follow, and their failures come back through reconnect_lost. */
   if (migration_attach_receiver (m, fd) == -1) {
