@@ -48,19 +48,6 @@
 #include "tls_transport.h"
 #include "wire.h"
 
-/* TLS 1.3 only.  PSK: the (EC)DHE variant of PSK key exchange with
- * elliptic-curve groups only, so every session has forward secrecy and a
- * peer offering plain PSK (psk_ke) finds nothing in common with us.  The
- * ciphers are listed because GnuTLS binds an external PSK to SHA-256, which
- * rules out AES-256-GCM (SHA-384), and NORMAL's next choice is ChaCha20,
- * five times slower than AES-128-GCM where the CPU has AES instructions
- * (as servers do).
- * X.509: the default TLS 1.3 suites and groups. */
-static const char priority_psk[] =
-  "NORMAL:-VERS-ALL:+VERS-TLS1.3:-KX-ALL:+ECDHE-PSK:-GROUP-ALL:+GROUP-EC-ALL"
-  ":-CIPHER-ALL:+AES-128-GCM:+CHACHA20-POLY1305:+AES-256-GCM:+AES-128-CCM";
-static const char priority_x509[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3";
-
 #define HANDSHAKE_TIMEOUT 10.0  /* seconds */
 /* After close_after_flush: how long queued output may take to leave, and
  * then how long we wait for the peer to close its side. */
@@ -81,27 +68,7 @@ static const char priority_x509[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3";
 #define READ_BUDGET (4 * 1024 * 1024)
 #define DEFAULT_LOW_WATER (4 * 1024 * 1024)
 #define DEFAULT_HIGH_WATER (32 * 1024 * 1024)
-#define PSK_MAX_KEY_BYTES 512
 #define REASON_MAX 1400
-
-struct psk_key {
-  char *user;
-  char *hex;                   /* as in the file, for the client */
-  unsigned char *key;          /* decoded, for the server */
-  size_t keylen;
-};
-
-struct tls_creds {
-  enum tls_mode mode;
-  bool is_server;
-  gnutls_priority_t priority;
-  gnutls_psk_server_credentials_t psk_server;
-  gnutls_psk_client_credentials_t psk_client;
-  gnutls_certificate_credentials_t x509;
-  /* Server PSK mode: the identities we accept and their keys. */
-  struct psk_key *keys;
-  size_t nkeys;
-};
 
 /* A piece of the output queue: bytes [start, end) are still to be sent. */
 struct out_chunk {
@@ -144,8 +111,9 @@ struct stm_conn {
   bool bye_started;
   bool bye_wants_write;
   bool peer_eof;                       /* seen while lingering */
-  /* A PSK identity the server did not accept, for the failure reason. */
-  char rejected_identity[64];
+  bool is_server;
+  /* What the credentials learnt in the handshake (a refused identity). */
+  struct tls_session_note note;
 
   uint64_t image_size;
 
@@ -177,380 +145,6 @@ struct stm_conn {
 static void conn_progress (struct stm_conn *c, bool try_read);
 static int conn_queue (struct stm_conn *c, const void *head, size_t headlen,
                        const void *body, size_t bodylen);
-
-/*----------------------------------------------------------------------
- * Credentials
- */
-
-static int
-hex_value (char ch)
-{
-  if (ch >= '0' && ch <= '9')
-    return ch - '0';
-  if (ch >= 'a' && ch <= 'f')
-    return ch - 'a' + 10;
-  if (ch >= 'A' && ch <= 'F')
-    return ch - 'A' + 10;
-  return -1;
-}
-
-static void
-psk_key_clear (struct psk_key *k)
-{
-  free (k->user);
-  if (k->hex) {
-    explicit_bzero (k->hex, strlen (k->hex));
-    free (k->hex);
-  }
-  if (k->key) {
-    explicit_bzero (k->key, k->keylen);
-    free (k->key);
-  }
-  memset (k, 0, sizeof *k);
-}
-
-static void
-psk_keys_free (struct psk_key *keys, size_t n)
-{
-  size_t i;
-
-  for (i = 0; i < n; i++)
-    psk_key_clear (&keys[i]);
-  free (keys);
-}
-
-/* Parse one "user:hexkey" line (without its newline) into *k.  Returns 0,
- * or -1 after reporting what is wrong with the line. */
-static int
-psk_parse_line (const char *path, size_t lineno, char *line, struct psk_key *k)
-{
-  char *colon = strchr (line, ':');
-  const char *hex;
-  size_t hexlen, i;
-
-  if (colon == NULL || colon == line) {
-    log_error ("%s:%zu: expected USER:HEXKEY (the format psktool writes)",
-               path, lineno);
-    return -1;
-  }
-  *colon = '\0';
-  hex = colon + 1;
-  hexlen = strlen (hex);
-  if (hexlen == 0 || hexlen % 2 != 0 || hexlen > 2 * PSK_MAX_KEY_BYTES) {
-    log_error ("%s:%zu: the key of user \"%s\" must be an even number of hex "
-               "digits, at most %d", path, lineno, line, 2 * PSK_MAX_KEY_BYTES);
-    return -1;
-  }
-  for (i = 0; i < hexlen; i++) {
-    if (hex_value (hex[i]) < 0) {
-      log_error ("%s:%zu: the key of user \"%s\" contains a character that is "
-                 "not a hex digit", path, lineno, line);
-      return -1;
-    }
-  }
-
-  k->user = strdup (line);
-  k->hex = strdup (hex);
-  k->keylen = hexlen / 2;
-  k->key = malloc (k->keylen);
-  if (k->user == NULL || k->hex == NULL || k->key == NULL) {
-    log_error ("%s:%zu: out of memory", path, lineno);
-    return -1;
-  }
-  for (i = 0; i < k->keylen; i++)
-    k->key[i] = (unsigned char) (hex_value (hex[2 * i]) * 16
-                                 + hex_value (hex[2 * i + 1]));
-  return 0;
-}
-
-/* Read psktool's file: one "user:hexkey" per line, blank lines ignored.
- * Every line is checked; only the entries of only_user (if not NULL) are
- * kept.  Returns 0 with at least one key, or -1 after reporting. */
-static int
-psk_file_read (const char *path, const char *only_user,
-               struct psk_key **keys_out, size_t *nkeys_out)
-{
-  FILE *fp;
-  char *line = NULL;
-  size_t linecap = 0, lineno = 0, nkeys = 0, i;
-  ssize_t len;
-  struct psk_key *keys = NULL;
-  int ret = -1;
-
-  fp = fopen (path, "re");
-  if (fp == NULL) {
-    log_error ("cannot open the PSK file %s: %m", path);
-    return -1;
-  }
-
-  while ((len = getline (&line, &linecap, fp)) >= 0) {
-    struct psk_key k = { 0 };
-    struct psk_key *grown;
-
-    lineno++;
-    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-      line[--len] = '\0';
-    if (len == 0)
-      continue;
-    if (psk_parse_line (path, lineno, line, &k) == -1) {
-      psk_key_clear (&k);
-      goto out;
-    }
-    for (i = 0; i < nkeys; i++) {
-      if (strcmp (keys[i].user, k.user) == 0) {
-        log_error ("%s:%zu: user \"%s\" appears a second time", path, lineno,
-                   k.user);
-        psk_key_clear (&k);
-        goto out;
-      }
-    }
-    if (only_user != NULL && strcmp (k.user, only_user) != 0) {
-      /* Checked like the others, but not kept. */
-      psk_key_clear (&k);
-      continue;
-    }
-    grown = realloc (keys, (nkeys + 1) * sizeof *keys);
-    if (grown == NULL) {
-      log_error ("%s: out of memory", path);
-      psk_key_clear (&k);
-      goto out;
-    }
-    keys = grown;
-    keys[nkeys++] = k;
-  }
-  if (ferror (fp)) {
-    log_error ("cannot read the PSK file %s: %m", path);
-    goto out;
-  }
-  if (nkeys == 0) {
-    if (only_user != NULL)
-      log_error ("%s: there is no key for user \"%s\"", path, only_user);
-    else
-      log_error ("%s: the file holds no key", path);
-    goto out;
-  }
-
-  *keys_out = keys;
-  *nkeys_out = nkeys;
-  keys = NULL;
-  nkeys = 0;
-  ret = 0;
-
- out:
-  if (line) {
-    explicit_bzero (line, linecap);
-    free (line);
-  }
-  fclose (fp);
-  psk_keys_free (keys, nkeys);
-  return ret;
-}
-
-/* GnuTLS asks the server for the key of the identity a client offers.
- * Only the identities kept by tls_creds_load are known; for any other we
- * remember the name so the failure reason can say which was refused. */
-static int
-psk_server_lookup (gnutls_session_t session, const char *username,
-                   gnutls_datum_t *key)
-{
-  struct stm_conn *c = gnutls_session_get_ptr (session);
-  const struct tls_creds *creds = c->creds;
-  size_t i, j;
-
-  for (i = 0; i < creds->nkeys; i++) {
-    if (strcmp (creds->keys[i].user, username) == 0) {
-      key->data = gnutls_malloc (creds->keys[i].keylen);
-      if (key->data == NULL)
-        return -1;
-      memcpy (key->data, creds->keys[i].key, creds->keys[i].keylen);
-      key->size = creds->keys[i].keylen;
-      return 0;
-    }
-  }
-
-  /* Keep a printable copy: the name comes from the network. */
-  for (j = 0; username[j] != '\0' && j < sizeof c->rejected_identity - 1; j++)
-    c->rejected_identity[j] =
-      (username[j] >= 0x20 && username[j] < 0x7f) ? username[j] : '?';
-  c->rejected_identity[j] = '\0';
-  return -1;
-}
-
-static int
-creds_load_psk (struct tls_creds *creds, const struct tls_options *opts)
-{
-  struct psk_key *keys = NULL;
-  size_t nkeys = 0;
-  int r;
-
-  if (opts->psk_file == NULL) {
-    log_error ("TLS with a pre-shared key needs a PSK file");
-    return -1;
-  }
-  if (psk_file_read (opts->psk_file, opts->psk_user, &keys, &nkeys) == -1)
-    return -1;
-
-  if (creds->is_server) {
-    r = gnutls_psk_allocate_server_credentials (&creds->psk_server);
-    if (r < 0) {
-      log_error ("cannot set up the PSK credentials of %s: %s",
-                 opts->psk_file, gnutls_strerror (r));
-      psk_keys_free (keys, nkeys);
-      return -1;
-    }
-    gnutls_psk_set_server_credentials_function (creds->psk_server,
-                                                psk_server_lookup);
-    creds->keys = keys;
-    creds->nkeys = nkeys;
-    return 0;
-  }
-
-  /* Client: the first entry left (that of psk_user if one was named). */
-  {
-    gnutls_datum_t hex = {
-      .data = (unsigned char *) keys[0].hex,
-      .size = strlen (keys[0].hex),
-    };
-
-    r = gnutls_psk_allocate_client_credentials (&creds->psk_client);
-    if (r == 0)
-      r = gnutls_psk_set_client_credentials (creds->psk_client, keys[0].user,
-                                             &hex, GNUTLS_PSK_KEY_HEX);
-    if (r < 0)
-      log_error ("cannot use the key of user \"%s\" from %s: %s",
-                 keys[0].user, opts->psk_file, gnutls_strerror (r));
-  }
-  psk_keys_free (keys, nkeys);
-  return r < 0 ? -1 : 0;
-}
-
-/* Check a file is readable first so the error names the file and the
- * system's reason, which GnuTLS's "Error while reading file" does not. */
-static int
-certs_file_check (const char *path)
-{
-  if (access (path, R_OK) == -1) {
-    log_error ("cannot read %s: %m", path);
-    return -1;
-  }
-  return 0;
-}
-
-static int
-creds_load_x509 (struct tls_creds *creds, const struct tls_options *opts)
-{
-  const char *role = creds->is_server ? "server" : "client";
-  char *ca = NULL, *cert = NULL, *key = NULL;
-  int r, ret = -1;
-
-  if (opts->certs_dir == NULL) {
-    log_error ("TLS with X.509 certificates needs a certificates directory");
-    return -1;
-  }
-  if (asprintf (&ca, "%s/ca-cert.pem", opts->certs_dir) == -1 ||
-      asprintf (&cert, "%s/%s-cert.pem", opts->certs_dir, role) == -1 ||
-      asprintf (&key, "%s/%s-key.pem", opts->certs_dir, role) == -1) {
-    log_error ("%s: out of memory", opts->certs_dir);
-    goto out;
-  }
-  if (certs_file_check (ca) == -1 || certs_file_check (cert) == -1 ||
-      certs_file_check (key) == -1)
-    goto out;
-
-  r = gnutls_certificate_allocate_credentials (&creds->x509);
-  if (r < 0) {
-    log_error ("cannot set up the certificates of %s: %s", opts->certs_dir,
-               gnutls_strerror (r));
-    goto out;
-  }
-  /* The CA in the directory is the only trust anchor: it is dedicated to
-   * this migration setup, so peers are authenticated by being signed by it
-   * and no host name is checked (see stm_conn_new). */
-  r = gnutls_certificate_set_x509_trust_file (creds->x509, ca,
-                                              GNUTLS_X509_FMT_PEM);
-  if (r <= 0) {
-    log_error ("%s: no usable CA certificate: %s", ca,
-               r == 0 ? "no certificate found" : gnutls_strerror (r));
-    goto out;
-  }
-  r = gnutls_certificate_set_x509_key_file (creds->x509, cert, key,
-                                            GNUTLS_X509_FMT_PEM);
-  if (r < 0) {
-    log_error ("cannot load the %s certificate %s with its key %s: %s",
-               role, cert, key, gnutls_strerror (r));
-    goto out;
-  }
-  ret = 0;
-
- out:
-  free (ca);
-  free (cert);
-  free (key);
-  return ret;
-}
-
-struct tls_creds *
-tls_creds_load (const struct tls_options *opts, bool is_server)
-{
-  struct tls_creds *creds;
-  const char *priority = NULL, *err_pos = NULL;
-  int r = 0;
-
-  creds = calloc (1, sizeof *creds);
-  if (creds == NULL) {
-    log_error ("cannot load TLS credentials: %m");
-    return NULL;
-  }
-  creds->mode = opts->mode;
-  creds->is_server = is_server;
-
-  switch (opts->mode) {
-  case TLS_MODE_INSECURE:
-    return creds;
-  case TLS_MODE_PSK:
-    r = creds_load_psk (creds, opts);
-    priority = priority_psk;
-    break;
-  case TLS_MODE_X509:
-    r = creds_load_x509 (creds, opts);
-    priority = priority_x509;
-    break;
-  default:
-    abort ();
-  }
-  if (r == -1)
-    goto fail;
-
-  r = gnutls_priority_init2 (&creds->priority, priority, &err_pos, 0);
-  if (r < 0) {
-    log_error ("GnuTLS refuses the priority string \"%s\" at \"%s\": %s",
-               priority, err_pos ? err_pos : "", gnutls_strerror (r));
-    creds->priority = NULL;
-    goto fail;
-  }
-  return creds;
-
- fail:
-  tls_creds_free (creds);
-  return NULL;
-}
-
-void
-tls_creds_free (struct tls_creds *creds)
-{
-  if (creds == NULL)
-    return;
-  if (creds->priority)
-    gnutls_priority_deinit (creds->priority);
-  if (creds->psk_server)
-    gnutls_psk_free_server_credentials (creds->psk_server);
-  if (creds->psk_client)
-    gnutls_psk_free_client_credentials (creds->psk_client);
-  if (creds->x509)
-    gnutls_certificate_free_credentials (creds->x509);
-  psk_keys_free (creds->keys, creds->nkeys);
-  free (creds);
-}
 
 /*----------------------------------------------------------------------
  * Connection life cycle
@@ -780,14 +374,14 @@ conn_handshake_failed (struct stm_conn *c, int r, int saved_errno)
      * pre-shared key answers. */
     snprintf (detail, sizeof detail, "the peer refused it (alert: %s)%s",
               alert ? alert : "unknown",
-              c->creds->mode == TLS_MODE_PSK
+              tls_creds_mode (c->creds) == TLS_MODE_PSK
               ? "; check that both sides use the same PSK identity and key"
               : a == GNUTLS_A_HANDSHAKE_FAILURE
               ? "; if the peer runs with --tls-psk, the peers use different TLS "
                 "modes: give both --tls-certs" : "");
   }
   else if (r == GNUTLS_E_RECEIVED_ILLEGAL_PARAMETER &&
-           c->creds->mode == TLS_MODE_PSK)
+           tls_creds_mode (c->creds) == TLS_MODE_PSK)
     snprintf (detail, sizeof detail,
               "%s (the peer's PSK binder does not match: are the keys the same?)",
               gnutls_strerror (r));
@@ -806,12 +400,12 @@ conn_handshake_failed (struct stm_conn *c, int r, int saved_errno)
       gnutls_free (out.data);
     }
   }
-  else if (r == GNUTLS_E_INSUFFICIENT_CREDENTIALS && c->creds->mode == TLS_MODE_PSK)
+  else if (r == GNUTLS_E_INSUFFICIENT_CREDENTIALS && tls_creds_mode (c->creds) == TLS_MODE_PSK)
     /* We offer and accept nothing but a pre-shared key: a peer that
      * takes or offers none uses certificates. */
     snprintf (detail, sizeof detail, "%s; the peers use different TLS modes: "
               "give both --tls-psk, or both --tls-certs",
-              c->creds->is_server
+              c->is_server
               ? "the peer offered no pre-shared key (does it run with --tls-certs?)"
               : "the receiver does not take a pre-shared key: it wants "
                 "certificates (does it run with --tls-certs?)");
@@ -840,9 +434,9 @@ conn_handshake_failed (struct stm_conn *c, int r, int saved_errno)
       r != GNUTLS_E_PULL_ERROR && r != GNUTLS_E_PUSH_ERROR)
     gnutls_alert_send_appropriate (c->session, r);
 
-  if (c->rejected_identity[0] != '\0')
+  if (c->note.rejected_identity[0] != '\0')
     conn_fail (c, "TLS handshake with %s failed: unknown PSK identity \"%s\" (%s)",
-               c->peer_name, c->rejected_identity, detail);
+               c->peer_name, c->note.rejected_identity, detail);
   else
     conn_fail (c, "TLS handshake with %s failed: %s", c->peer_name, detail);
 }
@@ -864,12 +458,12 @@ conn_check_session (struct stm_conn *c)
                c->peer_name, gnutls_protocol_get_name (version));
     return -1;
   }
-  if (c->creds->mode == TLS_MODE_PSK && kx != GNUTLS_KX_ECDHE_PSK) {
+  if (tls_creds_mode (c->creds) == TLS_MODE_PSK && kx != GNUTLS_KX_ECDHE_PSK) {
     conn_fail (c, "TLS handshake with %s negotiated key exchange %s, not ECDHE-PSK",
                c->peer_name, gnutls_kx_get_name (kx));
     return -1;
   }
-  if (c->creds->mode == TLS_MODE_PSK)
+  if (tls_creds_mode (c->creds) == TLS_MODE_PSK)
     snprintf (c->description, sizeof c->description,
               "TLS 1.3, ECDHE-PSK, group %s, %s",
               group ? group : "?", cipher ? cipher : "?");
@@ -927,7 +521,7 @@ conn_sniff_peer (struct stm_conn *c)
   bool stm_plain = n == (ssize_t) sizeof head &&
     ((uint32_t) head[0] << 24 | (uint32_t) head[1] << 16 |
      (uint32_t) head[2] << 8 | head[3]) == WIRE_MAGIC;
-  const char *ours = c->creds->mode == TLS_MODE_PSK ? "--tls-psk" : "--tls-certs";
+  const char *ours = tls_creds_mode (c->creds) == TLS_MODE_PSK ? "--tls-psk" : "--tls-certs";
   if (stm_plain) {
     char text[256];
     uint8_t frame[WIRE_ENCODE_TEXT_MAX];
@@ -966,7 +560,7 @@ conn_handshake_step (struct stm_conn *c)
     conn_become_open (c);
     return;
   }
-  if (c->creds->is_server && !c->sniffed && conn_sniff_peer (c) != 1)
+  if (c->is_server && !c->sniffed && conn_sniff_peer (c) != 1)
     return;
 
   /* Non-fatal results (a warning alert, an interrupted call) mean "call
@@ -1018,7 +612,7 @@ conn_deliver (struct stm_conn *c)
     if (r == WIRE_DECODE_ERROR) {
       /* Without TLS, a TLS client's first record is what arrives; say
        * that rather than "bad magic". */
-      if (c->session == NULL && c->creds->is_server && c->in_start == 0 &&
+      if (c->session == NULL && c->is_server && c->in_start == 0 &&
           c->in_end - c->in_start >= 2 && c->in[0] == TLS_CONTENT_HANDSHAKE &&
           c->in[1] == 0x03) {
         /* The ERROR frame reaches a TLS client as a record it cannot
@@ -1701,6 +1295,7 @@ stm_conn_new (struct ev_loop *loop, int fd, struct tls_creds *creds,
   c->loop = loop;
   c->fd = fd;
   c->creds = creds;
+  c->is_server = is_server;
   c->cb = *cb;
   c->opaque = opaque;
   c->state = CONN_HANDSHAKE;
@@ -1725,7 +1320,7 @@ stm_conn_new (struct ev_loop *loop, int fd, struct tls_creds *creds,
    * fails harmlessly on a non-TCP socket (tests use socketpairs too). */
   setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
-  if (creds->mode != TLS_MODE_INSECURE) {
+  if (tls_creds_mode (creds) != TLS_MODE_INSECURE) {
     /* No session tickets: every connection authenticates afresh, and the
      * server sends nothing after its Finished.  GNUTLS_NO_SIGNAL: a peer
      * that vanishes must not kill us with SIGPIPE. */
@@ -1737,29 +1332,11 @@ stm_conn_new (struct ev_loop *loop, int fd, struct tls_creds *creds,
       log_error ("cannot start TLS with %s: %s", peer_name, gnutls_strerror (r));
       goto fail;
     }
-    r = gnutls_priority_set (c->session, creds->priority);
-    if (r == 0) {
-      if (creds->mode == TLS_MODE_PSK)
-        r = gnutls_credentials_set (c->session, GNUTLS_CRD_PSK,
-                                    is_server ? (void *) creds->psk_server
-                                    : (void *) creds->psk_client);
-      else
-        r = gnutls_credentials_set (c->session, GNUTLS_CRD_CERTIFICATE,
-                                    creds->x509);
-    }
+    r = tls_creds_apply (creds, c->session, is_server, &c->note);
     if (r < 0) {
       log_error ("cannot start TLS with %s: %s", peer_name, gnutls_strerror (r));
       goto fail;
     }
-    if (creds->mode == TLS_MODE_X509) {
-      if (is_server)
-        gnutls_certificate_server_set_request (c->session, GNUTLS_CERT_REQUIRE);
-      /* Verify the peer's chain against our CA, with no host name: the CA
-       * is dedicated to stm, so being signed by it is the authentication
-       * (as with nbdkit and libnbd certificate directories). */
-      gnutls_session_set_verify_cert (c->session, NULL, 0);
-    }
-    gnutls_session_set_ptr (c->session, c);
     gnutls_transport_set_int (c->session, fd);
   }
 

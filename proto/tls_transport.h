@@ -28,28 +28,10 @@
 #include <ev.h>
 
 #include "tcp.h"
+#include "tls_creds.h"
 #include "wire.h"
 
-enum tls_mode {
-  TLS_MODE_PSK,
-  TLS_MODE_X509,
-  TLS_MODE_INSECURE,
-};
-
-struct tls_options {
-  enum tls_mode mode;
-  const char *psk_file;      /* TLS_MODE_PSK */
-  const char *psk_user;      /* TLS_MODE_PSK, client: NULL = first entry */
-  const char *certs_dir;     /* TLS_MODE_X509 */
-};
-
-struct tls_creds;
 struct stm_conn;
-
-/* Load credentials once per process.  Returns NULL after reporting with
- * log_error what was wrong (missing file, unreadable key, bad format). */
-struct tls_creds *tls_creds_load (const struct tls_options *opts, bool is_server);
-void tls_creds_free (struct tls_creds *creds);
 
 struct stm_conn_callbacks {
   /* Handshake finished; the connection can send and receive messages. */

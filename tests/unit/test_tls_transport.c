@@ -1135,6 +1135,48 @@ test_creds_errors (void **state)
   assert_non_null (strstr (text, "nowhere/ca-cert.pem"));
 }
 
+/* The identity stm-send names in a forward-flip URI comes from the same
+ * reader as the keys, with the same checks. */
+static void
+test_psk_file_identity (void **state)
+{
+  char user[64];
+  const char *text;
+
+  assert_int_equal (tls_psk_file_identity (tmp_path ("keys.psk"), NULL,
+                                           user, sizeof user), 0);
+  assert_string_equal (user, "alice");
+  assert_int_equal (tls_psk_file_identity (tmp_path ("keys.psk"), "bob",
+                                           user, sizeof user), 0);
+  assert_string_equal (user, "bob");
+  /* Blank lines, a CR before each newline and no newline at the end. */
+  write_file ("crlf.psk", "\r\n\ncarol:" KEY_BOB "\r\ndave:" KEY_ALICE);
+  assert_int_equal (tls_psk_file_identity (tmp_path ("crlf.psk"), NULL,
+                                           user, sizeof user), 0);
+  assert_string_equal (user, "carol");
+  assert_int_equal (tls_psk_file_identity (tmp_path ("crlf.psk"), "dave",
+                                           user, sizeof user), 0);
+  assert_string_equal (user, "dave");
+
+  capture_begin ();
+  assert_int_equal (tls_psk_file_identity (tmp_path ("keys.psk"), "mallory",
+                                           user, sizeof user), -1);
+  text = capture_end ();
+  assert_non_null (strstr (text, "no key for user \"mallory\""));
+
+  capture_begin ();
+  assert_int_equal (tls_psk_file_identity (tmp_path ("bad.psk"), NULL,
+                                           user, sizeof user), -1);
+  text = capture_end ();
+  assert_non_null (strstr (text, "bad.psk:3: the key of user \"carol\""));
+
+  capture_begin ();
+  assert_int_equal (tls_psk_file_identity (tmp_path ("keys.psk"), NULL,
+                                           user, 3), -1);
+  text = capture_end ();
+  assert_non_null (strstr (text, "too long"));
+}
+
 static void
 test_tcp_errors (void **state)
 {
@@ -1193,6 +1235,7 @@ main (void)
     cmocka_unit_test (test_refuse_while_flooded_psk),
     cmocka_unit_test (test_refuse_while_flooded_insecure),
     cmocka_unit_test (test_creds_errors),
+    cmocka_unit_test (test_psk_file_identity),
     cmocka_unit_test (test_tcp_errors),
     cmocka_unit_test (test_handshake_timeout),
   };
