@@ -1,4 +1,5 @@
-/* stm: tests of the message connection (proto/tls_transport.c).
+/* stm: tests of the transport (proto/stm_conn.c, conn_tls.c, conn_plain.c,
+ * tls_creds.c, tcp.c).
  *
  * Client and server are real TCP connections on 127.0.0.1, both ends
  * driven by one libev loop in this process, so the whole path is covered:
