@@ -36,24 +36,30 @@ plain_handshake (struct conn_link *link)
   return 1;
 }
 
+/* A recv or send that failed with errno (not EINTR): would it block, or
+ * has it failed for good? */
+static ssize_t
+plain_failure (struct conn_link *link, const char *what)
+{
+  if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    link->wants_write = false;
+    return CONN_IO_AGAIN;
+  }
+  snprintf (link->error, sizeof link->error, "%s %s failed: %s", what,
+            link->peer_name, strerror (errno));
+  return CONN_IO_ERROR;
+}
+
 static ssize_t
 plain_recv (struct conn_link *link, void *buf, size_t len)
 {
-  for (;;) {
-    ssize_t n = recv (link->fd, buf, len, 0);
+  ssize_t n;
 
-    if (n >= 0)
-      return n;                 /* 0 is CONN_IO_EOF */
-    if (errno == EINTR)
-      continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      link->wants_write = false;
-      return CONN_IO_AGAIN;
-    }
-    snprintf (link->error, sizeof link->error, "receive from %s failed: %s",
-              link->peer_name, strerror (errno));
-    return CONN_IO_ERROR;
-  }
+  do
+    n = recv (link->fd, buf, len, 0);
+  while (n == -1 && errno == EINTR);
+  /* 0 is the peer's FIN: CONN_IO_EOF. */
+  return n >= 0 ? n : plain_failure (link, "receive from");
 }
 
 /* A plain socket takes what it can and never holds anything back, so
@@ -62,21 +68,14 @@ static ssize_t
 plain_send (struct conn_link *link, const void *buf, size_t len,
             bool transient)
 {
-  for (;;) {
-    ssize_t n = send (link->fd, buf, len, MSG_NOSIGNAL);
+  ssize_t n;
 
-    if (n >= 0)
-      return n > 0 ? n : CONN_IO_AGAIN;
-    if (errno == EINTR)
-      continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      link->wants_write = true;
-      return CONN_IO_AGAIN;
-    }
-    snprintf (link->error, sizeof link->error, "send to %s failed: %s",
-              link->peer_name, strerror (errno));
-    return CONN_IO_ERROR;
-  }
+  do
+    n = send (link->fd, buf, len, MSG_NOSIGNAL);
+  while (n == -1 && errno == EINTR);
+  if (n == 0)
+    return CONN_IO_AGAIN;       /* not for a stream socket, but not a loop */
+  return n > 0 ? n : plain_failure (link, "send to");
 }
 
 static int

@@ -1136,46 +1136,46 @@ test_creds_errors (void **state)
   assert_non_null (strstr (text, "nowhere/ca-cert.pem"));
 }
 
+/* tls_psk_file_identity on file with user gives want, or with want NULL
+ * fails with a message containing error. */
+static void
+check_identity (const char *file, const char *user, size_t len,
+                const char *want, const char *error)
+{
+  char out[64] = "";
+  int r;
+
+  assert_true (len <= sizeof out);
+  capture_begin ();
+  r = tls_psk_file_identity (tmp_path (file), user, out, len);
+  const char *text = capture_end ();
+  if (want != NULL) {
+    assert_int_equal (r, 0);
+    assert_string_equal (out, want);
+  }
+  else {
+    assert_int_equal (r, -1);
+    assert_non_null (strstr (text, error));
+  }
+}
+
 /* The identity stm-send names in a forward-flip URI comes from the same
  * reader as the keys, with the same checks. */
 static void
 test_psk_file_identity (void **state)
 {
-  char user[64];
-  const char *text;
-
-  assert_int_equal (tls_psk_file_identity (tmp_path ("keys.psk"), NULL,
-                                           user, sizeof user), 0);
-  assert_string_equal (user, "alice");
-  assert_int_equal (tls_psk_file_identity (tmp_path ("keys.psk"), "bob",
-                                           user, sizeof user), 0);
-  assert_string_equal (user, "bob");
+  check_identity ("keys.psk", NULL, 64, "alice", NULL);
+  check_identity ("keys.psk", "bob", 64, "bob", NULL);
   /* Blank lines, a CR before each newline and no newline at the end. */
   write_file ("crlf.psk", "\r\n\ncarol:" KEY_BOB "\r\ndave:" KEY_ALICE);
-  assert_int_equal (tls_psk_file_identity (tmp_path ("crlf.psk"), NULL,
-                                           user, sizeof user), 0);
-  assert_string_equal (user, "carol");
-  assert_int_equal (tls_psk_file_identity (tmp_path ("crlf.psk"), "dave",
-                                           user, sizeof user), 0);
-  assert_string_equal (user, "dave");
+  check_identity ("crlf.psk", NULL, 64, "carol", NULL);
+  check_identity ("crlf.psk", "dave", 64, "dave", NULL);
 
-  capture_begin ();
-  assert_int_equal (tls_psk_file_identity (tmp_path ("keys.psk"), "mallory",
-                                           user, sizeof user), -1);
-  text = capture_end ();
-  assert_non_null (strstr (text, "no key for user \"mallory\""));
-
-  capture_begin ();
-  assert_int_equal (tls_psk_file_identity (tmp_path ("bad.psk"), NULL,
-                                           user, sizeof user), -1);
-  text = capture_end ();
-  assert_non_null (strstr (text, "bad.psk:3: the key of user \"carol\""));
-
-  capture_begin ();
-  assert_int_equal (tls_psk_file_identity (tmp_path ("keys.psk"), NULL,
-                                           user, 3), -1);
-  text = capture_end ();
-  assert_non_null (strstr (text, "too long"));
+  check_identity ("keys.psk", "mallory", 64, NULL,
+                  "no key for user \"mallory\"");
+  check_identity ("bad.psk", NULL, 64, NULL,
+                  "bad.psk:3: the key of user \"carol\"");
+  check_identity ("keys.psk", NULL, 3, NULL, "too long");
 }
 
 static void
