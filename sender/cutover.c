@@ -372,25 +372,7 @@ uri_append_encoded (char *uri, size_t len, const char *s)
 static int
 psk_identity (const struct sender_options *o, char *user, size_t len)
 {
-  if (o->tls.psk_user) {
-    snprintf (user, len, "%s", o->tls.psk_user);
-    return 0;
-  }
-  FILE *fp = fopen (o->tls.psk_file, "r");
-  if (fp == NULL)
-    return -1;
-  char line[512];
-  int r = -1;
-  if (fgets (line, sizeof line, fp)) {
-    char *colon = strchr (line, ':');
-    if (colon && colon > line && (size_t) (colon - line) < len) {
-      memcpy (user, line, colon - line);
-      user[colon - line] = '\0';
-      r = 0;
-    }
-  }
-  fclose (fp);
-  return r;
+  return tls_psk_file_identity (o->tls.psk_file, o->tls.psk_user, user, len);
 }
 
 /* The receiver announces its export without credentials

@@ -17,12 +17,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
 
 #include "reconnect.h"
 #include "retry_policy.h"
+#include "tcp.h"
 #include "log.h"
 #include "time_units.h"
 #include "clock.h"
@@ -143,13 +141,8 @@ try_next_address (struct reconnect *r, int err)
   while (r->next_addr != NULL) {
     struct addrinfo *ai = r->next_addr;
     r->next_addr = ai->ai_next;
-    int fd = socket (ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                     ai->ai_protocol);
-    if (fd == -1) {
-      err = errno;
-      continue;
-    }
-    if (connect (fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS) {
+    int fd = tcp_connect_start (ai);
+    if (fd >= 0) {
       uint64_t now = time_monotonic_ns ();
       double secs = r->connect_timeout_ms / 1000.0;
       double left = (double) deadline_left_at (r->deadline_ns, now) / NS_PER_S;
@@ -164,7 +157,6 @@ try_next_address (struct reconnect *r, int err)
       return;
     }
     err = errno;
-    close (fd);
   }
   attempt_failed (r, "cannot connect to %s: %s", r->dest, strerror (err));
 }
@@ -172,21 +164,13 @@ try_next_address (struct reconnect *r, int err)
 static void
 start_attempt (struct reconnect *r)
 {
-  struct addrinfo hints;
-  char port[16];
-
-  memset (&hints, 0, sizeof hints);
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  snprintf (port, sizeof port, "%u", (unsigned) r->port);
   /* A name that does not resolve now may resolve later (the network is
    * what we are waiting for), so this is retried like the rest. */
-  int e = getaddrinfo (r->host, port, &hints, &r->addrs);
+  int e = tcp_resolve (r->host, r->port, &r->addrs);
   if (e != 0) {
     r->addrs = NULL;
     attempt_failed (r, "cannot resolve %s: %s", r->host,
-                    e == EAI_SYSTEM ? strerror (errno) : gai_strerror (e));
+                    tcp_resolve_strerror (e));
     return;
   }
   r->next_addr = r->addrs;
@@ -225,11 +209,8 @@ static void
 connect_cb (struct ev_loop *loop, ev_io *w, int revents)
 {
   struct reconnect *r = w->data;
-  int err = 0, one = 1;
-  socklen_t len = sizeof err;
+  int err = tcp_connect_finish (r->fd);
 
-  if (getsockopt (r->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
-    err = errno;
   ev_io_stop (loop, &r->io);
   if (err != 0) {
     close (r->fd);
@@ -242,7 +223,6 @@ connect_cb (struct ev_loop *loop, ev_io *w, int revents)
   int fd = r->fd;
   r->fd = -1;
   close_attempt (r);
-  setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   /* From here the caller owns the socket; the handshake and HELLO follow,
    * and their failures come back through reconnect_lost. */
   if (r->cb->connected (r->opaque, fd) == -1)

@@ -1,4 +1,5 @@
-/* stm: tests of the message connection (proto/tls_transport.c).
+/* stm: tests of the transport (proto/stm_conn.c, conn_tls.c, conn_plain.c,
+ * tls_creds.c, tcp.c).
  *
  * Client and server are real TCP connections on 127.0.0.1, both ends
  * driven by one libev loop in this process, so the whole path is covered:
@@ -1135,6 +1136,48 @@ test_creds_errors (void **state)
   assert_non_null (strstr (text, "nowhere/ca-cert.pem"));
 }
 
+/* tls_psk_file_identity on file with user gives want, or with want NULL
+ * fails with a message containing error. */
+static void
+check_identity (const char *file, const char *user, size_t len,
+                const char *want, const char *error)
+{
+  char out[64] = "";
+  int r;
+
+  assert_true (len <= sizeof out);
+  capture_begin ();
+  r = tls_psk_file_identity (tmp_path (file), user, out, len);
+  const char *text = capture_end ();
+  if (want != NULL) {
+    assert_int_equal (r, 0);
+    assert_string_equal (out, want);
+  }
+  else {
+    assert_int_equal (r, -1);
+    assert_non_null (strstr (text, error));
+  }
+}
+
+/* The identity stm-send names in a forward-flip URI comes from the same
+ * reader as the keys, with the same checks. */
+static void
+test_psk_file_identity (void **state)
+{
+  check_identity ("keys.psk", NULL, 64, "alice", NULL);
+  check_identity ("keys.psk", "bob", 64, "bob", NULL);
+  /* Blank lines, a CR before each newline and no newline at the end. */
+  write_file ("crlf.psk", "\r\n\ncarol:" KEY_BOB "\r\ndave:" KEY_ALICE);
+  check_identity ("crlf.psk", NULL, 64, "carol", NULL);
+  check_identity ("crlf.psk", "dave", 64, "dave", NULL);
+
+  check_identity ("keys.psk", "mallory", 64, NULL,
+                  "no key for user \"mallory\"");
+  check_identity ("bad.psk", NULL, 64, NULL,
+                  "bad.psk:3: the key of user \"carol\"");
+  check_identity ("keys.psk", NULL, 3, NULL, "too long");
+}
+
 static void
 test_tcp_errors (void **state)
 {
@@ -1193,6 +1236,7 @@ main (void)
     cmocka_unit_test (test_refuse_while_flooded_psk),
     cmocka_unit_test (test_refuse_while_flooded_insecure),
     cmocka_unit_test (test_creds_errors),
+    cmocka_unit_test (test_psk_file_identity),
     cmocka_unit_test (test_tcp_errors),
     cmocka_unit_test (test_handshake_timeout),
   };
