@@ -24,8 +24,10 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "clock.h"
 #include "log.h"
 #include "tcp.h"
+#include "time_units.h"
 
 static void
 format_host_port (char *buf, size_t len, const char *host, uint16_t port)
@@ -36,14 +38,6 @@ format_host_port (char *buf, size_t len, const char *host, uint16_t port)
     snprintf (buf, len, "%s:%u", host, (unsigned) port);
 }
 
-static int64_t
-monotonic_ms (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Close a socket that failed half way through its set-up.  Both the
  * connecting and the listening side do this, and both want the errno of the
@@ -135,7 +129,7 @@ wait_writable (int fd, int64_t deadline_ms)
     int timeout = -1, r;
 
     if (deadline_ms >= 0) {
-      int64_t left = deadline_ms - monotonic_ms ();
+      int64_t left = deadline_ms - (int64_t) (time_monotonic_ns () / NS_PER_MS);
       if (left <= 0) {
         errno = ETIMEDOUT;
         return -1;
@@ -184,7 +178,8 @@ tcp_connect (const char *host, uint16_t port, unsigned timeout_ms)
   char hostport[300];
   struct addrinfo *res = NULL, *ai;
   int r, fd = -1, err = 0;
-  int64_t deadline = timeout_ms > 0 ? monotonic_ms () + timeout_ms : -1;
+  int64_t deadline = timeout_ms > 0
+    ? (int64_t) (time_monotonic_ns () / NS_PER_MS) + timeout_ms : -1;
 
   format_host_port (hostport, sizeof hostport, host, port);
   r = tcp_resolve (host, port, &res);

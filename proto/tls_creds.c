@@ -20,6 +20,7 @@
 
 #include <gnutls/gnutls.h>
 
+#include "human_units.h"
 #include "log.h"
 #include "tls_creds.h"
 
@@ -63,18 +64,6 @@ struct tls_creds {
 /*----------------------------------------------------------------------
  * The PSK file
  */
-
-static int
-hex_value (char ch)
-{
-  if (ch >= '0' && ch <= '9')
-    return ch - '0';
-  if (ch >= 'a' && ch <= 'f')
-    return ch - 'a' + 10;
-  if (ch >= 'A' && ch <= 'F')
-    return ch - 'A' + 10;
-  return -1;
-}
 
 static void
 wipe_free (void *p, size_t len)
@@ -190,7 +179,7 @@ psk_parse_line (const char *path, size_t lineno, char *line, struct psk_key *k)
     return -1;
   }
   for (i = 0; i < hexlen; i++) {
-    if (hex_value (hex[i]) < 0) {
+    if (hex_digit_value (hex[i]) < 0) {
       log_error ("%s:%zu: the key of user \"%s\" contains a character that is "
                  "not a hex digit", path, lineno, line);
       return -1;
@@ -206,8 +195,8 @@ psk_parse_line (const char *path, size_t lineno, char *line, struct psk_key *k)
     return -1;
   }
   for (i = 0; i < k->keylen; i++)
-    k->key[i] = (unsigned char) (hex_value (hex[2 * i]) * 16
-                                 + hex_value (hex[2 * i + 1]));
+    k->key[i] = (unsigned char) (hex_digit_value (hex[2 * i]) * 16
+                                 + hex_digit_value (hex[2 * i + 1]));
   return 0;
 }
 

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bits.h"
 #include "wire.h"
 
 /* Payload sizes of the fixed parts, as in docs/protocol.md. */
@@ -226,12 +227,6 @@ payload_length_why (uint16_t type, uint32_t plen, uint32_t max)
   default:
     return "payload length is wrong for the message type";
   }
-}
-
-static bool
-is_power_of_two (uint32_t v)
-{
-  return v != 0 && (v & (v - 1)) == 0;
 }
 
 /* Decode and check the fixed part of a payload whose length is within its
