@@ -43,7 +43,7 @@
 static uint64_t
 downtime_target_ns (const struct migration *m)
 {
-  uint32_t halvings = m->cutover_overruns < 3 ? m->cutover_overruns : 3;
+  uint32_t halvings = m->cut.cutover_overruns < 3 ? m->cut.cutover_overruns : 3;
   return m->opts->max_downtime_ns >> halvings;
 }
 
@@ -55,7 +55,7 @@ downtime_target_ns (const struct migration *m)
 static uint64_t
 flip_cost_ns (const struct migration *m)
 {
-  return m->opts->flip == FLIP_FORWARD ? 2 * m->handshake_ns : 0;
+  return m->opts->flip == FLIP_FORWARD ? 2 * m->meas.handshake_ns : 0;
 }
 
 /* Call the cutover off: thaw the source, so the guest is held no longer,
@@ -77,24 +77,24 @@ cutover_overrun (struct migration *m)
                   control_client_error (m->control));
     return;
   }
-  m->frozen = false;
-  m->final_pass = false;
-  m->cutover_overruns++;
+  m->cut.frozen = false;
+  m->cur.final_pass = false;
+  m->cut.cutover_overruns++;
   uint64_t held_us;
   if (control_last_reply_u64 (m->control, "frozen_us", &held_us) != 0)
-    held_us = (now - m->gate_closed_ns) / 1000;
+    held_us = (now - m->cut.gate_closed_ns) / 1000;
   /* The final pass was judged against the deadline, which is the budget
    * less what is kept back for the steps after it: report that figure,
    * or a hold shorter than --max-downtime looks like no overrun at all. */
   struct progress_overrun ov = {
-    .attempt = m->cutover_overruns,
+    .attempt = m->cut.cutover_overruns,
     .held_us = held_us,
-    .predicted_us = m->predicted_ns == CONVERGENCE_INFINITE ? 0 : m->predicted_ns / 1000,
-    .final_pass_budget_us = (m->cutover_deadline_ns - m->gate_closed_ns) / 1000,
-    .reserved_us = m->cutover_reserved_ns / 1000,
+    .predicted_us = m->cut.predicted_ns == CONVERGENCE_INFINITE ? 0 : m->cut.predicted_ns / 1000,
+    .final_pass_budget_us = (m->cut.cutover_deadline_ns - m->cut.gate_closed_ns) / 1000,
+    .reserved_us = m->cut.cutover_reserved_ns / 1000,
     .max_downtime_us = o->max_downtime_ns / 1000,
-    .sent_bytes = m->pass_done,
-    .pass_bytes = m->pass_bytes,
+    .sent_bytes = m->cur.pass_done,
+    .pass_bytes = m->cur.pass_bytes,
   };
   progress_cutover_overrun (&m->progress, &ov);
 }
@@ -107,15 +107,15 @@ overrun_timer_cb (struct ev_loop *loop, ev_timer *w, int revents)
    * is queued the receiver may declare the destination complete, and the
    * cutover can no longer be called off.  Called off while waiting for the
    * final SYNC, the pass ends as an ordinary one when DURABLE comes. */
-  if (!m->frozen || !m->final_pass ||
+  if (!m->cut.frozen || !m->cur.final_pass ||
       (m->phase != PHASE_PASS && m->phase != PHASE_PASS_SYNC))
     return;
   /* libev times a relative timer from its cached "now", which can lag
    * the clock by the blocking control calls made before it was armed:
    * go by the clock, and wait out what is left. */
   uint64_t now = time_monotonic_ns ();
-  if (now < m->cutover_deadline_ns) {
-    ev_timer_set (w, (double) deadline_left_at (m->cutover_deadline_ns, now) / NS_PER_S, 0.);
+  if (now < m->cut.cutover_deadline_ns) {
+    ev_timer_set (w, (double) deadline_left_at (m->cut.cutover_deadline_ns, now) / NS_PER_S, 0.);
     ev_timer_start (loop, w);
     return;
   }
@@ -142,20 +142,20 @@ static void
 arm_overrun_timer (struct migration *m)
 {
   uint64_t now = time_monotonic_ns ();
-  m->gate_closed_ns = now - (m->freeze_cost_ns < now - m->freeze_ns
-                             ? m->freeze_cost_ns : now - m->freeze_ns);
+  m->cut.gate_closed_ns = now - (m->meas.freeze_cost_ns < now - m->cut.freeze_ns
+                             ? m->meas.freeze_cost_ns : now - m->cut.freeze_ns);
   ev_timer_stop (m->loop, &m->overrun_timer);
-  if (m->forced || convergence_out_of_passes (m->pass, m->opts->max_passes)) {
-    m->cutover_deadline_ns = UINT64_MAX;
+  if (m->cut.forced || convergence_out_of_passes (m->cur.pass, m->opts->max_passes)) {
+    m->cut.cutover_deadline_ns = UINT64_MAX;
     return;
   }
-  uint64_t after = m->min_sync_rtt_ns + CUTOVER_CONTROL_TRIPS * m->control_rtt_ns +
+  uint64_t after = m->meas.min_sync_rtt_ns + CUTOVER_CONTROL_TRIPS * m->meas.control_rtt_ns +
     flip_cost_ns (m);
-  m->cutover_reserved_ns = after;
+  m->cut.cutover_reserved_ns = after;
   uint64_t budget = m->opts->max_downtime_ns > after
     ? m->opts->max_downtime_ns - after : 0;
-  m->cutover_deadline_ns = deadline_at (m->gate_closed_ns, budget);
-  double in = (double) deadline_left_at (m->cutover_deadline_ns, now) / NS_PER_S;
+  m->cut.cutover_deadline_ns = deadline_at (m->cut.gate_closed_ns, budget);
+  double in = (double) deadline_left_at (m->cut.cutover_deadline_ns, now) / NS_PER_S;
   /* FREEZE and the calls before it blocked: bring libev's clock up to
    * date, or the timer would count from before them. */
   ev_now_update (m->loop);
@@ -171,11 +171,11 @@ cutover_begin (struct migration *m)
   /* From here until a successful FLIP, a failure must thaw.  Mark the
    * source frozen before asking: if the connection breaks mid-FREEZE we
    * do not know, and the failure path handles both cases. */
-  m->freeze_ns = time_monotonic_ns ();
-  m->frozen = true;
+  m->cut.freeze_ns = time_monotonic_ns ();
+  m->cut.frozen = true;
   if (control_freeze (m->control, &drain_us) == -1) {
     if (!control_client_is_broken (m->control))
-      m->frozen = false;        /* an ERR reply changes nothing */
+      m->cut.frozen = false;        /* an ERR reply changes nothing */
     migration_fail (m, "cannot freeze the source through the filter at %s: %s",
                   m->opts->control_path, control_client_error (m->control));
     return;
@@ -183,9 +183,9 @@ cutover_begin (struct migration *m)
   progress_freeze (&m->progress, drain_us / 1000);
   /* What this freeze cost the guest so far (gate closed to reply), for a
    * later prediction. */
-  m->freeze_cost_ns = drain_us * 1000;
-  m->preflush_ms = 0;
-  control_last_reply_u64 (m->control, "preflush_ms", &m->preflush_ms);
+  m->meas.freeze_cost_ns = drain_us * 1000;
+  m->meas.preflush_ms = 0;
+  control_last_reply_u64 (m->control, "preflush_ms", &m->meas.preflush_ms);
   arm_overrun_timer (m);
 
   /* The deferred hot blocks are unconfirmed and nothing else is (every
@@ -201,7 +201,7 @@ cutover_begin (struct migration *m)
     hot_blocks_forget_deferred (&m->hot);
   }
 
-  if (control_snapshot (m->control, &m->extents, &generation) == -1) {
+  if (control_snapshot (m->control, &m->cur.extents, &generation) == -1) {
     migration_fail (m, "cannot take the final snapshot from the filter at %s: %s",
                   m->opts->control_path, control_client_error (m->control));
     return;
@@ -228,7 +228,7 @@ freeze_still_held (struct migration *m)
   if (strcmp (st.state, "frozen") == 0 && strcmp (st.owner, "you") == 0)
     return true;
   if (strcmp (st.state, "tracking") == 0)
-    m->frozen = false;
+    m->cut.frozen = false;
   migration_fail (m, "the freeze ended before the commit: the filter at %s reports "
                 "state %s (did migrate-freeze-timeout, %" PRIu64 " ms, pass during "
                 "the final pass?), so nothing was committed and the destination "
@@ -239,7 +239,7 @@ freeze_still_held (struct migration *m)
 bool
 cutover_final_pass_durable (struct migration *m)
 {
-  if (time_monotonic_ns () > m->cutover_deadline_ns) {
+  if (time_monotonic_ns () > m->cut.cutover_deadline_ns) {
     cutover_overrun (m);
     return m->phase == PHASE_FAILED;
   }
@@ -249,7 +249,7 @@ cutover_final_pass_durable (struct migration *m)
   uint64_t seq = migration_send_sync (m, false, true);
   if (seq == 0)
     return true;
-  m->commit_seq = seq;
+  m->cut.commit_seq = seq;
   migration_set_phase (m, PHASE_COMMITTING);
   progress_commit (&m->progress, seq);
   return true;
@@ -299,8 +299,8 @@ flip_outcome_from_status (struct migration *m, const char *how, const char *why)
       return;
     }
     if (strcmp (st.state, "tracking") == 0) {
-      m->flip_in_flight = false;
-      m->frozen = false;
+      m->cut.flip_in_flight = false;
+      m->cut.frozen = false;
       migration_fail (m, "the control connection to %s broke with FLIP (%s) in "
                     "flight (%s); a new connection finds the source tracking "
                     "again, so it was not flipped", o->control_path, how, why);
@@ -333,10 +333,10 @@ flip_failed (struct migration *m, const char *how)
     flip_outcome_from_status (m, how, why);
     return;
   }
-  m->flip_in_flight = false;
+  m->cut.flip_in_flight = false;
   struct control_status st;
   if (control_status (m->control, &st) == 0 && strcmp (st.state, "tracking") == 0) {
-    m->frozen = false;
+    m->cut.frozen = false;
     migration_fail (m, "the freeze ended before the flip: the filter at %s thawed the "
                   "source by itself (did migrate-freeze-timeout pass during the "
                   "commit?), so the source was not flipped (%s)",
@@ -455,10 +455,10 @@ forced_reason (const struct migration *m, const struct convergence_input *in,
   double budget_ms = (double) in->max_downtime_ns / NS_PER_MS;
   double predicted_ms = (double) res->predicted_ns / NS_PER_MS;
 
-  if (fits && m->cutover_overruns > 0)
+  if (fits && m->cut.cutover_overruns > 0)
     snprintf (buf, len, "%" PRIu32 " cutovers predicted to fit were called off for "
               "overrunning --max-downtime (%" PRIu64 " ms), so the fixed costs of "
-              "a cutover here do not fit it (%s dirty)", m->cutover_overruns,
+              "a cutover here do not fit it (%s dirty)", m->cut.cutover_overruns,
               o->max_downtime_ns / NS_PER_MS, dirty);
   else if (clean && !fits)
     snprintf (buf, len, "nothing is dirty, but the fixed costs of a cutover "
@@ -466,7 +466,7 @@ forced_reason (const struct migration *m, const struct convergence_input *in,
               "budget of %.1f ms", predicted_ms, budget_ms);
   else if (res->decision == CONVERGENCE_CUTOVER_MAX_PASSES ||
            (res->decision == CONVERGENCE_ABORT &&
-            convergence_out_of_passes (m->pass, o->max_passes)))
+            convergence_out_of_passes (m->cur.pass, o->max_passes)))
     snprintf (buf, len, "--max-passes %" PRIu32 " leaves only the final pass, "
               "and %s dirty does not fit the budget of %.1f ms at %s/s",
               o->max_passes, dirty, budget_ms, rate);
@@ -506,16 +506,16 @@ recheck_before_freeze (struct migration *m, struct convergence_input *in,
     return -1;
   }
   uint64_t before_ns = res->predicted_ns;
-  m->probe_flush_ns = ns;
-  if (m->freeze_cost_ns == 0)
+  m->meas.probe_flush_ns = ns;
+  if (m->meas.freeze_cost_ns == 0)
     in->freeze_ns = ns;
   in->dirty_bytes = fresh.dirty_bytes;
-  m->dirty_bytes = fresh.dirty_bytes;
+  m->meas.dirty_bytes = fresh.dirty_bytes;
   convergence_decide (in, res);
   /* Out of passes: the cutover happens now whatever the re-check found
    * (convergence_decide says max-passes when it no longer fits), or
    * --max-passes would be overrun. */
-  if (convergence_out_of_passes (m->pass, o->max_passes))
+  if (convergence_out_of_passes (m->cur.pass, o->max_passes))
     return 0;
   /* Not fitting any more, or fitting only in the upper half of the
    * budget after getting worse: copy what the guest wrote meanwhile
@@ -532,38 +532,38 @@ cutover_after_pass (struct migration *m, const struct control_status *st,
                     uint64_t now, uint64_t pass_ns)
 {
   const struct sender_options *o = m->opts;
-  uint64_t written = st->write_bytes >= m->last_write_bytes
-    ? st->write_bytes - m->last_write_bytes : 0;
-  uint64_t requests = st->writes >= m->last_writes ? st->writes - m->last_writes : 0;
-  m->last_write_bytes = st->write_bytes;
-  m->last_writes = st->writes;
+  uint64_t written = st->write_bytes >= m->meas.last_write_bytes
+    ? st->write_bytes - m->meas.last_write_bytes : 0;
+  uint64_t requests = st->writes >= m->meas.last_writes ? st->writes - m->meas.last_writes : 0;
+  m->meas.last_write_bytes = st->write_bytes;
+  m->meas.last_writes = st->writes;
 
   struct convergence_input in = {
-    .pass = m->pass,
-    .pass_bytes = m->last_pass_bytes,
-    .pass_ns = m->last_pass_ns,
+    .pass = m->cur.pass,
+    .pass_bytes = m->meas.last_pass_bytes,
+    .pass_ns = m->meas.last_pass_ns,
     .dirty_bytes = st->dirty_bytes,
     /* The final pass carries the deferred hot blocks too. */
     .deferred_bytes = hot_blocks_deferred_bytes (&m->hot),
-    .sync_rtt_ns = m->sync_rtt_ns,
-    .commit_rtt_ns = m->min_sync_rtt_ns,
+    .sync_rtt_ns = m->meas.sync_rtt_ns,
+    .commit_rtt_ns = m->meas.min_sync_rtt_ns,
     .max_downtime_ns = downtime_target_ns (m),
     .max_passes = o->max_passes,
     /* The last FREEZE's cost; before one, the last timed flush. */
-    .freeze_ns = m->freeze_cost_ns ? m->freeze_cost_ns : m->probe_flush_ns,
-    .control_rtt_ns = m->control_rtt_ns,
+    .freeze_ns = m->meas.freeze_cost_ns ? m->meas.freeze_cost_ns : m->meas.probe_flush_ns,
+    .control_rtt_ns = m->meas.control_rtt_ns,
     .flip_ns = flip_cost_ns (m),
     .written_bytes = written,
     .write_requests = requests,
     .image_size = m->size,
     .block_size = m->block,
-    .rate = convergence_rate_estimate (&m->pass_rates),
-    .overruns = m->cutover_overruns,
+    .rate = convergence_rate_estimate (&m->meas.pass_rates),
+    .overruns = m->cut.cutover_overruns,
   };
   struct convergence_result res;
   /* A forced cutover that a lost receiver cut short does not make the
    * next one forced. */
-  m->forced = false;
+  m->cut.forced = false;
   convergence_step (&in, &m->policy, &res);
 
   if ((res.decision == CONVERGENCE_CUTOVER_CONVERGED ||
@@ -572,7 +572,7 @@ cutover_after_pass (struct migration *m, const struct control_status *st,
 
   uint64_t predicted_ms = res.predicted_ns == CONVERGENCE_INFINITE
     ? UINT64_MAX : res.predicted_ns / NS_PER_MS;
-  m->predicted_ns = res.predicted_ns;
+  m->cut.predicted_ns = res.predicted_ns;
   struct progress_sample s;
   migration_sample (m, &s, now);
   progress_pass_end (&m->progress, &s, (double) pass_ns / NS_PER_S,
@@ -595,11 +595,11 @@ cutover_after_pass (struct migration *m, const struct control_status *st,
   case CONVERGENCE_ABORT:
     forced_reason (m, &in, &res, dirty, rate, why, sizeof why);
     migration_fail (m, "giving up after pass %" PRIu32 ": %s (--converge=abort)",
-                  m->pass, why);
+                  m->cur.pass, why);
     return false;
   case CONVERGENCE_CUTOVER_FORCED:
   case CONVERGENCE_CUTOVER_MAX_PASSES: {
-    m->forced = true;
+    m->cut.forced = true;
     progress_clear (&m->progress);
     char predicted[48] = "unknown";
     if (predicted_ms != UINT64_MAX)
@@ -608,7 +608,7 @@ cutover_after_pass (struct migration *m, const struct control_status *st,
     forced_reason (m, &in, &res, dirty, rate, why, sizeof why);
     log_warning ("forcing the cutover after pass %" PRIu32 ": %s; predicted "
                  "downtime %s, not limited by --max-downtime",
-                 m->pass, why, predicted);
+                 m->cur.pass, why, predicted);
     cutover_begin (m);
     return false;
   }
@@ -633,7 +633,7 @@ cutover_on_committed (struct migration *m, const struct wire_msg *msg)
   /* Until FLIP's reply is read, a broken control connection leaves it
    * unknown whether the flip happened (flip_outcome_from_status). */
   if (o->flip == FLIP_FENCE) {
-    m->flip_in_flight = true;
+    m->cut.flip_in_flight = true;
     if (control_flip_fence (m->control) == -1) {
       flip_failed (m, "fence");
       return;
@@ -650,7 +650,7 @@ cutover_on_committed (struct migration *m, const struct wire_msg *msg)
                     "--flip forward=URI and the receiver at %s serves none", o->dest);
       return;
     }
-    m->flip_in_flight = true;
+    m->cut.flip_in_flight = true;
     if (control_flip_forward (m->control, uri) == -1) {
       flip_failed (m, "forward");
       return;
@@ -667,8 +667,8 @@ flip_succeeded (struct migration *m)
 {
   const struct sender_options *o = m->opts;
 
-  m->flip_in_flight = false;
-  m->flipped = true;
+  m->cut.flip_in_flight = false;
+  m->cut.flipped = true;
   test_crash_point ("flipped");
   progress_flip (&m->progress, o->flip == FLIP_FENCE ? "fence" : "forward");
 
@@ -680,7 +680,7 @@ flip_succeeded (struct migration *m)
                  "%s; the filter releases held requests when this control "
                  "connection closes", o->control_path, control_client_error (m->control));
   }
-  m->frozen = false;
+  m->cut.frozen = false;
   m->policy.throttle = 0;        /* the flip released it in the filter */
   uint64_t now = time_monotonic_ns ();
   /* The downtime as the guest sees it: the filter measures from the gate
@@ -689,17 +689,17 @@ flip_succeeded (struct migration *m)
    * our own from before FREEZE to now, which is longer. */
   uint64_t frozen_us;
   if (control_last_reply_u64 (m->control, "frozen_us", &frozen_us) != 0)
-    frozen_us = (now - m->freeze_ns) / 1000;
-  m->downtime_ms = (frozen_us + 999) / 1000;
-  if (m->predicted_ns == CONVERGENCE_INFINITE)
-    m->predicted_ns = 0;       /* unknown: reported as 0 */
-  progress_downtime (&m->progress, frozen_us, m->predicted_ns / 1000, m->forced,
-                     m->freeze_cost_ns / 1000, m->preflush_ms);
-  if (m->forced || frozen_us * 1000 > o->max_downtime_ns) {
+    frozen_us = (now - m->cut.freeze_ns) / 1000;
+  m->cut.downtime_ms = (frozen_us + 999) / 1000;
+  if (m->cut.predicted_ns == CONVERGENCE_INFINITE)
+    m->cut.predicted_ns = 0;       /* unknown: reported as 0 */
+  progress_downtime (&m->progress, frozen_us, m->cut.predicted_ns / 1000, m->cut.forced,
+                     m->meas.freeze_cost_ns / 1000, m->meas.preflush_ms);
+  if (m->cut.forced || frozen_us * 1000 > o->max_downtime_ns) {
     progress_clear (&m->progress);
     log_warning ("%s cutover held guest writes for %.1f ms (--max-downtime %.1f ms, "
-                 "predicted %.1f ms)", m->forced ? "the forced" : "the",
-                 frozen_us / 1000.0, o->max_downtime_ns / 1e6, m->predicted_ns / 1e6);
+                 "predicted %.1f ms)", m->cut.forced ? "the forced" : "the",
+                 frozen_us / 1000.0, o->max_downtime_ns / 1e6, m->cut.predicted_ns / 1e6);
   }
   cutover_send_outcome (m);
 }
@@ -709,12 +709,12 @@ cutover_send_outcome (struct migration *m)
 {
   uint8_t frame[WIRE_ENCODE_MAX];
 
-  assert (m->flipped && m->commit_seq != 0);
+  assert (m->cut.flipped && m->cut.commit_seq != 0);
   migration_set_phase (m, PHASE_RECORDING);
   /* Without a connection, the next HELLO_REPLY (prepared) sends it. */
   if (m->conn != NULL)
     stm_conn_send (m->conn, frame,
-                   wire_encode_outcome (frame, m->commit_seq, WIRE_OUTCOME_FLIPPED),
+                   wire_encode_outcome (frame, m->cut.commit_seq, WIRE_OUTCOME_FLIPPED),
                    NULL, 0);
 }
 

@@ -42,10 +42,10 @@ migration_where (const struct migration *m, char *buf, size_t len)
   case PHASE_HELLO: snprintf (buf, len, "during the handshake"); break;
   case PHASE_PASS:
   case PHASE_PASS_SYNC:
-    if (m->final_pass)
-      snprintf (buf, len, "during the final pass (%" PRIu32 ")", m->pass);
+    if (m->cur.final_pass)
+      snprintf (buf, len, "during the final pass (%" PRIu32 ")", m->cur.pass);
     else
-      snprintf (buf, len, "during pass %" PRIu32, m->pass);
+      snprintf (buf, len, "during pass %" PRIu32, m->cur.pass);
     break;
   case PHASE_COMMITTING: snprintf (buf, len, "while committing"); break;
   case PHASE_RECORDING:
@@ -78,19 +78,19 @@ migration_ended (const struct migration *m)
 static double
 pass_rate (const struct migration *m, uint64_t now)
 {
-  uint64_t ns = now - m->pass_start_ns;
-  return ns ? (double) m->pass_done * NS_PER_S / ns : 0;
+  uint64_t ns = now - m->cur.pass_start_ns;
+  return ns ? (double) m->cur.pass_done * NS_PER_S / ns : 0;
 }
 
 void
 migration_sample (const struct migration *m, struct progress_sample *s, uint64_t now)
 {
-  s->pass = m->pass;
-  s->final = m->final_pass;
-  s->pass_bytes = m->pass_bytes;
-  s->pass_done = m->pass_done;
-  s->bytes_sent = m->bytes_sent;
-  s->dirty_bytes = m->dirty_bytes;
+  s->pass = m->cur.pass;
+  s->final = m->cur.final_pass;
+  s->pass_bytes = m->cur.pass_bytes;
+  s->pass_done = m->cur.pass_done;
+  s->bytes_sent = m->meas.bytes_sent;
+  s->dirty_bytes = m->meas.dirty_bytes;
   s->rate = pass_rate (m, now);
 }
 
@@ -203,11 +203,11 @@ migration_complete (struct migration *m, const char *recorded)
 {
   if (m->phase == PHASE_DONE || m->phase == PHASE_FAILED)
     return;
-  assert (m->flipped);
+  assert (m->cut.flipped);
   migration_set_phase (m, PHASE_DONE);
   m->exit_code = 0;
-  progress_done (&m->progress, m->bytes_sent, m->pass, m->downtime_ms,
-                 (double) (time_monotonic_ns () - m->start_ns) / NS_PER_S,
+  progress_done (&m->progress, m->meas.bytes_sent, m->cur.pass, m->cut.downtime_ms,
+                 (double) (time_monotonic_ns () - m->meas.start_ns) / NS_PER_S,
                  recorded);
   migration_finish (m);
 }
@@ -239,7 +239,7 @@ migration_fail (struct migration *m, const char *fmt, ...)
   vsnprintf (msg, sizeof msg, fmt, ap);
   va_end (ap);
 
-  if (m->flipped) {
+  if (m->cut.flipped) {
     flipped_but_unrecorded (m, msg);
     return;
   }
@@ -247,10 +247,10 @@ migration_fail (struct migration *m, const char *fmt, ...)
   m->exit_code = 1;
 
   const char *short_state = "thawed";
-  snprintf (state, sizeof state, m->freeze_ns != 0
+  snprintf (state, sizeof state, m->cut.freeze_ns != 0
             ? "the source is thawed and remains authoritative"
             : "the source was never frozen and remains authoritative");
-  if (m->flip_in_flight) {
+  if (m->cut.flip_in_flight) {
     /* FLIP went out and its reply never came, and a new connection could
      * not read the source's state (flip_outcome_from_status): the filter
      * may have flipped (it is final) or may have thawed when the
@@ -266,12 +266,12 @@ migration_fail (struct migration *m, const char *fmt, ...)
     m->exit_code = STM_SEND_EXIT_UNKNOWN;
     control_client_close (m->control);
     m->control = NULL;
-    m->frozen = false;
+    m->cut.frozen = false;
   }
-  else if (m->frozen) {
+  else if (m->cut.frozen) {
     if (m->control && !control_client_is_broken (m->control) &&
         control_thaw (m->control) == 0)
-      m->frozen = false;
+      m->cut.frozen = false;
     else {
       snprintf (state, sizeof state,
                 "THAW through the filter at %s failed (%s); the filter thaws the "
@@ -315,9 +315,9 @@ migration_fail (struct migration *m, const char *fmt, ...)
    * thawed, that its copy is superseded. */
   if (m->conn) {
     uint8_t frame[WIRE_ENCODE_TEXT_MAX];
-    if (m->commit_seq != 0 && !m->flip_in_flight)
+    if (m->cut.commit_seq != 0 && !m->cut.flip_in_flight)
       stm_conn_send (m->conn, frame,
-                     wire_encode_outcome (frame, m->commit_seq, WIRE_OUTCOME_THAWED),
+                     wire_encode_outcome (frame, m->cut.commit_seq, WIRE_OUTCOME_THAWED),
                      NULL, 0);
     stm_conn_send (m->conn, frame, wire_encode_abort (frame, WIRE_ERR_ABORTED, msg),
                    NULL, 0);

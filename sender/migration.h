@@ -67,6 +67,75 @@
 #define MIGRATION_STALL_TIMEOUT_S 120
 
 
+/* Where the current pass stands: its extents, the read cursor and the
+ * send cursor behind it. */
+struct pass_cursor {
+  uint32_t pass;                 /* 1-based; 0 before the first */
+  bool final_pass;
+  struct extent_list extents;    /* what this pass sends */
+  size_t ext_index;              /* next extent to read from */
+  uint64_t ext_pos;              /* bytes of that extent already issued */
+  size_t send_index;             /* next extent to send from (reads come */
+  uint64_t send_pos;             /* back in order, behind ext_index/pos) */
+  bool all_issued;
+  bool pass_ended;               /* PASS_END sent */
+  uint64_t pass_bytes, pass_done;
+  uint64_t pass_start_ns;
+  bool output_blocked, rate_blocked;
+  unsigned stale_reads;          /* reads of an abandoned pass still to come */
+};
+
+/* What is measured: for progress, and what the downtime prediction and
+ * the convergence policy need. */
+struct measurements {
+  uint64_t start_ns;
+  uint64_t bytes_sent;           /* cumulative for this process */
+  uint64_t dirty_bytes;          /* last STATUS */
+  uint64_t last_pass_bytes, last_pass_ns;   /* last pass that moved data */
+  struct convergence_rate pass_rates;       /* the last passes, for the rate */
+  uint64_t sync_rtt_ns;
+  uint64_t min_sync_rtt_ns;      /* quickest SYNC round trip: COMMIT's estimate */
+  uint64_t last_activity_ns;     /* last message received or chunk sent */
+  uint64_t freeze_cost_ns;       /* last FREEZE, gate closed to reply; 0 = none */
+  uint64_t preflush_ms;          /* last FREEZE's flush before the gate closed */
+  uint64_t probe_flush_ns;       /* last flush_probe_measure; 0 = none yet */
+  uint64_t control_rtt_ns;       /* last STATUS round trip */
+  uint64_t attach_ns;            /* when the receiver connection was handed over */
+  uint64_t handshake_ns;         /* its TLS handshake (to ready), for the
+                                    forward flip's estimate */
+  uint64_t last_write_bytes;     /* the filter's write_bytes at the last pass end */
+  uint64_t last_writes;          /* and its writes */
+};
+
+/* The cutover: the facts about the source (frozen, flipped) and the
+ * commit, which the phases do not say (phase.h). */
+struct cutover_state {
+  bool frozen, flipped;
+  bool flip_in_flight;           /* FLIP sent, its reply not yet read */
+  /* The seq of the COMMIT the receiver holds prepared (sent by this
+   * process, or reported by HELLO_REPLY prepared); 0 = none.  OUTCOME
+   * names it. */
+  uint64_t commit_seq;
+  /* The source had already flipped for this migration when this process
+   * started: there is nothing to copy, only the receiver's record to
+   * complete. */
+  bool flipped_at_start;
+  bool forced;                   /* cutting over without converging */
+  uint64_t predicted_ns;         /* the prediction the cutover was made on */
+  uint64_t freeze_ns;
+  /* Guest writes are held from gate_closed_ns (the filter's gate, after
+   * FREEZE's pre-flush); the final pass must be sent and COMMIT queued by
+   * cutover_deadline_ns or the cutover is called off (overrun_timer). */
+  uint64_t gate_closed_ns, cutover_deadline_ns;
+  /* What the deadline keeps back of --max-downtime for what follows the
+   * final pass (the freeze check, COMMIT's round trip, CONFIRM, FLIP,
+   * THAW, a forward flip's connection), so that a cutover_overrun event
+   * can say what the final pass was judged against. */
+  uint64_t cutover_reserved_ns;
+  uint32_t cutover_overruns;     /* cutovers called off so far */
+  uint64_t downtime_ms;
+};
+
 struct migration {
   const struct sender_options *opts;
   struct ev_loop *loop;
@@ -89,73 +158,20 @@ struct migration {
   char migration_id_hex[2 * WIRE_MIGRATION_ID_LEN + 1];
   enum migration_phase phase;
 
-  /* The current pass. */
-  uint32_t pass;                 /* 1-based; 0 before the first */
-  bool final_pass;
-  struct extent_list extents;    /* what this pass sends */
-  size_t ext_index;              /* next extent to read from */
-  uint64_t ext_pos;              /* bytes of that extent already issued */
-  size_t send_index;             /* next extent to send from (reads come */
-  uint64_t send_pos;             /* back in order, behind ext_index/pos) */
-  bool all_issued;
-  bool pass_ended;               /* PASS_END sent */
-  uint64_t pass_bytes, pass_done;
-  uint64_t pass_start_ns;
-  bool output_blocked, rate_blocked;
-
   /* Sent ranges not yet covered by a SYNC, and SYNCs awaiting DURABLE. */
   struct sync_ledger ledger;
-
-  /* Measurements. */
-  uint64_t start_ns;
-  uint64_t bytes_sent;           /* cumulative for this process */
-  uint64_t dirty_bytes;          /* last STATUS */
-  uint64_t last_pass_bytes, last_pass_ns;   /* last pass that moved data */
-  struct convergence_rate pass_rates;       /* the last passes, for the rate */
-  uint64_t sync_rtt_ns;
-  uint64_t min_sync_rtt_ns;      /* quickest SYNC round trip: COMMIT's estimate */
-  uint64_t last_activity_ns;     /* last message received or chunk sent */
-
-  /* Convergence (convergence.h) and what its prediction needs. */
+  /* Where the current pass stands (pass.c). */
+  struct pass_cursor cur;
+  /* What is measured, for progress and for the convergence decisions. */
+  struct measurements meas;
+  /* Convergence (convergence.h). */
   struct convergence_policy policy;
   struct flush_probe *flush_probe;   /* NULL: no measurement, assume 0 */
-  uint64_t freeze_cost_ns;       /* last FREEZE, gate closed to reply; 0 = none */
-  uint64_t preflush_ms;          /* last FREEZE's flush before the gate closed */
-  uint64_t probe_flush_ns;       /* last flush_probe_measure; 0 = none yet */
-  uint64_t control_rtt_ns;       /* last STATUS round trip */
-  uint64_t attach_ns;            /* when the receiver connection was handed over */
-  uint64_t handshake_ns;         /* its TLS handshake (to ready), for the
-                                    forward flip's estimate */
-  uint64_t last_write_bytes;     /* the filter's write_bytes at the last pass end */
-  uint64_t last_writes;          /* and its writes */
-  bool forced;                   /* cutting over without converging */
   struct hot_blocks hot;         /* blocks left for the final pass */
-  uint64_t predicted_ns;         /* the prediction the cutover was made on */
-
-  /* Cutover. */
-  bool frozen, flipped;
-  /* The seq of the COMMIT the receiver holds prepared (sent by this
-   * process, or reported by HELLO_REPLY prepared); 0 = none.  OUTCOME
-   * names it. */
-  uint64_t commit_seq;
-  /* The source had already flipped for this migration when this process
-   * started: there is nothing to copy, only the receiver's record to
-   * complete. */
-  bool flipped_at_start;
-  uint64_t freeze_ns;
-  /* Guest writes are held from gate_closed_ns (the filter's gate, after
-   * FREEZE's pre-flush); the final pass must be sent and COMMIT queued by
-   * cutover_deadline_ns or the cutover is called off (overrun_timer). */
-  uint64_t gate_closed_ns, cutover_deadline_ns;
-  /* What the deadline keeps back of --max-downtime for what follows the
-   * final pass (COMMIT's round trip, CONFIRM, FLIP, THAW, a forward
-   * flip's connection), so that a cutover_overrun event can say what the
-   * final pass was judged against. */
-  uint64_t cutover_reserved_ns;
+  /* The cutover (cutover.c). */
+  struct cutover_state cut;
   ev_timer overrun_timer;
-  ev_timer midpass_timer;        /* early looks at the dirty set (cutover.c) */
-  uint32_t cutover_overruns;     /* cutovers called off so far */
-  uint64_t downtime_ms;
+  ev_timer midpass_timer;        /* early looks at the dirty set (pass.c) */
 
   int exit_code;
 
@@ -165,8 +181,6 @@ struct migration {
   struct reconnect rc;
   void (*receiver_lost) (struct migration *m, bool transient, const char *reason);
   bool started;                  /* the first HELLO_REPLY has come */
-  unsigned stale_reads;          /* reads of an abandoned pass still to come */
-  bool flip_in_flight;           /* FLIP sent, its reply not yet read */
 };
 
 /* The exit status when the source is not known to be serving: it has

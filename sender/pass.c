@@ -41,21 +41,21 @@
 static int
 throttle_during_pass (struct migration *m, const struct control_status *st)
 {
-  if ((m->phase != PHASE_PASS && m->phase != PHASE_PASS_SYNC) || m->final_pass)
+  if ((m->phase != PHASE_PASS && m->phase != PHASE_PASS_SYNC) || m->cur.final_pass)
     return 0;
   struct convergence_input in = {
-    .pass = m->pass,
-    .pass_bytes = m->pass_bytes,
+    .pass = m->cur.pass,
+    .pass_bytes = m->cur.pass_bytes,
     .pass_ns = 0,
     .dirty_bytes = st->dirty_bytes,
-    .written_bytes = st->write_bytes >= m->last_write_bytes
-      ? st->write_bytes - m->last_write_bytes : 0,
-    .write_requests = st->writes >= m->last_writes ? st->writes - m->last_writes : 0,
+    .written_bytes = st->write_bytes >= m->meas.last_write_bytes
+      ? st->write_bytes - m->meas.last_write_bytes : 0,
+    .write_requests = st->writes >= m->meas.last_writes ? st->writes - m->meas.last_writes : 0,
     .image_size = m->size,
     .block_size = m->block,
-    .pass_done_bytes = m->pass_done,
+    .pass_done_bytes = m->cur.pass_done,
   };
-  uint64_t throughput = convergence_rate_estimate (&m->pass_rates);
+  uint64_t throughput = convergence_rate_estimate (&m->meas.pass_rates);
   uint64_t rate = convergence_midpass_throttle (&in, throughput, &m->policy);
   if (rate == 0)
     return 0;
@@ -77,7 +77,7 @@ midpass_timer_cb (struct ev_loop *loop, ev_timer *w, int revents)
 {
   struct migration *m = w->data;
 
-  if (m->phase != PHASE_PASS || m->final_pass || m->pass_ended ||
+  if (m->phase != PHASE_PASS || m->cur.final_pass || m->cur.pass_ended ||
       !convergence_midpass_possible (&m->policy)) {
     ev_timer_stop (loop, w);
     return;
@@ -91,31 +91,31 @@ static void
 arm_midpass_timer (struct migration *m)
 {
   ev_timer_stop (m->loop, &m->midpass_timer);
-  if (!m->final_pass && convergence_midpass_possible (&m->policy)) {
+  if (!m->cur.final_pass && convergence_midpass_possible (&m->policy)) {
     ev_timer_set (&m->midpass_timer, MIDPASS_CHECK_S, MIDPASS_CHECK_S);
     ev_timer_start (m->loop, &m->midpass_timer);
   }
 }
 
-/* A SNAPSHOT for an ordinary pass is in m->extents: leave the hot blocks
+/* A SNAPSHOT for an ordinary pass is in m->cur.extents: leave the hot blocks
  * out of it for the final pass (hot_blocks.h), within an eighth of the
  * downtime budget at the last measured throughput.  -1 after
  * migration_fail. */
 static int
 defer_hot_blocks (struct migration *m)
 {
-  uint64_t throughput = convergence_rate_estimate (&m->pass_rates);
+  uint64_t throughput = convergence_rate_estimate (&m->meas.pass_rates);
   uint64_t budget = (uint64_t) ((unsigned __int128) throughput *
                                 m->opts->max_downtime_ns / HOT_BLOCKS_BUDGET_DIVISOR
                                 / NS_PER_S);
-  uint64_t before = extent_list_total_bytes (&m->extents);
-  if (hot_blocks_filter (&m->hot, &m->extents, m->pass == 0, budget, m->block) == -1) {
-    migration_fail (m, "out of memory for the hot blocks of pass %" PRIu32, m->pass + 1);
+  uint64_t before = extent_list_total_bytes (&m->cur.extents);
+  if (hot_blocks_filter (&m->hot, &m->cur.extents, m->cur.pass == 0, budget, m->block) == -1) {
+    migration_fail (m, "out of memory for the hot blocks of pass %" PRIu32, m->cur.pass + 1);
     return -1;
   }
-  uint64_t after = extent_list_total_bytes (&m->extents);
+  uint64_t after = extent_list_total_bytes (&m->cur.extents);
   if (after < before)
-    progress_hot_blocks (&m->progress, m->pass + 1, before - after,
+    progress_hot_blocks (&m->progress, m->cur.pass + 1, before - after,
                          hot_blocks_deferred_bytes (&m->hot));
   return 0;
 }
@@ -131,7 +131,7 @@ defer_hot_blocks (struct migration *m)
 void
 pass_look_at_dirty (struct migration *m)
 {
-  if (!m->final_pass)
+  if (!m->cur.final_pass)
     status_poller_ask (m->poller);
 }
 
@@ -142,10 +142,10 @@ pass_on_status (void *opaque, const struct control_status *st, uint64_t rtt_ns)
 
   /* A reply that comes after its pass (or the migration) ended is of no
    * use to the throttle: the pass's end asks the filter itself. */
-  if (migration_ended (m) || m->final_pass ||
+  if (migration_ended (m) || m->cur.final_pass ||
       (m->phase != PHASE_PASS && m->phase != PHASE_PASS_SYNC))
     return;
-  m->dirty_bytes = st->dirty_bytes;
+  m->meas.dirty_bytes = st->dirty_bytes;
   (void) throttle_during_pass (m, st);
 }
 
@@ -156,10 +156,10 @@ pass_all_sent (struct migration *m)
   struct progress_sample s;
   uint64_t now = time_monotonic_ns ();
 
-  m->pass_ended = true;
+  m->cur.pass_ended = true;
   migration_sample (m, &s, now);
   progress_update (&m->progress, &s, now, true);
-  if (migration_send_msg (m, frame, wire_encode_pass_end (frame, m->pass)) == -1)
+  if (migration_send_msg (m, frame, wire_encode_pass_end (frame, m->cur.pass)) == -1)
     return;
   /* The final pass too ends with an ordinary SYNC: the receiver's
    * fdatasync is the slowest step of the commit, and while it runs the
@@ -177,38 +177,38 @@ pass_begin (struct migration *m, bool final)
 
   /* The receiver refuses anything outside the image; say so here, naming
    * the filter, rather than as a protocol error from the receiver. */
-  for (size_t i = 0; i < m->extents.len; i++)
-    if (!wire_range_ok (m->extents.items[i].offset, m->extents.items[i].length,
+  for (size_t i = 0; i < m->cur.extents.len; i++)
+    if (!wire_range_ok (m->cur.extents.items[i].offset, m->cur.extents.items[i].length,
                         m->size)) {
       migration_fail (m, "the filter at %s handed out an extent (%" PRIu64 ", %" PRIu64
                     ") outside the image of %" PRIu64 " bytes", m->opts->control_path,
-                    m->extents.items[i].offset, m->extents.items[i].length, m->size);
+                    m->cur.extents.items[i].offset, m->cur.extents.items[i].length, m->size);
       return;
     }
 
-  m->pass++;
-  m->final_pass = final;
-  m->ext_index = 0;
-  m->ext_pos = 0;
-  m->send_index = 0;
-  m->send_pos = 0;
+  m->cur.pass++;
+  m->cur.final_pass = final;
+  m->cur.ext_index = 0;
+  m->cur.ext_pos = 0;
+  m->cur.send_index = 0;
+  m->cur.send_pos = 0;
   /* What the source said of its allocation before may be stale now. */
   source_reader_forget_allocation (m->reader);
-  m->all_issued = m->extents.len == 0;
-  m->pass_ended = false;
-  m->pass_bytes = extent_list_total_bytes (&m->extents);
-  m->pass_done = 0;
-  m->pass_start_ns = time_monotonic_ns ();
+  m->cur.all_issued = m->cur.extents.len == 0;
+  m->cur.pass_ended = false;
+  m->cur.pass_bytes = extent_list_total_bytes (&m->cur.extents);
+  m->cur.pass_done = 0;
+  m->cur.pass_start_ns = time_monotonic_ns ();
   /* An ordinary pass keeps to --rate on its own; the final pass may use
    * the burst saved up meanwhile, since the guest is held during it. */
   if (!final)
-    rate_limit_restart (&m->rate, m->pass_start_ns);
+    rate_limit_restart (&m->rate, m->cur.pass_start_ns);
   migration_set_phase (m, PHASE_PASS);
   /* SNAPSHOT just took every dirty block. */
-  m->dirty_bytes = 0;
+  m->meas.dirty_bytes = 0;
 
-  progress_pass_begin (&m->progress, m->pass, m->pass_bytes, final);
-  if (migration_send_msg (m, frame, wire_encode_pass_begin (frame, m->pass, m->pass_bytes)) == -1)
+  progress_pass_begin (&m->progress, m->cur.pass, m->cur.pass_bytes, final);
+  if (migration_send_msg (m, frame, wire_encode_pass_begin (frame, m->cur.pass, m->cur.pass_bytes)) == -1)
     return;
   arm_midpass_timer (m);
   pass_pump (m);
@@ -219,10 +219,10 @@ void
 pass_next (struct migration *m)
 {
   uint64_t generation;
-  if (control_snapshot (m->control, &m->extents, &generation) == -1) {
+  if (control_snapshot (m->control, &m->cur.extents, &generation) == -1) {
     migration_fail (m, "cannot take a snapshot of the dirty blocks from the filter "
                   "at %s before pass %" PRIu32 ": %s",
-                  m->opts->control_path, m->pass + 1, control_client_error (m->control));
+                  m->opts->control_path, m->cur.pass + 1, control_client_error (m->control));
     return;
   }
   /* Hot blocks wait for the final pass (cutover.c). */
@@ -239,12 +239,12 @@ pass_next (struct migration *m)
 static uint64_t
 read_window_end (const struct migration *m, uint64_t start)
 {
-  size_t i = m->ext_index;
-  const struct extent *e = &m->extents.items[i];
+  size_t i = m->cur.ext_index;
+  const struct extent *e = &m->cur.extents.items[i];
   uint64_t end = e->offset + e->length;
 
-  while (end - start < SOURCE_READER_CHUNK && i + 1 < m->extents.len) {
-    const struct extent *next = &m->extents.items[i + 1];
+  while (end - start < SOURCE_READER_CHUNK && i + 1 < m->cur.extents.len) {
+    const struct extent *next = &m->cur.extents.items[i + 1];
     assert (next->offset >= end);
     if (next->offset - end > MIGRATION_MERGE_GAP ||
         next->offset + next->length - start > SOURCE_READER_CHUNK)
@@ -263,22 +263,22 @@ advance_issued (struct migration *m, uint64_t issued_end)
 {
   uint64_t bytes = 0;
 
-  while (m->ext_index < m->extents.len) {
-    const struct extent *e = &m->extents.items[m->ext_index];
-    uint64_t from = e->offset + m->ext_pos;
+  while (m->cur.ext_index < m->cur.extents.len) {
+    const struct extent *e = &m->cur.extents.items[m->cur.ext_index];
+    uint64_t from = e->offset + m->cur.ext_pos;
     uint64_t to = e->offset + e->length;
     if (from >= issued_end)
       break;
     if (to > issued_end) {
       bytes += issued_end - from;
-      m->ext_pos = issued_end - e->offset;
+      m->cur.ext_pos = issued_end - e->offset;
       break;
     }
     bytes += to - from;
-    m->ext_index++;
-    m->ext_pos = 0;
+    m->cur.ext_index++;
+    m->cur.ext_pos = 0;
   }
-  m->all_issued = m->ext_index == m->extents.len;
+  m->cur.all_issued = m->cur.ext_index == m->cur.extents.len;
   return bytes;
 }
 
@@ -286,25 +286,25 @@ advance_issued (struct migration *m, uint64_t issued_end)
 void
 pass_pump (struct migration *m)
 {
-  if (m->phase != PHASE_PASS || m->pass_ended || m->conn == NULL)
+  if (m->phase != PHASE_PASS || m->cur.pass_ended || m->conn == NULL)
     return;
 
-  while (!m->all_issued && source_reader_can_issue (m->reader)) {
+  while (!m->cur.all_issued && source_reader_can_issue (m->reader)) {
     if (stm_conn_output_pending (m->conn) >= MIGRATION_OUTPUT_HIGH) {
-      m->output_blocked = true;
+      m->cur.output_blocked = true;
       break;
     }
-    m->output_blocked = false;
+    m->cur.output_blocked = false;
     /* Pay for the next read before issuing it (rate_limit.h): it sends at
      * most a chunk of what is left of this window. */
-    uint64_t start = m->extents.items[m->ext_index].offset + m->ext_pos;
+    uint64_t start = m->cur.extents.items[m->cur.ext_index].offset + m->cur.ext_pos;
     uint64_t end = read_window_end (m, start);
     uint64_t now = time_monotonic_ns ();
     uint64_t wait = rate_limit_wait_for_ns (&m->rate, end - start < SOURCE_READER_CHUNK
                                             ? end - start : SOURCE_READER_CHUNK, now);
     if (wait > 0) {
-      if (!m->rate_blocked) {
-        m->rate_blocked = true;
+      if (!m->cur.rate_blocked) {
+        m->cur.rate_blocked = true;
         ev_timer_set (&m->rate_timer, (double) wait / NS_PER_S, 0.);
         ev_timer_start (m->loop, &m->rate_timer);
       }
@@ -333,7 +333,7 @@ pass_pump (struct migration *m)
       rate_limit_take (&m->rate, extent_bytes, now);
   }
 
-  if (m->all_issued && source_reader_in_flight (m->reader) == 0)
+  if (m->cur.all_issued && source_reader_in_flight (m->reader) == 0)
     pass_all_sent (m);
 }
 
@@ -353,8 +353,8 @@ source_result_unwanted (struct migration *m)
 {
   if (migration_ended (m))
     return true;
-  if (m->stale_reads > 0) {
-    m->stale_reads--;
+  if (m->cur.stale_reads > 0) {
+    m->cur.stale_reads--;
     return true;
   }
   return false;
@@ -366,9 +366,9 @@ source_result_unwanted (struct migration *m)
 static int
 note_range_sent (struct migration *m, uint64_t offset, uint64_t length, bool data)
 {
-  m->last_activity_ns = time_monotonic_ns ();
-  m->pass_done += length;
-  m->bytes_sent += length;
+  m->meas.last_activity_ns = time_monotonic_ns ();
+  m->cur.pass_done += length;
+  m->meas.bytes_sent += length;
   if (sync_ledger_note_sent (&m->ledger, offset, length, data) == -1) {
     migration_fail (m, "out of memory");
     return -1;
@@ -389,9 +389,9 @@ send_extent_parts (struct migration *m, uint64_t offset, uint64_t length,
   int64_t data_bytes = 0;
   uint8_t frame[WIRE_ENCODE_MAX];
 
-  while (m->send_index < m->extents.len) {
-    const struct extent *e = &m->extents.items[m->send_index];
-    uint64_t from = e->offset + m->send_pos;
+  while (m->cur.send_index < m->cur.extents.len) {
+    const struct extent *e = &m->cur.extents.items[m->cur.send_index];
+    uint64_t from = e->offset + m->cur.send_pos;
     if (from >= end)
       break;
     assert (from >= offset);
@@ -409,11 +409,11 @@ send_extent_parts (struct migration *m, uint64_t offset, uint64_t length,
     if (r == -1 || note_range_sent (m, from, n, data) == -1)
       return -1;
     if (to == e->offset + e->length) {
-      m->send_index++;
-      m->send_pos = 0;
+      m->cur.send_index++;
+      m->cur.send_pos = 0;
     }
     else
-      m->send_pos = to - e->offset;
+      m->cur.send_pos = to - e->offset;
   }
   return data_bytes;
 }
@@ -438,8 +438,8 @@ on_read (void *opaque, uint64_t offset, uint32_t length, const void *buf, int er
     return;
   /* Make progress durable every so often within a long pass; the final
    * pass is made durable by its one SYNC at the end. */
-  if (!m->final_pass &&
-      sync_ledger_due (&m->ledger, m->last_activity_ns, MIGRATION_SYNC_EVERY,
+  if (!m->cur.final_pass &&
+      sync_ledger_due (&m->ledger, m->meas.last_activity_ns, MIGRATION_SYNC_EVERY,
                        MIGRATION_SYNC_MIN, MIGRATION_SYNC_INTERVAL_NS))
     migration_send_sync (m, false, false);
 }
@@ -489,14 +489,14 @@ pass_init (struct migration *m)
 void
 pass_abandon (struct migration *m)
 {
-  m->stale_reads = m->reader ? source_reader_in_flight (m->reader) : 0;
-  m->final_pass = false;
-  m->all_issued = true;
-  m->pass_ended = true;
-  m->output_blocked = false;
-  if (m->rate_blocked) {
+  m->cur.stale_reads = m->reader ? source_reader_in_flight (m->reader) : 0;
+  m->cur.final_pass = false;
+  m->cur.all_issued = true;
+  m->cur.pass_ended = true;
+  m->cur.output_blocked = false;
+  if (m->cur.rate_blocked) {
     ev_timer_stop (m->loop, &m->rate_timer);
-    m->rate_blocked = false;
+    m->cur.rate_blocked = false;
   }
   ev_timer_stop (m->loop, &m->midpass_timer);
   sync_ledger_forget_unsynced (&m->ledger);

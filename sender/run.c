@@ -78,12 +78,12 @@ receiver_lost_msg (struct migration *m, bool transient, const char *msg)
     m->conn = NULL;
     stm_conn_close (conn);
   }
-  if (m->frozen) {
+  if (m->cut.frozen) {
     if (control_thaw (m->control) == -1) {
       migration_fail (m, "%s", msg);
       return;
     }
-    m->frozen = false;
+    m->cut.frozen = false;
     ev_timer_stop (m->loop, &m->overrun_timer);
   }
   /* Convergence starts over after the reconnect. */
@@ -185,7 +185,7 @@ on_durable (struct migration *m, uint64_t seq)
   if (pass_end && m->phase == PHASE_PASS_SYNC) {
     /* The final pass goes on to COMMIT, unless the cutover is called off
      * (too late), which leaves an ordinary pass end. */
-    if (m->final_pass && cutover_final_pass_durable (m))
+    if (m->cur.final_pass && cutover_final_pass_durable (m))
       return;
     pass_durable (m, sent_ns);
   }
@@ -195,27 +195,27 @@ static void
 pass_durable (struct migration *m, uint64_t sync_sent_ns)
 {
   uint64_t now = time_monotonic_ns ();
-  uint64_t pass_ns = now - m->pass_start_ns;
-  m->sync_rtt_ns = now - sync_sent_ns;
-  if (m->min_sync_rtt_ns == 0 || m->sync_rtt_ns < m->min_sync_rtt_ns)
-    m->min_sync_rtt_ns = m->sync_rtt_ns;
-  if (m->pass_bytes > 0) {
-    m->last_pass_bytes = m->pass_bytes;
-    m->last_pass_ns = pass_ns;
-    convergence_rate_add (&m->pass_rates, m->pass_bytes, pass_ns);
+  uint64_t pass_ns = now - m->cur.pass_start_ns;
+  m->meas.sync_rtt_ns = now - sync_sent_ns;
+  if (m->meas.min_sync_rtt_ns == 0 || m->meas.sync_rtt_ns < m->meas.min_sync_rtt_ns)
+    m->meas.min_sync_rtt_ns = m->meas.sync_rtt_ns;
+  if (m->cur.pass_bytes > 0) {
+    m->meas.last_pass_bytes = m->cur.pass_bytes;
+    m->meas.last_pass_ns = pass_ns;
+    convergence_rate_add (&m->meas.pass_rates, m->cur.pass_bytes, pass_ns);
   }
 
   struct control_status st;
   uint64_t status_start = time_monotonic_ns ();
   int status_r = control_status (m->control, &st);
-  m->control_rtt_ns = time_monotonic_ns () - status_start;
+  m->meas.control_rtt_ns = time_monotonic_ns () - status_start;
   if (status_r == -1) {
     migration_fail (m, "cannot read the status of the filter at %s after pass %"
                   PRIu32 ": %s",
-                  m->opts->control_path, m->pass, control_client_error (m->control));
+                  m->opts->control_path, m->cur.pass, control_client_error (m->control));
     return;
   }
-  m->dirty_bytes = st.dirty_bytes;
+  m->meas.dirty_bytes = st.dirty_bytes;
 
   /* convergence.c decides; cutover.c acts (throttle, freeze, give up). */
   if (cutover_after_pass (m, &st, now, pass_ns))
@@ -230,7 +230,7 @@ on_ready (struct stm_conn *conn, void *opaque)
                           .features = 0 };
   uint8_t frame[WIRE_ENCODE_MAX];
   memcpy (h.migration_id, m->migration_id, sizeof h.migration_id);
-  m->handshake_ns = time_monotonic_ns () - m->attach_ns;
+  m->meas.handshake_ns = time_monotonic_ns () - m->meas.attach_ns;
   migration_set_phase (m, PHASE_HELLO);
   migration_send_msg (m, frame, wire_encode_hello (frame, &h));
 }
@@ -269,7 +269,7 @@ on_hello_reply_flipped (struct migration *m, const struct wire_hello_reply *r)
   reconnect_done (&m->rc);
   switch (r->mode) {
   case WIRE_MODE_FINAL:
-    if (m->flipped_at_start)
+    if (m->cut.flipped_at_start)
       log_info ("migration %s had already completed: the source has flipped to %s, "
                 "which records it as final", m->migration_id_hex, m->opts->dest);
     migration_complete (m, "final");
@@ -279,8 +279,8 @@ on_hello_reply_flipped (struct migration *m, const struct wire_hello_reply *r)
      * flipped takes the commit the receiver holds, which is the one the
      * flip was for: the filter flips only with every block confirmed
      * durable there. */
-    if (m->flipped_at_start) {
-      m->commit_seq = r->durable_seq;
+    if (m->cut.flipped_at_start) {
+      m->cut.commit_seq = r->durable_seq;
       log_info ("migration %s had already flipped; recording it as final on %s",
                 m->migration_id_hex, m->opts->dest);
     }
@@ -298,7 +298,7 @@ on_hello_reply (struct migration *m, const struct wire_hello_reply *r)
   const char *mode;
   uint64_t confirmed = 0;
   int ret;
-  if (m->flipped) {
+  if (m->cut.flipped) {
     on_hello_reply_flipped (m, r);
     return;
   }
@@ -381,7 +381,7 @@ on_message (struct stm_conn *conn, const struct wire_msg *msg, void *opaque)
   char where[64];
   if (migration_ended (m))
     return;
-  m->last_activity_ns = time_monotonic_ns ();
+  m->meas.last_activity_ns = time_monotonic_ns ();
   switch (msg->type) {
   case WIRE_HELLO_REPLY:
     if (m->phase != PHASE_HELLO)
@@ -441,7 +441,7 @@ on_drain (struct stm_conn *conn, void *opaque)
   struct migration *m = opaque;
   if (migration_ended (m))
     return;
-  m->output_blocked = false;
+  m->cur.output_blocked = false;
   pass_pump (m);
 }
 
@@ -472,8 +472,8 @@ static void
 rate_timer_cb (struct ev_loop *loop, ev_timer *w, int revents)
 {
   struct migration *m = w->data;
-  m->rate_blocked = false;
-  m->last_activity_ns = time_monotonic_ns ();
+  m->cur.rate_blocked = false;
+  m->meas.last_activity_ns = time_monotonic_ns ();
   pass_pump (m);
 }
 
@@ -488,8 +488,8 @@ tick_cb (struct ev_loop *loop, ev_timer *w, int revents)
     return;
   /* A --rate wait is our own doing, not a stall; a hung receiver is
    * given up like a lost one, and connected to again. */
-  if (!m->rate_blocked && m->phase != PHASE_RECONNECTING &&
-      now - m->last_activity_ns > (uint64_t) MIGRATION_STALL_TIMEOUT_S * NS_PER_S) {
+  if (!m->cur.rate_blocked && m->phase != PHASE_RECONNECTING &&
+      now - m->meas.last_activity_ns > (uint64_t) MIGRATION_STALL_TIMEOUT_S * NS_PER_S) {
     char where[64];
     /* As in on_close: before the migration has started, a receiver that
      * never answers is a configuration to fix, not a network to wait out. */
@@ -515,9 +515,9 @@ tick_cb (struct ev_loop *loop, ev_timer *w, int revents)
   struct progress_sample s;
   migration_sample (m, &s, now);
   progress_update (&m->progress, &s, now, false);
-  if (m->output_blocked && m->conn &&
+  if (m->cur.output_blocked && m->conn &&
       stm_conn_output_pending (m->conn) < MIGRATION_OUTPUT_LOW)
-    m->output_blocked = false;
+    m->cur.output_blocked = false;
   pass_pump (m);
 }
 
@@ -536,7 +536,7 @@ setup_error (struct migration *m, const char *fmt, ...)
   va_start (ap, fmt);
   vsnprintf (msg, sizeof msg, fmt, ap);
   va_end (ap);
-  if (m->flipped) {
+  if (m->cut.flipped) {
     /* Run again after its flip: the source has flipped for this very
      * migration, so the exit status is 0 whatever failed here. */
     log_warning ("%s; the source at %s had already flipped for migration %s, so "
@@ -642,8 +642,8 @@ connect_everything (struct migration *m)
     }
     /* A stm-send of this migration flipped it and did not live to record
      * it on the receiver: connect only to do that. */
-    m->flipped = true;
-    m->flipped_at_start = true;
+    m->cut.flipped = true;
+    m->cut.flipped_at_start = true;
   }
   /* Frozen by somebody else (another stm-send, or by hand): the commands
    * of a migration belong to the freeze's owner, so nothing could start;
@@ -656,7 +656,7 @@ connect_everything (struct migration *m)
     return -1;
   }
   m->block = st.block;
-  m->dirty_bytes = st.dirty_bytes;
+  m->meas.dirty_bytes = st.dirty_bytes;
   /* FREEZE and FLIP run within the filter's freeze timeout, which may be
    * longer than MIGRATION_CONTROL_TIMEOUT_MS: do not give up on a reply
    * the filter is still entitled to be working on. */
@@ -687,8 +687,8 @@ attach_receiver (struct migration *m, int fd)
    * a lost receiver comes from RECONNECTING. */
   if (m->phase != PHASE_CONNECTING)
     migration_set_phase (m, PHASE_CONNECTING);
-  m->last_activity_ns = time_monotonic_ns ();
-  m->attach_ns = m->last_activity_ns;
+  m->meas.last_activity_ns = time_monotonic_ns ();
+  m->meas.attach_ns = m->meas.last_activity_ns;
   m->conn = stm_conn_new (m->loop, fd, m->creds, false, m->opts->dest,
                           &conn_callbacks, m);
   if (m->conn == NULL)
@@ -709,9 +709,9 @@ migration_run (const struct sender_options *opts)
   m->opts = opts;
   m->exit_code = 1;
   m->phase = PHASE_CONNECTING;       /* where every migration starts */
-  m->start_ns = time_monotonic_ns ();
+  m->meas.start_ns = time_monotonic_ns ();
   m->policy = (struct convergence_policy) CONVERGENCE_POLICY_INIT (opts->converge);
-  m->last_activity_ns = m->start_ns;
+  m->meas.last_activity_ns = m->meas.start_ns;
   sync_ledger_init (&m->ledger);
   m->loop = ev_loop_new (EVFLAG_AUTO);
   progress_init (&m->progress, opts->json, opts->progress);
@@ -721,7 +721,7 @@ migration_run (const struct sender_options *opts)
   uint64_t burst = opts->rate / 10;
   if (burst < SOURCE_READER_CHUNK)
     burst = SOURCE_READER_CHUNK;
-  rate_limit_init (&m->rate, opts->rate, burst, m->start_ns);
+  rate_limit_init (&m->rate, opts->rate, burst, m->meas.start_ns);
 
   if (m->loop == NULL) {
     log_error ("cannot create the event loop");
@@ -777,7 +777,7 @@ migration_run (const struct sender_options *opts)
   if (m->creds)
     tls_creds_free (m->creds);
   sync_ledger_free (&m->ledger);
-  extent_list_free (&m->extents);
+  extent_list_free (&m->cur.extents);
   hot_blocks_free (&m->hot);
   ev_loop_destroy (m->loop);
   free (m);
