@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # shellcheck shell=bash
 # stm benchmarks: the helpers the bench/*.sh scripts share.
 #

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm benchmark: migration between two datastores of one host, with a
 # guest doing synced writes on the same disk.
 #

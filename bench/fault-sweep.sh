@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm fault sweep: migrations under a live guest, each hit by one fault,
 # at a random moment or at the commit or the flip, checking after each
 # that every claim either side made is true.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm benchmark: what the migrate filter costs a guest while no migration
 # runs.  fio's nbd engine writes 4k blocks at random (iodepth 8) to an
 # nbdkit file export, once without and once with --filter=migrate,

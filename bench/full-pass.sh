@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm benchmark: one full copy of a random image, stm against the usual
 # ways of copying a disk, side by side in one run.
 #

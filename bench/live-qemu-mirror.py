@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 # stm benchmark helper (bench/live.sh): drive one qemu-storage-daemon
 # blockdev-mirror over QMP, as /work/shared/anchors.md describes, and print
 # its timings as one JSON object on stdout.

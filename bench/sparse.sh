@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm benchmark: sparse images.
 #
 #   bench/sparse.sh [BUILD_DIR]      (default $STM_BUILD, else _build/)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: the block bitmap (see bitmap.h).
  *
  * Bits live in 64-bit words, bit i in word i / 64 at position i % 64.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: a block bitmap, one bit per block of the image.
  *
  * The filter keeps three of these (dirty, unconfirmed and handed_out: the

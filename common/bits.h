@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: small bit tests on integers.
  *
  * Block sizes must be powers of two everywhere (the filter's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: the clocks and deadline arithmetic (see clock.h).
  *
  * The clocks were in log.c; they moved here so that the nbdkit filter,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: the clocks, and deadlines on the monotonic one.
  *
  * Every timeout in stm is kept as a deadline: a time on CLOCK_MONOTONIC in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: a growable list of byte extents (see extents.h).
  *
  * The array doubles when full, so appending n extents costs O(n) in all.

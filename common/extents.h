@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: a growable list of byte extents (offset, length).
  *
  * stm-send keeps in these the extents a SNAPSHOT hands it, the ranges it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: the "write all of it" loop around pwrite(2) (see full_write.h).
  *
  * Shared by the receiver's image writer and its state file, which both

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: writing a whole buffer to a file descriptor at an offset.
  *
  * pwrite(2) may write less than asked (a signal, a full device) and may be

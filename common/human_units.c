@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: quantities in words for people (see human_units.h). */
 #include <config.h>
 

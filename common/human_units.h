@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: quantities in words for people, "1.5 GiB" style, and hex digits.
  *
  * Messages, the progress bar and the report page all print byte counts;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: one-line JSON objects for --json (see json_writer.h).
  *
  * Fields are appended to a fixed buffer.  Each field is written whole or

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: builds the one-line JSON objects that --json prints.
  *
  * A json_line is filled in memory (no I/O, so tests inspect the text) and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: user messages on stderr (see log.h).
  *
  * Each message is written under the stdio lock of stderr, so messages from

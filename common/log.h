@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: messages for the user, on stderr, prefixed with the program name
  * (glibc's program_invocation_short_name, so there is no state to set).
  *

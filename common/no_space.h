@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: which errors mean "the destination is out of space".
  *
  * The receiver tells the sender apart an output that ran out of room (the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: parsers for sizes, durations, plain numbers and HOST:PORT (see
  * parse.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: parsers for the numbers users type: sizes (rates in bytes per
  * second too), durations, plain numbers and HOST:PORT pairs.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: the units of time, in one place.
  *
  * Durations in stm are counted in nanoseconds (uint64_t) and converted at

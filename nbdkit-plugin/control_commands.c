@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm migrate filter: executing control commands (see control_commands.h
  * and the control protocol in docs/protocol.md).
  *

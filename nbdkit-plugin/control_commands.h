@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm migrate filter: what each control command does to the migration
  * state, and the reply it produces.
  *

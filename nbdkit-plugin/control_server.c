@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm migrate filter: the control socket server (see control_server.h).
  *
  * All sockets are non-blocking and the thread waits in poll(), so one

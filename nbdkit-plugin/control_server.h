@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm migrate filter: the control socket server.
  *
  * One thread serves every control connection with a poll loop: it accepts

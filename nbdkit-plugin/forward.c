@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm migrate filter: forwarding requests to the destination (see
  * forward.h).
  *

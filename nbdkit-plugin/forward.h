@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm migrate filter: forwarding every request to the destination after
  * FLIP forward.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm migrate filter: registration with nbdkit, the filter's parameters,
  * its life cycle, and the data path.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm migrate filter: the migration state (see migration_state.h). */
 #include <config.h>
 

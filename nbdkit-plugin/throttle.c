@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm migrate filter: the guest write throttle (see throttle.h). */
 #include <config.h>
 

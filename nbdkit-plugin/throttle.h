@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm migrate filter: the guest write throttle (THROTTLE BYTES_PER_S).
  *
  * When a migration cannot converge because the guest dirties blocks faster

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm migrate filter: the write gate (see write_gate.h).
  *
  * The fast path takes no lock.  A request increments the in-flight counter

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm migrate filter: the gate every write-like request passes through.
  *
  * Writes, zeroes, trims and flushes enter the gate before they reach the

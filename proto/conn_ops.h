@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: the operations a connection's transport provides to the connection
  * engine (stm_conn.c), one table per kind of transport.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: the plain transport of a connection (--insecure): the wire
  * protocol straight on the socket, with no handshake and no goodbye beyond
  * the FIN the engine sends.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: the TLS 1.3 transport of a connection (GnuTLS on a non-blocking
  * socket), the table of operations conn_ops.h describes.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: parsing of the control-socket protocol spoken between the migrate
  * filter and its clients (stm-send, or a person with socat).
  *

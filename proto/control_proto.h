@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: the filter's control-socket protocol, both directions, as pure
  * parsing and formatting with no I/O.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: the output queue of a connection (see out_queue.h).
  *
  * The chunks are big (256 KiB) so that a sender's DATA messages, up to

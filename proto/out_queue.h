@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: a connection's output queue: the bytes queued for the peer and not
  * yet taken by the socket, in a list of fixed-size chunks.
  *

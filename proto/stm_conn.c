@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: the connection engine of stm_conn.h: one socket, plain or under
  * TLS 1.3, driven by one libev io watcher.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: a message connection over a non-blocking socket, optionally under
  * TLS 1.3 (GnuTLS), driven by a libev loop.
  *

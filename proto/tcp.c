@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: TCP listen and connect for the transport (see tcp.h).
  *
  * Both sides resolve with getaddrinfo and try each address in turn.  The

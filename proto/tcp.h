@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: TCP sockets for the transport: listening, and connecting.
  *
  * There is one connector, made of two halves: tcp_connect_start begins a

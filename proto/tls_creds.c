@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: TLS credentials (see tls_creds.h): the PSK file reader, X.509
  * directories, and applying both to a GnuTLS session.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: the TLS credentials of a process, loaded once from the command
  * line's files and shared by all its connections.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: the transport between stm-send and stm-recv, as its users include
  * it: one header for the three parts, each in files of its own.
  *

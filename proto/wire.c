@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: encoding and decoding of the sender-receiver wire format.
  *
  * This file turns struct wire_msg values into big-endian frames and back.

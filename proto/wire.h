@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: the sender-receiver wire format.
  *
  * Every message is a 16-byte header followed by a payload, all integers in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-recv: the stderr messages and --json events, one function per event.
  *
  * See events.h.  The JSON line is built in memory and written with a single

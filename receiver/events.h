@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-recv: what the receiver tells the outside world.
  *
  * Every notable thing that happens (a connection, a HELLO, a pass, a

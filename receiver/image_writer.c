@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-recv: the output image's file descriptor and the system calls that
  * change it: open, lock, size, pwrite, hole punching, gradual writeback
  * (sync_file_range) and fdatasync.  See image_writer.h for the contract.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-recv: the output image, a regular file or a block device.
  *
  * The writer owns the output's file descriptor for the life of the process

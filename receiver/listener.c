@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-recv: accepting connections.  See listener.h.
  *
  * Accepted sockets get TCP keepalive so that a sender that vanished without

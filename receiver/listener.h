@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-recv: the listening socket and the set of open connections.
  *
  * The listener accepts TCP connections and gives each its own session; it

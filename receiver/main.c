@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-recv: the command line.
  *
  * Parses the options into struct receiver_options, then hands over to

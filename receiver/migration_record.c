@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-recv: the NEW / RESUME / MISMATCH / OTHER decision and the bookkeeping of
  * the one migration the receiver holds.  Pure logic; see
  * migration_record.h.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-recv: what the receiver remembers about the migration it holds.
  *
  * One stm-recv assembles one output, so it remembers one migration: its id,

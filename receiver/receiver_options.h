@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-recv: the settings parsed from the command line.
  *
  * main.c fills this once and everything else reads it; nothing changes it

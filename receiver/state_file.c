@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-recv: reading the state file and replacing it atomically (write a
  * temporary file, fsync, rename, fsync the directory).  See state_file.h.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-recv: the state file kept beside the output, on disk.
  *
  * For an output IMAGE the state file is IMAGE.stm-state, in the same

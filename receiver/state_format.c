@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-recv: formatting and parsing the state file's text, and judging an
  * output against it.  Pure logic; see state_format.h.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-recv: the text of the state file kept beside the output, and the
  * judgement of an output against it at startup.
  *

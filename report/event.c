@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm report: the parser of one flat JSON event line (see event.h).
  *
  * A small recursive-descent parser over [p, end) that follows RFC 8259

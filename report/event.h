@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm report: one JSON event line (as stm-send --json prints them) parsed
  * into a fixed-size struct, with no I/O and no allocation.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm report: the HTML page and its SVG timeline (see render.h).
  *
  * Layout of one disk's chart, top to bottom: rows of marker labels,

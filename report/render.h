@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm report: the HTML page of one migration, drawn from a timeline.
  *
  * The page is self-contained: inline CSS and inline SVG, no script, no

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm report: keeping and writing a running stm-send's report (see
  * report_sink.h).
  */

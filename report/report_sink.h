@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm report: the report of a running stm-send (--report FILE.html): its
  * JSON event lines are taken as they are made, into a bounded timeline
  * (timeline.h), and the page is written to FILE.html once, at the end.

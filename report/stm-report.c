@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-report: the command line that draws a migration's page from
  * stm-send's JSON events: stm-report < events.jsonl > report.html.
  *

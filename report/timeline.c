@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm report: building the timeline from events (see timeline.h).
  *
  * Each event kind that the page shows has a small handler here; what the

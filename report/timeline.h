@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm report: the picture of one migration as data, built event by event
  * from stm-send's JSON events (event.h) and drawn by render.h.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm report: binary units, durations and axis steps (see units.h). */
 #include <config.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm report: numbers as a storage engineer reads them: durations, and
  * the "nice" tick steps of a chart's axes (1, 2 or 5 times a power of ten
  * of the unit shown).  Byte counts in words come from common/

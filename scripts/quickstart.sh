@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm quick start: the two commands a new user runs on a fresh Debian 12
 # machine (as root, or a user with sudo), from a clone of the repository.
 #

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: the control-socket client (see control_client.h).
  *
  * The reader keeps a buffer of one maximum line plus what was read past

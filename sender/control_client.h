@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: a blocking client for the migrate filter's control socket.
  *
  * One request line, one reply, with a receive timeout so a stuck filter

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: the convergence arithmetic (see convergence.h).
  *
  * Products are computed with unsigned __int128 and clamped to 64 bits, so

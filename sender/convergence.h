@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: the convergence arithmetic that decides when to cut over.
  *
  * Pure functions with no I/O and no clock: the migration loop measures each

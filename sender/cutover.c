@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: after a durable pass, the convergence decision carried out,
  * and the cutover (see cutover.h).
  *

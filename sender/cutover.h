@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: acting on the convergence decisions, the cutover and the
  * failure path.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: timing a flush of the source (see flush_probe.h). */
 #include <config.h>
 

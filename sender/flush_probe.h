@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: measuring what a flush of the source costs.
  *
  * FREEZE flushes the plugin with the gate closed, and that flush is part of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: deferring hot blocks to the final pass (see hot_blocks.h).
  *
  * Both list operations are one merge walk over the two sorted lists, so a

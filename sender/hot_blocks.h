@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: deferring hot blocks to the final pass.
  *
  * A block the guest rewrites all the time is sent again in every pass,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: the command line.
  *
  * Parses and checks the options (exit status 2 with a message and a pointer

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: the state every part of a migration shares, and what they all
  * use on it: phase changes (phase.h), messages to the receiver, SYNC and
  * CONFIRM (through the sync ledger), the failure path and both ends.

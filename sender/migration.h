@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: the state of one migration, shared by the files that run it,
  * and the primitives they all use (migration.c).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: deriving the migration id (see migration_id.h). */
 #include <config.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: the migration id sent in HELLO.
  *
  * The receiver answers "resume" only to the id it already holds, so a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: one pass.  SNAPSHOT gives the extents (the hot blocks left for
  * the final pass, hot_blocks.h); PASS_BEGIN; the extents are read in
  * windows of at most SOURCE_READER_CHUNK, merged across short gaps, and

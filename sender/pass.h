@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: one pass over the dirty blocks (see pass.c). */
 #ifndef STM_SENDER_PASS_H
 #define STM_SENDER_PASS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: the table of legal phase transitions (see phase.h). */
 #include <config.h>
 

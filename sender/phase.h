@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: the phases of a migration and the transitions between them,
  * written down as data.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: --json events and the progress bar (see progress.h). */
 #include <config.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: what the user sees while a migration runs: --json events on
  * stdout (common/json_writer.h, one object per line) and the progress bar
  * on stderr, redrawn in place with "\r".

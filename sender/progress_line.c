@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: the progress bar's line (see progress_line.h). */
 #include <config.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: the progress bar's line, fitted to the terminal's width.
  *
  * Pure formatting, apart from progress_terminal_width: the caller passes

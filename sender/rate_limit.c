@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: the token bucket behind --rate (see rate_limit.h).
  *
  * Token counts are kept well inside int64_t: the burst is clamped to 2^62

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: a token bucket for --rate, as pure arithmetic.
  *
  * The caller passes the monotonic time in nanoseconds.  Taking more tokens

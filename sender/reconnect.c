@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: reconnecting to the receiver (see reconnect.h).
  *
  * One attempt is: resolve the destination, then a non-blocking connect to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: getting the receiver back after the connection to it is lost.
  *
  * A reconnect object connects again, with exponential backoff, without

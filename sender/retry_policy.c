@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: the reconnect policy (see retry_policy.h). */
 #include <config.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: when to reconnect to the receiver, and how long to wait.
  *
  * Pure functions, no I/O and no clock, so the unit tests reach them.  The

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: running one migration: set-up, the connection to the
  * receiver and what it says, the timers and the signals, and what the
  * migration does when it loses the receiver.

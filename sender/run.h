@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: running one migration (run.c). */
 #ifndef STM_SENDER_RUN_H
 #define STM_SENDER_RUN_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: the command-line options, parsed by main.c and read by the
  * migration.  Plain data, filled once and never changed afterwards.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: the settings shared by every libnbd handle on the source (see
  * source_handle.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: creating a libnbd handle for a connection to the source.
  *
  * The sender opens more than one connection to the source (the read

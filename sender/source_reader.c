@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: libnbd asynchronous reads in a libev loop (see
  * source_reader.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: asynchronous reads of the source through libnbd, driven by the
  * sender's libev loop.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: asking the filter for STATUS without blocking (see
  * status_poller.h). */
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: asking the filter for STATUS without blocking the loop.
  *
  * While a pass runs, stm-send looks at the dirty set from its one-second

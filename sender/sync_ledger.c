@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: the sync ledger (see sync_ledger.h). */
 #include <config.h>
 

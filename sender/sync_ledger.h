@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: the sync ledger, what was sent and which SYNC covers it.
  *
  * The sender confirms a block to the filter only once the receiver has

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: libFuzzer harness for the wire decoder (proto/wire.c).
  *
  * The receiver and the sender decode whatever bytes arrive on their TLS

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: writes the seed corpus of the wire-decoder fuzzer.
  *
  *   make_wire_seeds DIR

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm: run one libFuzzer harness for a bounded time over its seed corpus.
 #
 #   run-fuzzer.sh [--merge] FUZZER CORPUS SECONDS [libFuzzer options...]

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration tests: run the resume tests (sender killed, receiver
 # restarted, relay cut) with nbdkit started another way.  Sourced by
 # test-resume-daemonized.sh and test-resume-captive.sh after they set

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: the Ansible collection (ansible/), driven against
 # localhost with connection local.
 #

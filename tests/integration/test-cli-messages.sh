@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: what a new user reads when a command line is
 # wrong.  Both CLIs give usage errors one shape ("PROG: error: ..." then
 # "Try 'PROG --help' for more information.", exit 2); stm-send's --dest

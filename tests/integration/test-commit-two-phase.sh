@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: the point of no return tells the truth.  The
 # commit is two-phase: COMMIT leaves the destination *prepared*, and only
 # the sender's word after a successful FLIP makes it *final*; a flip that

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: the migrate filter's control socket answers every
 # malformed request (garbage, over-long lines, bad numbers, out-of-range
 # or misaligned CONFIRM, FLIP without a freeze) with ERR and changes

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: hostile clients of the migrate filter's control
 # socket.  Binary garbage, a megabyte-long line, NUL bytes, numbers that
 # overflow 64 bits and extents that wrap around or leave the image are all

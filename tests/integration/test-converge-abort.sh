@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: giving up on a migration that does not converge
 # leaves the source thawed, unthrottled and serving.
 #

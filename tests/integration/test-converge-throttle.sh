@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: convergence under a guest that writes faster than
 # the migration may copy.  fio writes 4k blocks at random, unthrottled,
 # while stm-send is held to --rate 16M: without help the dirty set never

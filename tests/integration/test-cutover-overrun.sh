@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: --max-downtime is kept even when the cutover turns
 # out slower than predicted.  The filter's test flag
 # migrate.first_freeze_read_delay_ms makes every read wait 200 ms while

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: the destination runs out of space in the middle of
 # the full pass.  stm-recv writes into a 16 MiB file system (a tmpfs in a
 # mount namespace of its own, when this test may mount; otherwise under a

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: stm-recv --export on a port another NBD server
 # already holds, serving an image of the same size.  Our nbdkit cannot
 # bind and exits; stm-recv must notice that (its readiness is nbdkit's

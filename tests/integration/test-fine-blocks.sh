@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: a live migration with the filter tracking 4K
 # blocks (migrate-block=4K).  A guest writing 4k blocks at random leaves
 # dirty blocks a few blocks apart; stm-send reads them several at a time

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: a forward flip with X.509 credentials.
 #
 # stm-recv --tls-certs --export starts nbdkit with --tls-certificates and

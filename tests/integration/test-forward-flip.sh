@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: a forward flip under guest writes.
 #
 # stm-recv --export serves the finished image over NBD (nbdkit, the same

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: a freeze never outlives its owner.  If the control
 # connection that froze the source closes, or migrate-freeze-timeout
 # passes, the filter thaws by itself: writes held at the gate complete

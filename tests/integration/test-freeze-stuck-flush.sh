@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: a source whose flush hangs.  FREEZE flushes the
 # plugin once before it closes the gate; that flush is bounded by
 # migrate-freeze-timeout like the one inside the freeze, so a stuck plugin

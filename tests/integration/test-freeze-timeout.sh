@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: the freeze times out during the final pass.  The
 # filter runs with migrate-freeze-timeout=2s and stm-send's final pass
 # takes longer, so the filter thaws by itself before the flip.  stm-send

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: a live migration over TLS (PSK) while a guest
 # stand-in (fio, 4k random writes, iodepth 8) writes to the source.  The
 # destination must equal the fenced source file byte for byte, stm-send

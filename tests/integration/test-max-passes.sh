@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: --max-passes N means at most N passes, the final
 # pass included, as the summary counts them.  A guest keeps writing and
 # --max-downtime 1 cannot be met, so the migration never converges:

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: --rate caps the average over a pass.  A 16 MiB
 # image with no guest writing is copied with --rate 3M: the full pass
 # (bytes over seconds in its pass_end event) must average within 3% of

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: the receiver dies (SIGKILL) in the middle of the
 # full pass while the guest writes, and does not come back.  stm-send
 # tries to reconnect (and says so) for --retry-timeout, then must exit 1

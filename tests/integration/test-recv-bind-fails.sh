@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: a stm-recv that cannot bind its address (another
 # stm-recv holds it) exits 1 saying so, and leaves no new file behind:
 # the output it was given must not exist afterwards.  An output that was

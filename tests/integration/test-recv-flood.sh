@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: a flood of connections that each send garbage and
 # then neither read nor close.  The receiver answers each with ERROR and
 # keeps it only briefly (a connection that never said HELLO lingers at

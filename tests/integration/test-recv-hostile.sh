@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: garbage thrown at stm-recv's port before and
 # during a real migration.  Over TLS (PSK): random bytes, an stm frame
 # header announcing a 4 GiB payload sent in the clear, a truncated TLS

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: stm-recv's state file (OUTPUT.stm-state) and the
 # refusals it makes possible, driven by a scripted sender that speaks the
 # wire protocol in the clear (stm-recv --insecure), so every answer can be

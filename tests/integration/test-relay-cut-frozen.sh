@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: the network is cut during the cutover, while the
 # source is frozen.  stm-send must thaw the source first (the guest is
 # never held while it waits for the network), then reconnect through the

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: the network between sender and receiver is cut
 # twice in the middle of a pass, and comes back.  stm-send talks to the
 # receiver through a TCP relay (socat); the relay is killed (with every

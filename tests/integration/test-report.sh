@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: the migration report.  A real live migration (PSK,
 # a guest writing, the rate capped so that the full pass lasts a few
 # seconds and several progress events are drawn) with --report; then:

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: the resume tests with nbdkit started exactly as
 # the README starts it: without -f, so it forks into the background and is
 # known only by its pidfile (-P), as under most service managers.  Before

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: a migration resumed after another migration used
 # the same source.  stm-send is killed halfway into a receiver, so that
 # receiver holds an incomplete migration it would resume.  Then another

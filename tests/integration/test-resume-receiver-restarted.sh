@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: a receiver killed (SIGKILL) during the second pass
 # and restarted on the same output and address costs no full recopy.  The
 # same stm-send keeps running: it reconnects by itself within its

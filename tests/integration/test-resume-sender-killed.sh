@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: a sender killed (SIGKILL) during its second pass
 # costs no full recopy.  A new stm-send to the same, still running
 # receiver resumes the migration: it must send much less than the image,

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: the owner of a freeze vanishes.  stm-send is
 # killed (SIGKILL) during its final pass, while the source is frozen.  The
 # filter must thaw by itself at once (its owning control connection

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: the source returns read errors in the middle of
 # the full pass.  nbdkit's error filter sits under the migrate filter and
 # fails every read (EIO) once a trigger file exists.  stm-send must exit 1

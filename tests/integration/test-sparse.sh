@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: a sparse source stays sparse.  A 16 GiB image
 # holding a few ranges of data (one not aligned to the filter's blocks, one
 # of allocated zeroes) migrates with stm-send asking the source for block

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: a TLS receiver refuses a sender with the wrong
 # pre-shared key and a plaintext (--insecure) sender.  Each refused
 # stm-send exits 1; nothing reaches the output; the source keeps serving

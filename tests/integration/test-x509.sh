@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: X.509 mutual authentication.  A sender with a
 # client certificate from the receiver's CA migrates; a sender without a
 # client certificate, and one whose certificate another CA signed, are

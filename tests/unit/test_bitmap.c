@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: unit tests of the block bitmap (common/bitmap.c).
  *
  * Edges first: sizes that are not a multiple of 64, ranges that cross word

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: unit tests of the small shared pieces of arithmetic in common/: the
  * deadline helpers of clock.c (saturation at both ends, rounding of poll
  * timeouts, conversion to struct timespec), the time units, and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: unit tests of the control-socket protocol parsers
  * (proto/control_proto.c).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: unit tests of the sender's pure arithmetic: the convergence decision
  * (sender/convergence.c) and the --rate token bucket (sender/rate_limit.c).
  *

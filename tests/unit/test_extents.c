@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: unit tests of the extent list (common/extents.c): coalescing,
  * growth past the first allocation, clear versus free, totals, and the
  * ranges that end at 2^64.

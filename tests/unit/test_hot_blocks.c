@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: unit tests of the sender's hot-block deferral (sender/hot_blocks.c):
  * the list intersection and difference, and which blocks a pass leaves for
  * the final one: only blocks dirty in three snapshots in a row after the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: unit tests of stm-recv's gradual writeback (receiver/image_writer.c)
  * on a real temporary file, with sync_file_range and fdatasync replaced by
  * recording stand-ins (the linker's --wrap).  They check what the kernel

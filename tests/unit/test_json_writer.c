@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: unit tests of the JSON line writer (common/json_writer.c).
  *
  * Every line produced is checked by a small strict validator of the flat

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: unit tests of the parsers (common/parse.c): good inputs with every
  * suffix, malformed inputs (EINVAL) and values that do not fit (ERANGE).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: unit tests of the sender's phase transitions (sender/phase.c):
  * the paths a migration takes are legal, and nothing leaves an ended
  * migration or skips the commit on the way to the flip.

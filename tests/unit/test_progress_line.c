@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: unit tests of the progress bar's line (sender/progress_line.c):
  * at 200 columns every field and a full bar; at 80 every field; at 40
  * (where the old fixed line of about 85 columns wrapped over three lines)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: unit tests of the report's event parser (report/event.c).
  *
  * Lines as stm-send prints them, escapes decoded for meaning, nested

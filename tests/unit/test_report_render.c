@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: unit tests of the report's timeline and renderer
  * (report/timeline.c, report/render.c, report/report_sink.c).
  *

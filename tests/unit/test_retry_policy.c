@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: unit tests of the sender's reconnect policy (sender/retry_policy.c):
  * the backoff sequence and which failures are worth another attempt.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: unit tests of stm-recv's state file text and of the decisions made
  * from it (receiver/state_format.c, receiver/migration_record.c).
  *

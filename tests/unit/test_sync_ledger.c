@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: unit tests of the sender's sync ledger (sender/sync_ledger.c):
  * which ranges each SYNC covers (block-aligned, the unaligned tail left
  * for the next), when a SYNC is due within a pass, retiring what DURABLE

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: tests of the transport (proto/stm_conn.c, conn_tls.c, conn_plain.c,
  * tls_creds.c, tcp.c).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm: unit tests of the wire codec (proto/wire.c).
  *
  * Every message type is encoded and decoded back; every prefix of a valid

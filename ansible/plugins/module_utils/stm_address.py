@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # -*- coding: utf-8 -*-
 """HOST:PORT strings as the CLIs take them, and a TCP reachability probe.
 

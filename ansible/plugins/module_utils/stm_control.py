@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # -*- coding: utf-8 -*-
 """A read-only client of the migrate filter's control socket.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # -*- coding: utf-8 -*-
 """Checks of the TLS credentials stm-send and stm-recv are given.
 

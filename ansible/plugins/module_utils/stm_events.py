@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # -*- coding: utf-8 -*-
 """Reading the CLIs' --json output: one JSON object per line.
 

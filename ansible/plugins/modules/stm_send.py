@@ -1,5 +1,6 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: BSD-3-Clause
 #
 # The Ansible module that runs stm-send, the sending end of a live disk
 # migration, to completion on the source host.  It parses the CLI's --json

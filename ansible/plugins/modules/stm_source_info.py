@@ -1,5 +1,6 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: BSD-3-Clause
 #
 # The Ansible module that reports the state of a source disk: it asks the
 # migrate filter's control socket for STATUS (which any connection may ask,
