@@ -398,8 +398,10 @@ export_open (struct export *e)
     return -1;
   }
   e->state = EXPORT_OPEN;
-  log_info ("the export of %s at %s serves the image now (gate opened in "
-            "%.3f ms)", e->image, e->uri, (time_monotonic_ns () - t0) / 1e6);
+  /* This line's form is read by the Ansible module (stm_recv.py). */
+  log_info ("exporting %s over NBD at %s (nbdkit pid %d): its gate opened in "
+            "%.3f ms", e->image, e->uri, (int) e->pid,
+            (time_monotonic_ns () - t0) / 1e6);
   return 0;
 }
 
