@@ -79,13 +79,21 @@ start_guest ()
 }
 
 # stop_guest: SIGINT (fio then writes its report), wait; sets IOPS, P99_MS,
-# FIO_ERR from the report.
+# FIO_ERR from the report.  fio's nbd engine sometimes hangs after the
+# fenced source fails its writes, and is killed without a report: then
+# FIO_LOST=1 and IOPS, P99_MS are 0 (left out of the medians).
 stop_guest ()
 {
     local i
+    FIO_LOST=0
     kill -INT "$FIO_PID" 2>/dev/null
     for (( i = 0; i < 300; i++ )); do kill -0 "$FIO_PID" 2>/dev/null || break; sleep 0.1; done
     stop "$FIO_PID"
+    if ! grep -q '{' "$tmp/fio.json" 2>/dev/null; then
+        note "fio was killed without a report (see $tmp/fio.log)"
+        IOPS=0 P99_MS=0 FIO_ERR=-1 FIO_LOST=1
+        return 0
+    fi
     read -r IOPS P99_MS FIO_ERR < <(python3 - "$tmp/fio.json" <<'PY'
 import json, sys
 text = open(sys.argv[1]).read()
@@ -136,17 +144,40 @@ run_stm ()
     BYTES="$(tail -n 1 "$tmp/send.json" | sed -n 's/.*"bytes_sent":\([0-9]*\).*/\1/p')"
     PASSES="$(tail -n 1 "$tmp/send.json" | sed -n 's/.*"passes":\([0-9]*\).*/\1/p')"
     THROTTLES="$(grep -c '"event":"throttle"' "$tmp/send.json" || true)"
+    # Where the downtime went: from the last freeze to COMMITTED (the
+    # final pass, its sync, the commit; and before this change, for a
+    # forward flip, the start of the export's nbdkit), and the rest, after
+    # COMMITTED (FLIP; for a forward flip the filter's connection to the
+    # export).
+    SPLIT="$(python3 - "$tmp/send.json" "$DOWN_MS" <<'PY'
+import json, sys
+ts = {}
+for line in open(sys.argv[1]):
+    try:
+        e = json.loads(line)
+    except ValueError:
+        continue
+    if e.get("event") in ("freeze", "commit"):
+        ts[e["event"]] = e["ts"]
+if len(ts) == 2:
+    before = (ts["commit"] - ts["freeze"]) * 1000
+    print("freeze to COMMITTED %.0f ms, after it %.0f ms" %
+          (before, float(sys.argv[2]) - before))
+PY
+    )"
     if [ "$flip" = fence ]; then
         cmp -s "$tmp/src.img" "$tmp/dst.img" ||
             die "stm: the destination differs from the fenced source"
         CHECK="identical"
     else
+        [ "$FIO_LOST" = 0 ] || die "stm: fio left no report after a forward flip"
         [ "$FIO_ERR" = 0 ] || die "stm: fio saw errors across the forward flip"
         CHECK="no guest errors"
     fi
     stop "$RECV_PID"
     stop "$SRC_PID"
-    NOTE="$PASSES passes, $THROTTLES throttle steps, $CHECK"
+    NOTE="$PASSES passes, $THROTTLES throttle steps, $CHECK${SPLIT:+, $SPLIT}"
+    [ "$FIO_LOST" = 0 ] || NOTE="$NOTE, fio's report lost"
 }
 
 # A QEMU contender (copy mode $1): sets TOTAL_MS DOWN_MS BYTES NOTE.
@@ -213,8 +244,10 @@ for (( run = 1; run <= RUNS; run++ )); do
         note "${rows[-1]}"
         all_total[$c]+=" $TOTAL_MS"
         all_down[$c]+=" $DOWN_MS"
-        all_iops[$c]+=" $IOPS"
-        all_p99[$c]+=" $P99_MS"
+        if [ "$FIO_LOST" = 0 ]; then
+            all_iops[$c]+=" $IOPS"
+            all_p99[$c]+=" $P99_MS"
+        fi
     done
 done
 
