@@ -161,8 +161,9 @@ for line in open(sys.argv[1]):
         ts[e["event"]] = e["ts"]
 if len(ts) == 2:
     before = (ts["commit"] - ts["freeze"]) * 1000
+    # The event times have millisecond resolution: no negative rest.
     print("freeze to COMMITTED %.0f ms, after it %.0f ms" %
-          (before, float(sys.argv[2]) - before))
+          (before, max(0.0, float(sys.argv[2]) - before)))
 PY
     )"
     if [ "$flip" = fence ]; then
