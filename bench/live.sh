@@ -79,9 +79,10 @@ start_guest ()
 }
 
 # stop_guest: SIGINT (fio then writes its report), wait; sets IOPS, P99_MS,
-# FIO_ERR from the report.  fio's nbd engine sometimes hangs after the
-# fenced source fails its writes, and is killed without a report: then
-# FIO_LOST=1 and IOPS, P99_MS are 0 (left out of the medians).
+# FIO_ERR from the report.  After the fenced source fails its writes,
+# fio's nbd engine sometimes hangs (and is killed without a report) or
+# crashes (leaving a report that does not parse): then FIO_LOST=1 and
+# IOPS, P99_MS are 0 (left out of the medians).
 stop_guest ()
 {
     local i
@@ -94,7 +95,7 @@ stop_guest ()
         IOPS=0 P99_MS=0 FIO_ERR=-1 FIO_LOST=1
         return 0
     fi
-    read -r IOPS P99_MS FIO_ERR < <(python3 - "$tmp/fio.json" <<'PY'
+    if ! read -r IOPS P99_MS FIO_ERR < <(python3 - "$tmp/fio.json" <<'PY'
 import json, sys
 text = open(sys.argv[1]).read()
 d = json.loads(text[text.index("{"):])
@@ -103,7 +104,10 @@ w = j["write"]
 p99 = w["clat_ns"].get("percentile", {}).get("99.000000", 0) / 1e6
 print("%.0f %.2f %d" % (w["iops"], p99, j["error"]))
 PY
-    ) || die "cannot read fio's report $tmp/fio.json"
+    ); then
+        note "fio's report $tmp/fio.json does not parse (see $tmp/fio.log)"
+        IOPS=0 P99_MS=0 FIO_ERR=-1 FIO_LOST=1
+    fi
 }
 
 # The stm contender, flipping $1 (fence or forward): sets TOTAL_MS
@@ -144,11 +148,11 @@ run_stm ()
     BYTES="$(tail -n 1 "$tmp/send.json" | sed -n 's/.*"bytes_sent":\([0-9]*\).*/\1/p')"
     PASSES="$(tail -n 1 "$tmp/send.json" | sed -n 's/.*"passes":\([0-9]*\).*/\1/p')"
     THROTTLES="$(grep -c '"event":"throttle"' "$tmp/send.json" || true)"
-    # Where the downtime went: from the last freeze to COMMITTED (the
-    # final pass, its sync, the commit; and before this change, for a
-    # forward flip, the start of the export's nbdkit), and the rest, after
-    # COMMITTED (FLIP; for a forward flip the filter's connection to the
-    # export).
+    # Where the downtime went: from the last freeze to COMMIT sent (the
+    # final pass and its sync), and the rest: the COMMIT round trip (the
+    # receiver's fdatasync and state file, and before the export moved to
+    # HELLO, for a forward flip, the start of its nbdkit) and the FLIP
+    # (for a forward flip, the filter's connection to the export).
     SPLIT="$(python3 - "$tmp/send.json" "$DOWN_MS" <<'PY'
 import json, sys
 ts = {}
@@ -162,7 +166,7 @@ for line in open(sys.argv[1]):
 if len(ts) == 2:
     before = (ts["commit"] - ts["freeze"]) * 1000
     # The event times have millisecond resolution: no negative rest.
-    print("freeze to COMMITTED %.0f ms, after it %.0f ms" %
+    print("freeze to COMMIT %.0f ms, COMMIT to the flip %.0f ms" %
           (before, max(0.0, float(sys.argv[2]) - before)))
 PY
     )"
@@ -223,7 +227,7 @@ print(int(float(m.group(1)) * units[m.group(2)]) if m else 0)' "$tmp/stats.txt")
 
 declare -a rows
 # Each contender's figures over its runs, space-separated, for the medians.
-declare -A all_total all_down all_iops all_p99
+declare -A all_total all_down all_iops all_p99 all_after
 contenders=()
 for c in $stm_contenders qemu-background qemu-write-blocking; do
     case "$SKIP" in *" $c "*) continue ;; esac
@@ -244,6 +248,7 @@ for (( run = 1; run <= RUNS; run++ )); do
                   "$P99_MS" "$(awk -v b="$BYTES" 'BEGIN { print b / 1048576 }')" "$NOTE")")
         note "${rows[-1]}"
         all_total[$c]+=" $TOTAL_MS"
+        all_after[$c]+=" $(echo "$SPLIT" | sed -n 's/.*COMMIT to the flip \([0-9]*\) ms.*/\1/p')"
         all_down[$c]+=" $DOWN_MS"
         if [ "$FIO_LOST" = 0 ]; then
             all_iops[$c]+=" $IOPS"
@@ -268,12 +273,13 @@ printf '%-20s %4s %9s %11s %9s %10s %9s  %s\n' contender run "total s" "downtime
        "write IOPS" "p99 ms" "sent MiB" notes
 printf '%s\n' "${rows[@]}"
 printf '\nmedians of %d run(s)\n' "$RUNS"
-printf '%-20s %9s %11s %9s %10s  %s\n' contender "total s" "downtime ms" "write IOPS" \
-       "p99 ms" "downtime of each run, ms"
+printf '%-20s %9s %11s %9s %10s %15s  %s\n' contender "total s" "downtime ms" "write IOPS" \
+       "p99 ms" "COMMIT-flip ms" "downtime of each run, ms"
 for c in "${contenders[@]}"; do
     # shellcheck disable=SC2086
-    printf '%-20s %9.2f %11.1f %9.0f %10.2f  %s\n' "$c" \
+    printf '%-20s %9.2f %11.1f %9.0f %10.2f %15s  %s\n' "$c" \
            "$(awk -v m="$(fmedian ${all_total[$c]})" 'BEGIN { print m / 1000 }')" \
            "$(fmedian ${all_down[$c]})" "$(fmedian ${all_iops[$c]})" \
-           "$(fmedian ${all_p99[$c]})" "$(echo ${all_down[$c]} | sed 's/ / \/ /g')"
+           "$(fmedian ${all_p99[$c]})" "$(fmedian ${all_after[$c]:-})" \
+           "$(echo ${all_down[$c]} | sed 's/ / \/ /g')"
 done
