@@ -38,8 +38,17 @@ extern char **environ;
 #define NS_PER_S 1000000000ull
 /* Between looks at the pidfile while nbdkit starts. */
 #define EXPORT_POLL_S 0.005
-/* After SIGTERM, how long nbdkit gets to go before SIGKILL. */
+/* After SIGTERM, how long nbdkit gets to go before SIGKILL, while the
+ * loop runs (export_relaunch). */
 #define EXPORT_STOP_TIMEOUT_S 5
+/* The same when stm-recv ends (export_free), which waits for it.  nbdkit
+ * does not always exit on SIGTERM while a client (the source's forward
+ * connections) keeps an idle TLS connection open, and a supervisor that
+ * gives stm-recv a few seconds before SIGKILL would otherwise kill it in
+ * this wait and leave the gate's directory behind.  The file plugin has
+ * nothing to lose to SIGKILL: every write it acknowledged is in the
+ * file. */
+#define EXPORT_FREE_TIMEOUT_MS 1000
 
 struct export {
   struct ev_loop *loop;
@@ -463,7 +472,7 @@ export_free (struct export *e)
     int status;
 
     kill (e->pid, SIGTERM);
-    for (int i = 0; i < EXPORT_STOP_TIMEOUT_S * 100; i++) {
+    for (int i = 0; i < EXPORT_FREE_TIMEOUT_MS / 10; i++) {
       if (waitpid (e->pid, &status, WNOHANG) == e->pid) {
         e->pid = -1;
         break;

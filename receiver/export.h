@@ -94,7 +94,7 @@ enum export_state export_state (const struct export *e);
 /* The address clients use ("nbds://HOST:PORT/"). */
 const char *export_uri (const struct export *e);
 
-/* Stop nbdkit (SIGTERM, then SIGKILL after a few seconds; this waits),
+/* Stop nbdkit (SIGTERM, then SIGKILL after a second; this waits),
  * remove the gate and free.  For the end of the process, or a receiver
  * that is finishing. */
 void export_free (struct export *e);
