@@ -211,8 +211,7 @@ adopt_output_state (struct receiver *rx)
 
 /* ---- the policy: what the sessions report, and what follows ---- */
 
-
-/* ---- the export (--export): started early, opened at the commit ----
+/* The export (--export): started early, opened at the commit.
  *
  * The export's nbdkit is started when a sender's HELLO is accepted, long
  * before any freeze, with its gate closed (export.h): it refuses every
