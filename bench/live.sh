@@ -4,8 +4,9 @@
 #
 #   bench/live.sh [BUILD_DIR]      (default $STM_BUILD, else _build/)
 #
-# The guest stand-in is fio's nbd engine doing unthrottled 4k random
-# writes at iodepth 8 over the whole image (see /work/shared/anchors.md).
+# The guest stand-in is fio's nbd engine doing 4k random writes at
+# iodepth 8 over the whole image (see /work/shared/anchors.md),
+# unthrottled unless RATE is set.
 # It starts one second before each migration and is stopped (SIGINT) as
 # soon as the migration has ended, so its IOPS and p99 write latency cover
 # the migration (plus that first second, the same for every contender).
@@ -15,6 +16,8 @@
 #                        --tls-psk (TLS 1.3) into stm-recv; --flip fence
 #                        (FLIP=forward: stm-recv --export and a forward
 #                        flip, so the guest keeps writing through it)
+#   stm-fence, stm-forward   with FLIP=both: both of those, in every run,
+#                        one after the other, so their downtimes compare
 #   qemu-background      qemu-storage-daemon blockdev-mirror
 #                        copy-mode=background into a plain nbdkit
 #   qemu-write-blocking  the same with copy-mode=write-blocking
@@ -30,21 +33,35 @@
 # whose cancel (QEMU's cutover) has not completed within CUTOVER_TIMEOUT
 # seconds is force-cancelled and reported so, its times lower bounds.
 #
-# Environment: SIZE_MIB (default 512), RUNS (default 1), FLIP (fence or
-# forward), READY_TIMEOUT and CUTOVER_TIMEOUT (default 120 each), SKIP
-# (contenders to leave out), MIGRATE_BLOCK (the filter's migrate-block
-# for stm, default the filter's 64K), BENCH_DIR, KEEP.
+# After the runs, a table of every run and one of the medians of each
+# contender over its runs.
+#
+# Environment: SIZE_MIB (default 512), RUNS (default 1), FLIP (fence,
+# forward or both), RATE (the guest's write rate, fio's --rate, e.g. 20m
+# for 20 MiB/s; default unthrottled), READY_TIMEOUT and CUTOVER_TIMEOUT
+# (default 120 each), SKIP (contenders to leave out), MIGRATE_BLOCK (the
+# filter's migrate-block for stm, default the filter's 64K), BENCH_DIR,
+# KEEP.
 _live_runs="${RUNS:-1}"
 source "$(dirname "$0")/bench-lib.sh"
 
 SIZE_MIB="${SIZE_MIB:-512}"
 RUNS="$_live_runs"
 FLIP="${FLIP:-fence}"
+RATE="${RATE:-}"
 READY_TIMEOUT="${READY_TIMEOUT:-120}"
 CUTOVER_TIMEOUT="${CUTOVER_TIMEOUT:-120}"
 SKIP=" ${SKIP:-} "
-need nbdkit; need fio; need psktool; need python3; need qemu-storage-daemon
-[ "$FLIP" = fence ] || [ "$FLIP" = forward ] || die "FLIP must be fence or forward"
+need nbdkit; need fio; need psktool; need python3
+# QEMU is needed only when one of its contenders runs.
+for c in qemu-background qemu-write-blocking; do
+    case "$SKIP" in *" $c "*) ;; *) need qemu-storage-daemon ;; esac
+done
+case "$FLIP" in
+    fence|forward) stm_contenders="stm" ;;
+    both) stm_contenders="stm-fence stm-forward" ;;
+    *) die "FLIP must be fence, forward or both" ;;
+esac
 
 make_random "$tmp/orig.img" "$SIZE_MIB"
 make_psk "$tmp/keys.psk"
@@ -55,21 +72,30 @@ start_guest ()
     rm -f "$tmp/fio.json"
     spawn "$tmp/fio.log" fio --name=guest --ioengine=nbd --uri="$1" \
           --rw=randwrite --bs=4k --iodepth=8 --size="${SIZE_MIB}m" \
-          --time_based --runtime=900 --output-format=json --output="$tmp/fio.json"
+          ${RATE:+--rate="$RATE"} --time_based --runtime=900 --output-format=json --output="$tmp/fio.json"
     FIO_PID=$SPAWNED
     sleep 1
     kill -0 "$FIO_PID" 2>/dev/null || { cat "$tmp/fio.log" >&2; die "fio exited at start"; }
 }
 
 # stop_guest: SIGINT (fio then writes its report), wait; sets IOPS, P99_MS,
-# FIO_ERR from the report.
+# FIO_ERR from the report.  After the fenced source fails its writes,
+# fio's nbd engine sometimes hangs (and is killed without a report) or
+# crashes (leaving a report that does not parse): then FIO_LOST=1 and
+# IOPS, P99_MS are 0 (left out of the medians).
 stop_guest ()
 {
     local i
+    FIO_LOST=0
     kill -INT "$FIO_PID" 2>/dev/null
     for (( i = 0; i < 300; i++ )); do kill -0 "$FIO_PID" 2>/dev/null || break; sleep 0.1; done
     stop "$FIO_PID"
-    read -r IOPS P99_MS FIO_ERR < <(python3 - "$tmp/fio.json" <<'PY'
+    if ! grep -q '{' "$tmp/fio.json" 2>/dev/null; then
+        note "fio was killed without a report (see $tmp/fio.log)"
+        IOPS=0 P99_MS=0 FIO_ERR=-1 FIO_LOST=1
+        return 0
+    fi
+    if ! read -r IOPS P99_MS FIO_ERR < <(python3 - "$tmp/fio.json" <<'PY'
 import json, sys
 text = open(sys.argv[1]).read()
 d = json.loads(text[text.index("{"):])
@@ -78,17 +104,21 @@ w = j["write"]
 p99 = w["clat_ns"].get("percentile", {}).get("99.000000", 0) / 1e6
 print("%.0f %.2f %d" % (w["iops"], p99, j["error"]))
 PY
-    ) || die "cannot read fio's report $tmp/fio.json"
+    ); then
+        note "fio's report $tmp/fio.json does not parse (see $tmp/fio.log)"
+        IOPS=0 P99_MS=0 FIO_ERR=-1 FIO_LOST=1
+    fi
 }
 
-# The stm contender: sets TOTAL_MS DOWN_MS BYTES.
+# The stm contender, flipping $1 (fence or forward): sets TOTAL_MS
+# DOWN_MS BYTES NOTE.
 run_stm ()
 {
-    local export_port="" extra=() rc=0 t0 t1 i
+    local flip="$1" export_port="" extra=() rc=0 t0 t1 i
     cp "$tmp/orig.img" "$tmp/src.img"
     rm -f "$tmp/dst.img" "$tmp/dst.img.stm-state"
     start_source file file="$tmp/src.img" ${MIGRATE_BLOCK:+migrate-block=$MIGRATE_BLOCK}
-    if [ "$FLIP" = forward ]; then
+    if [ "$flip" = forward ]; then
         export_port="$(free_port)"
         extra=(--export "127.0.0.1:$export_port")
     fi
@@ -108,7 +138,7 @@ run_stm ()
     start_guest "$SRC_URI"
     t0=$(now_ms)
     "$STM_SEND" --source "$SRC_URI" --control "$SRC_CTL" --dest "127.0.0.1:$RECV_PORT" \
-        --tls-psk "$tmp/keys.psk" --flip "$FLIP" --json --no-progress \
+        --tls-psk "$tmp/keys.psk" --flip "$flip" --json --no-progress \
         >"$tmp/send.json" 2>"$tmp/send.log" </dev/null || rc=$?
     t1=$(now_ms)
     stop_guest
@@ -118,17 +148,41 @@ run_stm ()
     BYTES="$(tail -n 1 "$tmp/send.json" | sed -n 's/.*"bytes_sent":\([0-9]*\).*/\1/p')"
     PASSES="$(tail -n 1 "$tmp/send.json" | sed -n 's/.*"passes":\([0-9]*\).*/\1/p')"
     THROTTLES="$(grep -c '"event":"throttle"' "$tmp/send.json" || true)"
-    if [ "$FLIP" = fence ]; then
+    # Where the downtime went: from the last freeze to COMMIT sent (the
+    # final pass and its sync), and the rest: the COMMIT round trip (the
+    # receiver's fdatasync and state file, and before the export moved to
+    # HELLO, for a forward flip, the start of its nbdkit) and the FLIP
+    # (for a forward flip, the filter's connection to the export).
+    SPLIT="$(python3 - "$tmp/send.json" "$DOWN_MS" <<'PY'
+import json, sys
+ts = {}
+for line in open(sys.argv[1]):
+    try:
+        e = json.loads(line)
+    except ValueError:
+        continue
+    if e.get("event") in ("freeze", "commit"):
+        ts[e["event"]] = e["ts"]
+if len(ts) == 2:
+    before = (ts["commit"] - ts["freeze"]) * 1000
+    # The event times have millisecond resolution: no negative rest.
+    print("freeze to COMMIT %.0f ms, COMMIT to the flip %.0f ms" %
+          (before, max(0.0, float(sys.argv[2]) - before)))
+PY
+    )"
+    if [ "$flip" = fence ]; then
         cmp -s "$tmp/src.img" "$tmp/dst.img" ||
             die "stm: the destination differs from the fenced source"
         CHECK="identical"
     else
+        [ "$FIO_LOST" = 0 ] || die "stm: fio left no report after a forward flip"
         [ "$FIO_ERR" = 0 ] || die "stm: fio saw errors across the forward flip"
         CHECK="no guest errors"
     fi
     stop "$RECV_PID"
     stop "$SRC_PID"
-    NOTE="$PASSES passes, $THROTTLES throttle steps, $CHECK"
+    NOTE="$PASSES passes, $THROTTLES throttle steps, $CHECK${SPLIT:+, $SPLIT}"
+    [ "$FIO_LOST" = 0 ] || NOTE="$NOTE, fio's report lost"
 }
 
 # A QEMU contender (copy mode $1): sets TOTAL_MS DOWN_MS BYTES NOTE.
@@ -172,12 +226,20 @@ print(int(float(m.group(1)) * units[m.group(2)]) if m else 0)' "$tmp/stats.txt")
 }
 
 declare -a rows
+# Each contender's figures over its runs, space-separated, for the medians.
+declare -A all_total all_down all_iops all_p99 all_after
+contenders=()
+for c in $stm_contenders qemu-background qemu-write-blocking; do
+    case "$SKIP" in *" $c "*) continue ;; esac
+    contenders+=("$c")
+done
 for (( run = 1; run <= RUNS; run++ )); do
-    for c in stm qemu-background qemu-write-blocking; do
-        case "$SKIP" in *" $c "*) continue ;; esac
+    for c in "${contenders[@]}"; do
         note "run $run: $c (${SIZE_MIB} MiB)"
         case "$c" in
-            stm) run_stm ;;
+            stm) run_stm "$FLIP" ;;
+            stm-fence) run_stm fence ;;
+            stm-forward) run_stm forward ;;
             qemu-background) run_qemu background ;;
             qemu-write-blocking) run_qemu write-blocking ;;
         esac
@@ -185,10 +247,39 @@ for (( run = 1; run <= RUNS; run++ )); do
                   "$(awk -v m="$TOTAL_MS" 'BEGIN { print m / 1000 }')" "$DOWN_MS" "$IOPS" \
                   "$P99_MS" "$(awk -v b="$BYTES" 'BEGIN { print b / 1048576 }')" "$NOTE")")
         note "${rows[-1]}"
+        all_total[$c]+=" $TOTAL_MS"
+        all_after[$c]+=" $(echo "$SPLIT" | sed -n 's/.*COMMIT to the flip \([0-9]*\) ms.*/\1/p')"
+        all_down[$c]+=" $DOWN_MS"
+        if [ "$FIO_LOST" = 0 ]; then
+            all_iops[$c]+=" $IOPS"
+            all_p99[$c]+=" $P99_MS"
+        fi
     done
 done
 
-printf '\n%s MiB image, fio 4k random writes iodepth 8 unthrottled, flip %s\n' "$SIZE_MIB" "$FLIP"
+# fmedian N...: the median of decimal numbers.
+fmedian ()
+{
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+        if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2];
+        else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+guest_rate="unthrottled"
+[ -n "$RATE" ] && guest_rate="at --rate=$RATE"
+printf '\n%s MiB image, fio 4k random writes iodepth 8 %s, flip %s\n' "$SIZE_MIB" \
+       "$guest_rate" "$FLIP"
 printf '%-20s %4s %9s %11s %9s %10s %9s  %s\n' contender run "total s" "downtime ms" \
        "write IOPS" "p99 ms" "sent MiB" notes
 printf '%s\n' "${rows[@]}"
+printf '\nmedians of %d run(s)\n' "$RUNS"
+printf '%-20s %9s %11s %9s %10s %15s  %s\n' contender "total s" "downtime ms" "write IOPS" \
+       "p99 ms" "COMMIT-flip ms" "downtime of each run, ms"
+for c in "${contenders[@]}"; do
+    # shellcheck disable=SC2086
+    printf '%-20s %9.2f %11.1f %9.0f %10.2f %15s  %s\n' "$c" \
+           "$(awk -v m="$(fmedian ${all_total[$c]})" 'BEGIN { print m / 1000 }')" \
+           "$(fmedian ${all_down[$c]})" "$(fmedian ${all_iops[$c]})" \
+           "$(fmedian ${all_p99[$c]})" "$(fmedian ${all_after[$c]:-})" \
+           "$(echo ${all_down[$c]} | sed 's/ / \/ /g')"
+done

@@ -1,14 +1,19 @@
-/* stm-recv: serving the finished image over NBD (see export.h).
+/* stm-recv: serving the committed image over NBD (see export.h).
  *
- * nbdkit is started with posix_spawn and watched with an ev_child watcher
- * on the (default) loop, which keeps the loop, and so stm-recv, running
- * while the export is up.  Readiness is nbdkit's pidfile, in a private
- * directory: nbdkit writes it once it listens, never when it cannot bind,
- * and it names the pid of the nbdkit started here, whereas a TCP probe
- * would be answered by any other server already on the port.  The
- * pidfile is looked at every few milliseconds, before the loop runs
- * again, until it names that pid, nbdkit exits, or
- * EXPORT_START_TIMEOUT_S runs out.
+ * nbdkit is started with posix_spawn as
+ *   nbdkit -f -i HOST -p PORT --exit-with-parent -P DIR/nbdkit.pid TLS...
+ *          --filter=error file file=IMAGE
+ *          error=EPERM error-rate=100% error-file=DIR/gate
+ * where DIR is a private directory (mkdtemp under $TMPDIR).  While
+ * DIR/gate exists the error filter fails every data request; the file
+ * is created before nbdkit starts and removed to open the gate.
+ *
+ * Readiness is nbdkit's pidfile, polled by an ev_timer every few
+ * milliseconds: nbdkit writes it once it listens, and never when it
+ * cannot bind.  (A probe connecting to the port would also be answered
+ * by any other server already there, and COMMITTED would then send a
+ * guest to the wrong image.)  Exits are reaped by an ev_child watcher on
+ * the default loop.
  */
 #include <config.h>
 
@@ -32,17 +37,45 @@ extern char **environ;
 
 #define NS_PER_S 1000000000ull
 /* Between looks at the pidfile while nbdkit starts. */
-#define EXPORT_POLL_NS (5 * 1000 * 1000)
-/* After SIGTERM, how long nbdkit gets to go before SIGKILL. */
+#define EXPORT_POLL_S 0.005
+/* After SIGTERM, how long nbdkit gets to go before SIGKILL, while the
+ * loop runs (export_relaunch). */
 #define EXPORT_STOP_TIMEOUT_S 5
+/* The same when stm-recv ends (export_free), which waits for it.  nbdkit
+ * does not always exit on SIGTERM while a client (the source's forward
+ * connections) keeps an idle TLS connection open, and a supervisor that
+ * gives stm-recv a few seconds before SIGKILL would otherwise kill it in
+ * this wait and leave the gate's directory behind.  The file plugin has
+ * nothing to lose to SIGKILL: every write it acknowledged is in the
+ * file. */
+#define EXPORT_FREE_TIMEOUT_MS 1000
 
 struct export {
   struct ev_loop *loop;
-  pid_t pid;
-  ev_child child;
-  export_exit_fn on_exit;
+  const struct export_hooks *hooks;
   void *opaque;
+  enum export_state state;
+  pid_t pid;                     /* the running nbdkit, or -1 */
+  bool retiring;                 /* pid was told to go (SIGTERM) */
+  bool launch_after_exit;        /* start another once pid is reaped */
+  bool start_timed_out;          /* pid was killed for not becoming ready */
+  uint64_t spawned_ns;           /* when pid was started */
+  ev_child child;                /* reaps pid */
+  ev_timer poll;                 /* the pidfile while STARTING */
+  ev_timer kill_timer;           /* SIGKILL for a retiring nbdkit */
+
+  char image[PATH_MAX];
   char where[RECEIVER_HOST_MAX + 16];   /* HOST:PORT, for messages */
+  char uri[RECEIVER_HOST_MAX + 32];
+  char piddir[PATH_MAX];
+  char pidfile[PATH_MAX + 16];
+  char gate[PATH_MAX + 16];
+
+  /* nbdkit's command line, built once. */
+  char host[RECEIVER_HOST_MAX], port[8];
+  char file_arg[PATH_MAX + 8], gate_arg[PATH_MAX + 32];
+  char psk_arg[PATH_MAX + 16], certs_arg[PATH_MAX + 32];
+  const char *argv[32];
 };
 
 int
@@ -57,10 +90,19 @@ export_format_uri (const char *host, uint16_t port, int tls, char *uri, size_t u
   return n < 0 || (size_t) n >= urilen ? -1 : 0;
 }
 
-/* Has the nbdkit we started said it is ready?  nbdkit writes its pidfile
- * once it listens, and never when it cannot bind.  (A probe connecting to
- * the port would also be answered by any other server already there, and
- * COMMITTED would then send a guest to the wrong image.) */
+enum export_state
+export_state (const struct export *e)
+{
+  return e->state;
+}
+
+const char *
+export_uri (const struct export *e)
+{
+  return e->uri;
+}
+
+/* Has the nbdkit we started said it is ready (its pidfile names it)? */
 static bool
 pidfile_names (const char *pidfile, pid_t pid)
 {
@@ -78,193 +120,359 @@ pidfile_names (const char *pidfile, pid_t pid)
   return strtol (buf, NULL, 10) == (long) pid;
 }
 
+static int
+exit_code (int status)
+{
+  return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
+}
+
+/* Create the gate file (idempotent). */
+static int
+gate_create (struct export *e)
+{
+  int fd = open (e->gate, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd == -1)
+    return -1;
+  close (fd);
+  return 0;
+}
+
+static void spawn_nbdkit (struct export *e);
+
+static void
+poll_cb (struct ev_loop *loop, ev_timer *w, int revents)
+{
+  struct export *e = w->data;
+
+  if (e->state != EXPORT_STARTING || e->pid <= 0) {
+    ev_timer_stop (loop, w);
+    return;
+  }
+  if (pidfile_names (e->pidfile, e->pid)) {
+    ev_timer_stop (loop, w);
+    (void) unlink (e->pidfile);
+    e->state = EXPORT_CLOSED;
+    log_info ("nbdkit (pid %d) is ready to export %s at %s after %.0f ms; "
+              "it refuses every request until a commit",
+              (int) e->pid, e->image, e->uri,
+              (time_monotonic_ns () - e->spawned_ns) / 1e6);
+    e->hooks->ready (e->opaque);
+    return;
+  }
+  if (time_monotonic_ns () - e->spawned_ns > EXPORT_START_TIMEOUT_S * NS_PER_S) {
+    ev_timer_stop (loop, w);
+    log_error ("nbdkit (pid %d) exporting %s did not become ready on %s "
+               "within %d s; killing it", (int) e->pid, e->image, e->where,
+               EXPORT_START_TIMEOUT_S);
+    /* The failed hook follows when the child is reaped. */
+    e->start_timed_out = true;
+    kill (e->pid, SIGKILL);
+  }
+}
+
+static void
+kill_cb (struct ev_loop *loop, ev_timer *w, int revents)
+{
+  struct export *e = w->data;
+
+  if (e->pid > 0) {
+    log_warning ("nbdkit (pid %d) exporting %s did not exit within %d s of "
+                 "SIGTERM; killing it", (int) e->pid, e->image,
+                 EXPORT_STOP_TIMEOUT_S);
+    kill (e->pid, SIGKILL);
+  }
+}
+
 static void
 child_cb (struct ev_loop *loop, ev_child *w, int revents)
 {
   struct export *e = w->data;
+  enum export_state was = e->state;
+  int status = w->rstatus;
+
   ev_child_stop (loop, w);
+  ev_timer_stop (loop, &e->poll);
+  ev_timer_stop (loop, &e->kill_timer);
   e->pid = -1;
-  if (e->on_exit)
-    e->on_exit (e->opaque, w->rstatus);
+  e->state = EXPORT_STOPPED;
+  /* The gate stays closed while no nbdkit runs, so the next one starts
+   * refusing. */
+  if (gate_create (e) == -1)
+    log_error ("cannot create the export's gate file %s: %m", e->gate);
+
+  if (e->retiring) {
+    e->retiring = false;
+    if (e->launch_after_exit) {
+      e->launch_after_exit = false;
+      spawn_nbdkit (e);
+    }
+    return;
+  }
+  if (was == EXPORT_STARTING) {
+    if (!e->start_timed_out)
+      log_error ("nbdkit exporting %s on %s exited at start (status %d; is "
+                 "the port in use?): see its messages above", e->image,
+                 e->where, exit_code (status));
+    e->start_timed_out = false;
+    e->hooks->failed (e->opaque);
+    return;
+  }
+  e->hooks->exited (e->opaque, status, was == EXPORT_OPEN);
 }
 
-/* The private directory of nbdkit's pidfile, and the file. */
+/* Start nbdkit behind the closed gate.  On a failure that happens here
+ * (spawn itself), the failed hook is not called: the state is STOPPED
+ * and the caller learns it from export_launch's -1. */
 static void
-remove_pidfile_dir (const char *piddir, const char *pidfile)
+spawn_nbdkit (struct export *e)
 {
-  (void) unlink (pidfile);
-  (void) rmdir (piddir);
+  posix_spawn_file_actions_t fa;
+  int r;
+
+  if (gate_create (e) == -1) {
+    log_error ("cannot export %s: cannot create its gate file %s: %m",
+               e->image, e->gate);
+    return;
+  }
+  (void) unlink (e->pidfile);
+
+  /* nbdkit's stdin is /dev/null; its messages go to our stderr. */
+  posix_spawn_file_actions_init (&fa);
+  posix_spawn_file_actions_addopen (&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2 (&fa, 2, 1);
+  r = posix_spawnp (&e->pid, "nbdkit", &fa, NULL, (char *const *) e->argv, environ);
+  posix_spawn_file_actions_destroy (&fa);
+  if (r != 0) {
+    log_error ("cannot start nbdkit to export %s on %s: %s", e->image, e->where,
+               strerror (r));
+    e->pid = -1;
+    return;
+  }
+  e->spawned_ns = time_monotonic_ns ();
+  e->state = EXPORT_STARTING;
+  e->start_timed_out = false;
+  ev_child_set (&e->child, e->pid, 0);
+  ev_child_start (e->loop, &e->child);
+  ev_timer_start (e->loop, &e->poll);
 }
 
-static struct export *
-start_nbdkit (struct ev_loop *loop, const struct receiver_options *opts,
-              const char *image, char *uri, size_t urilen,
-              export_exit_fn on_exit, void *opaque)
+struct export *
+export_new (struct ev_loop *loop, const struct receiver_options *opts,
+            const char *image, const struct export_hooks *hooks, void *opaque)
 {
-  char host[RECEIVER_HOST_MAX], port[8], file_arg[PATH_MAX + 8];
-  char psk_arg[PATH_MAX + 16], certs_arg[PATH_MAX + 32], path[PATH_MAX];
-  char piddir[PATH_MAX], pidfile[PATH_MAX + 16];
-  const char *argv[24];
+  char path[PATH_MAX];
+  struct export *e;
   int argc = 0;
 
+  e = calloc (1, sizeof *e);
+  if (e == NULL) {
+    log_error ("out of memory");
+    return NULL;
+  }
+  e->loop = loop;
+  e->hooks = hooks;
+  e->opaque = opaque;
+  e->pid = -1;
+  e->state = EXPORT_STOPPED;
+  snprintf (e->where, sizeof e->where, "%s:%u", opts->export_host,
+            (unsigned) opts->export_port);
+
   /* nbdkit wants a bare IPv6 address, the URI a bracketed one. */
-  snprintf (host, sizeof host, "%s", opts->export_host);
-  if (host[0] == '[') {
-    memmove (host, host + 1, strlen (host));
-    char *close_bracket = strchr (host, ']');
+  snprintf (e->host, sizeof e->host, "%s", opts->export_host);
+  if (e->host[0] == '[') {
+    memmove (e->host, e->host + 1, strlen (e->host));
+    char *close_bracket = strchr (e->host, ']');
     if (close_bracket)
       *close_bracket = '\0';
   }
-  snprintf (port, sizeof port, "%u", (unsigned) opts->export_port);
-  if (export_format_uri (host, opts->export_port,
-                         opts->tls.mode != TLS_MODE_INSECURE, uri, urilen) == -1) {
-    log_error ("--export %s:%u: the URI is too long", host, opts->export_port);
-    return NULL;
+  snprintf (e->port, sizeof e->port, "%u", (unsigned) opts->export_port);
+  if (export_format_uri (e->host, opts->export_port,
+                         opts->tls.mode != TLS_MODE_INSECURE,
+                         e->uri, sizeof e->uri) == -1) {
+    log_error ("--export %s: the URI is too long", e->where);
+    goto fail;
   }
   if (realpath (image, path) == NULL) {
     log_error ("cannot export %s: %s", image, strerror (errno));
-    return NULL;
+    goto fail;
   }
-  snprintf (file_arg, sizeof file_arg, "file=%s", path);
+  snprintf (e->image, sizeof e->image, "%s", path);
+  snprintf (e->file_arg, sizeof e->file_arg, "file=%s", path);
 
-  argv[argc++] = "nbdkit";
-  argv[argc++] = "-f";
-  argv[argc++] = "-i";
-  argv[argc++] = host;
-  argv[argc++] = "-p";
-  argv[argc++] = port;
-  argv[argc++] = "--exit-with-parent";
-  argv[argc++] = "-P";
-  argv[argc++] = pidfile;       /* filled in below */
+  /* A private directory for the pidfile that says nbdkit is ready and
+   * for the gate, which nobody else may remove. */
+  const char *tmpdir = getenv ("TMPDIR");
+  if (tmpdir == NULL || tmpdir[0] == '\0')
+    tmpdir = "/tmp";
+  snprintf (e->piddir, sizeof e->piddir, "%s/stm-recv-export.XXXXXX", tmpdir);
+  if (mkdtemp (e->piddir) == NULL) {
+    log_error ("cannot export %s: cannot create a directory for nbdkit's "
+               "pidfile and gate in %s: %s", image, tmpdir, strerror (errno));
+    goto fail;
+  }
+  snprintf (e->pidfile, sizeof e->pidfile, "%s/nbdkit.pid", e->piddir);
+  snprintf (e->gate, sizeof e->gate, "%s/gate", e->piddir);
+  snprintf (e->gate_arg, sizeof e->gate_arg, "error-file=%s", e->gate);
+
+  e->argv[argc++] = "nbdkit";
+  e->argv[argc++] = "-f";
+  e->argv[argc++] = "-i";
+  e->argv[argc++] = e->host;
+  e->argv[argc++] = "-p";
+  e->argv[argc++] = e->port;
+  e->argv[argc++] = "--exit-with-parent";
+  e->argv[argc++] = "-P";
+  e->argv[argc++] = e->pidfile;
   switch (opts->tls.mode) {
   case TLS_MODE_PSK:
     if (realpath (opts->tls.psk_file, path) == NULL) {
       log_error ("cannot export %s: %s: %s", image, opts->tls.psk_file, strerror (errno));
-      return NULL;
+      goto fail_dir;
     }
-    snprintf (psk_arg, sizeof psk_arg, "--tls-psk=%s", path);
-    argv[argc++] = "--tls=require";
-    argv[argc++] = psk_arg;
+    snprintf (e->psk_arg, sizeof e->psk_arg, "--tls-psk=%s", path);
+    e->argv[argc++] = "--tls=require";
+    e->argv[argc++] = e->psk_arg;
     break;
   case TLS_MODE_X509:
     /* nbdkit looks in the directory for ca-cert.pem, server-cert.pem and
      * server-key.pem: the receiver's own --tls-certs layout. */
     if (realpath (opts->tls.certs_dir, path) == NULL) {
       log_error ("cannot export %s: %s: %s", image, opts->tls.certs_dir, strerror (errno));
-      return NULL;
+      goto fail_dir;
     }
-    snprintf (certs_arg, sizeof certs_arg, "--tls-certificates=%s", path);
-    argv[argc++] = "--tls=require";
-    argv[argc++] = certs_arg;
-    argv[argc++] = "--tls-verify-peer";
+    snprintf (e->certs_arg, sizeof e->certs_arg, "--tls-certificates=%s", path);
+    e->argv[argc++] = "--tls=require";
+    e->argv[argc++] = e->certs_arg;
+    e->argv[argc++] = "--tls-verify-peer";
     break;
   case TLS_MODE_INSECURE:
-    argv[argc++] = "--tls=off";
+    e->argv[argc++] = "--tls=off";
     break;
   }
-  argv[argc++] = "file";
-  argv[argc++] = file_arg;
-  argv[argc] = NULL;
+  /* The gate: while the file exists, every data request fails with EPERM
+   * ("operation not permitted", not an I/O error of the disk). */
+  e->argv[argc++] = "--filter=error";
+  e->argv[argc++] = "file";
+  e->argv[argc++] = e->file_arg;
+  e->argv[argc++] = "error=EPERM";
+  e->argv[argc++] = "error-rate=100%";
+  e->argv[argc++] = e->gate_arg;
+  e->argv[argc] = NULL;
 
-  /* A private directory for the pidfile that says nbdkit is ready. */
-  const char *tmpdir = getenv ("TMPDIR");
-  if (tmpdir == NULL || tmpdir[0] == '\0')
-    tmpdir = "/tmp";
-  snprintf (piddir, sizeof piddir, "%s/stm-recv-export.XXXXXX", tmpdir);
-  if (mkdtemp (piddir) == NULL) {
-    log_error ("cannot export %s: cannot create a directory for nbdkit's "
-               "pidfile in %s: %s", image, tmpdir, strerror (errno));
-    return NULL;
-  }
-  snprintf (pidfile, sizeof pidfile, "%s/nbdkit.pid", piddir);
-
-  struct export *e = calloc (1, sizeof *e);
-  if (e == NULL) {
-    log_error ("out of memory");
-    rmdir (piddir);
-    return NULL;
-  }
-  e->loop = loop;
-  e->on_exit = on_exit;
-  e->opaque = opaque;
-  snprintf (e->where, sizeof e->where, "%s:%u", opts->export_host,
-            (unsigned) opts->export_port);
-
-  /* nbdkit's stdin is /dev/null; its messages go to our stderr. */
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init (&fa);
-  posix_spawn_file_actions_addopen (&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2 (&fa, 2, 1);
-  int r = posix_spawnp (&e->pid, "nbdkit", &fa, NULL, (char *const *) argv, environ);
-  posix_spawn_file_actions_destroy (&fa);
-  if (r != 0) {
-    log_error ("cannot start nbdkit to export %s on %s: %s", image, e->where,
-               strerror (r));
-    rmdir (piddir);
-    free (e);
-    return NULL;
+  if (gate_create (e) == -1) {
+    log_error ("cannot export %s: cannot create its gate file %s: %m",
+               image, e->gate);
+    goto fail_dir;
   }
 
-  struct timespec pause = { 0, EXPORT_POLL_NS };
-  uint64_t deadline = time_monotonic_ns () + EXPORT_START_TIMEOUT_S * NS_PER_S;
-  for (;;) {
-    int status;
-    if (waitpid (e->pid, &status, WNOHANG) == e->pid) {
-      log_error ("nbdkit exporting %s on %s exited at start (status %d; is "
-                 "the port in use?): see its messages above", image, e->where,
-                 WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status));
-      remove_pidfile_dir (piddir, pidfile);
-      free (e);
-      return NULL;
-    }
-    if (pidfile_names (pidfile, e->pid))
-      break;
-    if (time_monotonic_ns () > deadline) {
-      log_error ("nbdkit exporting %s did not become ready on %s within %d s",
-                 image, e->where, EXPORT_START_TIMEOUT_S);
-      e->on_exit = NULL;
-      export_stop (e);
-      remove_pidfile_dir (piddir, pidfile);
-      return NULL;
-    }
-    nanosleep (&pause, NULL);
-  }
-  remove_pidfile_dir (piddir, pidfile);
-
-  ev_child_init (&e->child, child_cb, e->pid, 0);
+  ev_child_init (&e->child, child_cb, 0, 0);
   e->child.data = e;
-  ev_child_start (loop, &e->child);
-  log_info ("exporting %s over NBD at %s (nbdkit pid %d)", image, uri, (int) e->pid);
+  ev_timer_init (&e->poll, poll_cb, EXPORT_POLL_S, EXPORT_POLL_S);
+  e->poll.data = e;
+  ev_timer_init (&e->kill_timer, kill_cb, EXPORT_STOP_TIMEOUT_S, 0.);
+  e->kill_timer.data = e;
   return e;
+
+ fail_dir:
+  (void) rmdir (e->piddir);
+ fail:
+  free (e);
+  return NULL;
 }
 
-struct export *
-export_start (struct ev_loop *loop, const struct receiver_options *opts,
-              const char *image, char *uri, size_t urilen,
-              export_exit_fn on_exit, void *opaque)
+int
+export_launch (struct export *e)
 {
-  struct export *e = start_nbdkit (loop, opts, image, uri, urilen, on_exit, opaque);
+  if (e->retiring) {
+    e->launch_after_exit = true;
+    return 0;
+  }
+  if (e->state != EXPORT_STOPPED)
+    return 0;
+  spawn_nbdkit (e);
+  return e->state == EXPORT_STARTING ? 0 : -1;
+}
 
-  /* start_nbdkit fills in the URI before it knows whether nbdkit starts:
-   * announce none unless it did, or a sender would be sent to whatever
-   * else answers on that port. */
-  if (e == NULL && urilen > 0)
-    uri[0] = '\0';
-  return e;
+int
+export_open (struct export *e)
+{
+  if (e->state == EXPORT_OPEN)
+    return 0;
+  if (e->state != EXPORT_CLOSED || e->retiring)
+    return -1;
+  uint64_t t0 = time_monotonic_ns ();
+  if (unlink (e->gate) == -1 && errno != ENOENT) {
+    log_error ("cannot open the export of %s at %s: cannot remove its gate "
+               "file %s: %m", e->image, e->uri, e->gate);
+    return -1;
+  }
+  e->state = EXPORT_OPEN;
+  /* This line's form is read by the Ansible module (stm_recv.py). */
+  log_info ("exporting %s over NBD at %s (nbdkit pid %d): its gate opened in "
+            "%.3f ms", e->image, e->uri, (int) e->pid,
+            (time_monotonic_ns () - t0) / 1e6);
+  return 0;
+}
+
+/* Tell nbdkit to go; child_cb reaps it. */
+static void
+retire (struct export *e)
+{
+  if (e->pid <= 0 || e->retiring)
+    return;
+  e->retiring = true;
+  kill (e->pid, SIGTERM);
+  ev_timer_stop (e->loop, &e->poll);
+  ev_timer_start (e->loop, &e->kill_timer);
+}
+
+int
+export_close (struct export *e)
+{
+  if (gate_create (e) == -1) {
+    log_error ("cannot close the export of %s at %s: cannot create its gate "
+               "file %s: %m; stopping its nbdkit instead", e->image, e->uri,
+               e->gate);
+    retire (e);
+    return -1;
+  }
+  if (e->state == EXPORT_OPEN) {
+    e->state = EXPORT_CLOSED;
+    log_info ("the export of %s at %s refuses every request again", e->image,
+              e->uri);
+  }
+  return 0;
 }
 
 void
-export_stop (struct export *e)
+export_relaunch (struct export *e)
+{
+  (void) export_close (e);
+  if (e->pid > 0) {
+    retire (e);
+    e->launch_after_exit = true;
+  }
+  else
+    (void) export_launch (e);
+}
+
+void
+export_free (struct export *e)
 {
   if (e == NULL)
     return;
   if (ev_is_active (&e->child))
     ev_child_stop (e->loop, &e->child);
+  ev_timer_stop (e->loop, &e->poll);
+  ev_timer_stop (e->loop, &e->kill_timer);
+  /* Closed first, so that nothing is served while nbdkit goes. */
+  (void) gate_create (e);
   if (e->pid > 0) {
-    kill (e->pid, SIGTERM);
     struct timespec pause = { 0, 10 * 1000 * 1000 };
     int status;
-    for (int i = 0; i < EXPORT_STOP_TIMEOUT_S * 100; i++) {
+
+    kill (e->pid, SIGTERM);
+    for (int i = 0; i < EXPORT_FREE_TIMEOUT_MS / 10; i++) {
       if (waitpid (e->pid, &status, WNOHANG) == e->pid) {
         e->pid = -1;
         break;
@@ -276,5 +484,8 @@ export_stop (struct export *e)
       waitpid (e->pid, &status, 0);
     }
   }
+  (void) unlink (e->pidfile);
+  (void) unlink (e->gate);
+  (void) rmdir (e->piddir);
   free (e);
 }

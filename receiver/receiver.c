@@ -69,7 +69,8 @@ on_signal (struct ev_loop *loop, ev_signal *w, int revents)
   rx->finishing = true;
   /* Serving a final image until told to stop is the end of a successful
    * --export run, and the documented way to end it: not an error. */
-  if (rx->export != NULL && rx->record.state == WIRE_STATE_FINAL) {
+  if (rx->export != NULL && export_state (rx->export) == EXPORT_OPEN &&
+      rx->record.state == WIRE_STATE_FINAL) {
     events_stopped (&rx->events, name, output, id);
     rx->exit_status = 0;
     ev_break (loop, EVBREAK_ALL);
@@ -215,6 +216,92 @@ adopt_output_state (struct receiver *rx)
 
 /* ---- the policy: what the sessions report, and what follows ---- */
 
+/* The export (--export): started early, opened at the commit.
+ *
+ * The export's nbdkit is started when a sender's HELLO is accepted, long
+ * before any freeze, with its gate closed (export.h): it refuses every
+ * request.  The gate opens only when a COMMIT is recorded prepared, just
+ * before COMMITTED announces the URI, and closes again whenever the image
+ * stops being a committed copy (superseded; a new migration; the first
+ * change to a committed image).  So a forward flip waits for an unlink,
+ * not for nbdkit to start, and nothing is ever served from a copy that is
+ * not prepared or final. */
+
+/* The URI announced in COMMITTED: the export's, once its gate is open;
+ * "" when there is none to offer. */
+static void
+export_answer (struct receiver *rx, char *uri, size_t uri_len)
+{
+  if (export_open (rx->export) == 0)
+    snprintf (uri, uri_len, "%s", export_uri (rx->export));
+  else
+    uri[0] = '\0';
+}
+
+/* nbdkit listens (with its gate closed).  A COMMIT that arrived while it
+ * was starting is answered now. */
+static void
+on_export_ready (void *opaque)
+{
+  struct receiver *rx = opaque;
+  char uri[WIRE_MAX_TEXT + 1];
+  struct session *s = rx->commit_waiting;
+
+  if (s == NULL)
+    return;
+  rx->commit_waiting = NULL;
+  export_answer (rx, uri, sizeof uri);
+  log_info ("COMMITTED waited %.0f ms for the export of %s to be ready",
+            (time_monotonic_ns () - rx->commit_waiting_since_ns) / 1e6,
+            image_writer_path (rx->image));
+  session_send_committed (s, uri);
+}
+
+/* nbdkit could not start (reported): a waiting COMMIT is answered with no
+ * URI, so a sender that wanted one fails its flip and thaws the source,
+ * which stays authoritative.  A later HELLO tries again. */
+static void
+on_export_failed (void *opaque)
+{
+  struct receiver *rx = opaque;
+  struct session *s = rx->commit_waiting;
+
+  if (s == NULL)
+    return;
+  rx->commit_waiting = NULL;
+  session_send_committed (s, "");
+}
+
+/* The export's nbdkit ended by itself.  If it was serving a committed
+ * image, a source may be forwarding the guest's I/O to it: stm-recv ends
+ * too, and says so.  Before the commit nothing was lost yet: a commit
+ * announces no URI, and the next HELLO starts another nbdkit. */
+static void
+on_export_exit (void *opaque, int status, bool was_open)
+{
+  struct receiver *rx = opaque;
+  int code = WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
+
+  if (!was_open) {
+    log_warning ("the nbdkit exporting %s exited (status %d) before any "
+                 "commit (it served nothing); a commit now announces no "
+                 "URI, and the next sender to connect starts another",
+                 image_writer_path (rx->image), code);
+    return;
+  }
+  log_error ("the nbdkit exporting %s exited (status %d); stm-recv ends too",
+             image_writer_path (rx->image), code);
+  rx->finishing = true;
+  rx->exit_status = 1;
+  ev_break (rx->loop, EVBREAK_ALL);
+}
+
+static const struct export_hooks receiver_export_hooks = {
+  .ready = on_export_ready,
+  .failed = on_export_failed,
+  .exited = on_export_exit,
+};
+
 /* Stop accepting, close every connection still open and let the loop end
  * once the last reply (RECORDED) is flushed.  The first status given is
  * the one the process exits with. */
@@ -226,24 +313,17 @@ receiver_finish (struct receiver *rx, int exit_status)
   rx->finishing = true;
   rx->exit_status = exit_status;
   listener_stop (rx->listener);
+  /* An export that did not become the guest's disk has nothing left to
+   * serve, and its nbdkit would keep the loop running. */
+  export_free (rx->export);
+  rx->export = NULL;
   ev_timer_start (rx->loop, &rx->finish_timer);
   ev_unref (rx->loop);
 }
 
-
-/* The export's nbdkit ended by itself: nothing is served any more. */
-static void
-on_export_exit (void *opaque, int status)
-{
-  struct receiver *rx = opaque;
-  log_error ("the nbdkit exporting %s exited (status %d); stm-recv ends too",
-             image_writer_path (rx->image),
-             WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status));
-  rx->finishing = true;
-  rx->exit_status = 1;
-  ev_break (rx->loop, EVBREAK_ALL);
-}
-
+/* HELLO was accepted.  With --export, make sure nbdkit runs (gated)
+ * before this sender can freeze the source; unless the migration is
+ * already final, when this sender has nothing left to commit. */
 static void
 session_activated (void *opaque, struct session *s)
 {
@@ -251,43 +331,60 @@ session_activated (void *opaque, struct session *s)
 
   assert (rx->active == NULL);
   rx->active = s;
+  if (rx->export != NULL && rx->record.state != WIRE_STATE_FINAL)
+    (void) export_launch (rx->export);
 }
 
-/* The destination's state changed.  Prepared: with --export, serve the
- * image, for a sender that flips forward; if nbdkit cannot start
- * (reported), the URI stays empty, and a sender that wanted it fails its
- * flip and thaws the source, which stays authoritative.  Superseded: the
- * source kept the guest, so nobody may use this copy as the disk. */
-static void
-session_recorded (void *opaque, enum wire_dest_state state, char *uri, size_t uri_len)
+/* The destination's state changed.  Prepared: with --export, open the
+ * export and announce it, or, if nbdkit is still starting, answer once it
+ * is ready; if it cannot start (reported), the URI stays empty, and a
+ * sender that wanted it fails its flip and thaws the source, which stays
+ * authoritative.  Superseded: the source kept the guest, so nobody may use
+ * this copy as the disk: the gate closes and nbdkit is replaced, which
+ * disconnects whoever was connected.  Incomplete: the image is about to
+ * change, so the gate closes first. */
+static enum session_reply
+session_recorded (void *opaque, struct session *s, enum wire_dest_state state,
+                  char *uri, size_t uri_len)
 {
   struct receiver *rx = opaque;
-  const struct receiver_options *opts = rx->opts;
 
+  if (rx->export == NULL)
+    return SESSION_REPLY_NOW;
   switch (state) {
   case WIRE_STATE_PREPARED:
-    if (opts->export_port == 0)
-      return;
-    if (rx->export == NULL)
-      rx->export = export_start (rx->loop, opts, image_writer_path (rx->image),
-                                 uri, uri_len, on_export_exit, rx);
-    else
-      export_format_uri (opts->export_host, opts->export_port,
-                         opts->tls.mode != TLS_MODE_INSECURE, uri, uri_len);
-    return;
-  case WIRE_STATE_SUPERSEDED:
-    if (rx->export != NULL) {
-      log_info ("stopping the export of %s: the source stays authoritative",
+    switch (export_state (rx->export)) {
+    case EXPORT_STARTING:
+      rx->commit_waiting = s;
+      rx->commit_waiting_since_ns = time_monotonic_ns ();
+      log_info ("the export of %s is not ready yet: COMMITTED waits for it",
                 image_writer_path (rx->image));
-      export_stop (rx->export);
-      rx->export = NULL;
+      return SESSION_REPLY_LATER;
+    case EXPORT_STOPPED:
+      log_warning ("no NBD server for %s (its nbdkit is not running, see "
+                   "above): COMMITTED announces none",
+                   image_writer_path (rx->image));
+      uri[0] = '\0';
+      return SESSION_REPLY_NOW;
+    case EXPORT_CLOSED:
+    case EXPORT_OPEN:
+      export_answer (rx, uri, uri_len);
+      return SESSION_REPLY_NOW;
     }
-    return;
-  case WIRE_STATE_FINAL:
+    return SESSION_REPLY_NOW;
+  case WIRE_STATE_SUPERSEDED:
+    log_info ("closing the export of %s and restarting its nbdkit: the "
+              "source stays authoritative", image_writer_path (rx->image));
+    export_relaunch (rx->export);
+    return SESSION_REPLY_NOW;
   case WIRE_STATE_INCOMPLETE:
+    (void) export_close (rx->export);
+    return SESSION_REPLY_NOW;
+  case WIRE_STATE_FINAL:
     /* What follows a final migration is decided when its session ends. */
-    return;
+    return SESSION_REPLY_NOW;
   }
+  return SESSION_REPLY_NOW;
 }
 
 static void
@@ -298,6 +395,8 @@ session_ended (void *opaque, struct session *s, bool was_active,
   const char *output = image_writer_path (rx->image);
 
   listener_forget (rx->listener, s);
+  if (rx->commit_waiting == s)
+    rx->commit_waiting = NULL;
   if (!was_active)
     return;
   rx->active = NULL;
@@ -305,7 +404,7 @@ session_ended (void *opaque, struct session *s, bool was_active,
     return;
 
   if (cause == SESSION_FINAL) {
-    if (rx->export != NULL) {
+    if (rx->export != NULL && export_state (rx->export) == EXPORT_OPEN) {
       /* The image is the guest's disk now: no later sender may write to
        * it.  The export's child watcher keeps the loop, and stm-recv,
        * running until nbdkit ends or a signal stops both. */
@@ -389,6 +488,19 @@ receiver_init (struct receiver *rx, struct ev_loop *loop,
   rx->env.image = rx->image;
   rx->env.state = rx->state;
 
+  /* The export is set up now (its private directory, its gate closed),
+   * so that a mistake in it fails the start; its nbdkit starts at the
+   * first HELLO. */
+  if (opts->export_port != 0) {
+    rx->export = export_new (loop, opts, image_writer_path (rx->image),
+                             &receiver_export_hooks, rx);
+    if (rx->export == NULL) {
+      image_writer_discard (rx->image);
+      rx->image = NULL;
+      return -1;
+    }
+  }
+
   watch_signal (rx, &rx->sigint_watcher, SIGINT);
   watch_signal (rx, &rx->sigterm_watcher, SIGTERM);
 
@@ -413,7 +525,7 @@ void
 receiver_cleanup (struct receiver *rx)
 {
   /* The export reads the output: stop it before the output is closed. */
-  export_stop (rx->export);
+  export_free (rx->export);
   rx->export = NULL;
   /* Connections refer to the credentials: close them first. */
   listener_free (rx->listener);

@@ -13,6 +13,7 @@
 #define STM_RECEIVER_RECEIVER_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <ev.h>
 
@@ -43,7 +44,11 @@ struct receiver {
    * and connections still delivering a last reply after their session
    * ended (stm_conn_count_in). */
   unsigned live_connections;
-  struct export *export;            /* --export after the commit, or NULL */
+  struct export *export;            /* --export, or NULL (export.h) */
+  /* The session whose COMMIT waits for the export to be ready, and
+   * since when (time_monotonic_ns). */
+  struct session *commit_waiting;
+  uint64_t commit_waiting_since_ns;
 
   bool finishing;                   /* no more connections; exit when drained */
   int exit_status;                  /* valid once finishing */

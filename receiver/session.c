@@ -80,6 +80,9 @@ struct session {
   uint64_t started_ns;           /* when the connection was accepted */
   uint64_t last_message_ns;      /* when the last message was handled */
   bool reading_paused;           /* by the output high water mark */
+  /* COMMIT was recorded prepared, and COMMITTED waits for the receiver
+   * (session_send_committed). */
+  bool committed_pending;
 
   bool in_pass;
   uint32_t pass;
@@ -312,6 +315,9 @@ hello_prepare (struct session *s, const struct wire_hello *hello, bool fresh)
     if (store_record (s, &next, "to record the new migration before "
                       "answering HELLO (the output is unchanged)") == -1)
       return -1;
+    /* Before the output is emptied: whatever served the old one (the
+     * receiver's --export) must stop serving it first. */
+    (void) env->hooks->recorded (env->opaque, s, WIRE_STATE_INCOMPLETE, NULL, 0);
   }
   if (image_writer_prepare (env->image, hello->image_size, fresh) == -1) {
     int err = errno;
@@ -438,8 +444,12 @@ mark_written (struct session *s)
   }
   next = *env->record;
   migration_record_written (&next);
-  return store_record (s, &next, "to record that the committed image is being "
-                       "changed (nothing was written)");
+  if (store_record (s, &next, "to record that the committed image is being "
+                    "changed (nothing was written)") == -1)
+    return -1;
+  /* Before the first byte changes, for the same reason as at HELLO. */
+  (void) env->hooks->recorded (env->opaque, s, WIRE_STATE_INCOMPLETE, NULL, 0);
+  return 0;
 }
 
 /* DATA and ZERO both change the image, so both must first pass the same
@@ -551,7 +561,6 @@ static void
 handle_commit (struct session *s, uint64_t seq)
 {
   const struct session_env *env = s->env;
-  uint8_t frame[WIRE_ENCODE_TEXT_MAX];
   struct migration_record next;
   const char *why;
 
@@ -571,9 +580,23 @@ handle_commit (struct session *s, uint64_t seq)
   events_commit (env->events, s->peer, output_path (s), seq);
 
   /* The receiver may serve the prepared image (--export) for a forward
-   * flip: the URI goes back in COMMITTED ("" for none). */
+   * flip: the URI goes back in COMMITTED ("" for none), at once, or once
+   * its NBD server is ready (session_send_committed). */
   char uri[WIRE_MAX_TEXT + 1] = "";
-  env->hooks->recorded (env->opaque, WIRE_STATE_PREPARED, uri, sizeof uri);
+  s->committed_pending = true;
+  if (env->hooks->recorded (env->opaque, s, WIRE_STATE_PREPARED, uri,
+                            sizeof uri) == SESSION_REPLY_NOW)
+    session_send_committed (s, uri);
+}
+
+void
+session_send_committed (struct session *s, const char *uri)
+{
+  uint8_t frame[WIRE_ENCODE_TEXT_MAX];
+
+  if (!s->committed_pending)
+    return;
+  s->committed_pending = false;
   (void) send_frame (s, frame, wire_encode_committed (frame, uri));
 }
 
@@ -609,7 +632,7 @@ handle_outcome (struct session *s, uint64_t seq, uint32_t outcome)
   if (send_frame (s, frame, wire_encode_recorded (frame, seq, env->record->state)) == -1)
     return;                     /* on_close follows */
 
-  env->hooks->recorded (env->opaque, env->record->state, NULL, 0);
+  (void) env->hooks->recorded (env->opaque, s, env->record->state, NULL, 0);
   if (!flipped)
     return;             /* a sender may still resume into it */
   events_done (env->events, s->peer, output_path (s), s->data_bytes,
@@ -686,6 +709,13 @@ on_message (struct stm_conn *conn, const struct wire_msg *msg, void *opaque)
 
   if (s->state != SESSION_ACTIVE) {
     unexpected (s, msg->type);
+    return;
+  }
+  if (s->committed_pending) {
+    /* The sender waits for COMMITTED before anything else (an OUTCOME
+     * now would report a flip to a URI it was never given). */
+    fail (s, WIRE_ERR_PROTOCOL, "%s from the sender before COMMITTED; %s "
+          "stays prepared", wire_type_name (msg->type), output_path (s));
     return;
   }
   switch (msg->type) {

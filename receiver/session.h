@@ -8,7 +8,9 @@
  * session writes DATA and ZERO into the output as they arrive, answers SYNC
  * with DURABLE after fdatasync, COMMIT with COMMITTED (prepared) and
  * OUTCOME with RECORDED (final or superseded), each after storing the new
- * record in the state file.  Messages are
+ * record in the state file (COMMITTED may wait, with --export, for the
+ * receiver's NBD server to be ready; meanwhile only KEEPALIVE is
+ * acceptable).  Messages are
  * handled synchronously, inside the transport's callback, so while a write
  * is in progress nothing more is read and TCP back-pressure paces the
  * sender.
@@ -54,6 +56,12 @@ enum session_end_cause {
   SESSION_FINAL,         /* the migration became final; nothing more to do */
 };
 
+/* When a session answers a COMMIT (session_hooks.recorded). */
+enum session_reply {
+  SESSION_REPLY_NOW,
+  SESSION_REPLY_LATER,
+};
+
 /* What a session tells the receiver that owns it.  Sessions never decide
  * what the receiver does next (whether it exits, serves the image, keeps
  * listening): they report, and the receiver's hooks decide, in one place
@@ -61,11 +69,18 @@ enum session_end_cause {
 struct session_hooks {
   /* HELLO was accepted: s is the active sender from now on. */
   void (*activated) (void *opaque, struct session *s);
-  /* The destination was durably recorded in state: PREPARED (COMMIT;
-   * uri gets the URI of an NBD server for the image, "" for none),
-   * FINAL or SUPERSEDED (OUTCOME; uri is NULL). */
-  void (*recorded) (void *opaque, enum wire_dest_state state,
-                    char *uri, size_t uri_len);
+  /* s durably recorded the destination in state: INCOMPLETE (a new
+   * migration at HELLO, before the output is emptied; or the first
+   * change to a prepared or superseded image, before it is made), FINAL
+   * or SUPERSEDED (OUTCOME); uri is NULL and the hook returns
+   * SESSION_REPLY_NOW.  PREPARED (COMMIT): the hook either fills uri with
+   * the URI of an NBD server for the image ("" for none) and returns
+   * SESSION_REPLY_NOW, and COMMITTED goes out at once, or returns
+   * SESSION_REPLY_LATER, and the receiver calls session_send_committed
+   * when it knows the URI (unless s ends first). */
+  enum session_reply (*recorded) (void *opaque, struct session *s,
+                                  enum wire_dest_state state,
+                                  char *uri, size_t uri_len);
   /* s ended (the connection is closed or being flushed) and is freed
    * right after this returns. */
   void (*ended) (void *opaque, struct session *s, bool was_active,
@@ -96,6 +111,10 @@ struct session *session_new (const struct session_env *env, int fd, const char *
 
 /* Close at once (the receiver is shutting down); reason is logged. */
 void session_close (struct session *s, const char *reason);
+
+/* Answer the COMMIT that s's recorded hook put off (SESSION_REPLY_LATER)
+ * with COMMITTED carrying uri ("" for none).  Nothing if none waits. */
+void session_send_committed (struct session *s, const char *uri);
 
 const char *session_peer (const struct session *s);
 

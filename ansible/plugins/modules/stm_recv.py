@@ -372,8 +372,9 @@ _DEFERRED_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 _POLL_SECONDS = 0.1
 
 # The line stm-recv writes on stderr once its export serves
-# (receiver/export.c); it has no JSON event of its own, so the URI is
-# taken from here unless an event carries one.
+# (receiver/export.c, when its gate opens at the commit); it has no JSON
+# event of its own, so the URI is taken from here unless an event carries
+# one.
 _EXPORT_LINE = re.compile(r'exporting .* over NBD at (nbds?://\S+) \(nbdkit pid \d+\)')
 
 # Wildcard addresses: an export there could not be reached by the source.
