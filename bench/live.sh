@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm benchmark: live migration under a writing guest, stm against QEMU's
 # mirror job, side by side in one run.
 #

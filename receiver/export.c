@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-recv: serving the committed image over NBD (see export.h).
  *
  * nbdkit is started with posix_spawn as
@@ -32,10 +33,10 @@
 
 #include "export.h"
 #include "log.h"
+#include "time_units.h"
 
 extern char **environ;
 
-#define NS_PER_S 1000000000ull
 /* Between looks at the pidfile while nbdkit starts. */
 #define EXPORT_POLL_S 0.005
 /* After SIGTERM, how long nbdkit gets to go before SIGKILL, while the

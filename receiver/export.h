@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-recv: serving the committed image over NBD (--export HOST:PORT).
  *
  * stm-recv can serve its output through an nbdkit (file plugin) with the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-recv: setting up, running and winding down one receiver process,
  * and its policy: what the receiver does when a session reports something
  * (the session hooks, below): which session is the active sender, when to

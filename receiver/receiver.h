@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-recv: the state of one receiver process and its life cycle.
  *
  * One stm-recv assembles one output.  struct receiver ties together what

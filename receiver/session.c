@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-recv: the per-connection protocol state machine.  See session.h and
  * docs/protocol.md ("A session").
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-recv: one sender connection and the protocol state machine that
  * runs over it (docs/protocol.md, "A session").
  *

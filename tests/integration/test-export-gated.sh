@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: stm-recv --export is up before the freeze and
 # serves nothing before the commit.
 #

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: a COMMIT that arrives before the export's nbdkit
 # is ready waits for it.
 #

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # stm integration test: stm-recv --export when a committed copy is
 # superseded and the migration resumes.
 #

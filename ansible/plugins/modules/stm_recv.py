@@ -1,5 +1,6 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: BSD-3-Clause
 #
 # The Ansible module that runs stm-recv, the receiving end of a live disk
 # migration, detached on the destination host.  It starts the receiver in
