@@ -60,9 +60,28 @@ start_daemon_source ()
     nbdkit -U "$tmp/src.sock" -P "$tmp/src.pid" --filter="$MIGRATE_FILTER" \
            file file="$tmp/src.img" migrate-control="$tmp/ctl.sock" \
            >"$tmp/source.log" 2>&1 || die "nbdkit did not start: $(cat "$tmp/source.log")"
+    # The parent may return before the daemon has written its pidfile.
+    local i
+    for (( i = 0; i < 100; i++ )); do
+        [ -s "$tmp/src.pid" ] && break
+        sleep 0.05
+    done
+    [ -s "$tmp/src.pid" ] || die "nbdkit (daemonized) wrote no pidfile $tmp/src.pid"
     SRC_PID="$(cat "$tmp/src.pid")"
     _pids+=("$SRC_PID")
     wait_file "$tmp/ctl.sock" "$SRC_PID"
+}
+
+# wait_listening PORT WHAT: wait (5 s at most) until something listens on
+# 127.0.0.1:PORT.
+wait_listening ()
+{
+    local i
+    for (( i = 0; i < 100; i++ )); do
+        ss -Hltn "sport = :$1" | grep -q LISTEN && return 0
+        sleep 0.05
+    done
+    die "$2 did not listen on $1"
 }
 
 start_receiver ()
@@ -70,12 +89,7 @@ start_receiver ()
     spawn "$tmp/recv-$run.$RANDOM.log" "$STM_RECV" --listen "127.0.0.1:$recv_port" \
           --output "$tmp/dst.img" --tls-psk "$tmp/keys.psk" --json $once
     RECV_PID=$SPAWNED
-    local i
-    for (( i = 0; i < 100; i++ )); do
-        ss -Hltn "sport = :$recv_port" | grep -q LISTEN && return 0
-        sleep 0.05
-    done
-    die "stm-recv did not listen on $recv_port"
+    wait_listening "$recv_port" stm-recv
 }
 
 start_relay ()
@@ -83,15 +97,11 @@ start_relay ()
     spawn "$tmp/relay.log" socat "TCP-LISTEN:$relay_port,bind=127.0.0.1,reuseaddr,fork" \
           "TCP:127.0.0.1:$recv_port"
     RELAY_PID=$SPAWNED
-    local i
-    for (( i = 0; i < 100; i++ )); do
-        ss -Hltn "sport = :$relay_port" | grep -q LISTEN && return 0
-        sleep 0.05
-    done
-    die "the relay did not listen on $relay_port"
+    wait_listening "$relay_port" "the relay"
 }
 
-# start_sender NAME [ENV...]: stm-send in the background, JSON to NAME.json.
+# start_sender NAME [ENV...]: stm-send in the background, its output
+# (JSON and messages) in NAME.err.
 start_sender ()
 {
     local name="$1"; shift
