@@ -195,6 +195,19 @@ draw_panel_frame (FILE *fp, const struct panel *p, const struct xscale *xs,
            16, cy, p->axis, p->unit.name, p->per_second ? "/s" : "");
 }
 
+/* Sample s's value for series which (0 throughput, 1 dirty bytes, 2 bytes
+ * sent, 3 wire bytes); false when the sample does not carry it. */
+static bool
+sample_value (const struct report_sample *s, int which, double *v)
+{
+  switch (which) {
+  case 0: *v = s->rate; return true;
+  case 1: *v = s->dirty; return s->has_dirty;
+  case 2: *v = s->sent; return true;
+  default: *v = s->wire; return s->has_wire;
+  }
+}
+
 /* A polyline of one series over a disk's samples; dots too when there
  * are few, so that a short run still shows its points. */
 static void
@@ -216,12 +229,8 @@ draw_series (FILE *fp, const struct report_disk *d, const struct panel *p,
   for (size_t i = 0; i < d->nsamples; i++) {
     const struct report_sample *s = &d->samples[i];
     double v;
-    switch (which) {
-    case 0: v = s->rate; break;
-    case 1: if (!s->has_dirty) continue; v = s->dirty; break;
-    case 2: v = s->sent; break;
-    default: if (!s->has_wire) continue; v = s->wire; break;
-    }
+    if (!sample_value (s, which, &v))
+      continue;
     fprintf (fp, "%.1f,%.1f ", x_of (xs, s->t), y_of (p, v));
   }
   fputs ("\"/>\n", fp);
@@ -229,12 +238,8 @@ draw_series (FILE *fp, const struct report_disk *d, const struct panel *p,
     for (size_t i = 0; i < d->nsamples; i++) {
       const struct report_sample *s = &d->samples[i];
       double v;
-      switch (which) {
-      case 0: v = s->rate; break;
-      case 1: if (!s->has_dirty) continue; v = s->dirty; break;
-      case 2: v = s->sent; break;
-      default: if (!s->has_wire) continue; v = s->wire; break;
-      }
+      if (!sample_value (s, which, &v))
+        continue;
       fprintf (fp, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n",
                x_of (xs, s->t), y_of (p, v), colour);
     }
