@@ -647,9 +647,15 @@ command_server_free (struct command_server *srv)
 
   if (srv == NULL)
     return;
-  for (i = 0; i < COMMAND_MAX_CLIENTS; i++)
-    if (srv->clients[i].fd >= 0)
+  /* Replies completed just before (ABORT's, as stm-send exits) have not
+   * been sent by the loop yet: send what the sockets take now.  A reply
+   * is a short line into a socket buffer that is normally empty. */
+  for (i = 0; i < COMMAND_MAX_CLIENTS; i++) {
+    if (srv->clients[i].fd >= 0) {
+      flush_output (&srv->clients[i]);
       client_close (&srv->clients[i]);
+    }
+  }
   ev_io_stop (srv->loop, &srv->listen_io);
   ev_timer_stop (srv->loop, &srv->backoff);
   close (srv->listen_fd);

@@ -94,8 +94,11 @@ struct command_server *command_server_new (struct ev_loop *loop,
                                            const struct command_callbacks *cb,
                                            void *opaque);
 
-/* Stop listening, close every client (pending replies are dropped, their
- * handles stay valid until completed), remove the socket file. */
+/* Stop listening, send the replies already completed (as much as the
+ * sockets take without blocking: ABORT's reply, completed just before
+ * stm-send exits, reaches its client), close every client (replies still
+ * owed are dropped, their handles stay valid until completed), remove the
+ * socket file.  Not from inside one of the server's callbacks. */
 void command_server_free (struct command_server *srv);
 
 /* How many clients are connected. */

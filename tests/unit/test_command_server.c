@@ -548,6 +548,27 @@ test_free_with_reply_pending (void **state)
   close (fd);
 }
 
+/* A reply completed just before the server is freed, with no turn of
+ * the loop in between (ABORT, then exit), still reaches its client. */
+static void
+test_free_after_reply (void **state)
+{
+  struct fixture *f = *state;
+  int fd = client (f);
+
+  f->defer = 1;
+  say (fd, "CUTOVER\n");
+  spin (f, 20);
+  assert_non_null (f->held);
+  command_reply_ok (f->held, "flipped downtime_ms=%d", 5);
+  f->held = NULL;
+  command_server_free (f->srv);
+  f->srv = NULL;
+  expect_reply (f, fd, "OK flipped downtime_ms=5");
+  expect_eof (f, fd);
+  close (fd);
+}
+
 int
 main (void)
 {
@@ -563,6 +584,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_deferred_reply, setup, teardown),
     cmocka_unit_test_setup_teardown (test_client_gone_before_reply, setup, teardown),
     cmocka_unit_test_setup_teardown (test_free_with_reply_pending, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_free_after_reply, setup, teardown),
   };
 
   return cmocka_run_group_tests (tests, NULL, NULL);
