@@ -120,6 +120,29 @@ options:
     type: str
     version_added: "0.2.0"
     choices: [throttle, force, abort]
+  cutover:
+    description:
+      - When to cut over (C(--cutover)). C(auto) (the CLI's default) cuts
+        over as soon as the copy has converged.
+      - C(manual) converges, then keeps the destination within the
+        downtime budget and waits for the word on I(command_socket), which
+        M(stm.migration.stm_cutover) gives. C(CUTOVER) cuts over; C(ABORT)
+        gives up with the source thawed and authoritative, and the task
+        then fails with C(stm-send)'s message.
+      - Since the task lasts until the word is given, run it with
+        C(async) set and C(poll) set to 0, give the word from a later
+        task, and collect the result with C(ansible.builtin.async_status).
+        I(timeout), if set, counts the wait as well.
+    type: str
+    version_added: "0.3.0"
+    choices: [auto, manual]
+  command_socket:
+    description:
+      - The Unix socket on which C(stm-send) takes commands
+        (C(--command-socket)), created with mode 0600 and removed when it
+        exits; required with I(cutover=manual). Its directory must exist.
+    type: path
+    version_added: "0.3.0"
   retry_timeout:
     description:
       - After losing the receiver (network cut, receiver restarted), how
@@ -234,6 +257,32 @@ EXAMPLES = r'''
     msg: >-
       resumed {{ migration.reconnects }} times, downtime
       {{ migration.downtime_ms }} ms (forced: {{ migration.forced }})
+
+- name: Start a migration that waits for the word before cutting over
+  stm.migration.stm_send:
+    source: "nbd+unix:///?socket=/run/stm/disk0.sock"
+    control: /run/stm/disk0.ctl
+    dest: "dest1.example.com:10809"
+    tls_psk: /etc/stm/keys.psk
+    cutover: manual
+    command_socket: /run/stm/disk0.cmd
+  async: 86400              # the task runs in the background ...
+  poll: 0                   # ... and the play goes on at once
+  register: migration_job
+
+- name: Later, in the maintenance window, cut over
+  stm.migration.stm_cutover:
+    command_socket: /run/stm/disk0.cmd
+    action: cutover
+    wait_ready: 300
+
+- name: Collect the migration's result
+  ansible.builtin.async_status:
+    jid: "{{ migration_job.ansible_job_id }}"
+  register: migration
+  until: migration.finished
+  retries: 60
+  delay: 1
 
 - name: Only check that a migration could start (connectivity, keys, source)
   stm.migration.stm_send:
@@ -481,6 +530,14 @@ def check_params(module, binary):
     problems += check_tls_options(p, 'client')
     if p['forward_uri'] and p['flip'] != 'forward':
         problems.append('forward_uri goes with flip=forward')
+    if p['cutover'] == 'manual' and not p['command_socket']:
+        problems.append('cutover=manual needs command_socket, the socket on '
+                        'which stm-send waits for the word')
+    if p['command_socket']:
+        parent = os.path.dirname(os.path.abspath(p['command_socket']))
+        if not os.path.isdir(parent):
+            problems.append('command_socket: the directory %s does not exist'
+                            % parent)
     if p['timeout'] < 0:
         problems.append('timeout must be 0 (no limit) or positive')
     if p['probe_timeout'] <= 0:
@@ -526,6 +583,10 @@ def build_argv(module, binary):
         argv += ['--max-passes', str(p['max_passes'])]
     if p['converge'] is not None:
         argv += ['--converge', p['converge']]
+    if p['cutover'] is not None:
+        argv += ['--cutover', p['cutover']]
+    if p['command_socket']:
+        argv += ['--command-socket', p['command_socket']]
     if p['retry_timeout'] is not None:
         argv += ['--retry-timeout', str(p['retry_timeout'])]
     if p['rate'] is not None:
@@ -642,6 +703,8 @@ def main():
         # Not a secret (a count of passes), whatever its name suggests.
         max_passes=dict(type='int', no_log=False),
         converge=dict(type='str', choices=['throttle', 'force', 'abort']),
+        cutover=dict(type='str', choices=['auto', 'manual']),
+        command_socket=dict(type='path'),
         retry_timeout=dict(type='str'),
         rate=dict(type='str'),
         report=dict(type='path'),
