@@ -40,10 +40,12 @@ start_dest ()
     fail "the destination $name did not create its socket"
 }
 
-stop_dest ()
+# kill_dest NAME: the destination dies (SIGKILL: a plain nbdkit waits for
+# its idle clients on SIGTERM, and a dead one is the case here).
+kill_dest ()
 {
     local pidvar="DEST_PID_$1"
-    kill -TERM "${!pidvar}" 2>/dev/null || true
+    kill -KILL "${!pidvar}" 2>/dev/null || true
     wait_exit "${!pidvar}" 10
 }
 
@@ -89,8 +91,20 @@ start_dest dst "$tmp/dst.img"
 start_dest small "$tmp/small.img"
 DST="$(dest_uri dst)"
 
-# --- 1. Only the owner may PRECONNECT.
-start_nbdkit_migrate "$tmp/src.img"
+# A destination that accepts TCP connections and never says a word.
+spawn "$tmp/silent.out" "$tmp/silent.err" python3 -c '
+import socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(16)
+print(s.getsockname()[1], flush=True)
+time.sleep(600)'
+wait_for 10 "the silent destination to listen" test -s "$tmp/silent.out"
+SILENT="nbd://127.0.0.1:$(head -n 1 "$tmp/silent.out")/"
+
+# --- 1. Only the owner may PRECONNECT.  (A short freeze timeout, which
+# bounds PRECONNECT's wait as well.)
+NBDKIT_OPTIONS=-v start_nbdkit_migrate "$tmp/src.img" migrate-freeze-timeout=5s
 nbd_touch
 r="$(ctl "PRECONNECT $DST")"
 expect "$r" "ERR EPERM *" "PRECONNECT while nobody owns the migration"
@@ -117,13 +131,37 @@ state_is tracking || fail "not tracking after failed PRECONNECTs: $(ctl STATUS)"
     fail "STATUS reports a prepared connection after failed PRECONNECTs: $(ctl STATUS)"
 wait_for 10 "the refused connection to the small export to close" \
          dest_connections_are small 0
+t0="$(date +%s%N)"
+r="$(ctl_send owner "PRECONNECT $SILENT")"
+t1="$(date +%s%N)"
+expect "$r" "ERR EHOSTUNREACH *no connection within the 5000 ms of migrate-freeze-timeout*" \
+       "PRECONNECT to a destination that never answers"
+[ $(( (t1 - t0) / 1000000 )) -lt 9000 ] ||
+    fail "PRECONNECT to a silent destination took $(( (t1 - t0) / 1000000 )) ms"
 nbd_write 0 64k 0x21 || fail "a write after a failed PRECONNECT did not complete"
 pattern_at "$tmp/src.img" 0 '\041' || fail "the write did not reach the source"
 info "case 2: failed PRECONNECTs leave the source tracking"
 
+# --- 2b. While PRECONNECT waits for a silent destination, other control
+# connections and the guest are served; its owner's close calls it off.
+before="$(wc -l < "$tmp/ctl-owner.out")"
+printf 'PRECONNECT %s\n' "$SILENT" >&"$_ctl_fd_owner"
+wait_for 3 "STATUS to say connecting" eval '[ "$(status_field preconnect)" = connecting ]'
+nbd_write 64k 64k 0x26 || fail "a write during a PRECONNECT did not complete"
+ctl_close owner
+wait_for 3 "the owner's close to call PRECONNECT off" eval '[ "$(status_field preconnect)" = none ]'
+[ "$(wc -l < "$tmp/ctl-owner.out")" = "$before" ] ||
+    fail "the PRECONNECT its owner left was answered (too late?): $(tail -n 1 "$tmp/ctl-owner.out")"
+grep -q "the connection prepared for $SILENT is closed: the owning control connection closed" "$tmp/nbdkit.err" ||
+    fail "the filter did not log that the owner's close called PRECONNECT off"
+ctl_open owner2
+r="$(ctl_send owner2 RESUME)"
+expect "$r" "OK dirty_blocks=*" RESUME
+info "case 2b: PRECONNECT blocks neither STATUS nor the guest, and goes with its owner"
+
 # --- 3. A prepared connection carries no guest I/O, survives FREEZE and
 # THAW, answers a second PRECONNECT at once, and goes with its owner.
-r="$(ctl_send owner "PRECONNECT $DST")"
+r="$(ctl_send owner2 "PRECONNECT $DST")"
 expect "$r" "OK preconnected connect_us=* handles=*" "PRECONNECT $DST"
 info "PRECONNECT -> $r"
 handles="${r##*handles=}"
@@ -133,16 +171,16 @@ dest_connections_are dst "$handles" ||
 nbd_write 1M 64k 0x22 || fail "a write with a prepared connection failed"
 pattern_at "$tmp/src.img" 1048576 '\042' || fail "the write did not reach the source"
 pattern_at "$tmp/dst.img" 1048576 '\042' && fail "the write reached the destination before any FLIP"
-r="$(ctl_send owner FREEZE)"
+r="$(ctl_send owner2 FREEZE)"
 expect "$r" "OK frozen*" FREEZE
-r="$(ctl_send owner THAW)"
+r="$(ctl_send owner2 THAW)"
 expect "$r" "OK thawed*" THAW
 [ "$(status_field preconnect)" = ready ] ||
     fail "the prepared connection did not survive FREEZE and THAW: $(ctl STATUS)"
-r="$(ctl_send owner "PRECONNECT $DST")"
+r="$(ctl_send owner2 "PRECONNECT $DST")"
 expect "$r" "OK preconnected connect_us=* handles=$handles" "a second PRECONNECT $DST"
 dest_connections_are dst "$handles" || fail "a second PRECONNECT opened more connections"
-ctl_close owner
+ctl_close owner2
 wait_for 10 "the prepared connection to close with its owner" dest_connections_are dst 0
 [ "$(status_field preconnect)" = none ] || fail "STATUS after the owner closed: $(ctl STATUS)"
 info "case 3: prepared, unused by the guest, kept across a thaw, dropped with its owner"
@@ -199,14 +237,15 @@ ctl_close owner5
 stop_nbdkit
 info "case 5: FLIP forward to another URI connected afresh"
 
-# --- 6. A prepared connection the destination closed since is not used.
+# --- 6. A prepared connection to a destination that died since (and was
+# restarted at the same address) is not used.
 start_nbdkit_migrate "$tmp/src.img"
 nbd_touch
 ctl_open owner6
 r="$(ctl_send owner6 RESET)"
 r="$(ctl_send owner6 "PRECONNECT $DST")"
 expect "$r" "OK preconnected*" "PRECONNECT $DST"
-stop_dest dst
+kill_dest dst
 start_dest dst "$tmp/dst.img"
 clean_and_freeze owner6
 r="$(ctl_send owner6 "FLIP forward $DST")"
