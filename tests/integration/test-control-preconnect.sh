@@ -12,7 +12,8 @@
 # the same URI takes it over (preconnected=1) and the guest's reads and
 # writes then go to the destination; FLIP forward to another URI, or to a
 # destination that closed the prepared connection meanwhile, connects
-# afresh (preconnected=0).
+# afresh (preconnected=0).  A connection prepared to a TLS export behind
+# the gate stm-recv --export puts before it works once the gate opens.
 
 source ./functions.sh
 set -eu
@@ -256,4 +257,41 @@ pattern_at "$tmp/dst.img" 4194304 '\045' || fail "the write is not in the destin
 ctl_close owner6
 stop_nbdkit
 info "case 6: a prepared connection the destination closed was replaced"
+
+# --- 7. The destination as stm-recv --export starts it (receiver/export.c):
+# nbdkit over TLS with a PSK, behind the error filter's gate, which fails
+# every data request while the gate file exists.  A connection prepared
+# while the gate is closed (the NBD handshake passes the error filter)
+# carries the guest's I/O once the gate file is removed.
+if command -v psktool >/dev/null 2>&1; then
+    make_psk "$tmp/keys.psk"
+    cp "$tmp/src.img" "$tmp/gated.img"
+    : > "$tmp/gate"
+    gated_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+    spawn "$tmp/gated.log" "$tmp/gated.err" \
+          nbdkit -f -i 127.0.0.1 -p "$gated_port" --tls=require --tls-psk="$tmp/keys.psk" \
+          --filter=error file file="$tmp/gated.img" \
+          error=EPERM error-rate=100% error-file="$tmp/gate"
+    wait_for 10 "the gated destination to listen" \
+             eval "ss -Hltn 'sport = :$gated_port' | grep -q LISTEN"
+    GATED="nbds://stm@127.0.0.1:$gated_port/?tls-psk-file=$tmp/keys.psk"
+    start_nbdkit_migrate "$tmp/src.img"
+    nbd_touch
+    ctl_open owner7
+    r="$(ctl_send owner7 RESET)"
+    r="$(ctl_send owner7 "PRECONNECT $GATED")"
+    expect "$r" "OK preconnected connect_us=*" "PRECONNECT to the gated export"
+    info "PRECONNECT (TLS PSK, gate closed) -> $r"
+    clean_and_freeze owner7
+    rm -f "$tmp/gate"
+    r="$(ctl_send owner7 "FLIP forward $GATED")"
+    expect "$r" "OK forwarding handles=* preconnected=1" "FLIP forward to the gated export"
+    nbd_write 5M 64k 0x27 || fail "a write through the flip to the opened export failed"
+    pattern_at "$tmp/gated.img" 5242880 '\047' || fail "the write is not in the gated export's image"
+    ctl_close owner7
+    stop_nbdkit
+    info "case 7: prepared behind the closed gate, used once it opened"
+else
+    info "case 7 skipped: psktool is not installed"
+fi
 info "PASS"
