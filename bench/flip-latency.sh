@@ -46,7 +46,8 @@ for (( i = 0; i < 100; i++ )); do
     sleep 0.1
 done
 
-# cutover MODE: one run; prints "flip_ms frozen_ms preconnected".
+# cutover MODE: one run; prints "flip_ms frozen_ms preconnected" and
+# returns once its source has stopped.
 cutover ()
 {
     start_source file file="$tmp/src.img"
@@ -90,7 +91,11 @@ PY
 declare -A flip frozen
 for (( run = 1; run <= RUNS; run++ )); do
     for mode in fresh preconnect; do
-        read -r f z p < <(cutover "$mode")
+        # Not in a process substitution: the next run must not start
+        # before this one's source has stopped (its exit removes the
+        # control socket's path, which the next one has taken over).
+        cutover "$mode" > "$tmp/run.out"
+        read -r f z p < "$tmp/run.out"
         [ -n "${p:-}" ] || die "run $run ($mode) gave no figures"
         want=0; [ "$mode" = preconnect ] && want=1
         [ "$p" = "$want" ] || die "run $run ($mode): the flip answered preconnected=$p"
