@@ -57,6 +57,9 @@ dest_uri () { echo "nbd+unix:///?socket=$tmp/$1.sock"; }
 dest_connections () { ss -Hx | grep -cF "$tmp/$1.sock " || true; }
 dest_connections_are () { [ "$(dest_connections "$1")" = "$2" ]; }
 
+# preconnect_is STATE: does STATUS report the prepared connection so?
+preconnect_is () { [ "$(status_field preconnect)" = "$1" ]; }
+
 # expect REPLY PATTERN WHAT: fail unless REPLY matches the glob PATTERN.
 expect ()
 {
@@ -146,11 +149,12 @@ info "case 2: failed PRECONNECTs leave the source tracking"
 # --- 2b. While PRECONNECT waits for a silent destination, other control
 # connections and the guest are served; its owner's close calls it off.
 before="$(wc -l < "$tmp/ctl-owner.out")"
+# shellcheck disable=SC2154 # ctl_open sets it
 printf 'PRECONNECT %s\n' "$SILENT" >&"$_ctl_fd_owner"
-wait_for 3 "STATUS to say connecting" eval '[ "$(status_field preconnect)" = connecting ]'
+wait_for 3 "STATUS to say connecting" preconnect_is connecting
 nbd_write 64k 64k 0x26 || fail "a write during a PRECONNECT did not complete"
 ctl_close owner
-wait_for 3 "the owner's close to call PRECONNECT off" eval '[ "$(status_field preconnect)" = none ]'
+wait_for 3 "the owner's close to call PRECONNECT off" preconnect_is none
 [ "$(wc -l < "$tmp/ctl-owner.out")" = "$before" ] ||
     fail "the PRECONNECT its owner left was answered (too late?): $(tail -n 1 "$tmp/ctl-owner.out")"
 grep -q "the connection prepared for $SILENT is closed: the owning control connection closed" "$tmp/nbdkit.err" ||
@@ -210,8 +214,9 @@ cmp -s "$tmp/src.img" "$tmp/src-at-flip.img" || fail "a write after the flip cha
 # A read goes to the destination too: change it there behind the source.
 printf '\x5a%.0s' $(seq 65536) | dd of="$tmp/dst.img" bs=64k seek=48 conv=notrunc status=none
 run_bounded 30 qemu-io qemu-io -f raw -r -c "read -P 0x5a 3M 64k" "$NBD_URI"
-[ "$EXIT_STATUS" -eq 0 ] && ! grep -Eqi 'fail|error' "$tmp/qemu-io.out" ||
+if [ "$EXIT_STATUS" -ne 0 ] || grep -Eqi 'fail|error' "$tmp/qemu-io.out"; then
     fail "a read through the forwarding source did not come from the destination"
+fi
 r="$(ctl_send owner4 "PRECONNECT $DST")"
 expect "$r" "ERR EPERM *" "PRECONNECT after the flip"
 ctl_close owner4
