@@ -29,6 +29,7 @@
 #include "control_commands.h"
 #include "control_proto.h"
 #include "migration_state.h"
+#include "preconnect.h"
 #include "time_units.h"
 #include "write_gate.h"
 
@@ -55,6 +56,7 @@ reply_printf (struct control_reply *reply, bool ok, const char *fmt, ...)
   reply->len = (size_t) n + 1;
   reply->ok = ok;
   reply->snapshot_follows = false;
+  reply->deferred = false;
 }
 
 void
@@ -87,7 +89,7 @@ do_status (struct migration_state *st, enum control_role role,
                 " inflight_writes=%" PRIu64 " writes=%" PRIu64
                 " write_bytes=%" PRIu64 " freezes=%" PRIu64
                 " thaws_by_timeout=%" PRIu64 " freeze_timeout_ms=%" PRIu64
-                " migration=%s instance=%s",
+                " migration=%s instance=%s preconnect=%s",
                 st->size, st->block_size, st->generation,
                 block_bitmap_count (&st->dirty),
                 migration_bitmap_bytes (st, &st->dirty),
@@ -104,7 +106,8 @@ do_status (struct migration_state *st, enum control_role role,
                  * take before it gives up waiting for their reply. */
                 st->freeze_timeout_ns / NS_PER_MS,
                 st->tracking_for[0] != '\0' ? st->tracking_for : "none",
-                st->instance);
+                st->instance,
+                preconnect_state_name (st->preconnect.state));
 }
 
 /* The byte extent of a run of blocks, the last one clipped to the size. */
@@ -222,6 +225,8 @@ do_reset (struct migration_state *st, const struct control_request *req,
    * neither. */
   block_bitmap_set_all (&st->dirty);
   block_bitmap_clear_all (&st->unconfirmed);
+  /* A new migration may go to another destination. */
+  preconnect_drop (&st->preconnect, "RESET");
   snprintf (st->tracking_for, sizeof st->tracking_for, "%s",
             req->migration_id[0] != '\0' ? req->migration_id : TRACKING_UNKNOWN);
   reply_printf (reply, true, "OK dirty_blocks=%" PRIu64,
@@ -595,12 +600,11 @@ do_flip_fence (struct migration_state *st, enum control_role role,
   throttle_set_rate (&st->throttle, 0);
   write_gate_fence (&st->gate);
   note_unfrozen (st);
+  preconnect_drop (&st->preconnect,
+                   "the source is fenced, and a flip is final");
   nbdkit_debug ("migrate: fenced: every request now fails with EIO");
   reply_printf (reply, true, "OK fenced");
 }
-
-/* How long FLIP forward waits for the extra connections, after the flip. */
-#define FORWARD_EXTRA_TIMEOUT_NS (5 * NS_PER_S)
 
 /* How long FLIP forward may spend connecting: the guest is frozen
  * meanwhile, and the freeze timeout cannot fire while the control thread
@@ -618,6 +622,7 @@ do_flip_forward (struct migration_state *st, const struct control_request *req,
   enum write_gate_mode mode = write_gate_mode (&st->gate);
   char why[512];
   struct forward *f;
+  bool preconnected;
 
   if (mode == WRITE_GATE_FORWARDING) {
     reply_printf (reply, true, "OK forwarding");
@@ -631,8 +636,16 @@ do_flip_forward (struct migration_state *st, const struct control_request *req,
   if (!flip_precondition_met (st, mode, role, reply))
     return;
 
-  f = forward_connect (req->uri, st->size, forward_connect_budget (st),
-                       why, sizeof why);
+  /* The connection PRECONNECT made is already checked and complete:
+   * taking it over costs nothing while the guest is frozen.  Without one
+   * (or with one to another URI, or that the destination has closed
+   * since), connect now, as if there had been no PRECONNECT. */
+  f = preconnect_take (&st->preconnect, req->uri);
+  preconnected = f != NULL;
+  if (f == NULL)
+    f = forward_connect (req->uri, st->size, forward_connect_budget (st),
+                         "that remained of migrate-freeze-timeout", -1,
+                         why, sizeof why);
   if (f == NULL) {
     /* Still frozen and still authoritative: the sender thaws. */
     nbdkit_error ("migrate: FLIP forward: cannot use the destination %s: %s; "
@@ -650,15 +663,100 @@ do_flip_forward (struct migration_state *st, const struct control_request *req,
   throttle_set_rate (&st->throttle, 0);
   write_gate_forward (&st->gate);
   note_unfrozen (st);
-  /* The guest runs again; now widen the pool, for speed only. */
-  forward_add_handles (f, req->uri, FORWARD_EXTRA_TIMEOUT_NS);
-  nbdkit_debug ("migrate: forwarding every request to %s over %u connections",
-                req->uri, forward_handles (f));
-  reply_printf (reply, true, "OK forwarding handles=%u", forward_handles (f));
+  /* The guest runs again.  What else is prepared (to another URI, or no
+   * longer usable) will never be used now; a pool connected just now is
+   * widened, for speed only (a prepared one already was). */
+  preconnect_drop (&st->preconnect,
+                   "the source forwards to another connection");
+  if (!preconnected)
+    forward_add_handles (f, req->uri, FORWARD_EXTRA_TIMEOUT_NS, -1);
+  nbdkit_debug ("migrate: forwarding every request to %s over %u "
+                "connections (%s)", req->uri, forward_handles (f),
+                preconnected ? "prepared by PRECONNECT" : "opened by the flip");
+  reply_printf (reply, true, "OK forwarding handles=%u preconnected=%d",
+                forward_handles (f), preconnected ? 1 : 0);
+}
+
+/* Reply to a PRECONNECT whose connection is READY. */
+static void
+reply_preconnected (struct migration_state *st, struct control_reply *reply)
+{
+  reply_printf (reply, true, "OK preconnected connect_us=%" PRIu64
+                " handles=%u", st->preconnect.connect_ns / NS_PER_US,
+                forward_handles (st->preconnect.forward));
+}
+
+static void
+do_preconnect (struct migration_state *st, const struct control_request *req,
+               enum control_role role, struct control_reply *reply)
+{
+  struct preconnect *pc = &st->preconnect;
+  bool same = preconnect_same_uri (pc, req->uri);
+  char why[512];
+
+  /* Like the FLIPs it prepares for: only for the connection that runs
+   * the migration, so that nobody else can choose where it connects. */
+  if (role != CONTROL_ROLE_OWNER) {
+    control_reply_err (reply, "EPERM",
+                       "PRECONNECT belongs to the connection that owns the "
+                       "migration: send RESET or RESUME first; nothing was "
+                       "prepared");
+    return;
+  }
+  switch (preconnect_on_request (pc->state, same,
+                                 same && preconnect_usable (pc))) {
+  case PRECONNECT_ANSWER_READY:
+    reply_preconnected (st, reply);
+    return;
+  case PRECONNECT_REFUSE_BUSY:
+    reply_printf (reply, false, "ERR EALREADY a PRECONNECT to %s is still "
+                  "connecting; nothing was changed", pc->uri);
+    return;
+  case PRECONNECT_REPLACE:
+    preconnect_drop (pc, same ? "the destination closed it"
+                     : "PRECONNECT to another URI");
+    break;
+  case PRECONNECT_START:
+    break;
+  }
+  if (preconnect_start (pc, req->uri, st->size, st->freeze_timeout_ns,
+                        why, sizeof why) == -1) {
+    reply_printf (reply, false, "ERR EAGAIN PRECONNECT to %s: %s; nothing "
+                  "is prepared, the source keeps tracking", req->uri, why);
+    return;
+  }
+  /* The answer waits for the connecting thread. */
+  reply->line[0] = '\0';
+  reply->len = 0;
+  reply->ok = true;
+  reply->snapshot_follows = false;
+  reply->deferred = true;
+}
+
+void
+control_preconnect_done (struct migration_state *st,
+                         struct control_reply *reply)
+{
+  char uri[CONTROL_MAX_URI];
+  char why[512];
+
+  snprintf (uri, sizeof uri, "%s", st->preconnect.uri);
+  if (preconnect_finish (&st->preconnect, why, sizeof why) == -1) {
+    nbdkit_debug ("migrate: PRECONNECT to %s failed: %s", uri, why);
+    reply_printf (reply, false, "ERR EHOSTUNREACH cannot prepare a "
+                  "connection to the destination %s: %s; nothing is "
+                  "prepared, the source keeps tracking", uri, why);
+    return;
+  }
+  nbdkit_debug ("migrate: PRECONNECT: %u connections to %s ready in %"
+                PRIu64 " us", forward_handles (st->preconnect.forward), uri,
+                st->preconnect.connect_ns / NS_PER_US);
+  reply_preconnected (st, reply);
 }
 
 /* A flip is final.  Commands that change the bitmaps, the migration the
- * tracking follows or the throttle mean nothing afterwards, and accepting
+ * tracking follows or the throttle, or prepare a connection for a flip,
+ * mean nothing afterwards, and accepting
  * them would make STATUS say things that are no longer true (another
  * migration= than the one the source flipped for, a throttle that slows
  * nothing).  STATUS, THAW, FREEZE and the FLIPs answer for themselves.
@@ -677,10 +775,11 @@ refused_after_flip (struct migration_state *st, enum control_command command,
   case CONTROL_RESUME:
   case CONTROL_RESET:
   case CONTROL_THROTTLE:
+  case CONTROL_PRECONNECT:
     reply_printf (reply, false,
                   "ERR EPERM the source has flipped (state %s, for migration "
-                  "%s) and a flip is final: nothing is tracked or throttled "
-                  "any more; nothing was changed",
+                  "%s) and a flip is final: nothing is tracked, throttled or "
+                  "prepared any more; nothing was changed",
                   migration_state_name (st),
                   st->tracking_for[0] != '\0' ? st->tracking_for : "none");
     return true;
@@ -737,6 +836,9 @@ control_execute (struct migration_state *st,
     return;
   case CONTROL_FLIP_FORWARD:
     do_flip_forward (st, req, role, reply);
+    return;
+  case CONTROL_PRECONNECT:
+    do_preconnect (st, req, role, reply);
     return;
   case CONTROL_THROTTLE:
     throttle_set_rate (&st->throttle, req->bytes_per_second);
@@ -815,6 +917,8 @@ control_thaw_on_owner_close (struct migration_state *st)
     nbdkit_debug ("migrate: the owning control connection closed: "
                   "throttle released");
   }
+  /* Nobody is left to flip onto it. */
+  preconnect_drop (&st->preconnect, "the owning control connection closed");
   if (write_gate_mode (&st->gate) != WRITE_GATE_CLOSED)
     return;
   write_gate_open (&st->gate);

@@ -40,10 +40,14 @@ struct control_reply {
   size_t len;
   bool ok;                       /* OK (true) or ERR (false) */
   bool snapshot_follows;         /* extent lines follow: start a stream */
+  /* No reply yet (line is empty): PRECONNECT is connecting, and
+   * control_preconnect_done gives the reply when it has finished. */
+  bool deferred;
 };
 
 /* Execute one parsed request.  The caller makes the connection the owner
- * when the reply is OK and the command is not STATUS. */
+ * when the reply is OK and the command is not STATUS.  A deferred reply
+ * (PRECONNECT) comes from control_preconnect_done later. */
 void control_execute (struct migration_state *st,
                       const struct control_request *req,
                       enum control_role role, struct control_reply *reply);
@@ -70,9 +74,16 @@ size_t snapshot_stream_fill (const struct migration_state *st,
  * frozen; false otherwise. */
 bool control_freeze_deadline (struct migration_state *st, uint64_t *deadline_ns);
 
+/* The connection PRECONNECT prepares has finished connecting (its
+ * preconnect_wait_fd is readable): fill in the reply the PRECONNECT
+ * deferred. */
+void control_preconnect_done (struct migration_state *st,
+                              struct control_reply *reply);
+
 /* Thaw because the freeze outlasted migrate-freeze-timeout, or because the
  * connection that owned it closed.  Each logs why.  No-ops unless frozen,
- * except that the owner's close also turns the throttle off. */
+ * except that the owner's close also turns the throttle off and closes
+ * the connection PRECONNECT prepared. */
 void control_thaw_on_timeout (struct migration_state *st);
 void control_thaw_on_owner_close (struct migration_state *st);
 

@@ -9,7 +9,11 @@
  * flush inside the freeze (together at most migrate-freeze-timeout from
  * the gate closing); and FLIP forward, for its first connection to the
  * destination (within what is left of migrate-freeze-timeout), then, with
- * the guest running again, for the extra connections (at most 5 s more).
+ * the guest running again, for the extra connections (at most 5 s more);
+ * both only when no PRECONNECT prepared the connection beforehand.
+ * PRECONNECT itself connects on a thread of its own: its reply is
+ * deferred until that thread signals on a pipe this loop polls, while the
+ * other connections are served (and the freeze timeout watched) as usual.
  *
  * A connection's input is read only while it has no reply pending; that is
  * the back-pressure that keeps each connection's memory fixed, and it keeps
@@ -179,6 +183,13 @@ output_pending (const struct control_connection *conn)
   return conn->out_start < conn->out_end || conn->stream.active;
 }
 
+/* Is a reply still to be sent, or still to be produced (PRECONNECT)? */
+static bool
+reply_outstanding (const struct control_connection *conn)
+{
+  return output_pending (conn) || conn->awaiting_preconnect;
+}
+
 static void
 connection_close (struct control_server *srv, struct control_connection *conn,
                   const char *why)
@@ -190,6 +201,7 @@ connection_close (struct control_server *srv, struct control_connection *conn,
   }
   close (conn->fd);
   conn->fd = -1;
+  conn->awaiting_preconnect = false;
 }
 
 static void
@@ -208,6 +220,7 @@ connection_open (struct control_server *srv, int fd)
       conn->input_closed = false;
       conn->out_start = conn->out_end = 0;
       conn->stream.active = false;
+      conn->awaiting_preconnect = false;
       nbdkit_debug ("migrate: control connection %u opened", conn->id);
       return;
     }
@@ -276,6 +289,10 @@ handle_line (struct control_server *srv, struct control_connection *conn,
     nbdkit_debug ("migrate: control connection %u: %s",
                   conn->id, control_command_name (req.command));
     control_execute (srv->state, &req, role_of (srv, conn), &reply);
+    if (reply.deferred) {
+      conn->awaiting_preconnect = true;
+      return;
+    }
     if (reply.ok && req.command != CONTROL_STATUS && srv->owner == NULL) {
       srv->owner = conn;
       nbdkit_debug ("migrate: control connection %u owns the migration",
@@ -293,7 +310,7 @@ handle_line (struct control_server *srv, struct control_connection *conn,
 static void
 process_input (struct control_server *srv, struct control_connection *conn)
 {
-  while (output_has_room (conn)) {
+  while (!conn->awaiting_preconnect && output_has_room (conn)) {
     char *newline = memchr (conn->in, '\n', conn->in_len);
     size_t line_len;
 
@@ -401,6 +418,14 @@ service_connection (struct control_server *srv,
     connection_close (srv, conn, "socket error");
     return;
   }
+  /* Waiting for PRECONNECT, the connection is polled for nothing; a
+   * hang-up then means the peer has closed both ways and cannot read the
+   * reply (a peer that only stopped sending gets its reply). */
+  if (conn->awaiting_preconnect) {
+    if (revents & POLLHUP)
+      connection_close (srv, conn, "closed by the peer during PRECONNECT");
+    return;
+  }
   if (revents & (POLLIN | POLLHUP))
     read_input (conn);
 
@@ -412,11 +437,11 @@ service_connection (struct control_server *srv,
       connection_close (srv, conn, "send failed");
       return;
     }
-    if (output_pending (conn) || !input_actionable (conn))
+    if (reply_outstanding (conn) || !input_actionable (conn))
       break;
   }
 
-  if (conn->input_closed && !output_pending (conn) && conn->in_len == 0)
+  if (conn->input_closed && !reply_outstanding (conn) && conn->in_len == 0)
     connection_close (srv, conn, "closed by the peer");
 }
 
@@ -465,11 +490,37 @@ check_freeze_deadline (struct control_server *srv)
     control_thaw_on_timeout (srv->state);
 }
 
+/* The connection PRECONNECT prepares has finished: give the waiting
+ * connection its reply, and go on with its input. */
+static void
+deliver_preconnect (struct control_server *srv)
+{
+  struct control_reply reply;
+
+  if (!preconnect_finished (&srv->state->preconnect))
+    return;
+  control_preconnect_done (srv->state, &reply);
+  for (size_t i = 0; i < CONTROL_MAX_CONNECTIONS; ++i) {
+    struct control_connection *conn = &srv->conns[i];
+
+    if (conn->fd != -1 && conn->awaiting_preconnect) {
+      conn->awaiting_preconnect = false;
+      queue_output (conn, reply.line, reply.len);
+      service_connection (srv, conn, 0);
+      return;
+    }
+  }
+  /* Nobody waits (the owner's close would have dropped the connection
+   * first, so this does not happen): the result stays for STATUS. */
+  nbdkit_debug ("migrate: PRECONNECT finished with nobody waiting: %s",
+                reply.line);
+}
+
 static void *
 control_thread (void *arg)
 {
   struct control_server *srv = arg;
-  struct pollfd pfds[2 + CONTROL_MAX_CONNECTIONS];
+  struct pollfd pfds[3 + CONTROL_MAX_CONNECTIONS];
   struct control_connection *polled[CONTROL_MAX_CONNECTIONS];
   size_t i;
 
@@ -485,7 +536,9 @@ control_thread (void *arg)
 
       if (conn->fd == -1)
         continue;
-      if (output_pending (conn))
+      if (conn->awaiting_preconnect)
+        events = 0;
+      else if (output_pending (conn))
         events = POLLOUT;
       else if (!conn->input_closed && conn->in_len < sizeof conn->in)
         events = POLLIN;
@@ -494,6 +547,10 @@ control_thread (void *arg)
       pfds[n++] = (struct pollfd) { .fd = conn->fd, .events = events };
       polled[npolled++] = conn;
     }
+    /* Last, so the connections' indexes stay 2 + i. */
+    int preconnect_fd = preconnect_wait_fd (&srv->state->preconnect);
+    if (preconnect_fd >= 0)
+      pfds[n++] = (struct pollfd) { .fd = preconnect_fd, .events = POLLIN };
 
     r = poll (pfds, n, freeze_poll_timeout_ms (srv));
     if (r == -1) {
@@ -512,6 +569,8 @@ control_thread (void *arg)
       if (pfds[2 + i].revents != 0 && polled[i]->fd != -1)
         service_connection (srv, polled[i], pfds[2 + i].revents);
     }
+    if (preconnect_fd >= 0 && pfds[n - 1].revents != 0)
+      deliver_preconnect (srv);
     if (pfds[1].revents & POLLIN)
       accept_connections (srv);
   }

@@ -37,6 +37,9 @@ struct control_connection {
   char out[CONTROL_OUTPUT_BUFFER];
   size_t out_start, out_end;     /* pending output is out[start..end) */
   struct snapshot_stream stream; /* extent lines still to produce */
+  /* A PRECONNECT of this connection waits for its connection: nothing
+   * more is read or executed until its reply is queued. */
+  bool awaiting_preconnect;
 };
 
 struct control_server {

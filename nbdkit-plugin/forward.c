@@ -103,12 +103,14 @@ connecting (struct nbd_handle *h)
 /* Drive the handles' connections (TCP, TLS handshake, NBD negotiation)
  * together, with one poll over all their sockets, until each is ready or
  * dead or the deadline passes: the handshakes overlap instead of adding
- * up, which matters because the guest is frozen meanwhile. */
-static void
-connect_all (struct nbd_handle **h, unsigned n, uint64_t deadline_ns)
+ * up, which matters because the guest is frozen meanwhile.  A readable
+ * cancel_fd (if not -1) stops it at once; returns true then. */
+static bool
+connect_all (struct nbd_handle **h, unsigned n, uint64_t deadline_ns,
+             int cancel_fd)
 {
   for (;;) {
-    struct pollfd fds[FORWARD_HANDLES];
+    struct pollfd fds[FORWARD_HANDLES + 1];
     unsigned idx[FORWARD_HANDLES], nfds = 0;
     uint64_t left_ns = deadline_left_ns (deadline_ns);
 
@@ -126,16 +128,20 @@ connect_all (struct nbd_handle **h, unsigned n, uint64_t deadline_ns)
       idx[nfds++] = i;
     }
     if (nfds == 0 || left_ns == 0)
-      return;
+      return false;
+    if (cancel_fd >= 0)
+      fds[nfds] = (struct pollfd) { .fd = cancel_fd, .events = POLLIN };
     /* Wake at least once a second to look at every handle's state
      * again, however far away the deadline is. */
     int left_ms = poll_timeout_ms (left_ns);
-    if (poll (fds, nfds, left_ms > CONNECT_POLL_MAX_MS ? CONNECT_POLL_MAX_MS
-              : left_ms) == -1) {
+    if (poll (fds, nfds + (cancel_fd >= 0), left_ms > CONNECT_POLL_MAX_MS
+              ? CONNECT_POLL_MAX_MS : left_ms) == -1) {
       if (errno == EINTR)
         continue;
-      return;
+      return false;
     }
+    if (cancel_fd >= 0 && fds[nfds].revents != 0)
+      return true;
     for (unsigned k = 0; k < nfds; k++) {
       struct nbd_handle *hh = h[idx[k]];
       if (fds[k].revents & (POLLIN | POLLHUP | POLLERR))
@@ -148,6 +154,7 @@ connect_all (struct nbd_handle **h, unsigned n, uint64_t deadline_ns)
 
 struct forward *
 forward_connect (const char *uri, uint64_t expected_size, uint64_t timeout_ns,
+                 const char *budget, int cancel_fd,
                  char *errbuf, size_t errlen)
 {
   struct forward *f = calloc (1, sizeof *f);
@@ -171,17 +178,19 @@ forward_connect (const char *uri, uint64_t expected_size, uint64_t timeout_ns,
     free (f);
     return NULL;
   }
-  connect_all (all, 1, deadline);
+  if (connect_all (all, 1, deadline, cancel_fd)) {
+    snprintf (errbuf, errlen, "the connection was called off before it "
+              "was ready");
+    goto fail;
+  }
 
   if (!nbd_aio_is_ready (all[0])) {
     const char *e = nbd_get_error ();
-    /* The only budget the caller has is what is left of the freeze
-     * timeout (the guest is frozen while this runs): say so, so that the
-     * user knows which setting to raise. */
+    /* Name the budget (the caller's words for the setting that bounds
+     * it), so that the user knows which setting to raise. */
     if (connecting (all[0]))
       snprintf (errbuf, errlen, "no connection within the %" PRIu64
-                " ms that remained of migrate-freeze-timeout",
-                timeout_ns / NS_PER_MS);
+                " ms %s", timeout_ns / NS_PER_MS, budget);
     else
       snprintf (errbuf, errlen, "%s", e ? e : "the connection failed during the handshake");
     goto fail;
@@ -219,7 +228,8 @@ forward_connect (const char *uri, uint64_t expected_size, uint64_t timeout_ns,
 }
 
 void
-forward_add_handles (struct forward *f, const char *uri, uint64_t timeout_ns)
+forward_add_handles (struct forward *f, const char *uri, uint64_t timeout_ns,
+                     int cancel_fd)
 {
   struct nbd_handle *more[FORWARD_HANDLES] = { NULL };
   unsigned n = FORWARD_HANDLES - 1;
@@ -239,7 +249,9 @@ forward_add_handles (struct forward *f, const char *uri, uint64_t timeout_ns)
     char ignored[256];
     more[i] = start_one (uri, ignored, sizeof ignored);
   }
-  connect_all (more, n, deadline_after_ns (timeout_ns));
+  if (connect_all (more, n, deadline_after_ns (timeout_ns), cancel_fd))
+    nbdkit_debug ("migrate: forward: extra connections to %s called off",
+                  uri);
   for (unsigned i = 0; i < n; i++) {
     if (more[i] == NULL)
       continue;
@@ -256,6 +268,39 @@ forward_add_handles (struct forward *f, const char *uri, uint64_t timeout_ns)
     f->handles[k] = more[i];
     __atomic_store_n (&f->nhandles, k + 1, __ATOMIC_RELEASE);
   }
+}
+
+/* One idle handle still ready?  Nothing may be waiting to be read on an
+ * idle NBD connection except what libnbd consumes by itself (TLS records
+ * that carry no data, such as session tickets): let libnbd read whatever
+ * is there, and see whether the handle is still ready afterwards.  A
+ * server that closed or died shows as end of file, and the handle dies. */
+static bool
+handle_usable (struct nbd_handle *h)
+{
+  struct pollfd pfd;
+
+  if (!nbd_aio_is_ready (h) || nbd_aio_in_flight (h) != 0)
+    return false;
+  pfd = (struct pollfd) { .fd = nbd_aio_get_fd (h), .events = POLLIN };
+  if (pfd.fd == -1 || poll (&pfd, 1, 0) == -1)
+    return false;
+  if (pfd.revents & (POLLERR | POLLNVAL))
+    return false;
+  if (pfd.revents & (POLLIN | POLLHUP))
+    nbd_aio_notify_read (h);
+  return nbd_aio_is_ready (h);
+}
+
+bool
+forward_usable (struct forward *f)
+{
+  unsigned n = forward_handles (f);
+
+  for (unsigned i = 0; i < n; i++)
+    if (!handle_usable (f->handles[i]))
+      return false;
+  return n > 0;
 }
 
 unsigned

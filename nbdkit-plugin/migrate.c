@@ -49,6 +49,7 @@
 #include "forward.h"
 #include "migration_state.h"
 #include "parse.h"
+#include "preconnect.h"
 #include "throttle.h"
 #include "time_units.h"
 #include "write_gate.h"
@@ -256,6 +257,7 @@ migrate_cleanup (nbdkit_backend *backend)
   /* No client is left to use the destination's connections. */
   forward_close (migration.forward);
   migration.forward = NULL;
+  preconnect_drop (&migration.preconnect, "nbdkit is shutting down");
   if (migration.plugin != NULL) {
     /* A flush a FREEZE gave up on may still run on the context; closing
      * it under that thread would be a use after free.  Wait a little,

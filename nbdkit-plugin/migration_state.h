@@ -27,6 +27,7 @@
 #include "bitmap.h"
 #include "control_proto.h"
 #include "forward.h"
+#include "preconnect.h"
 #include "throttle.h"
 #include "time_units.h"
 #include "write_gate.h"
@@ -107,6 +108,11 @@ struct migration_state {
    * it to the worker threads; never changed again until cleanup. */
   struct forward *forward;
 
+  /* The connection PRECONNECT prepared for FLIP forward to take over;
+   * control thread only (preconnect.h).  It carries no guest request:
+   * only st->forward does, once the flip has published it. */
+  struct preconnect preconnect;
+
   /* Counters for STATUS; relaxed atomics. */
   uint64_t writes;               /* write, zero and trim requests completed */
   uint64_t write_bytes;          /* bytes they covered */
@@ -121,6 +127,7 @@ struct migration_state {
     .geometry_lock = PTHREAD_MUTEX_INITIALIZER,                       \
     .gate = WRITE_GATE_INIT,                                          \
     .throttle = THROTTLE_INIT,                                        \
+    .preconnect = PRECONNECT_INIT,                                    \
   }
 
 /* Record the image size: allocate the bitmaps with every block dirty.  The

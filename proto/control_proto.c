@@ -157,13 +157,35 @@ static const struct {
     return -1;                                  \
   } while (0)
 
+/* The URI argument of FLIP forward and PRECONNECT (what names the
+ * command in the messages): one word of printable ASCII that fits, with
+ * its NUL, in req->uri. */
+static int
+uri_argument (const struct word *w, struct control_request *req,
+              const char *why_too_long, const char *why_not_ascii,
+              const char **errno_name, const char **why)
+{
+  size_t i;
+
+  if (w->len >= CONTROL_MAX_URI)
+    FAIL ("E2BIG", why_too_long);
+  /* URIs are printable ASCII (anything else is percent-encoded); the
+   * line-wide check already refused control characters. */
+  for (i = 0; i < w->len; i++) {
+    unsigned char c = (unsigned char) w->p[i];
+    if (c <= 0x20 || c >= 0x7f)
+      FAIL ("EINVAL", why_not_ascii);
+  }
+  memcpy (req->uri, w->p, w->len);
+  req->uri[w->len] = '\0';
+  return 0;
+}
+
 static int
 parse_flip (const struct word *words, size_t nwords,
             struct control_request *req,
             const char **errno_name, const char **why)
 {
-  size_t i;
-
   if (nwords < 2)
     FAIL ("EINVAL", "FLIP needs a mode: fence or forward URI");
   if (word_is (&words[1], "fence")) {
@@ -178,19 +200,30 @@ parse_flip (const struct word *words, size_t nwords,
     FAIL ("EINVAL", "FLIP forward needs the NBD URI of the destination");
   if (nwords > 3)
     FAIL ("EINVAL", "FLIP forward takes only one URI");
-  /* The URI is stored NUL-terminated, so it must leave room for the NUL. */
-  if (words[2].len >= CONTROL_MAX_URI)
-    FAIL ("E2BIG", "FLIP forward URI is longer than 2047 bytes");
-  /* URIs are printable ASCII (anything else is percent-encoded); the
-   * line-wide check already refused control characters. */
-  for (i = 0; i < words[2].len; i++) {
-    unsigned char c = (unsigned char) words[2].p[i];
-    if (c <= 0x20 || c >= 0x7f)
-      FAIL ("EINVAL", "FLIP forward URI contains a byte that is not printable ASCII");
-  }
-  memcpy (req->uri, words[2].p, words[2].len);
-  req->uri[words[2].len] = '\0';
+  if (uri_argument (&words[2], req,
+                    "FLIP forward URI is longer than 2047 bytes",
+                    "FLIP forward URI contains a byte that is not printable ASCII",
+                    errno_name, why) == -1)
+    return -1;
   req->command = CONTROL_FLIP_FORWARD;
+  return 0;
+}
+
+static int
+parse_preconnect (const struct word *words, size_t nwords,
+                  struct control_request *req,
+                  const char **errno_name, const char **why)
+{
+  if (nwords < 2)
+    FAIL ("EINVAL", "PRECONNECT needs the NBD URI of the destination");
+  if (nwords > 2)
+    FAIL ("EINVAL", "PRECONNECT takes only one URI");
+  if (uri_argument (&words[1], req,
+                    "PRECONNECT URI is longer than 2047 bytes",
+                    "PRECONNECT URI contains a byte that is not printable ASCII",
+                    errno_name, why) == -1)
+    return -1;
+  req->command = CONTROL_PRECONNECT;
   return 0;
 }
 
@@ -300,6 +333,8 @@ control_request_parse (const char *line, size_t len,
 
   if (word_is (&words[0], "FLIP"))
     return parse_flip (words, nwords, req, errno_name, why);
+  if (word_is (&words[0], "PRECONNECT"))
+    return parse_preconnect (words, nwords, req, errno_name, why);
   if (word_is (&words[0], "RESET"))
     return parse_tagged (words, nwords, CONTROL_RESET, req, errno_name, why);
   if (word_is (&words[0], "RESUME"))
@@ -322,6 +357,7 @@ control_command_name (enum control_command cmd)
   case CONTROL_FLIP_FENCE: return "FLIP fence";
   case CONTROL_FLIP_FORWARD: return "FLIP forward";
   case CONTROL_THROTTLE: return "THROTTLE";
+  case CONTROL_PRECONNECT: return "PRECONNECT";
   }
   return "unknown";
 }

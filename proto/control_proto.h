@@ -14,6 +14,7 @@
  *   RESET [<migration-id>] | RESUME [<migration-id>]
  *   CONFIRM <offset> <length>
  *   FLIP fence | FLIP forward <nbd-uri>
+ *   PRECONNECT <nbd-uri>               (connect now for a later FLIP forward)
  *   THROTTLE <bytes-per-second>        (0 = off)
  *
  * The filter parses requests with control_request_parse; the sender parses
@@ -43,6 +44,7 @@ enum control_command {
   CONTROL_FLIP_FENCE,
   CONTROL_FLIP_FORWARD,
   CONTROL_THROTTLE,
+  CONTROL_PRECONNECT,
 };
 
 struct control_request {
@@ -50,7 +52,7 @@ struct control_request {
   uint64_t offset;              /* CONFIRM */
   uint64_t length;              /* CONFIRM */
   uint64_t bytes_per_second;    /* THROTTLE */
-  char uri[CONTROL_MAX_URI];    /* FLIP forward */
+  char uri[CONTROL_MAX_URI];    /* FLIP forward, PRECONNECT */
   /* RESET, RESUME: the migration the sender is running, or "" if the
    * request named none. */
   char migration_id[CONTROL_MIGRATION_ID_LEN + 1];

@@ -253,6 +253,38 @@ test_flip (void **state)
 }
 
 static void
+test_preconnect (void **state)
+{
+  char line[64 + CONTROL_MAX_URI];
+  struct control_request req;
+  size_t prefix = strlen ("PRECONNECT ");
+
+  parse_ok ("PRECONNECT nbds://stm@dest:10810/?tls-psk-file=/k.psk", &req);
+  assert_int_equal (req.command, CONTROL_PRECONNECT);
+  assert_string_equal (req.uri, "nbds://stm@dest:10810/?tls-psk-file=/k.psk");
+  /* The command word is case-insensitive, the URI keeps its case. */
+  parse_ok ("preconnect  nbd+unix:///D?socket=/S \r\n", &req);
+  assert_int_equal (req.command, CONTROL_PRECONNECT);
+  assert_string_equal (req.uri, "nbd+unix:///D?socket=/S");
+
+  parse_fails ("PRECONNECT", "EINVAL");
+  parse_fails ("PRECONNECT  \n", "EINVAL");
+  parse_fails ("PRECONNECT nbd://a nbd://b", "EINVAL");
+  parse_fails ("PRECONNECT nbd://h\xc3\xa9/", "EINVAL");
+  parse_fails ("PRECONNECTED nbd://a", "EINVAL");
+
+  /* The same length limit as FLIP forward's. */
+  memcpy (line, "PRECONNECT ", prefix);
+  memset (line + prefix, 'u', CONTROL_MAX_URI - 1);
+  line[prefix + CONTROL_MAX_URI - 1] = '\0';
+  parse_ok (line, &req);
+  assert_int_equal (strlen (req.uri), CONTROL_MAX_URI - 1);
+  line[prefix + CONTROL_MAX_URI - 1] = 'u';
+  line[prefix + CONTROL_MAX_URI] = '\0';
+  parse_fails (line, "E2BIG");
+}
+
+static void
 test_flip_uri_length (void **state)
 {
   char line[64 + CONTROL_MAX_URI];
@@ -340,6 +372,7 @@ test_command_names (void **state)
   assert_string_equal (control_command_name (CONTROL_CONFIRM), "CONFIRM");
   assert_string_equal (control_command_name (CONTROL_FLIP_FENCE), "FLIP fence");
   assert_string_equal (control_command_name (CONTROL_FLIP_FORWARD), "FLIP forward");
+  assert_string_equal (control_command_name (CONTROL_PRECONNECT), "PRECONNECT");
   assert_string_equal (control_command_name (CONTROL_THROTTLE), "THROTTLE");
 }
 
@@ -534,6 +567,7 @@ main (void)
     cmocka_unit_test (test_throttle),
     cmocka_unit_test (test_flip),
     cmocka_unit_test (test_flip_uri_length),
+    cmocka_unit_test (test_preconnect),
     cmocka_unit_test (test_line_limit),
     cmocka_unit_test (test_bad_bytes),
     cmocka_unit_test (test_length_is_honoured),
