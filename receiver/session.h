@@ -6,8 +6,8 @@
  * KEEPALIVE).  HELLO makes it the receiver's active session, unless another
  * is active (ERROR busy), the output holds this migration at another size
  * or holds another migration (ERROR mismatch, unless --force).  The active
- * session writes DATA and ZERO into the output as they arrive, answers SYNC
- * with DURABLE after fdatasync, COMMIT with COMMITTED (prepared) and
+ * session writes DATA and ZERO into the output of the disk the header names
+ * as they arrive, answers SYNC with DURABLE after fdatasync of every output, COMMIT with COMMITTED (prepared) and
  * OUTCOME with RECORDED (final or superseded), each after storing the new
  * record in the state file (COMMITTED may wait, with --export, for the
  * receiver's NBD server to be ready; meanwhile only KEEPALIVE is
@@ -96,7 +96,11 @@ struct session_env {
   const struct receiver_options *opts;
   const struct events *events;
   struct tls_creds *creds;
-  struct image_writer *image;
+  /* The outputs, in the order of opts->outputs (outputs.h); a HELLO's
+   * disks are mapped onto them by name. */
+  struct image_writer *const *images;
+  unsigned nimages;
+  const char *outputs_text;              /* the output(s) in words */
   struct state_file *state;
   struct migration_record *record;       /* the migration the output holds */
   struct session *const *active;         /* the active sender, or NULL */
