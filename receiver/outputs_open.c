@@ -17,8 +17,10 @@
 #include "receiver.h"
 #include "state_file.h"
 
-/* The outputs in words: the path of the one unnamed output, else
- * "the disks NAME (PATH), NAME (PATH)". */
+/* The outputs in words: the path of the one unnamed output (as before
+ * there were groups, so its messages and events are unchanged); for named
+ * ones the subject of a sentence: "the disk NAME (PATH)" for one, "the
+ * group of disks NAME (PATH), NAME (PATH)" for several. */
 static void
 format_outputs_text (const struct outputs *o, char *buf, size_t len)
 {
@@ -29,7 +31,7 @@ format_outputs_text (const struct outputs *o, char *buf, size_t len)
     snprintf (buf, len, "%s", o->spec[0].path);
     return;
   }
-  snprintf (buf, len, "%s", o->count == 1 ? "the disk " : "the disks ");
+  snprintf (buf, len, "%s", o->count == 1 ? "the disk " : "the group of disks ");
   for (i = 0; i < o->count; i++) {
     used = strlen (buf);
     snprintf (buf + used, len - used, "%s%s (%s)", i ? ", " : "",
@@ -40,7 +42,7 @@ format_outputs_text (const struct outputs *o, char *buf, size_t len)
 /* Do the record's disk names equal the outputs' names (as sets)? */
 static bool
 record_names_match (const struct migration_record *r, const struct outputs *o,
-                    char *words, size_t len)
+                    const char *state, char *words, size_t len)
 {
   size_t used;
   uint32_t i;
@@ -50,7 +52,7 @@ record_names_match (const struct migration_record *r, const struct outputs *o,
     ok = outputs_find (o, r->disks[i].name, strlen (r->disks[i].name)) >= 0;
   if (ok)
     return true;
-  snprintf (words, len, "the state file records the disks [");
+  snprintf (words, len, "the state file %s records the disks [", state);
   for (i = 0; i < r->ndisks; i++) {
     used = strlen (words);
     snprintf (words + used, len - used, "%s%s", i ? " " : "",
@@ -165,7 +167,8 @@ adopt (struct receiver *rx, enum state_found what,
   char reason[1024], id[MIGRATION_ID_TEXT_LEN];
   unsigned i;
 
-  if (what == STATE_VALID && !record_names_match (found, o, reason, sizeof reason))
+  if (what == STATE_VALID && !record_names_match (found, o, state_file_path (rx->state),
+                                                reason, sizeof reason))
     return refuse (rx, reason);
   for (i = 0; i < o->count; i++) {
     int k = what == STATE_VALID ? migration_record_find (found, o->spec[i].name) : 0;
@@ -185,9 +188,8 @@ adopt (struct receiver *rx, enum state_found what,
   switch (verdict) {
   case VERDICT_RESUMABLE:
     rx->record = *found;
-    log_info ("%s%s hold%s migration %s, %s (durable up to sync %" PRIu64 "): %s",
+    log_info ("%s%s holds migration %s, %s (durable up to sync %" PRIu64 "): %s",
               outputs_named (o) ? "" : "the output ", rx->outputs_text,
-              outputs_named (o) ? "" : "s",
               id, wire_dest_state_name (found->state), found->durable_seq,
               migration_record_state_meaning (found->state));
     return 0;
@@ -195,8 +197,8 @@ adopt (struct receiver *rx, enum state_found what,
     log_warning ("the state file %s records migration %s, but %s%s is "
                  "empty: the data it recorded is gone, so that migration will "
                  "start again from nothing", state_file_path (rx->state), id,
-                 outputs_named (o) ? "an output of " : "the output ",
-                 rx->outputs_text);
+                 o->count > 1 ? "an output of "
+                 : outputs_named (o) ? "" : "the output ", rx->outputs_text);
     return 0;
   case VERDICT_EMPTY:
     for (i = 0; i < o->count; i++)

@@ -45,6 +45,7 @@ on_signal (struct ev_loop *loop, ev_signal *w, int revents)
   struct receiver *rx = w->data;
   const char *name = w->signum == SIGINT ? "SIGINT" : "SIGTERM";
   const char *output = rx->outputs_text;
+  const char *the = outputs_named (&rx->opts->outputs) ? "" : "the output ";
   char id[MIGRATION_ID_TEXT_LEN];
 
   migration_id_format (rx->record.id, id);
@@ -60,12 +61,12 @@ on_signal (struct ev_loop *loop, ev_signal *w, int revents)
   }
   if (!rx->record.known)
     events_error (&rx->events, NULL, 0,
-                  "interrupted by %s: the output %s is incomplete "
-                  "(no migration was received)", name, output);
+                  "interrupted by %s: %s%s is incomplete "
+                  "(no migration was received)", name, the, output);
   else
     events_error (&rx->events, NULL, 0,
-                  "interrupted by %s: the output %s holds migration %s, %s "
-                  "(durable up to sync %" PRIu64 "): %s", name, output, id,
+                  "interrupted by %s: %s%s holds migration %s, %s "
+                  "(durable up to sync %" PRIu64 "): %s", name, the, output, id,
                   wire_dest_state_name (rx->record.state), rx->record.durable_seq,
                   migration_record_state_meaning (rx->record.state));
   rx->exit_status = 1;
