@@ -148,11 +148,6 @@ parse_command_line (int argc, char *argv[], struct receiver_options *opts)
     usage_error ("--listen HOST:PORT is required");
   if (opts->outputs.count == 0)
     usage_error ("--output IMAGE (or --output NAME=IMAGE for each disk) is required");
-  /* Serving a group (one nbdkit with an export per disk, and EXPORT
-   * messages) is specified in docs/protocol.md but not built yet. */
-  if (export_arg != NULL && opts->outputs.count > 1)
-    usage_error ("--export serves one output; this stm-recv cannot yet serve "
-                 "a group of %u disks", opts->outputs.count);
 
   /* Port 0 means "pick a free port", which parse_host_port accepts. */
   if (parse_host_port (listen, opts->listen_host, sizeof opts->listen_host,

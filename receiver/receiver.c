@@ -116,15 +116,40 @@ unwatch_signal (struct receiver *rx, ev_signal *w)
  * not for nbdkit to start, and nothing is ever served from a copy that is
  * not prepared or final. */
 
-/* The URI announced in COMMITTED: the export's, once its gate is open;
- * "" when there is none to offer. */
+/* The URI announced in COMMITTED: the export's (of the sender's first
+ * disk, for a group), once its gate is open; "" when there is none to
+ * offer. */
 static void
-export_answer (struct receiver *rx, char *uri, size_t uri_len)
+export_answer (struct receiver *rx, struct session *s, char *uri, size_t uri_len)
 {
-  if (export_open (rx->export) == 0)
-    snprintf (uri, uri_len, "%s", export_uri (rx->export));
-  else
+  if (export_open (rx->export) == -1 ||
+      export_disk_uri (rx->export, session_first_disk_output (s), uri, uri_len) == -1)
     uri[0] = '\0';
+}
+
+/* Tell the active sender where each disk is served (EXPORT), once the
+ * export's nbdkit listens, so that it can prepare the source's forward
+ * connections before the freeze.  Only a sender that names its disks
+ * reads EXPORT (session_send_export). */
+static void
+announce_exports (struct receiver *rx)
+{
+  char uri[WIRE_MAX_TEXT + 1];
+  unsigned i;
+
+  if (rx->active == NULL || rx->export == NULL)
+    return;
+  switch (export_state (rx->export)) {
+  case EXPORT_CLOSED:
+  case EXPORT_OPEN:
+    break;
+  case EXPORT_STOPPED:
+  case EXPORT_STARTING:
+    return;
+  }
+  for (i = 0; i < rx->nimages; i++)
+    if (export_disk_uri (rx->export, i, uri, sizeof uri) == 0)
+      session_send_export (rx->active, i, uri);
 }
 
 /* nbdkit listens (with its gate closed).  A COMMIT that arrived while it
@@ -136,10 +161,11 @@ on_export_ready (void *opaque)
   char uri[WIRE_MAX_TEXT + 1];
   struct session *s = rx->commit_waiting;
 
+  announce_exports (rx);
   if (s == NULL)
     return;
   rx->commit_waiting = NULL;
-  export_answer (rx, uri, sizeof uri);
+  export_answer (rx, s, uri, sizeof uri);
   log_info ("COMMITTED waited %.0f ms for the export of %s to be ready",
             (time_monotonic_ns () - rx->commit_waiting_since_ns) / 1e6,
             rx->outputs_text);
@@ -220,8 +246,12 @@ session_activated (void *opaque, struct session *s)
 
   assert (rx->active == NULL);
   rx->active = s;
-  if (rx->export != NULL && rx->record.state != WIRE_STATE_FINAL)
+  if (rx->export != NULL && rx->record.state != WIRE_STATE_FINAL) {
     (void) export_launch (rx->export);
+    /* Ready already (an earlier sender started it): say so now;
+     * otherwise the ready hook does. */
+    announce_exports (rx);
+  }
 }
 
 /* The destination's state changed.  Prepared: with --export, open the
@@ -257,7 +287,7 @@ session_recorded (void *opaque, struct session *s, enum wire_dest_state state,
       return SESSION_REPLY_NOW;
     case EXPORT_CLOSED:
     case EXPORT_OPEN:
-      export_answer (rx, uri, uri_len);
+      export_answer (rx, s, uri, uri_len);
       return SESSION_REPLY_NOW;
     }
     return SESSION_REPLY_NOW;
@@ -370,11 +400,9 @@ receiver_init (struct receiver *rx, struct ev_loop *loop,
 
   /* The export is set up now (its private directory, its gate closed),
    * so that a mistake in it fails the start; its nbdkit starts at the
-   * first HELLO.  main.c allows it with one output only. */
+   * first HELLO. */
   if (opts->export_port != 0) {
-    assert (rx->nimages == 1);
-    rx->export = export_new (loop, opts, image_writer_path (rx->images[0]),
-                             &receiver_export_hooks, rx);
+    rx->export = export_new (loop, opts, &receiver_export_hooks, rx);
     if (rx->export == NULL) {
       outputs_close (rx, true);
       return -1;

@@ -86,7 +86,9 @@ struct session {
    * (session_send_committed). */
   bool committed_pending;
 
-  /* Since HELLO: the output of each of its disks, and their sizes. */
+  /* Since HELLO: the output of each of its disks, and their sizes; and
+   * whether the sender named its disks (and so reads EXPORT). */
+  bool named_disks;
   uint32_t ndisks;
   unsigned map[WIRE_MAX_DISKS];
   uint64_t disk_size[WIRE_MAX_DISKS];
@@ -444,6 +446,8 @@ hello_accept (struct session *s, const struct wire_hello *hello, bool fresh,
   struct wire_hello_reply reply = {
     .mode = fresh ? WIRE_MODE_NEW : migration_record_hello_mode (env->record),
     .durable_seq = fresh ? 0 : env->record->durable_seq,
+    /* The features the receiver agrees to: those offered that it knows. */
+    .features = hello->features & WIRE_FEATURES_KNOWN,
   };
   uint8_t frame[WIRE_ENCODE_MAX];
 
@@ -452,7 +456,7 @@ hello_accept (struct session *s, const struct wire_hello *hello, bool fresh,
   wire_disks_from_hello (&disks, hello);
   stm_conn_set_disks (s->conn, &disks);
   stm_conn_set_linger_timeout (s->conn, ACTIVE_LINGER_S);
-  env->hooks->activated (env->opaque, s);
+  s->named_disks = (hello->features & WIRE_FEATURE_DISKS) != 0;
   s->state = SESSION_ACTIVE;
   /* From now on the timer watches for silence. */
   ev_timer_stop (env->loop, &s->timer);
@@ -461,7 +465,33 @@ hello_accept (struct session *s, const struct wire_hello *hello, bool fresh,
 
   events_hello (env->events, s->peer, output_path (s), id, mode_names[reply.mode],
                 hello->image_size, hello->block_size, reply.durable_seq);
-  (void) send_frame (s, frame, wire_encode_hello_reply (frame, &reply));
+  if (send_frame (s, frame, wire_encode_hello_reply (frame, &reply)) == -1)
+    return;                     /* on_close follows */
+  /* After the reply, so that the EXPORTs the receiver may send at once
+   * follow it on the wire. */
+  env->hooks->activated (env->opaque, s);
+}
+
+void
+session_send_export (struct session *s, unsigned output, const char *uri)
+{
+  uint8_t frame[WIRE_ENCODE_TEXT_MAX];
+  uint32_t i;
+
+  if (!s->named_disks || s->state != SESSION_ACTIVE)
+    return;
+  for (i = 0; i < s->ndisks; i++)
+    if (s->map[i] == output) {
+      (void) send_frame (s, frame, wire_encode_export (frame, i, uri));
+      return;
+    }
+}
+
+unsigned
+session_first_disk_output (const struct session *s)
+{
+  assert (s->ndisks >= 1);
+  return s->map[0];
 }
 
 /* HELLO: check, decide (migration_record_judge_hello, pure), prepare,

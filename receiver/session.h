@@ -68,7 +68,8 @@ enum session_reply {
  * listening): they report, and the receiver's hooks decide, in one place
  * (receiver.c). */
 struct session_hooks {
-  /* HELLO was accepted: s is the active sender from now on. */
+  /* HELLO was accepted and answered: s is the active sender from now on
+   * (session_send_export may follow at once). */
   void (*activated) (void *opaque, struct session *s);
   /* s durably recorded the destination in state: INCOMPLETE (a new
    * migration at HELLO, before the output is emptied; or the first
@@ -120,6 +121,16 @@ void session_close (struct session *s, const char *reason);
 /* Answer the COMMIT that s's recorded hook put off (SESSION_REPLY_LATER)
  * with COMMITTED carrying uri ("" for none).  Nothing if none waits. */
 void session_send_committed (struct session *s, const char *uri);
+
+/* Tell s's sender with EXPORT where the disk of this output (its index in
+ * opts->outputs) is served.  Nothing if s's HELLO did not offer
+ * WIRE_FEATURE_DISKS: a sender that names no disks knows no EXPORT, and
+ * learns its one URI from COMMITTED. */
+void session_send_export (struct session *s, unsigned output, const char *uri);
+
+/* The output (index in opts->outputs) of the HELLO's disk 0, whose URI
+ * COMMITTED carries. */
+unsigned session_first_disk_output (const struct session *s);
 
 const char *session_peer (const struct session *s);
 

@@ -20,7 +20,11 @@
 #    fdatasync of both images: the group commit is one atomic step;
 #  - a state file beside another output of the group, or a record whose
 #    disk names are not the outputs', is refused at startup (and --force
-#    removes the stray one).
+#    removes the stray one);
+#  - with --export, one nbdkit serves each disk as the NBD export of its
+#    name: EXPORT announces each disk's URI after HELLO_REPLY, before any
+#    commit; reads are refused until the group commit; COMMITTED carries
+#    the URI of the HELLO's disk 0; then both exports serve their images.
 
 source ./functions.sh
 set -eu
@@ -87,6 +91,7 @@ class Conn:
             fail("the connection closed, expected message type %d" % t)
         magic, version, got, length, disk = struct.unpack(">IHHII", head)
         payload = self._read(length) if length else b""
+        self.disk = disk
         if got != t:
             fail("expected message type %d, got %d (%r)" % (t, got, payload))
         return payload
@@ -279,4 +284,53 @@ run_bounded 10 renamed "$STM_RECV" --listen 127.0.0.1:0 --insecure \
 grep -qF "$state records the disks [root data], not the --output names" "$tmp/renamed.err" ||
     fail "renamed: $(cat "$tmp/renamed.err")"
 [ ! -e "$tmp/zz.img" ] || fail "a refused start left a new output behind"
+# 6. --export: a group served by one nbdkit, one export per disk.
+if command -v nbdkit >/dev/null 2>&1 && command -v nbdcopy >/dev/null 2>&1; then
+    rm -f "$root" "$data" "$state"
+    export_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+    start_stm_recv "${recv_args[@]}" --export "127.0.0.1:$export_port"
+    export EXPORT_PORT="$export_port" TMPD="$tmp"
+    scenario group_export <<'EOF'
+import subprocess
+EXPORT = 16
+base = "nbd://127.0.0.1:%s/" % os.environ["EXPORT_PORT"]
+tmpd = os.environ["TMPD"]
+c = Conn(port)
+c.send(group_hello(X, [DATA_DISK, ROOT]))        # disk 0 = data, 1 = root
+c.expect_reply(0, 0)
+uris = {}
+for _ in range(2):
+    p = c.expect(EXPORT)
+    n = struct.unpack(">I", p[:4])[0]
+    uris[c.disk] = p[4:4 + n].decode()
+if uris != {0: base + "data", 1: base + "root"}:
+    fail("EXPORT announced %r" % uris)
+print("wire.py: EXPORT %r" % uris)
+# Behind the gate until the commit: a read is refused.
+r = subprocess.run(["nbdcopy", uris[1], tmpd + "/early.img"], capture_output=True)
+if r.returncode == 0:
+    fail("a read of the export before the commit succeeded")
+c.send(data(1, 0, b"\xaa" * 65536), data(0, 4096, b"\xbb" * 4096), sync(1), commit(2))
+c.expect(DURABLE)
+p = c.expect(COMMITTED)
+n = struct.unpack(">I", p[:4])[0]
+if p[4:4 + n].decode() != uris[0]:
+    fail("COMMITTED carries %r, not disk 0's %r" % (p[4:4 + n], uris[0]))
+for disk, name, size, byte, off, length in ((1, "root", 1 << 20, b"\xaa", 0, 65536),
+                                            (0, "data", 512 << 10, b"\xbb", 4096, 4096)):
+    out = "%s/%s.copy" % (tmpd, name)
+    subprocess.run(["nbdcopy", uris[disk], out], check=True)
+    want = bytearray(size)
+    want[off:off + length] = byte * length
+    if open(out, "rb").read() != bytes(want):
+        fail("the export of %s does not serve its image" % name)
+print("wire.py: both exports serve their images after the commit")
+c.send(outcome(2, FLIPPED))
+c.expect(RECORDED)
+c.expect_closed()
+EOF
+    { kill -TERM "$RECV_PID"; wait "$RECV_PID"; } 2>/dev/null || true
+else
+    info "nbdkit or nbdcopy is not installed: the group export is not tested"
+fi
 info "ok"
