@@ -415,6 +415,26 @@ decode_hello (const uint8_t *p, uint32_t plen, struct wire_hello *h,
   return decode_disk_table (p, plen, h, why) ? WIRE_DECODE_OK : WIRE_DECODE_ERROR;
 }
 
+/* OUTCOME and RECORDED: a seq and a value that must be known. */
+static enum wire_decode_result
+decode_outcome (uint16_t type, const uint8_t *p, struct wire_msg *msg,
+                const char **why)
+{
+  msg->u.outcome.seq = get_u64 (p);
+  msg->u.outcome.value = get_u32 (p + 8);
+  if (type == WIRE_OUTCOME &&
+      msg->u.outcome.value != WIRE_OUTCOME_FLIPPED &&
+      msg->u.outcome.value != WIRE_OUTCOME_THAWED) {
+    *why = "OUTCOME is neither flipped (1) nor thawed (2)";
+    return WIRE_DECODE_ERROR;
+  }
+  if (type == WIRE_RECORDED && msg->u.outcome.value > WIRE_STATE_SUPERSEDED) {
+    *why = "RECORDED names no known state (0 to 3)";
+    return WIRE_DECODE_ERROR;
+  }
+  return WIRE_DECODE_OK;
+}
+
 /* Decode and check the fixed part of a payload whose length is within its
  * type's bounds.  p points at the payload; only the fixed part (see
  * payload_bounds) needs to be in the buffer, so that a DATA frame with a
@@ -533,19 +553,7 @@ decode_fixed (uint16_t type, const uint8_t *p, uint32_t plen,
 
   case WIRE_OUTCOME:
   case WIRE_RECORDED:
-    msg->u.outcome.seq = get_u64 (p);
-    msg->u.outcome.value = get_u32 (p + 8);
-    if (type == WIRE_OUTCOME &&
-        msg->u.outcome.value != WIRE_OUTCOME_FLIPPED &&
-        msg->u.outcome.value != WIRE_OUTCOME_THAWED) {
-      *why = "OUTCOME is neither flipped (1) nor thawed (2)";
-      return WIRE_DECODE_ERROR;
-    }
-    if (type == WIRE_RECORDED && msg->u.outcome.value > WIRE_STATE_SUPERSEDED) {
-      *why = "RECORDED names no known state (0 to 3)";
-      return WIRE_DECODE_ERROR;
-    }
-    return WIRE_DECODE_OK;
+    return decode_outcome (type, p, msg, why);
 
   default:
     /* payload_bounds refused every other type already. */

@@ -308,16 +308,82 @@ disks_dir_create (struct export *e, const struct outputs *o)
   return 0;
 }
 
+/* What e serves: the one output's image (file=, set here), or the group
+ * (dir=, set once the private directory exists); e->image says which in
+ * words.  -1 after log_error. */
+static int
+export_what (struct export *e, const struct outputs *o)
+{
+  char path[PATH_MAX];
+  size_t used;
+  unsigned i;
+
+  e->group = o->count > 1;
+  e->ndisks = o->count;
+  for (i = 0; i < o->count; i++)
+    snprintf (e->disk_name[i], sizeof e->disk_name[i], "%s", o->spec[i].name);
+  if (e->group) {
+    snprintf (e->image, sizeof e->image, "the group of disks");
+    for (i = 0; i < o->count; i++) {
+      used = strlen (e->image);
+      snprintf (e->image + used, sizeof e->image - used, "%s%s", i ? ", " : " ",
+                o->spec[i].name);
+    }
+    return 0;
+  }
+  if (realpath (o->spec[0].path, path) == NULL) {
+    log_error ("cannot export %s: %s", o->spec[0].path, strerror (errno));
+    return -1;
+  }
+  snprintf (e->image, sizeof e->image, "%s", path);
+  snprintf (e->file_arg, sizeof e->file_arg, "file=%s", path);
+  return 0;
+}
+
+/* nbdkit's TLS arguments: the receiver's own credentials.  -1 after
+ * log_error. */
+static int
+tls_args (struct export *e, const struct receiver_options *opts, int *argc)
+{
+  char path[PATH_MAX];
+
+  switch (opts->tls.mode) {
+  case TLS_MODE_PSK:
+    if (realpath (opts->tls.psk_file, path) == NULL) {
+      log_error ("cannot export %s: %s: %s", e->image, opts->tls.psk_file, strerror (errno));
+      return -1;
+    }
+    snprintf (e->psk_arg, sizeof e->psk_arg, "--tls-psk=%s", path);
+    e->argv[(*argc)++] = "--tls=require";
+    e->argv[(*argc)++] = e->psk_arg;
+    break;
+  case TLS_MODE_X509:
+    /* nbdkit looks in the directory for ca-cert.pem, server-cert.pem and
+     * server-key.pem: the receiver's own --tls-certs layout. */
+    if (realpath (opts->tls.certs_dir, path) == NULL) {
+      log_error ("cannot export %s: %s: %s", e->image, opts->tls.certs_dir, strerror (errno));
+      return -1;
+    }
+    snprintf (e->certs_arg, sizeof e->certs_arg, "--tls-certificates=%s", path);
+    e->argv[(*argc)++] = "--tls=require";
+    e->argv[(*argc)++] = e->certs_arg;
+    e->argv[(*argc)++] = "--tls-verify-peer";
+    break;
+  case TLS_MODE_INSECURE:
+    e->argv[(*argc)++] = "--tls=off";
+    break;
+  }
+  return 0;
+}
+
 struct export *
 export_new (struct ev_loop *loop, const struct receiver_options *opts,
             const struct export_hooks *hooks, void *opaque)
 {
   const struct outputs *o = &opts->outputs;
-  const char *image = o->spec[0].path;
-  char path[PATH_MAX];
+  const char *image;
   struct export *e;
   int argc = 0;
-  unsigned i;
 
   e = calloc (1, sizeof *e);
   if (e == NULL) {
@@ -347,29 +413,9 @@ export_new (struct ev_loop *loop, const struct receiver_options *opts,
     log_error ("--export %s: the URI is too long", e->where);
     goto fail;
   }
-  e->group = o->count > 1;
-  e->ndisks = o->count;
-  for (i = 0; i < o->count; i++)
-    snprintf (e->disk_name[i], sizeof e->disk_name[i], "%s", o->spec[i].name);
-  if (e->group) {
-    size_t used;
-
-    snprintf (e->image, sizeof e->image, "the group of disks");
-    for (i = 0; i < o->count; i++) {
-      used = strlen (e->image);
-      snprintf (e->image + used, sizeof e->image - used, "%s%s", i ? ", " : " ",
-                o->spec[i].name);
-    }
-    image = e->image;
-  }
-  else {
-    if (realpath (image, path) == NULL) {
-      log_error ("cannot export %s: %s", image, strerror (errno));
-      goto fail;
-    }
-    snprintf (e->image, sizeof e->image, "%s", path);
-    snprintf (e->file_arg, sizeof e->file_arg, "file=%s", path);
-  }
+  if (export_what (e, o) == -1)
+    goto fail;
+  image = e->image;
 
   /* A private directory for the pidfile that says nbdkit is ready and
    * for the gate, which nobody else may remove. */
@@ -400,32 +446,8 @@ export_new (struct ev_loop *loop, const struct receiver_options *opts,
   e->argv[argc++] = "--exit-with-parent";
   e->argv[argc++] = "-P";
   e->argv[argc++] = e->pidfile;
-  switch (opts->tls.mode) {
-  case TLS_MODE_PSK:
-    if (realpath (opts->tls.psk_file, path) == NULL) {
-      log_error ("cannot export %s: %s: %s", image, opts->tls.psk_file, strerror (errno));
-      goto fail_dir;
-    }
-    snprintf (e->psk_arg, sizeof e->psk_arg, "--tls-psk=%s", path);
-    e->argv[argc++] = "--tls=require";
-    e->argv[argc++] = e->psk_arg;
-    break;
-  case TLS_MODE_X509:
-    /* nbdkit looks in the directory for ca-cert.pem, server-cert.pem and
-     * server-key.pem: the receiver's own --tls-certs layout. */
-    if (realpath (opts->tls.certs_dir, path) == NULL) {
-      log_error ("cannot export %s: %s: %s", image, opts->tls.certs_dir, strerror (errno));
-      goto fail_dir;
-    }
-    snprintf (e->certs_arg, sizeof e->certs_arg, "--tls-certificates=%s", path);
-    e->argv[argc++] = "--tls=require";
-    e->argv[argc++] = e->certs_arg;
-    e->argv[argc++] = "--tls-verify-peer";
-    break;
-  case TLS_MODE_INSECURE:
-    e->argv[argc++] = "--tls=off";
-    break;
-  }
+  if (tls_args (e, opts, &argc) == -1)
+    goto fail_dir;
   /* The gate: while the file exists, every data request fails with EPERM
    * ("operation not permitted", not an I/O error of the disk). */
   e->argv[argc++] = "--filter=error";
