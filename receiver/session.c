@@ -134,16 +134,25 @@ disk_image (const struct session *s, uint32_t disk)
   return s->env->images[s->map[disk]];
 }
 
-/* The HELLO's disk in words: its output's path, with its name if named. */
+/* An output (index in opts->outputs) in words: its path, with its name
+ * if named. */
 static const char *
-disk_words (const struct session *s, uint32_t disk, char *buf, size_t len)
+output_words (const struct session *s, unsigned output, char *buf, size_t len)
 {
-  const struct output_spec *o = &s->env->opts->outputs.spec[s->map[disk]];
+  const struct output_spec *o = &s->env->opts->outputs.spec[output];
 
   if (o->name[0] == '\0')
     return o->path;
   snprintf (buf, len, "disk %s (%s)", o->name, o->path);
   return buf;
+}
+
+/* The HELLO's disk in words. */
+static const char *
+disk_words (const struct session *s, uint32_t disk, char *buf, size_t len)
+{
+  assert (disk < s->ndisks);
+  return output_words (s, s->map[disk], buf, len);
 }
 
 static void
@@ -237,12 +246,13 @@ static void
 fail_sync (struct session *s, unsigned output, int err)
 {
   bool nospace = errno_is_no_space (err);
+  char words[WIRE_MAX_DISK_NAME + PATH_MAX + 16];
 
   fail (s, nospace ? WIRE_ERR_NOSPACE : WIRE_ERR_IO,
         "%s: fdatasync of %s failed: %s; data since sync %" PRIu64
         " is not known to be durable",
         nospace ? "out of space on the destination" : "I/O error on the destination",
-        image_writer_path (s->env->images[output]), strerror (err),
+        output_words (s, output, words, sizeof words), strerror (err),
         s->env->record->durable_seq);
 }
 
