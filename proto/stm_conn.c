@@ -98,7 +98,7 @@ struct stm_conn {
   bool bye_wants_write;
   bool peer_eof;                       /* seen while lingering */
 
-  uint64_t image_size;
+  struct wire_disks disks;             /* bounds DATA, ZERO, EXPORT */
 
   /* Input: bytes [in_start, in_end) of in[in_cap] are received, not yet
    * decoded; in_want is the size of the frame being assembled. */
@@ -360,7 +360,7 @@ conn_deliver (struct stm_conn *c)
     enum wire_decode_result r;
 
     r = wire_decode (c->in + c->in_start, c->in_end - c->in_start,
-                     c->image_size, &msg, &used, &why);
+                     &c->disks, &msg, &used, &why);
     if (r == WIRE_DECODE_NEED_MORE) {
       if (used > WIRE_MAX_FRAME) {
         conn_fail (c, "malformed message from %s: frame of %zu bytes is too big",
@@ -881,7 +881,13 @@ stm_conn_new (struct ev_loop *loop, int fd, struct tls_creds *creds,
 void
 stm_conn_set_image_size (struct stm_conn *c, uint64_t image_size)
 {
-  c->image_size = image_size;
+  wire_disks_one (&c->disks, image_size);
+}
+
+void
+stm_conn_set_disks (struct stm_conn *c, const struct wire_disks *disks)
+{
+  c->disks = *disks;
 }
 
 size_t

@@ -54,8 +54,12 @@ struct stm_conn *stm_conn_new (struct ev_loop *loop, int fd, struct tls_creds *c
                                const struct stm_conn_callbacks *cb, void *opaque);
 
 /* Bound DATA/ZERO messages by this image size from now on (0 = none
- * accepted). */
+ * accepted): a one-disk migration. */
 void stm_conn_set_image_size (struct stm_conn *conn, uint64_t image_size);
+
+/* Bound DATA, ZERO and EXPORT messages by this disk table (copied) from now
+ * on: a migration of several disks (wire.h, struct wire_disks). */
+void stm_conn_set_disks (struct stm_conn *conn, const struct wire_disks *disks);
 
 /* Queue a message made of a header part (an encoded frame, or a DATA frame
  * header) and an optional body (DATA bytes).  Both are copied into the

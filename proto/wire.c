@@ -23,6 +23,9 @@
 
 /* Payload sizes of the fixed parts, as in docs/protocol.md. */
 #define HELLO_PAYLOAD 32
+#define HELLO_DISK_FIXED 14             /* size u64, block u32, name_len u16 */
+#define HELLO_PAYLOAD_MAX \
+  (HELLO_PAYLOAD + 4 + WIRE_MAX_DISKS * (HELLO_DISK_FIXED + WIRE_MAX_DISK_NAME))
 #define HELLO_REPLY_PAYLOAD 16
 #define DATA_FIXED 12
 #define ZERO_PAYLOAD 16
@@ -32,6 +35,7 @@
 #define ERROR_FIXED 8
 #define COMMITTED_FIXED 4
 #define OUTCOME_PAYLOAD 12
+#define EXPORT_FIXED 4
 
 /* Big-endian helpers.  They work byte by byte so they need neither
  * alignment nor knowledge of the host's byte order. */
@@ -79,14 +83,68 @@ get_u64 (const uint8_t *p)
 
 /* Write the 16-byte header and return the offset of the payload. */
 static size_t
-put_header (uint8_t *out, enum wire_type type, uint32_t payload_len)
+put_header_disk (uint8_t *out, enum wire_type type, uint32_t payload_len,
+                 uint32_t disk)
 {
   put_u32 (out, WIRE_MAGIC);
   put_u16 (out + 4, WIRE_VERSION);
   put_u16 (out + 6, (uint16_t) type);
   put_u32 (out + 8, payload_len);
-  put_u32 (out + 12, 0);
+  put_u32 (out + 12, disk);
   return WIRE_HEADER_SIZE;
+}
+
+static size_t
+put_header (uint8_t *out, enum wire_type type, uint32_t payload_len)
+{
+  return put_header_disk (out, type, payload_len, 0);
+}
+
+void
+wire_disks_one (struct wire_disks *d, uint64_t image_size)
+{
+  memset (d, 0, sizeof *d);
+  if (image_size > 0) {
+    d->count = 1;
+    d->size[0] = image_size;
+  }
+}
+
+void
+wire_disks_from_hello (struct wire_disks *d, const struct wire_hello *h)
+{
+  uint32_t i;
+
+  memset (d, 0, sizeof *d);
+  assert (h->ndisks <= WIRE_MAX_DISKS);
+  d->count = h->ndisks;
+  for (i = 0; i < h->ndisks; i++)
+    d->size[i] = h->disks[i].size;
+}
+
+/* Disk names end up in file names, log lines and NBD export names, so
+ * they are kept to characters that are safe in all three. */
+bool
+wire_disk_name_ok (const char *name, size_t len)
+{
+  size_t i;
+
+  if (len == 0 || len > WIRE_MAX_DISK_NAME)
+    return false;
+  for (i = 0; i < len; i++) {
+    char c = name[i];
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+          (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+      return false;
+  }
+  return true;
+}
+
+/* Does the message type name a disk in its header? */
+static bool
+type_has_disk (uint16_t type)
+{
+  return type == WIRE_DATA || type == WIRE_ZERO || type == WIRE_EXPORT;
 }
 
 bool
@@ -135,7 +193,10 @@ payload_bounds (uint16_t type, uint32_t *min, uint32_t *max, uint32_t *fixed)
   *fixed = 0;
   switch (type) {
   case WIRE_HELLO:
-    *min = *max = HELLO_PAYLOAD;
+    /* The disk table is checked once the whole payload is there; it is
+     * small (at most HELLO_PAYLOAD_MAX bytes). */
+    *min = HELLO_PAYLOAD;
+    *max = HELLO_PAYLOAD_MAX;
     return true;
   case WIRE_HELLO_REPLY:
     *min = *max = HELLO_REPLY_PAYLOAD;
@@ -163,6 +224,11 @@ payload_bounds (uint16_t type, uint32_t *min, uint32_t *max, uint32_t *fixed)
   case WIRE_COMMITTED:
     *min = *fixed = COMMITTED_FIXED;
     *max = COMMITTED_FIXED + WIRE_MAX_TEXT;
+    return true;
+  case WIRE_EXPORT:
+    *fixed = EXPORT_FIXED;
+    *min = EXPORT_FIXED + 1;
+    *max = EXPORT_FIXED + WIRE_MAX_TEXT;
     return true;
   case WIRE_ABORT:
   case WIRE_ERROR:
@@ -204,7 +270,13 @@ payload_length_why (uint16_t type, uint32_t plen, uint32_t max)
       return "ERROR text exceeds the 1024-byte text limit";
     return "ERROR payload is too short to hold a code and a text length";
   case WIRE_HELLO:
-    return "HELLO payload length is not 32 bytes";
+    if (plen > max)
+      return "HELLO payload exceeds the size of the largest disk table";
+    return "HELLO payload is shorter than 32 bytes";
+  case WIRE_EXPORT:
+    if (plen > max)
+      return "EXPORT URI exceeds the 1024-byte text limit";
+    return "EXPORT payload is too short to hold a URI length and a URI";
   case WIRE_HELLO_REPLY:
     return "HELLO_REPLY payload length is not 16 bytes";
   case WIRE_ZERO:
@@ -230,6 +302,139 @@ payload_length_why (uint16_t type, uint32_t plen, uint32_t max)
   }
 }
 
+/* Check one disk's geometry; which names the disk in the reason. */
+static bool
+geometry_ok (uint64_t size, uint32_t block, const char **why)
+{
+  if (size == 0) {
+    *why = "HELLO announces an empty image";
+    return false;
+  }
+  if (size > (uint64_t) WIRE_MAX_IMAGE_SIZE) {
+    *why = "HELLO image size exceeds 2^63-1 bytes";
+    return false;
+  }
+  if (!is_power_of_two (block) ||
+      block < WIRE_MIN_BLOCK || block > WIRE_MAX_BLOCK) {
+    *why = "HELLO block size is not a power of two from 4 KiB to 64 MiB";
+    return false;
+  }
+  return true;
+}
+
+/* Decode the disk table that follows the fixed part of a HELLO with
+ * WIRE_FEATURE_DISKS: u32 ndisks, then per disk u64 size, u32 block, u16
+ * name_len, name.  It must fill the payload exactly. */
+static bool
+decode_disk_table (const uint8_t *p, uint32_t plen, struct wire_hello *h,
+                   const char **why)
+{
+  uint32_t pos = HELLO_PAYLOAD, i, j;
+
+  if (plen < HELLO_PAYLOAD + 4) {
+    *why = "HELLO with the disks feature has no disk count";
+    return false;
+  }
+  h->ndisks = get_u32 (p + pos);
+  pos += 4;
+  if (h->ndisks == 0 || h->ndisks > WIRE_MAX_DISKS) {
+    *why = "HELLO disk count is not from 1 to 16";
+    return false;
+  }
+  for (i = 0; i < h->ndisks; i++) {
+    struct wire_hello_disk *d = &h->disks[i];
+
+    /* pos <= plen always holds, so plen - pos cannot wrap. */
+    if (plen - pos < HELLO_DISK_FIXED) {
+      *why = "HELLO disk table ends inside a disk's entry";
+      return false;
+    }
+    d->size = get_u64 (p + pos);
+    d->block_size = get_u32 (p + pos + 8);
+    d->name_len = get_u16 (p + pos + 12);
+    pos += HELLO_DISK_FIXED;
+    if (d->name_len > plen - pos) {
+      *why = "HELLO disk table ends inside a disk's name";
+      return false;
+    }
+    d->name = (const char *) (p + pos);
+    pos += d->name_len;
+    if (!geometry_ok (d->size, d->block_size, why))
+      return false;
+    if (!wire_disk_name_ok (d->name, d->name_len)) {
+      *why = "HELLO disk name is not 1 to 64 of A-Z a-z 0-9 . _ -";
+      return false;
+    }
+    for (j = 0; j < i; j++)
+      if (h->disks[j].name_len == d->name_len &&
+          memcmp (h->disks[j].name, d->name, d->name_len) == 0) {
+        *why = "HELLO names the same disk twice";
+        return false;
+      }
+  }
+  if (pos != plen) {
+    *why = "HELLO has bytes after its disk table";
+    return false;
+  }
+  /* The fixed part repeats disk 0, so that code which knows one disk
+   * (logs, the one-disk receiver) reads a true size there. */
+  if (h->disks[0].size != h->image_size ||
+      h->disks[0].block_size != h->block_size) {
+    *why = "HELLO image and block size differ from its first disk's";
+    return false;
+  }
+  return true;
+}
+
+static enum wire_decode_result
+decode_hello (const uint8_t *p, uint32_t plen, struct wire_hello *h,
+              const char **why)
+{
+  memcpy (h->migration_id, p, WIRE_MIGRATION_ID_LEN);
+  h->image_size = get_u64 (p + 16);
+  h->block_size = get_u32 (p + 24);
+  h->features = get_u32 (p + 28);
+  if ((h->features & ~WIRE_FEATURES_KNOWN) != 0) {
+    *why = "HELLO asks for feature bits this version does not know";
+    return WIRE_DECODE_ERROR;
+  }
+  if (!geometry_ok (h->image_size, h->block_size, why))
+    return WIRE_DECODE_ERROR;
+  if ((h->features & WIRE_FEATURE_DISKS) == 0) {
+    if (plen != HELLO_PAYLOAD) {
+      *why = "HELLO without the disks feature is not 32 bytes";
+      return WIRE_DECODE_ERROR;
+    }
+    h->ndisks = 1;
+    h->disks[0].size = h->image_size;
+    h->disks[0].block_size = h->block_size;
+    h->disks[0].name_len = 0;
+    h->disks[0].name = NULL;
+    return WIRE_DECODE_OK;
+  }
+  return decode_disk_table (p, plen, h, why) ? WIRE_DECODE_OK : WIRE_DECODE_ERROR;
+}
+
+/* OUTCOME and RECORDED: a seq and a value that must be known. */
+static enum wire_decode_result
+decode_outcome (uint16_t type, const uint8_t *p, struct wire_msg *msg,
+                const char **why)
+{
+  msg->u.outcome.seq = get_u64 (p);
+  msg->u.outcome.value = get_u32 (p + 8);
+  if (type == WIRE_OUTCOME &&
+      msg->u.outcome.value != WIRE_OUTCOME_FLIPPED &&
+      msg->u.outcome.value != WIRE_OUTCOME_THAWED) {
+    *why = "OUTCOME is neither flipped (1) nor thawed (2)";
+    return WIRE_DECODE_ERROR;
+  }
+  if (type == WIRE_RECORDED && msg->u.outcome.value > WIRE_STATE_SUPERSEDED) {
+    *why = "RECORDED names no known state (0 to 3)";
+    return WIRE_DECODE_ERROR;
+  }
+  return WIRE_DECODE_OK;
+}
+
 /* Decode and check the fixed part of a payload whose length is within its
  * type's bounds.  p points at the payload; only the fixed part (see
  * payload_bounds) needs to be in the buffer, so that a DATA frame with a
@@ -237,35 +442,11 @@ payload_length_why (uint16_t type, uint32_t plen, uint32_t max)
  * texts are checked by check_text once the whole frame is there. */
 static enum wire_decode_result
 decode_fixed (uint16_t type, const uint8_t *p, uint32_t plen,
-                uint64_t image_size, struct wire_msg *msg, const char **why)
+              uint64_t image_size, struct wire_msg *msg, const char **why)
 {
   switch (type) {
-  case WIRE_HELLO: {
-    struct wire_hello *h = &msg->u.hello;
-
-    memcpy (h->migration_id, p, WIRE_MIGRATION_ID_LEN);
-    h->image_size = get_u64 (p + 16);
-    h->block_size = get_u32 (p + 24);
-    h->features = get_u32 (p + 28);
-    if (h->image_size == 0) {
-      *why = "HELLO announces an empty image";
-      return WIRE_DECODE_ERROR;
-    }
-    if (h->image_size > (uint64_t) WIRE_MAX_IMAGE_SIZE) {
-      *why = "HELLO image size exceeds 2^63-1 bytes";
-      return WIRE_DECODE_ERROR;
-    }
-    if (!is_power_of_two (h->block_size) ||
-        h->block_size < WIRE_MIN_BLOCK || h->block_size > WIRE_MAX_BLOCK) {
-      *why = "HELLO block size is not a power of two from 4 KiB to 64 MiB";
-      return WIRE_DECODE_ERROR;
-    }
-    if ((h->features & ~WIRE_FEATURES_KNOWN) != 0) {
-      *why = "HELLO asks for feature bits this version does not know";
-      return WIRE_DECODE_ERROR;
-    }
-    return WIRE_DECODE_OK;
-  }
+  case WIRE_HELLO:
+    return decode_hello (p, plen, &msg->u.hello, why);
 
   case WIRE_HELLO_REPLY: {
     struct wire_hello_reply *r = &msg->u.hello_reply;
@@ -297,10 +478,6 @@ decode_fixed (uint16_t type, const uint8_t *p, uint32_t plen,
       *why = "DATA length does not match its payload length";
       return WIRE_DECODE_ERROR;
     }
-    if (image_size == 0) {
-      *why = "DATA arrived before HELLO announced the image size";
-      return WIRE_DECODE_ERROR;
-    }
     if (!wire_range_ok (msg->u.data.offset, msg->u.data.length, image_size)) {
       *why = "DATA range lies outside the image";
       return WIRE_DECODE_ERROR;
@@ -312,10 +489,6 @@ decode_fixed (uint16_t type, const uint8_t *p, uint32_t plen,
     msg->u.zero.length = get_u64 (p + 8);
     if (msg->u.zero.length == 0) {
       *why = "ZERO has length 0";
-      return WIRE_DECODE_ERROR;
-    }
-    if (image_size == 0) {
-      *why = "ZERO arrived before HELLO announced the image size";
       return WIRE_DECODE_ERROR;
     }
     if (!wire_range_ok (msg->u.zero.offset, msg->u.zero.length, image_size)) {
@@ -340,6 +513,15 @@ decode_fixed (uint16_t type, const uint8_t *p, uint32_t plen,
 
   case WIRE_COMMIT:
     msg->u.commit.seq = get_u64 (p);
+    return WIRE_DECODE_OK;
+
+  case WIRE_EXPORT:
+    msg->u.export_uri.text_len = get_u32 (p);
+    msg->u.export_uri.text = (const char *) (p + EXPORT_FIXED);
+    if (msg->u.export_uri.text_len != plen - EXPORT_FIXED) {
+      *why = "EXPORT URI length does not match its payload length";
+      return WIRE_DECODE_ERROR;
+    }
     return WIRE_DECODE_OK;
 
   case WIRE_COMMITTED:
@@ -371,19 +553,7 @@ decode_fixed (uint16_t type, const uint8_t *p, uint32_t plen,
 
   case WIRE_OUTCOME:
   case WIRE_RECORDED:
-    msg->u.outcome.seq = get_u64 (p);
-    msg->u.outcome.value = get_u32 (p + 8);
-    if (type == WIRE_OUTCOME &&
-        msg->u.outcome.value != WIRE_OUTCOME_FLIPPED &&
-        msg->u.outcome.value != WIRE_OUTCOME_THAWED) {
-      *why = "OUTCOME is neither flipped (1) nor thawed (2)";
-      return WIRE_DECODE_ERROR;
-    }
-    if (type == WIRE_RECORDED && msg->u.outcome.value > WIRE_STATE_SUPERSEDED) {
-      *why = "RECORDED names no known state (0 to 3)";
-      return WIRE_DECODE_ERROR;
-    }
-    return WIRE_DECODE_OK;
+    return decode_outcome (type, p, msg, why);
 
   default:
     /* payload_bounds refused every other type already. */
@@ -404,6 +574,13 @@ check_text (const struct wire_msg *msg, const char **why)
       return WIRE_DECODE_ERROR;
     }
     return WIRE_DECODE_OK;
+  case WIRE_EXPORT:
+    if (!text_ok ((const uint8_t *) msg->u.export_uri.text,
+                  msg->u.export_uri.text_len)) {
+      *why = "EXPORT URI contains a NUL or a control character";
+      return WIRE_DECODE_ERROR;
+    }
+    return WIRE_DECODE_OK;
   case WIRE_ERROR:
   case WIRE_ABORT:
     if (!text_ok ((const uint8_t *) msg->u.error.text,
@@ -420,10 +597,11 @@ check_text (const struct wire_msg *msg, const char **why)
 }
 
 enum wire_decode_result
-wire_decode (const uint8_t *buf, size_t len, uint64_t image_size,
+wire_decode (const uint8_t *buf, size_t len, const struct wire_disks *disks,
              struct wire_msg *msg, size_t *consumed, const char **why)
 {
-  uint32_t magic, plen, reserved, min, max, fixed;
+  uint32_t magic, plen, disk, min, max, fixed, ndisks;
+  uint64_t image_size = 0;
   uint16_t version, type;
   enum wire_decode_result r;
   size_t frame_size;
@@ -446,7 +624,9 @@ wire_decode (const uint8_t *buf, size_t len, uint64_t image_size,
   version = get_u16 (buf + 4);
   type = get_u16 (buf + 6);
   plen = get_u32 (buf + 8);
-  reserved = get_u32 (buf + 12);
+  disk = get_u32 (buf + 12);
+  ndisks = disks != NULL ? disks->count : 0;
+  assert (ndisks <= WIRE_MAX_DISKS);
 
   if (magic != WIRE_MAGIC) {
     *why = "bad magic: the peer does not speak the stm wire protocol";
@@ -456,13 +636,28 @@ wire_decode (const uint8_t *buf, size_t len, uint64_t image_size,
     *why = "unsupported wire protocol version (this side speaks version 1)";
     return WIRE_DECODE_ERROR;
   }
-  if (reserved != 0) {
-    *why = "reserved header field is not zero";
-    return WIRE_DECODE_ERROR;
-  }
   if (!payload_bounds (type, &min, &max, &fixed)) {
     *why = "unknown message type";
     return WIRE_DECODE_ERROR;
+  }
+  if (!type_has_disk (type) && disk != 0) {
+    *why = "header names a disk in a message that is for no disk";
+    return WIRE_DECODE_ERROR;
+  }
+  if (type_has_disk (type)) {
+    if (ndisks == 0) {
+      *why = type == WIRE_EXPORT
+        ? "EXPORT arrived before HELLO announced the disks"
+        : type == WIRE_DATA
+        ? "DATA arrived before HELLO announced the image size"
+        : "ZERO arrived before HELLO announced the image size";
+      return WIRE_DECODE_ERROR;
+    }
+    if (disk >= ndisks) {
+      *why = "header names a disk the HELLO did not announce";
+      return WIRE_DECODE_ERROR;
+    }
+    image_size = disks->size[disk];
   }
   if (plen < min || plen > max) {
     *why = payload_length_why (type, plen, max);
@@ -480,6 +675,7 @@ wire_decode (const uint8_t *buf, size_t len, uint64_t image_size,
    * overwritten by a frame that passed every check. */
   memset (&m, 0, sizeof m);
   m.type = (enum wire_type) type;
+  m.disk = disk;
   if (len >= (size_t) WIRE_HEADER_SIZE + fixed) {
     r = decode_fixed (type, buf + WIRE_HEADER_SIZE, plen, image_size, &m, why);
     if (r != WIRE_DECODE_OK)
@@ -500,13 +696,33 @@ wire_decode (const uint8_t *buf, size_t len, uint64_t image_size,
 size_t
 wire_encode_hello (uint8_t *out, const struct wire_hello *h)
 {
-  size_t n = put_header (out, WIRE_HELLO, HELLO_PAYLOAD);
+  uint8_t *p = out + WIRE_HEADER_SIZE;
+  uint32_t pos = HELLO_PAYLOAD, i;
 
-  memcpy (out + n, h->migration_id, WIRE_MIGRATION_ID_LEN);
-  put_u64 (out + n + 16, h->image_size);
-  put_u32 (out + n + 24, h->block_size);
-  put_u32 (out + n + 28, h->features);
-  return n + HELLO_PAYLOAD;
+  memcpy (p, h->migration_id, WIRE_MIGRATION_ID_LEN);
+  put_u64 (p + 16, h->image_size);
+  put_u32 (p + 24, h->block_size);
+  put_u32 (p + 28, h->features);
+  if (h->features & WIRE_FEATURE_DISKS) {
+    /* A table the decoder would refuse is a bug in the sender. */
+    assert (h->ndisks >= 1 && h->ndisks <= WIRE_MAX_DISKS);
+    assert (h->disks[0].size == h->image_size &&
+            h->disks[0].block_size == h->block_size);
+    put_u32 (p + pos, h->ndisks);
+    pos += 4;
+    for (i = 0; i < h->ndisks; i++) {
+      const struct wire_hello_disk *d = &h->disks[i];
+
+      assert (wire_disk_name_ok (d->name, d->name_len));
+      put_u64 (p + pos, d->size);
+      put_u32 (p + pos + 8, d->block_size);
+      put_u16 (p + pos + 12, d->name_len);
+      memcpy (p + pos + HELLO_DISK_FIXED, d->name, d->name_len);
+      pos += HELLO_DISK_FIXED + d->name_len;
+    }
+  }
+  put_header (out, WIRE_HELLO, pos);
+  return WIRE_HEADER_SIZE + pos;
 }
 
 size_t
@@ -521,26 +737,43 @@ wire_encode_hello_reply (uint8_t *out, const struct wire_hello_reply *r)
 }
 
 size_t
-wire_encode_data_header (uint8_t *out, uint64_t offset, uint32_t length)
+wire_encode_disk_data_header (uint8_t *out, uint32_t disk, uint64_t offset,
+                              uint32_t length)
 {
   size_t n;
 
   /* A frame the decoder would refuse is a bug in the sender. */
   assert (length >= 1 && length <= WIRE_MAX_DATA);
-  n = put_header (out, WIRE_DATA, DATA_FIXED + length);
+  assert (disk < WIRE_MAX_DISKS);
+  n = put_header_disk (out, WIRE_DATA, DATA_FIXED + length, disk);
   put_u64 (out + n, offset);
   put_u32 (out + n + 8, length);
   return n + DATA_FIXED;
 }
 
 size_t
-wire_encode_zero (uint8_t *out, uint64_t offset, uint64_t length)
+wire_encode_data_header (uint8_t *out, uint64_t offset, uint32_t length)
 {
-  size_t n = put_header (out, WIRE_ZERO, ZERO_PAYLOAD);
+  return wire_encode_disk_data_header (out, 0, offset, length);
+}
 
+size_t
+wire_encode_disk_zero (uint8_t *out, uint32_t disk, uint64_t offset,
+                       uint64_t length)
+{
+  size_t n;
+
+  assert (disk < WIRE_MAX_DISKS);
+  n = put_header_disk (out, WIRE_ZERO, ZERO_PAYLOAD, disk);
   put_u64 (out + n, offset);
   put_u64 (out + n + 8, length);
   return n + ZERO_PAYLOAD;
+}
+
+size_t
+wire_encode_zero (uint8_t *out, uint64_t offset, uint64_t length)
+{
+  return wire_encode_disk_zero (out, 0, offset, length);
 }
 
 size_t
@@ -625,6 +858,20 @@ wire_encode_committed (uint8_t *out, const char *uri)
   return WIRE_HEADER_SIZE + COMMITTED_FIXED + len;
 }
 
+size_t
+wire_encode_export (uint8_t *out, uint32_t disk, const char *uri)
+{
+  uint8_t *payload = out + WIRE_HEADER_SIZE;
+  uint32_t len = put_text (payload + EXPORT_FIXED, uri);
+
+  /* An empty EXPORT says nothing; the decoder refuses it. */
+  assert (len >= 1);
+  assert (disk < WIRE_MAX_DISKS);
+  put_header_disk (out, WIRE_EXPORT, EXPORT_FIXED + len, disk);
+  put_u32 (payload, len);
+  return WIRE_HEADER_SIZE + EXPORT_FIXED + len;
+}
+
 static size_t
 encode_error (uint8_t *out, enum wire_type type, uint32_t code,
               const char *text)
@@ -697,6 +944,7 @@ wire_type_name (uint32_t type)
   case WIRE_KEEPALIVE: return "KEEPALIVE";
   case WIRE_OUTCOME: return "OUTCOME";
   case WIRE_RECORDED: return "RECORDED";
+  case WIRE_EXPORT: return "EXPORT";
   default: return "unknown";
   }
 }

@@ -8,12 +8,14 @@
  *   version u16  WIRE_VERSION
  *   type    u16  enum wire_type
  *   length  u32  payload length in bytes
- *   reserved u32 must be zero
+ *   disk    u32  the disk a DATA, ZERO or EXPORT is for (an index into the
+ *                HELLO's disk table); zero in every other message
  *
  * This file is pure encode/decode with no I/O and no allocation, so it can
  * be unit tested and fuzzed directly.  The decoder checks every field before
  * the caller sees the message: the payload length against the per-type
- * bound, and offsets and lengths against the image size without overflow.
+ * bound, the disk index against the disks the HELLO announced, and offsets
+ * and lengths against that disk's size without overflow.
  * DATA payloads are not copied: the decoded message points into the caller's
  * buffer.
  */
@@ -40,6 +42,10 @@
 /* Largest image: 2^63 - 1 so offset+length never overflows int64 users. */
 #define WIRE_MAX_IMAGE_SIZE INT64_MAX
 #define WIRE_MIGRATION_ID_LEN 16
+/* Most disks one migration may carry (WIRE_FEATURE_DISKS). */
+#define WIRE_MAX_DISKS 16
+/* Longest disk name; names are 1 to 64 of [A-Za-z0-9._-]. */
+#define WIRE_MAX_DISK_NAME 64
 
 enum wire_type {
   WIRE_HELLO = 1,        /* sender -> receiver */
@@ -59,10 +65,15 @@ enum wire_type {
                           * after COMMITTED (flipped, or thawed) */
   WIRE_RECORDED = 15,    /* receiver -> sender: the state the outcome was
                           * recorded as, durably */
+  WIRE_EXPORT = 16,      /* receiver -> sender: the NBD URI (behind the
+                          * gate until the commit) of one disk's image */
 };
 
-/* HELLO features bits (none defined yet; unknown bits are refused). */
-#define WIRE_FEATURES_KNOWN 0u
+/* HELLO feature bits; unknown bits are refused.  WIRE_FEATURE_DISKS: the
+ * HELLO's fixed part is followed by a table of named disks (see
+ * docs/protocol.md, "Several disks"). */
+#define WIRE_FEATURE_DISKS 1u
+#define WIRE_FEATURES_KNOWN WIRE_FEATURE_DISKS
 
 /* HELLO_REPLY modes. */
 enum wire_hello_mode {
@@ -104,12 +115,37 @@ enum wire_error_code {
   WIRE_ERR_INTERNAL = 7,
 };
 
+/* One disk of a HELLO.  name points into the decoded frame (or, for
+ * the encoder, the caller's string) and is not NUL-terminated; name_len
+ * is 0 for the single unnamed disk of a HELLO without WIRE_FEATURE_DISKS. */
+struct wire_hello_disk {
+  uint64_t size;
+  uint32_t block_size;
+  uint16_t name_len;
+  const char *name;
+};
+
+/* image_size and block_size are those of disk 0.  The decoder always fills
+ * the disk table: a HELLO without WIRE_FEATURE_DISKS decodes as one unnamed
+ * disk of image_size and block_size.  The encoder writes the table only
+ * when features has WIRE_FEATURE_DISKS. */
 struct wire_hello {
   uint8_t migration_id[WIRE_MIGRATION_ID_LEN];
   uint64_t image_size;
   uint32_t block_size;
   uint32_t features;
-};                                          /* payload 32 bytes */
+  uint32_t ndisks;
+  struct wire_hello_disk disks[WIRE_MAX_DISKS];
+};                  /* payload 32 bytes; with WIRE_FEATURE_DISKS 32 + 4 +
+                     * for each disk 14 + name_len */
+
+/* The disks a decoder bounds DATA, ZERO and EXPORT by: their count and
+ * sizes, in the order of the HELLO's table.  count 0 (or no table at all)
+ * before the HELLO. */
+struct wire_disks {
+  uint32_t count;
+  uint64_t size[WIRE_MAX_DISKS];
+};
 
 struct wire_hello_reply {
   uint32_t mode;            /* enum wire_hello_mode */
@@ -119,6 +155,7 @@ struct wire_hello_reply {
 
 struct wire_msg {
   enum wire_type type;
+  uint32_t disk;            /* header's disk index (0 but for DATA, ZERO, EXPORT) */
   union {
     struct wire_hello hello;
     struct wire_hello_reply hello_reply;
@@ -138,6 +175,9 @@ struct wire_msg {
      * control characters other than tab. */
     struct { uint32_t code; uint32_t text_len; const char *text; } error; /* 8 + len */
     struct { uint32_t text_len; const char *text; } committed;            /* 4 + len */
+    /* EXPORT: the NBD URI of msg.disk's image, 1 to WIRE_MAX_TEXT bytes,
+     * checked as the texts are. */
+    struct { uint32_t text_len; const char *text; } export_uri;           /* 4 + len */
   } u;
 };
 
@@ -148,14 +188,26 @@ enum wire_decode_result {
   WIRE_DECODE_ERROR = -1,   /* malformed; *why says what, in words */
 };
 
-/* Decode one frame from buf[0..len).  image_size bounds DATA and ZERO
- * ranges; pass 0 before the HELLO is known, and then DATA/ZERO are refused.
- * On NEED_MORE, *consumed is the total frame size if the header is complete
- * (never more than WIRE_MAX_FRAME), else WIRE_HEADER_SIZE. */
+/* Decode one frame from buf[0..len).  disks bounds the header's disk
+ * index of DATA, ZERO and EXPORT, and the ranges of DATA and ZERO; pass
+ * NULL (or a table of count 0) before the HELLO is known, and then those
+ * messages are refused.  On NEED_MORE, *consumed is the total frame size
+ * if the header is complete (never more than WIRE_MAX_FRAME), else
+ * WIRE_HEADER_SIZE. */
 enum wire_decode_result wire_decode (const uint8_t *buf, size_t len,
-                                     uint64_t image_size,
+                                     const struct wire_disks *disks,
                                      struct wire_msg *msg, size_t *consumed,
                                      const char **why);
+
+/* Fill a one-disk table of image_size bytes (count 0 if image_size is 0). */
+void wire_disks_one (struct wire_disks *d, uint64_t image_size);
+
+/* The disk table a decoded (or to be encoded) HELLO announces. */
+void wire_disks_from_hello (struct wire_disks *d, const struct wire_hello *h);
+
+/* Is name (len bytes, not NUL-terminated) a valid disk name: 1 to
+ * WIRE_MAX_DISK_NAME of [A-Za-z0-9._-]? */
+bool wire_disk_name_ok (const char *name, size_t len);
 
 /* Is [offset, offset+length) inside an image of image_size bytes, with no
  * overflow?  length 0 is refused. */
@@ -169,10 +221,25 @@ bool wire_range_ok (uint64_t offset, uint64_t length, uint64_t image_size);
  * copied into a staging buffer.  Text longer than WIRE_MAX_TEXT is cut. */
 #define WIRE_ENCODE_MAX 64
 #define WIRE_ENCODE_TEXT_MAX (WIRE_HEADER_SIZE + 8 + WIRE_MAX_TEXT)
+/* Room for any HELLO (with a full disk table of longest names). */
+#define WIRE_ENCODE_HELLO_MAX \
+  (WIRE_HEADER_SIZE + 32 + 4 + WIRE_MAX_DISKS * (14 + WIRE_MAX_DISK_NAME))
+/* wire_encode_hello: a HELLO with WIRE_FEATURE_DISKS needs
+ * WIRE_ENCODE_HELLO_MAX bytes of room and a valid table (1 to
+ * WIRE_MAX_DISKS disks with valid, distinct names; disk 0's size and block
+ * size equal to image_size and block_size), which is asserted. */
 size_t wire_encode_hello (uint8_t *out, const struct wire_hello *h);
 size_t wire_encode_hello_reply (uint8_t *out, const struct wire_hello_reply *r);
+/* DATA and ZERO for disk 0 (a one-disk migration), and for any disk. */
 size_t wire_encode_data_header (uint8_t *out, uint64_t offset, uint32_t length);
 size_t wire_encode_zero (uint8_t *out, uint64_t offset, uint64_t length);
+size_t wire_encode_disk_data_header (uint8_t *out, uint32_t disk,
+                                     uint64_t offset, uint32_t length);
+size_t wire_encode_disk_zero (uint8_t *out, uint32_t disk,
+                              uint64_t offset, uint64_t length);
+/* EXPORT for disk: uri (non-empty; cut and cleaned as texts are) needs
+ * WIRE_ENCODE_TEXT_MAX bytes of room. */
+size_t wire_encode_export (uint8_t *out, uint32_t disk, const char *uri);
 size_t wire_encode_pass_begin (uint8_t *out, uint32_t pass, uint64_t bytes);
 size_t wire_encode_pass_end (uint8_t *out, uint32_t pass);
 size_t wire_encode_sync (uint8_t *out, uint64_t seq);

@@ -18,6 +18,7 @@
  */
 #include <config.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -29,6 +30,7 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "export.h"
@@ -65,7 +67,15 @@ struct export {
   ev_timer poll;                 /* the pidfile while STARTING */
   ev_timer kill_timer;           /* SIGKILL for a retiring nbdkit */
 
-  char image[PATH_MAX];
+  char image[PATH_MAX];           /* the image, or the group, in words */
+  /* A group of several outputs is served by the file plugin's dir=: a
+   * private directory of symbolic links, one per disk, named by the disk,
+   * so each disk is the NBD export of its name (nbdkit 1.32 serves a
+   * directory's files as named exports). */
+  bool group;
+  char disks_dir[PATH_MAX + 16];
+  unsigned ndisks;
+  char disk_name[WIRE_MAX_DISKS][WIRE_MAX_DISK_NAME + 1];
   char where[RECEIVER_HOST_MAX + 16];   /* HOST:PORT, for messages */
   char uri[RECEIVER_HOST_MAX + 32];
   char piddir[PATH_MAX];
@@ -74,7 +84,7 @@ struct export {
 
   /* nbdkit's command line, built once. */
   char host[RECEIVER_HOST_MAX], port[8];
-  char file_arg[PATH_MAX + 8], gate_arg[PATH_MAX + 32];
+  char file_arg[PATH_MAX + 32], gate_arg[PATH_MAX + 32];
   char psk_arg[PATH_MAX + 16], certs_arg[PATH_MAX + 32];
   const char *argv[32];
 };
@@ -257,11 +267,121 @@ spawn_nbdkit (struct export *e)
   ev_timer_start (e->loop, &e->poll);
 }
 
-struct export *
-export_new (struct ev_loop *loop, const struct receiver_options *opts,
-            const char *image, const struct export_hooks *hooks, void *opaque)
+/* Remove the group's directory of links (what of it exists). */
+static void
+disks_dir_remove (struct export *e)
+{
+  char link[PATH_MAX + 96];
+  unsigned i;
+
+  if (!e->group)
+    return;
+  for (i = 0; i < e->ndisks; i++) {
+    snprintf (link, sizeof link, "%s/%s", e->disks_dir, e->disk_name[i]);
+    (void) unlink (link);
+  }
+  (void) rmdir (e->disks_dir);
+}
+
+/* The group's directory of links, in the private directory.  -1 after
+ * log_error. */
+static int
+disks_dir_create (struct export *e, const struct outputs *o)
+{
+  char path[PATH_MAX], link[PATH_MAX + 96];
+  unsigned i;
+
+  snprintf (e->disks_dir, sizeof e->disks_dir, "%s/disks", e->piddir);
+  if (mkdir (e->disks_dir, 0700) == -1) {
+    log_error ("cannot export %s: cannot create %s: %m", e->image, e->disks_dir);
+    return -1;
+  }
+  for (i = 0; i < o->count; i++) {
+    snprintf (link, sizeof link, "%s/%s", e->disks_dir, o->spec[i].name);
+    if (realpath (o->spec[i].path, path) == NULL || symlink (path, link) == -1) {
+      log_error ("cannot export %s: cannot link %s to %s: %m", e->image, link,
+                 o->spec[i].path);
+      disks_dir_remove (e);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* What e serves: the one output's image (file=, set here), or the group
+ * (dir=, set once the private directory exists); e->image says which in
+ * words.  -1 after log_error. */
+static int
+export_what (struct export *e, const struct outputs *o)
 {
   char path[PATH_MAX];
+  size_t used;
+  unsigned i;
+
+  e->group = o->count > 1;
+  e->ndisks = o->count;
+  for (i = 0; i < o->count; i++)
+    snprintf (e->disk_name[i], sizeof e->disk_name[i], "%s", o->spec[i].name);
+  if (e->group) {
+    snprintf (e->image, sizeof e->image, "the group of disks");
+    for (i = 0; i < o->count; i++) {
+      used = strlen (e->image);
+      snprintf (e->image + used, sizeof e->image - used, "%s%s", i ? ", " : " ",
+                o->spec[i].name);
+    }
+    return 0;
+  }
+  if (realpath (o->spec[0].path, path) == NULL) {
+    log_error ("cannot export %s: %s", o->spec[0].path, strerror (errno));
+    return -1;
+  }
+  snprintf (e->image, sizeof e->image, "%s", path);
+  snprintf (e->file_arg, sizeof e->file_arg, "file=%s", path);
+  return 0;
+}
+
+/* nbdkit's TLS arguments: the receiver's own credentials.  -1 after
+ * log_error. */
+static int
+tls_args (struct export *e, const struct receiver_options *opts, int *argc)
+{
+  char path[PATH_MAX];
+
+  switch (opts->tls.mode) {
+  case TLS_MODE_PSK:
+    if (realpath (opts->tls.psk_file, path) == NULL) {
+      log_error ("cannot export %s: %s: %s", e->image, opts->tls.psk_file, strerror (errno));
+      return -1;
+    }
+    snprintf (e->psk_arg, sizeof e->psk_arg, "--tls-psk=%s", path);
+    e->argv[(*argc)++] = "--tls=require";
+    e->argv[(*argc)++] = e->psk_arg;
+    break;
+  case TLS_MODE_X509:
+    /* nbdkit looks in the directory for ca-cert.pem, server-cert.pem and
+     * server-key.pem: the receiver's own --tls-certs layout. */
+    if (realpath (opts->tls.certs_dir, path) == NULL) {
+      log_error ("cannot export %s: %s: %s", e->image, opts->tls.certs_dir, strerror (errno));
+      return -1;
+    }
+    snprintf (e->certs_arg, sizeof e->certs_arg, "--tls-certificates=%s", path);
+    e->argv[(*argc)++] = "--tls=require";
+    e->argv[(*argc)++] = e->certs_arg;
+    e->argv[(*argc)++] = "--tls-verify-peer";
+    break;
+  case TLS_MODE_INSECURE:
+    e->argv[(*argc)++] = "--tls=off";
+    break;
+  }
+  return 0;
+}
+
+struct export *
+export_new (struct ev_loop *loop, const struct receiver_options *opts,
+            const struct export_hooks *hooks, void *opaque)
+{
+  const struct outputs *o = &opts->outputs;
+  const char *image;
   struct export *e;
   int argc = 0;
 
@@ -293,12 +413,9 @@ export_new (struct ev_loop *loop, const struct receiver_options *opts,
     log_error ("--export %s: the URI is too long", e->where);
     goto fail;
   }
-  if (realpath (image, path) == NULL) {
-    log_error ("cannot export %s: %s", image, strerror (errno));
+  if (export_what (e, o) == -1)
     goto fail;
-  }
-  snprintf (e->image, sizeof e->image, "%s", path);
-  snprintf (e->file_arg, sizeof e->file_arg, "file=%s", path);
+  image = e->image;
 
   /* A private directory for the pidfile that says nbdkit is ready and
    * for the gate, which nobody else may remove. */
@@ -314,6 +431,11 @@ export_new (struct ev_loop *loop, const struct receiver_options *opts,
   snprintf (e->pidfile, sizeof e->pidfile, "%s/nbdkit.pid", e->piddir);
   snprintf (e->gate, sizeof e->gate, "%s/gate", e->piddir);
   snprintf (e->gate_arg, sizeof e->gate_arg, "error-file=%s", e->gate);
+  if (e->group) {
+    if (disks_dir_create (e, o) == -1)
+      goto fail_dir;
+    snprintf (e->file_arg, sizeof e->file_arg, "dir=%s", e->disks_dir);
+  }
 
   e->argv[argc++] = "nbdkit";
   e->argv[argc++] = "-f";
@@ -324,32 +446,8 @@ export_new (struct ev_loop *loop, const struct receiver_options *opts,
   e->argv[argc++] = "--exit-with-parent";
   e->argv[argc++] = "-P";
   e->argv[argc++] = e->pidfile;
-  switch (opts->tls.mode) {
-  case TLS_MODE_PSK:
-    if (realpath (opts->tls.psk_file, path) == NULL) {
-      log_error ("cannot export %s: %s: %s", image, opts->tls.psk_file, strerror (errno));
-      goto fail_dir;
-    }
-    snprintf (e->psk_arg, sizeof e->psk_arg, "--tls-psk=%s", path);
-    e->argv[argc++] = "--tls=require";
-    e->argv[argc++] = e->psk_arg;
-    break;
-  case TLS_MODE_X509:
-    /* nbdkit looks in the directory for ca-cert.pem, server-cert.pem and
-     * server-key.pem: the receiver's own --tls-certs layout. */
-    if (realpath (opts->tls.certs_dir, path) == NULL) {
-      log_error ("cannot export %s: %s: %s", image, opts->tls.certs_dir, strerror (errno));
-      goto fail_dir;
-    }
-    snprintf (e->certs_arg, sizeof e->certs_arg, "--tls-certificates=%s", path);
-    e->argv[argc++] = "--tls=require";
-    e->argv[argc++] = e->certs_arg;
-    e->argv[argc++] = "--tls-verify-peer";
-    break;
-  case TLS_MODE_INSECURE:
-    e->argv[argc++] = "--tls=off";
-    break;
-  }
+  if (tls_args (e, opts, &argc) == -1)
+    goto fail_dir;
   /* The gate: while the file exists, every data request fails with EPERM
    * ("operation not permitted", not an I/O error of the disk). */
   e->argv[argc++] = "--filter=error";
@@ -375,10 +473,22 @@ export_new (struct ev_loop *loop, const struct receiver_options *opts,
   return e;
 
  fail_dir:
+  disks_dir_remove (e);
   (void) rmdir (e->piddir);
  fail:
   free (e);
   return NULL;
+}
+
+int
+export_disk_uri (const struct export *e, unsigned output, char *uri, size_t len)
+{
+  int n;
+
+  assert (output < e->ndisks);
+  /* The base URI ends in "/": the export name follows it. */
+  n = snprintf (uri, len, "%s%s", e->uri, e->group ? e->disk_name[output] : "");
+  return n < 0 || (size_t) n >= len ? -1 : 0;
 }
 
 int
@@ -487,6 +597,7 @@ export_free (struct export *e)
   }
   (void) unlink (e->pidfile);
   (void) unlink (e->gate);
+  disks_dir_remove (e);
   (void) rmdir (e->piddir);
   free (e);
 }

@@ -62,11 +62,12 @@ struct export_hooks {
   void (*exited) (void *opaque, int status, bool was_open);
 };
 
-/* An export of image on opts->export_host:opts->export_port, with its
- * gate closed and no nbdkit yet.  NULL after log_error. */
+/* An export of opts->outputs on opts->export_host:opts->export_port, with
+ * its gate closed and no nbdkit yet: one output is served as the default
+ * export, several (a group) as one NBD export per disk, named by the disk,
+ * all behind the one gate.  NULL after log_error. */
 struct export *export_new (struct ev_loop *loop, const struct receiver_options *opts,
-                           const char *image, const struct export_hooks *hooks,
-                           void *opaque);
+                           const struct export_hooks *hooks, void *opaque);
 
 /* Start nbdkit, gate closed, unless one runs or is starting (then
  * nothing changes).  Returns at once: the ready or failed hook follows.
@@ -94,6 +95,11 @@ enum export_state export_state (const struct export *e);
 
 /* The address clients use ("nbds://HOST:PORT/"). */
 const char *export_uri (const struct export *e);
+
+/* The URI of output's disk (its index in opts->outputs): the address for
+ * one output, the address and the disk's name for a group
+ * ("nbds://HOST:PORT/NAME").  -1 if it does not fit in len. */
+int export_disk_uri (const struct export *e, unsigned output, char *uri, size_t len);
 
 /* Stop nbdkit (SIGTERM, then SIGKILL after a second; this waits),
  * remove the gate and free.  For the end of the process, or a receiver

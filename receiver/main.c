@@ -29,16 +29,20 @@
 
 
 static const char usage_text[] =
-  "Usage: stm-recv --listen HOST:PORT --output IMAGE\n"
+  "Usage: stm-recv --listen HOST:PORT (--output IMAGE | --output NAME=IMAGE ...)\n"
   "                (--tls-psk FILE [--tls-user NAME] | --tls-certs DIR | --insecure)\n"
   "                [--once] [--json] [--force] [--export HOST:PORT]\n"
   "\n"
   "Receive a disk migrated by stm-send and write it to IMAGE (a file, created\n"
-  "if absent, or a block device).\n"
+  "if absent, or a block device); or a group of named disks migrated together,\n"
+  "each to its own IMAGE.\n"
   "\n"
   "  --listen HOST:PORT  address to listen on (\":PORT\" for any; port 0 picks a\n"
   "                      free port, announced on stderr and in the JSON events)\n"
   "  --output IMAGE      the image file or block device to write\n"
+  "  --output NAME=IMAGE (repeatable, up to 16) the image of the disk NAME\n"
+  "                      (1-64 of A-Z a-z 0-9 . _ -); write ./A=B for a file\n"
+  "                      named A=B\n"
   "  --tls-psk FILE      TLS with pre-shared keys (psktool's user:hexkey format)\n"
   "  --tls-user NAME     with --tls-psk: accept only this PSK identity\n"
   "  --tls-certs DIR     TLS with X.509: ca-cert.pem, server-cert.pem,\n"
@@ -106,7 +110,15 @@ parse_command_line (int argc, char *argv[], struct receiver_options *opts)
   while ((c = getopt_long (argc, argv, ":", long_options, NULL)) != -1) {
     switch (c) {
     case OPT_LISTEN: listen = optarg; break;
-    case OPT_OUTPUT: opts->output = optarg; break;
+    case OPT_OUTPUT: {
+      struct output_spec spec;
+      char why[OUTPUTS_WHY_MAX];
+
+      if (output_spec_parse (optarg, &spec, why) == -1 ||
+          outputs_add (&opts->outputs, &spec, why) == -1)
+        usage_error ("%s", why);
+      break;
+    }
     case OPT_TLS_PSK: psk = optarg; break;
     case OPT_TLS_USER: user = optarg; break;
     case OPT_TLS_CERTS: certs = optarg; break;
@@ -134,10 +146,8 @@ parse_command_line (int argc, char *argv[], struct receiver_options *opts)
 
   if (listen == NULL)
     usage_error ("--listen HOST:PORT is required");
-  if (opts->output == NULL)
-    usage_error ("--output IMAGE is required");
-  if (opts->output[0] == '\0')
-    usage_error ("--output: the image path is empty");
+  if (opts->outputs.count == 0)
+    usage_error ("--output IMAGE (or --output NAME=IMAGE for each disk) is required");
 
   /* Port 0 means "pick a free port", which parse_host_port accepts. */
   if (parse_host_port (listen, opts->listen_host, sizeof opts->listen_host,

@@ -6,6 +6,7 @@
 #include <config.h>
 
 #include <assert.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "migration_record.h"
@@ -17,21 +18,42 @@ migration_record_init (struct migration_record *r)
   memset (r, 0, sizeof *r);
 }
 
+int
+migration_record_find (const struct migration_record *r, const char *name)
+{
+  uint32_t i;
+
+  for (i = 0; i < r->ndisks; i++)
+    if (strcmp (r->disks[i].name, name) == 0)
+      return (int) i;
+  return -1;
+}
+
 enum migration_decision
 migration_record_decide (const struct migration_record *r,
-                         const struct wire_hello *hello)
+                         const struct wire_hello *hello,
+                         const struct outputs *o,
+                         const unsigned map[WIRE_MAX_DISKS])
 {
+  uint32_t i;
+
   if (!r->known)
     return MIGRATION_NEW;
   if (memcmp (r->id, hello->migration_id, sizeof r->id) != 0)
     return MIGRATION_OTHER;
   if (r->durable_seq == 0 && r->state == WIRE_STATE_INCOMPLETE)
     return MIGRATION_NEW;
-  /* The same migration announcing another size cannot be resumed: the
-   * durable data was laid out for the old size, and silently resizing
-   * the output would corrupt it. */
-  if (r->image_size != hello->image_size)
+  /* The same migration announcing other disks or another size cannot be
+   * resumed: the durable data was laid out for the old disks and sizes,
+   * and silently resizing an output would corrupt it. */
+  if (r->ndisks != hello->ndisks)
     return MIGRATION_MISMATCH;
+  for (i = 0; i < hello->ndisks; i++) {
+    int k = migration_record_find (r, o->spec[map[i]].name);
+
+    if (k < 0 || r->disks[k].size != hello->disks[i].size)
+      return MIGRATION_MISMATCH;
+  }
   return MIGRATION_RESUME;
 }
 
@@ -43,17 +65,29 @@ migration_record_block_size_ok (uint32_t b)
 
 enum hello_verdict
 migration_record_judge_hello (const struct migration_record *r,
-                              const struct wire_hello *hello, bool busy, bool force)
+                              const struct wire_hello *hello,
+                              const struct outputs *o,
+                              unsigned map[WIRE_MAX_DISKS],
+                              char why[OUTPUTS_WHY_MAX], bool busy, bool force)
 {
+  uint32_t i;
+
   if (busy)
     return HELLO_REFUSE_BUSY;
   /* The decoder checks these too; checking again here keeps the output
    * safe whatever the transport lets through. */
   if ((hello->features & ~WIRE_FEATURES_KNOWN) != 0)
     return HELLO_REFUSE_FEATURES;
-  if (!migration_record_block_size_ok (hello->block_size) || hello->image_size > WIRE_MAX_IMAGE_SIZE)
+  if (hello->ndisks < 1 || hello->ndisks > WIRE_MAX_DISKS)
     return HELLO_REFUSE_GEOMETRY;
-  switch (migration_record_decide (r, hello)) {
+  for (i = 0; i < hello->ndisks; i++)
+    if (!migration_record_block_size_ok (hello->disks[i].block_size) ||
+        hello->disks[i].size == 0 || hello->disks[i].size > WIRE_MAX_IMAGE_SIZE)
+      return HELLO_REFUSE_GEOMETRY;
+  /* Even --force never writes a disk into an output of another name. */
+  if (!outputs_match_hello (o, hello, map, why))
+    return HELLO_REFUSE_DISKS;
+  switch (migration_record_decide (r, hello, o, map)) {
   case MIGRATION_NEW: return HELLO_ACCEPT_NEW;
   case MIGRATION_RESUME: return HELLO_ACCEPT_RESUME;
   case MIGRATION_MISMATCH: return force ? HELLO_ACCEPT_FORCED : HELLO_REFUSE_MISMATCH;
@@ -66,20 +100,37 @@ migration_record_judge_hello (const struct migration_record *r,
 void
 migration_record_begin (struct migration_record *r,
                         const struct wire_hello *hello,
+                        const struct outputs *o,
+                        const unsigned map[WIRE_MAX_DISKS],
                         enum migration_decision decision)
 {
+  uint32_t i;
+
   assert (decision == MIGRATION_NEW || decision == MIGRATION_RESUME);
+  assert (hello->ndisks >= 1 && hello->ndisks <= WIRE_MAX_DISKS);
 
   if (decision == MIGRATION_NEW) {
     r->known = true;
     memcpy (r->id, hello->migration_id, sizeof r->id);
-    r->image_size = hello->image_size;
     r->durable_seq = 0;
     r->state = WIRE_STATE_INCOMPLETE;
+    r->ndisks = hello->ndisks;
+    for (i = 0; i < hello->ndisks; i++) {
+      snprintf (r->disks[i].name, sizeof r->disks[i].name, "%s",
+                o->spec[map[i]].name);
+      r->disks[i].size = hello->disks[i].size;
+    }
   }
   /* The block size only matters to the sender and the filter (it is the
    * granularity of CONFIRM); a resumed sender may choose another. */
-  r->block_size = hello->block_size;
+  for (i = 0; i < hello->ndisks; i++) {
+    int k = migration_record_find (r, o->spec[map[i]].name);
+
+    assert (k >= 0);
+    r->disks[k].block_size = hello->disks[i].block_size;
+  }
+  r->image_size = r->disks[0].size;
+  r->block_size = r->disks[0].block_size;
 }
 
 enum wire_hello_mode
@@ -151,6 +202,25 @@ migration_record_outcome (struct migration_record *r, uint64_t seq,
   }
   *why = "OUTCOME is neither flipped nor thawed";
   return -1;
+}
+
+const char *
+migration_record_state_meaning (enum wire_dest_state state)
+{
+  switch (state) {
+  case WIRE_STATE_INCOMPLETE:
+    return "the source is authoritative; a sender of this migration resumes it";
+  case WIRE_STATE_PREPARED:
+    return "complete and durable, but whether the source flipped to it is not "
+      "recorded: the source's STATUS says which copy is authoritative (run "
+      "stm-send again with the same arguments to record it)";
+  case WIRE_STATE_FINAL:
+    return "the source has flipped to it: this copy is authoritative";
+  case WIRE_STATE_SUPERSEDED:
+    return "the source thawed after the commit and is authoritative; this copy "
+      "is stale, and a sender of this migration resumes it";
+  }
+  return "unknown state";
 }
 
 void

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-recv: what the receiver remembers about the migration it holds.
  *
- * One stm-recv assembles one output, so it remembers one migration: its id,
- * image size and block size, the last SYNC sequence it made durable, and
- * the state of the destination (docs/stm-recv.pod, "DESTINATION STATES"):
+ * One stm-recv assembles one output, or one group of named outputs migrated
+ * together (outputs.h), so it remembers one migration: its id, each
+ * disk's name, image size and block size, the last SYNC sequence it made
+ * durable (one sequence for the group), and the state of the destination
+ * (one state for the group: a group commit is all or nothing) (docs/stm-recv.pod, "DESTINATION STATES"):
  *
  *   incomplete  data is arriving (or a sender may resume); the source is
  *               authoritative.
@@ -35,16 +37,29 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "outputs.h"
 #include "wire.h"
 
 /* Room for a migration id printed as hex, with its NUL. */
 #define MIGRATION_ID_TEXT_LEN (2 * WIRE_MIGRATION_ID_LEN + 1)
 
+/* One disk of the migration: the name of its output ("" for the one
+ * unnamed output), its image size and block size. */
+struct record_disk {
+  char name[WIRE_MAX_DISK_NAME + 1];
+  uint64_t size;
+  uint32_t block_size;
+};
+
 struct migration_record {
   bool known;                                   /* false: holds nothing yet */
   uint8_t id[WIRE_MIGRATION_ID_LEN];
+  /* Disk 0's size and block size: what a one-disk record holds, kept equal
+   * to disks[0] by migration_record_begin and state_parse. */
   uint64_t image_size;
   uint32_t block_size;
+  uint32_t ndisks;                              /* 1.., when known */
+  struct record_disk disks[WIRE_MAX_DISKS];
   uint64_t durable_seq;                         /* last DURABLE/COMMIT seq, 0 = none */
   enum wire_dest_state state;                   /* incomplete, prepared, final,
                                                  * superseded */
@@ -53,27 +68,39 @@ struct migration_record {
 enum migration_decision {
   MIGRATION_NEW,        /* start from nothing: answer HELLO_REPLY new */
   MIGRATION_RESUME,     /* continue: answer HELLO_REPLY resume, durable_seq */
-  MIGRATION_MISMATCH,   /* same id, different size: answer ERROR mismatch */
+  MIGRATION_MISMATCH,   /* same id, different disks or sizes: answer ERROR
+                         * mismatch */
   MIGRATION_OTHER,      /* the output holds another migration: ERROR
                          * mismatch, or NEW with --force */
 };
 
 void migration_record_init (struct migration_record *r);
 
-/* What to answer to this HELLO.  Does not change the record.  A record
+/* What to answer to this HELLO, whose disk i goes to output map[i] of o
+ * (outputs_match_hello).  Does not change the record.  A record
  * of this migration with nothing durable (no DURABLE or COMMITTED was ever
  * answered) decides NEW: a sender may only rely on what it was told is
  * durable, and with nothing told, starting afresh (the sender then RESETs
- * its filter) is the answer that cannot be wrong. */
+ * its filter) is the answer that cannot be wrong.  A record of this
+ * migration whose disks (by output name) or sizes differ decides
+ * MISMATCH. */
 enum migration_decision migration_record_decide (const struct migration_record *r,
-                                                 const struct wire_hello *hello);
+                                                 const struct wire_hello *hello,
+                                                 const struct outputs *o,
+                                                 const unsigned map[WIRE_MAX_DISKS]);
 
 /* The HELLO was accepted with this decision (NEW or RESUME): from now on
  * the record describes the hello's migration.  NEW forgets the old
- * durable position and commit. */
+ * durable position and commit, and records the disks in the HELLO's
+ * order under their outputs' names; RESUME takes the block sizes. */
 void migration_record_begin (struct migration_record *r,
                              const struct wire_hello *hello,
+                             const struct outputs *o,
+                             const unsigned map[WIRE_MAX_DISKS],
                              enum migration_decision decision);
+
+/* The index in r->disks of the disk named name, or -1. */
+int migration_record_find (const struct migration_record *r, const char *name);
 
 /* The whole judgement of a HELLO, pure: whether another sender is active
  * (busy), whether the HELLO is well formed, then migration_record_decide,
@@ -82,14 +109,20 @@ enum hello_verdict {
   HELLO_REFUSE_BUSY,       /* another sender is active */
   HELLO_REFUSE_FEATURES,   /* feature bits this receiver does not know */
   HELLO_REFUSE_GEOMETRY,   /* a block or image size the protocol refuses */
+  HELLO_REFUSE_DISKS,      /* its disks are not this receiver's outputs */
   HELLO_REFUSE_MISMATCH,   /* this migration, announced at another size */
   HELLO_REFUSE_OTHER,      /* the output holds another migration */
   HELLO_ACCEPT_NEW,        /* start from nothing */
   HELLO_ACCEPT_FORCED,     /* start from nothing over what is held (--force) */
   HELLO_ACCEPT_RESUME,     /* continue (reply mode: migration_record_hello_mode) */
 };
+/* map receives the HELLO's disk-to-output map when the disks match, and
+ * why the words of HELLO_REFUSE_DISKS. */
 enum hello_verdict migration_record_judge_hello (const struct migration_record *r,
                                                  const struct wire_hello *hello,
+                                                 const struct outputs *o,
+                                                 unsigned map[WIRE_MAX_DISKS],
+                                                 char why[OUTPUTS_WHY_MAX],
                                                  bool busy, bool force);
 
 /* A block size the protocol carries: a power of two from WIRE_MIN_BLOCK
@@ -122,6 +155,10 @@ int migration_record_committed (struct migration_record *r, uint64_t seq,
  * final, or a seq that is not the commit's. */
 int migration_record_outcome (struct migration_record *r, uint64_t seq,
                               enum wire_outcome outcome, const char **why);
+
+/* Which copy is authoritative in a state, in words, for the messages that
+ * name the state (docs/stm-recv.pod, "DESTINATION STATES"). */
+const char *migration_record_state_meaning (enum wire_dest_state state);
 
 /* The id as 32 lowercase hex digits. */
 void migration_id_format (const uint8_t id[WIRE_MIGRATION_ID_LEN],

@@ -28,6 +28,7 @@
 #include "image_writer.h"
 #include "listener.h"
 #include "log.h"
+#include "outputs_open.h"
 #include "receiver.h"
 #include "session.h"
 #include "state_file.h"
@@ -37,33 +38,14 @@
  * a sender that stopped reading. */
 #define FINISH_FLUSH_TIMEOUT_S 10.0
 
-/* Which copy is authoritative in each state, for the messages that name
- * the state (docs/stm-recv.pod, "DESTINATION STATES"). */
-static const char *
-state_meaning (enum wire_dest_state state)
-{
-  switch (state) {
-  case WIRE_STATE_INCOMPLETE:
-    return "the source is authoritative; a sender of this migration resumes it";
-  case WIRE_STATE_PREPARED:
-    return "complete and durable, but whether the source flipped to it is not "
-      "recorded: the source's STATUS says which copy is authoritative (run "
-      "stm-send again with the same arguments to record it)";
-  case WIRE_STATE_FINAL:
-    return "the source has flipped to it: this copy is authoritative";
-  case WIRE_STATE_SUPERSEDED:
-    return "the source thawed after the commit and is authoritative; this copy "
-      "is stale, and a sender of this migration resumes it";
-  }
-  return "unknown state";
-}
 
 static void
 on_signal (struct ev_loop *loop, ev_signal *w, int revents)
 {
   struct receiver *rx = w->data;
   const char *name = w->signum == SIGINT ? "SIGINT" : "SIGTERM";
-  const char *output = image_writer_path (rx->image);
+  const char *output = rx->outputs_text;
+  const char *the = outputs_named (&rx->opts->outputs) ? "" : "the output ";
   char id[MIGRATION_ID_TEXT_LEN];
 
   migration_id_format (rx->record.id, id);
@@ -79,14 +61,14 @@ on_signal (struct ev_loop *loop, ev_signal *w, int revents)
   }
   if (!rx->record.known)
     events_error (&rx->events, NULL, 0,
-                  "interrupted by %s: the output %s is incomplete "
-                  "(no migration was received)", name, output);
+                  "interrupted by %s: %s%s is incomplete "
+                  "(no migration was received)", name, the, output);
   else
     events_error (&rx->events, NULL, 0,
-                  "interrupted by %s: the output %s holds migration %s, %s "
-                  "(durable up to sync %" PRIu64 "): %s", name, output, id,
+                  "interrupted by %s: %s%s holds migration %s, %s "
+                  "(durable up to sync %" PRIu64 "): %s", name, the, output, id,
                   wire_dest_state_name (rx->record.state), rx->record.durable_seq,
-                  state_meaning (rx->record.state));
+                  migration_record_state_meaning (rx->record.state));
   rx->exit_status = 1;
   ev_break (loop, EVBREAK_ALL);
 }
@@ -121,100 +103,6 @@ unwatch_signal (struct receiver *rx, ev_signal *w)
   }
 }
 
-/* Why an output is refused, in words, for the message that names it. */
-static void
-describe_refusal (const struct receiver *rx, enum state_verdict verdict,
-                  const struct migration_record *found, const char *why,
-                  char *buf, size_t len)
-{
-  const char *output = image_writer_path (rx->image);
-  const char *state = state_file_path (rx->state);
-  char id[MIGRATION_ID_TEXT_LEN];
-
-  switch (verdict) {
-  case VERDICT_REFUSE_FOREIGN:
-    snprintf (buf, len, "the output %s already holds %" PRIu64 " bytes and has "
-              "no state file %s, so it is not an stm-recv output (or its state "
-              "file was removed)", output, image_writer_size (rx->image), state);
-    return;
-  case VERDICT_REFUSE_INVALID:
-    snprintf (buf, len, "the state file %s of the output %s is not valid (%s), "
-              "so which migration %s holds is unknown", state, output, why, output);
-    return;
-  case VERDICT_REFUSE_SIZE:
-    migration_id_format (found->id, id);
-    snprintf (buf, len, "the output %s holds %" PRIu64 " bytes but its state file "
-              "%s records migration %s with an image of %" PRIu64 " bytes: the "
-              "output was changed outside stm-recv", output,
-              image_writer_size (rx->image), state, id, found->image_size);
-    return;
-  default:
-    assert (!"describe_refusal: not a refusal");
-  }
-}
-
-/* Read the state file beside the output and decide what the output holds:
- * the record of a migration to resume, nothing, or something this
- * receiver must not overwrite (-1 after reporting, unless --force). */
-static int
-adopt_output_state (struct receiver *rx)
-{
-  const char *output = image_writer_path (rx->image);
-  const char *state = state_file_path (rx->state);
-  struct migration_record found;
-  enum state_found what;
-  enum state_verdict verdict;
-  char why[STATE_WHY_MAX], id[MIGRATION_ID_TEXT_LEN];
-
-  migration_record_init (&found);
-  if (state_file_load (rx->state, &what, &found, why) == -1) {
-    events_error (&rx->events, NULL, 0, "cannot read the state file %s of the "
-                  "output %s: %s", state, output, strerror (errno));
-    return -1;
-  }
-  verdict = state_judge (what, &found, image_writer_is_block_device (rx->image),
-                         image_writer_size (rx->image));
-  migration_id_format (found.id, id);
-
-  if (state_verdict_refuses (verdict)) {
-    char reason[1024];
-
-    describe_refusal (rx, verdict, &found, why, reason, sizeof reason);
-    if (!rx->opts->force) {
-      events_error (&rx->events, NULL, WIRE_ERR_MISMATCH,
-                    "refusing to start: %s.  Use --force to let the first "
-                    "migration to connect overwrite %s, or give another --output",
-                    reason, output);
-      return -1;
-    }
-    log_warning ("--force: %s; the first migration to connect overwrites it",
-                 reason);
-    return 0;
-  }
-
-  switch (verdict) {
-  case VERDICT_RESUMABLE:
-    rx->record = found;
-    log_info ("the output %s holds migration %s, %s (durable up to sync %"
-              PRIu64 "): %s", output, id, wire_dest_state_name (found.state),
-              found.durable_seq, state_meaning (found.state));
-    return 0;
-  case VERDICT_STALE:
-    log_warning ("the state file %s records migration %s, but the output %s is "
-                 "empty: the data it recorded is gone, so that migration will "
-                 "start again from nothing", state, id, output);
-    return 0;
-  case VERDICT_EMPTY:
-    if (image_writer_is_block_device (rx->image))
-      log_info ("the block device %s has no state file %s: the first migration "
-                "to connect overwrites it", output, state);
-    return 0;
-  default:
-    assert (!"adopt_output_state: unexpected verdict");
-    return -1;
-  }
-}
-
 /* ---- the policy: what the sessions report, and what follows ---- */
 
 /* The export (--export): started early, opened at the commit.
@@ -228,15 +116,40 @@ adopt_output_state (struct receiver *rx)
  * not for nbdkit to start, and nothing is ever served from a copy that is
  * not prepared or final. */
 
-/* The URI announced in COMMITTED: the export's, once its gate is open;
- * "" when there is none to offer. */
+/* The URI announced in COMMITTED: the export's (of the sender's first
+ * disk, for a group), once its gate is open; "" when there is none to
+ * offer. */
 static void
-export_answer (struct receiver *rx, char *uri, size_t uri_len)
+export_answer (struct receiver *rx, struct session *s, char *uri, size_t uri_len)
 {
-  if (export_open (rx->export) == 0)
-    snprintf (uri, uri_len, "%s", export_uri (rx->export));
-  else
+  if (export_open (rx->export) == -1 ||
+      export_disk_uri (rx->export, session_first_disk_output (s), uri, uri_len) == -1)
     uri[0] = '\0';
+}
+
+/* Tell the active sender where each disk is served (EXPORT), once the
+ * export's nbdkit listens, so that it can prepare the source's forward
+ * connections before the freeze.  Only a sender that names its disks
+ * reads EXPORT (session_send_export). */
+static void
+announce_exports (struct receiver *rx)
+{
+  char uri[WIRE_MAX_TEXT + 1];
+  unsigned i;
+
+  if (rx->active == NULL || rx->export == NULL)
+    return;
+  switch (export_state (rx->export)) {
+  case EXPORT_CLOSED:
+  case EXPORT_OPEN:
+    break;
+  case EXPORT_STOPPED:
+  case EXPORT_STARTING:
+    return;
+  }
+  for (i = 0; i < rx->nimages; i++)
+    if (export_disk_uri (rx->export, i, uri, sizeof uri) == 0)
+      session_send_export (rx->active, i, uri);
 }
 
 /* nbdkit listens (with its gate closed).  A COMMIT that arrived while it
@@ -248,13 +161,14 @@ on_export_ready (void *opaque)
   char uri[WIRE_MAX_TEXT + 1];
   struct session *s = rx->commit_waiting;
 
+  announce_exports (rx);
   if (s == NULL)
     return;
   rx->commit_waiting = NULL;
-  export_answer (rx, uri, sizeof uri);
+  export_answer (rx, s, uri, sizeof uri);
   log_info ("COMMITTED waited %.0f ms for the export of %s to be ready",
             (time_monotonic_ns () - rx->commit_waiting_since_ns) / 1e6,
-            image_writer_path (rx->image));
+            rx->outputs_text);
   session_send_committed (s, uri);
 }
 
@@ -287,11 +201,11 @@ on_export_exit (void *opaque, int status, bool was_open)
     log_warning ("the nbdkit exporting %s exited (status %d) before any "
                  "commit (it served nothing); a commit now announces no "
                  "URI, and the next sender to connect starts another",
-                 image_writer_path (rx->image), code);
+                 rx->outputs_text, code);
     return;
   }
   log_error ("the nbdkit exporting %s exited (status %d); stm-recv ends too",
-             image_writer_path (rx->image), code);
+             rx->outputs_text, code);
   rx->finishing = true;
   rx->exit_status = 1;
   ev_break (rx->loop, EVBREAK_ALL);
@@ -332,8 +246,12 @@ session_activated (void *opaque, struct session *s)
 
   assert (rx->active == NULL);
   rx->active = s;
-  if (rx->export != NULL && rx->record.state != WIRE_STATE_FINAL)
+  if (rx->export != NULL && rx->record.state != WIRE_STATE_FINAL) {
     (void) export_launch (rx->export);
+    /* Ready already (an earlier sender started it): say so now;
+     * otherwise the ready hook does. */
+    announce_exports (rx);
+  }
 }
 
 /* The destination's state changed.  Prepared: with --export, open the
@@ -359,23 +277,23 @@ session_recorded (void *opaque, struct session *s, enum wire_dest_state state,
       rx->commit_waiting = s;
       rx->commit_waiting_since_ns = time_monotonic_ns ();
       log_info ("the export of %s is not ready yet: COMMITTED waits for it",
-                image_writer_path (rx->image));
+                rx->outputs_text);
       return SESSION_REPLY_LATER;
     case EXPORT_STOPPED:
       log_warning ("no NBD server for %s (its nbdkit is not running, see "
                    "above): COMMITTED announces none",
-                   image_writer_path (rx->image));
+                   rx->outputs_text);
       uri[0] = '\0';
       return SESSION_REPLY_NOW;
     case EXPORT_CLOSED:
     case EXPORT_OPEN:
-      export_answer (rx, uri, uri_len);
+      export_answer (rx, s, uri, uri_len);
       return SESSION_REPLY_NOW;
     }
     return SESSION_REPLY_NOW;
   case WIRE_STATE_SUPERSEDED:
     log_info ("closing the export of %s and restarting its nbdkit: the "
-              "source stays authoritative", image_writer_path (rx->image));
+              "source stays authoritative", rx->outputs_text);
     export_relaunch (rx->export);
     return SESSION_REPLY_NOW;
   case WIRE_STATE_INCOMPLETE:
@@ -393,7 +311,7 @@ session_ended (void *opaque, struct session *s, bool was_active,
                enum session_end_cause cause)
 {
   struct receiver *rx = opaque;
-  const char *output = image_writer_path (rx->image);
+  const char *output = rx->outputs_text;
 
   listener_forget (rx->listener, s);
   if (rx->commit_waiting == s)
@@ -473,31 +391,20 @@ receiver_init (struct receiver *rx, struct ev_loop *loop,
   rx->listener = listener_new (&rx->env);
   if (rx->listener == NULL)
     return -1;
-  rx->image = image_writer_open (opts->output);
-  if (rx->image == NULL)
+  if (outputs_open (rx) == -1)
     return -1;
-  /* After the output is locked, so no other stm-recv changes the state
-   * file while it is judged. */
-  rx->state = state_file_open (opts->output);
-  if (rx->state == NULL || adopt_output_state (rx) == -1) {
-    /* A failed start leaves no new file behind. */
-    image_writer_discard (rx->image);
-    rx->image = NULL;
-    return -1;
-  }
-
-  rx->env.image = rx->image;
+  rx->env.images = rx->images;
+  rx->env.nimages = rx->nimages;
+  rx->env.outputs_text = rx->outputs_text;
   rx->env.state = rx->state;
 
   /* The export is set up now (its private directory, its gate closed),
    * so that a mistake in it fails the start; its nbdkit starts at the
    * first HELLO. */
   if (opts->export_port != 0) {
-    rx->export = export_new (loop, opts, image_writer_path (rx->image),
-                             &receiver_export_hooks, rx);
+    rx->export = export_new (loop, opts, &receiver_export_hooks, rx);
     if (rx->export == NULL) {
-      image_writer_discard (rx->image);
-      rx->image = NULL;
+      outputs_close (rx, true);
       return -1;
     }
   }
@@ -540,8 +447,5 @@ receiver_cleanup (struct receiver *rx)
   if (rx->creds)
     tls_creds_free (rx->creds);
   rx->creds = NULL;
-  image_writer_close (rx->image);
-  rx->image = NULL;
-  state_file_close (rx->state);
-  rx->state = NULL;
+  outputs_close (rx, false);
 }

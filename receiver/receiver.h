@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-recv: the state of one receiver process and its life cycle.
  *
- * One stm-recv assembles one output.  struct receiver ties together what
- * every connection shares: the options, the TLS credentials, the event
- * printer, the output image, the record of the migration it holds and the
- * state file that keeps that record on disk, the listener, and which
+ * One stm-recv assembles one output, or one group of named outputs
+ * (outputs.h).  struct receiver ties together what every connection
+ * shares: the options, the TLS credentials, the event printer, the output
+ * images, the record of the migration they hold and the one state file
+ * that keeps that record on disk (beside the primary output), the listener, and which
  * session (if any) is the active sender.  main.c creates it, runs the
  * loop and turns the outcome into the exit status.  Sessions see only
  * struct session_env (session.h) and report through its hooks, which
@@ -30,14 +31,22 @@ struct session;
 struct state_file;
 struct tls_creds;
 
+/* Room for the outputs in words. */
+#define RECEIVER_OUTPUTS_TEXT_MAX 1024
+
 struct receiver {
   struct session_env env;           /* what every session shares (session.h) */
   struct ev_loop *loop;
   const struct receiver_options *opts;
   struct events events;
   struct tls_creds *creds;
-  struct image_writer *image;
-  struct migration_record record;   /* the migration the output holds */
+  /* One per output, in the order of opts->outputs. */
+  struct image_writer *images[WIRE_MAX_DISKS];
+  unsigned nimages;
+  /* The output, or the group, in words for messages: the path of the one
+   * output, or "the disks NAME (PATH), ...". */
+  char outputs_text[RECEIVER_OUTPUTS_TEXT_MAX];
+  struct migration_record record;   /* the migration the outputs hold */
   struct state_file *state;         /* where record is kept on disk */
   struct listener *listener;
   struct session *active;           /* the session past HELLO, or NULL */

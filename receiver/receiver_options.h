@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "outputs.h"
 #include "tls_transport.h"
 
 /* Room for a host name or a bracketed IPv6 literal from --listen. */
@@ -18,7 +19,7 @@
 struct receiver_options {
   char listen_host[RECEIVER_HOST_MAX];   /* "" = any address */
   uint16_t listen_port;                  /* 0 = let the kernel pick */
-  const char *output;                    /* --output IMAGE */
+  struct outputs outputs;                /* --output IMAGE, or NAME=IMAGE ... */
   struct tls_options tls;                /* --tls-psk/--tls-user, --tls-certs, --insecure */
   bool once;                             /* exit after one committed migration */
   bool json;                             /* JSON events on stdout */

@@ -14,6 +14,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +86,13 @@ struct session {
    * (session_send_committed). */
   bool committed_pending;
 
+  /* Since HELLO: the output of each of its disks, and their sizes; and
+   * whether the sender named its disks (and so reads EXPORT). */
+  bool named_disks;
+  uint32_t ndisks;
+  unsigned map[WIRE_MAX_DISKS];
+  uint64_t disk_size[WIRE_MAX_DISKS];
+
   bool in_pass;
   uint32_t pass;
   uint64_t pass_data_bytes;      /* DATA bytes in the current pass */
@@ -111,10 +119,40 @@ session_started_ns (const struct session *s)
   return s->started_ns;
 }
 
+/* The output, or the group of outputs, in words. */
 static const char *
 output_path (const struct session *s)
 {
-  return image_writer_path (s->env->image);
+  return s->env->outputs_text;
+}
+
+/* The output of the HELLO's disk. */
+static struct image_writer *
+disk_image (const struct session *s, uint32_t disk)
+{
+  assert (disk < s->ndisks);
+  return s->env->images[s->map[disk]];
+}
+
+/* An output (index in opts->outputs) in words: its path, with its name
+ * if named. */
+static const char *
+output_words (const struct session *s, unsigned output, char *buf, size_t len)
+{
+  const struct output_spec *o = &s->env->opts->outputs.spec[output];
+
+  if (o->name[0] == '\0')
+    return o->path;
+  snprintf (buf, len, "disk %s (%s)", o->name, o->path);
+  return buf;
+}
+
+/* The HELLO's disk in words. */
+static const char *
+disk_words (const struct session *s, uint32_t disk, char *buf, size_t len)
+{
+  assert (disk < s->ndisks);
+  return output_words (s, s->map[disk], buf, len);
 }
 
 static void
@@ -189,29 +227,48 @@ fail (struct session *s, uint32_t code, const char *fmt, ...)
 /* Errors from the output: out of space (the operator can make room and
  * let the sender resume) or any other I/O error. */
 static void
-fail_io (struct session *s, int err, const char *what,
+fail_io (struct session *s, int err, const char *what, uint32_t disk,
          uint64_t offset, uint64_t length)
 {
   bool nospace = errno_is_no_space (err);
+  char words[WIRE_MAX_DISK_NAME + PATH_MAX + 16];
 
   fail (s, nospace ? WIRE_ERR_NOSPACE : WIRE_ERR_IO,
         "%s: %s %s at offset %" PRIu64 " (%" PRIu64 " bytes): %s",
         nospace ? "out of space on the destination" : "I/O error on the destination",
-        what, output_path (s), offset, length, strerror (err));
+        what, disk_words (s, disk, words, sizeof words), offset, length,
+        strerror (err));
 }
 
 /* fdatasync failed: nothing since the last DURABLE is known to be on
  * disk, which the sender learns from the ERROR (it confirms nothing). */
 static void
-fail_sync (struct session *s, int err)
+fail_sync (struct session *s, unsigned output, int err)
 {
   bool nospace = errno_is_no_space (err);
+  char words[WIRE_MAX_DISK_NAME + PATH_MAX + 16];
 
   fail (s, nospace ? WIRE_ERR_NOSPACE : WIRE_ERR_IO,
         "%s: fdatasync of %s failed: %s; data since sync %" PRIu64
         " is not known to be durable",
         nospace ? "out of space on the destination" : "I/O error on the destination",
-        output_path (s), strerror (err), s->env->record->durable_seq);
+        output_words (s, output, words, sizeof words), strerror (err),
+        s->env->record->durable_seq);
+}
+
+/* fdatasync every output: a SYNC or COMMIT covers the whole group.  -1
+ * after failing the session. */
+static int
+sync_outputs (struct session *s)
+{
+  unsigned i;
+
+  for (i = 0; i < s->env->nimages; i++)
+    if (image_writer_sync (s->env->images[i]) == -1) {
+      fail_sync (s, i, errno);
+      return -1;
+    }
+  return 0;
 }
 
 /* Make next the receiver's record, storing it in the state file first so
@@ -260,7 +317,8 @@ describe_record (const struct migration_record *r, char *buf, size_t len)
  * session. */
 static void
 hello_refuse (struct session *s, enum hello_verdict verdict,
-              const struct wire_hello *hello, const char *id)
+              const struct wire_hello *hello, const char *id,
+              const char *disks_why)
 {
   const struct session_env *env = s->env;
   char held[MIGRATION_ID_TEXT_LEN + 64];
@@ -281,7 +339,20 @@ hello_refuse (struct session *s, enum hello_verdict verdict,
           "HELLO has an invalid block size (%" PRIu32 ") or image size (%" PRIu64 ")",
           hello->block_size, hello->image_size);
     return;
+  case HELLO_REFUSE_DISKS:
+    fail (s, WIRE_ERR_MISMATCH, "mismatch: %s (outputs: %s); refusing migration "
+          "%s, nothing was changed", disks_why, output_path (s), id);
+    return;
   case HELLO_REFUSE_MISMATCH:
+    if (env->record->ndisks > 1 || hello->ndisks > 1 ||
+        env->record->disks[0].name[0] != '\0') {
+      fail (s, WIRE_ERR_MISMATCH,
+            "mismatch: %s hold %s with %" PRIu32 " disks, and the sender "
+            "announces %" PRIu32 " disks of which some differ in name or "
+            "size; restart stm-recv with --force to overwrite them",
+            output_path (s), held, env->record->ndisks, hello->ndisks);
+      return;
+    }
     fail (s, WIRE_ERR_MISMATCH,
           "mismatch: %s holds %s with an image of %" PRIu64
           " bytes, but the sender announces %" PRIu64 " bytes; restart "
@@ -299,6 +370,40 @@ hello_refuse (struct session *s, enum hello_verdict verdict,
   }
 }
 
+/* Size the output of the HELLO's disk for an image of size bytes (emptied
+ * first when fresh).  -1 after failing the session. */
+static int
+prepare_disk (struct session *s, uint32_t disk, uint64_t size, bool fresh)
+{
+  struct image_writer *image = disk_image (s, disk);
+  char words[WIRE_MAX_DISK_NAME + PATH_MAX + 16];
+  const char *what = disk_words (s, disk, words, sizeof words);
+  int err;
+  /* What the failure leaves behind, for the operator. */
+  const char *left = fresh
+    ? "; the state file records the new migration with nothing durable, "
+      "and the outputs may already have been emptied"
+    : "; the outputs' data and their state file are unchanged";
+
+  if (image_writer_prepare (image, size, fresh) == 0)
+    return 0;
+  err = errno;
+  if (image_writer_is_block_device (image) && err == ENOSPC)
+    fail (s, WIRE_ERR_NOSPACE,
+          "the block device %s holds %" PRIu64 " bytes, "
+          "smaller than the image (%" PRIu64 " bytes)%s",
+          what, image_writer_size (image), size, left);
+  else if (errno_is_no_space (err))
+    fail (s, WIRE_ERR_NOSPACE,
+          "out of space on the destination: cannot set the size of %s to %"
+          PRIu64 " bytes: %s%s", what, size, strerror (err), left);
+  else
+    fail (s, WIRE_ERR_IO,
+          "I/O error on the destination: cannot set the size of %s to %"
+          PRIu64 " bytes: %s%s", what, size, strerror (err), left);
+  return -1;
+}
+
 /* Make the output and the record ready for an accepted HELLO: a new
  * migration is recorded (with nothing durable) before the output is
  * touched, so that neither a failure here nor a crash can leave a record
@@ -312,7 +417,7 @@ hello_prepare (struct session *s, const struct wire_hello *hello, bool fresh)
 
   if (fresh) {
     migration_record_init (&next);
-    migration_record_begin (&next, hello, MIGRATION_NEW);
+    migration_record_begin (&next, hello, &env->opts->outputs, s->map, MIGRATION_NEW);
     if (store_record (s, &next, "to record the new migration before "
                       "answering HELLO (the output is unchanged)") == -1)
       return -1;
@@ -320,36 +425,16 @@ hello_prepare (struct session *s, const struct wire_hello *hello, bool fresh)
      * receiver's --export) must stop serving it first. */
     (void) env->hooks->recorded (env->opaque, s, WIRE_STATE_INCOMPLETE, NULL, 0);
   }
-  if (image_writer_prepare (env->image, hello->image_size, fresh) == -1) {
-    int err = errno;
-    /* What the failure leaves behind, for the operator. */
-    const char *left = fresh
-      ? "; the state file records the new migration with nothing durable, "
-        "and the output may already have been emptied"
-      : "; the output's data and its state file are unchanged";
-    if (image_writer_is_block_device (env->image) && err == ENOSPC)
-      fail (s, WIRE_ERR_NOSPACE,
-            "the block device %s holds %" PRIu64 " bytes, "
-            "smaller than the image (%" PRIu64 " bytes)%s",
-            output_path (s), image_writer_size (env->image), hello->image_size, left);
-    else if (errno_is_no_space (err))
-      fail (s, WIRE_ERR_NOSPACE,
-            "out of space on the destination: cannot set the size of %s to %"
-            PRIu64 " bytes: %s%s", output_path (s), hello->image_size,
-            strerror (err), left);
-    else
-      fail (s, WIRE_ERR_IO,
-            "I/O error on the destination: cannot set the size of %s to %"
-            PRIu64 " bytes: %s%s", output_path (s), hello->image_size,
-            strerror (err), left);
-    return -1;
-  }
+  for (uint32_t i = 0; i < hello->ndisks; i++)
+    if (prepare_disk (s, i, hello->disks[i].size, fresh) == -1)
+      return -1;
   if (!fresh) {
     /* Only the block size can differ; recording it keeps the file exactly
      * what this receiver holds in memory. */
     next = *env->record;
-    migration_record_begin (&next, hello, MIGRATION_RESUME);
-    if (next.block_size != env->record->block_size &&
+    migration_record_begin (&next, hello, &env->opts->outputs, s->map,
+                            MIGRATION_RESUME);
+    if (memcmp (next.disks, env->record->disks, sizeof next.disks) != 0 &&
         store_record (s, &next, "to record the resumed migration's block size") == -1)
       return -1;
     *env->record = next;
@@ -371,12 +456,17 @@ hello_accept (struct session *s, const struct wire_hello *hello, bool fresh,
   struct wire_hello_reply reply = {
     .mode = fresh ? WIRE_MODE_NEW : migration_record_hello_mode (env->record),
     .durable_seq = fresh ? 0 : env->record->durable_seq,
+    /* The features the receiver agrees to: those offered that it knows. */
+    .features = hello->features & WIRE_FEATURES_KNOWN,
   };
   uint8_t frame[WIRE_ENCODE_MAX];
 
-  stm_conn_set_image_size (s->conn, hello->image_size);
+  struct wire_disks disks;
+
+  wire_disks_from_hello (&disks, hello);
+  stm_conn_set_disks (s->conn, &disks);
   stm_conn_set_linger_timeout (s->conn, ACTIVE_LINGER_S);
-  env->hooks->activated (env->opaque, s);
+  s->named_disks = (hello->features & WIRE_FEATURE_DISKS) != 0;
   s->state = SESSION_ACTIVE;
   /* From now on the timer watches for silence. */
   ev_timer_stop (env->loop, &s->timer);
@@ -385,7 +475,33 @@ hello_accept (struct session *s, const struct wire_hello *hello, bool fresh,
 
   events_hello (env->events, s->peer, output_path (s), id, mode_names[reply.mode],
                 hello->image_size, hello->block_size, reply.durable_seq);
-  (void) send_frame (s, frame, wire_encode_hello_reply (frame, &reply));
+  if (send_frame (s, frame, wire_encode_hello_reply (frame, &reply)) == -1)
+    return;                     /* on_close follows */
+  /* After the reply, so that the EXPORTs the receiver may send at once
+   * follow it on the wire. */
+  env->hooks->activated (env->opaque, s);
+}
+
+void
+session_send_export (struct session *s, unsigned output, const char *uri)
+{
+  uint8_t frame[WIRE_ENCODE_TEXT_MAX];
+  uint32_t i;
+
+  if (!s->named_disks || s->state != SESSION_ACTIVE)
+    return;
+  for (i = 0; i < s->ndisks; i++)
+    if (s->map[i] == output) {
+      (void) send_frame (s, frame, wire_encode_export (frame, i, uri));
+      return;
+    }
+}
+
+unsigned
+session_first_disk_output (const struct session *s)
+{
+  assert (s->ndisks >= 1);
+  return s->map[0];
 }
 
 /* HELLO: check, decide (migration_record_judge_hello, pure), prepare,
@@ -394,12 +510,17 @@ static void
 handle_hello (struct session *s, const struct wire_hello *hello)
 {
   const struct session_env *env = s->env;
-  char id[MIGRATION_ID_TEXT_LEN];
+  char id[MIGRATION_ID_TEXT_LEN], disks_why[OUTPUTS_WHY_MAX] = "";
   enum hello_verdict verdict;
+  uint32_t i;
 
   migration_id_format (hello->migration_id, id);
-  verdict = migration_record_judge_hello (env->record, hello, *env->active != NULL,
+  verdict = migration_record_judge_hello (env->record, hello, &env->opts->outputs,
+                                          s->map, disks_why, *env->active != NULL,
                                           env->opts->force);
+  s->ndisks = hello->ndisks;
+  for (i = 0; i < hello->ndisks; i++)
+    s->disk_size[i] = hello->disks[i].size;
   switch (verdict) {
   case HELLO_ACCEPT_FORCED: {
     char held[MIGRATION_ID_TEXT_LEN + 64];
@@ -418,7 +539,7 @@ handle_hello (struct session *s, const struct wire_hello *hello)
     return;
   }
   default:
-    hello_refuse (s, verdict, hello, id);
+    hello_refuse (s, verdict, hello, id, disks_why);
     return;
   }
 }
@@ -460,31 +581,31 @@ mark_written (struct session *s)
  * session has already been failed.
  */
 static bool
-may_change_image (struct session *s, const char *message,
+may_change_image (struct session *s, const char *message, uint32_t disk,
                   uint64_t offset, uint64_t length)
 {
-  const struct session_env *env = s->env;
+  char words[WIRE_MAX_DISK_NAME + PATH_MAX + 16];
 
-  if (!wire_range_ok (offset, length, env->record->image_size)) {
+  if (disk >= s->ndisks ||
+      !wire_range_ok (offset, length, s->disk_size[disk])) {
     fail (s, WIRE_ERR_PROTOCOL,
-          "%s at offset %" PRIu64 " (%" PRIu64 " bytes) lies outside the image "
-          "(%" PRIu64 " bytes)", message, offset, length,
-          env->record->image_size);
+          "%s for disk %" PRIu32 " at offset %" PRIu64 " (%" PRIu64 " bytes) "
+          "lies outside %s", message, disk, offset, length,
+          disk < s->ndisks ? disk_words (s, disk, words, sizeof words)
+          : "the disks the HELLO announced");
     return false;
   }
   return mark_written (s) == 0;
 }
 
 static void
-handle_data (struct session *s, uint64_t offset, uint32_t length,
+handle_data (struct session *s, uint32_t disk, uint64_t offset, uint32_t length,
              const uint8_t *bytes)
 {
-  const struct session_env *env = s->env;
-
-  if (!may_change_image (s, "DATA", offset, length))
+  if (!may_change_image (s, "DATA", disk, offset, length))
     return;
-  if (image_writer_write (env->image, offset, bytes, length) == -1) {
-    fail_io (s, errno, "writing", offset, length);
+  if (image_writer_write (disk_image (s, disk), offset, bytes, length) == -1) {
+    fail_io (s, errno, "writing", disk, offset, length);
     return;
   }
   /* A slow write is not the sender's silence. */
@@ -494,14 +615,12 @@ handle_data (struct session *s, uint64_t offset, uint32_t length,
 }
 
 static void
-handle_zero (struct session *s, uint64_t offset, uint64_t length)
+handle_zero (struct session *s, uint32_t disk, uint64_t offset, uint64_t length)
 {
-  const struct session_env *env = s->env;
-
-  if (!may_change_image (s, "ZERO", offset, length))
+  if (!may_change_image (s, "ZERO", disk, offset, length))
     return;
-  if (image_writer_zero (env->image, offset, length) == -1) {
-    fail_io (s, errno, "zeroing", offset, length);
+  if (image_writer_zero (disk_image (s, disk), offset, length) == -1) {
+    fail_io (s, errno, "zeroing", disk, offset, length);
     return;
   }
   s->last_message_ns = time_monotonic_ns ();
@@ -540,10 +659,8 @@ handle_sync (struct session *s, uint64_t seq)
   uint8_t frame[WIRE_ENCODE_MAX];
   struct migration_record next;
 
-  if (image_writer_sync (s->env->image) == -1) {
-    fail_sync (s, errno);
+  if (sync_outputs (s) == -1)
     return;
-  }
   /* fdatasync may take long; that is our time, not the sender's silence. */
   s->last_message_ns = time_monotonic_ns ();
   next = *s->env->record;
@@ -570,10 +687,8 @@ handle_commit (struct session *s, uint64_t seq)
     fail (s, WIRE_ERR_PROTOCOL, "%s into %s", why, output_path (s));
     return;
   }
-  if (image_writer_sync (env->image) == -1) {
-    fail_sync (s, errno);
+  if (sync_outputs (s) == -1)
     return;
-  }
   s->last_message_ns = time_monotonic_ns ();
   if (store_record (s, &next, "to record the commit as prepared (the image is "
                     "on disk but COMMITTED was not sent)") == -1)
@@ -721,10 +836,11 @@ on_message (struct stm_conn *conn, const struct wire_msg *msg, void *opaque)
   }
   switch (msg->type) {
   case WIRE_DATA:
-    handle_data (s, msg->u.data.offset, msg->u.data.length, msg->u.data.bytes);
+    handle_data (s, msg->disk, msg->u.data.offset, msg->u.data.length,
+                 msg->u.data.bytes);
     return;
   case WIRE_ZERO:
-    handle_zero (s, msg->u.zero.offset, msg->u.zero.length);
+    handle_zero (s, msg->disk, msg->u.zero.offset, msg->u.zero.length);
     return;
   case WIRE_PASS_BEGIN:
     handle_pass_begin (s, msg->u.pass_begin.pass, msg->u.pass_begin.bytes);

@@ -6,8 +6,8 @@
  * KEEPALIVE).  HELLO makes it the receiver's active session, unless another
  * is active (ERROR busy), the output holds this migration at another size
  * or holds another migration (ERROR mismatch, unless --force).  The active
- * session writes DATA and ZERO into the output as they arrive, answers SYNC
- * with DURABLE after fdatasync, COMMIT with COMMITTED (prepared) and
+ * session writes DATA and ZERO into the output of the disk the header names
+ * as they arrive, answers SYNC with DURABLE after fdatasync of every output, COMMIT with COMMITTED (prepared) and
  * OUTCOME with RECORDED (final or superseded), each after storing the new
  * record in the state file (COMMITTED may wait, with --export, for the
  * receiver's NBD server to be ready; meanwhile only KEEPALIVE is
@@ -68,7 +68,8 @@ enum session_reply {
  * listening): they report, and the receiver's hooks decide, in one place
  * (receiver.c). */
 struct session_hooks {
-  /* HELLO was accepted: s is the active sender from now on. */
+  /* HELLO was accepted and answered: s is the active sender from now on
+   * (session_send_export may follow at once). */
   void (*activated) (void *opaque, struct session *s);
   /* s durably recorded the destination in state: INCOMPLETE (a new
    * migration at HELLO, before the output is emptied; or the first
@@ -96,7 +97,11 @@ struct session_env {
   const struct receiver_options *opts;
   const struct events *events;
   struct tls_creds *creds;
-  struct image_writer *image;
+  /* The outputs, in the order of opts->outputs (outputs.h); a HELLO's
+   * disks are mapped onto them by name. */
+  struct image_writer *const *images;
+  unsigned nimages;
+  const char *outputs_text;              /* the output(s) in words */
   struct state_file *state;
   struct migration_record *record;       /* the migration the output holds */
   struct session *const *active;         /* the active sender, or NULL */
@@ -116,6 +121,16 @@ void session_close (struct session *s, const char *reason);
 /* Answer the COMMIT that s's recorded hook put off (SESSION_REPLY_LATER)
  * with COMMITTED carrying uri ("" for none).  Nothing if none waits. */
 void session_send_committed (struct session *s, const char *uri);
+
+/* Tell s's sender with EXPORT where the disk of this output (its index in
+ * opts->outputs) is served.  Nothing if s's HELLO did not offer
+ * WIRE_FEATURE_DISKS: a sender that names no disks knows no EXPORT, and
+ * learns its one URI from COMMITTED. */
+void session_send_export (struct session *s, unsigned output, const char *uri);
+
+/* The output (index in opts->outputs) of the HELLO's disk 0, whose URI
+ * COMMITTED carries. */
+unsigned session_first_disk_output (const struct session *s);
 
 const char *session_peer (const struct session *s);
 

@@ -184,6 +184,14 @@ state_file_store (struct state_file *sf, const struct migration_record *r,
   return 0;
 }
 
+int
+state_file_remove (struct state_file *sf)
+{
+  if (unlink (sf->path) == -1 && errno != ENOENT)
+    return -1;
+  return fsync (sf->dir_fd);
+}
+
 const char *
 state_file_path (const struct state_file *sf)
 {

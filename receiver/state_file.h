@@ -46,6 +46,10 @@ int state_file_load (struct state_file *sf, enum state_found *found,
 int state_file_store (struct state_file *sf, const struct migration_record *r,
                       const char **step);
 
+/* Remove the state file (absent already is success) and sync its
+ * directory, so that no record of it survives a crash.  -1 with errno. */
+int state_file_remove (struct state_file *sf);
+
 const char *state_file_path (const struct state_file *sf);
 
 /* NULL is allowed. */

@@ -14,6 +14,22 @@
  *   durable_seq 12
  *   state incomplete
  *
+ * That is version 2, for the one unnamed output.  A record of named outputs
+ * (a group of disks, outputs.h; one named output too) is version 3, one
+ * "disk NAME SIZE BLOCK" line per disk in place of image_size and
+ * block_size:
+ *
+ *   stm-recv-state 3
+ *   migration_id 0123456789abcdef0123456789abcdef
+ *   disks 2
+ *   disk data 1048576 4096
+ *   disk root 8589934592 65536
+ *   durable_seq 12
+ *   state incomplete
+ *
+ * One file records the whole group, so recording it (one rename) is
+ * atomic for all its disks: a group commit is all or nothing.
+ *
  * (state is one of incomplete, prepared, final and superseded; see
  * migration_record.h.  Version 1 had "complete yes|no" instead, which
  * could not tell a prepared commit from a final one; it is refused as
@@ -38,10 +54,12 @@
 #include "migration_record.h"
 
 #define STATE_FORMAT_NAME "stm-recv-state"
-#define STATE_FORMAT_VERSION 2
+#define STATE_FORMAT_VERSION 2           /* one unnamed output */
+#define STATE_FORMAT_VERSION_GROUP 3     /* named outputs */
 /* A state file is never longer than this (the formatted text is about 150
- * bytes); a longer one is refused without reading it all. */
-#define STATE_TEXT_MAX 1024
+ * bytes, and at most about 1,900 with 16 disks of 64-character names); a
+ * longer one is refused without reading it all. */
+#define STATE_TEXT_MAX 4096
 /* Room for a reason why a state file is invalid. */
 #define STATE_WHY_MAX 160
 
@@ -76,13 +94,25 @@ enum state_verdict {
 
 /* Judge an output (a block device, or a regular file) of output_size
  * bytes (the file's size or the device's capacity) against what was found
- * beside it; r is the parsed record when found is STATE_VALID.  Only
+ * beside it; r is the parsed record when found is STATE_VALID, and the
+ * output is its disk 0 (state_judge_disk: its disk k).  Only
  * VERDICT_RESUMABLE keeps the record; EMPTY and STALE start with none; the
  * refusals are for the caller to enforce or, with --force, to override
  * (starting with no record). */
 enum state_verdict state_judge (enum state_found found,
                                 const struct migration_record *r,
                                 bool is_block_device, uint64_t output_size);
+enum state_verdict state_judge_disk (enum state_found found,
+                                     const struct migration_record *r,
+                                     uint32_t k, bool is_block_device,
+                                     uint64_t output_size);
+
+/* Judge a group: the verdict of the outputs together, from each one's
+ * (verdicts[i] for output i): a refusal if any refuses; else STALE if any
+ * is stale (a record whose data is partly gone is gone: the group starts
+ * again); else RESUMABLE if any (then all) is; else EMPTY. */
+enum state_verdict state_judge_group (const enum state_verdict *verdicts,
+                                      unsigned n);
 
 /* Is this verdict a refusal (one of the VERDICT_REFUSE_*)? */
 bool state_verdict_refuses (enum state_verdict v);

@@ -103,7 +103,7 @@ static void
 check_round_trip (const struct wire_msg *msg, const uint8_t *frame,
                   size_t frame_size)
 {
-  uint8_t out[WIRE_ENCODE_TEXT_MAX];
+  uint8_t out[WIRE_ENCODE_HELLO_MAX + WIRE_ENCODE_TEXT_MAX];
   char text[WIRE_MAX_TEXT + 1];
   size_t n;
 
@@ -113,13 +113,15 @@ check_round_trip (const struct wire_msg *msg, const uint8_t *frame,
     n = wire_encode_hello_reply (out, &msg->u.hello_reply);
     break;
   case WIRE_DATA:
-    n = wire_encode_data_header (out, msg->u.data.offset, msg->u.data.length);
+    n = wire_encode_disk_data_header (out, msg->disk, msg->u.data.offset,
+                                      msg->u.data.length);
     CHECK (n + msg->u.data.length == frame_size);
     CHECK (msg->u.data.bytes == frame + n);
     frame_size = n;             /* the data bytes are not re-encoded */
     break;
   case WIRE_ZERO:
-    n = wire_encode_zero (out, msg->u.zero.offset, msg->u.zero.length);
+    n = wire_encode_disk_zero (out, msg->disk, msg->u.zero.offset,
+                               msg->u.zero.length);
     break;
   case WIRE_PASS_BEGIN:
     n = wire_encode_pass_begin (out, msg->u.pass_begin.pass,
@@ -132,6 +134,11 @@ check_round_trip (const struct wire_msg *msg, const uint8_t *frame,
   case WIRE_COMMITTED:
     n = wire_encode_committed (out, text_string (text, msg->u.committed.text,
                                                  msg->u.committed.text_len));
+    break;
+  case WIRE_EXPORT:
+    n = wire_encode_export (out, msg->disk,
+                            text_string (text, msg->u.export_uri.text,
+                                         msg->u.export_uri.text_len));
     break;
   case WIRE_ERROR:
     n = wire_encode_error (out, msg->u.error.code,
@@ -161,8 +168,20 @@ check_round_trip (const struct wire_msg *msg, const uint8_t *frame,
 /* The checks on one accepted frame. */
 static void
 check_accepted (const struct wire_msg *msg, const uint8_t *frame,
-                size_t avail, size_t consumed, uint64_t image_size)
+                size_t avail, size_t consumed, const struct wire_disks *disks)
 {
+  uint64_t image_size = 0;
+  uint32_t i, j;
+
+  /* Only DATA, ZERO and EXPORT name a disk, and only one announced. */
+  if (msg->type == WIRE_DATA || msg->type == WIRE_ZERO ||
+      msg->type == WIRE_EXPORT) {
+    CHECK (msg->disk < disks->count);
+    image_size = disks->size[msg->disk];
+  }
+  else
+    CHECK (msg->disk == 0);
+
   CHECK (consumed >= WIRE_HEADER_SIZE);
   CHECK (consumed <= avail);
   CHECK (consumed <= WIRE_MAX_FRAME);
@@ -177,6 +196,25 @@ check_accepted (const struct wire_msg *msg, const uint8_t *frame,
     CHECK (msg->u.hello.block_size <= WIRE_MAX_BLOCK);
     CHECK ((msg->u.hello.block_size & (msg->u.hello.block_size - 1)) == 0);
     CHECK ((msg->u.hello.features & ~WIRE_FEATURES_KNOWN) == 0);
+    CHECK (msg->u.hello.ndisks >= 1 && msg->u.hello.ndisks <= WIRE_MAX_DISKS);
+    CHECK (msg->u.hello.disks[0].size == msg->u.hello.image_size);
+    CHECK (msg->u.hello.disks[0].block_size == msg->u.hello.block_size);
+    for (i = 0; i < msg->u.hello.ndisks; i++) {
+      const struct wire_hello_disk *d = &msg->u.hello.disks[i];
+
+      CHECK (d->size >= 1 && d->size <= (uint64_t) WIRE_MAX_IMAGE_SIZE);
+      CHECK ((d->block_size & (d->block_size - 1)) == 0);
+      if (msg->u.hello.features & WIRE_FEATURE_DISKS) {
+        CHECK (wire_disk_name_ok (d->name, d->name_len));
+        CHECK ((const uint8_t *) d->name >= frame + WIRE_HEADER_SIZE);
+        CHECK ((const uint8_t *) d->name + d->name_len <= frame + consumed);
+        for (j = 0; j < i; j++)
+          CHECK (d->name_len != msg->u.hello.disks[j].name_len ||
+                 memcmp (d->name, msg->u.hello.disks[j].name, d->name_len) != 0);
+      }
+      else
+        CHECK (msg->u.hello.ndisks == 1 && d->name_len == 0);
+    }
     break;
   case WIRE_HELLO_REPLY:
     CHECK (msg->u.hello_reply.mode <= WIRE_MODE_FINAL);
@@ -200,6 +238,11 @@ check_accepted (const struct wire_msg *msg, const uint8_t *frame,
   case WIRE_COMMITTED:
     check_text (frame, consumed, msg->u.committed.text,
                 msg->u.committed.text_len);
+    break;
+  case WIRE_EXPORT:
+    CHECK (msg->u.export_uri.text_len >= 1);
+    check_text (frame, consumed, msg->u.export_uri.text,
+                msg->u.export_uri.text_len);
     break;
   case WIRE_ERROR:
   case WIRE_ABORT:
@@ -229,7 +272,7 @@ check_accepted (const struct wire_msg *msg, const uint8_t *frame,
 /* Decode frame[0..len) from a heap block of exactly len bytes, so that
  * AddressSanitizer sees any read past what the decoder was given. */
 static enum wire_decode_result
-decode_exact (const uint8_t *frame, size_t len, uint64_t image_size,
+decode_exact (const uint8_t *frame, size_t len, const struct wire_disks *disks,
               struct wire_msg *msg, size_t *consumed, const char **why)
 {
   uint8_t *copy = malloc (len ? len : 1);
@@ -238,7 +281,7 @@ decode_exact (const uint8_t *frame, size_t len, uint64_t image_size,
   CHECK (copy != NULL);
   if (len > 0)
     memcpy (copy, frame, len);
-  r = wire_decode (copy, len, image_size, msg, consumed, why);
+  r = wire_decode (copy, len, disks, msg, consumed, why);
   free (copy);
   return r;
 }
@@ -249,7 +292,8 @@ decode_exact (const uint8_t *frame, size_t len, uint64_t image_size,
  * header boundary, the end of the fixed part and the last byte are
  * checked, plus one length chosen from the frame's own bytes. */
 static void
-check_prefixes (const uint8_t *frame, size_t frame_size, uint64_t image_size)
+check_prefixes (const uint8_t *frame, size_t frame_size,
+                const struct wire_disks *disks)
 {
   size_t cuts[8], i, ncuts = 0;
 
@@ -271,7 +315,7 @@ check_prefixes (const uint8_t *frame, size_t frame_size, uint64_t image_size)
       continue;
     memset (&msg, 0xa5, sizeof msg);
     before = msg;
-    r = decode_exact (frame, cuts[i], image_size, &msg, &consumed, &why);
+    r = decode_exact (frame, cuts[i], disks, &msg, &consumed, &why);
     CHECK (r == WIRE_DECODE_NEED_MORE);
     CHECK (memcmp (&msg, &before, sizeof msg) == 0);
     if (cuts[i] < WIRE_HEADER_SIZE)
@@ -282,11 +326,12 @@ check_prefixes (const uint8_t *frame, size_t frame_size, uint64_t image_size)
 }
 
 /* Read data[0..size) as consecutive frames, as a connection reader does.
- * If session is true the image size starts at 0 and follows HELLO. */
+ * If session is true the disk table starts empty and follows HELLO. */
 static void
-decode_stream (const uint8_t *data, size_t size, uint64_t image_size,
+decode_stream (const uint8_t *data, size_t size, const struct wire_disks *start,
                bool session)
 {
+  struct wire_disks disks = *start;
   size_t pos = 0;
   unsigned frames = 0;
 
@@ -300,13 +345,13 @@ decode_stream (const uint8_t *data, size_t size, uint64_t image_size,
 
     memset (&msg, 0x5a, sizeof msg);
     before = msg;
-    r = wire_decode (data + pos, size - pos, image_size, &msg, &consumed, &why);
+    r = wire_decode (data + pos, size - pos, &disks, &msg, &consumed, &why);
     switch (r) {
     case WIRE_DECODE_OK:
-      check_accepted (&msg, data + pos, size - pos, consumed, image_size);
-      check_prefixes (data + pos, consumed, image_size);
+      check_accepted (&msg, data + pos, size - pos, consumed, &disks);
+      check_prefixes (data + pos, consumed, &disks);
       if (session && msg.type == WIRE_HELLO)
-        image_size = msg.u.hello.image_size;
+        wire_disks_from_hello (&disks, &msg.u.hello);
       pos += consumed;
       frames++;
       break;
@@ -355,7 +400,7 @@ check_text_encoders (const uint8_t *data, size_t size)
     else
       n = wire_encode_abort (out, WIRE_ERR_ABORTED, text);
     CHECK (n <= sizeof out);
-    CHECK (wire_decode (out, n, 0, &msg, &consumed, &why) == WIRE_DECODE_OK);
+    CHECK (wire_decode (out, n, NULL, &msg, &consumed, &why) == WIRE_DECODE_OK);
     CHECK (consumed == n);
     if (k == 0) {
       t = msg.u.committed.text;
@@ -379,6 +424,7 @@ int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
   uint64_t derived = SEED_IMAGE_SIZE;
+  struct wire_disks d;
 
   /* The first frame's offset plus its length (DATA's u32 or ZERO's u64),
    * nudged by the last byte: the range then ends at, before or after the
@@ -390,10 +436,21 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     derived = offset + length + (uint64_t) (data[size - 1] % 3) - 1;
   }
 
-  decode_stream (data, size, 0, true);
-  decode_stream (data, size, SEED_IMAGE_SIZE, false);
-  decode_stream (data, size, (uint64_t) WIRE_MAX_IMAGE_SIZE, false);
-  decode_stream (data, size, derived, false);
+  wire_disks_one (&d, 0);
+  decode_stream (data, size, &d, true);
+  wire_disks_one (&d, SEED_IMAGE_SIZE);
+  decode_stream (data, size, &d, false);
+  wire_disks_one (&d, (uint64_t) WIRE_MAX_IMAGE_SIZE);
+  decode_stream (data, size, &d, false);
+  wire_disks_one (&d, derived);
+  decode_stream (data, size, &d, false);
+  /* The two-disk table of the seeds' group session, and a third disk
+   * whose size the input chose. */
+  d.count = 3;
+  d.size[0] = SEED_IMAGE_SIZE;
+  d.size[1] = SEED_IMAGE_SIZE / 2;
+  d.size[2] = derived ? derived : 1;
+  decode_stream (data, size, &d, false);
   check_text_encoders (data, size);
   return 0;
 }

@@ -8,7 +8,10 @@
  * fuzz_wire_decode.c also uses), a few frames at the edges of their limits,
  * and a whole session (HELLO, a pass of DATA and ZERO, SYNC, COMMIT,
  * OUTCOME) so
- * that the fuzzer starts from streams of several frames.  The files are
+ * that the fuzzer starts from streams of several frames.  The group seeds
+ * (HELLO with a disk table, DATA and ZERO for disk 1, EXPORT, and a group
+ * session) use two disks: "root" of 1 MiB and "data-1" of 512 KiB, the
+ * table fuzz_wire_decode.c also decodes with.  The files are
  * kept in the tree (tests/fuzz/corpus/wire/); this program only needs to
  * run again when the wire format changes ("make fuzz-seeds").
  */
@@ -62,11 +65,70 @@ add_hello (struct seed *s)
 {
   struct wire_hello h;
 
+  memset (&h, 0, sizeof h);
   memcpy (h.migration_id, "0123456789abcdef", WIRE_MIGRATION_ID_LEN);
   h.image_size = SEED_IMAGE_SIZE;
   h.block_size = 65536;
   h.features = 0;
   s->len += wire_encode_hello (s->bytes + s->len, &h);
+}
+
+/* Write one seed, built by expr into the local seed s. */
+#define SEED(name, expr) \
+  do { s.len = 0; expr; write_seed (name, &s); } while (0)
+
+/* The two-disk HELLO of the group seeds. */
+static void
+add_group_hello (struct seed *s)
+{
+  struct wire_hello h;
+
+  memset (&h, 0, sizeof h);
+  memcpy (h.migration_id, "0123456789abcdef", WIRE_MIGRATION_ID_LEN);
+  h.image_size = SEED_IMAGE_SIZE;
+  h.block_size = 65536;
+  h.features = WIRE_FEATURE_DISKS;
+  h.ndisks = 2;
+  h.disks[0] = (struct wire_hello_disk) { SEED_IMAGE_SIZE, 65536, 4, "root" };
+  h.disks[1] = (struct wire_hello_disk) { SEED_IMAGE_SIZE / 2, 4096, 6, "data-1" };
+  s->len += wire_encode_hello (s->bytes + s->len, &h);
+}
+
+/* DATA for disk 1 of the group seeds. */
+static void
+add_disk_data (struct seed *s, uint64_t offset, uint32_t len)
+{
+  uint32_t i;
+
+  s->len += wire_encode_disk_data_header (s->bytes + s->len, 1, offset, len);
+  for (i = 0; i < len; i++)
+    s->bytes[s->len++] = (uint8_t) (offset + i);
+}
+
+/* The seeds of a migration of several disks. */
+static void
+write_group_seeds (void)
+{
+  struct seed s;
+
+  SEED ("hello-disks", add_group_hello (&s));
+  SEED ("data-disk1", add_disk_data (&s, SEED_IMAGE_SIZE / 2 - 512, 512));
+  SEED ("zero-disk1",
+        s.len = wire_encode_disk_zero (s.bytes, 1, 0, SEED_IMAGE_SIZE / 2));
+  SEED ("export-disk1",
+        s.len = wire_encode_export (s.bytes, 1, "nbd://127.0.0.1:10810/data-1"));
+
+  s.len = 0;
+  add_group_hello (&s);
+  s.len += wire_encode_pass_begin (s.bytes + s.len, 1, SEED_IMAGE_SIZE);
+  add_data (&s, 0, 64);
+  add_disk_data (&s, 4096, 64);
+  s.len += wire_encode_disk_zero (s.bytes + s.len, 1, 8192, 8192);
+  s.len += wire_encode_sync (s.bytes + s.len, 1);
+  s.len += wire_encode_pass_end (s.bytes + s.len, 1);
+  s.len += wire_encode_commit (s.bytes + s.len, 2);
+  s.len += wire_encode_outcome (s.bytes + s.len, 2, WIRE_OUTCOME_FLIPPED);
+  write_seed ("session-disks", &s);
 }
 
 int
@@ -81,9 +143,6 @@ main (int argc, char *argv[])
     return EXIT_FAILURE;
   }
   dir = argv[1];
-
-#define SEED(name, expr) \
-  do { s.len = 0; expr; write_seed (name, &s); } while (0)
 
   SEED ("hello", add_hello (&s));
   r.mode = WIRE_MODE_NEW; r.features = 0; r.durable_seq = 0;
@@ -143,5 +202,7 @@ main (int argc, char *argv[])
   add_data (&s, 0, 4096);
   s.len = WIRE_HEADER_SIZE + 12 + 100;
   write_seed ("data-truncated", &s);
+
+  write_group_seeds ();
   return EXIT_SUCCESS;
 }

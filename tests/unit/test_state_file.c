@@ -47,6 +47,9 @@ sample_record (struct migration_record *r)
   memcpy (r->id, id, sizeof r->id);
   r->image_size = 1073741824;
   r->block_size = 65536;
+  r->ndisks = 1;
+  r->disks[0].size = r->image_size;
+  r->disks[0].block_size = r->block_size;
   r->durable_seq = 12;
   r->state = WIRE_STATE_INCOMPLETE;
 }
@@ -56,7 +59,48 @@ records_equal (const struct migration_record *a, const struct migration_record *
 {
   return a->known == b->known && memcmp (a->id, b->id, sizeof a->id) == 0 &&
     a->image_size == b->image_size && a->block_size == b->block_size &&
-    a->durable_seq == b->durable_seq && a->state == b->state;
+    a->durable_seq == b->durable_seq && a->state == b->state &&
+    a->ndisks == b->ndisks &&
+    memcmp (a->disks, b->disks, a->ndisks * sizeof a->disks[0]) == 0;
+}
+
+/* The one unnamed output of a one-disk receiver, and the map of a HELLO
+ * of one disk onto it. */
+static const struct outputs one_output = { 1, { { "", "image" } } };
+static unsigned map_one[WIRE_MAX_DISKS];
+
+/* The disk table a decoded one-disk HELLO carries, from its fixed part
+ * (which the tests change). */
+static struct wire_hello *
+synced (struct wire_hello *h)
+{
+  h->ndisks = 1;
+  h->disks[0] = (struct wire_hello_disk) { h->image_size, h->block_size, 0, NULL };
+  return h;
+}
+
+static enum migration_decision
+decide (const struct migration_record *r, struct wire_hello *h)
+{
+  return migration_record_decide (r, synced (h), &one_output, map_one);
+}
+
+static void
+begin (struct migration_record *r, struct wire_hello *h,
+       enum migration_decision d)
+{
+  migration_record_begin (r, synced (h), &one_output, map_one, d);
+}
+
+static enum hello_verdict
+judge (const struct migration_record *r, struct wire_hello *h, bool busy,
+       bool force)
+{
+  unsigned map[WIRE_MAX_DISKS];
+  char why[OUTPUTS_WHY_MAX];
+
+  return migration_record_judge_hello (r, synced (h), &one_output, map, why,
+                                       busy, force);
 }
 
 /* Parse a heap copy of exactly len bytes, so a read past the end shows
@@ -123,8 +167,8 @@ test_round_trip (void **state)
 
   /* The extremes of every field survive too. */
   memset (r.id, 0xff, sizeof r.id);
-  r.image_size = WIRE_MAX_IMAGE_SIZE;
-  r.block_size = WIRE_MAX_BLOCK;
+  r.image_size = r.disks[0].size = WIRE_MAX_IMAGE_SIZE;
+  r.block_size = r.disks[0].block_size = WIRE_MAX_BLOCK;
   r.durable_seq = UINT64_MAX;
   r.state = WIRE_STATE_SUPERSEDED;
   len = state_format (&r, text);
@@ -140,8 +184,8 @@ test_round_trip (void **state)
     assert_true (records_equal (&r, &back));
   }
 
-  r.image_size = 0;
-  r.block_size = WIRE_MIN_BLOCK;
+  r.image_size = r.disks[0].size = 0;
+  r.block_size = r.disks[0].block_size = WIRE_MIN_BLOCK;
   r.durable_seq = 0;
   len = state_format (&r, text);
   assert_int_equal (parse_exact (text, len, &back, why), 0);
@@ -167,7 +211,9 @@ test_every_prefix_refused (void **state)
 static void
 test_header (void **state)
 {
-  parse_bad_edit ("stm-recv-state 2\n", "stm-recv-state 3\n", "newer");
+  parse_bad_edit ("stm-recv-state 2\n", "stm-recv-state 4\n", "newer");
+  /* Version 3 (named disks) has no image_size line. */
+  parse_bad_edit ("stm-recv-state 2\n", "stm-recv-state 3\n", "line 3");
   parse_bad_edit ("stm-recv-state 2\n", "stm-recv-state 0\n", "version 0");
   /* Version 1 said "complete yes", which cannot tell a prepared commit
    * from a final one: not to be trusted. */
@@ -347,33 +393,33 @@ test_decide (void **state)
   sample_record (&r);
   hello_for (&r, &h);
   migration_record_init (&r);
-  assert_int_equal (migration_record_decide (&r, &h), MIGRATION_NEW);
+  assert_int_equal (decide (&r, &h), MIGRATION_NEW);
 
   /* The same migration with something durable: RESUME, committed or not,
    * and whatever block size the sender uses now. */
   sample_record (&r);
-  assert_int_equal (migration_record_decide (&r, &h), MIGRATION_RESUME);
+  assert_int_equal (decide (&r, &h), MIGRATION_RESUME);
   h.block_size = 4096;
-  assert_int_equal (migration_record_decide (&r, &h), MIGRATION_RESUME);
+  assert_int_equal (decide (&r, &h), MIGRATION_RESUME);
   r.state = WIRE_STATE_PREPARED;
-  assert_int_equal (migration_record_decide (&r, &h), MIGRATION_RESUME);
+  assert_int_equal (decide (&r, &h), MIGRATION_RESUME);
   r.durable_seq = 0;
-  assert_int_equal (migration_record_decide (&r, &h), MIGRATION_RESUME);
+  assert_int_equal (decide (&r, &h), MIGRATION_RESUME);
 
   /* Nothing ever acknowledged: NEW, even for the same id. */
   r.state = WIRE_STATE_INCOMPLETE;
-  assert_int_equal (migration_record_decide (&r, &h), MIGRATION_NEW);
+  assert_int_equal (decide (&r, &h), MIGRATION_NEW);
 
   /* Another size: MISMATCH; another id: OTHER. */
   sample_record (&r);
   hello_for (&r, &h);
   h.image_size += 4096;
-  assert_int_equal (migration_record_decide (&r, &h), MIGRATION_MISMATCH);
+  assert_int_equal (decide (&r, &h), MIGRATION_MISMATCH);
   hello_for (&r, &h);
   h.migration_id[15] ^= 1;
-  assert_int_equal (migration_record_decide (&r, &h), MIGRATION_OTHER);
+  assert_int_equal (decide (&r, &h), MIGRATION_OTHER);
   r.state = WIRE_STATE_FINAL;
-  assert_int_equal (migration_record_decide (&r, &h), MIGRATION_OTHER);
+  assert_int_equal (decide (&r, &h), MIGRATION_OTHER);
 }
 
 static void
@@ -386,7 +432,7 @@ test_record_life (void **state)
   sample_record (&r);
   hello_for (&r, &h);
   migration_record_init (&r);
-  migration_record_begin (&r, &h, MIGRATION_NEW);
+  begin (&r, &h, MIGRATION_NEW);
   assert_true (r.known);
   assert_int_equal (r.durable_seq, 0);
   assert_int_equal (r.state, WIRE_STATE_INCOMPLETE);
@@ -400,7 +446,7 @@ test_record_life (void **state)
   assert_int_equal (migration_record_hello_mode (&r), WIRE_MODE_PREPARED);
   /* A resumed sender writing again makes the image incomplete. */
   h.block_size = 4096;
-  migration_record_begin (&r, &h, MIGRATION_RESUME);
+  begin (&r, &h, MIGRATION_RESUME);
   assert_int_equal (r.block_size, 4096);
   assert_int_equal (r.durable_seq, 4);
   assert_int_equal (r.state, WIRE_STATE_PREPARED);
@@ -419,38 +465,38 @@ test_judge_hello (void **state)
   sample_record (&r);
   hello_for (&r, &h);
   /* Busy comes first, whatever the HELLO says. */
-  assert_int_equal (migration_record_judge_hello (&r, &h, true, true), HELLO_REFUSE_BUSY);
-  assert_int_equal (migration_record_judge_hello (&r, &h, false, false), HELLO_ACCEPT_RESUME);
+  assert_int_equal (judge (&r, &h, true, true), HELLO_REFUSE_BUSY);
+  assert_int_equal (judge (&r, &h, false, false), HELLO_ACCEPT_RESUME);
   /* Malformed: refused even with --force. */
-  h.features = 1;
-  assert_int_equal (migration_record_judge_hello (&r, &h, false, true), HELLO_REFUSE_FEATURES);
+  h.features = 2;
+  assert_int_equal (judge (&r, &h, false, true), HELLO_REFUSE_FEATURES);
   h.features = 0;
   h.block_size = 65537;
-  assert_int_equal (migration_record_judge_hello (&r, &h, false, true), HELLO_REFUSE_GEOMETRY);
+  assert_int_equal (judge (&r, &h, false, true), HELLO_REFUSE_GEOMETRY);
   h.block_size = 2048;
-  assert_int_equal (migration_record_judge_hello (&r, &h, false, true), HELLO_REFUSE_GEOMETRY);
+  assert_int_equal (judge (&r, &h, false, true), HELLO_REFUSE_GEOMETRY);
   hello_for (&r, &h);
   h.image_size = (uint64_t) INT64_MAX + 1;
-  assert_int_equal (migration_record_judge_hello (&r, &h, false, true), HELLO_REFUSE_GEOMETRY);
+  assert_int_equal (judge (&r, &h, false, true), HELLO_REFUSE_GEOMETRY);
   /* Another size of this migration, or another migration: refused, or
    * forced over with --force. */
   hello_for (&r, &h);
   h.image_size += 4096;
-  assert_int_equal (migration_record_judge_hello (&r, &h, false, false), HELLO_REFUSE_MISMATCH);
-  assert_int_equal (migration_record_judge_hello (&r, &h, false, true), HELLO_ACCEPT_FORCED);
+  assert_int_equal (judge (&r, &h, false, false), HELLO_REFUSE_MISMATCH);
+  assert_int_equal (judge (&r, &h, false, true), HELLO_ACCEPT_FORCED);
   hello_for (&r, &h);
   h.migration_id[0] ^= 1;
-  assert_int_equal (migration_record_judge_hello (&r, &h, false, false), HELLO_REFUSE_OTHER);
-  assert_int_equal (migration_record_judge_hello (&r, &h, false, true), HELLO_ACCEPT_FORCED);
+  assert_int_equal (judge (&r, &h, false, false), HELLO_REFUSE_OTHER);
+  assert_int_equal (judge (&r, &h, false, true), HELLO_ACCEPT_FORCED);
   /* Nothing held: new, --force or not. */
   migration_record_init (&r);
-  assert_int_equal (migration_record_judge_hello (&r, &h, false, false), HELLO_ACCEPT_NEW);
-  assert_int_equal (migration_record_judge_hello (&r, &h, false, true), HELLO_ACCEPT_NEW);
+  assert_int_equal (judge (&r, &h, false, false), HELLO_ACCEPT_NEW);
+  assert_int_equal (judge (&r, &h, false, true), HELLO_ACCEPT_NEW);
   /* A final migration comes back: resumed, and answered final. */
   sample_record (&r);
   r.state = WIRE_STATE_FINAL;
   hello_for (&r, &h);
-  assert_int_equal (migration_record_judge_hello (&r, &h, false, false), HELLO_ACCEPT_RESUME);
+  assert_int_equal (judge (&r, &h, false, false), HELLO_ACCEPT_RESUME);
   assert_int_equal (migration_record_hello_mode (&r), WIRE_MODE_FINAL);
 }
 
