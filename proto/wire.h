@@ -71,9 +71,14 @@ enum wire_type {
 
 /* HELLO feature bits; unknown bits are refused.  WIRE_FEATURE_DISKS: the
  * HELLO's fixed part is followed by a table of named disks (see
- * docs/protocol.md, "Several disks"). */
+ * docs/protocol.md, "Several disks").  WIRE_FEATURE_EXPORT: the sender
+ * understands EXPORT, so a receiver with --export announces each disk's
+ * URI as soon as it is served (behind the gate), before any freeze; a
+ * HELLO with WIRE_FEATURE_DISKS implies it.  HELLO_REPLY echoes the bits
+ * the receiver agrees to. */
 #define WIRE_FEATURE_DISKS 1u
-#define WIRE_FEATURES_KNOWN WIRE_FEATURE_DISKS
+#define WIRE_FEATURE_EXPORT 2u
+#define WIRE_FEATURES_KNOWN (WIRE_FEATURE_DISKS | WIRE_FEATURE_EXPORT)
 
 /* HELLO_REPLY modes. */
 enum wire_hello_mode {

@@ -88,7 +88,7 @@ struct session {
 
   /* Since HELLO: the output of each of its disks, and their sizes; and
    * whether the sender named its disks (and so reads EXPORT). */
-  bool named_disks;
+  bool wants_export;             /* the sender understands EXPORT */
   uint32_t ndisks;
   unsigned map[WIRE_MAX_DISKS];
   uint64_t disk_size[WIRE_MAX_DISKS];
@@ -466,7 +466,7 @@ hello_accept (struct session *s, const struct wire_hello *hello, bool fresh,
   wire_disks_from_hello (&disks, hello);
   stm_conn_set_disks (s->conn, &disks);
   stm_conn_set_linger_timeout (s->conn, ACTIVE_LINGER_S);
-  s->named_disks = (hello->features & WIRE_FEATURE_DISKS) != 0;
+  s->wants_export = (hello->features & (WIRE_FEATURE_DISKS | WIRE_FEATURE_EXPORT)) != 0;
   s->state = SESSION_ACTIVE;
   /* From now on the timer watches for silence. */
   ev_timer_stop (env->loop, &s->timer);
@@ -488,7 +488,7 @@ session_send_export (struct session *s, unsigned output, const char *uri)
   uint8_t frame[WIRE_ENCODE_TEXT_MAX];
   uint32_t i;
 
-  if (!s->named_disks || s->state != SESSION_ACTIVE)
+  if (!s->wants_export || s->state != SESSION_ACTIVE)
     return;
   for (i = 0; i < s->ndisks; i++)
     if (s->map[i] == output) {

@@ -468,7 +468,7 @@ test_judge_hello (void **state)
   assert_int_equal (judge (&r, &h, true, true), HELLO_REFUSE_BUSY);
   assert_int_equal (judge (&r, &h, false, false), HELLO_ACCEPT_RESUME);
   /* Malformed: refused even with --force. */
-  h.features = 2;
+  h.features = 4;
   assert_int_equal (judge (&r, &h, false, true), HELLO_REFUSE_FEATURES);
   h.features = 0;
   h.block_size = 65537;

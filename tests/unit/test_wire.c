@@ -814,8 +814,10 @@ test_hello_fields (void **state)
   expect_hello (IMAGE_SIZE, 65537, 0, false);
   expect_hello (IMAGE_SIZE, 0x80000000u, 0, false);
   /* Bit 0 is WIRE_FEATURE_DISKS, which needs a disk table
-   * (test_wire_disks.c); bit 1 is not defined. */
-  expect_hello (IMAGE_SIZE, 65536, 2, false);
+   * (test_wire_disks.c); bit 1 is WIRE_FEATURE_EXPORT, which needs
+   * nothing more; bit 2 is not defined. */
+  expect_hello (IMAGE_SIZE, 65536, WIRE_FEATURE_EXPORT, true);
+  expect_hello (IMAGE_SIZE, 65536, 4, false);
   expect_hello (IMAGE_SIZE, 65536, 0x80000000u, false);
 }
 
