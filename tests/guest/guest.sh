@@ -258,7 +258,7 @@ guest_send_wait ()
     [ "$EXIT_STATUS" -eq 0 ] ||
         fail "stm-send for $1 exited with $EXIT_STATUS: $(tail -n 3 "$tmp/send-$1.err")"
     info "$1 flipped; downtime $(json_field "$tmp/send-$1.out" downtime downtime_ms) ms," \
-         "$(json_field "$tmp/send-$1.out" done passes) passes"
+         "$(json_field "$tmp/send-$1.out" "done" passes) passes"
 }
 
 # guest_migrate FLIP AFTER-FIRST DISK...: migrate the DISKs (served by

@@ -5,7 +5,8 @@
 #   tests/guest/mkinitramfs.sh CACHE-DIR
 #
 # The guest is Debian's kernel (STM_GUEST_KERNEL, default the newest
-# /boot/vmlinuz-*) with an initramfs holding a static busybox, the guest's
+# /boot/vmlinuz-*; its modules are those of /lib/modules/VERSION, VERSION
+# taken from the file name unless STM_GUEST_KERNEL_VERSION says it) with an initramfs holding a static busybox, the guest's
 # init (tests/guest/init, next to this script) and the kernel modules the
 # virtio disks need (virtio_pci, virtio_blk, and ext4 when it is modular),
 # with their dependencies, loaded in dependency order.  The archive is
@@ -48,8 +49,9 @@ command -v modinfo >/dev/null || missing "modinfo (kmod) is not installed"
 command -v cpio >/dev/null || missing "cpio is not installed"
 command -v gzip >/dev/null || missing "gzip is not installed"
 
-# The guest has no libc: busybox must be the static build
-# (busybox-static), which ldd calls "not a dynamic executable".
+# The guest has no libc: busybox (STM_GUEST_BUSYBOX, default the one on
+# PATH) must be the static build (busybox-static), which ldd calls "not a
+# dynamic executable".
 busybox="${STM_GUEST_BUSYBOX:-$(command -v busybox || true)}"
 [ -n "$busybox" ] || missing "busybox is not installed: install busybox-static"
 if ldd "$busybox" >/dev/null 2>&1; then
