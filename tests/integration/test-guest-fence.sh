@@ -12,16 +12,17 @@
 # that hash, and e2fsck must find both file systems clean (after the
 # journal replay of the verifying boot's mount).
 #
-# Two separate cutovers are not one instant, so the order is chosen to
-# keep the pair consistent until the group migration cuts both over at
-# once (guest_migrate): the manifest disk is migrated first, with the
-# guest writing throughout, and the guest is killed at its flip; the data
-# disk follows, so it reflects a later instant than the manifest.  Every
-# manifest line names a file synced before the line was written, so the
-# data disk has every file the manifest names (it may hold one more file,
-# unnamed).  The writer's last "FILE N" before the flip says how many
-# lines the destination's manifest must have: N, or N+1 when a line was
-# synced and the guest was killed before saying so.
+# Two separate cutovers are not one instant, so until the group migration
+# cuts both over at once (guest_migrate) the writer is stopped before the
+# second disk's cutover: the data disk is migrated first, with the guest
+# writing throughout its passes, and the guest is killed at its flip; the
+# manifest disk follows.  The pair stays consistent because of the fence
+# itself: after the data disk's flip no fsync on it can succeed, so the
+# manifest (written only after its file's fsync) can gain at most the
+# line of a file that was durable before that flip.  The writer's last
+# "FILE N" before the kill says how many lines the destination's manifest
+# must have: N, or N+1 when a line was synced and the guest was killed
+# before saying so.
 
 : "${STM_TEST_TIMEOUT:=240}"
 source ./functions.sh
@@ -45,25 +46,25 @@ guest_wait writer 60 'STM-GUEST: WRITING'
 info "the guest booted and writes after $(( SECONDS - start )) s"
 wait_for 60 "the guest to write 5 files" guest_files_at_least writer 5
 
-# kill_at_flip: the source guest ends at the manifest's flip; what it
+# kill_at_flip: the source guest ends at the data disk's flip; what it
 # had reported written by then is the lower bound of the manifest.
 kill_at_flip ()
 {
     guest_kill
     at_flip=$(guest_files writer)
-    info "the source guest killed at the manifest's flip, after $at_flip files"
+    info "the source guest killed at the data disk's flip, after $at_flip files"
 }
 
-# The passes are slowed down (1 s for the manifest), so that the guest
+# The passes are slowed down (8 s for the data disk), so that the guest
 # writes during them and the sender has dirty blocks to chase.
 GUEST_SEND_OPTIONS=(--rate 16M)
 before=$(guest_files writer)
-guest_migrate fence kill_at_flip man data
-guest_migrate_done fence man data
-info "both disks flipped (fence); the guest wrote files $before..$at_flip during the manifest's migration"
+guest_migrate fence kill_at_flip data man
+guest_migrate_done fence data man
+info "both disks flipped (fence); the guest wrote files $before..$at_flip during the data disk's migration"
 [ "$at_flip" -ge 5 ] || fail "the guest reported only $at_flip files before the flip"
 
 guest_verify "$tmp/data-dst.img" "$tmp/man-dst.img"
 [ "$VERIFIED_FILES" -ge "$at_flip" ] && [ "$VERIFIED_FILES" -le $(( at_flip + 1 )) ] ||
-    fail "the destination's manifest has $VERIFIED_FILES files; the guest had synced $at_flip (or one more) at the flip"
+    fail "the destination's manifest has $VERIFIED_FILES files; the guest had synced $at_flip (or one more) at the data disk's flip"
 info "PASS in $(( SECONDS - start )) s"
