@@ -96,7 +96,10 @@ mkdir -p "$cache"
 initrd="$cache/initramfs-$key.cpio.gz"
 if [ ! -s "$initrd" ]; then
     stage="$(mktemp -d "$cache/stage.XXXXXX")"
-    trap 'rm -rf "$stage" "$initrd.tmp"' EXIT
+    # Tests run in parallel (make -j check) may build the same archive at
+    # once: each writes its own file and renames it into place.
+    out="$stage.cpio.gz"
+    trap 'rm -rf "$stage" "$out"' EXIT
     mkdir -p "$stage"/{bin,dev,proc,sys,mnt/data,mnt/man,lib/modules}
     cp "$busybox" "$stage/bin/busybox"
     cp "$init" "$stage/init"
@@ -116,8 +119,8 @@ if [ ! -s "$initrd" ]; then
         echo "$base" >> "$stage/lib/modules/order"
     done
     (cd "$stage" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1) \
-        > "$initrd.tmp" || die "could not write the initramfs $initrd"
-    mv "$initrd.tmp" "$initrd"
+        > "$out" || die "could not write the initramfs $initrd"
+    mv "$out" "$initrd"
     # Older archives of other inputs are of no further use.
     find "$cache" -maxdepth 1 -name 'initramfs-*.cpio.gz' ! -name "$(basename "$initrd")" -delete
 fi
