@@ -63,6 +63,10 @@ packages=(
     # dpkg-dev; debuild and the rest of devscripts are not needed), and
     # systemd-analyze for the unit of stm-recv.
     dpkg-dev debhelper lintian systemd
+    # The real guest of tests/guest (test-guest-*.sh): QEMU (TCG), a
+    # kernel with its modules, busybox for its init, and what builds its
+    # initramfs and file systems.
+    qemu-system-x86 linux-image-cloud-amd64 busybox-static e2fsprogs cpio kmod
 )
 # Only for check: test-report.sh draws the migration report in headless
 # Chromium and counts pixels of the screenshot with PIL (a font, so that
