@@ -243,6 +243,38 @@ read_line (struct control_client *c, const char *cmd)
   }
 }
 
+int
+control_errno_of (const char *ename, size_t elen)
+{
+  if (elen == 5 && strncmp (ename, "EBUSY", 5) == 0) return EBUSY;
+  if (elen == 7 && strncmp (ename, "ENOTSUP", 7) == 0) return ENOTSUP;
+  if (elen == 6 && strncmp (ename, "EAGAIN", 6) == 0) return EAGAIN;
+  if (elen == 5 && strncmp (ename, "EPERM", 5) == 0) return EPERM;
+  if (elen == 6 && strncmp (ename, "ESTALE", 6) == 0) return ESTALE;
+  return EPROTO;
+}
+
+int
+control_client_release_fd (struct control_client *c)
+{
+  int fd = c->fd;
+
+  /* Nothing is unsolicited: after a reply, nothing is left unread. */
+  if (c->broken || c->buf_len != 0 || fd < 0)
+    return -1;
+  struct timeval tv = { 0 };
+  setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  c->fd = -1;
+  return fd;
+}
+
+unsigned
+control_client_slow_timeout_ms (const struct control_client *c)
+{
+  return c->slow_timeout_ms;
+}
+
 /* Send a request and read its first reply line; an ERR reply becomes -1
  * with the filter's words in the error. */
 static int
@@ -257,12 +289,7 @@ request (struct control_client *c, const char *cmd, const char *text)
   size_t elen;
   if (control_reply_error (c->line, &ename, &elen, &msg) == 0) {
     set_error (c, "%s refused by the filter: %.*s %s", cmd, (int) elen, ename, msg);
-    errno = EPROTO;
-    if (elen == 5 && strncmp (ename, "EBUSY", 5) == 0) errno = EBUSY;
-    else if (elen == 7 && strncmp (ename, "ENOTSUP", 7) == 0) errno = ENOTSUP;
-    else if (elen == 6 && strncmp (ename, "EAGAIN", 6) == 0) errno = EAGAIN;
-    else if (elen == 5 && strncmp (ename, "EPERM", 5) == 0) errno = EPERM;
-    else if (elen == 6 && strncmp (ename, "ESTALE", 6) == 0) errno = ESTALE;
+    errno = control_errno_of (ename, elen);
     return -1;
   }
   return broken (c, cmd, "the filter's reply is neither OK nor ERR", 0);

@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* stm-send: a blocking client for the migrate filter's control socket.
+/* stm-send: a blocking client for the migrate filter's control socket,
+ * for the start-up checks made before the event loop runs (run.c); its
+ * socket is then handed to the asynchronous control channel
+ * (control_channel.h), which makes every request while the loop runs.
+ * It also holds the pure STATUS parser and the freeze timeout rule both
+ * use.
  *
  * One request line, one reply, with a receive timeout so a stuck filter
  * cannot hang the sender.  Replies are parsed with proto/control_proto.h.
@@ -98,6 +103,16 @@ int control_thaw (struct control_client *c);
 int control_flip_fence (struct control_client *c);
 int control_flip_forward (struct control_client *c, const char *uri);
 int control_throttle (struct control_client *c, uint64_t bytes_per_second);
+
+/* The errno an ERR reply names (EBUSY, ENOTSUP, EAGAIN, EPERM, ESTALE),
+ * EPROTO for any other name.  Pure; the control channel uses it too. */
+int control_errno_of (const char *ename, size_t elen);
+/* Hand the connection over (control_channel.h): the socket, with the
+ * client keeping no claim on it (control_client_close then only frees).
+ * -1 if the connection is broken or holds unread bytes. */
+int control_client_release_fd (struct control_client *c);
+/* The reply timeout for FREEZE and FLIP, as set_freeze_timeout left it. */
+unsigned control_client_slow_timeout_ms (const struct control_client *c);
 
 /* A key=value number from the last OK reply's first line (FREEZE's
  * drain_us, THAW's frozen_us, ...); -1 if it is absent. */
