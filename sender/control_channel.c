@@ -169,6 +169,9 @@ complete_head (struct control_channel *ch)
   if (e->kind != KIND_BARRIER)
     ch->last_done_ns = now;
   arm_head_timer (ch);
+  /* A barrier that is now at the head is due: from the loop. */
+  if (ch->head != NULL && ch->head->kind == KIND_BARRIER)
+    ev_timer_start (ch->loop, &ch->kick);
   e->cb (e->opaque, e->tag, &r);
   extent_list_free (&e->extents);
   free (e);

@@ -213,6 +213,30 @@ test_pipelined_in_order (void **state)
 }
 
 static void
+test_barrier_last (void **state)
+{
+  struct fixture *f = *state;
+  struct extent r[1] = { { 0, 4096 } };
+
+  /* A barrier after the last request completes once that is answered,
+   * with no further reply to carry it; one on an idle channel at once,
+   * from the loop. */
+  control_channel_confirm (f->ch, r, 1, on_reply, f, 0);
+  control_channel_barrier (f->ch, on_reply, f, 1);
+  f->reply = "OK\n";
+  run (f, 2, 0.02);
+  assert_int_equal (f->seen[0].order, 1);
+  assert_int_equal (f->seen[1].order, 2);
+  assert_int_equal (f->seen[1].ok, 1);
+  control_channel_barrier (f->ch, on_reply, f, 2);
+  assert_int_equal (f->seen[2].calls, 0);
+  f->reply = NULL;
+  run (f, 3, 0.01);
+  assert_int_equal (f->seen[2].calls, 1);
+  assert_int_equal (control_channel_pending (f->ch), 0);
+}
+
+static void
 test_err_replies_keep_step (void **state)
 {
   struct fixture *f = *state;
@@ -352,6 +376,7 @@ main (void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown (test_pipelined_in_order, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_barrier_last, setup, teardown),
     cmocka_unit_test_setup_teardown (test_err_replies_keep_step, setup, teardown),
     cmocka_unit_test_setup_teardown (test_timeout_fails_pending, setup, teardown),
     cmocka_unit_test_setup_teardown (test_slow_timeout, setup, teardown),
