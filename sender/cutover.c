@@ -9,6 +9,13 @@
  * is broken we cannot send THAW, but the filter thaws by itself when the
  * owning connection closes, so we close it at once.
  *
+ * Every control request here goes through the channel (m->ctl,
+ * control_channel.h) and nothing waits for a reply: each step issues its
+ * requests and names the handler that takes the next step from the
+ * reply, in the phase that asked (a reply in another phase is stale).
+ * For a migration of several disks, each step's issue becomes a loop
+ * over the disks' channels and its handler counts the replies.
+ *
  * The commit is two-phase, so that no side ever claims more than is true.
  * COMMITTED means the destination is prepared (complete and durable), not
  * that it is the guest's disk: only after FLIP succeeds does OUTCOME
@@ -155,10 +162,11 @@ cutover_init (struct migration *m)
 /* Arm the overrun timer for the freeze that just began.  The guest has
  * been held since the gate closed (FREEZE's reply less what the freeze
  * took); what must follow the final pass and its SYNC while it is held is
- * the STATUS that checks the freeze is still held, COMMIT (with nothing
- * left to write: the quickest SYNC round trip seen), the control round
- * trips of CONFIRM, FLIP and THAW and the flip's own cost, so the final pass must be sent and durable by the budget less
- * those.  A forced cutover goes through whatever it costs, and so does
+ * COMMIT (with nothing left to write: the quickest SYNC round trip
+ * seen), CUTOVER_CONTROL_TRIPS control round trips (the STATUS that
+ * checks the freeze is still held, with the final CONFIRMs pipelined
+ * before it; FLIP; THAW) and the flip's own cost, so the final pass must
+ * be sent and durable by the budget less those.  A forced cutover goes through whatever it costs, and so does
  * one whose final pass is the last --max-passes allows: no pass could
  * follow a call-off. */
 static void
@@ -829,6 +837,12 @@ flip_thawed (void *opaque, uint64_t tag, const struct control_reply *r)
                  frozen_us / 1000.0, o->max_downtime_ns / 1e6, m->cut.predicted_ns / 1e6);
   }
   cutover_send_outcome (m);
+  /* Interrupted while the flip was made: the source has flipped, so this
+   * ends the migration with the record left to a later run (exit 0). */
+  if (m->cut.interrupted_by != NULL) {
+    migration_fail (m, "interrupted by %s", m->cut.interrupted_by);
+    return;
+  }
   /* The receiver was lost while the flip was made: connect again to
    * record it (the HELLO_REPLY, prepared, sends OUTCOME). */
   if (m->cut.receiver_lost_in_flip) {

@@ -126,6 +126,9 @@ struct cutover_state {
    * flip's outcome is known (reason says why it was lost). */
   bool receiver_lost_in_flip;
   char lost_reason[512];
+  /* A signal that came while FLIP was being made ("SIGINT"), taken up
+   * once the flip's outcome is known; NULL for none. */
+  const char *interrupted_by;
   /* The flip's kind ("fence", "forward") and why it failed, for the
    * messages made after the STATUS that follows a failed FLIP. */
   const char *flip_how;

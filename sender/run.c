@@ -588,7 +588,15 @@ static void
 signal_cb (struct ev_loop *loop, ev_signal *w, int revents)
 {
   struct migration *m = w->data;
-  migration_fail (m, "interrupted by %s", w->signum == SIGINT ? "SIGINT" : "SIGTERM");
+  const char *name = w->signum == SIGINT ? "SIGINT" : "SIGTERM";
+
+  /* FLIP is not interrupted: whether it happened would be unknown.  The
+   * signal is taken up once its outcome is known (cutover.c). */
+  if (m->phase == PHASE_FLIPPING) {
+    m->cut.interrupted_by = name;
+    return;
+  }
+  migration_fail (m, "interrupted by %s", name);
 }
 
 static void
@@ -625,6 +633,27 @@ refuse_source_state (struct migration *m, const char *state, const char *fmt, ..
   va_end (ap);
   log_error ("%s", msg);
   progress_error (&m->progress, msg, state);
+}
+
+/* From here on the loop runs: the start-up connection, which the filter
+ * knows as the migration's owner, becomes the asynchronous channel. */
+static int
+hand_over_control (struct migration *m)
+{
+  int cfd = control_client_release_fd (m->control);
+  if (cfd == -1 ||
+      (m->ctl = control_channel_new (m->loop, cfd, MIGRATION_CONTROL_TIMEOUT_MS,
+                                     control_client_slow_timeout_ms (m->control))) == NULL) {
+    if (cfd >= 0)
+      close (cfd);
+    setup_error (m, "cannot hand the control connection to %s over to the event "
+                 "loop: %s", m->opts->control_path, cfd == -1 ? "it is out of step"
+                 : "out of memory");
+    return -1;
+  }
+  control_client_close (m->control);
+  m->control = NULL;
+  return 0;
 }
 
 static int
@@ -725,21 +754,8 @@ connect_everything (struct migration *m)
    * the filter is still entitled to be working on. */
   control_client_set_freeze_timeout (m->control, st.freeze_timeout_ms);
 
-  /* From here on the loop runs: the same connection, which the filter
-   * knows as the migration's owner, becomes the asynchronous channel. */
-  int cfd = control_client_release_fd (m->control);
-  if (cfd == -1 ||
-      (m->ctl = control_channel_new (m->loop, cfd, MIGRATION_CONTROL_TIMEOUT_MS,
-                                     control_client_slow_timeout_ms (m->control))) == NULL) {
-    if (cfd >= 0)
-      close (cfd);
-    setup_error (m, "cannot hand the control connection to %s over to the event "
-                 "loop: %s", o->control_path, cfd == -1 ? "it is out of step"
-                 : "out of memory");
+  if (hand_over_control (m) == -1)
     return -1;
-  }
-  control_client_close (m->control);
-  m->control = NULL;
 
   /* These report their own errors, naming the file or host:port. */
   m->creds = tls_creds_load (&o->tls, false);
@@ -836,9 +852,12 @@ migration_run (const struct sender_options *opts)
      * transport has flushed and closed. */
     ev_run (m->loop, 0);
 
-    if (!migration_ended (m))
-      /* Cannot happen: every path ends in success or cutover_fail. */
+    if (!migration_ended (m)) {
+      /* Cannot happen: every path ends in success or migration_fail.
+       * The failure path's THAW needs the loop to be answered. */
       migration_fail (m, "internal error: the event loop ended early");
+      ev_run (m->loop, 0);
+    }
   }
 
   int status = m->exit_code;
