@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* stm-send: the control-socket client (see control_client.h).
+/* stm-send: the blocking control-socket client for start-up (see
+ * control_client.h).
  *
  * The reader keeps a buffer of one maximum line plus what was read past
- * it, so a SNAPSHOT reply of any number of extent lines is parsed with
- * constant memory apart from the extent list itself.
+ * it; after a reply nothing is left in it (the filter says nothing
+ * unasked), which is what lets the socket be handed to the control
+ * channel.
  */
 #include <config.h>
 
@@ -155,12 +157,6 @@ control_client_close (struct control_client *c)
 }
 
 const char *
-control_client_path (const struct control_client *c)
-{
-  return c->path;
-}
-
-const char *
 control_client_error (const struct control_client *c)
 {
   return c->error;
@@ -243,6 +239,38 @@ read_line (struct control_client *c, const char *cmd)
   }
 }
 
+int
+control_errno_of (const char *ename, size_t elen)
+{
+  if (elen == 5 && strncmp (ename, "EBUSY", 5) == 0) return EBUSY;
+  if (elen == 7 && strncmp (ename, "ENOTSUP", 7) == 0) return ENOTSUP;
+  if (elen == 6 && strncmp (ename, "EAGAIN", 6) == 0) return EAGAIN;
+  if (elen == 5 && strncmp (ename, "EPERM", 5) == 0) return EPERM;
+  if (elen == 6 && strncmp (ename, "ESTALE", 6) == 0) return ESTALE;
+  return EPROTO;
+}
+
+int
+control_client_release_fd (struct control_client *c)
+{
+  int fd = c->fd;
+
+  /* Nothing is unsolicited: after a reply, nothing is left unread. */
+  if (c->broken || c->buf_len != 0 || fd < 0)
+    return -1;
+  struct timeval tv = { 0 };
+  setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  c->fd = -1;
+  return fd;
+}
+
+unsigned
+control_client_slow_timeout_ms (const struct control_client *c)
+{
+  return c->slow_timeout_ms;
+}
+
 /* Send a request and read its first reply line; an ERR reply becomes -1
  * with the filter's words in the error. */
 static int
@@ -257,49 +285,10 @@ request (struct control_client *c, const char *cmd, const char *text)
   size_t elen;
   if (control_reply_error (c->line, &ename, &elen, &msg) == 0) {
     set_error (c, "%s refused by the filter: %.*s %s", cmd, (int) elen, ename, msg);
-    errno = EPROTO;
-    if (elen == 5 && strncmp (ename, "EBUSY", 5) == 0) errno = EBUSY;
-    else if (elen == 7 && strncmp (ename, "ENOTSUP", 7) == 0) errno = ENOTSUP;
-    else if (elen == 6 && strncmp (ename, "EAGAIN", 6) == 0) errno = EAGAIN;
-    else if (elen == 5 && strncmp (ename, "EPERM", 5) == 0) errno = EPERM;
-    else if (elen == 6 && strncmp (ename, "ESTALE", 6) == 0) errno = ESTALE;
+    errno = control_errno_of (ename, elen);
     return -1;
   }
   return broken (c, cmd, "the filter's reply is neither OK nor ERR", 0);
-}
-
-static int
-need_u64 (struct control_client *c, const char *cmd, const char *key, uint64_t *v)
-{
-  if (control_reply_get_u64 (c->line, key, v) == -1) {
-    set_error (c, "%s: the filter's reply has no valid %s: \"%s\"", cmd, key, c->line);
-    errno = EPROTO;
-    return -1;
-  }
-  return 0;
-}
-
-static void
-set_reply_timeout (struct control_client *c, unsigned timeout_ms)
-{
-  struct timeval tv = { .tv_sec = timeout_ms / 1000,
-                        .tv_usec = (timeout_ms % 1000) * 1000 };
-  setsockopt (c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-}
-
-/* A request whose reply may take as long as the filter's freeze timeout
- * allows (see control_client_set_freeze_timeout). */
-static int
-slow_request (struct control_client *c, const char *cmd, const char *text)
-{
-  int r;
-
-  if (c->slow_timeout_ms == c->timeout_ms)
-    return request (c, cmd, text);
-  set_reply_timeout (c, c->slow_timeout_ms);
-  r = request (c, cmd, text);
-  set_reply_timeout (c, c->timeout_ms);
-  return r;
 }
 
 /* One key of a STATUS reply, required.  -1 with why set. */
@@ -378,179 +367,4 @@ control_status (struct control_client *c, struct control_status *st)
     return -1;
   }
   return 0;
-}
-
-int
-control_snapshot (struct control_client *c, struct extent_list *out,
-                  uint64_t *generation)
-{
-  uint64_t n, bytes, gen = 0;
-  extent_list_clear (out);
-  if (request (c, "SNAPSHOT", "SNAPSHOT\n") == -1 ||
-      need_u64 (c, "SNAPSHOT", "extents", &n) == -1 ||
-      need_u64 (c, "SNAPSHOT", "bytes", &bytes) == -1)
-    return -1;
-  control_reply_get_u64 (c->line, "generation", &gen);
-  if (generation)
-    *generation = gen;
-
-  /* The dirty set has already moved to "unconfirmed" in the filter, so
-   * every line must be read even if one is malformed.  The list is
-   * bounded (CONTROL_SNAPSHOT_MAX_EXTENTS): past that, short clean gaps
-   * between extents are bridged, which costs sending some clean blocks
-   * again (harmless: their content is the destination's already, or they
-   * are dirty again and go in a later pass) but keeps memory fixed. */
-  uint64_t count = 0, handed = 0, bridge = 0;
-  bool malformed = false, unusable = false;
-  for (;;) {
-    uint64_t off, len;
-    if (read_line (c, "SNAPSHOT") == -1)
-      return -1;
-    int r = control_parse_extent_line (c->line, &off, &len);
-    if (r == 0)
-      break;
-    if (r == -1) {
-      malformed = true;
-      continue;
-    }
-    count++;
-    handed += len;
-    if (!malformed && !unusable &&
-        extent_list_append_bounded (out, off, len, CONTROL_SNAPSHOT_MAX_EXTENTS,
-                                    CONTROL_SNAPSHOT_MIN_BRIDGE, &bridge) == -1) {
-      if (errno == ENOMEM)
-        set_error (c, "SNAPSHOT: out of memory for %" PRIu64 " extents", n);
-      else
-        set_error (c, "SNAPSHOT: the filter sent extents out of order");
-      unusable = true;
-    }
-  }
-  if (malformed)
-    set_error (c, "SNAPSHOT: the filter sent a malformed extent line");
-  else if (!unusable && (count != n || handed != bytes))
-    set_error (c, "SNAPSHOT: the filter announced %" PRIu64 " extents of %"
-               PRIu64 " bytes but sent %" PRIu64 " extents of %" PRIu64 " bytes",
-               n, bytes, count, handed);
-  if (malformed || unusable || count != n || handed != bytes) {
-    errno = EPROTO;
-    return -1;
-  }
-  return 0;
-}
-
-int
-control_confirm_ranges (struct control_client *c, const struct extent *ranges,
-                        size_t n)
-{
-  /* A batch is small enough for the socket buffers to hold all of it and
-   * all its replies, so neither side can block the other. */
-  /* "CONFIRM ", two 20-digit numbers, a space and a newline: 50. */
-  char text[CONTROL_CONFIRM_BATCH * 64];
-  int r = 0;
-
-  for (size_t done = 0; done < n; ) {
-    size_t batch = n - done < CONTROL_CONFIRM_BATCH ? n - done : CONTROL_CONFIRM_BATCH;
-    size_t len = 0;
-    for (size_t i = 0; i < batch; i++) {
-      int w = snprintf (text + len, sizeof text - len, "CONFIRM %" PRIu64 " %" PRIu64 "\n",
-                        ranges[done + i].offset, ranges[done + i].length);
-      assert (w > 0 && (size_t) w < sizeof text - len);
-      len += (size_t) w;
-    }
-    if (send_line (c, "CONFIRM", text) == -1)
-      return -1;
-    for (size_t i = 0; i < batch; i++) {
-      if (read_line (c, "CONFIRM") == -1)
-        return -1;
-      if (!control_reply_is_ok (c->line) && r == 0) {
-        const char *ename, *msg;
-        size_t elen;
-        if (control_reply_error (c->line, &ename, &elen, &msg) == -1)
-          return broken (c, "CONFIRM", "the filter's reply is neither OK nor ERR", 0);
-        set_error (c, "CONFIRM %" PRIu64 " %" PRIu64 " refused by the filter: %.*s %s",
-                   ranges[done + i].offset, ranges[done + i].length,
-                   (int) elen, ename, msg);
-        errno = EPROTO;
-        r = -1;
-      }
-    }
-    done += batch;
-  }
-  return r;
-}
-
-/* RESET or RESUME, naming the migration if one is given. */
-static int
-tagged_request (struct control_client *c, const char *cmd, const char *migration_id_hex)
-{
-  char line[64];
-
-  if (migration_id_hex != NULL)
-    snprintf (line, sizeof line, "%s %s\n", cmd, migration_id_hex);
-  else
-    snprintf (line, sizeof line, "%s\n", cmd);
-  return request (c, cmd, line);
-}
-
-int
-control_reset (struct control_client *c, const char *migration_id_hex)
-{
-  return tagged_request (c, "RESET", migration_id_hex);
-}
-
-int
-control_resume (struct control_client *c, const char *migration_id_hex)
-{
-  return tagged_request (c, "RESUME", migration_id_hex);
-}
-
-int
-control_freeze (struct control_client *c, uint64_t *drain_us)
-{
-  if (slow_request (c, "FREEZE", "FREEZE\n") == -1 ||
-      need_u64 (c, "FREEZE", "drain_us", drain_us) == -1)
-    return -1;
-  return 0;
-}
-
-int
-control_thaw (struct control_client *c)
-{
-  return request (c, "THAW", "THAW\n");
-}
-
-int
-control_flip_fence (struct control_client *c)
-{
-  return slow_request (c, "FLIP fence", "FLIP fence\n");
-}
-
-int
-control_flip_forward (struct control_client *c, const char *uri)
-{
-  char text[CONTROL_MAX_URI + 32];
-  if (strlen (uri) >= CONTROL_MAX_URI || strpbrk (uri, " \r\n") != NULL) {
-    set_error (c, "FLIP forward: the URI is too long or contains spaces");
-    errno = EINVAL;
-    return -1;
-  }
-  snprintf (text, sizeof text, "FLIP forward %s\n", uri);
-  return slow_request (c, "FLIP forward", text);
-}
-
-int
-control_throttle (struct control_client *c, uint64_t bytes_per_second)
-{
-  char text[64];
-  snprintf (text, sizeof text, "THROTTLE %" PRIu64 "\n", bytes_per_second);
-  return request (c, "THROTTLE", text);
-}
-
-int
-control_last_reply_u64 (const struct control_client *c, const char *key,
-                        uint64_t *value)
-{
-  if (!control_reply_is_ok (c->line))
-    return -1;
-  return control_reply_get_u64 (c->line, key, value);
 }

@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* stm-send: a blocking client for the migrate filter's control socket.
+/* stm-send: a blocking client for the migrate filter's control socket,
+ * for the start-up checks made before the event loop runs (run.c); its
+ * socket is then handed to the asynchronous control channel
+ * (control_channel.h), which makes every request while the loop runs.
+ * It also holds the pure STATUS parser and the freeze timeout rule both
+ * use.
  *
  * One request line, one reply, with a receive timeout so a stuck filter
  * cannot hang the sender.  Replies are parsed with proto/control_proto.h.
@@ -47,7 +52,6 @@ struct control_client *control_client_connect (const char *path,
                                                unsigned timeout_ms,
                                                char *errbuf, size_t errlen);
 void control_client_close (struct control_client *c);
-const char *control_client_path (const struct control_client *c);
 /* The reason for the last failure, as a sentence. */
 const char *control_client_error (const struct control_client *c);
 /* Did the last failure come from the connection itself (closed, timed
@@ -68,40 +72,22 @@ int control_status (struct control_client *c, struct control_status *st);
  * sender needs. */
 int control_status_parse (const char *line, struct control_status *st,
                           char *why, size_t len);
-/* SNAPSHOT: the extents are appended to out (cleared first), at most
- * CONTROL_SNAPSHOT_MAX_EXTENTS of them (2 MiB of list at most, with its
+/* A SNAPSHOT's extent list is bounded (control_channel.c): at most
+ * CONTROL_SNAPSHOT_MAX_EXTENTS extents (2 MiB of list at most, with its
  * growth): a snapshot of more, scattered over a large image, has its
  * shortest clean gaps bridged (from CONTROL_SNAPSHOT_MIN_BRIDGE bytes,
  * doubling), so the pass sends some clean blocks again rather than the
  * sender's memory growing with the image. */
 #define CONTROL_SNAPSHOT_MAX_EXTENTS (64u * 1024)
 #define CONTROL_SNAPSHOT_MIN_BRIDGE (64u * 1024)
-int control_snapshot (struct control_client *c, struct extent_list *out,
-                      uint64_t *generation);
-/* CONFIRM each of the n ranges, pipelined: up to CONTROL_CONFIRM_BATCH
- * request lines are sent at once and then their replies read (the filter
- * answers in order), so thousands of small ranges cost a few round trips,
- * not thousands.  Every reply is read even after an ERR, so the
- * connection stays in step; the first ERR is returned. */
-#define CONTROL_CONFIRM_BATCH 64
-int control_confirm_ranges (struct control_client *c, const struct extent *ranges,
-                            size_t n);
-/* RESET and RESUME name the migration (its id in hex; NULL for none), so
- * the filter can refuse a RESUME whose bitmaps describe another
- * migration's destination (ESTALE). */
-int control_reset (struct control_client *c, const char *migration_id_hex);
-int control_resume (struct control_client *c, const char *migration_id_hex);
-/* FREEZE; *drain_us is how long the guest's writes have been held so far
- * (gate closed to reply). */
-int control_freeze (struct control_client *c, uint64_t *drain_us);
-int control_thaw (struct control_client *c);
-int control_flip_fence (struct control_client *c);
-int control_flip_forward (struct control_client *c, const char *uri);
-int control_throttle (struct control_client *c, uint64_t bytes_per_second);
-
-/* A key=value number from the last OK reply's first line (FREEZE's
- * drain_us, THAW's frozen_us, ...); -1 if it is absent. */
-int control_last_reply_u64 (const struct control_client *c, const char *key,
-                            uint64_t *value);
+/* The errno an ERR reply names (EBUSY, ENOTSUP, EAGAIN, EPERM, ESTALE),
+ * EPROTO for any other name.  Pure; the control channel uses it too. */
+int control_errno_of (const char *ename, size_t elen);
+/* Hand the connection over (control_channel.h): the socket, with the
+ * client keeping no claim on it (control_client_close then only frees).
+ * -1 if the connection is broken or holds unread bytes. */
+int control_client_release_fd (struct control_client *c);
+/* The reply timeout for FREEZE and FLIP, as set_freeze_timeout left it. */
+unsigned control_client_slow_timeout_ms (const struct control_client *c);
 
 #endif /* STM_SENDER_CONTROL_CLIENT_H */

@@ -34,8 +34,9 @@ struct convergence_input {
    * last FREEZE, or a measured NBD flush round trip before the first). */
   uint64_t freeze_ns;
   /* One control-socket round trip; the cutover makes CUTOVER_CONTROL_TRIPS
-   * of them while frozen (SNAPSHOT, the STATUS that checks the freeze is
-   * still held before COMMIT, FLIP, THAW). */
+   * of them while frozen (the STATUS that checks the freeze is still held
+   * before COMMIT, FLIP, THAW): the final SNAPSHOT is pipelined with
+   * FREEZE, the final CONFIRMs with that STATUS (control_channel.h). */
   uint64_t control_rtt_ns;
   /* What FLIP costs beyond its round trip: for a forward flip the filter
    * connects to the destination (TLS handshake, NBD negotiation) while
@@ -60,7 +61,7 @@ struct convergence_input {
   uint32_t overruns;
 };
 
-#define CUTOVER_CONTROL_TRIPS 4
+#define CUTOVER_CONTROL_TRIPS 3
 
 /* After this many cutovers called off for overrunning the budget, a
  * cutover that would fit by the prediction is not tried against the

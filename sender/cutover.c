@@ -9,6 +9,13 @@
  * is broken we cannot send THAW, but the filter thaws by itself when the
  * owning connection closes, so we close it at once.
  *
+ * Every control request here goes through the channel (m->ctl,
+ * control_channel.h) and nothing waits for a reply: each step issues its
+ * requests and names the handler that takes the next step from the
+ * reply, in the phase that asked (a reply in another phase is stale).
+ * For a migration of several disks, each step's issue becomes a loop
+ * over the disks' channels and its handler counts the replies.
+ *
  * The commit is two-phase, so that no side ever claims more than is true.
  * COMMITTED means the destination is prepared (complete and durable), not
  * that it is the guest's disk: only after FLIP succeeds does OUTCOME
@@ -65,6 +72,37 @@ flip_cost_ns (const struct migration *m)
  * guest's writes since the freeze are dirty again in the filter, so
  * nothing is lost; convergence then decides once more, against a smaller
  * budget. */
+/* THAW for a call-off answered.  The source's state is updated even
+ * after a failure meanwhile, whose own end waits for this reply. */
+static void
+overrun_thawed (void *opaque, uint64_t tag, const struct control_reply *r)
+{
+  struct migration *m = opaque;
+  uint64_t held_us;
+
+  m->cut.thaw_in_flight = false;
+  if (!r->ok) {
+    snprintf (m->fail.thaw_error, sizeof m->fail.thaw_error, "%s", r->error);
+    migration_fail (m, "the cutover overran --max-downtime and thawing the source "
+                    "through the filter at %s failed: %s", m->opts->control_path,
+                    r->error);
+    return;
+  }
+  m->cut.frozen = false;
+  if (migration_ended (m))
+    return;
+  if (control_reply_get_u64 (r->line, "frozen_us", &held_us) == 0)
+    m->cut.overrun.held_us = held_us;
+  progress_cutover_overrun (&m->progress, &m->cut.overrun);
+}
+
+/* Call the cutover off: thaw the source, so the guest is held no longer,
+ * and carry on with the final pass as an ordinary one.  What it has sent
+ * and what it still sends is confirmed by its SYNC as in any pass, and the
+ * guest's writes since the freeze are dirty again in the filter, so
+ * nothing is lost; convergence then decides once more, against a smaller
+ * budget.  The pass goes on at once; THAW's reply comes to
+ * overrun_thawed, before any later request's. */
 static void
 cutover_overrun (struct migration *m)
 {
@@ -72,24 +110,15 @@ cutover_overrun (struct migration *m)
   uint64_t now = time_monotonic_ns ();
 
   ev_timer_stop (m->loop, &m->overrun_timer);
-  if (control_thaw (m->control) == -1) {
-    migration_fail (m, "the cutover overran --max-downtime and thawing the source "
-                  "through the filter at %s failed: %s", o->control_path,
-                  control_client_error (m->control));
-    return;
-  }
-  m->cut.frozen = false;
   m->cur.final_pass = false;
   m->cut.cutover_overruns++;
-  uint64_t held_us;
-  if (control_last_reply_u64 (m->control, "frozen_us", &held_us) != 0)
-    held_us = (now - m->cut.gate_closed_ns) / 1000;
   /* The final pass was judged against the deadline, which is the budget
    * less what is kept back for the steps after it: report that figure,
-   * or a hold shorter than --max-downtime looks like no overrun at all. */
-  struct progress_overrun ov = {
+   * or a hold shorter than --max-downtime looks like no overrun at all.
+   * The hold is THAW's frozen_us when it answers; until then ours. */
+  m->cut.overrun = (struct progress_overrun) {
     .attempt = m->cut.cutover_overruns,
-    .held_us = held_us,
+    .held_us = (now - m->cut.gate_closed_ns) / 1000,
     .predicted_us = m->cut.predicted_ns == CONVERGENCE_INFINITE ? 0 : m->cut.predicted_ns / 1000,
     .final_pass_budget_us = (m->cut.cutover_deadline_ns - m->cut.gate_closed_ns) / 1000,
     .reserved_us = m->cut.cutover_reserved_ns / 1000,
@@ -97,7 +126,8 @@ cutover_overrun (struct migration *m)
     .sent_bytes = m->cur.pass_done,
     .pass_bytes = m->cur.pass_bytes,
   };
-  progress_cutover_overrun (&m->progress, &ov);
+  m->cut.thaw_in_flight = true;
+  control_channel_thaw (m->ctl, overrun_thawed, m, m->ctl_epoch);
 }
 
 static void
@@ -112,8 +142,7 @@ overrun_timer_cb (struct ev_loop *loop, ev_timer *w, int revents)
       (m->phase != PHASE_PASS && m->phase != PHASE_PASS_SYNC))
     return;
   /* libev times a relative timer from its cached "now", which can lag
-   * the clock by the blocking control calls made before it was armed:
-   * go by the clock, and wait out what is left. */
+   * the clock: go by the clock, and wait out what is left. */
   uint64_t now = time_monotonic_ns ();
   if (now < m->cut.cutover_deadline_ns) {
     ev_timer_set (w, (double) deadline_left_at (m->cut.cutover_deadline_ns, now) / NS_PER_S, 0.);
@@ -133,10 +162,11 @@ cutover_init (struct migration *m)
 /* Arm the overrun timer for the freeze that just began.  The guest has
  * been held since the gate closed (FREEZE's reply less what the freeze
  * took); what must follow the final pass and its SYNC while it is held is
- * the STATUS that checks the freeze is still held, COMMIT (with nothing
- * left to write: the quickest SYNC round trip seen), the control round
- * trips of CONFIRM, FLIP and THAW and the flip's own cost, so the final pass must be sent and durable by the budget less
- * those.  A forced cutover goes through whatever it costs, and so does
+ * COMMIT (with nothing left to write: the quickest SYNC round trip
+ * seen), CUTOVER_CONTROL_TRIPS control round trips (the STATUS that
+ * checks the freeze is still held, with the final CONFIRMs pipelined
+ * before it; FLIP; THAW) and the flip's own cost, so the final pass must
+ * be sent and durable by the budget less those.  A forced cutover goes through whatever it costs, and so does
  * one whose final pass is the last --max-passes allows: no pass could
  * follow a call-off. */
 static void
@@ -157,28 +187,34 @@ arm_overrun_timer (struct migration *m)
     ? m->opts->max_downtime_ns - after : 0;
   m->cut.cutover_deadline_ns = deadline_at (m->cut.gate_closed_ns, budget);
   double in = (double) deadline_left_at (m->cut.cutover_deadline_ns, now) / NS_PER_S;
-  /* FREEZE and the calls before it blocked: bring libev's clock up to
-   * date, or the timer would count from before them. */
+  /* The flush probe before FREEZE blocked: bring libev's clock up to
+   * date, or the timer would count from before it. */
   ev_now_update (m->loop);
   ev_timer_set (&m->overrun_timer, in, 0.);
   ev_timer_start (m->loop, &m->overrun_timer);
 }
 
-void
-cutover_begin (struct migration *m)
+static void
+freeze_replied (void *opaque, uint64_t tag, const struct control_reply *r)
 {
-  uint64_t drain_us = 0, generation;
+  struct migration *m = opaque;
+  uint64_t drain_us;
 
-  /* From here until a successful FLIP, a failure must thaw.  Mark the
-   * source frozen before asking: if the connection breaks mid-FREEZE we
-   * do not know, and the failure path handles both cases. */
-  m->cut.freeze_ns = time_monotonic_ns ();
-  m->cut.frozen = true;
-  if (control_freeze (m->control, &drain_us) == -1) {
-    if (!control_client_is_broken (m->control))
-      m->cut.frozen = false;        /* an ERR reply changes nothing */
+  /* An ERR reply changes nothing; a broken connection leaves it unknown,
+   * and the failure path closes it, which thaws. */
+  if (!r->ok && !r->broken)
+    m->cut.frozen = false;
+  if (!migration_reply_current (m, tag, PHASE_FREEZING))
+    return;
+  if (r->ok && control_reply_get_u64 (r->line, "drain_us", &drain_us) == -1) {
+    migration_fail (m, "cannot freeze the source through the filter at %s: FREEZE: "
+                    "the filter's reply has no valid drain_us: \"%s\"",
+                    m->opts->control_path, r->line);
+    return;
+  }
+  if (!r->ok) {
     migration_fail (m, "cannot freeze the source through the filter at %s: %s",
-                  m->opts->control_path, control_client_error (m->control));
+                    m->opts->control_path, r->error);
     return;
   }
   progress_freeze (&m->progress, drain_us / 1000);
@@ -186,55 +222,106 @@ cutover_begin (struct migration *m)
    * later prediction. */
   m->meas.freeze_cost_ns = drain_us * 1000;
   m->meas.preflush_ms = 0;
-  control_last_reply_u64 (m->control, "preflush_ms", &m->meas.preflush_ms);
+  control_reply_get_u64 (r->line, "preflush_ms", &m->meas.preflush_ms);
   arm_overrun_timer (m);
+}
 
-  /* The deferred hot blocks are unconfirmed and nothing else is (every
-   * earlier pass is confirmed): RESUME makes them dirty again, so the
-   * final snapshot hands them out with the rest. */
-  if (hot_blocks_deferred_bytes (&m->hot) > 0) {
-    if (control_resume (m->control, m->migration_id_hex) == -1) {
-      migration_fail (m, "cannot return the deferred hot blocks to the dirty set "
-                    "through the filter at %s: %s", m->opts->control_path,
-                    control_client_error (m->control));
-      return;
-    }
-    hot_blocks_forget_deferred (&m->hot);
-  }
+static void
+deferred_resumed (void *opaque, uint64_t tag, const struct control_reply *r)
+{
+  struct migration *m = opaque;
 
-  if (control_snapshot (m->control, &m->cur.extents, &generation) == -1) {
-    migration_fail (m, "cannot take the final snapshot from the filter at %s: %s",
-                  m->opts->control_path, control_client_error (m->control));
+  if (!migration_reply_current (m, tag, PHASE_FREEZING))
+    return;
+  if (!r->ok) {
+    migration_fail (m, "cannot return the deferred hot blocks to the dirty set "
+                    "through the filter at %s: %s", m->opts->control_path, r->error);
     return;
   }
+  hot_blocks_forget_deferred (&m->hot);
+}
+
+static void
+final_snapshot_replied (void *opaque, uint64_t tag, const struct control_reply *r)
+{
+  struct migration *m = opaque;
+  struct extent_list taken;
+
+  /* FREEZE's and RESUME's handlers ran first: a failure there ended the
+   * FREEZING phase. */
+  if (!migration_reply_current (m, tag, PHASE_FREEZING))
+    return;
+  if (!r->ok) {
+    migration_fail (m, "cannot take the final snapshot from the filter at %s: %s",
+                    m->opts->control_path, r->error);
+    return;
+  }
+  taken = *r->extents;
+  *r->extents = m->cur.extents;
+  m->cur.extents = taken;
   pass_begin (m, true);
+}
+
+void
+cutover_begin (struct migration *m)
+{
+  /* From here until a successful FLIP, a failure must thaw.  Mark the
+   * source frozen before asking: if the connection breaks mid-FREEZE we
+   * do not know, and the failure path handles both cases. */
+  migration_set_phase (m, PHASE_FREEZING);
+  m->cut.freeze_ns = time_monotonic_ns ();
+  m->cut.frozen = true;
+  /* FREEZE, RESUME and SNAPSHOT go out together: the filter answers in
+   * order, each handler sees the ones before it, and the guest is held
+   * for one round trip fewer per request.  If FREEZE fails, the SNAPSHOT
+   * after it only moved the dirty set to unconfirmed, which the failure
+   * leaves to the next migration's RESUME or RESET.
+   *
+   * The deferred hot blocks are unconfirmed and nothing else is (every
+   * earlier pass is confirmed): RESUME makes them dirty again, so the
+   * final snapshot hands them out with the rest. */
+  control_channel_freeze (m->ctl, freeze_replied, m, m->ctl_epoch);
+  if (hot_blocks_deferred_bytes (&m->hot) > 0)
+    control_channel_resume (m->ctl, m->migration_id_hex, deferred_resumed, m,
+                            m->ctl_epoch);
+  control_channel_snapshot (m->ctl, final_snapshot_replied, m, m->ctl_epoch);
 }
 
 /* Is the freeze this process holds still held?  The filter thaws by
  * itself when migrate-freeze-timeout passes, and a COMMIT after that would
  * have the receiver prepare a copy the source has already written past.
- * false after cutover_fail. */
-static bool
-freeze_still_held (struct migration *m)
+ * If it is, COMMIT. */
+static void
+freeze_checked (void *opaque, uint64_t tag, const struct control_reply *r)
 {
+  struct migration *m = opaque;
   const struct sender_options *o = m->opts;
-  struct control_status st;
 
-  if (control_status (m->control, &st) == -1) {
+  if (!migration_reply_current (m, tag, PHASE_CHECKING))
+    return;
+  if (!r->ok) {
     migration_fail (m, "cannot check with the filter at %s that the source is still "
-                  "frozen before the commit: %s; nothing was committed",
-                  o->control_path, control_client_error (m->control));
-    return false;
+                    "frozen before the commit: %s; nothing was committed",
+                    o->control_path, r->error);
+    return;
   }
-  if (strcmp (st.state, "frozen") == 0 && strcmp (st.owner, "you") == 0)
-    return true;
-  if (strcmp (st.state, "tracking") == 0)
-    m->cut.frozen = false;
-  migration_fail (m, "the freeze ended before the commit: the filter at %s reports "
-                "state %s (did migrate-freeze-timeout, %" PRIu64 " ms, pass during "
-                "the final pass?), so nothing was committed and the destination "
-                "stays incomplete", o->control_path, st.state, st.freeze_timeout_ms);
-  return false;
+  const struct control_status *st = r->status;
+  if (strcmp (st->state, "frozen") != 0 || strcmp (st->owner, "you") != 0) {
+    if (strcmp (st->state, "tracking") == 0)
+      m->cut.frozen = false;
+    migration_fail (m, "the freeze ended before the commit: the filter at %s reports "
+                    "state %s (did migrate-freeze-timeout, %" PRIu64 " ms, pass during "
+                    "the final pass?), so nothing was committed and the destination "
+                    "stays incomplete", o->control_path, st->state,
+                    st->freeze_timeout_ms);
+    return;
+  }
+  uint64_t seq = migration_send_sync (m, false, true);
+  if (seq == 0)
+    return;
+  m->cut.commit_seq = seq;
+  migration_set_phase (m, PHASE_COMMITTING);
+  progress_commit (&m->progress, seq);
 }
 
 bool
@@ -242,17 +329,11 @@ cutover_final_pass_durable (struct migration *m)
 {
   if (time_monotonic_ns () > m->cut.cutover_deadline_ns) {
     cutover_overrun (m);
-    return m->phase == PHASE_FAILED;
+    return false;
   }
   ev_timer_stop (m->loop, &m->overrun_timer);
-  if (!freeze_still_held (m))
-    return true;
-  uint64_t seq = migration_send_sync (m, false, true);
-  if (seq == 0)
-    return true;
-  m->cut.commit_seq = seq;
-  migration_set_phase (m, PHASE_COMMITTING);
-  progress_commit (&m->progress, seq);
+  migration_set_phase (m, PHASE_CHECKING);
+  control_channel_status (m->ctl, freeze_checked, m, m->ctl_epoch);
   return true;
 }
 
@@ -274,78 +355,110 @@ test_crash_point (const char *where)
   }
 }
 
+static void
+flip_outcome_read (void *opaque, uint64_t tag, const struct control_reply *r)
+{
+  struct migration *m = opaque;
+  const struct sender_options *o = m->opts;
+  char err[512];
+
+  if (migration_ended (m))
+    return;
+  if (r->ok) {
+    const struct control_status *st = r->status;
+    if ((strcmp (st->state, "fenced") == 0 || strcmp (st->state, "forwarding") == 0) &&
+        strcmp (st->migration, m->migration_id_hex) == 0) {
+      progress_clear (&m->progress);
+      log_warning ("the control connection to %s broke with FLIP (%s) in flight "
+                   "(%s), but a new connection finds the source %s for this "
+                   "migration: the flip happened", o->control_path, m->cut.flip_how,
+                   m->cut.flip_why, st->state);
+      flip_succeeded (m);
+      return;
+    }
+    if (strcmp (st->state, "tracking") == 0) {
+      m->cut.flip_in_flight = false;
+      m->cut.frozen = false;
+      migration_fail (m, "the control connection to %s broke with FLIP (%s) in "
+                      "flight (%s); a new connection finds the source tracking "
+                      "again, so it was not flipped", o->control_path,
+                      m->cut.flip_how, m->cut.flip_why);
+      return;
+    }
+    snprintf (err, sizeof err, "a new connection finds the source in state %s "
+              "for migration %s", st->state, st->migration);
+  }
+  else
+    snprintf (err, sizeof err, "%s", r->error);
+  /* Still unknown: the failure path says so, and claims neither. */
+  control_channel_disconnect (m->ctl);
+  migration_fail (m, "the control connection to %s broke with FLIP (%s) in flight "
+                  "(%s), and the source's state could not be read again (%s)",
+                  o->control_path, m->cut.flip_how, m->cut.flip_why, err);
+}
+
 /* FLIP's reply never came: the control connection broke with FLIP in
  * flight.  The filter either flipped (a flip is final) or, when the
  * connection closed, thawed by itself; a new connection's STATUS tells
  * which, so that neither is claimed without knowing. */
 static void
-flip_outcome_from_status (struct migration *m, const char *how, const char *why)
+flip_outcome_from_status (struct migration *m)
 {
   const struct sender_options *o = m->opts;
   char err[256];
-  struct control_status st;
 
-  control_client_close (m->control);
-  m->control = control_client_connect (o->control_path, MIGRATION_CONTROL_TIMEOUT_MS,
-                                       err, sizeof err);
-  if (m->control != NULL && control_status (m->control, &st) == 0) {
-    if ((strcmp (st.state, "fenced") == 0 || strcmp (st.state, "forwarding") == 0) &&
-        strcmp (st.migration, m->migration_id_hex) == 0) {
-      progress_clear (&m->progress);
-      log_warning ("the control connection to %s broke with FLIP (%s) in flight "
-                   "(%s), but a new connection finds the source %s for this "
-                   "migration: the flip happened", o->control_path, how, why,
-                   st.state);
-      flip_succeeded (m);
-      return;
-    }
-    if (strcmp (st.state, "tracking") == 0) {
-      m->cut.flip_in_flight = false;
-      m->cut.frozen = false;
-      migration_fail (m, "the control connection to %s broke with FLIP (%s) in "
-                    "flight (%s); a new connection finds the source tracking "
-                    "again, so it was not flipped", o->control_path, how, why);
-      return;
-    }
-    snprintf (err, sizeof err, "a new connection finds the source in state %s "
-              "for migration %s", st.state, st.migration);
-  }
-  else if (m->control != NULL)
-    snprintf (err, sizeof err, "%s", control_client_error (m->control));
-  /* Still unknown: cutover_fail says so, and claims neither. */
-  if (m->control != NULL)
-    control_client_close (m->control);
-  m->control = NULL;
-  migration_fail (m, "the control connection to %s broke with FLIP (%s) in flight "
-                "(%s), and the source's state could not be read again (%s)",
-                o->control_path, how, why, err);
-}
-
-/* FLIP failed.  An ERR reply changed nothing; but if the freeze ended
- * before the flip (migrate-freeze-timeout passed during the final pass and
- * the filter thawed by itself), say that rather than just "EPERM". */
-static void
-flip_failed (struct migration *m, const char *how)
-{
-  const struct sender_options *o = m->opts;
-  char why[512];
-  snprintf (why, sizeof why, "%s", control_client_error (m->control));
-  if (control_client_is_broken (m->control)) {
-    flip_outcome_from_status (m, how, why);
+  control_channel_disconnect (m->ctl);
+  if (control_channel_reconnect (m->ctl, o->control_path, err, sizeof err) == -1) {
+    migration_fail (m, "the control connection to %s broke with FLIP (%s) in flight "
+                    "(%s), and the source's state could not be read again (%s)",
+                    o->control_path, m->cut.flip_how, m->cut.flip_why, err);
     return;
   }
-  m->cut.flip_in_flight = false;
-  struct control_status st;
-  if (control_status (m->control, &st) == 0 && strcmp (st.state, "tracking") == 0) {
+  control_channel_status (m->ctl, flip_outcome_read, m, m->ctl_epoch);
+}
+
+/* After an ERR to FLIP: if the freeze ended before the flip
+ * (migrate-freeze-timeout passed during the final pass and the filter
+ * thawed by itself), say that rather than just "EPERM". */
+static void
+flip_refusal_explained (void *opaque, uint64_t tag, const struct control_reply *r)
+{
+  struct migration *m = opaque;
+  const struct sender_options *o = m->opts;
+
+  if (migration_ended (m))
+    return;
+  if (r->ok && strcmp (r->status->state, "tracking") == 0) {
     m->cut.frozen = false;
     migration_fail (m, "the freeze ended before the flip: the filter at %s thawed the "
-                  "source by itself (did migrate-freeze-timeout pass during the "
-                  "commit?), so the source was not flipped (%s)",
-                  o->control_path, why);
+                    "source by itself (did migrate-freeze-timeout pass during the "
+                    "commit?), so the source was not flipped (%s)",
+                    o->control_path, m->cut.flip_why);
     return;
   }
   migration_fail (m, "cannot flip the source (%s) through the filter at %s: %s",
-                how, o->control_path, why);
+                  m->cut.flip_how, o->control_path, m->cut.flip_why);
+}
+
+static void
+flip_replied (void *opaque, uint64_t tag, const struct control_reply *r)
+{
+  struct migration *m = opaque;
+
+  if (migration_ended (m))
+    return;
+  if (r->ok) {
+    flip_succeeded (m);
+    return;
+  }
+  snprintf (m->cut.flip_why, sizeof m->cut.flip_why, "%s", r->error);
+  if (r->broken) {
+    flip_outcome_from_status (m);
+    return;
+  }
+  /* An ERR reply changed nothing. */
+  m->cut.flip_in_flight = false;
+  control_channel_status (m->ctl, flip_refusal_explained, m, m->ctl_epoch);
 }
 
 /* Append s to the URI being built, percent-encoding what is not safe in a
@@ -476,61 +589,73 @@ forced_reason (const struct migration *m, const struct convergence_input *in,
               "dirty set has stopped shrinking at %s/s", dirty, rate);
 }
 
+static void act_on_decision (struct migration *m);
+
+/* The STATUS after the flush before the freeze: decide once more on what
+ * is dirty now (recheck_before_freeze), then act. */
+static void
+recheck_replied (void *opaque, uint64_t tag, const struct control_reply *r)
+{
+  struct migration *m = opaque;
+  struct convergence_input *in = &m->cut.decide_in;
+  struct convergence_result *res = &m->cut.decide_res;
+
+  if (!migration_reply_current (m, tag, PHASE_DECIDING))
+    return;
+  if (!r->ok) {
+    migration_fail (m, "cannot read the status of the filter at %s before the "
+                    "freeze: %s", m->opts->control_path, r->error);
+    return;
+  }
+  uint64_t before_ns = res->predicted_ns;
+  if (m->meas.freeze_cost_ns == 0)
+    in->freeze_ns = m->meas.probe_flush_ns;
+  in->dirty_bytes = r->status->dirty_bytes;
+  m->meas.dirty_bytes = r->status->dirty_bytes;
+  convergence_decide (in, res);
+  /* Out of passes: the cutover happens now whatever the re-check found
+   * (convergence_decide says max-passes when it no longer fits), or
+   * --max-passes would be overrun.  Otherwise, not fitting any more, or
+   * fitting only in the upper half of the budget after getting worse:
+   * copy what the guest wrote meanwhile first. */
+  if (!convergence_out_of_passes (m->cur.pass, m->opts->max_passes) &&
+      ((res->decision != CONVERGENCE_CUTOVER_CONVERGED &&
+        res->decision != CONVERGENCE_CUTOVER_CLEAN) ||
+       (res->predicted_ns > in->max_downtime_ns / 2 && res->predicted_ns > before_ns)))
+    res->decision = CONVERGENCE_CONTINUE;
+  act_on_decision (m);
+}
+
 /* About to freeze: flush the source first, as FREEZE will (timing it
  * when no FREEZE has been measured yet), then look at the dirty set
- * again, since the guest kept writing meanwhile, and decide once more on
- * what is dirty now (updating in and res).  The flush also leaves FREEZE's
- * own pre-flush little to do, so the dirty set grows little before the
- * gate closes.  -1 after migration_fail. */
-static int
-recheck_before_freeze (struct migration *m, struct convergence_input *in,
-                       struct convergence_result *res)
+ * again, since the guest kept writing meanwhile: true when that STATUS
+ * has been asked for, and its handler decides once more and acts.  The
+ * flush also leaves FREEZE's own pre-flush little to do, so the dirty set
+ * grows little before the gate closes.  (The flush is a blocking NBD
+ * call on the flush probe's own connection, not a control request.) */
+static bool
+recheck_before_freeze (struct migration *m)
 {
-  const struct sender_options *o = m->opts;
   char err[256];
-  struct control_status fresh;
 
   if (m->flush_probe == NULL)
-    return 0;
+    return false;
   uint64_t ns = flush_probe_measure (m->flush_probe, err, sizeof err);
   if (ns == UINT64_MAX) {
     progress_clear (&m->progress);
     log_warning ("flushing the source %s before the freeze failed (%s): the "
-                 "downtime prediction leaves the flush out", o->source_uri, err);
+                 "downtime prediction leaves the flush out", m->opts->source_uri, err);
     flush_probe_close (m->flush_probe);
     m->flush_probe = NULL;
-    return 0;
+    return false;
   }
-  if (control_status (m->control, &fresh) == -1) {
-    migration_fail (m, "cannot read the status of the filter at %s before the "
-                    "freeze: %s", o->control_path, control_client_error (m->control));
-    return -1;
-  }
-  uint64_t before_ns = res->predicted_ns;
   m->meas.probe_flush_ns = ns;
-  if (m->meas.freeze_cost_ns == 0)
-    in->freeze_ns = ns;
-  in->dirty_bytes = fresh.dirty_bytes;
-  m->meas.dirty_bytes = fresh.dirty_bytes;
-  convergence_decide (in, res);
-  /* Out of passes: the cutover happens now whatever the re-check found
-   * (convergence_decide says max-passes when it no longer fits), or
-   * --max-passes would be overrun. */
-  if (convergence_out_of_passes (m->cur.pass, o->max_passes))
-    return 0;
-  /* Not fitting any more, or fitting only in the upper half of the
-   * budget after getting worse: copy what the guest wrote meanwhile
-   * first. */
-  if ((res->decision != CONVERGENCE_CUTOVER_CONVERGED &&
-       res->decision != CONVERGENCE_CUTOVER_CLEAN) ||
-      (res->predicted_ns > in->max_downtime_ns / 2 && res->predicted_ns > before_ns))
-    res->decision = CONVERGENCE_CONTINUE;
-  return 0;
+  control_channel_status (m->ctl, recheck_replied, m, m->ctl_epoch);
+  return true;
 }
 
-bool
-cutover_after_pass (struct migration *m, const struct control_status *st,
-                    uint64_t now, uint64_t pass_ns)
+void
+cutover_after_pass (struct migration *m, const struct control_status *st)
 {
   const struct sender_options *o = m->opts;
   uint64_t written = st->write_bytes >= m->meas.last_write_bytes
@@ -539,7 +664,7 @@ cutover_after_pass (struct migration *m, const struct control_status *st,
   m->meas.last_write_bytes = st->write_bytes;
   m->meas.last_writes = st->writes;
 
-  struct convergence_input in = {
+  m->cut.decide_in = (struct convergence_input) {
     .pass = m->cur.pass,
     .pass_bytes = m->meas.last_pass_bytes,
     .pass_ns = m->meas.last_pass_ns,
@@ -561,43 +686,52 @@ cutover_after_pass (struct migration *m, const struct control_status *st,
     .rate = convergence_rate_estimate (&m->meas.pass_rates),
     .overruns = m->cut.cutover_overruns,
   };
-  struct convergence_result res;
   /* A forced cutover that a lost receiver cut short does not make the
    * next one forced. */
   m->cut.forced = false;
-  convergence_step (&in, &m->policy, &res);
+  convergence_step (&m->cut.decide_in, &m->policy, &m->cut.decide_res);
 
-  if ((res.decision == CONVERGENCE_CUTOVER_CONVERGED ||
-       res.decision == CONVERGENCE_CUTOVER_CLEAN) && recheck_before_freeze (m, &in, &res) == -1)
-    return false;
+  if ((m->cut.decide_res.decision == CONVERGENCE_CUTOVER_CONVERGED ||
+       m->cut.decide_res.decision == CONVERGENCE_CUTOVER_CLEAN) &&
+      recheck_before_freeze (m))
+    return;
+  act_on_decision (m);
+}
 
-  uint64_t predicted_ms = res.predicted_ns == CONVERGENCE_INFINITE
-    ? UINT64_MAX : res.predicted_ns / NS_PER_MS;
-  m->cut.predicted_ns = res.predicted_ns;
+/* Carry out m->cut.decide_res: another pass (perhaps after a THROTTLE,
+ * whose reply comes before the next SNAPSHOT's), the cutover, or giving
+ * up. */
+static void
+act_on_decision (struct migration *m)
+{
+  const struct convergence_input *in = &m->cut.decide_in;
+  const struct convergence_result *res = &m->cut.decide_res;
+  uint64_t predicted_ms = res->predicted_ns == CONVERGENCE_INFINITE
+    ? UINT64_MAX : res->predicted_ns / NS_PER_MS;
+  m->cut.predicted_ns = res->predicted_ns;
   struct progress_sample s;
-  migration_sample (m, &s, now);
-  progress_pass_end (&m->progress, &s, (double) pass_ns / NS_PER_S,
-                     predicted_ms, convergence_decision_name (res.decision));
+  migration_sample (m, &s, m->cur.durable_ns);
+  progress_pass_end (&m->progress, &s, (double) m->cur.durable_pass_ns / NS_PER_S,
+                     predicted_ms, convergence_decision_name (res->decision));
 
   char dirty[32], rate[32], why[256];
-  format_bytes (dirty, sizeof dirty, (double) in.dirty_bytes);
-  format_bytes (rate, sizeof rate, (double) res.throughput);
-  switch (res.decision) {
+  format_bytes (dirty, sizeof dirty, (double) in->dirty_bytes);
+  format_bytes (rate, sizeof rate, (double) res->throughput);
+  switch (res->decision) {
   case CONVERGENCE_CONTINUE:
-    return true;
+    pass_next (m);
+    return;
   case CONVERGENCE_THROTTLE:
-    if (control_throttle (m->control, res.throttle) == -1) {
-      migration_fail (m, "cannot throttle guest writes through the filter at %s: %s",
-                    o->control_path, control_client_error (m->control));
-      return false;
-    }
-    progress_throttle (&m->progress, res.throttle, st->dirty_bytes, res.throughput);
-    return true;
+    control_channel_throttle (m->ctl, res->throttle, pass_throttle_replied, m,
+                              m->ctl_epoch);
+    progress_throttle (&m->progress, res->throttle, in->dirty_bytes, res->throughput);
+    pass_next (m);
+    return;
   case CONVERGENCE_ABORT:
-    forced_reason (m, &in, &res, dirty, rate, why, sizeof why);
+    forced_reason (m, in, res, dirty, rate, why, sizeof why);
     migration_fail (m, "giving up after pass %" PRIu32 ": %s (--converge=abort)",
-                  m->cur.pass, why);
-    return false;
+                    m->cur.pass, why);
+    return;
   case CONVERGENCE_CUTOVER_FORCED:
   case CONVERGENCE_CUTOVER_MAX_PASSES: {
     m->cut.forced = true;
@@ -605,20 +739,39 @@ cutover_after_pass (struct migration *m, const struct control_status *st,
     char predicted[48] = "unknown";
     if (predicted_ms != UINT64_MAX)
       snprintf (predicted, sizeof predicted, "%.1f ms",
-                (double) res.predicted_ns / NS_PER_MS);
-    forced_reason (m, &in, &res, dirty, rate, why, sizeof why);
+                (double) res->predicted_ns / NS_PER_MS);
+    forced_reason (m, in, res, dirty, rate, why, sizeof why);
     log_warning ("forcing the cutover after pass %" PRIu32 ": %s; predicted "
                  "downtime %s, not limited by --max-downtime",
                  m->cur.pass, why, predicted);
     cutover_begin (m);
-    return false;
+    return;
   }
   case CONVERGENCE_CUTOVER_CLEAN:
   case CONVERGENCE_CUTOVER_CONVERGED:
     cutover_begin (m);
-    return false;
+    return;
   }
-  return false;
+}
+
+/* Every CONFIRM before this has been answered, and none refused (a
+ * refusal failed the migration): FLIP.  Until its reply is read, a broken
+ * control connection leaves it unknown whether the flip happened
+ * (flip_outcome_from_status). */
+static void
+confirmed_then_flip (void *opaque, uint64_t tag, const struct control_reply *r)
+{
+  struct migration *m = opaque;
+
+  if (!migration_reply_current (m, tag, PHASE_FLIPPING))
+    return;
+  test_crash_point ("committed");
+  m->cut.flip_in_flight = true;
+  if (m->opts->flip == FLIP_FENCE)
+    control_channel_flip_fence (m->ctl, flip_replied, m, m->ctl_epoch);
+  else
+    control_channel_flip_forward (m->ctl, m->cut.flip_uri, flip_replied, m,
+                                  m->ctl_epoch);
 }
 
 void
@@ -626,60 +779,41 @@ cutover_on_committed (struct migration *m, const struct wire_msg *msg)
 {
   const struct sender_options *o = m->opts;
 
-  /* COMMITTED means everything sent is durable. */
-  if (migration_confirm_up_to (m, UINT64_MAX) == -1)
-    return;
-  test_crash_point ("committed");
-
-  /* Until FLIP's reply is read, a broken control connection leaves it
-   * unknown whether the flip happened (flip_outcome_from_status). */
-  if (o->flip == FLIP_FENCE) {
-    m->cut.flip_in_flight = true;
-    if (control_flip_fence (m->control) == -1) {
-      flip_failed (m, "fence");
-      return;
-    }
-  }
-  else {
-    char uri[CONTROL_MAX_URI];
+  migration_set_phase (m, PHASE_FLIPPING);
+  m->cut.flip_how = o->flip == FLIP_FENCE ? "fence" : "forward";
+  if (o->flip == FLIP_FORWARD) {
+    char *uri = m->cut.flip_uri;
     if (o->forward_uri)
-      snprintf (uri, sizeof uri, "%s", o->forward_uri);
-    else if (forward_uri_with_credentials (m, msg, uri, sizeof uri) == -1)
+      snprintf (uri, sizeof m->cut.flip_uri, "%s", o->forward_uri);
+    else if (forward_uri_with_credentials (m, msg, uri, sizeof m->cut.flip_uri) == -1)
       return;
     if (uri[0] == '\0') {
       migration_fail (m, "cannot flip the source (forward): no NBD URI was given with "
-                    "--flip forward=URI and the receiver at %s serves none", o->dest);
-      return;
-    }
-    m->cut.flip_in_flight = true;
-    if (control_flip_forward (m->control, uri) == -1) {
-      flip_failed (m, "forward");
+                      "--flip forward=URI and the receiver at %s serves none", o->dest);
       return;
     }
   }
-  flip_succeeded (m);
+  /* COMMITTED means everything sent is durable: CONFIRM it all, and FLIP
+   * once the filter has taken every CONFIRM. */
+  migration_confirm_up_to (m, UINT64_MAX);
+  control_channel_barrier (m->ctl, confirmed_then_flip, m, m->ctl_epoch);
 }
 
-/* The flip happened: the destination is the guest's disk now.  Release
- * what the gate holds, report the downtime, and record the outcome on the
- * receiver (cutover_send_outcome). */
+/* THAW after the flip answered: report the downtime and record the
+ * outcome on the receiver (cutover_send_outcome). */
 static void
-flip_succeeded (struct migration *m)
+flip_thawed (void *opaque, uint64_t tag, const struct control_reply *r)
 {
+  struct migration *m = opaque;
   const struct sender_options *o = m->opts;
 
-  m->cut.flip_in_flight = false;
-  m->cut.flipped = true;
-  test_crash_point ("flipped");
-  progress_flip (&m->progress, o->flip == FLIP_FENCE ? "fence" : "forward");
-
-  /* The flip is final and the destination is authoritative now; THAW only
-   * releases held requests to the flip's target. */
-  if (control_thaw (m->control) == -1) {
+  if (migration_ended (m))
+    return;
+  if (!r->ok) {
     progress_clear (&m->progress);
     log_warning ("the source was flipped, but THAW through the filter at %s failed: "
                  "%s; the filter releases held requests when this control "
-                 "connection closes", o->control_path, control_client_error (m->control));
+                 "connection closes", o->control_path, r->error);
   }
   m->cut.frozen = false;
   m->policy.throttle = 0;        /* the flip released it in the filter */
@@ -689,7 +823,7 @@ flip_succeeded (struct migration *m)
    * again (thaw, or the flip forward).  Without that figure (THAW failed),
    * our own from before FREEZE to now, which is longer. */
   uint64_t frozen_us;
-  if (control_last_reply_u64 (m->control, "frozen_us", &frozen_us) != 0)
+  if (!r->ok || control_reply_get_u64 (r->line, "frozen_us", &frozen_us) != 0)
     frozen_us = (now - m->cut.freeze_ns) / 1000;
   m->cut.downtime_ms = (frozen_us + 999) / 1000;
   if (m->cut.predicted_ns == CONVERGENCE_INFINITE)
@@ -703,6 +837,34 @@ flip_succeeded (struct migration *m)
                  frozen_us / 1000.0, o->max_downtime_ns / 1e6, m->cut.predicted_ns / 1e6);
   }
   cutover_send_outcome (m);
+  /* Interrupted while the flip was made: the source has flipped, so this
+   * ends the migration with the record left to a later run (exit 0). */
+  if (m->cut.interrupted_by != NULL) {
+    migration_fail (m, "interrupted by %s", m->cut.interrupted_by);
+    return;
+  }
+  /* The receiver was lost while the flip was made: connect again to
+   * record it (the HELLO_REPLY, prepared, sends OUTCOME). */
+  if (m->cut.receiver_lost_in_flip) {
+    m->cut.receiver_lost_in_flip = false;
+    m->receiver_lost (m, true, m->cut.lost_reason);
+  }
+}
+
+/* The flip happened: the destination is the guest's disk now.  Release
+ * what the gate holds (THAW, answered to flip_thawed). */
+static void
+flip_succeeded (struct migration *m)
+{
+  const struct sender_options *o = m->opts;
+
+  m->cut.flip_in_flight = false;
+  m->cut.flipped = true;
+  test_crash_point ("flipped");
+  progress_flip (&m->progress, o->flip == FLIP_FENCE ? "fence" : "forward");
+  /* The flip is final and the destination is authoritative now; THAW only
+   * releases held requests to the flip's target. */
+  control_channel_thaw (m->ctl, flip_thawed, m, m->ctl_epoch);
 }
 
 void

@@ -23,27 +23,31 @@
 #include "migration.h"
 #include "wire.h"
 
-/* A pass is durable and st is the filter's status after it: decide
- * (convergence.c) and act.  Returns true when another ordinary pass should
- * follow (after setting a throttle, perhaps); false when the cutover has
- * begun or the migration failed. */
-bool cutover_after_pass (struct migration *m, const struct control_status *st,
-                         uint64_t now, uint64_t pass_ns);
+/* A pass is durable and st is the filter's status after it (the pass's
+ * times in m->cur.durable_ns, durable_pass_ns): decide (convergence.c)
+ * and act: another pass (pass_next, after a THROTTLE perhaps), the
+ * cutover, or giving up.  Before a freeze, the flush probe's flush and a
+ * second STATUS on the control channel come first, and the decision is
+ * made again when it answers (PHASE_DECIDING throughout). */
+void cutover_after_pass (struct migration *m, const struct control_status *st);
 
 /* Set up the cutover's watchers on m->loop (once, before the first pass). */
 void cutover_init (struct migration *m);
-/* Freeze and start the final pass.  If sending it and making it durable
+/* FREEZE, RESUME (hot blocks) and SNAPSHOT, pipelined (PHASE_FREEZING);
+ * the final pass starts when SNAPSHOT answers.  If sending it and making it durable
  * runs past what --max-downtime leaves for COMMIT, FLIP and THAW, the
  * cutover is called off: the source is thawed, the pass finishes as an
  * ordinary one, and convergence decides again against half the budget. */
 void cutover_begin (struct migration *m);
-/* The final pass is durable: COMMIT (true), or, past the deadline, call
- * the cutover off and return false, so that the caller ends the pass as
- * an ordinary one.  True also after a failure. */
+/* The final pass is durable: STATUS to check the freeze is still held,
+ * then COMMIT when it answers (PHASE_CHECKING; true), or, past the
+ * deadline, call the cutover off and return false, so that the caller
+ * ends the pass as an ordinary one. */
 bool cutover_final_pass_durable (struct migration *m);
 /* COMMITTED arrived (the receiver holds the destination prepared):
- * confirm, check the freeze is still held, flip, thaw, then record the
- * outcome (cutover_send_outcome). */
+ * CONFIRM, then FLIP once every CONFIRM is answered, then THAW once FLIP
+ * is, then record the outcome (cutover_send_outcome), each step from the
+ * previous one's reply handler (PHASE_FLIPPING). */
 void cutover_on_committed (struct migration *m, const struct wire_msg *msg);
 /* The source has flipped for m->commit_seq: tell the receiver (OUTCOME
  * flipped) so that it records the destination final, and wait for its

@@ -48,11 +48,23 @@ migration_where (const struct migration *m, char *buf, size_t len)
     else
       snprintf (buf, len, "during pass %" PRIu32, m->cur.pass);
     break;
+  case PHASE_PREPARING:
+    snprintf (buf, len, "before pass %" PRIu32, m->cur.pass + 1);
+    break;
+  case PHASE_DECIDING:
+    snprintf (buf, len, "at the end of pass %" PRIu32, m->cur.pass);
+    break;
+  case PHASE_FREEZING: snprintf (buf, len, "while freezing the source"); break;
+  case PHASE_CHECKING:
+    snprintf (buf, len, "at the end of the final pass (%" PRIu32 ")", m->cur.pass);
+    break;
   case PHASE_COMMITTING: snprintf (buf, len, "while committing"); break;
+  case PHASE_FLIPPING: snprintf (buf, len, "while flipping the source"); break;
   case PHASE_RECORDING:
     snprintf (buf, len, "after the flip, while the receiver records it");
     break;
   case PHASE_DONE: snprintf (buf, len, "after the flip"); break;
+  case PHASE_FAILING:
   case PHASE_FAILED: snprintf (buf, len, "after a failure"); break;
   case PHASE_COUNT: assert (!"PHASE_COUNT is not a phase"); break;
   }
@@ -73,7 +85,14 @@ migration_set_phase (struct migration *m, enum migration_phase to)
 bool
 migration_ended (const struct migration *m)
 {
-  return phase_is_final (m->phase);
+  return phase_is_over (m->phase);
+}
+
+bool
+migration_reply_current (const struct migration *m, uint64_t tag,
+                         enum migration_phase want)
+{
+  return tag == m->ctl_epoch && m->phase == want;
 }
 
 static double
@@ -136,25 +155,33 @@ migration_send_sync (struct migration *m, bool ends_pass, bool commit)
   return seq;
 }
 
-int
+static void
+confirm_replied (void *opaque, uint64_t tag, const struct control_reply *r)
+{
+  struct migration *m = opaque;
+  char where[64];
+
+  /* A refused CONFIRM fails the migration whenever it comes: the filter
+   * would hand those blocks out again, and a flip needs them confirmed. */
+  if (!r->ok)
+    migration_fail (m, "cannot confirm durable data to the filter at %s %s: %s",
+                    m->opts->control_path, migration_where (m, where, sizeof where),
+                    r->error);
+}
+
+void
 migration_confirm_up_to (struct migration *m, uint64_t seq)
 {
-  size_t n = sync_ledger_count_up_to (&m->ledger, seq), done = 0;
-  int r = 0;
-  while (done < n) {
-    const struct pending_sync *s = &m->ledger.pending[done];
-    done++;
-    if (control_confirm_ranges (m->control, s->ranges.items, s->ranges.len) == -1) {
-      char where[64];
-      migration_fail (m, "cannot confirm durable data to the filter at %s %s: %s",
-                    m->opts->control_path, migration_where (m, where, sizeof where),
-                    control_client_error (m->control));
-      r = -1;
-      break;
-    }
+  size_t n = sync_ledger_count_up_to (&m->ledger, seq);
+
+  /* The ranges are copied into the requests: the ledger lets them go. */
+  for (size_t i = 0; i < n; i++) {
+    const struct pending_sync *s = &m->ledger.pending[i];
+    if (s->ranges.len > 0)
+      control_channel_confirm (m->ctl, s->ranges.items, s->ranges.len,
+                               confirm_replied, m, m->ctl_epoch);
   }
-  sync_ledger_retire (&m->ledger, done);
-  return r;
+  sync_ledger_retire (&m->ledger, n);
 }
 
 /* ---- the end ------------------------------------------------------- */
@@ -187,6 +214,10 @@ migration_finish (struct migration *m)
   reconnect_stop (&m->rc);
   /* A STATUS still in flight would keep the loop alive for nothing. */
   status_poller_close (m->poller);
+  /* Nothing the migration still asks the filter matters now; closing the
+   * owning connection is also what releases it in the filter. */
+  if (m->ctl != NULL)
+    control_channel_disconnect (m->ctl);
   m->poller = NULL;
   if (m->reader)
     source_reader_stop (m->reader);
@@ -202,7 +233,7 @@ migration_finish (struct migration *m)
 void
 migration_complete (struct migration *m, const char *recorded)
 {
-  if (m->phase == PHASE_DONE || m->phase == PHASE_FAILED)
+  if (migration_ended (m))
     return;
   assert (m->cut.flipped);
   migration_set_phase (m, PHASE_DONE);
@@ -227,27 +258,17 @@ flipped_but_unrecorded (struct migration *m, const char *msg)
   migration_complete (m, "prepared");
 }
 
-void
-migration_fail (struct migration *m, const char *fmt, ...)
+/* The failure path's requests have been answered (or have failed):
+ * report the failure with the state the source is left in, tell the
+ * receiver, and end. */
+static void
+failure_end (struct migration *m)
 {
-  char msg[1024], state[1024];
-  va_list ap;
-
-  if (m->phase == PHASE_DONE || m->phase == PHASE_FAILED)
-    return;
-
-  va_start (ap, fmt);
-  vsnprintf (msg, sizeof msg, fmt, ap);
-  va_end (ap);
-
-  if (m->cut.flipped) {
-    flipped_but_unrecorded (m, msg);
-    return;
-  }
-  migration_set_phase (m, PHASE_FAILED);
-  m->exit_code = 1;
-
+  struct failure_state *f = &m->fail;
+  char state[1024];
   const char *short_state = "thawed";
+  bool close_now = false;
+
   snprintf (state, sizeof state, m->cut.freeze_ns != 0
             ? "the source is thawed and remains authoritative"
             : "the source was never frozen and remains authoritative");
@@ -265,51 +286,41 @@ migration_fail (struct migration *m, const char *fmt, ...)
               m->opts->control_path);
     short_state = "unknown";
     m->exit_code = STM_SEND_EXIT_UNKNOWN;
-    control_client_close (m->control);
-    m->control = NULL;
+    close_now = true;
     m->cut.frozen = false;
   }
   else if (m->cut.frozen) {
-    if (m->control && !control_client_is_broken (m->control) &&
-        control_thaw (m->control) == 0)
-      m->cut.frozen = false;
-    else {
-      snprintf (state, sizeof state,
-                "THAW through the filter at %s failed (%s); the filter thaws the "
-                "source by itself when this control connection closes, which "
-                "happens now, and the source remains authoritative",
-                m->opts->control_path,
-                m->control ? control_client_error (m->control) : "no connection");
-      short_state = "thawing";
-      control_client_close (m->control);
-      m->control = NULL;
-    }
+    snprintf (state, sizeof state,
+              "THAW through the filter at %s failed (%s); the filter thaws the "
+              "source by itself when this control connection closes, which "
+              "happens now, and the source remains authoritative",
+              m->opts->control_path, f->thaw_error[0] ? f->thaw_error
+              : control_channel_broken_by (m->ctl));
+    short_state = "thawing";
+    close_now = true;
   }
-
   /* A throttle we set must not outlive the migration.  If the control
    * connection is gone, the filter released it when the connection
    * closed. */
-  if (m->policy.throttle != 0) {
-    if (m->control && !control_client_is_broken (m->control) &&
-        control_throttle (m->control, 0) == -1) {
-      size_t n = strlen (state);
+  if (f->throttle_asked) {
+    size_t n = strlen (state);
+    if (f->throttle_failed) {
       snprintf (state + n, sizeof state - n,
                 "; releasing the guest write throttle failed (%s), which the "
                 "filter does by itself when this control connection closes, "
-                "which happens now", control_client_error (m->control));
-      control_client_close (m->control);
-      m->control = NULL;
+                "which happens now", f->throttle_error);
+      close_now = true;
     }
-    else {
-      size_t n = strlen (state);
+    else
       snprintf (state + n, sizeof state - n, "; the guest write throttle is released");
-    }
-    m->policy.throttle = 0;
   }
+  if (close_now)
+    control_channel_disconnect (m->ctl);
 
+  migration_set_phase (m, PHASE_FAILED);
   progress_clear (&m->progress);
-  log_error ("%s; %s", msg, state);
-  progress_error (&m->progress, msg, short_state);
+  log_error ("%s; %s", f->msg, state);
+  progress_error (&m->progress, f->msg, short_state);
 
   /* Tell the receiver we give up, so it does not wait for more: first,
    * if it may hold a prepared commit and the source is known to be
@@ -320,10 +331,77 @@ migration_fail (struct migration *m, const char *fmt, ...)
       stm_conn_send (m->conn, frame,
                      wire_encode_outcome (frame, m->cut.commit_seq, WIRE_OUTCOME_THAWED),
                      NULL, 0);
-    stm_conn_send (m->conn, frame, wire_encode_abort (frame, WIRE_ERR_ABORTED, msg),
+    stm_conn_send (m->conn, frame, wire_encode_abort (frame, WIRE_ERR_ABORTED, f->msg),
                    NULL, 0);
   }
   migration_finish (m);
 }
 
+static void
+failure_thawed (void *opaque, uint64_t tag, const struct control_reply *r)
+{
+  struct migration *m = opaque;
 
+  if (r->ok)
+    m->cut.frozen = false;
+  else
+    snprintf (m->fail.thaw_error, sizeof m->fail.thaw_error, "%s", r->error);
+}
+
+static void
+failure_unthrottled (void *opaque, uint64_t tag, const struct control_reply *r)
+{
+  struct migration *m = opaque;
+
+  if (!r->ok && !r->broken) {
+    m->fail.throttle_failed = true;
+    snprintf (m->fail.throttle_error, sizeof m->fail.throttle_error, "%s", r->error);
+  }
+}
+
+static void
+failure_answered (void *opaque, uint64_t tag, const struct control_reply *r)
+{
+  failure_end (opaque);
+}
+
+void
+migration_fail (struct migration *m, const char *fmt, ...)
+{
+  va_list ap;
+
+  if (migration_ended (m))
+    return;
+
+  va_start (ap, fmt);
+  vsnprintf (m->fail.msg, sizeof m->fail.msg, fmt, ap);
+  va_end (ap);
+
+  if (m->cut.flipped) {
+    flipped_but_unrecorded (m, m->fail.msg);
+    return;
+  }
+  migration_set_phase (m, PHASE_FAILING);
+  m->exit_code = 1;
+  ev_timer_stop (m->loop, &m->overrun_timer);
+  ev_timer_stop (m->loop, &m->midpass_timer);
+
+  /* The source must not stay frozen or throttled: ask, and end only once
+   * the filter has answered (or the channel's timeout has broken it, and
+   * closing it thaws).  A call-off's THAW already in flight counts. */
+  if (!m->cut.flip_in_flight && !control_channel_is_broken (m->ctl)) {
+    if (m->cut.frozen && !m->cut.thaw_in_flight)
+      control_channel_thaw (m->ctl, failure_thawed, m, m->ctl_epoch);
+    if (m->policy.throttle != 0) {
+      m->fail.throttle_asked = true;
+      control_channel_throttle (m->ctl, 0, failure_unthrottled, m, m->ctl_epoch);
+    }
+  }
+  else if (m->policy.throttle != 0)
+    m->fail.throttle_asked = true;  /* released by the connection's close */
+  m->policy.throttle = 0;
+  if (control_channel_pending (m->ctl) > 0)
+    control_channel_barrier (m->ctl, failure_answered, m, m->ctl_epoch);
+  else
+    failure_end (m);
+}

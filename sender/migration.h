@@ -10,7 +10,10 @@
  *   pass.c       one pass: snapshot, read, send, SYNC; throttling during
  *                a pass;
  *   migration.c  phase changes (phase.h), messages, SYNC and CONFIRM (the
- *                sync ledger), the failure path and the ends.
+ *                sync ledger), the failure path and the ends;
+ * and below them all control_channel.c, the owning control connection on
+ * the loop: every request made while the loop runs goes through it
+ * (m->ctl), issued with a reply handler, tagged with m->ctl_epoch.
  */
 #ifndef STM_SENDER_MIGRATION_H
 #define STM_SENDER_MIGRATION_H
@@ -20,7 +23,9 @@
 
 #include <ev.h>
 
+#include "control_channel.h"
 #include "control_client.h"
+#include "control_proto.h"
 #include "convergence.h"
 #include "extents.h"
 #include "flush_probe.h"
@@ -84,6 +89,9 @@ struct pass_cursor {
   uint64_t pass_start_ns;
   bool output_blocked, rate_blocked;
   unsigned stale_reads;          /* reads of an abandoned pass still to come */
+  /* When the pass became durable, and how long it took: the decision,
+   * made once STATUS has answered, is on these. */
+  uint64_t durable_ns, durable_pass_ns;
 };
 
 /* What is measured: for progress, and what the downtime prediction and
@@ -113,6 +121,25 @@ struct measurements {
 struct cutover_state {
   bool frozen, flipped;
   bool flip_in_flight;           /* FLIP sent, its reply not yet read */
+  bool thaw_in_flight;           /* a call-off's THAW sent, not yet answered */
+  /* The receiver was lost while FLIP was being made: taken up once the
+   * flip's outcome is known (reason says why it was lost). */
+  bool receiver_lost_in_flip;
+  char lost_reason[512];
+  /* A signal that came while FLIP was being made ("SIGINT"), taken up
+   * once the flip's outcome is known; NULL for none. */
+  const char *interrupted_by;
+  /* The flip's kind ("fence", "forward") and why it failed, for the
+   * messages made after the STATUS that follows a failed FLIP. */
+  const char *flip_how;
+  char flip_why[512];
+  char flip_uri[CONTROL_MAX_URI]; /* FLIP forward's, made at COMMITTED */
+  /* The decision being carried out, between its STATUS re-check's
+   * request and reply (cutover.c). */
+  struct convergence_input decide_in;
+  struct convergence_result decide_res;
+  /* A call-off's event, filled in when its THAW is answered. */
+  struct progress_overrun overrun;
   /* The seq of the COMMIT the receiver holds prepared (sent by this
    * process, or reported by HELLO_REPLY prepared); 0 = none.  OUTCOME
    * names it. */
@@ -137,11 +164,32 @@ struct cutover_state {
   uint64_t downtime_ms;
 };
 
+/* The failure path, between deciding to fail and the replies to THAW
+ * and THROTTLE 0 (migration.c). */
+struct failure_state {
+  char msg[1024];
+  bool thaw_failed, throttle_asked, throttle_failed;
+  char thaw_error[512], throttle_error[512];
+};
+
+/* What a HELLO_REPLY started, for the events sent once the filter has
+ * answered RESET or RESUME (run.c). */
+struct hello_state {
+  const char *mode;              /* "new", "resume" */
+  uint64_t durable_seq, confirmed;
+};
+
 struct migration {
   const struct sender_options *opts;
   struct ev_loop *loop;
   struct source_reader *reader;
+  /* Start-up only: the blocking client, whose socket then becomes ctl's. */
   struct control_client *control;
+  /* The owning control connection while the loop runs (control_channel.h). */
+  struct control_channel *ctl;
+  /* Replies tagged with an earlier epoch are stale: pass_abandon moves it
+   * on when the receiver is lost. */
+  uint64_t ctl_epoch;
   struct status_poller *poller;  /* STATUS without blocking (pass.c); NULL
                                     if it could not connect */
   struct tls_creds *creds;
@@ -175,6 +223,8 @@ struct migration {
   ev_timer midpass_timer;        /* early looks at the dirty set (pass.c) */
 
   int exit_code;
+  struct failure_state fail;
+  struct hello_state hello;
 
   /* Losing the receiver and getting it back (reconnect.h), and what the
    * migration does when the receiver is lost (run.c sets it: migration.c
@@ -192,8 +242,12 @@ struct migration {
 
 /* Move to phase to; asserts that the transition is legal (phase.h). */
 void migration_set_phase (struct migration *m, enum migration_phase to);
-/* Has the migration ended (DONE or FAILED)? */
+/* Has the migration ended, or is it ending (DONE, FAILING, FAILED)? */
 bool migration_ended (const struct migration *m);
+/* Is the reply to a request tagged tag, made in phase want, still
+ * wanted?  False once the migration moved on (phase.h). */
+bool migration_reply_current (const struct migration *m, uint64_t tag,
+                              enum migration_phase want);
 
 /* Queue one message to the receiver, with payload after its frame (NULL,
  * 0 for none).  A connection that is gone or refuses the bytes means the
@@ -205,19 +259,21 @@ int migration_send_msg (struct migration *m, const uint8_t *frame, size_t len);
 /* Queue a SYNC (or COMMIT when commit is set) covering every range sent so
  * far; returns its seq or 0 on failure (already reported). */
 uint64_t migration_send_sync (struct migration *m, bool ends_pass, bool commit);
-/* Send CONFIRM for every pending sync with seq <= seq; -1 on failure
- * (reported). */
-int migration_confirm_up_to (struct migration *m, uint64_t seq);
+/* Send CONFIRM for every pending sync with seq <= seq, on the control
+ * channel; a refusal fails the migration when its reply comes.  Requests
+ * issued after it are answered after it. */
+void migration_confirm_up_to (struct migration *m, uint64_t seq);
 /* Where the migration is, for messages: "during pass 2". */
 const char *migration_where (const struct migration *m, char *buf, size_t len);
 /* The numbers of the current pass, for progress events. */
 void migration_sample (const struct migration *m, struct progress_sample *s,
                        uint64_t now);
 
-/* Give up without a flip: report the failure once with the source's
- * state, thaw if frozen, release a throttle we set, tell the receiver
- * (OUTCOME thawed after a COMMIT, then ABORT), and end the loop with exit
- * status 1, or STM_SEND_EXIT_UNKNOWN when a FLIP's outcome could not be
+/* Give up without a flip: thaw if frozen and release a throttle we set
+ * (PHASE_FAILING until the filter has answered, within the channel's
+ * timeout), then report the failure once with the source's state, tell
+ * the receiver (OUTCOME thawed after a COMMIT, then ABORT), and end the
+ * loop with exit status 1, or STM_SEND_EXIT_UNKNOWN when a FLIP's outcome could not be
  * learned.  After the source has flipped, a failure only means the
  * receiver's record could not be completed: it is reported and the
  * migration completes ("prepared").  Does nothing if it already ended. */

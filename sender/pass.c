@@ -35,6 +35,18 @@
 
 /* ---- what the convergence policy does during a pass ----------------- */
 
+void
+pass_throttle_replied (void *opaque, uint64_t tag, const struct control_reply *r)
+{
+  struct migration *m = opaque;
+
+  /* The throttle is reported when asked for; a refusal ends the
+   * migration whenever it comes (the failure path releases it). */
+  if (!r->ok)
+    migration_fail (m, "cannot throttle guest writes through the filter at %s: %s",
+                    m->opts->control_path, r->error);
+}
+
 /* During an ordinary pass, with the filter's status st from the periodic
  * tick or the mid-pass timer: set the guest throttle at once if the
  * policy would set it at the end of this pass anyway
@@ -60,11 +72,7 @@ throttle_during_pass (struct migration *m, const struct control_status *st)
   uint64_t rate = convergence_midpass_throttle (&in, throughput, &m->policy);
   if (rate == 0)
     return 0;
-  if (control_throttle (m->control, rate) == -1) {
-    migration_fail (m, "cannot throttle guest writes through the filter at %s: %s",
-                  m->opts->control_path, control_client_error (m->control));
-    return -1;
-  }
+  control_channel_throttle (m->ctl, rate, pass_throttle_replied, m, m->ctl_epoch);
   progress_throttle (&m->progress, rate, st->dirty_bytes, throughput);
   return 0;
 }
@@ -215,21 +223,36 @@ pass_begin (struct migration *m, bool final)
   pass_pump (m);
 }
 
-/* Start the next ordinary pass: SNAPSHOT, then read. */
-void
-pass_next (struct migration *m)
+static void
+snapshot_replied (void *opaque, uint64_t tag, const struct control_reply *r)
 {
-  uint64_t generation;
-  if (control_snapshot (m->control, &m->cur.extents, &generation) == -1) {
+  struct migration *m = opaque;
+  struct extent_list taken;
+
+  if (!migration_reply_current (m, tag, PHASE_PREPARING))
+    return;
+  if (!r->ok) {
     migration_fail (m, "cannot take a snapshot of the dirty blocks from the filter "
-                  "at %s before pass %" PRIu32 ": %s",
-                  m->opts->control_path, m->cur.pass + 1, control_client_error (m->control));
+                    "at %s before pass %" PRIu32 ": %s",
+                    m->opts->control_path, m->cur.pass + 1, r->error);
     return;
   }
+  taken = *r->extents;
+  *r->extents = m->cur.extents;
+  m->cur.extents = taken;
   /* Hot blocks wait for the final pass (cutover.c). */
   if (defer_hot_blocks (m) == -1)
     return;
   pass_begin (m, false);
+}
+
+/* Start the next ordinary pass: SNAPSHOT, then read when it answers. */
+void
+pass_next (struct migration *m)
+{
+  if (m->phase != PHASE_PREPARING)
+    migration_set_phase (m, PHASE_PREPARING);
+  control_channel_snapshot (m->ctl, snapshot_replied, m, m->ctl_epoch);
 }
 
 /* Where the read starting at start (within the extent at ext_index)
@@ -490,6 +513,8 @@ pass_init (struct migration *m)
 void
 pass_abandon (struct migration *m)
 {
+  /* Replies to what was asked before are stale now (phase.h). */
+  m->ctl_epoch++;
   m->cur.stale_reads = m->reader ? source_reader_in_flight (m->reader) : 0;
   m->cur.final_pass = false;
   m->cur.all_issued = true;

@@ -22,8 +22,15 @@ void pass_init (struct migration *m);
  * and send.  final: the cutover's pass, with the source frozen. */
 void pass_begin (struct migration *m, bool final);
 
-/* Start the next ordinary pass: SNAPSHOT, hot blocks left out, then read. */
+/* Start the next ordinary pass: SNAPSHOT on the control channel
+ * (PHASE_PREPARING); when it answers, hot blocks left out, then read.
+ * Requests issued before it (a THROTTLE, RESUME) are answered first. */
 void pass_next (struct migration *m);
+
+/* The reply handler of a THROTTLE set by the convergence policy (here or
+ * in cutover.c): a refusal fails the migration. */
+void pass_throttle_replied (void *opaque, uint64_t tag,
+                            const struct control_reply *r);
 
 /* Issue reads while there is room in every window; at the end of the
  * pass, PASS_END and its SYNC. */
@@ -45,5 +52,7 @@ void pass_on_status (void *opaque, const struct control_status *st, uint64_t rtt
  * order before any later read, so the next stale_reads deliveries are
  * dropped. */
 void pass_abandon (struct migration *m);
+/* It also moves m->ctl_epoch on: control replies to requests made before
+ * are stale. */
 
 #endif /* STM_SENDER_PASS_H */

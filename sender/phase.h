@@ -2,24 +2,41 @@
 /* stm-send: the phases of a migration and the transitions between them,
  * written down as data.
  *
- *   CONNECTING --ready--> HELLO --resume/new--> PASS <--------------+
- *        ^                  |                   | all sent          |
- *        |                  | flipped already   v                   |
- *   RECONNECTING <--lost--  |                PASS_SYNC --durable----+
- *        (from any live     |                   | final pass durable
- *         phase)            v                   v
- *                       RECORDING <--flip-- COMMITTING
+ *   CONNECTING --ready--> HELLO --resume/new--> PREPARING <------------+
+ *        ^                  |                   | SNAPSHOT's reply     |
+ *        |                  | flipped already   v                     |
+ *   RECONNECTING <--lost--  |                  PASS <-------------+    |
+ *        (from any live     |                   | all sent        |    |
+ *         phase)            |                   v                 |    |
+ *                           |                PASS_SYNC -durable-> DECIDING
+ *                           |                   |             (STATUS; the
+ *                           |   final pass durable          decision) |
+ *                           |                   v                 FREEZING
+ *                           |                CHECKING           (FREEZE,
+ *                           |             (STATUS: still frozen?) SNAPSHOT)
+ *                           |                   v                     |
+ *                           |                COMMITTING     final pass: PASS
+ *                           |                   | COMMITTED
+ *                           v                   v
+ *                       RECORDING <--flip-- FLIPPING (CONFIRM, FLIP, THAW)
  *                           |
  *                           v
- *                          DONE            FAILED (from any live phase)
+ *                          DONE       FAILING --> FAILED (from any live phase;
+ *                                     FAILING while THAW and THROTTLE 0 are
+ *                                     answered)
+ *
+ * PREPARING, DECIDING, FREEZING, CHECKING, FLIPPING and FAILING are the
+ * waits for the filter's replies on the control channel
+ * (control_channel.h): a reply is acted on only in the phase that asked
+ * for it, so one that comes after the migration moved on (the receiver
+ * was lost meanwhile, say) is recognised as stale.
  *
  * A migration changes phase only through migration_set_phase, which
  * asserts that the transition is one of these; docs/architecture.md draws
  * the same picture.  Whether a flip has happened, and whether the source
  * is frozen, are not phases: they are facts about the source that the
- * cutover state records (a freeze spans PASS, PASS_SYNC and COMMITTING;
- * a migration that finds its source already flipped goes from HELLO to
- * RECORDING).
+ * cutover state records (a freeze spans FREEZING to FLIPPING; a migration
+ * that finds its source already flipped goes from HELLO to RECORDING).
  */
 #ifndef STM_SENDER_PHASE_H
 #define STM_SENDER_PHASE_H
@@ -30,13 +47,24 @@ enum migration_phase {
   PHASE_RECONNECTING,  /* lost the receiver: waiting to connect again */
   PHASE_CONNECTING,    /* waiting for the transport to be ready */
   PHASE_HELLO,         /* HELLO sent, waiting for HELLO_REPLY */
+  PHASE_PREPARING,     /* RESET or RESUME, and SNAPSHOT, sent: waiting for
+                          their replies to start a pass */
   PHASE_PASS,          /* reading and sending a pass */
   PHASE_PASS_SYNC,     /* pass sent, waiting for its DURABLE */
-  PHASE_COMMITTING,    /* final pass durable, COMMIT sent, waiting for COMMITTED */
+  PHASE_DECIDING,      /* pass durable, STATUS sent: waiting for it to
+                          decide (convergence.c) */
+  PHASE_FREEZING,      /* FREEZE and the final SNAPSHOT sent: waiting for
+                          their replies */
+  PHASE_CHECKING,      /* final pass durable, STATUS sent: is the freeze
+                          still held? */
+  PHASE_COMMITTING,    /* COMMIT sent, waiting for COMMITTED */
+  PHASE_FLIPPING,      /* COMMITTED: CONFIRM, FLIP, THAW sent in turn */
   PHASE_RECORDING,     /* flipped and thawed; OUTCOME sent, waiting for the
                           receiver's RECORDED (final) */
   PHASE_DONE,          /* flipped, thawed and recorded final (or given up
                           recording it) */
+  PHASE_FAILING,       /* given up: THAW and THROTTLE 0 sent, waiting for
+                          their replies before the end */
   PHASE_FAILED,        /* ended without a flip (or not knowing whether one
                           happened) */
   PHASE_COUNT
@@ -50,5 +78,9 @@ bool phase_is_final (enum migration_phase p);
 
 /* "PASS_SYNC", for messages and assertions. */
 const char *phase_name (enum migration_phase p);
+
+/* Has the migration ended or is it ending (DONE, FAILING, FAILED)?
+ * Nothing but the failure path's own replies is acted on then. */
+bool phase_is_over (enum migration_phase p);
 
 #endif /* STM_SENDER_PHASE_H */

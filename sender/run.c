@@ -50,15 +50,42 @@ static void refuse_source_state (struct migration *m, const char *state,
 
 /* ---- losing the receiver -------------------------------------------- */
 
+/* THAW or THROTTLE 0 after a lost receiver answered: the source is no
+ * longer held or slowed, or, if the filter refused, the migration fails
+ * (the failure path closes the connection, which does both) with the
+ * loss as its reason alone, since migration_fail says in what state the
+ * source is left and naming this failure as well would report it twice. */
+static void
+lost_thawed (void *opaque, uint64_t tag, const struct control_reply *r)
+{
+  struct migration *m = opaque;
+
+  m->cut.thaw_in_flight = false;
+  if (r->ok) {
+    m->cut.frozen = false;
+    return;
+  }
+  snprintf (m->fail.thaw_error, sizeof m->fail.thaw_error, "%s", r->error);
+  migration_fail (m, "%s", m->rc.first_reason);
+}
+
+static void
+lost_unthrottled (void *opaque, uint64_t tag, const struct control_reply *r)
+{
+  struct migration *m = opaque;
+
+  if (!r->ok)
+    migration_fail (m, "%s", m->rc.first_reason);
+}
+
 /* The receiver connection is gone (already closed, m->conn NULL) or must
  * be given up (it is closed here).  When the loss is transient and
  * retrying is allowed, the guest is never held or slowed while we wait:
- * thaw if frozen, release a throttle, abandon the pass in progress, and
- * let the reconnect object try again; otherwise fail.  If THAW (or the
- * throttle's release) fails we fail with the original reason alone:
- * migration_fail thaws (or closes the control connection, which thaws)
- * and says in what state the source is left, so naming that failure here
- * as well would report it twice. */
+ * thaw if frozen, release a throttle (their replies come to lost_thawed
+ * and lost_unthrottled, before any request of the next connection's),
+ * abandon the pass in progress, and let the reconnect object try again;
+ * otherwise fail.  While FLIP is being made, the loss waits for its
+ * outcome (cutover.c takes it up): the flip is not to be interrupted. */
 static void
 receiver_lost_msg (struct migration *m, bool transient, const char *msg)
 {
@@ -79,26 +106,27 @@ receiver_lost_msg (struct migration *m, bool transient, const char *msg)
     m->conn = NULL;
     stm_conn_close (conn);
   }
-  if (m->cut.frozen) {
-    if (control_thaw (m->control) == -1) {
-      migration_fail (m, "%s", msg);
-      return;
-    }
-    m->cut.frozen = false;
-    ev_timer_stop (m->loop, &m->overrun_timer);
+  if (m->phase == PHASE_FLIPPING) {
+    if (!m->cut.receiver_lost_in_flip)
+      snprintf (m->cut.lost_reason, sizeof m->cut.lost_reason, "%s", msg);
+    m->cut.receiver_lost_in_flip = true;
+    return;
   }
+  if (m->cut.frozen && !m->cut.thaw_in_flight) {
+    m->cut.thaw_in_flight = true;
+    control_channel_thaw (m->ctl, lost_thawed, m, m->ctl_epoch);
+  }
+  ev_timer_stop (m->loop, &m->overrun_timer);
   /* Convergence starts over after the reconnect. */
   if (m->policy.throttle != 0) {
-    if (control_throttle (m->control, 0) == -1) {
-      migration_fail (m, "%s", msg);
-      return;
-    }
+    control_channel_throttle (m->ctl, 0, lost_unthrottled, m, m->ctl_epoch);
     m->policy.throttle = 0;
     m->policy.best_dirty = UINT64_MAX;
     m->policy.stalled = 0;
   }
   pass_abandon (m);
   migration_set_phase (m, PHASE_RECONNECTING);
+  /* This also names the loss (first_reason) for the replies above. */
   reconnect_lost (&m->rc, msg);
 }
 
@@ -181,8 +209,7 @@ on_durable (struct migration *m, uint64_t seq)
       pass_end = true;
       sent_ns = m->ledger.pending[i].sent_ns;
     }
-  if (migration_confirm_up_to (m, seq) == -1)
-    return;
+  migration_confirm_up_to (m, seq);
   if (pass_end && m->phase == PHASE_PASS_SYNC) {
     /* The final pass goes on to COMMIT, unless the cutover is called off
      * (too late), which leaves an ordinary pass end. */
@@ -190,6 +217,26 @@ on_durable (struct migration *m, uint64_t seq)
       return;
     pass_durable (m, sent_ns);
   }
+}
+
+/* STATUS after a durable pass answered (after the pass's CONFIRMs,
+ * which went out before it): decide and act (cutover.c). */
+static void
+pass_status_replied (void *opaque, uint64_t tag, const struct control_reply *r)
+{
+  struct migration *m = opaque;
+
+  if (!migration_reply_current (m, tag, PHASE_DECIDING))
+    return;
+  m->meas.control_rtt_ns = r->rtt_ns;
+  if (!r->ok) {
+    migration_fail (m, "cannot read the status of the filter at %s after pass %"
+                    PRIu32 ": %s", m->opts->control_path, m->cur.pass, r->error);
+    return;
+  }
+  m->meas.dirty_bytes = r->status->dirty_bytes;
+  /* convergence.c decides; cutover.c acts (throttle, freeze, give up). */
+  cutover_after_pass (m, r->status);
 }
 
 static void
@@ -205,22 +252,10 @@ pass_durable (struct migration *m, uint64_t sync_sent_ns)
     m->meas.last_pass_ns = pass_ns;
     convergence_rate_add (&m->meas.pass_rates, m->cur.pass_bytes, pass_ns);
   }
-
-  struct control_status st;
-  uint64_t status_start = time_monotonic_ns ();
-  int status_r = control_status (m->control, &st);
-  m->meas.control_rtt_ns = time_monotonic_ns () - status_start;
-  if (status_r == -1) {
-    migration_fail (m, "cannot read the status of the filter at %s after pass %"
-                  PRIu32 ": %s",
-                  m->opts->control_path, m->cur.pass, control_client_error (m->control));
-    return;
-  }
-  m->meas.dirty_bytes = st.dirty_bytes;
-
-  /* convergence.c decides; cutover.c acts (throttle, freeze, give up). */
-  if (cutover_after_pass (m, &st, now, pass_ns))
-    pass_next (m);
+  m->cur.durable_ns = now;
+  m->cur.durable_pass_ns = pass_ns;
+  migration_set_phase (m, PHASE_DECIDING);
+  control_channel_status (m->ctl, pass_status_replied, m, m->ctl_epoch);
 }
 
 static void
@@ -293,12 +328,58 @@ on_hello_reply_flipped (struct migration *m, const struct wire_hello_reply *r)
   }
 }
 
+/* RESET or RESUME answered: the filter's tracking is ready for this
+ * migration; report the start (or the resumption) and take the first
+ * pass's SNAPSHOT. */
+static void
+hello_prepared (void *opaque, uint64_t tag, const struct control_reply *r)
+{
+  struct migration *m = opaque;
+
+  if (!migration_reply_current (m, tag, PHASE_PREPARING))
+    return;
+  if (!r->ok) {
+    migration_fail (m, "cannot prepare the filter at %s for a %s migration: %s",
+                    m->opts->control_path, m->hello.mode, r->error);
+    return;
+  }
+  if (!m->started)
+    progress_start (&m->progress, m->opts->source_uri, m->opts->dest, m->size,
+                    m->block, m->migration_id_hex, m->hello.mode);
+  else
+    progress_resumed (&m->progress, m->opts->dest, m->hello.mode,
+                      m->hello.durable_seq, m->hello.confirmed);
+  m->started = true;
+  /* RESUME and RESET both made every unconfirmed block dirty, deferred hot
+   * blocks included: none is deferred any more. */
+  hot_blocks_forget_deferred (&m->hot);
+  reconnect_done (&m->rc);
+  pass_next (m);
+}
+
+/* RESUME answered.  ESTALE: another migration reset the source's
+ * tracking since this one's last run, and may have confirmed blocks to
+ * its own destination: none of that counts here.  Copy everything again
+ * (RESET); the receiver's data and durable position stay valid, the
+ * passes overwrite it. */
+static void
+hello_resumed (void *opaque, uint64_t tag, const struct control_reply *r)
+{
+  struct migration *m = opaque;
+
+  if (!migration_reply_current (m, tag, PHASE_PREPARING))
+    return;
+  if (!r->ok && r->err == ESTALE) {
+    log_warning ("%s; so every block is copied again to %s", r->error, m->opts->dest);
+    control_channel_reset (m->ctl, m->migration_id_hex, hello_prepared, m, tag);
+    return;
+  }
+  hello_prepared (opaque, tag, r);
+}
+
 static void
 on_hello_reply (struct migration *m, const struct wire_hello_reply *r)
 {
-  const char *mode;
-  uint64_t confirmed = 0;
-  int ret;
   if (m->cut.flipped) {
     on_hello_reply_flipped (m, r);
     return;
@@ -310,6 +391,12 @@ on_hello_reply (struct migration *m, const struct wire_hello_reply *r)
                   m->migration_id_hex, m->opts->control_path);
     return;
   }
+  if (r->mode != WIRE_MODE_NEW && r->mode != WIRE_MODE_RESUME &&
+      r->mode != WIRE_MODE_PREPARED) {
+    migration_fail (m, "the receiver at %s answered HELLO with an unknown mode %" PRIu32,
+                  m->opts->dest, r->mode);
+    return;
+  }
   if (r->mode == WIRE_MODE_PREPARED) {
     /* The receiver holds a commit of this migration, but the source is
      * tracking (never flipped, or thawed since): that copy is superseded,
@@ -318,61 +405,32 @@ on_hello_reply (struct migration *m, const struct wire_hello_reply *r)
     uint8_t frame[WIRE_ENCODE_MAX];
     migration_send_msg (m, frame, wire_encode_outcome (frame, r->durable_seq, WIRE_OUTCOME_THAWED));
   }
+  migration_set_phase (m, PHASE_PREPARING);
+  m->hello.durable_seq = r->durable_seq;
+  m->hello.confirmed = 0;
   if (r->mode == WIRE_MODE_NEW) {
-    mode = "new";
+    m->hello.mode = "new";
     sync_ledger_drop_pending (&m->ledger);
-    ret = control_reset (m->control, m->migration_id_hex);
-  }
-  else if (r->mode == WIRE_MODE_RESUME || r->mode == WIRE_MODE_PREPARED) {
-    mode = "resume";
-    /* SYNCs sent on a lost connection that the receiver did make durable
-     * (only their DURABLE reply was lost): confirm them now, before RESUME
-     * turns every unconfirmed block dirty again, so they are not resent.
-     * A durable position beyond what this process sent belongs to an
-     * earlier sender, and covers none of our SYNCs. */
-    if (r->durable_seq <= m->ledger.last_seq) {
-      confirmed = sync_ledger_bytes_of_first (&m->ledger,
-                                              sync_ledger_count_up_to (&m->ledger,
-                                                                       r->durable_seq));
-      if (migration_confirm_up_to (m, r->durable_seq) == -1)
-        return;
-    }
-    sync_ledger_drop_pending (&m->ledger);
-    ret = control_resume (m->control, m->migration_id_hex);
-    if (ret == -1 && errno == ESTALE) {
-      /* Another migration reset the source's tracking since this one's
-       * last run, and may have confirmed blocks to its own destination:
-       * none of that counts here.  Copy everything again; the receiver's
-       * data and durable position stay valid, the passes overwrite it. */
-      log_warning ("%s; so every block is copied again to %s",
-                   control_client_error (m->control), m->opts->dest);
-      ret = control_reset (m->control, m->migration_id_hex);
-    }
-    /* Our SYNC numbers continue after what the receiver holds, and never
-     * go back (a number is never reused for other data). */
-    sync_ledger_resume_from (&m->ledger, r->durable_seq);
-  }
-  else {
-    migration_fail (m, "the receiver at %s answered HELLO with an unknown mode %" PRIu32,
-                  m->opts->dest, r->mode);
+    control_channel_reset (m->ctl, m->migration_id_hex, hello_prepared, m, m->ctl_epoch);
     return;
   }
-  if (ret == -1) {
-    migration_fail (m, "cannot prepare the filter at %s for a %s migration: %s",
-                  m->opts->control_path, mode, control_client_error (m->control));
-    return;
+  m->hello.mode = "resume";
+  /* SYNCs sent on a lost connection that the receiver did make durable
+   * (only their DURABLE reply was lost): confirm them now, before RESUME
+   * turns every unconfirmed block dirty again, so they are not resent
+   * (the filter answers the CONFIRMs first).  A durable position beyond
+   * what this process sent belongs to an earlier sender, and covers none
+   * of our SYNCs. */
+  if (r->durable_seq <= m->ledger.last_seq) {
+    m->hello.confirmed = sync_ledger_bytes_of_first (
+      &m->ledger, sync_ledger_count_up_to (&m->ledger, r->durable_seq));
+    migration_confirm_up_to (m, r->durable_seq);
   }
-  if (!m->started)
-    progress_start (&m->progress, m->opts->source_uri, m->opts->dest, m->size,
-                    m->block, m->migration_id_hex, mode);
-  else
-    progress_resumed (&m->progress, m->opts->dest, mode, r->durable_seq, confirmed);
-  m->started = true;
-  /* RESUME and RESET both made every unconfirmed block dirty, deferred hot
-   * blocks included: none is deferred any more. */
-  hot_blocks_forget_deferred (&m->hot);
-  reconnect_done (&m->rc);
-  pass_next (m);
+  sync_ledger_drop_pending (&m->ledger);
+  control_channel_resume (m->ctl, m->migration_id_hex, hello_resumed, m, m->ctl_epoch);
+  /* Our SYNC numbers continue after what the receiver holds, and never
+   * go back (a number is never reused for other data). */
+  sync_ledger_resume_from (&m->ledger, r->durable_seq);
 }
 
 static void
@@ -390,7 +448,10 @@ on_message (struct stm_conn *conn, const struct wire_msg *msg, void *opaque)
     on_hello_reply (m, &msg->u.hello_reply);
     return;
   case WIRE_DURABLE:
-    if (m->phase < PHASE_PASS)
+    /* Only SYNCs of this connection are answered, and none goes out
+     * before HELLO_REPLY. */
+    if (m->phase == PHASE_CONNECTING || m->phase == PHASE_HELLO ||
+        m->phase == PHASE_RECONNECTING)
       break;
     on_durable (m, msg->u.sync.seq);
     return;
@@ -489,7 +550,10 @@ tick_cb (struct ev_loop *loop, ev_timer *w, int revents)
     return;
   /* A --rate wait is our own doing, not a stall; a hung receiver is
    * given up like a lost one, and connected to again. */
+  /* Nor is waiting for the filter: its requests have their own
+   * timeouts (control_channel.h). */
   if (!m->cur.rate_blocked && m->phase != PHASE_RECONNECTING &&
+      control_channel_pending (m->ctl) == 0 &&
       now - m->meas.last_activity_ns > (uint64_t) MIGRATION_STALL_TIMEOUT_S * NS_PER_S) {
     char where[64];
     /* As in on_close: before the migration has started, a receiver that
@@ -504,9 +568,7 @@ tick_cb (struct ev_loop *loop, ev_timer *w, int revents)
    * wait), tell the receiver we are alive: it closes a sender that stays
    * silent for a minute. */
   if (m->conn && stm_conn_output_pending (m->conn) == 0 &&
-      (m->phase == PHASE_HELLO || m->phase == PHASE_PASS ||
-       m->phase == PHASE_PASS_SYNC || m->phase == PHASE_COMMITTING ||
-       m->phase == PHASE_RECORDING)) {
+      m->phase != PHASE_CONNECTING && m->phase != PHASE_RECONNECTING) {
     uint8_t frame[WIRE_ENCODE_MAX];
     (void) stm_conn_send (m->conn, frame, wire_encode_keepalive (frame), NULL, 0);
   }
@@ -526,7 +588,15 @@ static void
 signal_cb (struct ev_loop *loop, ev_signal *w, int revents)
 {
   struct migration *m = w->data;
-  migration_fail (m, "interrupted by %s", w->signum == SIGINT ? "SIGINT" : "SIGTERM");
+  const char *name = w->signum == SIGINT ? "SIGINT" : "SIGTERM";
+
+  /* FLIP is not interrupted: whether it happened would be unknown.  The
+   * signal is taken up once its outcome is known (cutover.c). */
+  if (m->phase == PHASE_FLIPPING) {
+    m->cut.interrupted_by = name;
+    return;
+  }
+  migration_fail (m, "interrupted by %s", name);
 }
 
 static void
@@ -563,6 +633,27 @@ refuse_source_state (struct migration *m, const char *state, const char *fmt, ..
   va_end (ap);
   log_error ("%s", msg);
   progress_error (&m->progress, msg, state);
+}
+
+/* From here on the loop runs: the start-up connection, which the filter
+ * knows as the migration's owner, becomes the asynchronous channel. */
+static int
+hand_over_control (struct migration *m)
+{
+  int cfd = control_client_release_fd (m->control);
+  if (cfd == -1 ||
+      (m->ctl = control_channel_new (m->loop, cfd, MIGRATION_CONTROL_TIMEOUT_MS,
+                                     control_client_slow_timeout_ms (m->control))) == NULL) {
+    if (cfd >= 0)
+      close (cfd);
+    setup_error (m, "cannot hand the control connection to %s over to the event "
+                 "loop: %s", m->opts->control_path, cfd == -1 ? "it is out of step"
+                 : "out of memory");
+    return -1;
+  }
+  control_client_close (m->control);
+  m->control = NULL;
+  return 0;
 }
 
 static int
@@ -663,6 +754,9 @@ connect_everything (struct migration *m)
    * the filter is still entitled to be working on. */
   control_client_set_freeze_timeout (m->control, st.freeze_timeout_ms);
 
+  if (hand_over_control (m) == -1)
+    return -1;
+
   /* These report their own errors, naming the file or host:port. */
   m->creds = tls_creds_load (&o->tls, false);
   if (m->creds == NULL) {
@@ -758,9 +852,12 @@ migration_run (const struct sender_options *opts)
      * transport has flushed and closed. */
     ev_run (m->loop, 0);
 
-    if (!migration_ended (m))
-      /* Cannot happen: every path ends in success or cutover_fail. */
+    if (!migration_ended (m)) {
+      /* Cannot happen: every path ends in success or migration_fail.
+       * The failure path's THAW needs the loop to be answered. */
       migration_fail (m, "internal error: the event loop ended early");
+      ev_run (m->loop, 0);
+    }
   }
 
   int status = m->exit_code;
@@ -774,6 +871,7 @@ migration_run (const struct sender_options *opts)
   /* Closing the control connection also releases ownership in the filter
    * (and thaws it if a freeze were somehow still held). */
   status_poller_close (m->poller);
+  control_channel_free (m->ctl);
   control_client_close (m->control);
   if (m->creds)
     tls_creds_free (m->creds);

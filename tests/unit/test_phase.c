@@ -28,15 +28,28 @@ test_paths (void **state)
 {
   /* A migration with two passes and a cutover. */
   static const enum migration_phase ok[] = {
-    PHASE_CONNECTING, PHASE_HELLO, PHASE_PASS, PHASE_PASS_SYNC, PHASE_PASS,
-    PHASE_PASS_SYNC, PHASE_COMMITTING, PHASE_RECORDING, PHASE_DONE,
+    PHASE_CONNECTING, PHASE_HELLO, PHASE_PREPARING, PHASE_PASS, PHASE_PASS_SYNC,
+    PHASE_DECIDING, PHASE_PREPARING, PHASE_PASS, PHASE_PASS_SYNC, PHASE_DECIDING,
+    PHASE_FREEZING, PHASE_PASS, PHASE_PASS_SYNC, PHASE_CHECKING, PHASE_COMMITTING,
+    PHASE_FLIPPING, PHASE_RECORDING, PHASE_DONE,
+  };
+  /* A cutover called off: the final pass ends as an ordinary one. */
+  static const enum migration_phase overrun[] = {
+    PHASE_DECIDING, PHASE_FREEZING, PHASE_PASS, PHASE_PASS_SYNC, PHASE_DECIDING,
+    PHASE_PREPARING,
+  };
+  /* Failing waits for THAW's reply, from any wait for the filter. */
+  static const enum migration_phase failing[] = {
+    PHASE_FREEZING, PHASE_FAILING, PHASE_FAILED,
   };
   /* The receiver lost during the final pass and after the flip. */
   static const enum migration_phase lost[] = {
-    PHASE_CONNECTING, PHASE_HELLO, PHASE_PASS, PHASE_RECONNECTING,
-    PHASE_CONNECTING, PHASE_HELLO, PHASE_PASS, PHASE_PASS_SYNC,
-    PHASE_COMMITTING, PHASE_RECORDING, PHASE_RECONNECTING, PHASE_CONNECTING,
-    PHASE_HELLO, PHASE_RECORDING, PHASE_DONE,
+    PHASE_CONNECTING, PHASE_HELLO, PHASE_PREPARING, PHASE_PASS, PHASE_RECONNECTING,
+    PHASE_CONNECTING, PHASE_HELLO, PHASE_PREPARING, PHASE_PASS, PHASE_PASS_SYNC,
+    PHASE_DECIDING, PHASE_FREEZING, PHASE_RECONNECTING, PHASE_CONNECTING,
+    PHASE_HELLO, PHASE_PREPARING, PHASE_PASS, PHASE_PASS_SYNC, PHASE_CHECKING,
+    PHASE_COMMITTING, PHASE_FLIPPING, PHASE_RECORDING, PHASE_RECONNECTING,
+    PHASE_CONNECTING, PHASE_HELLO, PHASE_RECORDING, PHASE_DONE,
   };
   /* A sender run again after its flip. */
   static const enum migration_phase again[] = {
@@ -45,6 +58,8 @@ test_paths (void **state)
   assert_path (ok, sizeof ok / sizeof ok[0]);
   assert_path (lost, sizeof lost / sizeof lost[0]);
   assert_path (again, sizeof again / sizeof again[0]);
+  assert_path (overrun, sizeof overrun / sizeof overrun[0]);
+  assert_path (failing, sizeof failing / sizeof failing[0]);
 }
 
 static void
@@ -59,6 +74,18 @@ test_refused (void **state)
   assert_false (phase_transition_ok (PHASE_PASS, PHASE_RECORDING));
   assert_false (phase_transition_ok (PHASE_PASS_SYNC, PHASE_RECORDING));
   assert_false (phase_transition_ok (PHASE_PASS, PHASE_COMMITTING));
+  /* COMMIT only after the freeze is checked, FLIP only after COMMITTED. */
+  assert_false (phase_transition_ok (PHASE_PASS_SYNC, PHASE_COMMITTING));
+  assert_false (phase_transition_ok (PHASE_COMMITTING, PHASE_RECORDING));
+  assert_false (phase_transition_ok (PHASE_CHECKING, PHASE_FLIPPING));
+  /* A pass starts only from a SNAPSHOT's reply. */
+  assert_false (phase_transition_ok (PHASE_HELLO, PHASE_PASS));
+  assert_false (phase_transition_ok (PHASE_DECIDING, PHASE_PASS));
+  /* Failing ends failed, and nothing else. */
+  for (int p = 0; p < PHASE_COUNT; p++)
+    assert_int_equal (phase_transition_ok (PHASE_FAILING, p), p == PHASE_FAILED);
+  assert_true (phase_is_over (PHASE_FAILING));
+  assert_false (phase_is_over (PHASE_FLIPPING));
   /* A migration that never flipped cannot be done. */
   assert_false (phase_transition_ok (PHASE_PASS, PHASE_DONE));
   assert_false (phase_transition_ok (PHASE_PASS_SYNC, PHASE_DONE));
