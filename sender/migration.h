@@ -72,6 +72,8 @@
  * the sender waiting forever. */
 #define MIGRATION_STALL_TIMEOUT_S 120
 
+struct ready;
+
 
 /* Where the current pass stands: its extents, the read cursor and the
  * send cursor behind it. */
@@ -232,6 +234,11 @@ struct migration {
   struct reconnect rc;
   void (*receiver_lost) (struct migration *m, bool transient, const char *reason);
   bool started;                  /* the first HELLO_REPLY has come */
+  /* --cutover manual and the command socket (ready.h), and what the
+   * migration does once it has ended (run.c sets it: migration_finish
+   * calls it, so that replies owed to the command socket are sent). */
+  struct ready *ready;
+  void (*finished) (struct migration *m);
 };
 
 /* The exit status when the source is not known to be serving: it has
