@@ -13,6 +13,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "commands.h"
 #include "log.h"
@@ -39,11 +40,13 @@ not_ready_why (const struct migration *m, const struct ready_view *v,
   if (v->mode == CUTOVER_AUTO)
     snprintf (buf, len, "stm-send runs with --cutover auto and cuts over by itself "
               "once the copy fits --max-downtime (phase=%s)", stage);
-  else if (!r->decided || !m->started || m->phase == PHASE_RECONNECTING ||
-           m->phase == PHASE_CONNECTING || m->phase == PHASE_HELLO)
+  else if (strcmp (stage, "copying") != 0 && strcmp (stage, "ready") != 0)
+    snprintf (buf, len, "phase=%s: the receiver at %s is %s", stage, m->opts->dest,
+              m->started ? "being connected to again; the copy resumes once it "
+              "answers" : "being connected to");
+  else if (!r->decided)
     snprintf (buf, len, "phase=%s pass=%" PRIu32 " dirty_bytes=%" PRIu64
-              ": no pass has been judged since the copy %s", stage, m->cur.pass,
-              m->meas.dirty_bytes, m->started ? "resumed" : "started");
+              ": no pass has ended yet", stage, m->cur.pass, m->meas.dirty_bytes);
   else if (r->predicted_ns == CONVERGENCE_INFINITE)
     snprintf (buf, len, "phase=%s pass=%" PRIu32 " dirty_bytes=%" PRIu64
               " predicted_downtime_ms=unknown", stage, r->pass, m->meas.dirty_bytes);
