@@ -169,6 +169,53 @@ parse_flip (const char *arg, struct sender_options *o)
     usage_error ("--flip '%s': expected fence, forward or forward=NBD-URI", arg);
 }
 
+static void
+parse_cutover (const char *arg, struct sender_options *o)
+{
+  if (strcmp (arg, "auto") == 0)
+    o->cutover = CUTOVER_AUTO;
+  else if (strcmp (arg, "manual") == 0)
+    o->cutover = CUTOVER_MANUAL;
+  else
+    usage_error ("--cutover '%s': expected auto or manual", arg);
+}
+
+static void
+parse_command_socket (const char *arg, struct sender_options *o)
+{
+  size_t max = sizeof ((struct sockaddr_un *) 0)->sun_path;
+
+  /* A Unix socket's path must fit in sun_path with its NUL. */
+  if (arg[0] == '\0' || strlen (arg) >= max)
+    usage_error ("--command-socket '%s': expected the path of a Unix socket, "
+                 "shorter than %zu bytes", arg, max);
+  o->command_socket = arg;
+}
+
+/* What is required, and what goes together, once every option is read. */
+static void
+check_combination (struct sender_options *o, int tls_choices, const char *tls_user)
+{
+  if (o->source_uri == NULL)
+    usage_error ("--source NBD-URI is required");
+  if (o->control_path == NULL)
+    usage_error ("--control PATH is required");
+  if (o->dest == NULL)
+    usage_error ("--dest HOST:PORT is required");
+  if (tls_choices != 1)
+    usage_error ("%s: give exactly one of --tls-psk FILE, --tls-certs DIR "
+                 "or --insecure",
+                 tls_choices == 0 ? "no transport security chosen"
+                 : "conflicting transport security options");
+  if (tls_user && o->tls.mode != TLS_MODE_PSK)
+    usage_error ("--tls-user is only meaningful with --tls-psk");
+  o->tls.psk_user = tls_user;
+  /* Manual mode waits for a word that must have somewhere to come. */
+  if (o->cutover == CUTOVER_MANUAL && o->command_socket == NULL)
+    usage_error ("--cutover manual needs --command-socket PATH, the socket on "
+                 "which CUTOVER (or ABORT) is given");
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -259,20 +306,8 @@ main (int argc, char *argv[])
         usage_error ("%s", "--report: a file name is needed");
       o.report_path = optarg;
       break;
-    case OPT_CUTOVER:
-      if (strcmp (optarg, "auto") == 0) o.cutover = CUTOVER_AUTO;
-      else if (strcmp (optarg, "manual") == 0) o.cutover = CUTOVER_MANUAL;
-      else
-        usage_error ("--cutover '%s': expected auto or manual", optarg);
-      break;
-    case OPT_COMMAND_SOCKET:
-      /* A Unix socket's path must fit in sun_path with its NUL. */
-      if (optarg[0] == '\0' || strlen (optarg) >= sizeof ((struct sockaddr_un *) 0)->sun_path)
-        usage_error ("--command-socket '%s': expected the path of a Unix socket, "
-                     "shorter than %zu bytes", optarg,
-                     sizeof ((struct sockaddr_un *) 0)->sun_path);
-      o.command_socket = optarg;
-      break;
+    case OPT_CUTOVER: parse_cutover (optarg, &o); break;
+    case OPT_COMMAND_SOCKET: parse_command_socket (optarg, &o); break;
     case OPT_HELP: usage (stdout); exit (EXIT_SUCCESS);
     case OPT_VERSION: printf ("stm-send %s\n", PACKAGE_VERSION); exit (EXIT_SUCCESS);
     case ':':
@@ -285,24 +320,7 @@ main (int argc, char *argv[])
   }
   if (optind < argc)
     usage_error ("unexpected argument '%s'", argv[optind]);
-  if (o.source_uri == NULL)
-    usage_error ("--source NBD-URI is required");
-  if (o.control_path == NULL)
-    usage_error ("--control PATH is required");
-  if (o.dest == NULL)
-    usage_error ("--dest HOST:PORT is required");
-  if (tls_choices != 1)
-    usage_error ("%s: give exactly one of --tls-psk FILE, --tls-certs DIR "
-                 "or --insecure",
-                 tls_choices == 0 ? "no transport security chosen"
-                 : "conflicting transport security options");
-  if (tls_user && o.tls.mode != TLS_MODE_PSK)
-    usage_error ("--tls-user is only meaningful with --tls-psk");
-  o.tls.psk_user = tls_user;
-  /* Manual mode waits for a word that must have somewhere to come. */
-  if (o.cutover == CUTOVER_MANUAL && o.command_socket == NULL)
-    usage_error ("--cutover manual needs --command-socket PATH, the socket on "
-                 "which CUTOVER (or ABORT) is given");
+  check_combination (&o, tls_choices, tls_user);
 
   /* A receiver that goes away must show up as an error, not kill us. */
   signal (SIGPIPE, SIG_IGN);
