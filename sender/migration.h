@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: the state of one migration, shared by the files that run it,
- * and the primitives they all use (migration.c).
+ * and the primitives they all use (migration.c, durability.c, failure.c).
  *
  * The files, from the top down, each calling only those below it:
  *   run.c        set-up, the receiver connection, timers and signals, and
@@ -9,8 +9,9 @@
  *                freeze, final pass, commit, flip, outcome;
  *   pass.c       one pass: snapshot, read, send, SYNC; throttling during
  *                a pass;
- *   migration.c  phase changes (phase.h), messages, SYNC and CONFIRM (the
- *                sync ledger), the failure path and the ends;
+ *   durability.c SYNC, and CONFIRM once DURABLE (the sync ledger);
+ *   failure.c    the failure path (migration_fail);
+ *   migration.c  phase changes (phase.h), messages, and the ends;
  * and below them all control_channel.c, the owning control connection on
  * the loop: every request made while the loop runs goes through it
  * (m->ctl), issued with a reply handler, tagged with m->ctl_epoch.
