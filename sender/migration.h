@@ -135,6 +135,11 @@ struct cutover_state {
   const char *flip_how;
   char flip_why[512];
   char flip_uri[CONTROL_MAX_URI]; /* FLIP forward's, made at COMMITTED */
+  /* The URI PRECONNECT was last sent for on the owning connection ("" if
+   * none, or if the filter refused it: forward_target.c), and whether
+   * the FLIP's reply said it used that prepared connection. */
+  char preconnect_uri[CONTROL_MAX_URI];
+  bool flip_preconnected;
   /* The decision being carried out, between its STATUS re-check's
    * request and reply (cutover.c). */
   struct convergence_input decide_in;
