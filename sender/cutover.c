@@ -538,22 +538,55 @@ recheck_replied (void *opaque, uint64_t tag, const struct control_reply *r)
   act_on_decision (m);
 }
 
+/* The flush before the freeze is done (recheck_before_freeze): note its
+ * cost, and look at the dirty set again. */
+static void
+flushed_before_freeze (void *opaque, uint64_t ns, const char *why)
+{
+  struct migration *m = opaque;
+
+  if (migration_ended (m) || m->phase != PHASE_DECIDING)
+    return;
+  if (ns == UINT64_MAX) {
+    progress_clear (&m->progress);
+    log_warning ("flushing the source %s before the freeze failed (%s): the "
+                 "downtime prediction leaves the flush out", m->opts->source_uri, why);
+    /* Closed after this callback has returned, by the next look. */
+    m->flush_probe_failed = true;
+    ns = 0;
+  }
+  m->meas.probe_flush_ns = ns;
+  control_channel_status (m->ctl, recheck_replied, m, m->ctl_epoch);
+}
+
 /* About to freeze: flush the source first, as FREEZE will (timing it
  * when no FREEZE has been measured yet), then look at the dirty set
- * again, since the guest kept writing meanwhile: true when that STATUS
- * has been asked for, and its handler decides once more and acts.  The
+ * again, since the guest kept writing meanwhile: true when that has been
+ * set going, and the STATUS handler decides once more and acts.  The
  * flush also leaves FREEZE's own pre-flush little to do, so the dirty set
- * grows little before the gate closes.  (The flush is a blocking NBD
- * call on the flush probe's own connection, not a control request.) */
+ * grows little before the gate closes.  The flush runs on the flush
+ * probe's own connection, on the loop (flush_probe.h): it may take a
+ * while on a busy disk, and nothing else must wait for it. */
 static bool
 recheck_before_freeze (struct migration *m)
 {
   char err[256];
 
+  if (m->flush_probe != NULL && m->flush_probe_failed) {
+    flush_probe_close (m->flush_probe);
+    m->flush_probe = NULL;
+  }
   if (m->flush_probe == NULL)
     return false;
-  uint64_t ns = flush_probe_measure (m->flush_probe, err, sizeof err);
-  if (ns == UINT64_MAX) {
+  switch (flush_probe_start (m->flush_probe, m->loop, flushed_before_freeze, m,
+                             err, sizeof err)) {
+  case 0:
+    return true;
+  case 1:                       /* the source cannot flush: it costs 0 */
+    m->meas.probe_flush_ns = 0;
+    control_channel_status (m->ctl, recheck_replied, m, m->ctl_epoch);
+    return true;
+  default:
     progress_clear (&m->progress);
     log_warning ("flushing the source %s before the freeze failed (%s): the "
                  "downtime prediction leaves the flush out", m->opts->source_uri, err);
@@ -561,9 +594,6 @@ recheck_before_freeze (struct migration *m)
     m->flush_probe = NULL;
     return false;
   }
-  m->meas.probe_flush_ns = ns;
-  control_channel_status (m->ctl, recheck_replied, m, m->ctl_epoch);
-  return true;
 }
 
 void

@@ -165,6 +165,7 @@ migration_finish (struct migration *m)
   m->poller = NULL;
   if (m->reader)
     source_reader_stop (m->reader);
+  flush_probe_abandon (m->flush_probe);
   if (m->conn) {
     struct stm_conn *conn = m->conn;
     m->conn = NULL;

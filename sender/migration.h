@@ -222,6 +222,7 @@ struct migration {
   /* Convergence (convergence.h). */
   struct convergence_policy policy;
   struct flush_probe *flush_probe;   /* NULL: no measurement, assume 0 */
+  bool flush_probe_failed;       /* its last flush failed: close it */
   struct hot_blocks hot;         /* blocks left for the final pass */
   /* The cutover (cutover.c). */
   struct cutover_state cut;
