@@ -122,14 +122,16 @@ wire_disks_from_hello (struct wire_disks *d, const struct wire_hello *h)
     d->size[i] = h->disks[i].size;
 }
 
-/* Disk names end up in file names, log lines and NBD export names, so
- * they are kept to characters that are safe in all three. */
+/* Disk names end up in file names, log lines, command lines and NBD
+ * export names, so they are kept to characters that are safe in all of
+ * them, and never start with '.' (".." must never name a file beside the
+ * export's others) or '-' (never an option). */
 bool
 wire_disk_name_ok (const char *name, size_t len)
 {
   size_t i;
 
-  if (len == 0 || len > WIRE_MAX_DISK_NAME)
+  if (len == 0 || len > WIRE_MAX_DISK_NAME || name[0] == '.' || name[0] == '-')
     return false;
   for (i = 0; i < len; i++) {
     char c = name[i];

@@ -211,7 +211,7 @@ void wire_disks_one (struct wire_disks *d, uint64_t image_size);
 void wire_disks_from_hello (struct wire_disks *d, const struct wire_hello *h);
 
 /* Is name (len bytes, not NUL-terminated) a valid disk name: 1 to
- * WIRE_MAX_DISK_NAME of [A-Za-z0-9._-]? */
+ * WIRE_MAX_DISK_NAME of [A-Za-z0-9._-], not starting with '.' or '-'? */
 bool wire_disk_name_ok (const char *name, size_t len);
 
 /* Is [offset, offset+length) inside an image of image_size bytes, with no

@@ -724,28 +724,44 @@ control_channel_flip_fence (struct control_channel *ch, control_channel_cb *cb,
   expect_replies (ch);
 }
 
-void
-control_channel_flip_forward (struct control_channel *ch, const char *uri,
-                              control_channel_cb *cb, void *opaque, uint64_t tag)
+/* A slow request whose one argument is an NBD URI: FLIP forward, and
+ * PRECONNECT, which opens the same connection ahead of the freeze. */
+static void
+uri_request (struct control_channel *ch, const char *verb, const char *uri,
+             control_channel_cb *cb, void *opaque, uint64_t tag)
 {
   char text[CONTROL_MAX_URI + 32];
-  struct entry *e = new_entry (KIND_PLAIN, "FLIP forward", cb, opaque, tag);
+  struct entry *e = new_entry (KIND_PLAIN, verb, cb, opaque, tag);
 
   if (e == NULL) {
-    channel_break (ch, false, "FLIP forward", "out of memory for the request", ENOMEM);
+    channel_break (ch, false, verb, "out of memory for the request", ENOMEM);
     return;
   }
   e->slow = true;
   if (strlen (uri) >= CONTROL_MAX_URI || strpbrk (uri, " \r\n") != NULL) {
     /* Nothing is sent: it fails from the loop, as a barrier completes. */
-    entry_error (e, EINVAL, "FLIP forward: the URI is too long or contains spaces");
+    entry_error (e, EINVAL, "%s: the URI is too long or contains spaces", verb);
     e->kind = KIND_BARRIER;
     issue (ch, e, NULL, 0);
     return;
   }
-  snprintf (text, sizeof text, "FLIP forward %s\n", uri);
+  snprintf (text, sizeof text, "%s %s\n", verb, uri);
   issue (ch, e, text, strlen (text));
   expect_replies (ch);
+}
+
+void
+control_channel_flip_forward (struct control_channel *ch, const char *uri,
+                              control_channel_cb *cb, void *opaque, uint64_t tag)
+{
+  uri_request (ch, "FLIP forward", uri, cb, opaque, tag);
+}
+
+void
+control_channel_preconnect (struct control_channel *ch, const char *uri,
+                            control_channel_cb *cb, void *opaque, uint64_t tag)
+{
+  uri_request (ch, "PRECONNECT", uri, cb, opaque, tag);
 }
 
 void

@@ -105,6 +105,11 @@ void control_channel_flip_fence (struct control_channel *ch, control_channel_cb 
  * that is not fails the request (EINVAL). */
 void control_channel_flip_forward (struct control_channel *ch, const char *uri,
                                    control_channel_cb *cb, void *opaque, uint64_t tag);
+/* PRECONNECT URI: the filter opens the connection FLIP forward URI would
+ * open, now, so that the flip has nothing slow left to do (the same
+ * rules for the URI; as slow as FLIP). */
+void control_channel_preconnect (struct control_channel *ch, const char *uri,
+                                 control_channel_cb *cb, void *opaque, uint64_t tag);
 /* CONFIRM each of the n ranges, all written at once; cb runs once, after
  * the last reply, with the first ERR if there was one (every reply is
  * read, so the channel stays in step).  n == 0 is a barrier. */

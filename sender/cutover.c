@@ -39,6 +39,7 @@
 
 #include "control_proto.h"
 #include "cutover.h"
+#include "forward_target.h"
 #include "pass.h"
 #include "ready.h"
 #include "log.h"
@@ -449,6 +450,9 @@ flip_replied (void *opaque, uint64_t tag, const struct control_reply *r)
   if (migration_ended (m))
     return;
   if (r->ok) {
+    uint64_t pre;
+    m->cut.flip_preconnected =
+      control_reply_get_u64 (r->line, "preconnected", &pre) == 0 && pre == 1;
     flip_succeeded (m);
     return;
   }
@@ -460,98 +464,6 @@ flip_replied (void *opaque, uint64_t tag, const struct control_reply *r)
   /* An ERR reply changed nothing. */
   m->cut.flip_in_flight = false;
   control_channel_status (m->ctl, flip_refusal_explained, m, m->ctl_epoch);
-}
-
-/* Append s to the URI being built, percent-encoding what is not safe in a
- * query value.  -1 if it does not fit. */
-static int
-uri_append_encoded (char *uri, size_t len, const char *s)
-{
-  size_t n = strlen (uri);
-  for (; *s; s++) {
-    unsigned char c = (unsigned char) *s;
-    int w;
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-        (c >= '0' && c <= '9') || strchr ("-._~/", c))
-      w = snprintf (uri + n, len - n, "%c", c);
-    else
-      w = snprintf (uri + n, len - n, "%%%02X", c);
-    if (w < 0 || (size_t) w >= len - n)
-      return -1;
-    n += (size_t) w;
-  }
-  return 0;
-}
-
-/* The PSK identity to use: --tls-user, or the first in the file. */
-static int
-psk_identity (const struct sender_options *o, char *user, size_t len)
-{
-  return tls_psk_file_identity (o->tls.psk_file, o->tls.psk_user, user, len);
-}
-
-/* The receiver announces its export without credentials
- * ("nbds://HOST:PORT/"), since the files it names would be the
- * destination's.  The filter connects from this host, so add ours: the PSK
- * identity and file, or the certificate directory (libnbd looks there for
- * ca-cert.pem, client-cert.pem and client-key.pem, which is our --tls-certs
- * layout), as absolute paths because nbdkit does not share our working
- * directory.  A plain nbd:// URI (the receiver runs --insecure) is used as
- * it is.  -1 after cutover_fail. */
-static int
-forward_uri_with_credentials (struct migration *m, const struct wire_msg *msg,
-                              char *uri, size_t len)
-{
-  const struct sender_options *o = m->opts;
-  char given[WIRE_MAX_TEXT + 1], path[PATH_MAX], user[256];
-
-  snprintf (given, sizeof given, "%.*s", (int) msg->u.committed.text_len,
-            msg->u.committed.text);
-  uri[0] = '\0';
-  if (given[0] == '\0' || strncmp (given, "nbds://", 7) != 0 ||
-      strchr (given, '?') != NULL || strchr (given, '@') != NULL) {
-    snprintf (uri, len, "%s", given);
-    return 0;
-  }
-  if (o->tls.mode == TLS_MODE_INSECURE) {
-    migration_fail (m, "cannot flip the source (forward): the receiver at %s serves "
-                  "the image with TLS (%s) but stm-send runs --insecure and has "
-                  "no credentials for it; give --flip forward=URI", o->dest, given);
-    return -1;
-  }
-  const char *file = o->tls.mode == TLS_MODE_PSK ? o->tls.psk_file : o->tls.certs_dir;
-  if (realpath (file, path) == NULL) {
-    migration_fail (m, "cannot flip the source (forward): cannot resolve %s: %s",
-                  file, strerror (errno));
-    return -1;
-  }
-  int r;
-  if (o->tls.mode == TLS_MODE_PSK) {
-    if (psk_identity (o, user, sizeof user) == -1) {
-      migration_fail (m, "cannot flip the source (forward): cannot read a PSK "
-                    "identity from %s", o->tls.psk_file);
-      return -1;
-    }
-    r = snprintf (uri, len, "nbds://");
-    r = r < 0 || uri_append_encoded (uri, len, user) == -1 ? -1 : 0;
-    if (r == 0) {
-      size_t n = strlen (uri);
-      r = snprintf (uri + n, len - n, "@%s?tls-psk-file=", given + 7);
-      r = r < 0 || (size_t) r >= len - n ? -1 : 0;
-    }
-  }
-  else {
-    r = snprintf (uri, len, "%s?tls-certificates=", given);
-    r = r < 0 || (size_t) r >= len ? -1 : 0;
-  }
-  if (r == 0)
-    r = uri_append_encoded (uri, len, path);
-  if (r == -1) {
-    migration_fail (m, "cannot flip the source (forward): the URI for %s is too long",
-                  given);
-    return -1;
-  }
-  return 0;
 }
 
 /* Why a cutover is forced (or, under --converge=abort, why the migration
@@ -627,22 +539,55 @@ recheck_replied (void *opaque, uint64_t tag, const struct control_reply *r)
   act_on_decision (m);
 }
 
+/* The flush before the freeze is done (recheck_before_freeze): note its
+ * cost, and look at the dirty set again. */
+static void
+flushed_before_freeze (void *opaque, uint64_t ns, const char *why)
+{
+  struct migration *m = opaque;
+
+  if (migration_ended (m) || m->phase != PHASE_DECIDING)
+    return;
+  if (ns == UINT64_MAX) {
+    progress_clear (&m->progress);
+    log_warning ("flushing the source %s before the freeze failed (%s): the "
+                 "downtime prediction leaves the flush out", m->opts->source_uri, why);
+    /* Closed after this callback has returned, by the next look. */
+    m->flush_probe_failed = true;
+    ns = 0;
+  }
+  m->meas.probe_flush_ns = ns;
+  control_channel_status (m->ctl, recheck_replied, m, m->ctl_epoch);
+}
+
 /* About to freeze: flush the source first, as FREEZE will (timing it
  * when no FREEZE has been measured yet), then look at the dirty set
- * again, since the guest kept writing meanwhile: true when that STATUS
- * has been asked for, and its handler decides once more and acts.  The
+ * again, since the guest kept writing meanwhile: true when that has been
+ * set going, and the STATUS handler decides once more and acts.  The
  * flush also leaves FREEZE's own pre-flush little to do, so the dirty set
- * grows little before the gate closes.  (The flush is a blocking NBD
- * call on the flush probe's own connection, not a control request.) */
+ * grows little before the gate closes.  The flush runs on the flush
+ * probe's own connection, on the loop (flush_probe.h): it may take a
+ * while on a busy disk, and nothing else must wait for it. */
 static bool
 recheck_before_freeze (struct migration *m)
 {
   char err[256];
 
+  if (m->flush_probe != NULL && m->flush_probe_failed) {
+    flush_probe_close (m->flush_probe);
+    m->flush_probe = NULL;
+  }
   if (m->flush_probe == NULL)
     return false;
-  uint64_t ns = flush_probe_measure (m->flush_probe, err, sizeof err);
-  if (ns == UINT64_MAX) {
+  switch (flush_probe_start (m->flush_probe, m->loop, flushed_before_freeze, m,
+                             err, sizeof err)) {
+  case 0:
+    return true;
+  case 1:                       /* the source cannot flush: it costs 0 */
+    m->meas.probe_flush_ns = 0;
+    control_channel_status (m->ctl, recheck_replied, m, m->ctl_epoch);
+    return true;
+  default:
     progress_clear (&m->progress);
     log_warning ("flushing the source %s before the freeze failed (%s): the "
                  "downtime prediction leaves the flush out", m->opts->source_uri, err);
@@ -650,9 +595,6 @@ recheck_before_freeze (struct migration *m)
     m->flush_probe = NULL;
     return false;
   }
-  m->meas.probe_flush_ns = ns;
-  control_channel_status (m->ctl, recheck_replied, m, m->ctl_epoch);
-  return true;
 }
 
 void
@@ -789,7 +731,8 @@ cutover_on_committed (struct migration *m, const struct wire_msg *msg)
     char *uri = m->cut.flip_uri;
     if (o->forward_uri)
       snprintf (uri, sizeof m->cut.flip_uri, "%s", o->forward_uri);
-    else if (forward_uri_with_credentials (m, msg, uri, sizeof m->cut.flip_uri) == -1)
+    else if (forward_target_uri (m, msg->u.committed.text, msg->u.committed.text_len,
+                                 uri, sizeof m->cut.flip_uri) == -1)
       return;
     if (uri[0] == '\0') {
       migration_fail (m, "cannot flip the source (forward): no NBD URI was given with "
@@ -866,7 +809,8 @@ flip_succeeded (struct migration *m)
   m->cut.flip_in_flight = false;
   m->cut.flipped = true;
   test_crash_point ("flipped");
-  progress_flip (&m->progress, o->flip == FLIP_FENCE ? "fence" : "forward");
+  progress_flip (&m->progress, o->flip == FLIP_FENCE ? "fence" : "forward",
+                 o->flip == FLIP_FORWARD && m->cut.flip_preconnected);
   /* The flip is final and the destination is authoritative now; THAW only
    * releases held requests to the flip's target. */
   control_channel_thaw (m->ctl, flip_thawed, m, m->ctl_epoch);

@@ -1,16 +1,20 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: the state of one migration, shared by the files that run it,
- * and the primitives they all use (migration.c).
+ * and the primitives they all use (migration.c, durability.c, failure.c).
  *
  * The files, from the top down, each calling only those below it:
  *   run.c        set-up, the receiver connection, timers and signals, and
  *                losing and regaining the receiver (reconnect.c);
+ *   commands.c   the command socket's STATUS, CUTOVER and ABORT;
  *   cutover.c    after a durable pass: decide (convergence.c) and act;
  *                freeze, final pass, commit, flip, outcome;
+ *   ready.c      --cutover manual: a decision to cut over held until
+ *                CUTOVER, and the replies owed to the command socket;
  *   pass.c       one pass: snapshot, read, send, SYNC; throttling during
  *                a pass;
- *   migration.c  phase changes (phase.h), messages, SYNC and CONFIRM (the
- *                sync ledger), the failure path and the ends;
+ *   durability.c SYNC, and CONFIRM once DURABLE (the sync ledger);
+ *   failure.c    the failure path (migration_fail);
+ *   migration.c  phase changes (phase.h), messages, and the ends;
  * and below them all control_channel.c, the owning control connection on
  * the loop: every request made while the loop runs goes through it
  * (m->ctl), issued with a reply handler, tagged with m->ctl_epoch.
@@ -136,6 +140,11 @@ struct cutover_state {
   const char *flip_how;
   char flip_why[512];
   char flip_uri[CONTROL_MAX_URI]; /* FLIP forward's, made at COMMITTED */
+  /* The URI PRECONNECT was last sent for on the owning connection ("" if
+   * none, or if the filter refused it: forward_target.c), and whether
+   * the FLIP's reply said it used that prepared connection. */
+  char preconnect_uri[CONTROL_MAX_URI];
+  bool flip_preconnected;
   /* The decision being carried out, between its STATUS re-check's
    * request and reply (cutover.c). */
   struct convergence_input decide_in;
@@ -218,6 +227,7 @@ struct migration {
   /* Convergence (convergence.h). */
   struct convergence_policy policy;
   struct flush_probe *flush_probe;   /* NULL: no measurement, assume 0 */
+  bool flush_probe_failed;       /* its last flush failed: close it */
   struct hot_blocks hot;         /* blocks left for the final pass */
   /* The cutover (cutover.c). */
   struct cutover_state cut;

@@ -167,13 +167,14 @@ progress_commit (struct progress *p, uint64_t seq)
 }
 
 void
-progress_flip (struct progress *p, const char *mode)
+progress_flip (struct progress *p, const char *mode, bool preconnected)
 {
   if (!events_on (p))
     return;
   struct json_line j;
   json_line_begin (&j, "flip", time_unix_now ());
   json_line_add_string (&j, "mode", mode);
+  json_line_add_bool (&j, "preconnected", preconnected);
   emit (p, &j);
 }
 

@@ -47,7 +47,9 @@ void progress_pass_end (struct progress *p, const struct progress_sample *s,
                         double seconds, uint64_t predicted_ms, const char *decision);
 void progress_freeze (struct progress *p, uint64_t drain_ms);
 void progress_commit (struct progress *p, uint64_t seq);
-void progress_flip (struct progress *p, const char *mode);
+/* The source flipped; preconnected: the filter used the connection it
+ * opened ahead of the freeze (PRECONNECT) for a forward flip. */
+void progress_flip (struct progress *p, const char *mode, bool preconnected);
 /* The summary; destination is the state the receiver recorded the
  * migration in ("final", or "prepared" when it could not be told). */
 void progress_done (struct progress *p, uint64_t bytes_sent, uint32_t passes,

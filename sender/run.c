@@ -27,6 +27,7 @@
 #include "convergence.h"
 #include "cutover.h"
 #include "commands.h"
+#include "forward_target.h"
 #include "log.h"
 #include "migration_id.h"
 #include "pass.h"
@@ -264,8 +265,9 @@ static void
 on_ready (struct stm_conn *conn, void *opaque)
 {
   struct migration *m = opaque;
+  /* EXPORT is understood (forward_target.c). */
   struct wire_hello h = { .image_size = m->size, .block_size = m->block,
-                          .features = 0 };
+                          .features = WIRE_FEATURE_EXPORT };
   uint8_t frame[WIRE_ENCODE_MAX];
   memcpy (h.migration_id, m->migration_id, sizeof h.migration_id);
   m->meas.handshake_ns = time_monotonic_ns () - m->meas.attach_ns;
@@ -414,6 +416,10 @@ on_hello_reply (struct migration *m, const struct wire_hello_reply *r)
     m->hello.mode = "new";
     sync_ledger_drop_pending (&m->ledger);
     control_channel_reset (m->ctl, m->migration_id_hex, hello_prepared, m, m->ctl_epoch);
+    /* RESET drops a connection prepared for the forward flip. */
+    m->cut.preconnect_uri[0] = '\0';
+    if (m->opts->forward_uri != NULL)
+      forward_target_prepare (m, m->opts->forward_uri);
     return;
   }
   m->hello.mode = "resume";
@@ -430,6 +436,8 @@ on_hello_reply (struct migration *m, const struct wire_hello_reply *r)
   }
   sync_ledger_drop_pending (&m->ledger);
   control_channel_resume (m->ctl, m->migration_id_hex, hello_resumed, m, m->ctl_epoch);
+  if (m->opts->forward_uri != NULL)
+    forward_target_prepare (m, m->opts->forward_uri);
   /* Our SYNC numbers continue after what the receiver holds, and never
    * go back (a number is never reused for other data). */
   sync_ledger_resume_from (&m->ledger, r->durable_seq);
@@ -488,6 +496,13 @@ on_message (struct stm_conn *conn, const struct wire_msg *msg, void *opaque)
                     migration_where (m, where, sizeof where),
                     (int) msg->u.error.text_len, msg->u.error.text,
                     wire_error_code_name (msg->u.error.code));
+    return;
+  case WIRE_EXPORT:
+    /* It follows HELLO_REPLY, at any time after it. */
+    if (m->phase == PHASE_CONNECTING || m->phase == PHASE_HELLO ||
+        m->phase == PHASE_RECONNECTING)
+      break;
+    forward_target_on_export (m, msg);
     return;
   case WIRE_KEEPALIVE:
     return;

@@ -2,13 +2,10 @@
 /* stm-send: libnbd asynchronous reads in a libev loop (see
  * source_reader.h).
  *
- * libnbd tells us which way its socket must be polled
- * (nbd_aio_get_direction); that can change after any call, so an ev_prepare
- * watcher re-arms the ev_io watcher just before the loop blocks.  When the
- * socket is ready we call nbd_aio_notify_read/write; libnbd then runs
- * completion callbacks, which only mark the slot done.  The slots are
- * delivered afterwards, in issue order, outside libnbd, so the caller may
- * do anything in its callback, including stopping the reader.
+ * The handle is driven by the loop through nbd_watch.h.  libnbd's
+ * completion callbacks only mark a slot done.  The slots are delivered
+ * afterwards, in issue order, outside libnbd, so the caller may do
+ * anything in its callback, including stopping the reader.
  *
  * Block status: one base:allocation request at a time, for the range the
  * caller is about to read (at most STATUS_MAX_QUERY bytes, less where the
@@ -32,6 +29,7 @@
 #include <libnbd.h>
 
 #include "source_handle.h"
+#include "nbd_watch.h"
 #include "source_reader.h"
 
 /* Largest range one block status request asks about, and the most runs of
@@ -61,8 +59,7 @@ struct source_reader {
   struct nbd_handle *nbd;
   uint64_t size;
   struct ev_loop *loop;
-  ev_io io;
-  ev_prepare prepare;
+  struct nbd_watch watch;        /* the handle on the loop */
   bool started;
   const struct source_reader_callbacks *cb;
   void *opaque;
@@ -226,43 +223,15 @@ fail (struct source_reader *r)
 }
 
 static void
-io_cb (struct ev_loop *loop, ev_io *w, int revents)
+on_progress (void *opaque, bool ok)
 {
-  struct source_reader *r = w->data;
-  if ((revents & EV_READ) && nbd_aio_notify_read (r->nbd) == -1) {
-    fail (r);
-    return;
-  }
-  if ((revents & EV_WRITE) && nbd_aio_notify_write (r->nbd) == -1) {
+  struct source_reader *r = opaque;
+
+  if (!ok) {
     fail (r);
     return;
   }
   deliver (r);
-}
-
-/* Poll in the direction libnbd wants now: it changes with every request
- * issued and every reply read. */
-static void
-prepare_cb (struct ev_loop *loop, ev_prepare *w, int revents)
-{
-  struct source_reader *r = w->data;
-  unsigned dir = nbd_aio_get_direction (r->nbd);
-  int events = 0;
-  if (dir & LIBNBD_AIO_DIRECTION_READ)
-    events |= EV_READ;
-  if (dir & LIBNBD_AIO_DIRECTION_WRITE)
-    events |= EV_WRITE;
-  /* With nothing in flight there is nothing to wait for; keeping the
-   * watcher off also lets the loop end when everything else is done. */
-  if (nbd_aio_in_flight (r->nbd) == 0)
-    events = 0;
-  if (events != (r->io.events & (EV_READ | EV_WRITE)) || !ev_is_active (&r->io)) {
-    ev_io_stop (loop, &r->io);
-    if (events) {
-      ev_io_set (&r->io, r->io.fd, events);
-      ev_io_start (loop, &r->io);
-    }
-  }
 }
 
 void
@@ -272,13 +241,7 @@ source_reader_start (struct source_reader *r, struct ev_loop *loop,
   r->loop = loop;
   r->cb = cb;
   r->opaque = opaque;
-  ev_io_init (&r->io, io_cb, nbd_aio_get_fd (r->nbd), EV_READ);
-  r->io.data = r;
-  ev_prepare_init (&r->prepare, prepare_cb);
-  r->prepare.data = r;
-  ev_prepare_start (loop, &r->prepare);
-  /* The prepare watcher alone must not keep the loop alive. */
-  ev_unref (loop);
+  nbd_watch_start (&r->watch, loop, r->nbd, on_progress, r);
   ev_timer_init (&r->kick, kick_cb, 0., 0.);
   r->kick.data = r;
   r->started = true;
@@ -453,10 +416,8 @@ source_reader_stop (struct source_reader *r)
   if (!r->started)
     return;
   r->started = false;
-  ev_io_stop (r->loop, &r->io);
+  nbd_watch_stop (&r->watch);
   ev_timer_stop (r->loop, &r->kick);
-  ev_ref (r->loop);
-  ev_prepare_stop (r->loop, &r->prepare);
 }
 
 void

@@ -29,6 +29,9 @@ start_stm_recv --output "$tmp/dst.img" --tls-certs "$tmp/certs" --json \
     --export "127.0.0.1:$export_port"
 run_stm_send send 60 --tls-certs "$tmp/certs" --flip forward
 [ "$EXIT_STATUS" -eq 0 ] || fail "stm-send --tls-certs --flip forward exited with $EXIT_STATUS"
+# The filter connected with our certificates ahead of the freeze.
+grep -q '"event":"flip",.*"preconnected":true' "$tmp/send.out" ||
+    fail "the forward flip connected inside the freeze: $(grep '"event":"flip"' "$tmp/send.out")"
 state_is forwarding || fail "the source is not forwarding: $(ctl STATUS)"
 info "flipped forward over X.509; downtime $(json_field "$tmp/send.out" downtime downtime_ms) ms"
 

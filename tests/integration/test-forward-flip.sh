@@ -39,6 +39,11 @@ run_stm_send send 60 --tls-psk "$tmp/keys.psk" --flip forward
 [ "$EXIT_STATUS" -eq 0 ] || fail "stm-send --flip forward exited with $EXIT_STATUS"
 grep -q '"event":"flip","ts":[0-9.]*,"mode":"forward"' "$tmp/send.out" ||
     fail "no forward flip in stm-send's events"
+# The receiver announced its export (EXPORT) long before the freeze, so
+# the filter had connected to it ahead of the flip (PRECONNECT) and the
+# flip used that connection: nothing slow happened while frozen.
+grep -q '"event":"flip",.*"preconnected":true' "$tmp/send.out" ||
+    fail "the forward flip connected inside the freeze: $(grep '"event":"flip"' "$tmp/send.out")"
 state_is forwarding || fail "the source is not forwarding: $(ctl STATUS)"
 info "flipped forward; downtime $(json_field "$tmp/send.out" downtime downtime_ms) ms"
 

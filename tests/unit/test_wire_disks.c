@@ -255,6 +255,10 @@ test_disk_name_ok (void **state)
   assert_false (wire_disk_name_ok ("", 0));
   assert_false (wire_disk_name_ok ("a/b", 3));
   assert_false (wire_disk_name_ok ("a=b", 3));
+  assert_false (wire_disk_name_ok ("..", 2));
+  assert_false (wire_disk_name_ok (".a", 2));
+  assert_false (wire_disk_name_ok ("-a", 2));
+  assert_true (wire_disk_name_ok ("a.", 2));
   assert_false (wire_disk_name_ok ("a\0b", 3));
   assert_false (wire_disk_name_ok ("\xc3\xa9", 2));
   memset (long_name, 'x', sizeof long_name);

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* stm-send: making sent data durable and confirming it to the filter.
+ *
+ * Every range sent goes into the sync ledger (sync_ledger.h).  A SYNC (or
+ * the COMMIT, which is a SYNC that also ends the migration's data) cuts
+ * the ledger: the ranges sent so far wait under that SYNC's seq.  When the
+ * receiver answers DURABLE for a seq, the ranges of every SYNC up to it
+ * are CONFIRMed to the filter on the control channel, so the filter only
+ * ever forgets a dirty block once the destination holds it on disk.  A
+ * refused CONFIRM fails the migration (failure.c): the filter would hand
+ * those blocks out again, and a flip needs them confirmed.
+ */
+#include <config.h>
+
+#include <stdio.h>
+
+#include "clock.h"
+#include "migration.h"
+
+uint64_t
+migration_send_sync (struct migration *m, bool ends_pass, bool commit)
+{
+  uint64_t seq = sync_ledger_cut (&m->ledger, m->size, m->block, ends_pass,
+                                  time_monotonic_ns ());
+  if (seq == 0) {
+    migration_fail (m, "out of memory");
+    return 0;
+  }
+  uint8_t frame[WIRE_ENCODE_MAX];
+  size_t len = commit ? wire_encode_commit (frame, seq) : wire_encode_sync (frame, seq);
+  if (migration_send_msg (m, frame, len) == -1)
+    return 0;
+  return seq;
+}
+
+static void
+confirm_replied (void *opaque, uint64_t tag, const struct control_reply *r)
+{
+  struct migration *m = opaque;
+  char where[64];
+
+  /* A refused CONFIRM fails the migration whenever it comes: the filter
+   * would hand those blocks out again, and a flip needs them confirmed. */
+  if (!r->ok)
+    migration_fail (m, "cannot confirm durable data to the filter at %s %s: %s",
+                    m->opts->control_path, migration_where (m, where, sizeof where),
+                    r->error);
+}
+
+void
+migration_confirm_up_to (struct migration *m, uint64_t seq)
+{
+  size_t n = sync_ledger_count_up_to (&m->ledger, seq);
+
+  /* The ranges are copied into the requests: the ledger lets them go. */
+  for (size_t i = 0; i < n; i++) {
+    const struct pending_sync *s = &m->ledger.pending[i];
+    if (s->ranges.len > 0)
+      control_channel_confirm (m->ctl, s->ranges.items, s->ranges.len,
+                               confirm_replied, m, m->ctl_epoch);
+  }
+  sync_ledger_retire (&m->ledger, n);
+}
