@@ -41,6 +41,7 @@
 #include "cutover.h"
 #include "forward_target.h"
 #include "pass.h"
+#include "ready.h"
 #include "log.h"
 #include "time_units.h"
 #include "clock.h"
@@ -177,7 +178,7 @@ arm_overrun_timer (struct migration *m)
   m->cut.gate_closed_ns = now - (m->meas.freeze_cost_ns < now - m->cut.freeze_ns
                              ? m->meas.freeze_cost_ns : now - m->cut.freeze_ns);
   ev_timer_stop (m->loop, &m->overrun_timer);
-  if (m->cut.forced || convergence_out_of_passes (m->cur.pass, m->opts->max_passes)) {
+  if (m->cut.forced || convergence_out_of_passes (m->cur.pass, ready_passes_allowed (m))) {
     m->cut.cutover_deadline_ns = UINT64_MAX;
     return;
   }
@@ -492,7 +493,7 @@ forced_reason (const struct migration *m, const struct convergence_input *in,
               "budget of %.1f ms", predicted_ms, budget_ms);
   else if (res->decision == CONVERGENCE_CUTOVER_MAX_PASSES ||
            (res->decision == CONVERGENCE_ABORT &&
-            convergence_out_of_passes (m->cur.pass, o->max_passes)))
+            convergence_out_of_passes (m->cur.pass, ready_passes_allowed (m))))
     snprintf (buf, len, "--max-passes %" PRIu32 " leaves only the final pass, "
               "and %s dirty does not fit the budget of %.1f ms at %s/s",
               o->max_passes, dirty, budget_ms, rate);
@@ -530,7 +531,7 @@ recheck_replied (void *opaque, uint64_t tag, const struct control_reply *r)
    * --max-passes would be overrun.  Otherwise, not fitting any more, or
    * fitting only in the upper half of the budget after getting worse:
    * copy what the guest wrote meanwhile first. */
-  if (!convergence_out_of_passes (m->cur.pass, m->opts->max_passes) &&
+  if (!convergence_out_of_passes (m->cur.pass, ready_passes_allowed (m)) &&
       ((res->decision != CONVERGENCE_CUTOVER_CONVERGED &&
         res->decision != CONVERGENCE_CUTOVER_CLEAN) ||
        (res->predicted_ns > in->max_downtime_ns / 2 && res->predicted_ns > before_ns)))
@@ -599,7 +600,6 @@ recheck_before_freeze (struct migration *m)
 void
 cutover_after_pass (struct migration *m, const struct control_status *st)
 {
-  const struct sender_options *o = m->opts;
   uint64_t written = st->write_bytes >= m->meas.last_write_bytes
     ? st->write_bytes - m->meas.last_write_bytes : 0;
   uint64_t requests = st->writes >= m->meas.last_writes ? st->writes - m->meas.last_writes : 0;
@@ -616,7 +616,8 @@ cutover_after_pass (struct migration *m, const struct control_status *st)
     .sync_rtt_ns = m->meas.sync_rtt_ns,
     .commit_rtt_ns = m->meas.min_sync_rtt_ns,
     .max_downtime_ns = downtime_target_ns (m),
-    .max_passes = o->max_passes,
+    /* Passes run while held ready (--cutover manual) do not count. */
+    .max_passes = ready_passes_allowed (m),
     /* The last FREEZE's cost; before one, the last timed flush. */
     .freeze_ns = m->meas.freeze_cost_ns ? m->meas.freeze_cost_ns : m->meas.probe_flush_ns,
     .control_rtt_ns = m->meas.control_rtt_ns,
@@ -632,6 +633,9 @@ cutover_after_pass (struct migration *m, const struct control_status *st)
    * next one forced. */
   m->cut.forced = false;
   convergence_step (&m->cut.decide_in, &m->policy, &m->cut.decide_res);
+  /* --cutover manual: a cutover waits for CUTOVER on the command socket. */
+  if (ready_hold (m))
+    return;
 
   if ((m->cut.decide_res.decision == CONVERGENCE_CUTOVER_CONVERGED ||
        m->cut.decide_res.decision == CONVERGENCE_CUTOVER_CLEAN) &&
@@ -779,6 +783,7 @@ flip_thawed (void *opaque, uint64_t tag, const struct control_reply *r)
                  "predicted %.1f ms)", m->cut.forced ? "the forced" : "the",
                  frozen_us / 1000.0, o->max_downtime_ns / 1e6, m->cut.predicted_ns / 1e6);
   }
+  ready_flipped (m);
   cutover_send_outcome (m);
   /* Interrupted while the flip was made: the source has flipped, so this
    * ends the migration with the record left to a later run (exit 0). */

@@ -9,6 +9,7 @@
 #include <config.h>
 
 #include <getopt.h>
+#include <sys/un.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@ usage (FILE *fp)
 "                [--rate BYTES/s] [--json]\n"
 "                [--progress|--no-progress] [--retry-timeout DURATION]\n"
 "                [--report FILE.html]\n"
+"                [--cutover auto|manual] [--command-socket PATH]\n"
 "\n"
 "Live-migrate the disk served by nbdkit --filter=migrate to stm-recv.\n"
 "\n"
@@ -63,10 +65,16 @@ usage (FILE *fp)
 "  --report FILE.html   at the end, write a page with a timeline of the migration\n"
 "  --retry-timeout D    after losing the receiver, reconnect and resume for up\n"
 "                       to D (default 5m; a bare number is seconds; 0 = never)\n"
+"  --cutover auto       cut over as soon as the copy fits --max-downtime (default)\n"
+"  --cutover manual     then stay ready, keeping the copy current, until CUTOVER\n"
+"                       (or ABORT) on the command socket; needs --command-socket\n"
+"  --command-socket P   serve STATUS, CUTOVER and ABORT on the Unix socket P\n"
+"                       (socat - UNIX-CONNECT:P; see stm-send(1))\n"
 "  --help, --version\n"
 "\n"
-"Exit status: 0 after a successful flip; 1 on failure, the source thawed and\n"
-"authoritative; 2 on usage errors.\n");
+"Exit status: 0 after a successful flip; 1 on failure (or ABORT, SIGTERM), the\n"
+"source thawed and authoritative; 2 on usage errors; 3 when the source is not\n"
+"known to be serving.\n");
 }
 
 #define STRINGIFY_(x) #x
@@ -82,6 +90,8 @@ enum {
   OPT_CONVERGE,
   OPT_RETRY_TIMEOUT,
   OPT_REPORT,
+  OPT_CUTOVER,
+  OPT_COMMAND_SOCKET,
 };
 
 static const struct option long_options[] = {
@@ -102,6 +112,8 @@ static const struct option long_options[] = {
   { "no-progress", no_argument, NULL, OPT_NO_PROGRESS },
   { "retry-timeout", required_argument, NULL, OPT_RETRY_TIMEOUT },
   { "report", required_argument, NULL, OPT_REPORT },
+  { "cutover", required_argument, NULL, OPT_CUTOVER },
+  { "command-socket", required_argument, NULL, OPT_COMMAND_SOCKET },
   { "help", no_argument, NULL, OPT_HELP },
   { "version", no_argument, NULL, OPT_VERSION },
   { NULL, 0, NULL, 0 },
@@ -155,6 +167,53 @@ parse_flip (const char *arg, struct sender_options *o)
   }
   else
     usage_error ("--flip '%s': expected fence, forward or forward=NBD-URI", arg);
+}
+
+static void
+parse_cutover (const char *arg, struct sender_options *o)
+{
+  if (strcmp (arg, "auto") == 0)
+    o->cutover = CUTOVER_AUTO;
+  else if (strcmp (arg, "manual") == 0)
+    o->cutover = CUTOVER_MANUAL;
+  else
+    usage_error ("--cutover '%s': expected auto or manual", arg);
+}
+
+static void
+parse_command_socket (const char *arg, struct sender_options *o)
+{
+  size_t max = sizeof ((struct sockaddr_un *) 0)->sun_path;
+
+  /* A Unix socket's path must fit in sun_path with its NUL. */
+  if (arg[0] == '\0' || strlen (arg) >= max)
+    usage_error ("--command-socket '%s': expected the path of a Unix socket, "
+                 "shorter than %zu bytes", arg, max);
+  o->command_socket = arg;
+}
+
+/* What is required, and what goes together, once every option is read. */
+static void
+check_combination (struct sender_options *o, int tls_choices, const char *tls_user)
+{
+  if (o->source_uri == NULL)
+    usage_error ("--source NBD-URI is required");
+  if (o->control_path == NULL)
+    usage_error ("--control PATH is required");
+  if (o->dest == NULL)
+    usage_error ("--dest HOST:PORT is required");
+  if (tls_choices != 1)
+    usage_error ("%s: give exactly one of --tls-psk FILE, --tls-certs DIR "
+                 "or --insecure",
+                 tls_choices == 0 ? "no transport security chosen"
+                 : "conflicting transport security options");
+  if (tls_user && o->tls.mode != TLS_MODE_PSK)
+    usage_error ("--tls-user is only meaningful with --tls-psk");
+  o->tls.psk_user = tls_user;
+  /* Manual mode waits for a word that must have somewhere to come. */
+  if (o->cutover == CUTOVER_MANUAL && o->command_socket == NULL)
+    usage_error ("--cutover manual needs --command-socket PATH, the socket on "
+                 "which CUTOVER (or ABORT) is given");
 }
 
 int
@@ -247,6 +306,8 @@ main (int argc, char *argv[])
         usage_error ("%s", "--report: a file name is needed");
       o.report_path = optarg;
       break;
+    case OPT_CUTOVER: parse_cutover (optarg, &o); break;
+    case OPT_COMMAND_SOCKET: parse_command_socket (optarg, &o); break;
     case OPT_HELP: usage (stdout); exit (EXIT_SUCCESS);
     case OPT_VERSION: printf ("stm-send %s\n", PACKAGE_VERSION); exit (EXIT_SUCCESS);
     case ':':
@@ -259,20 +320,7 @@ main (int argc, char *argv[])
   }
   if (optind < argc)
     usage_error ("unexpected argument '%s'", argv[optind]);
-  if (o.source_uri == NULL)
-    usage_error ("--source NBD-URI is required");
-  if (o.control_path == NULL)
-    usage_error ("--control PATH is required");
-  if (o.dest == NULL)
-    usage_error ("--dest HOST:PORT is required");
-  if (tls_choices != 1)
-    usage_error ("%s: give exactly one of --tls-psk FILE, --tls-certs DIR "
-                 "or --insecure",
-                 tls_choices == 0 ? "no transport security chosen"
-                 : "conflicting transport security options");
-  if (tls_user && o.tls.mode != TLS_MODE_PSK)
-    usage_error ("--tls-user is only meaningful with --tls-psk");
-  o.tls.psk_user = tls_user;
+  check_combination (&o, tls_choices, tls_user);
 
   /* A receiver that goes away must show up as an error, not kill us. */
   signal (SIGPIPE, SIG_IGN);

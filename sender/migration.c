@@ -45,6 +45,9 @@ migration_where (const struct migration *m, char *buf, size_t len)
   case PHASE_DECIDING:
     snprintf (buf, len, "at the end of pass %" PRIu32, m->cur.pass);
     break;
+  case PHASE_READY:
+    snprintf (buf, len, "while ready to cut over, after pass %" PRIu32, m->cur.pass);
+    break;
   case PHASE_FREEZING: snprintf (buf, len, "while freezing the source"); break;
   case PHASE_CHECKING:
     snprintf (buf, len, "at the end of the final pass (%" PRIu32 ")", m->cur.pass);
@@ -145,6 +148,8 @@ migration_finish (struct migration *m)
 {
   /* Give the transport a few seconds to flush ABORT or the last bytes; the
    * timer does not by itself keep the loop running. */
+  if (m->finished != NULL)
+    m->finished (m);
   ev_timer_init (&m->exit_timer, exit_timer_cb, 5., 0.);
   ev_timer_start (m->loop, &m->exit_timer);
   ev_unref (m->loop);

@@ -5,8 +5,11 @@
  * The files, from the top down, each calling only those below it:
  *   run.c        set-up, the receiver connection, timers and signals, and
  *                losing and regaining the receiver (reconnect.c);
+ *   commands.c   the command socket's STATUS, CUTOVER and ABORT;
  *   cutover.c    after a durable pass: decide (convergence.c) and act;
  *                freeze, final pass, commit, flip, outcome;
+ *   ready.c      --cutover manual: a decision to cut over held until
+ *                CUTOVER, and the replies owed to the command socket;
  *   pass.c       one pass: snapshot, read, send, SYNC; throttling during
  *                a pass;
  *   durability.c SYNC, and CONFIRM once DURABLE (the sync ledger);
@@ -72,6 +75,8 @@
  * for this long: a receiver that hangs must not keep the source frozen or
  * the sender waiting forever. */
 #define MIGRATION_STALL_TIMEOUT_S 120
+
+struct ready;
 
 
 /* Where the current pass stands: its extents, the read cursor and the
@@ -239,6 +244,11 @@ struct migration {
   struct reconnect rc;
   void (*receiver_lost) (struct migration *m, bool transient, const char *reason);
   bool started;                  /* the first HELLO_REPLY has come */
+  /* --cutover manual and the command socket (ready.h), and what the
+   * migration does once it has ended (run.c sets it: migration_finish
+   * calls it, so that replies owed to the command socket are sent). */
+  struct ready *ready;
+  void (*finished) (struct migration *m);
 };
 
 /* The exit status when the source is not known to be serving: it has

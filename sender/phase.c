@@ -22,7 +22,11 @@ static const uint32_t legal[PHASE_COUNT] = {
   [PHASE_PREPARING] = TO (PHASE_PASS) | LIVE_EXITS,
   [PHASE_PASS] = TO (PHASE_PASS_SYNC) | LIVE_EXITS,
   [PHASE_PASS_SYNC] = TO (PHASE_DECIDING) | TO (PHASE_CHECKING) | LIVE_EXITS,
-  [PHASE_DECIDING] = TO (PHASE_PREPARING) | TO (PHASE_FREEZING) | LIVE_EXITS,
+  [PHASE_DECIDING] = TO (PHASE_PREPARING) | TO (PHASE_FREEZING) | TO (PHASE_READY) |
+                     LIVE_EXITS,
+  /* --cutover manual, held ready with nothing pressing to copy: the next
+   * pass starts after a short wait, or at once on CUTOVER (ready.c). */
+  [PHASE_READY] = TO (PHASE_PREPARING) | LIVE_EXITS,
   [PHASE_FREEZING] = TO (PHASE_PASS) | LIVE_EXITS,
   [PHASE_CHECKING] = TO (PHASE_COMMITTING) | LIVE_EXITS,
   [PHASE_COMMITTING] = TO (PHASE_FLIPPING) | LIVE_EXITS,
@@ -66,6 +70,7 @@ phase_name (enum migration_phase p)
     [PHASE_COMMITTING] = "COMMITTING", [PHASE_FLIPPING] = "FLIPPING",
     [PHASE_RECORDING] = "RECORDING", [PHASE_DONE] = "DONE",
     [PHASE_FAILING] = "FAILING", [PHASE_FAILED] = "FAILED",
+    [PHASE_READY] = "READY",
   };
   return (unsigned) p < PHASE_COUNT ? names[p] : "unknown";
 }

@@ -8,9 +8,9 @@
  *   RECONNECTING <--lost--  |                  PASS <-------------+    |
  *        (from any live     |                   | all sent        |    |
  *         phase)            |                   v                 |    |
- *                           |                PASS_SYNC -durable-> DECIDING
- *                           |                   |             (STATUS; the
- *                           |   final pass durable          decision) |
+ *                           |                PASS_SYNC -durable-> DECIDING --held--> READY
+ *                           |                   |             (STATUS; the  (manual; then
+ *                           |   final pass durable          decision) |    PREPARING)
  *                           |                   v                 FREEZING
  *                           |                CHECKING           (FREEZE,
  *                           |             (STATUS: still frozen?) SNAPSHOT)
@@ -24,6 +24,11 @@
  *                          DONE       FAILING --> FAILED (from any live phase;
  *                                     FAILING while THAW and THROTTLE 0 are
  *                                     answered)
+ *
+ * With --cutover manual a decision to cut over is held (ready.h) until
+ * CUTOVER comes on the command socket: the next pass starts at once
+ * (DECIDING -> PREPARING) or, with little to copy, after a short wait in
+ * READY (DECIDING -> READY -> PREPARING); the guest is never frozen there.
  *
  * PREPARING, DECIDING, FREEZING, CHECKING, FLIPPING and FAILING are the
  * waits for the filter's replies on the control channel
@@ -67,6 +72,8 @@ enum migration_phase {
                           their replies before the end */
   PHASE_FAILED,        /* ended without a flip (or not knowing whether one
                           happened) */
+  PHASE_READY,         /* --cutover manual: converged and held ready,
+                          waiting a moment before the next pass (ready.h) */
   PHASE_COUNT
 };
 

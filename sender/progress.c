@@ -360,3 +360,43 @@ progress_hot_blocks (struct progress *p, uint32_t pass, uint64_t skipped,
   json_line_add_u64 (&j, "deferred_bytes", deferred);
   emit (p, &j);
 }
+
+void
+progress_ready (struct progress *p, const struct progress_ready *r, bool announce)
+{
+  double predicted_ms = r->predicted_us == UINT64_MAX ? -1 : r->predicted_us / 1000.;
+
+  if (events_on (p)) {
+    struct json_line j;
+    json_line_begin (&j, "ready", time_unix_now ());
+    json_line_add_bool (&j, "ready", r->ready);
+    json_line_add_string (&j, "phase", r->phase);
+    json_line_add_u64 (&j, "pass", r->pass);
+    json_line_add_u64 (&j, "dirty_bytes", r->dirty_bytes);
+    if (predicted_ms >= 0)
+      json_line_add_double (&j, "predicted_downtime_ms", predicted_ms);
+    json_line_add_double (&j, "max_downtime_ms", r->max_downtime_us / 1000.);
+    json_line_add_bool (&j, "forced", r->forced);
+    json_line_add_bool (&j, "cutover_requested", r->requested);
+    json_line_add_double (&j, "ready_s", r->ready_s);
+    emit (p, &j);
+    if (p->json)
+      return;
+  }
+  if (!announce)
+    return;
+  progress_clear (p);
+  char dirty[32];
+  format_bytes (dirty, sizeof dirty, (double) r->dirty_bytes);
+  if (r->ready)
+    log_info ("ready to cut over after pass %" PRIu32 ": %s dirty, predicted "
+              "downtime %.1f ms (--max-downtime %.1f ms%s); the guest runs on "
+              "and the copy is kept current until CUTOVER or ABORT on %s",
+              r->pass, dirty, predicted_ms, r->max_downtime_us / 1000.,
+              r->forced ? ", which a cutover now would not keep to" : "",
+              r->command_socket);
+  else
+    log_info ("not ready to cut over any more after pass %" PRIu32 ": %s dirty, "
+              "predicted downtime %.1f ms over --max-downtime %.1f ms; copying on",
+              r->pass, dirty, predicted_ms, r->max_downtime_us / 1000.);
+}

@@ -97,5 +97,21 @@ void progress_reconnecting (struct progress *p, const char *dest, unsigned attem
  * "new", with the receiver's durable SYNC sequence. */
 void progress_resumed (struct progress *p, const char *dest, const char *mode,
                        uint64_t durable_seq, uint64_t confirmed_bytes);
+/* --cutover manual: where a migration held ready stands (ready.c).  The
+ * "ready" event comes when it becomes ready, when it stops being ready
+ * (announce: also a line on stderr) and every second in between. */
+struct progress_ready {
+  bool ready;                    /* a cutover would start now */
+  bool forced;                   /* and it would be forced past the budget */
+  bool requested;                /* CUTOVER asked for, not done yet */
+  const char *phase;             /* ready_stage */
+  uint32_t pass;                 /* the pass last decided on */
+  uint64_t dirty_bytes;
+  uint64_t predicted_us;         /* UINT64_MAX: unknown */
+  uint64_t max_downtime_us;
+  double ready_s;                /* since it first became ready */
+  const char *command_socket;
+};
+void progress_ready (struct progress *p, const struct progress_ready *r, bool announce);
 
 #endif /* STM_SENDER_PROGRESS_H */

@@ -26,10 +26,12 @@
 
 #include "convergence.h"
 #include "cutover.h"
+#include "commands.h"
 #include "forward_target.h"
 #include "log.h"
 #include "migration_id.h"
 #include "pass.h"
+#include "ready.h"
 #include "report_sink.h"
 #include "retry_policy.h"
 #include "run.h"
@@ -847,7 +849,12 @@ migration_run (const struct sender_options *opts)
       && (report = report_sink_new (opts->report_path)) != NULL)
     progress_set_tee (&m->progress, report_sink_line, report);
 
-  if (connect_everything (m) == 0) {
+  /* The command socket first: a path another stm-send serves is refused
+   * before anything is touched. */
+  m->finished = commands_finished;
+  if (ready_init (m) == -1 || commands_open (m) == -1)
+    setup_error (m, "no migration to %s was started", opts->dest);
+  else if (connect_everything (m) == 0) {
     source_reader_start (m->reader, m->loop, &pass_reader_callbacks, m);
     ev_timer_init (&m->rate_timer, rate_timer_cb, 0., 0.);
     m->rate_timer.data = m;
@@ -878,6 +885,8 @@ migration_run (const struct sender_options *opts)
   int status = m->exit_code;
   /* Never leave the terminal line open. */
   progress_clear (&m->progress);
+  commands_close (m);
+  ready_free (m);
   reconnect_stop (&m->rc);
   if (m->conn)
     stm_conn_close (m->conn);

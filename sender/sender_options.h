@@ -16,6 +16,11 @@ enum flip_mode {
   FLIP_FORWARD,     /* the source forwards every request to the destination */
 };
 
+enum cutover_mode {
+  CUTOVER_AUTO,     /* cut over as soon as the copy fits the budget */
+  CUTOVER_MANUAL,   /* then stay ready until CUTOVER on the command socket */
+};
+
 struct sender_options {
   const char *source_uri;        /* --source NBD-URI */
   const char *control_path;      /* --control PATH */
@@ -33,6 +38,8 @@ struct sender_options {
   bool progress;                 /* --progress / --no-progress */
   uint64_t retry_timeout_ns;     /* --retry-timeout, 0 = never reconnect */
   const char *report_path;       /* --report FILE.html, or NULL */
+  enum cutover_mode cutover;     /* --cutover auto|manual */
+  const char *command_socket;    /* --command-socket PATH, or NULL */
 };
 
 #endif /* STM_SENDER_OPTIONS_H */

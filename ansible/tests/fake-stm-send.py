@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: BSD-3-Clause
 """A stand-in for stm-send's command socket, for the collection's tests
-(tests/integration/test-ansible-command.sh), until stm-send has
---cutover manual.
+(tests/integration/test-ansible-command.sh), so that they need no build
+and no servers (test-ansible-manual.sh runs the real stm-send).
 
 It takes stm-send's command line, serves --command-socket PATH with the
 protocol of stm-send(1) "COMMAND SOCKET PROTOCOL", and logs every command

@@ -89,7 +89,7 @@ export ANSIBLE_CONFIG="$tmp/ansible.cfg"
 # ----------------------------------------------------------------------
 # 1. The documentation renders, without warnings.
 
-for module in stm_send stm_recv stm_source_info; do
+for module in stm_send stm_recv stm_source_info stm_cutover; do
     run_bounded 60 "doc-$module" ansible-doc "stm.migration.$module"
     [ "$EXIT_STATUS" -eq 0 ] || fail "ansible-doc stm.migration.$module exited $EXIT_STATUS"
     ! grep -qi 'warning' "$tmp/doc-$module.err" ||

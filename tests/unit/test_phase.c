@@ -51,6 +51,19 @@ test_paths (void **state)
     PHASE_COMMITTING, PHASE_FLIPPING, PHASE_RECORDING, PHASE_RECONNECTING,
     PHASE_CONNECTING, PHASE_HELLO, PHASE_RECORDING, PHASE_DONE,
   };
+  /* --cutover manual: held ready, waiting in READY between passes, then
+   * CUTOVER; and the receiver lost or a signal while waiting. */
+  static const enum migration_phase held[] = {
+    PHASE_PASS_SYNC, PHASE_DECIDING, PHASE_READY, PHASE_PREPARING, PHASE_PASS,
+    PHASE_PASS_SYNC, PHASE_DECIDING, PHASE_PREPARING, PHASE_PASS, PHASE_PASS_SYNC,
+    PHASE_DECIDING, PHASE_FREEZING,
+  };
+  static const enum migration_phase held_lost[] = {
+    PHASE_DECIDING, PHASE_READY, PHASE_RECONNECTING,
+  };
+  static const enum migration_phase held_failed[] = {
+    PHASE_DECIDING, PHASE_READY, PHASE_FAILING, PHASE_FAILED,
+  };
   /* A sender run again after its flip. */
   static const enum migration_phase again[] = {
     PHASE_CONNECTING, PHASE_HELLO, PHASE_DONE,
@@ -60,6 +73,9 @@ test_paths (void **state)
   assert_path (again, sizeof again / sizeof again[0]);
   assert_path (overrun, sizeof overrun / sizeof overrun[0]);
   assert_path (failing, sizeof failing / sizeof failing[0]);
+  assert_path (held, sizeof held / sizeof held[0]);
+  assert_path (held_lost, sizeof held_lost / sizeof held_lost[0]);
+  assert_path (held_failed, sizeof held_failed / sizeof held_failed[0]);
 }
 
 static void
@@ -95,6 +111,14 @@ test_refused (void **state)
   assert_false (phase_transition_ok (PHASE_COUNT, PHASE_DONE));
   assert_true (phase_is_final (PHASE_DONE));
   assert_false (phase_is_final (PHASE_RECORDING));
+  /* Held ready, the guest is never frozen: READY leads to a pass through
+   * a SNAPSHOT, never straight to a freeze or a pass. */
+  assert_false (phase_transition_ok (PHASE_READY, PHASE_FREEZING));
+  assert_false (phase_transition_ok (PHASE_READY, PHASE_PASS));
+  assert_false (phase_transition_ok (PHASE_READY, PHASE_DONE));
+  assert_false (phase_transition_ok (PHASE_PASS_SYNC, PHASE_READY));
+  assert_false (phase_is_over (PHASE_READY));
+  assert_string_equal (phase_name (PHASE_READY), "READY");
   assert_string_equal (phase_name (PHASE_PASS_SYNC), "PASS_SYNC");
   assert_string_equal (phase_name (PHASE_COUNT), "unknown");
 }
