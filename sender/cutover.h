@@ -44,14 +44,8 @@ void cutover_begin (struct migration *m);
  * deadline, call the cutover off and return false, so that the caller
  * ends the pass as an ordinary one. */
 bool cutover_final_pass_durable (struct migration *m);
-/* COMMITTED arrived (the receiver holds the destination prepared):
- * CONFIRM, then FLIP once every CONFIRM is answered, then THAW once FLIP
- * is, then record the outcome (cutover_send_outcome), each step from the
- * previous one's reply handler (PHASE_FLIPPING). */
-void cutover_on_committed (struct migration *m, const struct wire_msg *msg);
-/* The source has flipped for m->commit_seq: tell the receiver (OUTCOME
- * flipped) so that it records the destination final, and wait for its
- * RECORDED (PHASE_RECORDING).  Without a connection, the HELLO_REPLY of
- * the next one does it. */
-void cutover_send_outcome (struct migration *m);
+/* THAW every disk that may be frozen (d->frozen), each reply to done with
+ * the disk as opaque; m->cut.thaw_in_flight and m->cut.thaws_awaited
+ * until the last has answered. */
+void cutover_thaw_all (struct migration *m, control_channel_cb *done);
 #endif /* STM_SENDER_CUTOVER_H */
