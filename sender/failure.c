@@ -74,9 +74,11 @@ describe_frozen (struct migration *m, char *state, size_t len)
   }
   if (any) {
     size_t n = strlen (state);
-    snprintf (state + n, len - n, ", and %s remain%s authoritative",
-              m->ndisks > 1 ? "the sources of every disk" : "the source",
-              m->ndisks > 1 ? "" : "s");
+    if (m->ndisks > 1)
+      snprintf (state + n, len - n, "; every other disk's source is thawed; the "
+                "sources of every disk remain authoritative, and none was flipped");
+    else
+      snprintf (state + n, len - n, ", and the source remains authoritative");
   }
   return any;
 }
