@@ -63,6 +63,32 @@ add_disk (struct sender_options *o, const char *arg)
   o->named = true;
 }
 
+/* After the options: the one-disk form (--source, --control) or the
+ * group (--disk), never both. */
+static void
+set_disks (struct sender_options *o, const char *source_uri, const char *control_path)
+{
+  if (o->named && (source_uri != NULL || control_path != NULL))
+    usage_error ("%s: give either --source and --control (one disk) or --disk "
+                 "(a group of named disks), not both",
+                 source_uri != NULL ? "--source" : "--control");
+  if (!o->named) {
+    if (source_uri == NULL)
+      usage_error ("--source NBD-URI (or --disk) is required");
+    if (control_path == NULL)
+      usage_error ("--control PATH is required");
+    o->disks[0] = (struct sender_disk) {
+      .name = NULL, .source_uri = source_uri, .control_path = control_path,
+    };
+    o->ndisks = 1;
+  }
+  /* One URI cannot be every disk's destination. */
+  if (o->forward_uri != NULL && o->ndisks > 1)
+    usage_error ("--flip forward=%s: a group of several disks forwards each "
+                 "disk to the export the receiver announces for it; give "
+                 "--flip forward without a URI", o->forward_uri);
+}
+
 static void
 usage (FILE *fp)
 {
@@ -307,25 +333,7 @@ main (int argc, char *argv[])
   }
   if (optind < argc)
     usage_error ("unexpected argument '%s'", argv[optind]);
-  if (o.named && (source_uri != NULL || control_path != NULL))
-    usage_error ("%s: give either --source and --control (one disk) or --disk "
-                 "(a group of named disks), not both",
-                 source_uri != NULL ? "--source" : "--control");
-  if (!o.named) {
-    if (source_uri == NULL)
-      usage_error ("--source NBD-URI (or --disk) is required");
-    if (control_path == NULL)
-      usage_error ("--control PATH is required");
-    o.disks[0] = (struct sender_disk) {
-      .name = NULL, .source_uri = source_uri, .control_path = control_path,
-    };
-    o.ndisks = 1;
-  }
-  /* One URI cannot be every disk's destination. */
-  if (o.forward_uri != NULL && o.ndisks > 1)
-    usage_error ("--flip forward=%s: a group of several disks forwards each "
-                 "disk to the export the receiver announces for it; give "
-                 "--flip forward without a URI", o.forward_uri);
+  set_disks (&o, source_uri, control_path);
   if (o.dest == NULL)
     usage_error ("--dest HOST:PORT is required");
   if (tls_choices != 1)
