@@ -169,15 +169,15 @@ progress_commit (struct progress *p, uint64_t seq)
 }
 
 void
-progress_flip (struct progress *p, const char *disk, const char *mode,
-               bool preconnected)
+progress_flip (struct progress *p, const char *mode, bool preconnected,
+               const char *disks_json)
 {
   if (!events_on (p))
     return;
   struct json_line j;
   json_line_begin (&j, "flip", time_unix_now ());
-  if (disk != NULL)
-    json_line_add_string (&j, "disk", disk);
+  if (disks_json != NULL)
+    json_line_add_raw (&j, "disks", disks_json);
   json_line_add_string (&j, "mode", mode);
   json_line_add_bool (&j, "preconnected", preconnected);
   emit (p, &j);

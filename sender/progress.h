@@ -50,11 +50,13 @@ void progress_pass_end (struct progress *p, const struct progress_sample *s,
                         double seconds, uint64_t predicted_ms, const char *decision);
 void progress_freeze (struct progress *p, uint64_t drain_ms);
 void progress_commit (struct progress *p, uint64_t seq);
-/* The source flipped (disk: its name in a group of named disks, or NULL);
- * preconnected: the filter used the connection it opened ahead of the
- * freeze (PRECONNECT) for a forward flip. */
-void progress_flip (struct progress *p, const char *disk, const char *mode,
-                    bool preconnected);
+/* The source flipped; preconnected: the filter used the connection it
+ * opened ahead of the freeze (PRECONNECT) for a forward flip.  For a
+ * group of named disks, one event for the group, with disks_json an
+ * array of each disk's name, mode (fence, when fenced in place of a
+ * failed forward flip) and preconnected; NULL for the one-disk form. */
+void progress_flip (struct progress *p, const char *mode, bool preconnected,
+                    const char *disks_json);
 /* The summary; destination is the state the receiver recorded the
  * migration in ("final", or "prepared" when it could not be told);
  * disks_json, for a group of named disks, a JSON array of each disk's
