@@ -62,21 +62,6 @@ test_crash_point (const char *where)
   }
 }
 
-static const char *
-disk_flip_name (enum disk_flip f)
-{
-  switch (f) {
-  case DISK_FLIP_NONE: return "not flipped";
-  case DISK_FLIP_IN_FLIGHT: return "flipping";
-  case DISK_FLIP_DONE: return "flipped";
-  case DISK_FLIP_FENCED: return "fenced";
-  case DISK_FLIP_REFUSED: return "frozen, not flipped";
-  case DISK_FLIP_THAWED: return "tracking (serving from its source)";
-  case DISK_FLIP_UNKNOWN: return "unknown";
-  }
-  return "unknown";
-}
-
 /* One disk's FLIP outcome is known (d->flip): go on once every disk's
  * is. */
 static void
@@ -347,11 +332,14 @@ group_split (struct migration *m)
 static void
 fences_resolved (struct migration *m)
 {
+  enum disk_flip f[WIRE_MAX_DISKS];
+
   for (uint32_t i = 0; i < m->ndisks; i++)
-    if (m->disks[i].flip != DISK_FLIP_DONE && m->disks[i].flip != DISK_FLIP_FENCED) {
-      group_split (m);
-      return;
-    }
+    f[i] = m->disks[i].flip;
+  if (!flip_group_complete (f, m->ndisks)) {
+    group_split (m);
+    return;
+  }
   progress_clear (&m->progress);
   for (uint32_t i = 0; i < m->ndisks; i++)
     if (m->disks[i].flip == DISK_FLIP_FENCED)
@@ -381,41 +369,40 @@ fence_replied (void *opaque, uint64_t tag, const struct control_reply *r)
     fences_resolved (m);
 }
 
-/* Every disk's FLIP outcome is known. */
+/* Every disk's FLIP outcome is known: flip_policy.h decides. */
 static void
 flips_resolved (struct migration *m)
 {
-  unsigned done = 0, unknown = 0, refused = 0;
+  enum disk_flip f[WIRE_MAX_DISKS];
+  unsigned refused = 0;
 
   for (uint32_t i = 0; i < m->ndisks; i++) {
-    enum disk_flip f = m->disks[i].flip;
-    done += f == DISK_FLIP_DONE;
-    unknown += f == DISK_FLIP_UNKNOWN;
-    refused += f == DISK_FLIP_REFUSED;
+    f[i] = m->disks[i].flip;
+    refused += f[i] == DISK_FLIP_REFUSED;
   }
-  if (done == m->ndisks) {
-    flip_succeeded (m);
+  switch (flip_group_after_flips (f, m->ndisks)) {
+  case FLIP_GROUP_FLIPPED:
+    fences_resolved (m);
     return;
-  }
-  if (done == 0 && unknown == 0) {
+  case FLIP_GROUP_NOTHING_FLIPPED:
     nothing_flipped (m);
     return;
-  }
-  if (m->ndisks == 1) {
-    /* One disk whose outcome is unknown: the failure path says so, and
-     * exits STM_SEND_EXIT_UNKNOWN without claiming either. */
+  case FLIP_GROUP_UNKNOWN:
+    /* The failure path says so, and exits STM_SEND_EXIT_UNKNOWN without
+     * claiming either (m->cut.flip_in_flight stays set). */
     migration_fail (m, "the control connection to %s broke with FLIP (%s) in flight "
                     "(%s)", m->disks[0].control_path, m->cut.flip_how,
                     m->disks[0].flip_why);
     return;
+  case FLIP_GROUP_SPLIT:
+    group_split (m);
+    return;
+  case FLIP_GROUP_FENCE:
+    break;
   }
   /* Some disk flipped, or may have: no disk may serve from its source
    * again.  Fence those still frozen by us. */
   m->cut.flip_in_flight = false;
-  if (refused == 0) {
-    fences_resolved (m);
-    return;
-  }
   m->awaiting = refused;
   for (uint32_t i = 0; i < m->ndisks; i++)
     if (m->disks[i].flip == DISK_FLIP_REFUSED)

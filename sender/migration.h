@@ -38,6 +38,7 @@
 #include "control_proto.h"
 #include "convergence.h"
 #include "extents.h"
+#include "flip_policy.h"
 #include "flush_probe.h"
 #include "phase.h"
 #include "hot_blocks.h"
@@ -86,16 +87,6 @@
 
 struct migration;
 
-/* Where one disk stands in the group's flip (flip.c). */
-enum disk_flip {
-  DISK_FLIP_NONE,                /* not asked to flip (yet) */
-  DISK_FLIP_IN_FLIGHT,           /* FLIP sent, its outcome not known yet */
-  DISK_FLIP_DONE,                /* flipped as asked (--flip) */
-  DISK_FLIP_FENCED,              /* fenced in place of a forward flip that failed */
-  DISK_FLIP_REFUSED,             /* FLIP answered ERR: nothing changed */
-  DISK_FLIP_THAWED,              /* the filter thawed it by itself: serving */
-  DISK_FLIP_UNKNOWN,             /* the outcome could not be learned */
-};
 
 /* One disk of the group: its source, its filter and what is known of it. */
 struct migration_disk {
