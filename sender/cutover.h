@@ -8,10 +8,11 @@
  * and a fresh look at the dirty set, FREEZE, RESUME (if hot blocks were
  * deferred), SNAPSHOT, the final pass and its SYNC (called off, thawed,
  * if not durable in time), a STATUS to check the freeze is still held,
- * COMMIT and wait for COMMITTED (the destination is prepared), CONFIRM,
- * FLIP (fence, or forward to the URI given or announced, with our
- * credentials added), THAW, and OUTCOME flipped so that the receiver
- * records the destination final.  The downtime is the filter's own measure of
+ * COMMIT and wait for COMMITTED (the destination is prepared); then
+ * flip.c: CONFIRM, FLIP (fence, or forward to the URI given or announced,
+ * with our credentials added), THAW, and OUTCOME flipped so that the
+ * receiver records the destination final.  For a group of disks every
+ * step asks every disk's filter at once.  The downtime is the filter's own measure of
  * how long guest writes were held (THAW's frozen_us).  Any failure from
  * FREEZE up to a successful FLIP thaws the source, which stays
  * authoritative (migration_fail, migration.h); every failure releases a

@@ -24,8 +24,9 @@
  * disk, with exit status STM_SEND_EXIT_UNKNOWN and the destination's
  * record left prepared.
  *
- * This file sits beside cutover.c: run.c calls it at COMMITTED and after
- * a reconnect, and it calls failure.c and migration.c below it.
+ * This file sits between run.c, which calls it at COMMITTED and after a
+ * reconnect, and cutover.c (cutover_thaw_all), failure.c and migration.c
+ * below it; nothing below calls it.
  */
 #include <config.h>
 

@@ -3,10 +3,13 @@
  * and the primitives they all use (migration.c, durability.c, failure.c).
  *
  * The files, from the top down, each calling only those below it:
- *   run.c        set-up, the receiver connection, timers and signals, and
+ *   run.c        the receiver connection, timers and signals, and
  *                losing and regaining the receiver (reconnect.c);
+ *   setup.c      opening and checking every disk, the migration id;
+ *   flip.c       after the group commit: flip (or fence) every disk,
+ *                thaw, outcome;
  *   cutover.c    after a durable pass: decide (convergence.c) and act;
- *                freeze, final pass, commit, flip, outcome;
+ *                freeze, final pass, commit;
  *   pass.c       one pass: snapshot, read, send, SYNC; throttling during
  *                a pass;
  *   durability.c SYNC, and CONFIRM once DURABLE (the sync ledger);
