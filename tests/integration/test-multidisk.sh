@@ -6,7 +6,7 @@
 # of them at once.  One cutover for the group: every destination is
 # byte-identical to its fenced source, there is one freeze event, the
 # summary carries each disk's figures, and the receiver's one state file
-# records the group final.
+# records the group final.  Then a single --disk: a group of one.
 
 source ./functions.sh
 set -eu
@@ -70,4 +70,14 @@ grep -qx 'state final' "$state" || fail "the group is not recorded final: $(cat 
 grep -qx 'disks 3' "$state" || fail "the state file does not hold three disks"
 [ ! -e "$tmp/sys-dst.img.stm-state" ] || fail "a second state file beside sys"
 info "downtime_ms=$(json_field "$out" done downtime_ms) passes=$(json_field "$out" done passes)"
+
+# A single --disk is a group of one named disk (the HELLO's disk table).
+start_disk solo 8
+start_stm_recv --output solo="$tmp/solo-dst.img" --tls-psk "$tmp/keys.psk" --json --once
+run_group_send one 60 solo -- --tls-psk "$tmp/keys.psk"
+[ "$EXIT_STATUS" -eq 0 ] || fail "stm-send --disk (one disk) exited with $EXIT_STATUS"
+wait_recv_once_done "after a group of one disk"
+cmp "$tmp/solo-src.img" "$tmp/solo-dst.img" || fail "the one named disk differs"
+grep -qx 'disks 1' "$tmp/solo-dst.img.stm-state" ||
+    fail "the receiver did not record a named group of one: $(cat "$tmp/solo-dst.img.stm-state")"
 info "PASS"
