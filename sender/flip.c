@@ -205,6 +205,23 @@ confirmed_then_flip (void *opaque, uint64_t tag, const struct control_reply *r)
   }
 }
 
+/* For tests of the fence fallback only: with STM_SEND_TEST_FORWARD_REFUSED
+ * set to a disk's name, that disk's forward flip goes to a port nothing
+ * listens on (nbd://127.0.0.1:1/), so that its FLIP fails after the group
+ * commit while the other disks' succeed.  Documented in stm-send(1),
+ * ENVIRONMENT; nothing else reads it. */
+static void
+test_refuse_forward (struct migration_disk *d)
+{
+  const char *name = getenv ("STM_SEND_TEST_FORWARD_REFUSED");
+
+  if (name != NULL && d->name != NULL && strcmp (name, d->name) == 0) {
+    fprintf (stderr, "stm-send: STM_SEND_TEST_FORWARD_REFUSED=%s: forwarding that "
+             "disk to nbd://127.0.0.1:1/\n", name);
+    snprintf (d->flip_uri, sizeof d->flip_uri, "nbd://127.0.0.1:1/");
+  }
+}
+
 /* The URI each disk's forward flip goes to: --flip forward=URI (one disk
  * only), or what the receiver announced for the disk (EXPORT, kept in
  * d->flip_uri by forward_target.c), COMMITTED's for disk 0.  -1 after
@@ -223,6 +240,7 @@ forward_uris (struct migration *m, const struct wire_msg *msg)
              forward_target_uri (m, msg->u.committed.text, msg->u.committed.text_len,
                                  d->flip_uri, sizeof d->flip_uri) == -1)
       return -1;
+    test_refuse_forward (d);
     if (d->flip_uri[0] == '\0') {
       migration_fail (m, "cannot flip the source (forward) through %s: no NBD URI "
                       "was given with --flip forward=URI and the receiver at %s "
