@@ -89,6 +89,51 @@ migration_reply_current (const struct migration *m, uint64_t tag,
   return tag == m->ctl_epoch && m->phase == want;
 }
 
+const char *
+migration_disk_filter (const struct migration_disk *d, char *buf, size_t len)
+{
+  if (d->name != NULL)
+    snprintf (buf, len, "the filter of disk %s at %s", d->name, d->control_path);
+  else
+    snprintf (buf, len, "the filter at %s", d->control_path);
+  return buf;
+}
+
+void
+migration_await_all (struct migration *m)
+{
+  m->awaiting = m->ndisks;
+  m->step_failed = false;
+}
+
+bool
+migration_await_one (struct migration *m)
+{
+  assert (m->awaiting > 0);
+  return --m->awaiting == 0;
+}
+
+void
+migration_disk_thawed (struct migration_disk *d)
+{
+  struct migration *m = d->m;
+
+  d->frozen = false;
+  m->cut.frozen = false;
+  for (uint32_t i = 0; i < m->ndisks; i++)
+    if (m->disks[i].frozen)
+      m->cut.frozen = true;
+}
+
+uint64_t
+migration_deferred_bytes (const struct migration *m)
+{
+  uint64_t n = 0;
+  for (uint32_t i = 0; i < m->ndisks; i++)
+    n += hot_blocks_deferred_bytes (&m->disks[i].hot);
+  return n;
+}
+
 static double
 pass_rate (const struct migration *m, uint64_t now)
 {
@@ -162,15 +207,18 @@ migration_finish (struct migration *m)
   ev_signal_stop (m->loop, &m->sigterm_watcher);
   reconnect_stop (&m->rc);
   /* A STATUS still in flight would keep the loop alive for nothing. */
-  status_poller_close (m->poller);
-  /* Nothing the migration still asks the filter matters now; closing the
-   * owning connection is also what releases it in the filter. */
-  if (m->ctl != NULL)
-    control_channel_disconnect (m->ctl);
-  m->poller = NULL;
-  if (m->reader)
-    source_reader_stop (m->reader);
-  flush_probe_abandon (m->flush_probe);
+  for (uint32_t i = 0; i < m->ndisks; i++) {
+    struct migration_disk *d = &m->disks[i];
+    status_poller_close (d->poller);
+    d->poller = NULL;
+    /* Nothing the migration still asks the filter matters now; closing
+     * the owning connection is also what releases it in the filter. */
+    if (d->ctl != NULL)
+      control_channel_disconnect (d->ctl);
+    if (d->reader)
+      source_reader_stop (d->reader);
+    flush_probe_abandon (d->flush_probe);
+  }
   if (m->conn) {
     struct stm_conn *conn = m->conn;
     m->conn = NULL;
@@ -188,8 +236,20 @@ migration_complete (struct migration *m, const char *recorded)
   assert (m->cut.flipped);
   migration_set_phase (m, PHASE_DONE);
   m->exit_code = 0;
+  /* Per disk for a group of named disks (names need no escaping). */
+  char disks[WIRE_MAX_DISKS * (WIRE_MAX_DISK_NAME + 128) + 8] = "[";
+  for (uint32_t i = 0; m->named && i < m->ndisks; i++) {
+    const struct migration_disk *d = &m->disks[i];
+    size_t n = strlen (disks);
+    snprintf (disks + n, sizeof disks - n, "%s{\"name\":\"%s\",\"size\":%" PRIu64
+              ",\"bytes_sent\":%" PRIu64 ",\"flip\":\"%s\"}", i ? "," : "",
+              d->name, d->size, d->bytes_sent,
+              d->flip == DISK_FLIP_FENCED ? "fence"
+              : m->opts->flip == FLIP_FENCE ? "fence" : "forward");
+  }
+  strcat (disks, "]");
   progress_done (&m->progress, m->meas.bytes_sent, m->cur.pass, m->cut.downtime_ms,
                  (double) (time_monotonic_ns () - m->meas.start_ns) / NS_PER_S,
-                 recorded);
+                 recorded, m->named ? disks : NULL);
   migration_finish (m);
 }

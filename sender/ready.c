@@ -257,6 +257,14 @@ ready_flipped (struct migration *m)
   }
 }
 
+/* Where to look when whether the source flipped is unknown. */
+static const char *
+filters_named (const struct migration *m)
+{
+  return m->ndisks == 1 ? m->disks[0].control_path
+    : "every disk's control socket (the error above says which disks)";
+}
+
 void
 ready_finish (struct migration *m)
 {
@@ -270,7 +278,7 @@ ready_finish (struct migration *m)
   else if (r->cutover_reply != NULL && m->exit_code == STM_SEND_EXIT_UNKNOWN)
     command_reply_err (r->cutover_reply, "EIO", "cutover failed: %s; whether the "
                        "source flipped is unknown: see STATUS on %s", msg,
-                       m->opts->control_path);
+                       filters_named (m));
   else if (r->cutover_reply != NULL)
     command_reply_err (r->cutover_reply, "EIO", "cutover failed: %s; the source is "
                        "thawed and authoritative", msg);
@@ -284,7 +292,7 @@ ready_finish (struct migration *m)
     else if (m->exit_code == STM_SEND_EXIT_UNKNOWN)
       command_reply_err (r->abort_replies[i], "EIO", "aborted, but whether the "
                          "source flipped is unknown: see STATUS on %s",
-                         m->opts->control_path);
+                         filters_named (m));
     else
       command_reply_ok (r->abort_replies[i], "aborted: the source is thawed and "
                         "authoritative");
