@@ -322,7 +322,7 @@ flipped_but_receiver_lost (struct migration *m, const char *answer)
 
 /* The start event: the one disk's source, or for a group of named disks
  * each disk's name, size and block (names need no escaping:
- * disk_name.h). */
+ * wire_disk_name_ok). */
 static void
 start_event (struct migration *m, const char *mode)
 {
