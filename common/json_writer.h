@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define JSON_LINE_MAX 4096
+#define JSON_LINE_MAX 8192
 
 struct json_line {
   char buf[JSON_LINE_MAX];

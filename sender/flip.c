@@ -506,22 +506,16 @@ flip_succeeded (struct migration *m)
   m->cut.flipped = true;
   test_crash_point ("flipped");
   /* One event for the group; each disk's flip in its disks array. */
-  char disks[WIRE_MAX_DISKS * (WIRE_MAX_DISK_NAME + 64) + 8] = "[";
+  char disks[MIGRATION_DISKS_JSON_MAX];
   bool all_preconnected = o->flip == FLIP_FORWARD;
   for (uint32_t i = 0; i < m->ndisks; i++) {
     const struct migration_disk *d = &m->disks[i];
     bool fenced = d->flip == DISK_FLIP_FENCED || o->flip == FLIP_FENCE;
-    size_t n = strlen (disks);
-    if (m->named)
-      snprintf (disks + n, sizeof disks - n,
-                "%s{\"name\":\"%s\",\"mode\":\"%s\",\"preconnected\":%s}",
-                i ? "," : "", d->name, fenced ? "fence" : "forward",
-                !fenced && d->flip_preconnected ? "true" : "false");
     all_preconnected = all_preconnected && !fenced && d->flip_preconnected;
   }
-  strcat (disks, "]");
   progress_flip (&m->progress, o->flip == FLIP_FENCE ? "fence" : "forward",
-                 all_preconnected, m->named ? disks : NULL);
+                 all_preconnected,
+                 migration_disks_json (m, DISKS_JSON_FLIP, disks, sizeof disks));
   /* The flip is final and the destination is authoritative now; THAW only
    * releases held requests to the flip's target. */
   m->cut.frozen_us = 0;

@@ -141,6 +141,54 @@ pass_rate (const struct migration *m, uint64_t now)
   return ns ? (double) m->cur.pass_done * NS_PER_S / ns : 0;
 }
 
+_Static_assert (sizeof ((struct progress_sample *) 0)->disks_buf >= MIGRATION_DISKS_JSON_MAX,
+                "a progress sample holds every disk's figures");
+
+/* A disk's flip, as the flip event says it. */
+static const char *
+disk_flip_mode (const struct migration *m, const struct migration_disk *d)
+{
+  return d->flip == DISK_FLIP_FENCED || m->opts->flip == FLIP_FENCE ? "fence" : "forward";
+}
+
+const char *
+migration_disks_json (const struct migration *m, unsigned what, char *buf, size_t len)
+{
+  size_t n = 0;
+  int w;
+
+  assert (len >= MIGRATION_DISKS_JSON_MAX);
+  if (!m->named)
+    return NULL;
+  buf[n++] = '[';
+  for (uint32_t i = 0; i < m->ndisks; i++) {
+    const struct migration_disk *d = &m->disks[i];
+    w = snprintf (buf + n, len - n, "%s{\"name\":\"%s\"", i ? "," : "", d->name);
+    n += (size_t) w;
+    if (what & DISKS_JSON_SIZE)
+      n += (size_t) snprintf (buf + n, len - n, ",\"size\":%" PRIu64 ",\"block\":%" PRIu32,
+                              d->size, d->block);
+    if (what & DISKS_JSON_SENT)
+      n += (size_t) snprintf (buf + n, len - n, ",\"bytes_sent\":%" PRIu64, d->bytes_sent);
+    if (what & DISKS_JSON_DIRTY)
+      n += (size_t) snprintf (buf + n, len - n, ",\"dirty_bytes\":%" PRIu64,
+                              d->st.dirty_bytes);
+    if (what & DISKS_JSON_FLIP) {
+      const char *mode = disk_flip_mode (m, d);
+      n += (size_t) snprintf (buf + n, len - n, ",\"mode\":\"%s\",\"preconnected\":%s",
+                              mode, strcmp (mode, "forward") == 0 && d->flip_preconnected
+                              ? "true" : "false");
+    }
+    if (what & DISKS_JSON_OUTCOME)
+      n += (size_t) snprintf (buf + n, len - n, ",\"flip\":\"%s\"", disk_flip_mode (m, d));
+    buf[n++] = '}';
+    assert (n < len - 2);
+  }
+  buf[n++] = ']';
+  buf[n] = '\0';
+  return buf;
+}
+
 void
 migration_sample (const struct migration *m, struct progress_sample *s, uint64_t now)
 {
@@ -151,6 +199,8 @@ migration_sample (const struct migration *m, struct progress_sample *s, uint64_t
   s->bytes_sent = m->meas.bytes_sent;
   s->dirty_bytes = m->meas.dirty_bytes;
   s->rate = pass_rate (m, now);
+  s->disks_json = migration_disks_json (m, DISKS_JSON_SENT | DISKS_JSON_DIRTY,
+                                        s->disks_buf, sizeof s->disks_buf);
 }
 
 int
@@ -236,20 +286,10 @@ migration_complete (struct migration *m, const char *recorded)
   assert (m->cut.flipped);
   migration_set_phase (m, PHASE_DONE);
   m->exit_code = 0;
-  /* Per disk for a group of named disks (names need no escaping). */
-  char disks[WIRE_MAX_DISKS * (WIRE_MAX_DISK_NAME + 128) + 8] = "[";
-  for (uint32_t i = 0; m->named && i < m->ndisks; i++) {
-    const struct migration_disk *d = &m->disks[i];
-    size_t n = strlen (disks);
-    snprintf (disks + n, sizeof disks - n, "%s{\"name\":\"%s\",\"size\":%" PRIu64
-              ",\"bytes_sent\":%" PRIu64 ",\"flip\":\"%s\"}", i ? "," : "",
-              d->name, d->size, d->bytes_sent,
-              d->flip == DISK_FLIP_FENCED ? "fence"
-              : m->opts->flip == FLIP_FENCE ? "fence" : "forward");
-  }
-  strcat (disks, "]");
+  char disks[MIGRATION_DISKS_JSON_MAX];
   progress_done (&m->progress, m->meas.bytes_sent, m->cur.pass, m->cut.downtime_ms,
                  (double) (time_monotonic_ns () - m->meas.start_ns) / NS_PER_S,
-                 recorded, m->named ? disks : NULL);
+                 recorded, migration_disks_json (m, DISKS_JSON_SIZE | DISKS_JSON_SENT |
+                                                 DISKS_JSON_OUTCOME, disks, sizeof disks));
   migration_finish (m);
 }

@@ -353,6 +353,24 @@ void migration_disk_thawed (struct migration_disk *d);
 uint64_t migration_deferred_bytes (const struct migration *m);
 /* Where the migration is, for messages: "during pass 2". */
 const char *migration_where (const struct migration *m, char *buf, size_t len);
+/* What migration_disks_json puts in each disk's object, besides its
+ * name. */
+enum {
+  DISKS_JSON_SIZE = 1,           /* size, block */
+  DISKS_JSON_SENT = 2,           /* bytes_sent (this process) */
+  DISKS_JSON_DIRTY = 4,          /* dirty_bytes (its filter's last STATUS) */
+  DISKS_JSON_FLIP = 8,           /* mode (fence, forward), preconnected:
+                                    the flip event's */
+  DISKS_JSON_OUTCOME = 16,       /* flip (fence, forward): the summary's */
+};
+#define MIGRATION_DISKS_JSON_MAX (WIRE_MAX_DISKS * (WIRE_MAX_DISK_NAME + 160) + 8)
+/* For a group of named disks, a JSON array of one object per disk (its
+ * name and the fields what asks for) in buf, which has len bytes (at
+ * least MIGRATION_DISKS_JSON_MAX); NULL for the one-disk form, whose
+ * events already say everything.  Names need no escaping
+ * (wire_disk_name_ok). */
+const char *migration_disks_json (const struct migration *m, unsigned what,
+                                  char *buf, size_t len);
 /* The numbers of the current pass, for progress events. */
 void migration_sample (const struct migration *m, struct progress_sample *s,
                        uint64_t now);

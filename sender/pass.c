@@ -259,8 +259,10 @@ pass_begin (struct migration *m, bool final)
   if (!final)
     rate_limit_restart (&m->rate, m->cur.pass_start_ns);
   migration_set_phase (m, PHASE_PASS);
-  /* SNAPSHOT just took every dirty block. */
+  /* SNAPSHOT just took every dirty block, of every disk. */
   m->meas.dirty_bytes = 0;
+  for (uint32_t i = 0; i < m->ndisks; i++)
+    m->disks[i].st.dirty_bytes = 0;
 
   progress_pass_begin (&m->progress, m->cur.pass, m->cur.pass_bytes, final);
   if (migration_send_msg (m, frame, wire_encode_pass_begin (frame, m->cur.pass, m->cur.pass_bytes)) == -1)

@@ -123,6 +123,8 @@ progress_update (struct progress *p, const struct progress_sample *s,
   json_line_add_u64 (&j, "bytes_sent", s->bytes_sent);
   json_line_add_u64 (&j, "dirty_bytes", s->dirty_bytes);
   json_line_add_double (&j, "rate", s->rate);
+  if (s->disks_json != NULL)
+    json_line_add_raw (&j, "disks", s->disks_json);
   emit (p, &j);
 }
 
@@ -143,6 +145,8 @@ progress_pass_end (struct progress *p, const struct progress_sample *s,
     json_line_add_u64 (&j, "predicted_ms", predicted_ms);
     json_line_add_string (&j, "decision", decision);
   }
+  if (s->disks_json != NULL)
+    json_line_add_raw (&j, "disks", s->disks_json);
   emit (p, &j);
 }
 

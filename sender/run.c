@@ -326,17 +326,11 @@ flipped_but_receiver_lost (struct migration *m, const char *answer)
 static void
 start_event (struct migration *m, const char *mode)
 {
-  char disks[WIRE_MAX_DISKS * (WIRE_MAX_DISK_NAME + 64) + 8] = "[";
+  char disks[MIGRATION_DISKS_JSON_MAX];
 
-  for (uint32_t i = 0; m->named && i < m->ndisks; i++) {
-    size_t n = strlen (disks);
-    snprintf (disks + n, sizeof disks - n, "%s{\"name\":\"%s\",\"size\":%" PRIu64
-              ",\"block\":%" PRIu32 "}", i ? "," : "", m->disks[i].name,
-              m->disks[i].size, m->disks[i].block);
-  }
-  strcat (disks, "]");
   progress_start (&m->progress, m->disks[0].source_uri, m->opts->dest, m->size,
-                  m->block, m->migration_id_hex, mode, m->named ? disks : NULL);
+                  m->block, m->migration_id_hex, mode,
+                  migration_disks_json (m, DISKS_JSON_SIZE, disks, sizeof disks));
 }
 
 /* HELLO_REPLY once the source has flipped (in this process, or before it

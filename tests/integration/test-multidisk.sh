@@ -47,10 +47,16 @@ grep -q '"event":"start".*"disks":\[{"name":"sys"' "$out" ||
 last="$(tail -n 1 "$out")"
 case "$last" in *'"event":"done"'*) ;; *) fail "the last line is not the summary: $last" ;; esac
 for d in sys data empty; do
-    echo "$last" | grep -q "{\"name\":\"$d\",\"size\":[0-9]*,\"bytes_sent\":[0-9]*" ||
+    echo "$last" | grep -q "{\"name\":\"$d\",\"size\":[0-9]*,\"block\":[0-9]*,\"bytes_sent\":[0-9]*" ||
         fail "the summary lacks disk $d's figures: $last"
+    # Progress and pass_end events carry each disk's figures too.
+    for ev in progress pass_end; do
+        grep "\"event\":\"$ev\"" "$out" | tail -n 1 |
+            grep -q "{\"name\":\"$d\",\"bytes_sent\":[0-9]*,\"dirty_bytes\":[0-9]*}" ||
+            fail "the $ev events lack disk $d's figures: $(grep "\"$ev\"" "$out" | tail -n 1)"
+    done
 done
-sys_sent="$(echo "$last" | sed -n 's/.*"name":"sys","size":[0-9]*,"bytes_sent":\([0-9]*\).*/\1/p')"
+sys_sent="$(echo "$last" | sed -n 's/.*"name":"sys","size":[0-9]*,"block":[0-9]*,"bytes_sent":\([0-9]*\).*/\1/p')"
 [ "$sys_sent" -ge $(( 96 * 1024 * 1024 )) ] || fail "disk sys: bytes_sent=$sys_sent is less than its size"
 n="$(grep -c '"event":"flip"' "$out")"
 [ "$n" -eq 1 ] || fail "$n flip events, not one for the group"
