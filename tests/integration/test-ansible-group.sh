@@ -10,7 +10,8 @@
 # stm_recv (outputs), checks every disk with stm_source_info (disks),
 # starts stm_send with disks and cutover=manual under async and poll 0,
 # pivots the first group with a later stm_cutover task and collects the
-# per-disk figures with async_status, then aborts the second group.  The
+# per-disk figures with async_status, then aborts the second group.  Its
+# check mode of stm_recv refuses a group whose output is somebody's data.  The
 # first group's sys source and data control socket are given through
 # paths holding a comma, which the module must double for --disk.
 # Afterwards both destinations of the first group must equal their fenced
@@ -28,6 +29,11 @@ requires_psk_migration
 
 collection="$abs_top_srcdir/ansible"
 [ -f "$collection/galaxy.yml" ] || fail "no collection at $collection"
+
+# The pure decisions about a group first (names, --disk escaping, the
+# group's state file, per-disk results).
+run_bounded 60 unit /usr/bin/python3 "$collection/tests/test_stm_disks.py"
+[ "$EXIT_STATUS" -eq 0 ] || fail "test_stm_disks.py failed: $(tail -n 20 "$tmp/unit.err")"
 
 # stm-send runs under Ansible's async wrapper and stm-recv under the
 # stm_recv module, each in a session of its own: a running
@@ -86,6 +92,8 @@ export ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3
 export ANSIBLE_CONFIG="$tmp/ansible.cfg"
 
 make_psk "$tmp/keys.psk"
+# Somebody's data where a group's output would go: refused without force.
+make_random_image "$tmp/old-data.img" 1
 start_disk sys 32
 start_disk data 16
 start_disk sys2 8
