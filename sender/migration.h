@@ -252,6 +252,9 @@ struct hello_state {
 };
 
 struct migration {
+  /* Held ready (--cutover manual, ready.c): the guest is not throttled,
+   * neither at a pass end nor during a pass (pass.c). */
+  bool throttle_held_off;
   const struct sender_options *opts;
   struct ev_loop *loop;
   /* The group: one disk for --source/--control (unnamed, no feature

@@ -71,7 +71,8 @@ pass_throttle_all (struct migration *m, uint64_t rate)
 static int
 throttle_during_pass (struct migration *m, const struct control_status *st)
 {
-  if ((m->phase != PHASE_PASS && m->phase != PHASE_PASS_SYNC) || m->cur.final_pass)
+  if ((m->phase != PHASE_PASS && m->phase != PHASE_PASS_SYNC) || m->cur.final_pass ||
+      m->throttle_held_off)
     return 0;
   struct convergence_input in = {
     .pass = m->cur.pass,
