@@ -35,8 +35,10 @@ ready_action (enum cutover_mode mode, bool requested, bool been_ready,
 uint64_t
 ready_wait_ns (const struct convergence_input *in, const struct convergence_result *res)
 {
-  if (res->predicted_ns == CONVERGENCE_INFINITE ||
-      res->predicted_ns > in->max_downtime_ns / 2)
+  if (res->predicted_ns == CONVERGENCE_INFINITE)
+    return 0;
+  if (res->predicted_ns > in->max_downtime_ns / 2 &&
+      in->dirty_bytes >= READY_MIN_PASS_BYTES)
     return 0;
   return READY_WAIT_NS;
 }

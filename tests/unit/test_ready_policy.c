@@ -49,7 +49,8 @@ test_action (void **state)
 static void
 test_wait (void **state)
 {
-  struct convergence_input in = { .max_downtime_ns = 200 * NS_PER_MS };
+  struct convergence_input in = { .max_downtime_ns = 200 * NS_PER_MS,
+                                  .dirty_bytes = 8 * READY_MIN_PASS_BYTES };
   struct convergence_result res = { .predicted_ns = 20 * NS_PER_MS };
 
   /* Well within the budget: wait for more to copy at once. */
@@ -62,6 +63,13 @@ test_wait (void **state)
   res.predicted_ns = 300 * NS_PER_MS;
   assert_int_equal (ready_wait_ns (&in, &res), 0);
   res.predicted_ns = CONVERGENCE_INFINITE;
+  assert_int_equal (ready_wait_ns (&in, &res), 0);
+  /* Over half the budget with next to nothing dirty: the fixed costs and
+   * the deferred hot blocks do it, which no pass shrinks: wait. */
+  res.predicted_ns = 102 * NS_PER_MS;
+  in.dirty_bytes = 65536;
+  assert_int_equal (ready_wait_ns (&in, &res), READY_WAIT_NS);
+  in.dirty_bytes = READY_MIN_PASS_BYTES;
   assert_int_equal (ready_wait_ns (&in, &res), 0);
 }
 
