@@ -105,9 +105,12 @@ mirror_consumer_durable (struct mirror_consumer *c, uint64_t pos,
   /* Release: the consumer has finished reading the records below pos
    * before a writer may overwrite them. */
   __atomic_store_n (&c->page->durable, pos, __ATOMIC_RELEASE);
-  __atomic_fetch_add (&c->page->durable_wake, 1, __ATOMIC_SEQ_CST);
-  syscall (SYS_futex, &c->page->durable_wake, FUTEX_WAKE, INT_MAX,
-           NULL, NULL, 0);
+  /* Only mirror-sync writers wait for it. */
+  if (c->ring.hdr->sync) {
+    __atomic_fetch_add (&c->page->durable_wake, 1, __ATOMIC_SEQ_CST);
+    syscall (SYS_futex, &c->page->durable_wake, FUTEX_WAKE, INT_MAX,
+             NULL, NULL, 0);
+  }
 }
 
 uint64_t

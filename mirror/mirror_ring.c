@@ -223,7 +223,7 @@ mirror_ring_peek (const struct mirror_ring *r, uint64_t pos,
   rec = (const struct mirror_record *) (r->data + i);
   if (rec->pos != pos || rec->size < sizeof *rec || rec->size > r->capacity ||
       rec->size % MIRROR_GRANULE != 0 ||
-      rec->type < MIRROR_WRITE || rec->type > MIRROR_TRIM) {
+      rec->type < MIRROR_WRITE || rec->type > MIRROR_ZERO) {
     errno = EPROTO;
     return -1;
   }

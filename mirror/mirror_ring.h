@@ -53,10 +53,11 @@
 #define MIRROR_MIN_CAPACITY (UINT64_C (1) << 20)
 #define MIRROR_MAX_CAPACITY (UINT64_C (1) << 32)
 
+/* A trim is not a record: what a trimmed range reads as is the plugin's
+ * choice, so the filter marks it dirty and a copy read tells. */
 enum mirror_record_type {
   MIRROR_WRITE = 1,              /* length bytes of data follow */
   MIRROR_ZERO = 2,               /* the range reads as zeroes now */
-  MIRROR_TRIM = 3,               /* the range was trimmed (contents unknown) */
 };
 
 /* The ring area's first page. */

@@ -43,16 +43,19 @@
 
 #include <nbdkit-filter.h>
 
+#include "bitmap.h"
 #include "bits.h"
 #include "clock.h"
 #include "control_server.h"
 #include "forward.h"
 #include "migration_state.h"
+#include "mirror.h"
 #include "parse.h"
 #include "preconnect.h"
 #include "throttle.h"
 #include "time_units.h"
 #include "write_gate.h"
+#include "write_overlap.h"
 
 static struct migration_state migration = MIGRATION_STATE_INIT;
 static struct control_server control = CONTROL_SERVER_INIT;
@@ -347,6 +350,49 @@ migrate_pread (nbdkit_next *next, void *handle,
   return next->pread (next, buf, count, offset, flags, err);
 }
 
+/* A write-like request is about to reach the plugin (write_overlap.h).
+ * Overlaps are told apart in units of 4 KiB, whatever migrate-block is:
+ * two guest writes to different parts of one large block do not race. */
+#define OVERLAP_UNIT 4096
+
+static void
+overlap_enter (uint64_t offset, uint32_t count)
+{
+  uint64_t first, n;
+
+  block_range_of_bytes (offset, count, OVERLAP_UNIT, &first, &n);
+  write_overlap_enter (&migration.overlap, first, n);
+}
+
+/* A write-like request has completed on the plugin, r being its result
+ * (-1 also for a trim, which is never mirrored); the caller is still
+ * inside the write gate.  Its blocks must be covered
+ * until the destination has them durable: by a record in the mirror ring
+ * when there is one and the request succeeded and fits, by dirty bits
+ * otherwise (a failed request may have changed part of the range, which
+ * only a copy read can tell).  Then, if it was the last of a group of
+ * writes to the same blocks in flight at once, the order in which the
+ * plugin applied them is unknown: its blocks are copied again. */
+static void
+write_completed (enum mirror_record_type type, const void *buf,
+                 uint32_t count, uint64_t offset, int r)
+{
+  struct mirror *m = r == 0 ? mirror_slot_acquire (&migration.mirror) : NULL;
+  uint64_t first, n;
+
+  if (m != NULL && mirror_request (m, type, buf, count, offset))
+    migration_note_mirrored (&migration, count);
+  else
+    migration_note_write (&migration, offset, count);
+  mirror_release (m);
+
+  block_range_of_bytes (offset, count, OVERLAP_UNIT, &first, &n);
+  if (write_overlap_leave (&migration.overlap, first, n)) {
+    migration_mark_dirty (&migration, offset, count);
+    __atomic_fetch_add (&migration.overlaps, 1, __ATOMIC_RELAXED);
+  }
+}
+
 static int
 migrate_pwrite (nbdkit_next *next, void *handle,
                 const void *buf, uint32_t count, uint64_t offset,
@@ -360,8 +406,9 @@ migrate_pwrite (nbdkit_next *next, void *handle,
     return -1;
   if (r == WRITE_GATE_FORWARD)
     return forward_pwrite (migration.forward, buf, count, offset, flags, err);
+  overlap_enter (offset, count);
   r = next->pwrite (next, buf, count, offset, flags, err);
-  migration_note_write (&migration, offset, count);
+  write_completed (MIRROR_WRITE, buf, count, offset, r);
   write_gate_leave (&migration.gate);
   return r;
 }
@@ -385,10 +432,14 @@ gated_zero_or_trim (nbdkit_next *next, enum data_free_request request,
     return request == REQUEST_TRIM
       ? forward_trim (migration.forward, count, offset, flags, err)
       : forward_zero (migration.forward, count, offset, flags, err);
+  overlap_enter (offset, count);
   r = request == REQUEST_TRIM
     ? next->trim (next, count, offset, flags, err)
     : next->zero (next, count, offset, flags, err);
-  migration_note_write (&migration, offset, count);
+  /* What a trimmed range reads as is the plugin's choice: only a copy
+   * read can tell, so a trim always goes by its dirty bits. */
+  write_completed (MIRROR_ZERO, NULL, count, offset,
+                   request == REQUEST_TRIM ? -1 : r);
   write_gate_leave (&migration.gate);
   return r;
 }

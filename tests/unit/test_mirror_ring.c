@@ -145,7 +145,7 @@ test_full_and_durable (void **state)
   assert_true (mirror_ring_reserve (&t->r, sizeof buf, &pos));
   assert_int_equal (pos, 4096);
   assert_false (mirror_ring_reserve (&t->r, 0, &pos));
-  mirror_ring_commit (&t->r, pos, MIRROR_TRIM, 0, 4096, 0);
+  mirror_ring_commit (&t->r, pos, MIRROR_ZERO, 0, 4096, 0);
   /* A consumer claiming more than was ever reserved frees no more. */
   t->cons.durable = UINT64_MAX;
   assert_int_equal (mirror_ring_durable (&t->r), mirror_ring_head (&t->r));
