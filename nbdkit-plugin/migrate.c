@@ -257,6 +257,8 @@ static void
 migrate_cleanup (nbdkit_backend *backend)
 {
   control_server_stop (&control);
+  /* Nobody is left to take the ring's records. */
+  mirror_release (mirror_slot_remove (&migration.mirror));
   /* No client is left to use the destination's connections. */
   forward_close (migration.forward);
   migration.forward = NULL;

@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -343,6 +344,13 @@ main (int argc, char *argv[])
   read_line (line, sizeof line, fds, &nfds);
   if (!control_reply_is_ok (line) || nfds != 3)
     die ("MIRROR START answered '%s' with %u descriptors", line, nfds);
+  /* The ring is the filter's alone to write: its memfd is sealed. */
+  {
+    void *w = mmap (NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0);
+
+    if (w != MAP_FAILED)
+      die ("the ring's memfd can be mapped writable by its consumer");
+  }
   if (mirror_consumer_map (&cons, fds[0], fds[1], fds[2]) == -1)
     die ("mapping the ring: %s", strerror (errno));
   printf ("%s\n", line);
