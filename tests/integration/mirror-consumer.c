@@ -6,6 +6,7 @@
  *   mirror-consumer --control PATH --uri NBD-URI --copy FILE --until FILE
  *                   [--ring BYTES] [--sync MS] [--stall-ms MS] [--no-ack]
  *                   [--status-out FILE] [--chunk-delay-ms MS]
+ *                   [--no-copy] [--discard]
  *
  * It owns the migration: MIRROR START (taking the ring's descriptors from
  * the reply), SNAPSHOT (every block: the full pass), then a copy pass
@@ -24,7 +25,9 @@
  * durable (mirror-sync writes time out; the ring fills).  "Durable" here
  * means written to FILE: the copy is the destination.  --chunk-delay-ms:
  * pause after each chunk of the copy pass, so that it spans the guest's
- * writes and its reads race them.
+ * writes and its reads race them.  For bench/mirror-overhead.sh:
+ * --no-copy makes no copy pass (no SNAPSHOT, no reads: only the ring is
+ * consumed), --discard takes records without writing them to FILE.
  */
 #include <config.h>
 
@@ -57,6 +60,7 @@ static struct mirror_consumer cons;
 static int copy_fd = -1;
 static int ctl_fd = -1;
 static bool no_ack;
+static bool discard;
 static uint64_t applied_entries;
 static long chunk_delay_ms;
 
@@ -170,12 +174,13 @@ apply (const struct mirror_entry *e)
 {
   static const uint8_t zeroes[CHUNK];
 
-  if (e->type == MIRROR_WRITE) {
+  /* --discard: only the ring's cost is measured. */
+  if (!discard && e->type == MIRROR_WRITE) {
     write_copy (e->data[0], e->data_len[0], e->offset);
     if (e->data_len[1] > 0)
       write_copy (e->data[1], e->data_len[1], e->offset + e->data_len[0]);
   }
-  else {
+  else if (!discard) {
     for (uint64_t done = 0; done < e->length; ) {
       uint64_t n = e->length - done < CHUNK ? e->length - done : CHUNK;
 
@@ -293,6 +298,7 @@ main (int argc, char *argv[])
 {
   const char *control = NULL, *uri = NULL, *copy = NULL, *until = NULL;
   const char *status_out = NULL;
+  bool no_copy = false;
   uint64_t ring = 8 << 20, sync_ms = 0, stall_ms = 0, bytes;
   static const struct option opts[] = {
     { "control", required_argument, NULL, 'c' },
@@ -305,6 +311,8 @@ main (int argc, char *argv[])
     { "no-ack", no_argument, NULL, 'n' },
     { "status-out", required_argument, NULL, 'O' },
     { "chunk-delay-ms", required_argument, NULL, 'd' },
+    { "no-copy", no_argument, NULL, 'N' },
+    { "discard", no_argument, NULL, 'D' },
     { NULL, 0, NULL, 0 },
   };
   char line[4096], request[128];
@@ -326,6 +334,8 @@ main (int argc, char *argv[])
     case 'n': no_ack = true; break;
     case 'O': status_out = optarg; break;
     case 'd': chunk_delay_ms = strtol (optarg, NULL, 10); break;
+    case 'N': no_copy = true; break;
+    case 'D': discard = true; break;
     default: exit (2);
     }
   }
@@ -366,10 +376,12 @@ main (int argc, char *argv[])
 
   if (stall_ms > 0)
     sleep_ms ((long) stall_ms);
-  snapshot_and_copy (nbd, &bytes);
-  printf ("full pass: %" PRIu64 " bytes, %" PRIu64 " records so far\n",
-          bytes, applied_entries);
-  fflush (stdout);
+  if (!no_copy) {
+    snapshot_and_copy (nbd, &bytes);
+    printf ("full pass: %" PRIu64 " bytes, %" PRIu64 " records so far\n",
+            bytes, applied_entries);
+    fflush (stdout);
+  }
 
   while (access (until, F_OK) == -1) {
     apply_records (0);
@@ -388,9 +400,11 @@ main (int argc, char *argv[])
   }
   command ("MIRROR STOP", line, sizeof line);
   printf ("%s\n", line);
-  snapshot_and_copy (nbd, &bytes);
-  printf ("final pass: %" PRIu64 " bytes dirty, %" PRIu64 " records applied\n",
-          bytes, applied_entries);
+  if (!no_copy) {
+    snapshot_and_copy (nbd, &bytes);
+    printf ("final pass: %" PRIu64 " bytes dirty, %" PRIu64
+            " records applied\n", bytes, applied_entries);
+  }
   if (fsync (copy_fd) == -1)
     die ("fsync %s: %s", copy, strerror (errno));
   command ("THAW", line, sizeof line);
