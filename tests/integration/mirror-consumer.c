@@ -191,6 +191,28 @@ apply (const struct mirror_entry *e)
   applied_entries++;
 }
 
+/* Wait for the next record.  Sleeping on the eventfd whenever the ring is
+ * empty would cost a consumer that keeps up a system call on every guest
+ * write (the writer signals a sleeping consumer): in mirror mode, nap a
+ * little first, as a busy guest's records come within microseconds.  In
+ * mirror-sync every write waits for us, so we sleep at once and are
+ * woken at once. */
+static void
+await_records (int timeout_ms)
+{
+  for (int i = 0; i < 10 && !cons.ring.hdr->sync; i++) {
+    struct mirror_entry e;
+    struct timespec ts = { 0, 100 * 1000 };
+
+    if (mirror_ring_peek (&cons.ring, cons.next_pos, &e) != 0 ||
+        mirror_consumer_stopped (&cons))
+      return;
+    nanosleep (&ts, NULL);
+  }
+  if (mirror_consumer_wait (&cons, timeout_ms) == -1)
+    die ("waiting for the ring: %s", strerror (errno));
+}
+
 /* Report what has been applied: taken, and (the copy being the
  * destination) durable, which frees the ring's space. */
 static void
@@ -226,8 +248,7 @@ apply_records (uint64_t until)
     report_applied ();
     if (until == 0)
       return;
-    if (mirror_consumer_wait (&cons, 100) == -1)
-      die ("waiting for the ring: %s", strerror (errno));
+    await_records (100);
   }
 }
 
@@ -293,6 +314,39 @@ snapshot_and_copy (struct nbd_handle *nbd, uint64_t *bytes)
   free (extents);
 }
 
+/* MIRROR START, taking the ring's descriptors from the reply, and map
+ * the ring. */
+static void
+start_mirror (uint64_t ring, uint64_t sync_ms)
+{
+  char line[4096], request[128];
+  int fds[3];
+  unsigned nfds = 0;
+
+  if (sync_ms > 0)
+    snprintf (request, sizeof request, "MIRROR START %" PRIu64 " sync %" PRIu64,
+              ring, sync_ms);
+  else
+    snprintf (request, sizeof request, "MIRROR START %" PRIu64, ring);
+  if (write (ctl_fd, request, strlen (request)) == -1 ||
+      write (ctl_fd, "\n", 1) != 1)
+    die ("sending MIRROR START: %s", strerror (errno));
+  read_line (line, sizeof line, fds, &nfds);
+  if (!control_reply_is_ok (line) || nfds != 3)
+    die ("MIRROR START answered '%s' with %u descriptors", line, nfds);
+  /* The ring is the filter's alone to write: its memfd is sealed. */
+  {
+    void *w = mmap (NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0);
+
+    if (w != MAP_FAILED)
+      die ("the ring's memfd can be mapped writable by its consumer");
+  }
+  if (mirror_consumer_map (&cons, fds[0], fds[1], fds[2]) == -1)
+    die ("mapping the ring: %s", strerror (errno));
+  printf ("%s\n", line);
+  fflush (stdout);
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -315,9 +369,8 @@ main (int argc, char *argv[])
     { "discard", no_argument, NULL, 'D' },
     { NULL, 0, NULL, 0 },
   };
-  char line[4096], request[128];
-  int fds[3], c;
-  unsigned nfds = 0;
+  char line[4096];
+  int c;
   struct nbd_handle *nbd;
   int64_t size;
   FILE *fp;
@@ -343,28 +396,7 @@ main (int argc, char *argv[])
     die ("usage: --control PATH --uri URI --copy FILE --until FILE ...");
 
   connect_control (control);
-  if (sync_ms > 0)
-    snprintf (request, sizeof request, "MIRROR START %" PRIu64 " sync %" PRIu64,
-              ring, sync_ms);
-  else
-    snprintf (request, sizeof request, "MIRROR START %" PRIu64, ring);
-  if (write (ctl_fd, request, strlen (request)) == -1 ||
-      write (ctl_fd, "\n", 1) != 1)
-    die ("sending MIRROR START: %s", strerror (errno));
-  read_line (line, sizeof line, fds, &nfds);
-  if (!control_reply_is_ok (line) || nfds != 3)
-    die ("MIRROR START answered '%s' with %u descriptors", line, nfds);
-  /* The ring is the filter's alone to write: its memfd is sealed. */
-  {
-    void *w = mmap (NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0);
-
-    if (w != MAP_FAILED)
-      die ("the ring's memfd can be mapped writable by its consumer");
-  }
-  if (mirror_consumer_map (&cons, fds[0], fds[1], fds[2]) == -1)
-    die ("mapping the ring: %s", strerror (errno));
-  printf ("%s\n", line);
-  fflush (stdout);
+  start_mirror (ring, sync_ms);
 
   nbd = nbd_create ();
   if (nbd == NULL || nbd_connect_uri (nbd, uri) == -1)
@@ -385,8 +417,7 @@ main (int argc, char *argv[])
 
   while (access (until, F_OK) == -1) {
     apply_records (0);
-    if (mirror_consumer_wait (&cons, 50) == -1)
-      die ("waiting for the ring: %s", strerror (errno));
+    await_records (50);
   }
 
   command ("FREEZE", line, sizeof line);
