@@ -337,11 +337,18 @@ delay_read_for_tests (void)
   nanosleep (&ts, NULL);
 }
 
+/* For tests only: -D migrate.read_delay_ms=N holds every read's data for
+ * N ms after the plugin has returned it, so that a write completing
+ * meanwhile races it for certain (test-mirror-order.sh).  0 is off. */
+NBDKIT_DLL_PUBLIC int migrate_debug_read_delay_ms = 0;
+
 static int
 migrate_pread (nbdkit_next *next, void *handle,
                void *buf, uint32_t count, uint64_t offset, uint32_t flags,
                int *err)
 {
+  int r;
+
   if (fenced ()) {
     *err = EIO;
     return -1;
@@ -349,7 +356,13 @@ migrate_pread (nbdkit_next *next, void *handle,
   delay_read_for_tests ();
   if (forwarding ())
     return forward_pread (migration.forward, buf, count, offset, err);
-  return next->pread (next, buf, count, offset, flags, err);
+  r = next->pread (next, buf, count, offset, flags, err);
+  if (migrate_debug_read_delay_ms > 0) {
+    struct timespec ts =
+      timespec_of_ns ((uint64_t) migrate_debug_read_delay_ms * NS_PER_MS);
+    nanosleep (&ts, NULL);
+  }
+  return r;
 }
 
 /* A write-like request is about to reach the plugin (write_overlap.h).

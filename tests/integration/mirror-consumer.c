@@ -6,7 +6,7 @@
  *   mirror-consumer --control PATH --uri NBD-URI --copy FILE --until FILE
  *                   [--ring BYTES] [--sync MS] [--stall-ms MS] [--no-ack]
  *                   [--status-out FILE] [--chunk-delay-ms MS]
- *                   [--no-copy] [--discard]
+ *                   [--no-copy] [--discard] [--verbose] [--clock-after-read]
  *
  * It owns the migration: MIRROR START (taking the ring's descriptors from
  * the reply), SNAPSHOT (every block: the full pass), then a copy pass
@@ -27,7 +27,10 @@
  * pause after each chunk of the copy pass, so that it spans the guest's
  * writes and its reads race them.  For bench/mirror-overhead.sh:
  * --no-copy makes no copy pass (no SNAPSHOT, no reads: only the ring is
- * consumed), --discard takes records without writing them to FILE.
+ * consumed), --discard takes records without writing them to FILE.  For
+ * test-mirror-order.sh: --verbose says when each copy read is issued;
+ * --clock-after-read samples the clock after each read instead of
+ * before, which breaks the ordering rule.
  */
 #include <config.h>
 
@@ -61,6 +64,8 @@ static int copy_fd = -1;
 static int ctl_fd = -1;
 static bool no_ack;
 static bool discard;
+static bool verbose;
+static bool clock_after_read;
 static uint64_t applied_entries;
 static long chunk_delay_ms;
 
@@ -223,17 +228,20 @@ report_applied (void)
     mirror_consumer_durable (&cons, cons.next_pos, applied_entries);
 }
 
-/* Apply records until the ring's position `until` (waiting for records
- * reserved but not committed yet), or, with until 0, those committed. */
+/* Apply records: those before the ring's position `until` (waiting for
+ * records reserved but not committed yet), or, when all_committed, every
+ * record committed so far. */
 static void
-apply_records (uint64_t until)
+apply_records (uint64_t until, bool all_committed)
 {
   for (;;) {
     struct mirror_entry e;
     int r;
 
-    if (until != 0 && cons.next_pos >= until)
+    if (!all_committed && cons.next_pos >= until) {
+      report_applied ();
       return;
+    }
     r = mirror_consumer_next (&cons, &e);
     if (r == -1)
       die ("the ring is corrupt at %" PRIu64 ": %s", cons.next_pos,
@@ -246,7 +254,7 @@ apply_records (uint64_t until)
       continue;
     }
     report_applied ();
-    if (until == 0)
+    if (all_committed)
       return;
     await_records (100);
   }
@@ -266,10 +274,19 @@ copy_range (struct nbd_handle *nbd, uint64_t offset, uint64_t length)
      * than what the read sees; records after it may be newer. */
     uint64_t clock = mirror_consumer_clock (&cons);
 
+    if (verbose) {
+      printf ("reading %" PRIu64 "+%" PRIu64 " at clock %" PRIu64 "\n",
+              offset + done, n, clock);
+      fflush (stdout);
+    }
     if (nbd_pread (nbd, buf, (size_t) n, offset + done, 0) == -1)
       die ("reading the source at %" PRIu64 ": %s", offset + done,
            nbd_get_error ());
-    apply_records (clock);
+    /* --clock-after-read breaks the rule on purpose, so that a test can
+     * show that it forces the race the rule is for. */
+    if (clock_after_read)
+      clock = mirror_consumer_clock (&cons);
+    apply_records (clock, false);
     write_copy (buf, (size_t) n, offset + done);
     done += n;
     if (chunk_delay_ms > 0)
@@ -367,6 +384,8 @@ main (int argc, char *argv[])
     { "chunk-delay-ms", required_argument, NULL, 'd' },
     { "no-copy", no_argument, NULL, 'N' },
     { "discard", no_argument, NULL, 'D' },
+    { "verbose", no_argument, NULL, 'v' },
+    { "clock-after-read", no_argument, NULL, 'A' },
     { NULL, 0, NULL, 0 },
   };
   char line[4096];
@@ -389,6 +408,8 @@ main (int argc, char *argv[])
     case 'd': chunk_delay_ms = strtol (optarg, NULL, 10); break;
     case 'N': no_copy = true; break;
     case 'D': discard = true; break;
+    case 'v': verbose = true; break;
+    case 'A': clock_after_read = true; break;
     default: exit (2);
     }
   }
@@ -416,13 +437,13 @@ main (int argc, char *argv[])
   }
 
   while (access (until, F_OK) == -1) {
-    apply_records (0);
+    apply_records (0, true);
     await_records (50);
   }
 
   command ("FREEZE", line, sizeof line);
   /* Frozen and drained: every record is committed, and the head is final. */
-  apply_records (mirror_consumer_clock (&cons));
+  apply_records (mirror_consumer_clock (&cons), false);
   command ("STATUS", line, sizeof line);
   if (status_out != NULL) {
     fp = fopen (status_out, "w");
