@@ -17,8 +17,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cmocka.h>
 
+#include "mirror_consumer.h"
 #include "mirror_ring.h"
 
 struct test_ring {
@@ -354,6 +359,89 @@ test_many_writers (void **state)
   free_ring (mt.t);
 }
 
+/* The consumer's side over real memfds, as MIRROR START hands them out:
+ * mapping (the area read-only), taking a record, the durable position
+ * the producer sees, and the sleeping handshake with the eventfd. */
+static void
+test_consumer_over_memfds (void **state)
+{
+  const uint64_t capacity = 1 << 20;
+  uint64_t area_size = mirror_ring_area_size (capacity);
+  int area_fd = memfd_create ("test-ring", MFD_CLOEXEC);
+  int page_fd = memfd_create ("test-page", MFD_CLOEXEC);
+  int event_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+  struct mirror_consumer_page *page;
+  struct mirror_consumer c;
+  struct mirror_ring producer;
+  struct mirror_entry e;
+  void *area;
+  uint64_t pos, one = 1;
+  uint8_t data[5000];
+
+  (void) state;
+  assert_true (area_fd >= 0 && page_fd >= 0 && event_fd >= 0);
+  assert_int_equal (ftruncate (area_fd, (off_t) area_size), 0);
+  assert_int_equal (ftruncate (page_fd, sizeof *page), 0);
+  area = mmap (NULL, area_size, PROT_READ | PROT_WRITE, MAP_SHARED, area_fd, 0);
+  page = mmap (NULL, sizeof *page, PROT_READ | PROT_WRITE, MAP_SHARED, page_fd, 0);
+  assert_true (area != MAP_FAILED && page != MAP_FAILED);
+  mirror_ring_format (&producer, area, capacity, page, 1 << 30, 65536, false, 0);
+
+  assert_int_equal (mirror_consumer_map (&c, dup (area_fd), dup (page_fd),
+                                         dup (event_fd)), 0);
+  assert_int_equal (mirror_consumer_next (&c, &e), 0);
+  /* Nothing committed: the wait times out, and the consumer no longer
+   * says it sleeps. */
+  assert_int_equal (mirror_consumer_wait (&c, 10), 0);
+  assert_int_equal (page->sleeping, 0);
+
+  memset (data, 0x77, sizeof data);
+  assert_true (mirror_ring_reserve (&producer, sizeof data, &pos));
+  mirror_ring_copy_in (&producer, pos, 0, data, sizeof data);
+  mirror_ring_commit (&producer, pos, MIRROR_WRITE, 65536, sizeof data,
+                      sizeof data);
+  assert_int_equal (mirror_consumer_clock (&c), mirror_record_size (sizeof data));
+  /* A record is there: the wait returns at once. */
+  assert_int_equal (mirror_consumer_wait (&c, 1000), 1);
+  assert_int_equal (mirror_consumer_next (&c, &e), 1);
+  assert_int_equal (e.offset, 65536);
+  assert_int_equal (e.length, sizeof data);
+  assert_memory_equal (e.data[0], data, sizeof data);
+  mirror_consumer_taken (&c, c.next_pos, 1);
+  assert_int_equal (mirror_ring_durable (&producer), 0);
+  mirror_consumer_durable (&c, c.next_pos, 1);
+  assert_int_equal (mirror_ring_durable (&producer), mirror_ring_head (&producer));
+
+  /* A producer's signal wakes a sleeping consumer. */
+  assert_int_equal (write (event_fd, &one, sizeof one), (ssize_t) sizeof one);
+  assert_int_equal (mirror_consumer_wait (&c, 1000), 1);
+  assert_false (mirror_consumer_stopped (&c));
+  producer.hdr->stopped = 1;
+  assert_true (mirror_consumer_stopped (&c));
+
+  mirror_consumer_unmap (&c);
+  munmap (area, area_size);
+  munmap (page, sizeof *page);
+  close (area_fd);
+  close (page_fd);
+  close (event_fd);
+}
+
+/* A consumer refuses what is not a ring of this version. */
+static void
+test_consumer_refuses_garbage (void **state)
+{
+  int area_fd = memfd_create ("garbage", MFD_CLOEXEC);
+  int page_fd = memfd_create ("page", MFD_CLOEXEC);
+  struct mirror_consumer c;
+
+  (void) state;
+  assert_int_equal (ftruncate (area_fd, 1 << 20), 0);
+  assert_int_equal (ftruncate (page_fd, 4096), 0);
+  assert_int_equal (mirror_consumer_map (&c, area_fd, page_fd, -1), -1);
+  assert_int_equal (errno, EINVAL);
+}
+
 int
 main (void)
 {
@@ -365,6 +453,8 @@ main (void)
     cmocka_unit_test (test_stale_flag),
     cmocka_unit_test (test_walk),
     cmocka_unit_test (test_many_writers),
+    cmocka_unit_test (test_consumer_over_memfds),
+    cmocka_unit_test (test_consumer_refuses_garbage),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
