@@ -32,11 +32,6 @@ control_mirror_start (struct migration_state *st,
   struct mirror *m;
   char why[256];
 
-  if (__atomic_load_n (&st->mirror.current, __ATOMIC_ACQUIRE) != NULL) {
-    snprintf (line, size, "ERR EALREADY a mirror ring is already in force: "
-              "MIRROR STOP first; nothing was changed");
-    return false;
-  }
   if (!mirror_ring_capacity_ok (req->ring_bytes)) {
     snprintf (line, size, "ERR EINVAL MIRROR START size %" PRIu64 " must be "
               "a power of two from 1048576 (1M) to 4294967296 (4G); "
@@ -64,7 +59,14 @@ control_mirror_start (struct migration_state *st,
     mirror_release (m);
     return false;
   }
-  mirror_slot_install (&st->mirror, m);
+  if (!mirror_slot_install (&st->mirror, m)) {
+    snprintf (line, size, "ERR EALREADY a mirror ring is already in force: "
+              "MIRROR STOP first; nothing was changed");
+    for (int i = 0; i < 3; i++)
+      close (fds[i]);
+    mirror_release (m);
+    return false;
+  }
   nbdkit_debug ("migrate: mirroring every guest write through a ring of %"
                 PRIu64 " bytes (%s)", req->ring_bytes,
                 req->mirror_sync ? "mirror-sync" : "mirror");

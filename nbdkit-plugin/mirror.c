@@ -172,10 +172,13 @@ mirror_dup_fds (const struct mirror *m, int fds[3])
   return 0;
 }
 
-void
+bool
 mirror_slot_install (struct mirror_slot *slot, struct mirror *m)
 {
-  __atomic_store_n (&slot->current, m, __ATOMIC_SEQ_CST);
+  struct mirror *none = NULL;
+
+  return __atomic_compare_exchange_n (&slot->current, &none, m, false,
+                                      __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 }
 
 struct mirror *

@@ -59,9 +59,10 @@ struct mirror *mirror_create (uint64_t capacity, uint64_t image_size,
  * eventfd) for the consumer, in fds[0..2].  -1 (errno) if dup fails. */
 int mirror_dup_fds (const struct mirror *m, int fds[3]);
 
-/* Publish m as the current ring (the slot must be empty); the slot takes
- * over the caller's reference. */
-void mirror_slot_install (struct mirror_slot *slot, struct mirror *m);
+/* Publish m as the current ring; the slot takes over the caller's
+ * reference.  Returns false, changing nothing, if a ring is already in
+ * force (one ring per filter at a time). */
+bool mirror_slot_install (struct mirror_slot *slot, struct mirror *m);
 
 /* Take the current ring away: no new writer finds it, it is marked
  * stopped and mirror-sync writers stop waiting.  Returns it (the slot's

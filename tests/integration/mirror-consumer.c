@@ -7,6 +7,7 @@
  *                   [--ring BYTES] [--sync MS] [--stall-ms MS] [--no-ack]
  *                   [--status-out FILE] [--chunk-delay-ms MS]
  *                   [--no-copy] [--discard] [--verbose] [--clock-after-read]
+ *                   [--expect-flip-refused]
  *
  * It owns the migration: MIRROR START (taking the ring's descriptors from
  * the reply), SNAPSHOT (every block: the full pass), then a copy pass
@@ -30,7 +31,9 @@
  * consumed), --discard takes records without writing them to FILE.  For
  * test-mirror-order.sh: --verbose says when each copy read is issued;
  * --clock-after-read samples the clock after each read instead of
- * before, which breaks the ordering rule.
+ * before, which breaks the ordering rule.  --expect-flip-refused: after
+ * the drain, FLIP fence must be refused (records not durable: use with
+ * --no-ack) and leave the source frozen.
  */
 #include <config.h>
 
@@ -66,6 +69,7 @@ static bool no_ack;
 static bool discard;
 static bool verbose;
 static bool clock_after_read;
+static bool expect_flip_refused;
 static uint64_t applied_entries;
 static long chunk_delay_ms;
 
@@ -386,6 +390,7 @@ main (int argc, char *argv[])
     { "discard", no_argument, NULL, 'D' },
     { "verbose", no_argument, NULL, 'v' },
     { "clock-after-read", no_argument, NULL, 'A' },
+    { "expect-flip-refused", no_argument, NULL, 'F' },
     { NULL, 0, NULL, 0 },
   };
   char line[4096];
@@ -410,6 +415,7 @@ main (int argc, char *argv[])
     case 'D': discard = true; break;
     case 'v': verbose = true; break;
     case 'A': clock_after_read = true; break;
+    case 'F': expect_flip_refused = true; break;
     default: exit (2);
     }
   }
@@ -449,6 +455,22 @@ main (int argc, char *argv[])
     fp = fopen (status_out, "w");
     if (fp == NULL || fprintf (fp, "%s\n", line) < 0 || fclose (fp) != 0)
       die ("writing %s: %s", status_out, strerror (errno));
+  }
+  /* With records not durable the source must refuse to flip, and stay
+   * frozen. */
+  if (expect_flip_refused) {
+    const char *fence = "FLIP fence\n";
+
+    if (write (ctl_fd, fence, strlen (fence)) == -1)
+      die ("sending FLIP fence: %s", strerror (errno));
+    read_line (line, sizeof line, NULL, NULL);
+    if (strncmp (line, "ERR EBUSY FLIP refused: ", 24) != 0 ||
+        strstr (line, "mirrored records") == NULL)
+      die ("FLIP fence with records not durable answered: %s", line);
+    printf ("%s\n", line);
+    command ("STATUS", line, sizeof line);
+    if (strstr (line, " state=frozen ") == NULL)
+      die ("not frozen after the refused FLIP: %s", line);
   }
   command ("MIRROR STOP", line, sizeof line);
   printf ("%s\n", line);

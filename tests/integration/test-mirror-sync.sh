@@ -7,7 +7,8 @@
 # within the timeout (and once the ring is full, writes fall back at once),
 # STATUS counts the timeouts, and the records the consumer never made
 # durable go back to the dirty bitmap at MIRROR STOP, so the copy still
-# ends equal to the source.
+# ends equal to the source.  While they are not durable, FLIP is refused
+# and the source stays frozen.
 
 source ./functions.sh
 set -eu
@@ -69,10 +70,12 @@ run_case acked 5000
 
 # 2. A consumer that never acknowledges: each write waits the 300 ms at
 # most (plus scheduling), then goes by the dirty bitmap.
-run_case never-acked 300 --no-ack
+run_case never-acked 300 --no-ack --expect-flip-refused
 [ "$(field mirror_sync_timeouts)" -gt 0 ] || fail "never-acked: no wait timed out: $FROZEN"
 [ "$MAX_MS" -lt 1500 ] || fail "never-acked: a write took $MAX_MS ms, beyond the 300 ms timeout"
 [ "$(field mirror_unsynced_bytes)" -gt 0 ] || fail "never-acked: nothing was left unsynced: $FROZEN"
+grep -q '^ERR EBUSY FLIP refused: .* mirrored records' "$tmp/consumer.out" ||
+    fail "never-acked: FLIP was not refused: $(cat "$tmp/consumer.out")"
 grep -q 'requeued_entries=[1-9]' "$tmp/consumer.out" ||
     fail "never-acked: MIRROR STOP requeued nothing: $(cat "$tmp/consumer.out")"
 info "mirror-sync waits for the consumer, and at most its timeout"
