@@ -242,6 +242,12 @@ json_line_add_bool (struct json_line *j, const char *key, bool value)
   add_field (j, key, value ? "true" : "false", false);
 }
 
+void
+json_line_add_raw (struct json_line *j, const char *key, const char *json)
+{
+  add_field (j, key, json, false);
+}
+
 const char *
 json_line_end (struct json_line *j)
 {

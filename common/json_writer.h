@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define JSON_LINE_MAX 4096
+#define JSON_LINE_MAX 8192
 
 struct json_line {
   char buf[JSON_LINE_MAX];
@@ -30,6 +30,9 @@ void json_line_add_u64 (struct json_line *j, const char *key, uint64_t value);
 void json_line_add_i64 (struct json_line *j, const char *key, int64_t value);
 void json_line_add_double (struct json_line *j, const char *key, double value);
 void json_line_add_bool (struct json_line *j, const char *key, bool value);
+/* A value that is already JSON text (an array or object the caller built,
+ * with its strings escaped), written as it is. */
+void json_line_add_raw (struct json_line *j, const char *key, const char *json);
 /* Close the object and terminate with "\n"; returns the finished text. */
 const char *json_line_end (struct json_line *j);
 /* json_line_end, then write to fp and flush.  Returns -1 on write error. */

@@ -42,6 +42,7 @@
 #include "control_commands.h"
 #include "control_proto.h"
 #include "control_server.h"
+#include "unix_socket.h"
 #include "migration_state.h"
 #include "time_units.h"
 
@@ -59,54 +60,19 @@ static const char too_many_connections[] =
 
 /* --- the socket file ----------------------------------------------- */
 
-/* Make way for our socket at path: nothing there is fine, a socket nobody
- * listens on (left by an nbdkit that died) is removed, anything else is
- * refused. */
+/* Make way for our socket at path (unix_socket.h). */
 static int
 clear_stale_socket (const char *path, const struct sockaddr_un *addr)
 {
-  struct stat sb;
-  int probe, r;
+  char why[256];
+  bool removed;
 
-  if (lstat (path, &sb) == -1) {
-    if (errno == ENOENT)
-      return 0;
-    nbdkit_error ("migrate-control=%s: cannot inspect the path: %m", path);
+  if (unix_socket_clear_stale (addr, &removed, why, sizeof why) == -1) {
+    nbdkit_error ("migrate-control=%s %s", path, why);
     return -1;
   }
-  if (!S_ISSOCK (sb.st_mode)) {
-    nbdkit_error ("migrate-control=%s exists and is not a socket; "
-                  "refusing to replace it", path);
-    return -1;
-  }
-
-  probe = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (probe == -1) {
-    nbdkit_error ("migrate-control=%s: socket: %m", path);
-    return -1;
-  }
-  r = connect (probe, (const struct sockaddr *) addr, sizeof *addr);
-  if (r == 0) {
-    close (probe);
-    nbdkit_error ("migrate-control=%s is a live socket: another process "
-                  "(another nbdkit?) is listening on it; refusing to take "
-                  "it over", path);
-    return -1;
-  }
-  if (errno != ECONNREFUSED) {
-    nbdkit_error ("migrate-control=%s: cannot tell whether the existing "
-                  "socket is in use: connect: %m", path);
-    close (probe);
-    return -1;
-  }
-  close (probe);
-
-  if (unlink (path) == -1) {
-    nbdkit_error ("migrate-control=%s: cannot remove the stale socket: %m",
-                  path);
-    return -1;
-  }
-  nbdkit_debug ("migrate: removed the stale socket %s", path);
+  if (removed)
+    nbdkit_debug ("migrate: removed the stale socket %s", path);
   return 0;
 }
 

@@ -33,6 +33,7 @@
 #include <ev.h>
 
 #include "command_server.h"
+#include "unix_socket.h"
 #include "log.h"
 
 #define STRINGIFY(x) STRINGIFY_ (x)
@@ -504,53 +505,15 @@ command_reply_err (struct command_reply *reply, const char *errno_name,
 
 /* --- the socket file ----------------------------------------------- */
 
-/* Make way for our socket at path: nothing there is fine, a socket nobody
- * accepts on (left by a stm-send that died) is removed, anything else is
- * refused. */
+/* Make way for our socket at path (unix_socket.h). */
 static int
 clear_stale_socket (const char *path, const struct sockaddr_un *addr)
 {
-  struct stat sb;
-  int probe, r;
+  char why[256];
+  bool removed;
 
-  if (lstat (path, &sb) == -1) {
-    if (errno == ENOENT)
-      return 0;
-    log_error ("--command-socket %s: cannot inspect the path: %m", path);
-    return -1;
-  }
-  if (!S_ISSOCK (sb.st_mode)) {
-    log_error ("--command-socket %s exists and is not a socket; refusing "
-               "to replace it (the source is untouched)", path);
-    return -1;
-  }
-
-  probe = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (probe == -1) {
-    log_error ("--command-socket %s: socket: %m", path);
-    return -1;
-  }
-  r = connect (probe, (const struct sockaddr *) addr, sizeof *addr);
-  if (r == 0 || errno == EAGAIN) {
-    /* EAGAIN: a full backlog, so somebody is listening.  (The probe is
-     * non-blocking so that a full backlog cannot hold stm-send here.) */
-    close (probe);
-    log_error ("--command-socket %s is in use: another process (another "
-               "stm-send?) is listening on it; refusing to take it over "
-               "(the source is untouched)", path);
-    return -1;
-  }
-  if (errno != ECONNREFUSED) {
-    log_error ("--command-socket %s: cannot tell whether the existing "
-               "socket is in use: connect: %m", path);
-    close (probe);
-    return -1;
-  }
-  close (probe);
-
-  if (unlink (path) == -1 && errno != ENOENT) {
-    log_error ("--command-socket %s: cannot remove the stale socket: %m",
-               path);
+  if (unix_socket_clear_stale (addr, &removed, why, sizeof why) == -1) {
+    log_error ("--command-socket %s %s (the source is untouched)", path, why);
     return -1;
   }
   return 0;

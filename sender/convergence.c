@@ -70,6 +70,11 @@ convergence_rate_add (struct convergence_rate *r, uint64_t bytes, uint64_t ns)
 {
   if (bytes == 0)
     return;
+  if (bytes < CONVERGENCE_RATE_MIN_BYTES) {
+    for (unsigned i = 0; i < CONVERGENCE_RATE_PASSES; i++)
+      if (r->bytes[i] >= CONVERGENCE_RATE_MIN_BYTES)
+        return;
+  }
   r->bytes[r->next] = bytes;
   r->ns[r->next] = ns;
   r->next = (r->next + 1) % CONVERGENCE_RATE_PASSES;

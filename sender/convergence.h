@@ -161,8 +161,14 @@ uint64_t convergence_predict_downtime_ns (const struct convergence_input *in,
  * kilobytes is mostly round trips, and its bytes per second say little
  * about how fast a final pass of several megabytes goes; so of the last
  * CONVERGENCE_RATE_PASSES passes, the one that moved the most bytes
- * stands for the rate.  Start zeroed. */
+ * stands for the rate.  And a pass under CONVERGENCE_RATE_MIN_BYTES
+ * replaces nothing once a pass of that size has been recorded: a
+ * migration held ready (--cutover manual) runs small passes for minutes,
+ * which would otherwise push every measured pass out, and the rate they
+ * give (round trips, not throughput) made the prediction of a cutover of
+ * a few megabytes grow tenfold.  Start zeroed. */
 #define CONVERGENCE_RATE_PASSES 4
+#define CONVERGENCE_RATE_MIN_BYTES (4u * 1024 * 1024)
 struct convergence_rate {
   uint64_t bytes[CONVERGENCE_RATE_PASSES];
   uint64_t ns[CONVERGENCE_RATE_PASSES];

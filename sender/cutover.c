@@ -9,12 +9,15 @@
  * is broken we cannot send THAW, but the filter thaws by itself when the
  * owning connection closes, so we close it at once.
  *
- * Every control request here goes through the channel (m->ctl,
+ * Every control request here goes through the disks' channels (d->ctl,
  * control_channel.h) and nothing waits for a reply: each step issues its
- * requests and names the handler that takes the next step from the
- * reply, in the phase that asked (a reply in another phase is stale).
- * For a migration of several disks, each step's issue becomes a loop
- * over the disks' channels and its handler counts the replies.
+ * requests to every disk at once and names the handler that takes the
+ * next step from the replies, in the phase that asked (a reply in
+ * another phase is stale); the handler counts the replies
+ * (migration_await_one) and the last one goes on, so a group of disks
+ * costs the slowest filter's round trip, not the sum.  A failure of any
+ * disk before the commit fails the group, and the failure path thaws
+ * every disk (failure.c).  After COMMITTED, flip.c.
  *
  * The commit is two-phase, so that no side ever claims more than is true.
  * COMMITTED means the destination is prepared (complete and durable), not
@@ -79,23 +82,46 @@ flip_cost_ns (const struct migration *m)
 static void
 overrun_thawed (void *opaque, uint64_t tag, const struct control_reply *r)
 {
-  struct migration *m = opaque;
+  struct migration_disk *d = opaque;
+  struct migration *m = d->m;
   uint64_t held_us;
+  char filter[PATH_MAX + 64];
 
-  m->cut.thaw_in_flight = false;
+  if (--m->cut.thaws_awaited == 0)
+    m->cut.thaw_in_flight = false;
   if (!r->ok) {
-    snprintf (m->fail.thaw_error, sizeof m->fail.thaw_error, "%s", r->error);
+    snprintf (d->thaw_error, sizeof d->thaw_error, "%s", r->error);
     migration_fail (m, "the cutover overran --max-downtime and thawing the source "
-                    "through the filter at %s failed: %s", m->opts->control_path,
-                    r->error);
+                    "through %s failed: %s",
+                    migration_disk_filter (d, filter, sizeof filter), r->error);
     return;
   }
-  m->cut.frozen = false;
+  migration_disk_thawed (d);
   if (migration_ended (m))
     return;
-  if (control_reply_get_u64 (r->line, "frozen_us", &held_us) == 0)
+  /* The longest any disk held its guest writes. */
+  if (control_reply_get_u64 (r->line, "frozen_us", &held_us) == 0 &&
+      (!m->cut.overrun_held_known || held_us > m->cut.overrun.held_us)) {
     m->cut.overrun.held_us = held_us;
-  progress_cutover_overrun (&m->progress, &m->cut.overrun);
+    m->cut.overrun_held_known = true;
+  }
+  if (!m->cut.thaw_in_flight)
+    progress_cutover_overrun (&m->progress, &m->cut.overrun);
+}
+
+/* THAW every disk that may be frozen, each answered to done (whose
+ * opaque is the disk); m->cut.thaw_in_flight until the last has. */
+void
+cutover_thaw_all (struct migration *m, control_channel_cb *done)
+{
+  m->cut.thaws_awaited = 0;
+  for (uint32_t i = 0; i < m->ndisks; i++)
+    if (m->disks[i].frozen)
+      m->cut.thaws_awaited++;
+  m->cut.thaw_in_flight = m->cut.thaws_awaited > 0;
+  for (uint32_t i = 0; i < m->ndisks; i++)
+    if (m->disks[i].frozen)
+      control_channel_thaw (m->disks[i].ctl, done, &m->disks[i], m->ctl_epoch);
 }
 
 /* Call the cutover off: thaw the source, so the guest is held no longer,
@@ -128,8 +154,8 @@ cutover_overrun (struct migration *m)
     .sent_bytes = m->cur.pass_done,
     .pass_bytes = m->cur.pass_bytes,
   };
-  m->cut.thaw_in_flight = true;
-  control_channel_thaw (m->ctl, overrun_thawed, m, m->ctl_epoch);
+  m->cut.overrun_held_known = false;
+  cutover_thaw_all (m, overrun_thawed);
 }
 
 static void
@@ -199,68 +225,81 @@ arm_overrun_timer (struct migration *m)
 static void
 freeze_replied (void *opaque, uint64_t tag, const struct control_reply *r)
 {
-  struct migration *m = opaque;
+  struct migration_disk *d = opaque;
+  struct migration *m = d->m;
   uint64_t drain_us;
+  char filter[PATH_MAX + 64];
 
   /* An ERR reply changes nothing; a broken connection leaves it unknown,
    * and the failure path closes it, which thaws. */
   if (!r->ok && !r->broken)
-    m->cut.frozen = false;
+    migration_disk_thawed (d);
   if (!migration_reply_current (m, tag, PHASE_FREEZING))
     return;
+  migration_disk_filter (d, filter, sizeof filter);
   if (r->ok && control_reply_get_u64 (r->line, "drain_us", &drain_us) == -1) {
-    migration_fail (m, "cannot freeze the source through the filter at %s: FREEZE: "
-                    "the filter's reply has no valid drain_us: \"%s\"",
-                    m->opts->control_path, r->line);
+    migration_fail (m, "cannot freeze the source through %s: FREEZE: the filter's "
+                    "reply has no valid drain_us: \"%s\"", filter, r->line);
     return;
   }
   if (!r->ok) {
-    migration_fail (m, "cannot freeze the source through the filter at %s: %s",
-                    m->opts->control_path, r->error);
+    migration_fail (m, "cannot freeze the source through %s: %s", filter, r->error);
     return;
   }
-  progress_freeze (&m->progress, drain_us / 1000);
-  /* What this freeze cost the guest so far (gate closed to reply), for a
-   * later prediction. */
-  m->meas.freeze_cost_ns = drain_us * 1000;
-  m->meas.preflush_ms = 0;
-  control_reply_get_u64 (r->line, "preflush_ms", &m->meas.preflush_ms);
-  arm_overrun_timer (m);
+  /* The group's freeze costs what its slowest disk's did: they drain in
+   * parallel. */
+  if (drain_us * 1000 > m->meas.freeze_cost_ns)
+    m->meas.freeze_cost_ns = drain_us * 1000;
+  uint64_t preflush_ms = 0;
+  control_reply_get_u64 (r->line, "preflush_ms", &preflush_ms);
+  if (preflush_ms > m->meas.preflush_ms)
+    m->meas.preflush_ms = preflush_ms;
 }
 
 static void
 deferred_resumed (void *opaque, uint64_t tag, const struct control_reply *r)
 {
-  struct migration *m = opaque;
+  struct migration_disk *d = opaque;
+  struct migration *m = d->m;
+  char filter[PATH_MAX + 64];
 
   if (!migration_reply_current (m, tag, PHASE_FREEZING))
     return;
   if (!r->ok) {
     migration_fail (m, "cannot return the deferred hot blocks to the dirty set "
-                    "through the filter at %s: %s", m->opts->control_path, r->error);
+                    "through %s: %s", migration_disk_filter (d, filter, sizeof filter),
+                    r->error);
     return;
   }
-  hot_blocks_forget_deferred (&m->hot);
+  hot_blocks_forget_deferred (&d->hot);
 }
 
 static void
 final_snapshot_replied (void *opaque, uint64_t tag, const struct control_reply *r)
 {
-  struct migration *m = opaque;
+  struct migration_disk *d = opaque;
+  struct migration *m = d->m;
   struct extent_list taken;
+  char filter[PATH_MAX + 64];
 
   /* FREEZE's and RESUME's handlers ran first: a failure there ended the
    * FREEZING phase. */
   if (!migration_reply_current (m, tag, PHASE_FREEZING))
     return;
   if (!r->ok) {
-    migration_fail (m, "cannot take the final snapshot from the filter at %s: %s",
-                    m->opts->control_path, r->error);
+    migration_fail (m, "cannot take the final snapshot from %s: %s",
+                    migration_disk_filter (d, filter, sizeof filter), r->error);
     return;
   }
   taken = *r->extents;
-  *r->extents = m->cur.extents;
-  m->cur.extents = taken;
+  *r->extents = d->extents;
+  d->extents = taken;
+  /* Every disk is frozen and has handed out its last blocks when the
+   * last SNAPSHOT answers (each filter answered FREEZE before it). */
+  if (!migration_await_one (m))
+    return;
+  progress_freeze (&m->progress, m->meas.freeze_cost_ns / NS_PER_MS);
+  arm_overrun_timer (m);
   pass_begin (m, true);
 }
 
@@ -273,20 +312,28 @@ cutover_begin (struct migration *m)
   migration_set_phase (m, PHASE_FREEZING);
   m->cut.freeze_ns = time_monotonic_ns ();
   m->cut.frozen = true;
-  /* FREEZE, RESUME and SNAPSHOT go out together: the filter answers in
-   * order, each handler sees the ones before it, and the guest is held
-   * for one round trip fewer per request.  If FREEZE fails, the SNAPSHOT
-   * after it only moved the dirty set to unconfirmed, which the failure
-   * leaves to the next migration's RESUME or RESET.
+  m->meas.freeze_cost_ns = 0;
+  m->meas.preflush_ms = 0;
+  migration_await_all (m);
+  /* FREEZE, RESUME and SNAPSHOT go out together on each disk's channel,
+   * and to every disk at once: each filter answers in order, each handler
+   * sees the ones before it, and the guest is held for one round trip
+   * (the slowest disk's) per request.  If a FREEZE fails, the SNAPSHOTs
+   * only moved dirty sets to unconfirmed, which the failure leaves to the
+   * next migration's RESUME or RESET.
    *
    * The deferred hot blocks are unconfirmed and nothing else is (every
    * earlier pass is confirmed): RESUME makes them dirty again, so the
    * final snapshot hands them out with the rest. */
-  control_channel_freeze (m->ctl, freeze_replied, m, m->ctl_epoch);
-  if (hot_blocks_deferred_bytes (&m->hot) > 0)
-    control_channel_resume (m->ctl, m->migration_id_hex, deferred_resumed, m,
-                            m->ctl_epoch);
-  control_channel_snapshot (m->ctl, final_snapshot_replied, m, m->ctl_epoch);
+  for (uint32_t i = 0; i < m->ndisks; i++) {
+    struct migration_disk *d = &m->disks[i];
+    d->frozen = true;
+    control_channel_freeze (d->ctl, freeze_replied, d, m->ctl_epoch);
+    if (hot_blocks_deferred_bytes (&d->hot) > 0)
+      control_channel_resume (d->ctl, m->migration_id_hex, deferred_resumed, d,
+                              m->ctl_epoch);
+    control_channel_snapshot (d->ctl, final_snapshot_replied, d, m->ctl_epoch);
+  }
 }
 
 /* Is the freeze this process holds still held?  The filter thaws by
@@ -296,28 +343,31 @@ cutover_begin (struct migration *m)
 static void
 freeze_checked (void *opaque, uint64_t tag, const struct control_reply *r)
 {
-  struct migration *m = opaque;
-  const struct sender_options *o = m->opts;
+  struct migration_disk *d = opaque;
+  struct migration *m = d->m;
+  char filter[PATH_MAX + 64];
 
   if (!migration_reply_current (m, tag, PHASE_CHECKING))
     return;
+  migration_disk_filter (d, filter, sizeof filter);
   if (!r->ok) {
-    migration_fail (m, "cannot check with the filter at %s that the source is still "
-                    "frozen before the commit: %s; nothing was committed",
-                    o->control_path, r->error);
+    migration_fail (m, "cannot check with %s that the source is still frozen before "
+                    "the commit: %s; nothing was committed", filter, r->error);
     return;
   }
   const struct control_status *st = r->status;
   if (strcmp (st->state, "frozen") != 0 || strcmp (st->owner, "you") != 0) {
     if (strcmp (st->state, "tracking") == 0)
-      m->cut.frozen = false;
-    migration_fail (m, "the freeze ended before the commit: the filter at %s reports "
-                    "state %s (did migrate-freeze-timeout, %" PRIu64 " ms, pass during "
+      migration_disk_thawed (d);
+    migration_fail (m, "the freeze ended before the commit: %s reports state %s "
+                    "(did migrate-freeze-timeout, %" PRIu64 " ms, pass during "
                     "the final pass?), so nothing was committed and the destination "
-                    "stays incomplete", o->control_path, st->state,
-                    st->freeze_timeout_ms);
+                    "stays incomplete", filter, st->state, st->freeze_timeout_ms);
     return;
   }
+  /* COMMIT only once every disk is known to be still frozen. */
+  if (!migration_await_one (m))
+    return;
   uint64_t seq = migration_send_sync (m, false, true);
   if (seq == 0)
     return;
@@ -335,135 +385,10 @@ cutover_final_pass_durable (struct migration *m)
   }
   ev_timer_stop (m->loop, &m->overrun_timer);
   migration_set_phase (m, PHASE_CHECKING);
-  control_channel_status (m->ctl, freeze_checked, m, m->ctl_epoch);
+  migration_await_all (m);
+  for (uint32_t i = 0; i < m->ndisks; i++)
+    control_channel_status (m->disks[i].ctl, freeze_checked, &m->disks[i], m->ctl_epoch);
   return true;
-}
-
-static void flip_succeeded (struct migration *m);
-
-/* For tests of the two-phase commit only: with STM_SEND_TEST_CRASH_AT set
- * to "committed" (COMMITTED received, FLIP not sent) or "flipped" (FLIP
- * answered, nothing sent after it), the process kills itself there, as a
- * crash or kill -9 at that moment would.  Documented in stm-send(1),
- * ENVIRONMENT; nothing else reads it. */
-static void
-test_crash_point (const char *where)
-{
-  const char *at = getenv ("STM_SEND_TEST_CRASH_AT");
-
-  if (at != NULL && strcmp (at, where) == 0) {
-    fprintf (stderr, "stm-send: STM_SEND_TEST_CRASH_AT=%s: killing myself\n", where);
-    raise (SIGKILL);
-  }
-}
-
-static void
-flip_outcome_read (void *opaque, uint64_t tag, const struct control_reply *r)
-{
-  struct migration *m = opaque;
-  const struct sender_options *o = m->opts;
-  char err[512];
-
-  if (migration_ended (m))
-    return;
-  if (r->ok) {
-    const struct control_status *st = r->status;
-    if ((strcmp (st->state, "fenced") == 0 || strcmp (st->state, "forwarding") == 0) &&
-        strcmp (st->migration, m->migration_id_hex) == 0) {
-      progress_clear (&m->progress);
-      log_warning ("the control connection to %s broke with FLIP (%s) in flight "
-                   "(%s), but a new connection finds the source %s for this "
-                   "migration: the flip happened", o->control_path, m->cut.flip_how,
-                   m->cut.flip_why, st->state);
-      flip_succeeded (m);
-      return;
-    }
-    if (strcmp (st->state, "tracking") == 0) {
-      m->cut.flip_in_flight = false;
-      m->cut.frozen = false;
-      migration_fail (m, "the control connection to %s broke with FLIP (%s) in "
-                      "flight (%s); a new connection finds the source tracking "
-                      "again, so it was not flipped", o->control_path,
-                      m->cut.flip_how, m->cut.flip_why);
-      return;
-    }
-    snprintf (err, sizeof err, "a new connection finds the source in state %s "
-              "for migration %s", st->state, st->migration);
-  }
-  else
-    snprintf (err, sizeof err, "%s", r->error);
-  /* Still unknown: the failure path says so, and claims neither. */
-  control_channel_disconnect (m->ctl);
-  migration_fail (m, "the control connection to %s broke with FLIP (%s) in flight "
-                  "(%s), and the source's state could not be read again (%s)",
-                  o->control_path, m->cut.flip_how, m->cut.flip_why, err);
-}
-
-/* FLIP's reply never came: the control connection broke with FLIP in
- * flight.  The filter either flipped (a flip is final) or, when the
- * connection closed, thawed by itself; a new connection's STATUS tells
- * which, so that neither is claimed without knowing. */
-static void
-flip_outcome_from_status (struct migration *m)
-{
-  const struct sender_options *o = m->opts;
-  char err[256];
-
-  control_channel_disconnect (m->ctl);
-  if (control_channel_reconnect (m->ctl, o->control_path, err, sizeof err) == -1) {
-    migration_fail (m, "the control connection to %s broke with FLIP (%s) in flight "
-                    "(%s), and the source's state could not be read again (%s)",
-                    o->control_path, m->cut.flip_how, m->cut.flip_why, err);
-    return;
-  }
-  control_channel_status (m->ctl, flip_outcome_read, m, m->ctl_epoch);
-}
-
-/* After an ERR to FLIP: if the freeze ended before the flip
- * (migrate-freeze-timeout passed during the final pass and the filter
- * thawed by itself), say that rather than just "EPERM". */
-static void
-flip_refusal_explained (void *opaque, uint64_t tag, const struct control_reply *r)
-{
-  struct migration *m = opaque;
-  const struct sender_options *o = m->opts;
-
-  if (migration_ended (m))
-    return;
-  if (r->ok && strcmp (r->status->state, "tracking") == 0) {
-    m->cut.frozen = false;
-    migration_fail (m, "the freeze ended before the flip: the filter at %s thawed the "
-                    "source by itself (did migrate-freeze-timeout pass during the "
-                    "commit?), so the source was not flipped (%s)",
-                    o->control_path, m->cut.flip_why);
-    return;
-  }
-  migration_fail (m, "cannot flip the source (%s) through the filter at %s: %s",
-                  m->cut.flip_how, o->control_path, m->cut.flip_why);
-}
-
-static void
-flip_replied (void *opaque, uint64_t tag, const struct control_reply *r)
-{
-  struct migration *m = opaque;
-
-  if (migration_ended (m))
-    return;
-  if (r->ok) {
-    uint64_t pre;
-    m->cut.flip_preconnected =
-      control_reply_get_u64 (r->line, "preconnected", &pre) == 0 && pre == 1;
-    flip_succeeded (m);
-    return;
-  }
-  snprintf (m->cut.flip_why, sizeof m->cut.flip_why, "%s", r->error);
-  if (r->broken) {
-    flip_outcome_from_status (m);
-    return;
-  }
-  /* An ERR reply changed nothing. */
-  m->cut.flip_in_flight = false;
-  control_channel_status (m->ctl, flip_refusal_explained, m, m->ctl_epoch);
 }
 
 /* Why a cutover is forced (or, under --converge=abort, why the migration
@@ -509,22 +434,29 @@ static void act_on_decision (struct migration *m);
 static void
 recheck_replied (void *opaque, uint64_t tag, const struct control_reply *r)
 {
-  struct migration *m = opaque;
+  struct migration_disk *d = opaque;
+  struct migration *m = d->m;
   struct convergence_input *in = &m->cut.decide_in;
   struct convergence_result *res = &m->cut.decide_res;
+  char filter[PATH_MAX + 64];
 
   if (!migration_reply_current (m, tag, PHASE_DECIDING))
     return;
   if (!r->ok) {
-    migration_fail (m, "cannot read the status of the filter at %s before the "
-                    "freeze: %s", m->opts->control_path, r->error);
+    migration_fail (m, "cannot read the status of %s before the freeze: %s",
+                    migration_disk_filter (d, filter, sizeof filter), r->error);
     return;
   }
+  d->st = *r->status;
+  if (!migration_await_one (m))
+    return;
+  struct control_status sum;
+  pass_group_status (m, &sum);
   uint64_t before_ns = res->predicted_ns;
   if (m->meas.freeze_cost_ns == 0)
     in->freeze_ns = m->meas.probe_flush_ns;
-  in->dirty_bytes = r->status->dirty_bytes;
-  m->meas.dirty_bytes = r->status->dirty_bytes;
+  in->dirty_bytes = sum.dirty_bytes;
+  m->meas.dirty_bytes = sum.dirty_bytes;
   convergence_decide (in, res);
   /* Out of passes: the cutover happens now whatever the re-check found
    * (convergence_decide says max-passes when it no longer fits), or
@@ -539,62 +471,94 @@ recheck_replied (void *opaque, uint64_t tag, const struct control_reply *r)
   act_on_decision (m);
 }
 
-/* The flush before the freeze is done (recheck_before_freeze): note its
- * cost, and look at the dirty set again. */
+/* Every disk's flush before the freeze is done: the filters flush in
+ * parallel at FREEZE, so the group's flush costs the slowest disk's.
+ * Look at every disk's dirty set again. */
+static void
+recheck_after_flushes (struct migration *m)
+{
+  m->meas.probe_flush_ns = m->cut.flush_longest_ns;
+  migration_await_all (m);
+  for (uint32_t i = 0; i < m->ndisks; i++)
+    control_channel_status (m->disks[i].ctl, recheck_replied, &m->disks[i], m->ctl_epoch);
+}
+
+/* One disk's flush before the freeze is done (recheck_before_freeze). */
 static void
 flushed_before_freeze (void *opaque, uint64_t ns, const char *why)
 {
-  struct migration *m = opaque;
+  struct migration_disk *d = opaque;
+  struct migration *m = d->m;
 
-  if (migration_ended (m) || m->phase != PHASE_DECIDING)
+  /* A flush of an earlier look, which the migration has left. */
+  if (migration_ended (m) || m->phase != PHASE_DECIDING ||
+      d->flush_round != m->cut.flush_round)
     return;
   if (ns == UINT64_MAX) {
     progress_clear (&m->progress);
     log_warning ("flushing the source %s before the freeze failed (%s): the "
-                 "downtime prediction leaves the flush out", m->opts->source_uri, why);
+                 "downtime prediction leaves its flush out", d->source_uri, why);
     /* Closed after this callback has returned, by the next look. */
-    m->flush_probe_failed = true;
+    d->flush_probe_failed = true;
     ns = 0;
   }
-  m->meas.probe_flush_ns = ns;
-  control_channel_status (m->ctl, recheck_replied, m, m->ctl_epoch);
+  if (ns > m->cut.flush_longest_ns)
+    m->cut.flush_longest_ns = ns;
+  assert (m->cut.flushes_pending > 0);
+  if (--m->cut.flushes_pending == 0)
+    recheck_after_flushes (m);
 }
 
-/* About to freeze: flush the source first, as FREEZE will (timing it
+/* About to freeze: flush every source first, as FREEZE will (timing it
  * when no FREEZE has been measured yet), then look at the dirty set
  * again, since the guest kept writing meanwhile: true when that has been
- * set going, and the STATUS handler decides once more and acts.  The
+ * set going, and the STATUS handlers decide once more and act.  The
  * flush also leaves FREEZE's own pre-flush little to do, so the dirty set
- * grows little before the gate closes.  The flush runs on the flush
- * probe's own connection, on the loop (flush_probe.h): it may take a
+ * grows little before the gate closes.  Each flush runs on its disk's
+ * flush probe connection, on the loop (flush_probe.h): it may take a
  * while on a busy disk, and nothing else must wait for it. */
 static bool
 recheck_before_freeze (struct migration *m)
 {
   char err[256];
+  bool any = false;
 
-  if (m->flush_probe != NULL && m->flush_probe_failed) {
-    flush_probe_close (m->flush_probe);
-    m->flush_probe = NULL;
+  m->cut.flush_round++;
+  m->cut.flush_longest_ns = 0;
+  m->cut.flushes_pending = 0;
+  for (uint32_t i = 0; i < m->ndisks; i++) {
+    struct migration_disk *d = &m->disks[i];
+    if (d->flush_probe != NULL && d->flush_probe_failed) {
+      flush_probe_close (d->flush_probe);
+      d->flush_probe = NULL;
+    }
+    /* A probe still busy with a flush of an earlier look is left out. */
+    if (d->flush_probe == NULL || flush_probe_busy (d->flush_probe))
+      continue;
+    switch (flush_probe_start (d->flush_probe, m->loop, flushed_before_freeze, d,
+                               err, sizeof err)) {
+    case 0:
+      d->flush_round = m->cut.flush_round;
+      m->cut.flushes_pending++;
+      any = true;
+      break;
+    case 1:                     /* the source cannot flush: it costs 0 */
+      any = true;
+      break;
+    default:
+      progress_clear (&m->progress);
+      log_warning ("flushing the source %s before the freeze failed (%s): the "
+                   "downtime prediction leaves its flush out", d->source_uri, err);
+      flush_probe_close (d->flush_probe);
+      d->flush_probe = NULL;
+      break;
+    }
   }
-  if (m->flush_probe == NULL)
+  if (!any)
     return false;
-  switch (flush_probe_start (m->flush_probe, m->loop, flushed_before_freeze, m,
-                             err, sizeof err)) {
-  case 0:
-    return true;
-  case 1:                       /* the source cannot flush: it costs 0 */
-    m->meas.probe_flush_ns = 0;
-    control_channel_status (m->ctl, recheck_replied, m, m->ctl_epoch);
-    return true;
-  default:
-    progress_clear (&m->progress);
-    log_warning ("flushing the source %s before the freeze failed (%s): the "
-                 "downtime prediction leaves the flush out", m->opts->source_uri, err);
-    flush_probe_close (m->flush_probe);
-    m->flush_probe = NULL;
-    return false;
-  }
+  if (m->cut.flushes_pending == 0)
+    recheck_after_flushes (m);
+  return true;
 }
 
 void
@@ -612,7 +576,7 @@ cutover_after_pass (struct migration *m, const struct control_status *st)
     .pass_ns = m->meas.last_pass_ns,
     .dirty_bytes = st->dirty_bytes,
     /* The final pass carries the deferred hot blocks too. */
-    .deferred_bytes = hot_blocks_deferred_bytes (&m->hot),
+    .deferred_bytes = migration_deferred_bytes (m),
     .sync_rtt_ns = m->meas.sync_rtt_ns,
     .commit_rtt_ns = m->meas.min_sync_rtt_ns,
     .max_downtime_ns = downtime_target_ns (m),
@@ -668,8 +632,7 @@ act_on_decision (struct migration *m)
     pass_next (m);
     return;
   case CONVERGENCE_THROTTLE:
-    control_channel_throttle (m->ctl, res->throttle, pass_throttle_replied, m,
-                              m->ctl_epoch);
+    pass_throttle_all (m, res->throttle);
     progress_throttle (&m->progress, res->throttle, in->dirty_bytes, res->throughput);
     pass_next (m);
     return;
@@ -698,135 +661,5 @@ act_on_decision (struct migration *m)
     cutover_begin (m);
     return;
   }
-}
-
-/* Every CONFIRM before this has been answered, and none refused (a
- * refusal failed the migration): FLIP.  Until its reply is read, a broken
- * control connection leaves it unknown whether the flip happened
- * (flip_outcome_from_status). */
-static void
-confirmed_then_flip (void *opaque, uint64_t tag, const struct control_reply *r)
-{
-  struct migration *m = opaque;
-
-  if (!migration_reply_current (m, tag, PHASE_FLIPPING))
-    return;
-  test_crash_point ("committed");
-  m->cut.flip_in_flight = true;
-  if (m->opts->flip == FLIP_FENCE)
-    control_channel_flip_fence (m->ctl, flip_replied, m, m->ctl_epoch);
-  else
-    control_channel_flip_forward (m->ctl, m->cut.flip_uri, flip_replied, m,
-                                  m->ctl_epoch);
-}
-
-void
-cutover_on_committed (struct migration *m, const struct wire_msg *msg)
-{
-  const struct sender_options *o = m->opts;
-
-  migration_set_phase (m, PHASE_FLIPPING);
-  m->cut.flip_how = o->flip == FLIP_FENCE ? "fence" : "forward";
-  if (o->flip == FLIP_FORWARD) {
-    char *uri = m->cut.flip_uri;
-    if (o->forward_uri)
-      snprintf (uri, sizeof m->cut.flip_uri, "%s", o->forward_uri);
-    else if (forward_target_uri (m, msg->u.committed.text, msg->u.committed.text_len,
-                                 uri, sizeof m->cut.flip_uri) == -1)
-      return;
-    if (uri[0] == '\0') {
-      migration_fail (m, "cannot flip the source (forward): no NBD URI was given with "
-                      "--flip forward=URI and the receiver at %s serves none", o->dest);
-      return;
-    }
-  }
-  /* COMMITTED means everything sent is durable: CONFIRM it all, and FLIP
-   * once the filter has taken every CONFIRM. */
-  migration_confirm_up_to (m, UINT64_MAX);
-  control_channel_barrier (m->ctl, confirmed_then_flip, m, m->ctl_epoch);
-}
-
-/* THAW after the flip answered: report the downtime and record the
- * outcome on the receiver (cutover_send_outcome). */
-static void
-flip_thawed (void *opaque, uint64_t tag, const struct control_reply *r)
-{
-  struct migration *m = opaque;
-  const struct sender_options *o = m->opts;
-
-  if (migration_ended (m))
-    return;
-  if (!r->ok) {
-    progress_clear (&m->progress);
-    log_warning ("the source was flipped, but THAW through the filter at %s failed: "
-                 "%s; the filter releases held requests when this control "
-                 "connection closes", o->control_path, r->error);
-  }
-  m->cut.frozen = false;
-  m->policy.throttle = 0;        /* the flip released it in the filter */
-  uint64_t now = time_monotonic_ns ();
-  /* The downtime as the guest sees it: the filter measures from the gate
-   * closing (after FREEZE's pre-flush) to the gate letting writes through
-   * again (thaw, or the flip forward).  Without that figure (THAW failed),
-   * our own from before FREEZE to now, which is longer. */
-  uint64_t frozen_us;
-  if (!r->ok || control_reply_get_u64 (r->line, "frozen_us", &frozen_us) != 0)
-    frozen_us = (now - m->cut.freeze_ns) / 1000;
-  m->cut.downtime_ms = (frozen_us + 999) / 1000;
-  if (m->cut.predicted_ns == CONVERGENCE_INFINITE)
-    m->cut.predicted_ns = 0;       /* unknown: reported as 0 */
-  progress_downtime (&m->progress, frozen_us, m->cut.predicted_ns / 1000, m->cut.forced,
-                     m->meas.freeze_cost_ns / 1000, m->meas.preflush_ms);
-  if (m->cut.forced || frozen_us * 1000 > o->max_downtime_ns) {
-    progress_clear (&m->progress);
-    log_warning ("%s cutover held guest writes for %.1f ms (--max-downtime %.1f ms, "
-                 "predicted %.1f ms)", m->cut.forced ? "the forced" : "the",
-                 frozen_us / 1000.0, o->max_downtime_ns / 1e6, m->cut.predicted_ns / 1e6);
-  }
-  ready_flipped (m);
-  cutover_send_outcome (m);
-  /* Interrupted while the flip was made: the source has flipped, so this
-   * ends the migration with the record left to a later run (exit 0). */
-  if (m->cut.interrupted_by != NULL) {
-    migration_fail (m, "interrupted by %s", m->cut.interrupted_by);
-    return;
-  }
-  /* The receiver was lost while the flip was made: connect again to
-   * record it (the HELLO_REPLY, prepared, sends OUTCOME). */
-  if (m->cut.receiver_lost_in_flip) {
-    m->cut.receiver_lost_in_flip = false;
-    m->receiver_lost (m, true, m->cut.lost_reason);
-  }
-}
-
-/* The flip happened: the destination is the guest's disk now.  Release
- * what the gate holds (THAW, answered to flip_thawed). */
-static void
-flip_succeeded (struct migration *m)
-{
-  const struct sender_options *o = m->opts;
-
-  m->cut.flip_in_flight = false;
-  m->cut.flipped = true;
-  test_crash_point ("flipped");
-  progress_flip (&m->progress, o->flip == FLIP_FENCE ? "fence" : "forward",
-                 o->flip == FLIP_FORWARD && m->cut.flip_preconnected);
-  /* The flip is final and the destination is authoritative now; THAW only
-   * releases held requests to the flip's target. */
-  control_channel_thaw (m->ctl, flip_thawed, m, m->ctl_epoch);
-}
-
-void
-cutover_send_outcome (struct migration *m)
-{
-  uint8_t frame[WIRE_ENCODE_MAX];
-
-  assert (m->cut.flipped && m->cut.commit_seq != 0);
-  migration_set_phase (m, PHASE_RECORDING);
-  /* Without a connection, the next HELLO_REPLY (prepared) sends it. */
-  if (m->conn != NULL)
-    stm_conn_send (m->conn, frame,
-                   wire_encode_outcome (frame, m->cut.commit_seq, WIRE_OUTCOME_FLIPPED),
-                   NULL, 0);
 }
 

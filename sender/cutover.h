@@ -8,10 +8,11 @@
  * and a fresh look at the dirty set, FREEZE, RESUME (if hot blocks were
  * deferred), SNAPSHOT, the final pass and its SYNC (called off, thawed,
  * if not durable in time), a STATUS to check the freeze is still held,
- * COMMIT and wait for COMMITTED (the destination is prepared), CONFIRM,
- * FLIP (fence, or forward to the URI given or announced, with our
- * credentials added), THAW, and OUTCOME flipped so that the receiver
- * records the destination final.  The downtime is the filter's own measure of
+ * COMMIT and wait for COMMITTED (the destination is prepared); then
+ * flip.c: CONFIRM, FLIP (fence, or forward to the URI given or announced,
+ * with our credentials added), THAW, and OUTCOME flipped so that the
+ * receiver records the destination final.  For a group of disks every
+ * step asks every disk's filter at once.  The downtime is the filter's own measure of
  * how long guest writes were held (THAW's frozen_us).  Any failure from
  * FREEZE up to a successful FLIP thaws the source, which stays
  * authoritative (migration_fail, migration.h); every failure releases a
@@ -44,14 +45,8 @@ void cutover_begin (struct migration *m);
  * deadline, call the cutover off and return false, so that the caller
  * ends the pass as an ordinary one. */
 bool cutover_final_pass_durable (struct migration *m);
-/* COMMITTED arrived (the receiver holds the destination prepared):
- * CONFIRM, then FLIP once every CONFIRM is answered, then THAW once FLIP
- * is, then record the outcome (cutover_send_outcome), each step from the
- * previous one's reply handler (PHASE_FLIPPING). */
-void cutover_on_committed (struct migration *m, const struct wire_msg *msg);
-/* The source has flipped for m->commit_seq: tell the receiver (OUTCOME
- * flipped) so that it records the destination final, and wait for its
- * RECORDED (PHASE_RECORDING).  Without a connection, the HELLO_REPLY of
- * the next one does it. */
-void cutover_send_outcome (struct migration *m);
+/* THAW every disk that may be frozen (d->frozen), each reply to done with
+ * the disk as opaque; m->cut.thaw_in_flight and m->cut.thaws_awaited
+ * until the last has answered. */
+void cutover_thaw_all (struct migration *m, control_channel_cb *done);
 #endif /* STM_SENDER_CUTOVER_H */

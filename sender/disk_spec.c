@@ -121,9 +121,9 @@ disk_spec_parse (const char *text, struct disk_spec *spec,
     disk_spec_free (spec);
     return -1;
   }
-  if (!disk_name_valid (spec->name, strlen (spec->name))) {
+  if (!wire_disk_name_ok (spec->name, strlen (spec->name))) {
     snprintf (why, whylen, "name \"%s\" is not 1 to %d of A-Z a-z 0-9 . _ - "
-              "(not starting with . or -)", spec->name, DISK_NAME_MAX);
+              "(not starting with . or -)", spec->name, WIRE_MAX_DISK_NAME);
     disk_spec_free (spec);
     return -1;
   }

@@ -16,10 +16,10 @@
 
 #include <stddef.h>
 
-#include "disk_name.h"
+#include "wire.h"
 
 struct disk_spec {
-  char *name;                    /* disk_name_valid */
+  char *name;                    /* wire_disk_name_ok */
   char *source;                  /* the source's NBD URI, through the filter */
   char *control;                 /* the filter's control socket */
 };

@@ -12,6 +12,7 @@
  */
 #include <config.h>
 
+#include <limits.h>
 #include <stdio.h>
 
 #include "clock.h"
@@ -20,11 +21,18 @@
 uint64_t
 migration_send_sync (struct migration *m, bool ends_pass, bool commit)
 {
-  uint64_t seq = sync_ledger_cut (&m->ledger, m->size, m->block, ends_pass,
-                                  time_monotonic_ns ());
-  if (seq == 0) {
-    migration_fail (m, "out of memory");
-    return 0;
+  /* One SYNC covers what every disk sent: every disk's ledger is cut with
+   * it, so the ledgers' seqs stay the group's one sequence. */
+  uint64_t now = time_monotonic_ns (), seq = 0;
+  for (uint32_t i = 0; i < m->ndisks; i++) {
+    struct migration_disk *d = &m->disks[i];
+    uint64_t s = sync_ledger_cut (&d->ledger, d->size, d->block, ends_pass, now);
+    if (s == 0 || (seq != 0 && s != seq)) {
+      migration_fail (m, s == 0 ? "out of memory"
+                      : "internal error: the sync ledgers of the disks are out of step");
+      return 0;
+    }
+    seq = s;
   }
   uint8_t frame[WIRE_ENCODE_MAX];
   size_t len = commit ? wire_encode_commit (frame, seq) : wire_encode_sync (frame, seq);
@@ -36,28 +44,32 @@ migration_send_sync (struct migration *m, bool ends_pass, bool commit)
 static void
 confirm_replied (void *opaque, uint64_t tag, const struct control_reply *r)
 {
-  struct migration *m = opaque;
-  char where[64];
+  struct migration_disk *d = opaque;
+  struct migration *m = d->m;
+  char where[64], filter[PATH_MAX + 64];
 
   /* A refused CONFIRM fails the migration whenever it comes: the filter
    * would hand those blocks out again, and a flip needs them confirmed. */
   if (!r->ok)
-    migration_fail (m, "cannot confirm durable data to the filter at %s %s: %s",
-                    m->opts->control_path, migration_where (m, where, sizeof where),
-                    r->error);
+    migration_fail (m, "cannot confirm durable data to %s %s: %s",
+                    migration_disk_filter (d, filter, sizeof filter),
+                    migration_where (m, where, sizeof where), r->error);
 }
 
 void
 migration_confirm_up_to (struct migration *m, uint64_t seq)
 {
-  size_t n = sync_ledger_count_up_to (&m->ledger, seq);
+  for (uint32_t k = 0; k < m->ndisks; k++) {
+    struct migration_disk *d = &m->disks[k];
+    size_t n = sync_ledger_count_up_to (&d->ledger, seq);
 
-  /* The ranges are copied into the requests: the ledger lets them go. */
-  for (size_t i = 0; i < n; i++) {
-    const struct pending_sync *s = &m->ledger.pending[i];
-    if (s->ranges.len > 0)
-      control_channel_confirm (m->ctl, s->ranges.items, s->ranges.len,
-                               confirm_replied, m, m->ctl_epoch);
+    /* The ranges are copied into the requests: the ledger lets them go. */
+    for (size_t i = 0; i < n; i++) {
+      const struct pending_sync *s = &d->ledger.pending[i];
+      if (s->ranges.len > 0)
+        control_channel_confirm (d->ctl, s->ranges.items, s->ranges.len,
+                                 confirm_replied, d, m->ctl_epoch);
+    }
+    sync_ledger_retire (&d->ledger, n);
   }
-  sync_ledger_retire (&m->ledger, n);
 }

@@ -25,6 +25,7 @@
 #include <config.h>
 
 #include <assert.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -47,6 +48,41 @@ flipped_but_unrecorded (struct migration *m, const char *msg)
   migration_complete (m, "prepared");
 }
 
+/* Which disks a failure leaves frozen, for the message: "; disk b: THAW
+ * failed (...)" for each, and whether any connection must be closed to
+ * thaw it.  True if some disk is in that state. */
+static bool
+describe_frozen (struct migration *m, char *state, size_t len)
+{
+  bool any = false;
+
+  for (uint32_t i = 0; i < m->ndisks; i++) {
+    struct migration_disk *d = &m->disks[i];
+    char filter[PATH_MAX + 64];
+    if (!d->frozen)
+      continue;
+    size_t n = strlen (state);
+    snprintf (state + n, len - n, "%sTHAW through %s failed (%s); the filter thaws "
+              "the source by itself when this control connection closes, which "
+              "happens now", any ? "; " : "",
+              migration_disk_filter (d, filter, sizeof filter),
+              d->thaw_error[0] ? d->thaw_error
+              : m->fail.thaw_error[0] ? m->fail.thaw_error
+              : control_channel_broken_by (d->ctl));
+    control_channel_disconnect (d->ctl);
+    any = true;
+  }
+  if (any) {
+    size_t n = strlen (state);
+    if (m->ndisks > 1)
+      snprintf (state + n, len - n, "; every other disk's source is thawed; the "
+                "sources of every disk remain authoritative, and none was flipped");
+    else
+      snprintf (state + n, len - n, ", and the source remains authoritative");
+  }
+  return any;
+}
+
 /* The failure path's requests have been answered (or have failed):
  * report the failure with the state the source is left in, tell the
  * receiver, and end. */
@@ -54,13 +90,18 @@ static void
 failure_end (struct migration *m)
 {
   struct failure_state *f = &m->fail;
-  char state[1024];
+  char state[2048];
   const char *short_state = "thawed";
   bool close_now = false;
+  bool group = m->ndisks > 1;
 
   snprintf (state, sizeof state, m->cut.freeze_ns != 0
-            ? "the source is thawed and remains authoritative"
-            : "the source was never frozen and remains authoritative");
+            ? (group ? "every disk's source is thawed and remains authoritative, "
+               "and none was flipped"
+               : "the source is thawed and remains authoritative")
+            : (group ? "no disk's source was frozen, and every one remains "
+               "authoritative"
+               : "the source was never frozen and remains authoritative"));
   if (m->cut.flip_in_flight) {
     /* FLIP went out and its reply never came, and a new connection could
      * not read the source's state (flip_outcome_from_status): the filter
@@ -72,21 +113,16 @@ failure_end (struct migration *m)
               "the source was flipped is unknown: check STATUS on %s (state=tracking: "
               "the source is thawed and authoritative; fenced or forwarding: the "
               "flip happened and the destination is authoritative)",
-              m->opts->control_path);
+              m->disks[0].control_path);
     short_state = "unknown";
     m->exit_code = STM_SEND_EXIT_UNKNOWN;
     close_now = true;
     m->cut.frozen = false;
   }
   else if (m->cut.frozen) {
-    snprintf (state, sizeof state,
-              "THAW through the filter at %s failed (%s); the filter thaws the "
-              "source by itself when this control connection closes, which "
-              "happens now, and the source remains authoritative",
-              m->opts->control_path, f->thaw_error[0] ? f->thaw_error
-              : control_channel_broken_by (m->ctl));
+    state[0] = '\0';
+    describe_frozen (m, state, sizeof state);
     short_state = "thawing";
-    close_now = true;
   }
   /* A throttle we set must not outlive the migration.  If the control
    * connection is gone, the filter released it when the connection
@@ -104,7 +140,8 @@ failure_end (struct migration *m)
       snprintf (state + n, sizeof state - n, "; the guest write throttle is released");
   }
   if (close_now)
-    control_channel_disconnect (m->ctl);
+    for (uint32_t i = 0; i < m->ndisks; i++)
+      control_channel_disconnect (m->disks[i].ctl);
 
   migration_set_phase (m, PHASE_FAILED);
   progress_clear (&m->progress);
@@ -129,18 +166,19 @@ failure_end (struct migration *m)
 static void
 failure_thawed (void *opaque, uint64_t tag, const struct control_reply *r)
 {
-  struct migration *m = opaque;
+  struct migration_disk *d = opaque;
 
   if (r->ok)
-    m->cut.frozen = false;
+    migration_disk_thawed (d);
   else
-    snprintf (m->fail.thaw_error, sizeof m->fail.thaw_error, "%s", r->error);
+    snprintf (d->thaw_error, sizeof d->thaw_error, "%s", r->error);
 }
 
 static void
 failure_unthrottled (void *opaque, uint64_t tag, const struct control_reply *r)
 {
-  struct migration *m = opaque;
+  struct migration_disk *d = opaque;
+  struct migration *m = d->m;
 
   if (!r->ok && !r->broken) {
     m->fail.throttle_failed = true;
@@ -148,10 +186,16 @@ failure_unthrottled (void *opaque, uint64_t tag, const struct control_reply *r)
   }
 }
 
+/* Every disk's THAW and THROTTLE 0 have been answered (each channel's
+ * barrier comes after them): end once the last has. */
 static void
 failure_answered (void *opaque, uint64_t tag, const struct control_reply *r)
 {
-  failure_end (opaque);
+  struct migration_disk *d = opaque;
+  struct migration *m = d->m;
+
+  if (m->fail.awaiting > 0 && --m->fail.awaiting == 0)
+    failure_end (m);
 }
 
 void
@@ -175,22 +219,34 @@ migration_fail (struct migration *m, const char *fmt, ...)
   ev_timer_stop (m->loop, &m->overrun_timer);
   ev_timer_stop (m->loop, &m->midpass_timer);
 
-  /* The source must not stay frozen or throttled: ask, and end only once
-   * the filter has answered (or the channel's timeout has broken it, and
+  /* No disk may stay frozen or throttled: ask every filter, and end only
+   * once each has answered (or the channel's timeout has broken it, and
    * closing it thaws).  A call-off's THAW already in flight counts. */
-  if (!m->cut.flip_in_flight && !control_channel_is_broken (m->ctl)) {
-    if (m->cut.frozen && !m->cut.thaw_in_flight)
-      control_channel_thaw (m->ctl, failure_thawed, m, m->ctl_epoch);
-    if (m->policy.throttle != 0) {
-      m->fail.throttle_asked = true;
-      control_channel_throttle (m->ctl, 0, failure_unthrottled, m, m->ctl_epoch);
-    }
-  }
-  else if (m->policy.throttle != 0)
-    m->fail.throttle_asked = true;  /* released by the connection's close */
+  bool throttled = m->policy.throttle != 0;
   m->policy.throttle = 0;
-  if (control_channel_pending (m->ctl) > 0)
-    control_channel_barrier (m->ctl, failure_answered, m, m->ctl_epoch);
-  else
+  m->fail.awaiting = 0;
+  for (uint32_t i = 0; i < m->ndisks; i++) {
+    struct migration_disk *d = &m->disks[i];
+    if (!m->cut.flip_in_flight && !control_channel_is_broken (d->ctl)) {
+      if (d->frozen && !m->cut.thaw_in_flight)
+        control_channel_thaw (d->ctl, failure_thawed, d, m->ctl_epoch);
+      if (throttled) {
+        m->fail.throttle_asked = true;
+        control_channel_throttle (d->ctl, 0, failure_unthrottled, d, m->ctl_epoch);
+      }
+    }
+    else if (throttled)
+      m->fail.throttle_asked = true;  /* released by the connection's close */
+  }
+  for (uint32_t i = 0; i < m->ndisks; i++)
+    if (control_channel_pending (m->disks[i].ctl) > 0)
+      m->fail.awaiting++;
+  if (m->fail.awaiting == 0) {
     failure_end (m);
+    return;
+  }
+  for (uint32_t i = 0; i < m->ndisks; i++)
+    if (control_channel_pending (m->disks[i].ctl) > 0)
+      control_channel_barrier (m->disks[i].ctl, failure_answered, &m->disks[i],
+                               m->ctl_epoch);
 }

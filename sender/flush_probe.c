@@ -62,6 +62,12 @@ flush_probe_close (struct flush_probe *p)
   free (p);
 }
 
+bool
+flush_probe_busy (const struct flush_probe *p)
+{
+  return p->watch.started;
+}
+
 void
 flush_probe_abandon (struct flush_probe *p)
 {

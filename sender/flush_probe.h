@@ -14,6 +14,7 @@
 #ifndef STM_SENDER_FLUSH_PROBE_H
 #define STM_SENDER_FLUSH_PROBE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +27,8 @@ struct flush_probe;
 struct flush_probe *flush_probe_open (const char *uri, char *errbuf, size_t errlen);
 /* Stops a measurement in progress (its callback does not run). */
 void flush_probe_close (struct flush_probe *p);
+/* Is a measurement in progress? */
+bool flush_probe_busy (const struct flush_probe *p);
 /* Stop watching a measurement in progress, so that it does not keep the
  * loop running at the end (its callback does not run); NULL is fine. */
 void flush_probe_abandon (struct flush_probe *p);

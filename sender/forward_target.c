@@ -123,43 +123,47 @@ forward_target_uri (struct migration *m, const char *text, size_t text_len,
 static void
 preconnect_replied (void *opaque, uint64_t tag, const struct control_reply *r)
 {
-  struct migration *m = opaque;
+  struct migration_disk *d = opaque;
+  struct migration *m = d->m;
+  char filter[PATH_MAX + 64];
 
   if (r->ok || migration_ended (m) || tag != m->ctl_epoch)
     return;
   /* Not fatal: FLIP connects by itself, inside the freeze. */
-  m->cut.preconnect_uri[0] = '\0';
-  log_warning ("the filter at %s could not connect to the forward destination "
-               "ahead of the flip (%s); the source keeps tracking, and the flip "
-               "will connect while the guest is frozen", m->opts->control_path,
-               r->error);
+  d->preconnect_uri[0] = '\0';
+  log_warning ("%s could not connect to the forward destination ahead of the "
+               "flip (%s); the source keeps tracking, and the flip will connect "
+               "while the guest is frozen",
+               migration_disk_filter (d, filter, sizeof filter), r->error);
 }
 
 void
-forward_target_prepare (struct migration *m, const char *uri)
+forward_target_prepare (struct migration_disk *d, const char *uri)
 {
+  struct migration *m = d->m;
+
   if (m->opts->flip != FLIP_FORWARD || uri[0] == '\0' || migration_ended (m) ||
       m->cut.frozen || m->cut.flipped || m->cut.flip_in_flight ||
-      m->phase == PHASE_FAILING || control_channel_is_broken (m->ctl))
+      m->phase == PHASE_FAILING || control_channel_is_broken (d->ctl))
     return;
-  if (strcmp (uri, m->cut.preconnect_uri) == 0)
+  if (strcmp (uri, d->preconnect_uri) == 0)
     return;                     /* asked already, on this connection */
-  snprintf (m->cut.preconnect_uri, sizeof m->cut.preconnect_uri, "%s", uri);
-  control_channel_preconnect (m->ctl, uri, preconnect_replied, m, m->ctl_epoch);
+  snprintf (d->preconnect_uri, sizeof d->preconnect_uri, "%s", uri);
+  control_channel_preconnect (d->ctl, uri, preconnect_replied, d, m->ctl_epoch);
 }
 
 void
 forward_target_on_export (struct migration *m, const struct wire_msg *msg)
 {
-  char uri[CONTROL_MAX_URI];
-
-  /* Only the one disk's export matters here, and an explicit
-   * --flip forward=URI wins over what the receiver announces. */
+  /* Each disk's export is its own (the header's index is the HELLO's,
+   * which is ours); an explicit --flip forward=URI wins over what the
+   * receiver announces. */
   if (m->opts->flip != FLIP_FORWARD || m->opts->forward_uri != NULL ||
-      msg->disk != 0)
+      msg->disk >= m->ndisks)
     return;
+  struct migration_disk *d = &m->disks[msg->disk];
   if (forward_target_uri (m, msg->u.export_uri.text, msg->u.export_uri.text_len,
-                          uri, sizeof uri) == -1)
+                          d->flip_uri, sizeof d->flip_uri) == -1)
     return;
-  forward_target_prepare (m, uri);
+  forward_target_prepare (d, d->flip_uri);
 }

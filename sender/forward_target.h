@@ -17,13 +17,14 @@
  * migration_fail. */
 int forward_target_uri (struct migration *m, const char *text, size_t text_len,
                         char *uri, size_t len);
-/* Ask the filter (PRECONNECT) to connect to uri now, if the flip is
+/* Ask disk d's filter (PRECONNECT) to connect to uri now, if the flip is
  * forward, the source is not frozen and it was not asked for this URI on
  * this control connection already.  A refusal is a warning, not a
  * failure. */
-void forward_target_prepare (struct migration *m, const char *uri);
-/* EXPORT came: prepare the forward flip to the announced URI (unless
- * --flip forward=URI names another). */
+void forward_target_prepare (struct migration_disk *d, const char *uri);
+/* EXPORT came for the disk its header names: keep the announced URI (with
+ * our credentials) as that disk's forward target, and prepare the forward
+ * flip to it (unless --flip forward=URI names another). */
 void forward_target_on_export (struct migration *m, const struct wire_msg *msg);
 
 #endif /* STM_SENDER_FORWARD_TARGET_H */

@@ -18,17 +18,85 @@
 #include <unistd.h>
 
 #include "control_proto.h"
+#include "disk_spec.h"
 #include "log.h"
 #include "run.h"
 #include "parse.h"
 #include "sender_options.h"
 
 
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
+
+/* The same shape as stm-recv's (common/log.h). */
+#define usage_error log_usage_error
+
+static bool nbd_uri_plausible (const char *uri);
+
+/* --disk's strings live for the whole run. */
+static struct disk_spec disk_specs[WIRE_MAX_DISKS];
+
+/* One --disk option: a disk of the group, in the order given. */
+static void
+add_disk (struct sender_options *o, const char *arg)
+{
+  char why[256];
+  struct disk_spec *spec = &disk_specs[o->ndisks];
+
+  if (o->ndisks == WIRE_MAX_DISKS)
+    usage_error ("--disk '%s': at most %d disks can be migrated as one group",
+                 arg, WIRE_MAX_DISKS);
+  if (disk_spec_parse (arg, spec, why, sizeof why) == -1)
+    usage_error ("--disk '%s': %s", arg, why);
+  for (uint32_t i = 0; i < o->ndisks; i++) {
+    if (strcmp (o->disks[i].name, spec->name) == 0)
+      usage_error ("--disk '%s': the name %s is given twice", arg, spec->name);
+    if (strcmp (o->disks[i].control_path, spec->control) == 0)
+      usage_error ("--disk '%s': the control socket %s is given twice (each "
+                   "disk needs its own filter)", arg, spec->control);
+  }
+  if (!nbd_uri_plausible (spec->source))
+    usage_error ("--disk '%s': source=%s is not an NBD URI (expected nbd://, "
+                 "nbds://, nbd+unix:// or nbds+unix://)", arg, spec->source);
+  o->disks[o->ndisks++] = (struct sender_disk) {
+    .name = spec->name, .source_uri = spec->source, .control_path = spec->control,
+  };
+  o->named = true;
+}
+
+/* After the options: the one-disk form (--source, --control) or the
+ * group (--disk), never both. */
+static void
+set_disks (struct sender_options *o, const char *source_uri, const char *control_path)
+{
+  if (o->named && (source_uri != NULL || control_path != NULL))
+    usage_error ("%s: give either --source and --control (one disk) or --disk "
+                 "(a group of named disks), not both",
+                 source_uri != NULL ? "--source" : "--control");
+  if (!o->named) {
+    if (source_uri == NULL)
+      usage_error ("--source NBD-URI (or --disk) is required");
+    if (control_path == NULL)
+      usage_error ("--control PATH is required");
+    o->disks[0] = (struct sender_disk) {
+      .name = NULL, .source_uri = source_uri, .control_path = control_path,
+    };
+    o->ndisks = 1;
+  }
+  /* One URI cannot be every disk's destination. */
+  if (o->forward_uri != NULL && o->ndisks > 1)
+    usage_error ("--flip forward=%s: a group of several disks forwards each "
+                 "disk to the export the receiver announces for it; give "
+                 "--flip forward without a URI", o->forward_uri);
+}
+
 static void
 usage (FILE *fp)
 {
   fprintf (fp,
-"Usage: stm-send --source NBD-URI --control PATH --dest HOST:PORT\n"
+"Usage: stm-send (--source NBD-URI --control PATH\n"
+"                 | --disk name=NAME,source=NBD-URI,control=PATH ...)\n"
+"                --dest HOST:PORT\n"
 "                (--tls-psk FILE [--tls-user NAME] | --tls-certs DIR | --insecure)\n"
 "                [--flip fence|forward[=NBD-URI]] [--max-downtime MS]\n"
 "                [--max-passes N] [--converge throttle|force|abort]\n"
@@ -37,10 +105,15 @@ usage (FILE *fp)
 "                [--report FILE.html]\n"
 "                [--cutover auto|manual] [--command-socket PATH]\n"
 "\n"
-"Live-migrate the disk served by nbdkit --filter=migrate to stm-recv.\n"
+"Live-migrate the disk served by nbdkit --filter=migrate to stm-recv, or a\n"
+"group of named disks (a VM's), cut over as one.\n"
 "\n"
 "  --source NBD-URI     the source disk, through the migrate filter\n"
 "  --control PATH       the filter's control socket (migrate-control=PATH)\n"
+"  --disk name=NAME,source=NBD-URI,control=PATH\n"
+"                       one disk of a group (repeatable, up to " STRINGIFY (WIRE_MAX_DISKS) ";\n"
+"                       \",,\" for a comma in a value); stm-recv must have\n"
+"                       --output NAME=IMAGE for each NAME\n"
 "  --dest HOST:PORT     where stm-recv listens\n"
 "  --tls-psk FILE       TLS with a pre-shared key file (psktool format)\n"
 "  --tls-user NAME      the PSK identity to use (default: the first)\n"
@@ -72,16 +145,13 @@ usage (FILE *fp)
 "                       (socat - UNIX-CONNECT:P; see stm-send(1))\n"
 "  --help, --version\n"
 "\n"
-"Exit status: 0 after a successful flip; 1 on failure (or ABORT, SIGTERM), the\n"
-"source thawed and authoritative; 2 on usage errors; 3 when the source is not\n"
-"known to be serving.\n");
+"Exit status: 0 after a successful flip (of every disk); 1 on failure (or\n"
+"ABORT, SIGTERM), the source (every disk's) thawed and authoritative; 2 on\n"
+"usage errors; 3 when the source does not serve the guest (it flipped for\n"
+"another migration, a flip's outcome is unknown, or a group's disks could\n"
+"not all be flipped or fenced).\n");
 }
 
-#define STRINGIFY_(x) #x
-#define STRINGIFY(x) STRINGIFY_(x)
-
-/* The same shape as stm-recv's (common/log.h). */
-#define usage_error log_usage_error
 
 enum {
   OPT_SOURCE = 256, OPT_CONTROL, OPT_DEST, OPT_TLS_PSK, OPT_TLS_USER,
@@ -92,6 +162,7 @@ enum {
   OPT_REPORT,
   OPT_CUTOVER,
   OPT_COMMAND_SOCKET,
+  OPT_DISK,
 };
 
 static const struct option long_options[] = {
@@ -114,6 +185,7 @@ static const struct option long_options[] = {
   { "report", required_argument, NULL, OPT_REPORT },
   { "cutover", required_argument, NULL, OPT_CUTOVER },
   { "command-socket", required_argument, NULL, OPT_COMMAND_SOCKET },
+  { "disk", required_argument, NULL, OPT_DISK },
   { "help", no_argument, NULL, OPT_HELP },
   { "version", no_argument, NULL, OPT_VERSION },
   { NULL, 0, NULL, 0 },
@@ -196,10 +268,6 @@ parse_command_socket (const char *arg, struct sender_options *o)
 static void
 check_combination (struct sender_options *o, int tls_choices, const char *tls_user)
 {
-  if (o->source_uri == NULL)
-    usage_error ("--source NBD-URI is required");
-  if (o->control_path == NULL)
-    usage_error ("--control PATH is required");
   if (o->dest == NULL)
     usage_error ("--dest HOST:PORT is required");
   if (tls_choices != 1)
@@ -230,6 +298,7 @@ main (int argc, char *argv[])
   };
   int tls_choices = 0;
   const char *tls_user = NULL;
+  const char *source_uri = NULL, *control_path = NULL;
   uint64_t v;
   int c;
 
@@ -238,8 +307,9 @@ main (int argc, char *argv[])
   opterr = 0;
   while ((c = getopt_long (argc, argv, ":", long_options, NULL)) != -1) {
     switch (c) {
-    case OPT_SOURCE: o.source_uri = optarg; break;
-    case OPT_CONTROL: o.control_path = optarg; break;
+    case OPT_SOURCE: source_uri = optarg; break;
+    case OPT_CONTROL: control_path = optarg; break;
+    case OPT_DISK: add_disk (&o, optarg); break;
     case OPT_DEST:
       o.dest = optarg;
       if (parse_host_port (optarg, o.dest_host, sizeof o.dest_host, &o.dest_port) == -1)
@@ -320,6 +390,7 @@ main (int argc, char *argv[])
   }
   if (optind < argc)
     usage_error ("unexpected argument '%s'", argv[optind]);
+  set_disks (&o, source_uri, control_path);
   check_combination (&o, tls_choices, tls_user);
 
   /* A receiver that goes away must show up as an error, not kill us. */

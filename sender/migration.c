@@ -89,11 +89,104 @@ migration_reply_current (const struct migration *m, uint64_t tag,
   return tag == m->ctl_epoch && m->phase == want;
 }
 
+const char *
+migration_disk_filter (const struct migration_disk *d, char *buf, size_t len)
+{
+  if (d->name != NULL)
+    snprintf (buf, len, "the filter of disk %s at %s", d->name, d->control_path);
+  else
+    snprintf (buf, len, "the filter at %s", d->control_path);
+  return buf;
+}
+
+void
+migration_await_all (struct migration *m)
+{
+  m->awaiting = m->ndisks;
+  m->step_failed = false;
+}
+
+bool
+migration_await_one (struct migration *m)
+{
+  assert (m->awaiting > 0);
+  return --m->awaiting == 0;
+}
+
+void
+migration_disk_thawed (struct migration_disk *d)
+{
+  struct migration *m = d->m;
+
+  d->frozen = false;
+  m->cut.frozen = false;
+  for (uint32_t i = 0; i < m->ndisks; i++)
+    if (m->disks[i].frozen)
+      m->cut.frozen = true;
+}
+
+uint64_t
+migration_deferred_bytes (const struct migration *m)
+{
+  uint64_t n = 0;
+  for (uint32_t i = 0; i < m->ndisks; i++)
+    n += hot_blocks_deferred_bytes (&m->disks[i].hot);
+  return n;
+}
+
 static double
 pass_rate (const struct migration *m, uint64_t now)
 {
   uint64_t ns = now - m->cur.pass_start_ns;
   return ns ? (double) m->cur.pass_done * NS_PER_S / ns : 0;
+}
+
+_Static_assert (sizeof ((struct progress_sample *) 0)->disks_buf >= MIGRATION_DISKS_JSON_MAX,
+                "a progress sample holds every disk's figures");
+
+/* A disk's flip, as the flip event says it. */
+static const char *
+disk_flip_mode (const struct migration *m, const struct migration_disk *d)
+{
+  return d->flip == DISK_FLIP_FENCED || m->opts->flip == FLIP_FENCE ? "fence" : "forward";
+}
+
+const char *
+migration_disks_json (const struct migration *m, unsigned what, char *buf, size_t len)
+{
+  size_t n = 0;
+  int w;
+
+  assert (len >= MIGRATION_DISKS_JSON_MAX);
+  if (!m->named)
+    return NULL;
+  buf[n++] = '[';
+  for (uint32_t i = 0; i < m->ndisks; i++) {
+    const struct migration_disk *d = &m->disks[i];
+    w = snprintf (buf + n, len - n, "%s{\"name\":\"%s\"", i ? "," : "", d->name);
+    n += (size_t) w;
+    if (what & DISKS_JSON_SIZE)
+      n += (size_t) snprintf (buf + n, len - n, ",\"size\":%" PRIu64 ",\"block\":%" PRIu32,
+                              d->size, d->block);
+    if (what & DISKS_JSON_SENT)
+      n += (size_t) snprintf (buf + n, len - n, ",\"bytes_sent\":%" PRIu64, d->bytes_sent);
+    if (what & DISKS_JSON_DIRTY)
+      n += (size_t) snprintf (buf + n, len - n, ",\"dirty_bytes\":%" PRIu64,
+                              d->st.dirty_bytes);
+    if (what & DISKS_JSON_FLIP) {
+      const char *mode = disk_flip_mode (m, d);
+      n += (size_t) snprintf (buf + n, len - n, ",\"mode\":\"%s\",\"preconnected\":%s",
+                              mode, strcmp (mode, "forward") == 0 && d->flip_preconnected
+                              ? "true" : "false");
+    }
+    if (what & DISKS_JSON_OUTCOME)
+      n += (size_t) snprintf (buf + n, len - n, ",\"flip\":\"%s\"", disk_flip_mode (m, d));
+    buf[n++] = '}';
+    assert (n < len - 2);
+  }
+  buf[n++] = ']';
+  buf[n] = '\0';
+  return buf;
 }
 
 void
@@ -106,6 +199,8 @@ migration_sample (const struct migration *m, struct progress_sample *s, uint64_t
   s->bytes_sent = m->meas.bytes_sent;
   s->dirty_bytes = m->meas.dirty_bytes;
   s->rate = pass_rate (m, now);
+  s->disks_json = migration_disks_json (m, DISKS_JSON_SENT | DISKS_JSON_DIRTY,
+                                        s->disks_buf, sizeof s->disks_buf);
 }
 
 int
@@ -162,15 +257,18 @@ migration_finish (struct migration *m)
   ev_signal_stop (m->loop, &m->sigterm_watcher);
   reconnect_stop (&m->rc);
   /* A STATUS still in flight would keep the loop alive for nothing. */
-  status_poller_close (m->poller);
-  /* Nothing the migration still asks the filter matters now; closing the
-   * owning connection is also what releases it in the filter. */
-  if (m->ctl != NULL)
-    control_channel_disconnect (m->ctl);
-  m->poller = NULL;
-  if (m->reader)
-    source_reader_stop (m->reader);
-  flush_probe_abandon (m->flush_probe);
+  for (uint32_t i = 0; i < m->ndisks; i++) {
+    struct migration_disk *d = &m->disks[i];
+    status_poller_close (d->poller);
+    d->poller = NULL;
+    /* Nothing the migration still asks the filter matters now; closing
+     * the owning connection is also what releases it in the filter. */
+    if (d->ctl != NULL)
+      control_channel_disconnect (d->ctl);
+    if (d->reader)
+      source_reader_stop (d->reader);
+    flush_probe_abandon (d->flush_probe);
+  }
   if (m->conn) {
     struct stm_conn *conn = m->conn;
     m->conn = NULL;
@@ -188,8 +286,10 @@ migration_complete (struct migration *m, const char *recorded)
   assert (m->cut.flipped);
   migration_set_phase (m, PHASE_DONE);
   m->exit_code = 0;
+  char disks[MIGRATION_DISKS_JSON_MAX];
   progress_done (&m->progress, m->meas.bytes_sent, m->cur.pass, m->cut.downtime_ms,
                  (double) (time_monotonic_ns () - m->meas.start_ns) / NS_PER_S,
-                 recorded);
+                 recorded, migration_disks_json (m, DISKS_JSON_SIZE | DISKS_JSON_SENT |
+                                                 DISKS_JSON_OUTCOME, disks, sizeof disks));
   migration_finish (m);
 }

@@ -3,11 +3,14 @@
  * and the primitives they all use (migration.c, durability.c, failure.c).
  *
  * The files, from the top down, each calling only those below it:
- *   run.c        set-up, the receiver connection, timers and signals, and
+ *   run.c        the receiver connection, timers and signals, and
  *                losing and regaining the receiver (reconnect.c);
  *   commands.c   the command socket's STATUS, CUTOVER and ABORT;
+ *   setup.c      opening and checking every disk, the migration id;
+ *   flip.c       after the group commit: flip (or fence) every disk,
+ *                thaw, outcome;
  *   cutover.c    after a durable pass: decide (convergence.c) and act;
- *                freeze, final pass, commit, flip, outcome;
+ *                freeze, final pass, commit;
  *   ready.c      --cutover manual: a decision to cut over held until
  *                CUTOVER, and the replies owed to the command socket;
  *   pass.c       one pass: snapshot, read, send, SYNC; throttling during
@@ -17,7 +20,16 @@
  *   migration.c  phase changes (phase.h), messages, and the ends;
  * and below them all control_channel.c, the owning control connection on
  * the loop: every request made while the loop runs goes through it
- * (m->ctl), issued with a reply handler, tagged with m->ctl_epoch.
+ * (each disk's d->ctl), issued with a reply handler, tagged with
+ * m->ctl_epoch.
+ *
+ * A migration moves a group of one or more disks (m->disks): each has its
+ * own source reader, filter, control channel, status poller, sync ledger
+ * and hot blocks; the phase, the SYNC sequence, the convergence decisions
+ * and the cutover are the group's.  A step that asks every disk's filter
+ * issues its requests on every channel at once and goes on when the last
+ * reply has come (m->awaiting counts them), so that several filters cost
+ * the slowest round trip, not the sum.
  */
 #ifndef STM_SENDER_MIGRATION_H
 #define STM_SENDER_MIGRATION_H
@@ -32,6 +44,7 @@
 #include "control_proto.h"
 #include "convergence.h"
 #include "extents.h"
+#include "flip_policy.h"
 #include "flush_probe.h"
 #include "phase.h"
 #include "hot_blocks.h"
@@ -79,12 +92,60 @@
 struct ready;
 
 
+
+struct migration;
+
+
+/* One disk of the group: its source, its filter and what is known of it. */
+struct migration_disk {
+  struct migration *m;           /* the group, for the callbacks */
+  uint32_t index;                /* in m->disks, and on the wire */
+  const char *name;              /* --disk name=, or NULL: the one-disk form */
+  const char *source_uri;        /* through the filter */
+  const char *control_path;      /* the filter's control socket */
+  struct source_reader *reader;
+  /* Start-up only: the blocking client, whose socket then becomes ctl's. */
+  struct control_client *control;
+  /* The owning control connection while the loop runs (control_channel.h). */
+  struct control_channel *ctl;
+  struct status_poller *poller;  /* STATUS without blocking (pass.c); NULL
+                                    if it could not connect */
+  struct flush_probe *flush_probe;   /* NULL: no measurement, assume 0 */
+  bool flush_probe_failed;       /* its last flush failed: close it */
+  unsigned flush_round;          /* the look its flush in flight is for */
+  uint64_t size;
+  uint32_t block;
+  /* Sent ranges not yet covered by a SYNC, and SYNCs awaiting DURABLE:
+   * every disk's ledger is cut at every SYNC, so their seqs are the
+   * group's one sequence. */
+  struct sync_ledger ledger;
+  struct extent_list extents;    /* what the current pass sends of it */
+  struct hot_blocks hot;         /* its blocks left for the final pass */
+  unsigned stale_reads;          /* reads of an abandoned pass still to come */
+  struct control_status st;      /* its filter's last STATUS in a group step */
+  uint64_t bytes_sent;           /* cumulative for this process */
+  bool frozen;                   /* may be frozen by us (FREEZE sent) */
+  enum disk_flip flip;
+  char flip_uri[CONTROL_MAX_URI]; /* FLIP forward's: --flip forward=, EXPORT
+                                     or COMMITTED, credentials added */
+  /* The URI PRECONNECT was last sent for on the owning connection ("" if
+   * none, or if the filter refused it: forward_target.c), and whether
+   * the FLIP's reply said it used that prepared connection. */
+  char preconnect_uri[CONTROL_MAX_URI];
+  bool flip_preconnected;
+  char flip_why[512];            /* why its FLIP failed */
+  char thaw_error[512];          /* why its THAW failed (failure.c) */
+};
+
 /* Where the current pass stands: its extents, the read cursor and the
  * send cursor behind it. */
 struct pass_cursor {
   uint32_t pass;                 /* 1-based; 0 before the first */
   bool final_pass;
-  struct extent_list extents;    /* what this pass sends */
+  /* A pass goes over the disks one after the other: the disk being read
+   * and sent (its extents, d->extents, are what this pass sends of it);
+   * the next disk starts once every read of this one has come back. */
+  uint32_t disk;
   size_t ext_index;              /* next extent to read from */
   uint64_t ext_pos;              /* bytes of that extent already issued */
   size_t send_index;             /* next extent to send from (reads come */
@@ -94,7 +155,6 @@ struct pass_cursor {
   uint64_t pass_bytes, pass_done;
   uint64_t pass_start_ns;
   bool output_blocked, rate_blocked;
-  unsigned stale_reads;          /* reads of an abandoned pass still to come */
   /* When the pass became durable, and how long it took: the decision,
    * made once STATUS has answered, is on these. */
   uint64_t durable_ns, durable_pass_ns;
@@ -125,9 +185,16 @@ struct measurements {
 /* The cutover: the facts about the source (frozen, flipped) and the
  * commit, which the phases do not say (phase.h). */
 struct cutover_state {
+  /* The flushes before a freeze (recheck_before_freeze): which look they
+   * are for, how many are still out, and the slowest so far. */
+  unsigned flush_round;
+  unsigned flushes_pending;
+  uint64_t flush_longest_ns;
   bool frozen, flipped;
   bool flip_in_flight;           /* FLIP sent, its reply not yet read */
   bool thaw_in_flight;           /* a call-off's THAW sent, not yet answered */
+  unsigned thaws_awaited;        /* of those THAWs, one per frozen disk */
+  bool overrun_held_known;       /* overrun.held_us is a filter's measure */
   /* The receiver was lost while FLIP was being made: taken up once the
    * flip's outcome is known (reason says why it was lost). */
   bool receiver_lost_in_flip;
@@ -135,16 +202,8 @@ struct cutover_state {
   /* A signal that came while FLIP was being made ("SIGINT"), taken up
    * once the flip's outcome is known; NULL for none. */
   const char *interrupted_by;
-  /* The flip's kind ("fence", "forward") and why it failed, for the
-   * messages made after the STATUS that follows a failed FLIP. */
+  /* The flip's kind ("fence", "forward"), for messages. */
   const char *flip_how;
-  char flip_why[512];
-  char flip_uri[CONTROL_MAX_URI]; /* FLIP forward's, made at COMMITTED */
-  /* The URI PRECONNECT was last sent for on the owning connection ("" if
-   * none, or if the filter refused it: forward_target.c), and whether
-   * the FLIP's reply said it used that prepared connection. */
-  char preconnect_uri[CONTROL_MAX_URI];
-  bool flip_preconnected;
   /* The decision being carried out, between its STATUS re-check's
    * request and reply (cutover.c). */
   struct convergence_input decide_in;
@@ -173,12 +232,14 @@ struct cutover_state {
   uint64_t cutover_reserved_ns;
   uint32_t cutover_overruns;     /* cutovers called off so far */
   uint64_t downtime_ms;
+  uint64_t frozen_us;            /* the longest of the disks' THAW frozen_us */
 };
 
 /* The failure path, between deciding to fail and the replies to THAW
  * and THROTTLE 0 (migration.c). */
 struct failure_state {
   char msg[1024];
+  unsigned awaiting;             /* channels whose barrier is still to come */
   bool thaw_failed, throttle_asked, throttle_failed;
   char thaw_error[512], throttle_error[512];
 };
@@ -191,18 +252,23 @@ struct hello_state {
 };
 
 struct migration {
+  /* Held ready (--cutover manual, ready.c): the guest is not throttled,
+   * neither at a pass end nor during a pass (pass.c). */
+  bool throttle_held_off;
   const struct sender_options *opts;
   struct ev_loop *loop;
-  struct source_reader *reader;
-  /* Start-up only: the blocking client, whose socket then becomes ctl's. */
-  struct control_client *control;
-  /* The owning control connection while the loop runs (control_channel.h). */
-  struct control_channel *ctl;
+  /* The group: one disk for --source/--control (unnamed, no feature
+   * DISKS on the wire), or the --disk options in their order. */
+  struct migration_disk disks[WIRE_MAX_DISKS];
+  uint32_t ndisks;
+  bool named;                    /* --disk: HELLO carries the disk table */
+  /* Replies still to come for the group step in progress: each disk's
+   * handler counts down and the last one takes the next step. */
+  unsigned awaiting;
+  bool step_failed;              /* a disk's reply failed the step */
   /* Replies tagged with an earlier epoch are stale: pass_abandon moves it
    * on when the receiver is lost. */
   uint64_t ctl_epoch;
-  struct status_poller *poller;  /* STATUS without blocking (pass.c); NULL
-                                    if it could not connect */
   struct tls_creds *creds;
   struct stm_conn *conn;
   struct progress progress;
@@ -212,23 +278,18 @@ struct migration {
   ev_timer exit_timer;           /* bounds the final flush to the receiver */
   ev_signal sigint_watcher, sigterm_watcher;
 
-  uint64_t size;
-  uint32_t block;
+  uint64_t size;                 /* the group's: the sum of its disks' */
+  uint32_t block;                /* the smallest of its disks' */
   uint8_t migration_id[WIRE_MIGRATION_ID_LEN];
   char migration_id_hex[2 * WIRE_MIGRATION_ID_LEN + 1];
   enum migration_phase phase;
 
-  /* Sent ranges not yet covered by a SYNC, and SYNCs awaiting DURABLE. */
-  struct sync_ledger ledger;
   /* Where the current pass stands (pass.c). */
   struct pass_cursor cur;
   /* What is measured, for progress and for the convergence decisions. */
   struct measurements meas;
   /* Convergence (convergence.h). */
   struct convergence_policy policy;
-  struct flush_probe *flush_probe;   /* NULL: no measurement, assume 0 */
-  bool flush_probe_failed;       /* its last flush failed: close it */
-  struct hot_blocks hot;         /* blocks left for the final pass */
   /* The cutover (cutover.c). */
   struct cutover_state cut;
   ev_timer overrun_timer;
@@ -280,8 +341,39 @@ uint64_t migration_send_sync (struct migration *m, bool ends_pass, bool commit);
  * channel; a refusal fails the migration when its reply comes.  Requests
  * issued after it are answered after it. */
 void migration_confirm_up_to (struct migration *m, uint64_t seq);
+/* A disk's filter, for messages: "the filter at PATH" or "the filter of
+ * disk NAME at PATH". */
+const char *migration_disk_filter (const struct migration_disk *d, char *buf,
+                                   size_t len);
+/* Start a group step: every disk's reply is awaited. */
+void migration_await_all (struct migration *m);
+/* One disk's reply to the group step came: true if it was the last. */
+bool migration_await_one (struct migration *m);
+/* d is known to be thawed (tracking): m->cut.frozen says whether any disk
+ * of the group may still be frozen. */
+void migration_disk_thawed (struct migration_disk *d);
+/* The bytes of the hot blocks every disk defers to the final pass. */
+uint64_t migration_deferred_bytes (const struct migration *m);
 /* Where the migration is, for messages: "during pass 2". */
 const char *migration_where (const struct migration *m, char *buf, size_t len);
+/* What migration_disks_json puts in each disk's object, besides its
+ * name. */
+enum {
+  DISKS_JSON_SIZE = 1,           /* size, block */
+  DISKS_JSON_SENT = 2,           /* bytes_sent (this process) */
+  DISKS_JSON_DIRTY = 4,          /* dirty_bytes (its filter's last STATUS) */
+  DISKS_JSON_FLIP = 8,           /* mode (fence, forward), preconnected:
+                                    the flip event's */
+  DISKS_JSON_OUTCOME = 16,       /* flip (fence, forward): the summary's */
+};
+#define MIGRATION_DISKS_JSON_MAX (WIRE_MAX_DISKS * (WIRE_MAX_DISK_NAME + 160) + 8)
+/* For a group of named disks, a JSON array of one object per disk (its
+ * name and the fields what asks for) in buf, which has len bytes (at
+ * least MIGRATION_DISKS_JSON_MAX); NULL for the one-disk form, whose
+ * events already say everything.  Names need no escaping
+ * (wire_disk_name_ok). */
+const char *migration_disks_json (const struct migration *m, unsigned what,
+                                  char *buf, size_t len);
 /* The numbers of the current pass, for progress events. */
 void migration_sample (const struct migration *m, struct progress_sample *s,
                        uint64_t now);

@@ -21,6 +21,7 @@
 #ifndef STM_SENDER_MIGRATION_ID_H
 #define STM_SENDER_MIGRATION_ID_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "wire.h"
@@ -36,6 +37,20 @@ struct migration_id_inputs {
  * instance id is not 32 hex digits. */
 int migration_id_derive (const struct migration_id_inputs *in,
                          uint8_t id[WIRE_MIGRATION_ID_LEN]);
+
+/* One disk of a group of named disks (--disk). */
+struct migration_id_disk {
+  const char *name;
+  const char *filter_instance;   /* its filter's STATUS instance= */
+  uint64_t image_size;
+};
+
+/* Pure: the id of a group of named disks, from every disk's name, filter
+ * instance id and size, in the order given, and the destination.  A
+ * different text from the one-disk form's, so the two never collide; a
+ * named disk alone is a group of one.  -1 as migration_id_derive. */
+int migration_id_derive_group (const struct migration_id_disk *disks, size_t ndisks,
+                               const char *dest, uint8_t id[WIRE_MIGRATION_ID_LEN]);
 
 /* Lower-case hex, 2 * WIRE_MIGRATION_ID_LEN + 1 bytes. */
 void migration_id_hex (const uint8_t id[WIRE_MIGRATION_ID_LEN], char *out);

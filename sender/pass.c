@@ -19,6 +19,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,18 +34,34 @@
  * due, in seconds. */
 #define MIDPASS_CHECK_S 0.05
 
+static void start_disk (struct migration *m, uint32_t i);
+
 /* ---- what the convergence policy does during a pass ----------------- */
 
 void
 pass_throttle_replied (void *opaque, uint64_t tag, const struct control_reply *r)
 {
-  struct migration *m = opaque;
+  struct migration_disk *d = opaque;
+  char filter[PATH_MAX + 64];
 
   /* The throttle is reported when asked for; a refusal ends the
    * migration whenever it comes (the failure path releases it). */
   if (!r->ok)
-    migration_fail (m, "cannot throttle guest writes through the filter at %s: %s",
-                    m->opts->control_path, r->error);
+    migration_fail (d->m, "cannot throttle guest writes through %s: %s",
+                    migration_disk_filter (d, filter, sizeof filter), r->error);
+}
+
+void
+pass_throttle_all (struct migration *m, uint64_t rate)
+{
+  /* --rate-like: the group's guest writes are held to rate in all, so
+   * each disk's filter gets its share. */
+  uint64_t each = rate / m->ndisks;
+  if (rate != 0 && each == 0)
+    each = 1;
+  for (uint32_t i = 0; i < m->ndisks; i++)
+    control_channel_throttle (m->disks[i].ctl, each, pass_throttle_replied,
+                              &m->disks[i], m->ctl_epoch);
 }
 
 /* During an ordinary pass, with the filter's status st from the periodic
@@ -54,7 +71,8 @@ pass_throttle_replied (void *opaque, uint64_t tag, const struct control_reply *r
 static int
 throttle_during_pass (struct migration *m, const struct control_status *st)
 {
-  if ((m->phase != PHASE_PASS && m->phase != PHASE_PASS_SYNC) || m->cur.final_pass)
+  if ((m->phase != PHASE_PASS && m->phase != PHASE_PASS_SYNC) || m->cur.final_pass ||
+      m->throttle_held_off)
     return 0;
   struct convergence_input in = {
     .pass = m->cur.pass,
@@ -72,7 +90,7 @@ throttle_during_pass (struct migration *m, const struct control_status *st)
   uint64_t rate = convergence_midpass_throttle (&in, throughput, &m->policy);
   if (rate == 0)
     return 0;
-  control_channel_throttle (m->ctl, rate, pass_throttle_replied, m, m->ctl_epoch);
+  pass_throttle_all (m, rate);
   progress_throttle (&m->progress, rate, st->dirty_bytes, throughput);
   return 0;
 }
@@ -114,18 +132,23 @@ static int
 defer_hot_blocks (struct migration *m)
 {
   uint64_t throughput = convergence_rate_estimate (&m->meas.pass_rates);
+  /* The disks share the budget. */
   uint64_t budget = (uint64_t) ((unsigned __int128) throughput *
                                 m->opts->max_downtime_ns / HOT_BLOCKS_BUDGET_DIVISOR
-                                / NS_PER_S);
-  uint64_t before = extent_list_total_bytes (&m->cur.extents);
-  if (hot_blocks_filter (&m->hot, &m->cur.extents, m->cur.pass == 0, budget, m->block) == -1) {
-    migration_fail (m, "out of memory for the hot blocks of pass %" PRIu32, m->cur.pass + 1);
-    return -1;
+                                / NS_PER_S) / m->ndisks;
+  uint64_t before = 0, after = 0;
+  for (uint32_t i = 0; i < m->ndisks; i++) {
+    struct migration_disk *d = &m->disks[i];
+    before += extent_list_total_bytes (&d->extents);
+    if (hot_blocks_filter (&d->hot, &d->extents, m->cur.pass == 0, budget, d->block) == -1) {
+      migration_fail (m, "out of memory for the hot blocks of pass %" PRIu32, m->cur.pass + 1);
+      return -1;
+    }
+    after += extent_list_total_bytes (&d->extents);
   }
-  uint64_t after = extent_list_total_bytes (&m->cur.extents);
   if (after < before)
     progress_hot_blocks (&m->progress, m->cur.pass + 1, before - after,
-                         hot_blocks_deferred_bytes (&m->hot));
+                         migration_deferred_bytes (m));
   return 0;
 }
 
@@ -141,21 +164,42 @@ void
 pass_look_at_dirty (struct migration *m)
 {
   if (!m->cur.final_pass)
-    status_poller_ask (m->poller);
+    for (uint32_t i = 0; i < m->ndisks; i++)
+      status_poller_ask (m->disks[i].poller);
+}
+
+void
+pass_group_status (const struct migration *m, struct control_status *sum)
+{
+  *sum = m->disks[0].st;
+  for (uint32_t i = 1; i < m->ndisks; i++) {
+    const struct control_status *st = &m->disks[i].st;
+    sum->size += st->size;
+    sum->dirty_bytes += st->dirty_bytes;
+    sum->unconfirmed_bytes += st->unconfirmed_bytes;
+    sum->write_bytes += st->write_bytes;
+    sum->writes += st->writes;
+  }
 }
 
 void
 pass_on_status (void *opaque, const struct control_status *st, uint64_t rtt_ns)
 {
-  struct migration *m = opaque;
+  struct migration_disk *d = opaque;
+  struct migration *m = d->m;
 
   /* A reply that comes after its pass (or the migration) ended is of no
    * use to the throttle: the pass's end asks the filter itself. */
   if (migration_ended (m) || m->cur.final_pass ||
       (m->phase != PHASE_PASS && m->phase != PHASE_PASS_SYNC))
     return;
-  m->meas.dirty_bytes = st->dirty_bytes;
-  (void) throttle_during_pass (m, st);
+  /* The group is judged on its sums: this disk's figures are new, the
+   * others' are their last. */
+  d->st = *st;
+  struct control_status sum;
+  pass_group_status (m, &sum);
+  m->meas.dirty_bytes = sum.dirty_bytes;
+  (void) throttle_during_pass (m, &sum);
 }
 
 static void
@@ -184,28 +228,31 @@ pass_begin (struct migration *m, bool final)
 {
   uint8_t frame[WIRE_ENCODE_MAX];
 
+  char filter[PATH_MAX + 64];
+
   /* The receiver refuses anything outside the image; say so here, naming
    * the filter, rather than as a protocol error from the receiver. */
-  for (size_t i = 0; i < m->cur.extents.len; i++)
-    if (!wire_range_ok (m->cur.extents.items[i].offset, m->cur.extents.items[i].length,
-                        m->size)) {
-      migration_fail (m, "the filter at %s handed out an extent (%" PRIu64 ", %" PRIu64
-                    ") outside the image of %" PRIu64 " bytes", m->opts->control_path,
-                    m->cur.extents.items[i].offset, m->cur.extents.items[i].length, m->size);
-      return;
-    }
+  m->cur.pass_bytes = 0;
+  for (uint32_t k = 0; k < m->ndisks; k++) {
+    struct migration_disk *d = &m->disks[k];
+    for (size_t i = 0; i < d->extents.len; i++)
+      if (!wire_range_ok (d->extents.items[i].offset, d->extents.items[i].length,
+                          d->size)) {
+        migration_fail (m, "%s handed out an extent (%" PRIu64 ", %" PRIu64
+                        ") outside the image of %" PRIu64 " bytes",
+                        migration_disk_filter (d, filter, sizeof filter),
+                        d->extents.items[i].offset, d->extents.items[i].length, d->size);
+        return;
+      }
+    /* What the source said of its allocation before may be stale now. */
+    source_reader_forget_allocation (d->reader);
+    m->cur.pass_bytes += extent_list_total_bytes (&d->extents);
+  }
 
   m->cur.pass++;
   m->cur.final_pass = final;
-  m->cur.ext_index = 0;
-  m->cur.ext_pos = 0;
-  m->cur.send_index = 0;
-  m->cur.send_pos = 0;
-  /* What the source said of its allocation before may be stale now. */
-  source_reader_forget_allocation (m->reader);
-  m->cur.all_issued = m->cur.extents.len == 0;
+  start_disk (m, 0);
   m->cur.pass_ended = false;
-  m->cur.pass_bytes = extent_list_total_bytes (&m->cur.extents);
   m->cur.pass_done = 0;
   m->cur.pass_start_ns = time_monotonic_ns ();
   /* An ordinary pass keeps to --rate on its own; the final pass may use
@@ -213,8 +260,10 @@ pass_begin (struct migration *m, bool final)
   if (!final)
     rate_limit_restart (&m->rate, m->cur.pass_start_ns);
   migration_set_phase (m, PHASE_PASS);
-  /* SNAPSHOT just took every dirty block. */
+  /* SNAPSHOT just took every dirty block, of every disk. */
   m->meas.dirty_bytes = 0;
+  for (uint32_t i = 0; i < m->ndisks; i++)
+    m->disks[i].st.dirty_bytes = 0;
 
   progress_pass_begin (&m->progress, m->cur.pass, m->cur.pass_bytes, final);
   if (migration_send_msg (m, frame, wire_encode_pass_begin (frame, m->cur.pass, m->cur.pass_bytes)) == -1)
@@ -226,33 +275,41 @@ pass_begin (struct migration *m, bool final)
 static void
 snapshot_replied (void *opaque, uint64_t tag, const struct control_reply *r)
 {
-  struct migration *m = opaque;
+  struct migration_disk *d = opaque;
+  struct migration *m = d->m;
   struct extent_list taken;
+  char filter[PATH_MAX + 64];
 
   if (!migration_reply_current (m, tag, PHASE_PREPARING))
     return;
   if (!r->ok) {
-    migration_fail (m, "cannot take a snapshot of the dirty blocks from the filter "
-                    "at %s before pass %" PRIu32 ": %s",
-                    m->opts->control_path, m->cur.pass + 1, r->error);
+    migration_fail (m, "cannot take a snapshot of the dirty blocks from %s before "
+                    "pass %" PRIu32 ": %s", migration_disk_filter (d, filter, sizeof filter),
+                    m->cur.pass + 1, r->error);
     return;
   }
   taken = *r->extents;
-  *r->extents = m->cur.extents;
-  m->cur.extents = taken;
+  *r->extents = d->extents;
+  d->extents = taken;
+  if (!migration_await_one (m))
+    return;
   /* Hot blocks wait for the final pass (cutover.c). */
   if (defer_hot_blocks (m) == -1)
     return;
   pass_begin (m, false);
 }
 
-/* Start the next ordinary pass: SNAPSHOT, then read when it answers. */
+/* Start the next ordinary pass: SNAPSHOT every disk, then read when the
+ * last has answered. */
 void
 pass_next (struct migration *m)
 {
   if (m->phase != PHASE_PREPARING)
     migration_set_phase (m, PHASE_PREPARING);
-  control_channel_snapshot (m->ctl, snapshot_replied, m, m->ctl_epoch);
+  migration_await_all (m);
+  for (uint32_t i = 0; i < m->ndisks; i++)
+    control_channel_snapshot (m->disks[i].ctl, snapshot_replied, &m->disks[i],
+                              m->ctl_epoch);
 }
 
 /* Where the read starting at start (within the extent at ext_index)
@@ -263,12 +320,13 @@ pass_next (struct migration *m)
 static uint64_t
 read_window_end (const struct migration *m, uint64_t start)
 {
+  const struct extent_list *x = &m->disks[m->cur.disk].extents;
   size_t i = m->cur.ext_index;
-  const struct extent *e = &m->cur.extents.items[i];
+  const struct extent *e = &x->items[i];
   uint64_t end = e->offset + e->length;
 
-  while (end - start < SOURCE_READER_CHUNK && i + 1 < m->cur.extents.len) {
-    const struct extent *next = &m->cur.extents.items[i + 1];
+  while (end - start < SOURCE_READER_CHUNK && i + 1 < x->len) {
+    const struct extent *next = &x->items[i + 1];
     assert (next->offset >= end);
     if (next->offset - end > MIGRATION_MERGE_GAP ||
         next->offset + next->length - start > SOURCE_READER_CHUNK)
@@ -285,10 +343,11 @@ read_window_end (const struct migration *m, uint64_t start)
 static uint64_t
 advance_issued (struct migration *m, uint64_t issued_end)
 {
+  const struct extent_list *x = &m->disks[m->cur.disk].extents;
   uint64_t bytes = 0;
 
-  while (m->cur.ext_index < m->cur.extents.len) {
-    const struct extent *e = &m->cur.extents.items[m->cur.ext_index];
+  while (m->cur.ext_index < x->len) {
+    const struct extent *e = &x->items[m->cur.ext_index];
     uint64_t from = e->offset + m->cur.ext_pos;
     uint64_t to = e->offset + e->length;
     if (from >= issued_end)
@@ -302,8 +361,33 @@ advance_issued (struct migration *m, uint64_t issued_end)
     m->cur.ext_index++;
     m->cur.ext_pos = 0;
   }
-  m->cur.all_issued = m->cur.ext_index == m->cur.extents.len;
+  m->cur.all_issued = m->cur.ext_index == x->len;
   return bytes;
+}
+
+/* Point the cursor at the start of disk i's extents for this pass. */
+static void
+start_disk (struct migration *m, uint32_t i)
+{
+  m->cur.disk = i;
+  m->cur.ext_index = 0;
+  m->cur.ext_pos = 0;
+  m->cur.send_index = 0;
+  m->cur.send_pos = 0;
+  m->cur.all_issued = m->disks[i].extents.len == 0;
+}
+
+/* The current disk is all read and sent: go on to the next one that has
+ * something to send.  False when there is none left. */
+static bool
+next_disk (struct migration *m)
+{
+  while (m->cur.disk + 1 < m->ndisks) {
+    start_disk (m, m->cur.disk + 1);
+    if (!m->cur.all_issued)
+      return true;
+  }
+  return false;
 }
 
 /* Issue reads while there is room in every window. */
@@ -313,7 +397,12 @@ pass_pump (struct migration *m)
   if (m->phase != PHASE_PASS || m->cur.pass_ended || m->conn == NULL)
     return;
 
-  while (!m->cur.all_issued && source_reader_can_issue (m->reader)) {
+  struct migration_disk *d = &m->disks[m->cur.disk];
+  /* Disk by disk: the next one starts when every read of this one has
+   * come back, so the sends stay in the order of the reads. */
+  while (m->cur.all_issued && source_reader_in_flight (d->reader) == 0 && next_disk (m))
+    d = &m->disks[m->cur.disk];
+  while (!m->cur.all_issued && source_reader_can_issue (d->reader)) {
     if (stm_conn_output_pending (m->conn) >= MIGRATION_OUTPUT_HIGH) {
       m->cur.output_blocked = true;
       break;
@@ -321,7 +410,7 @@ pass_pump (struct migration *m)
     m->cur.output_blocked = false;
     /* Pay for the next read before issuing it (rate_limit.h): it sends at
      * most a chunk of what is left of this window. */
-    uint64_t start = m->cur.extents.items[m->cur.ext_index].offset + m->cur.ext_pos;
+    uint64_t start = d->extents.items[m->cur.ext_index].offset + m->cur.ext_pos;
     uint64_t end = read_window_end (m, start);
     uint64_t now = time_monotonic_ns ();
     uint64_t wait = rate_limit_wait_for_ns (&m->rate, end - start < SOURCE_READER_CHUNK
@@ -340,11 +429,11 @@ pass_pump (struct migration *m)
      * for the allocation first and calls on_slots_free when it knows. */
     bool zero;
     char err[256];
-    int64_t len = source_reader_issue_range (m->reader, start, end - start,
+    int64_t len = source_reader_issue_range (d->reader, start, end - start,
                                              &zero, err, sizeof err);
     if (len == -1) {
       char where[64];
-      migration_fail (m, "cannot read the source %s %s: %s", m->opts->source_uri,
+      migration_fail (m, "cannot read the source %s %s: %s", d->source_uri,
                     migration_where (m, where, sizeof where), err);
       return;
     }
@@ -357,7 +446,8 @@ pass_pump (struct migration *m)
       rate_limit_take (&m->rate, extent_bytes, now);
   }
 
-  if (m->cur.all_issued && source_reader_in_flight (m->reader) == 0)
+  if (m->cur.all_issued && source_reader_in_flight (d->reader) == 0 &&
+      m->cur.disk + 1 >= m->ndisks)
     pass_all_sent (m);
 }
 
@@ -373,14 +463,17 @@ all_zero (const void *buf, size_t len)
  * receiver was lost.  Both kinds of result (data and zeroes) are dropped
  * by the same rule, and each counts once against stale_reads. */
 static bool
-source_result_unwanted (struct migration *m)
+source_result_unwanted (struct migration_disk *d)
 {
-  if (migration_ended (m))
+  if (migration_ended (d->m))
     return true;
-  if (m->cur.stale_reads > 0) {
-    m->cur.stale_reads--;
+  if (d->stale_reads > 0) {
+    d->stale_reads--;
     return true;
   }
+  /* Reads of the disk being sent only: the pass goes on to the next disk
+   * once every read of this one has come back. */
+  assert (d->index == d->m->cur.disk);
   return false;
 }
 
@@ -388,12 +481,14 @@ source_result_unwanted (struct migration *m)
  * done for this pass, and unsynced until the receiver says it is durable.
  * -1 after failing the migration. */
 static int
-note_range_sent (struct migration *m, uint64_t offset, uint64_t length, bool data)
+note_range_sent (struct migration_disk *d, uint64_t offset, uint64_t length, bool data)
 {
+  struct migration *m = d->m;
   m->meas.last_activity_ns = time_monotonic_ns ();
   m->cur.pass_done += length;
   m->meas.bytes_sent += length;
-  if (sync_ledger_note_sent (&m->ledger, offset, length, data) == -1) {
+  d->bytes_sent += length;
+  if (sync_ledger_note_sent (&d->ledger, offset, length, data) == -1) {
     migration_fail (m, "out of memory");
     return -1;
   }
@@ -406,15 +501,16 @@ note_range_sent (struct migration *m, uint64_t offset, uint64_t length, bool dat
  * reads as zeroes goes as ZERO (the receiver punches a hole).  Returns the
  * data bytes sent, or -1 after failing the migration. */
 static int64_t
-send_extent_parts (struct migration *m, uint64_t offset, uint64_t length,
+send_extent_parts (struct migration_disk *d, uint64_t offset, uint64_t length,
                    const uint8_t *buf)
 {
+  struct migration *m = d->m;
   uint64_t end = offset + length;
   int64_t data_bytes = 0;
   uint8_t frame[WIRE_ENCODE_MAX];
 
-  while (m->cur.send_index < m->cur.extents.len) {
-    const struct extent *e = &m->cur.extents.items[m->cur.send_index];
+  while (m->cur.send_index < d->extents.len) {
+    const struct extent *e = &d->extents.items[m->cur.send_index];
     uint64_t from = e->offset + m->cur.send_pos;
     if (from >= end)
       break;
@@ -423,14 +519,17 @@ send_extent_parts (struct migration *m, uint64_t offset, uint64_t length,
     uint64_t n = to - from;
     int r;
     bool data = buf != NULL && !all_zero (buf + (from - offset), n);
+    /* Disk 0's headers are the one-disk form's, byte for byte. */
     if (!data)
-      r = migration_send (m, frame, wire_encode_zero (frame, from, n), NULL, 0);
+      r = migration_send (m, frame, wire_encode_disk_zero (frame, d->index, from, n),
+                          NULL, 0);
     else {
-      r = migration_send (m, frame, wire_encode_data_header (frame, from, n),
-                             buf + (from - offset), n);
+      r = migration_send (m, frame,
+                          wire_encode_disk_data_header (frame, d->index, from, n),
+                          buf + (from - offset), n);
       data_bytes += n;
     }
-    if (r == -1 || note_range_sent (m, from, n, data) == -1)
+    if (r == -1 || note_range_sent (d, from, n, data) == -1)
       return -1;
     if (to == e->offset + e->length) {
       m->cur.send_index++;
@@ -445,25 +544,26 @@ send_extent_parts (struct migration *m, uint64_t offset, uint64_t length,
 static void
 on_read (void *opaque, uint64_t offset, uint32_t length, const void *buf, int err)
 {
-  struct migration *m = opaque;
+  struct migration_disk *d = opaque;
+  struct migration *m = d->m;
   char where[64];
-  if (source_result_unwanted (m))
+  if (source_result_unwanted (d))
     return;
   if (err) {
     migration_fail (m, "cannot read the source %s at offset %" PRIu64 " (%" PRIu32
-                  " bytes) %s: %s", m->opts->source_uri, offset, length,
+                  " bytes) %s: %s", d->source_uri, offset, length,
                   migration_where (m, where, sizeof where), strerror (err));
     return;
   }
 
   /* Data counts towards the bytes that call for a SYNC within a pass;
    * zeroes cost the receiver no writing. */
-  if (send_extent_parts (m, offset, length, buf) == -1)
+  if (send_extent_parts (d, offset, length, buf) == -1)
     return;
   /* Make progress durable every so often within a long pass; the final
    * pass is made durable by its one SYNC at the end. */
   if (!m->cur.final_pass &&
-      sync_ledger_due (&m->ledger, m->meas.last_activity_ns, MIGRATION_SYNC_EVERY,
+      sync_ledger_due (&d->ledger, m->meas.last_activity_ns, MIGRATION_SYNC_EVERY,
                        MIGRATION_SYNC_MIN, MIGRATION_SYNC_INTERVAL_NS))
     migration_send_sync (m, false, false);
 }
@@ -473,27 +573,27 @@ on_read (void *opaque, uint64_t offset, uint32_t length, const void *buf, int er
 static void
 on_zero (void *opaque, uint64_t offset, uint64_t length)
 {
-  struct migration *m = opaque;
-  if (source_result_unwanted (m))
+  struct migration_disk *d = opaque;
+  if (source_result_unwanted (d))
     return;
-  (void) send_extent_parts (m, offset, length, NULL);
+  (void) send_extent_parts (d, offset, length, NULL);
 }
 
 static void
 on_slots_free (void *opaque)
 {
-  struct migration *m = opaque;
-  if (!migration_ended (m))
-    pass_pump (m);
+  struct migration_disk *d = opaque;
+  if (!migration_ended (d->m))
+    pass_pump (d->m);
 }
 
 static void
 on_source_failure (void *opaque, const char *reason)
 {
-  struct migration *m = opaque;
+  struct migration_disk *d = opaque;
   char where[64];
-  migration_fail (m, "the connection to the source %s failed %s: %s",
-                m->opts->source_uri, migration_where (m, where, sizeof where), reason);
+  migration_fail (d->m, "the connection to the source %s failed %s: %s",
+                  d->source_uri, migration_where (d->m, where, sizeof where), reason);
 }
 
 const struct source_reader_callbacks pass_reader_callbacks = {
@@ -515,7 +615,11 @@ pass_abandon (struct migration *m)
 {
   /* Replies to what was asked before are stale now (phase.h). */
   m->ctl_epoch++;
-  m->cur.stale_reads = m->reader ? source_reader_in_flight (m->reader) : 0;
+  for (uint32_t i = 0; i < m->ndisks; i++) {
+    struct migration_disk *d = &m->disks[i];
+    d->stale_reads = d->reader ? source_reader_in_flight (d->reader) : 0;
+    sync_ledger_forget_unsynced (&d->ledger);
+  }
   m->cur.final_pass = false;
   m->cur.all_issued = true;
   m->cur.pass_ended = true;
@@ -525,5 +629,4 @@ pass_abandon (struct migration *m)
     m->cur.rate_blocked = false;
   }
   ev_timer_stop (m->loop, &m->midpass_timer);
-  sync_ledger_forget_unsynced (&m->ledger);
 }

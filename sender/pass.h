@@ -32,6 +32,13 @@ void pass_next (struct migration *m);
 void pass_throttle_replied (void *opaque, uint64_t tag,
                             const struct control_reply *r);
 
+/* Set the guest write throttle to rate bytes/s for the group: each disk's
+ * filter gets an equal share (pass_throttle_replied answers). */
+void pass_throttle_all (struct migration *m, uint64_t rate);
+/* The group's status: the disks' last STATUS (d->st) added up (dirty,
+ * written, sizes), the rest as disk 0's. */
+void pass_group_status (const struct migration *m, struct control_status *sum);
+
 /* Issue reads while there is room in every window; at the end of the
  * pass, PASS_END and its SYNC. */
 void pass_pump (struct migration *m);

@@ -64,7 +64,7 @@ emit (struct progress *p, struct json_line *j)
 void
 progress_start (struct progress *p, const char *source, const char *dest,
                 uint64_t size, uint32_t block, const char *migration_id,
-                const char *mode)
+                const char *mode, const char *disks_json)
 {
   if (!events_on (p))
     return;
@@ -76,6 +76,8 @@ progress_start (struct progress *p, const char *source, const char *dest,
   json_line_add_u64 (&j, "block", block);
   json_line_add_string (&j, "migration_id", migration_id);
   json_line_add_string (&j, "mode", mode);
+  if (disks_json != NULL)
+    json_line_add_raw (&j, "disks", disks_json);
   emit (p, &j);
 }
 
@@ -121,6 +123,8 @@ progress_update (struct progress *p, const struct progress_sample *s,
   json_line_add_u64 (&j, "bytes_sent", s->bytes_sent);
   json_line_add_u64 (&j, "dirty_bytes", s->dirty_bytes);
   json_line_add_double (&j, "rate", s->rate);
+  if (s->disks_json != NULL)
+    json_line_add_raw (&j, "disks", s->disks_json);
   emit (p, &j);
 }
 
@@ -141,6 +145,8 @@ progress_pass_end (struct progress *p, const struct progress_sample *s,
     json_line_add_u64 (&j, "predicted_ms", predicted_ms);
     json_line_add_string (&j, "decision", decision);
   }
+  if (s->disks_json != NULL)
+    json_line_add_raw (&j, "disks", s->disks_json);
   emit (p, &j);
 }
 
@@ -167,12 +173,15 @@ progress_commit (struct progress *p, uint64_t seq)
 }
 
 void
-progress_flip (struct progress *p, const char *mode, bool preconnected)
+progress_flip (struct progress *p, const char *mode, bool preconnected,
+               const char *disks_json)
 {
   if (!events_on (p))
     return;
   struct json_line j;
   json_line_begin (&j, "flip", time_unix_now ());
+  if (disks_json != NULL)
+    json_line_add_raw (&j, "disks", disks_json);
   json_line_add_string (&j, "mode", mode);
   json_line_add_bool (&j, "preconnected", preconnected);
   emit (p, &j);
@@ -180,7 +189,8 @@ progress_flip (struct progress *p, const char *mode, bool preconnected)
 
 void
 progress_done (struct progress *p, uint64_t bytes_sent, uint32_t passes,
-               uint64_t downtime_ms, double seconds, const char *destination)
+               uint64_t downtime_ms, double seconds, const char *destination,
+               const char *disks_json)
 {
   progress_clear (p);
   if (events_on (p)) {
@@ -191,6 +201,8 @@ progress_done (struct progress *p, uint64_t bytes_sent, uint32_t passes,
     json_line_add_u64 (&j, "downtime_ms", downtime_ms);
     json_line_add_double (&j, "seconds", seconds);
     json_line_add_string (&j, "destination", destination);
+    if (disks_json != NULL)
+      json_line_add_raw (&j, "disks", disks_json);
     emit (p, &j);
     if (p->json)
       return;

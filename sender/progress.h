@@ -35,9 +35,12 @@ void progress_clear (struct progress *p);
  * them: stm-send --report draws its page from the same events. */
 void progress_set_tee (struct progress *p, progress_tee_fn *tee, void *opaque);
 
+/* disks_json: for a group of named disks, a JSON array of each disk's
+ * figures (name, size, block), or NULL for the one-disk form; size and
+ * block are then the group's (the sum of the sizes, the smallest block). */
 void progress_start (struct progress *p, const char *source, const char *dest,
                      uint64_t size, uint32_t block, const char *migration_id,
-                     const char *mode);
+                     const char *mode, const char *disks_json);
 void progress_pass_begin (struct progress *p, uint32_t pass, uint64_t bytes, bool final);
 /* Periodic: the bar is redrawn at once, a JSON event only when force is
  * set or a second has passed since the last one. */
@@ -48,12 +51,19 @@ void progress_pass_end (struct progress *p, const struct progress_sample *s,
 void progress_freeze (struct progress *p, uint64_t drain_ms);
 void progress_commit (struct progress *p, uint64_t seq);
 /* The source flipped; preconnected: the filter used the connection it
- * opened ahead of the freeze (PRECONNECT) for a forward flip. */
-void progress_flip (struct progress *p, const char *mode, bool preconnected);
+ * opened ahead of the freeze (PRECONNECT) for a forward flip.  For a
+ * group of named disks, one event for the group, with disks_json an
+ * array of each disk's name, mode (fence, when fenced in place of a
+ * failed forward flip) and preconnected; NULL for the one-disk form. */
+void progress_flip (struct progress *p, const char *mode, bool preconnected,
+                    const char *disks_json);
 /* The summary; destination is the state the receiver recorded the
- * migration in ("final", or "prepared" when it could not be told). */
+ * migration in ("final", or "prepared" when it could not be told);
+ * disks_json, for a group of named disks, a JSON array of each disk's
+ * figures (NULL for the one-disk form). */
 void progress_done (struct progress *p, uint64_t bytes_sent, uint32_t passes,
-                    uint64_t downtime_ms, double seconds, const char *destination);
+                    uint64_t downtime_ms, double seconds, const char *destination,
+                    const char *disks_json);
 void progress_error (struct progress *p, const char *message, const char *source_state);
 /* The downtime the guest saw (from the filter), what was predicted,
  * whether the cutover was forced without converging, how much of it the

@@ -28,6 +28,10 @@ struct progress_sample {
   uint64_t bytes_sent;       /* cumulative for this process */
   uint64_t dirty_bytes;      /* last known dirty bytes on the source */
   double rate;               /* bytes/s during this pass */
+  /* For a group of named disks, each disk's figures as a JSON array
+   * (in disks_buf), for the events; NULL otherwise. */
+  const char *disks_json;
+  char disks_buf[16 * (64 + 160) + 8];
 };
 
 #define PROGRESS_LINE_BAR_MAX 30

@@ -4,10 +4,11 @@
  * command socket (see ready.h).
  *
  * Holding costs the guest nothing: the source is never frozen while
- * ready, and the passes that keep the destination current are the same
- * ordinary passes as before it (a throttle the --converge policy set stays
- * as it is, and the policy acts as in auto mode when the guest's writes
- * outgrow the budget).  The cutover that CUTOVER starts is the automatic
+ * ready, the passes that keep the destination current are the same
+ * ordinary passes as before it, and the guest is not throttled while
+ * held (a throttle the --converge policy set to converge is released;
+ * a guest whose writes outgrow the link is reported not ready, and the
+ * policy throttles it only once CUTOVER is asked for: ready_policy.h).  The cutover that CUTOVER starts is the automatic
  * one, at the first pass end whose decision is a cutover, with the same
  * re-check before the freeze, the same deadline and the same call-off, so
  * it keeps to the same budget.
@@ -124,6 +125,7 @@ ready_view (const struct migration *m, struct ready_view *v)
     /* A decision made before the receiver was lost says nothing of what
      * the next connection leaves to copy. */
     .ready = r->ready && r->epoch == m->ctl_epoch,
+    .been_ready = r->since_ns != 0,
     .requested = r->requested,
     .final_pass = m->cur.final_pass,
     .flipped = m->cut.flipped,
@@ -165,16 +167,30 @@ ready_hold (struct migration *m)
     return false;
   if (r->ready != was_ready)
     announce (m);
-  if (ready_action (m->opts->cutover, r->requested, res->decision) == READY_ACT)
+  if (ready_action (m->opts->cutover, r->requested, r->since_ns != 0,
+                    res->decision) == READY_ACT) {
+    m->throttle_held_off = false;
     return false;
+  }
 
-  /* Held: the pass ends as one that keeps the destination current. */
+  /* Held: the pass ends as one that keeps the destination current, and
+   * the guest is not slowed while the operator decides (ready_policy.h):
+   * a throttle set to converge is released. */
+  m->throttle_held_off = true;
+  if (m->policy.throttle != 0) {
+    m->policy.throttle = 0;
+    m->policy.best_dirty = UINT64_MAX;
+    m->policy.stalled = 0;
+    pass_throttle_all (m, 0);
+    progress_throttle (&m->progress, 0, m->meas.dirty_bytes,
+                       convergence_rate_estimate (&m->meas.pass_rates));
+  }
   struct progress_sample s;
   uint64_t predicted_ms = res->predicted_ns == CONVERGENCE_INFINITE
     ? UINT64_MAX : res->predicted_ns / NS_PER_MS;
   migration_sample (m, &s, m->cur.durable_ns);
   progress_pass_end (&m->progress, &s, (double) m->cur.durable_pass_ns / NS_PER_S,
-                     predicted_ms, "ready");
+                     predicted_ms, r->ready ? "ready" : "held");
   r->uncounted++;
   uint64_t wait = ready_wait_ns (in, res);
   if (wait == 0) {
@@ -257,6 +273,14 @@ ready_flipped (struct migration *m)
   }
 }
 
+/* Where to look when whether the source flipped is unknown. */
+static const char *
+filters_named (const struct migration *m)
+{
+  return m->ndisks == 1 ? m->disks[0].control_path
+    : "every disk's control socket (the error above says which disks)";
+}
+
 void
 ready_finish (struct migration *m)
 {
@@ -270,7 +294,7 @@ ready_finish (struct migration *m)
   else if (r->cutover_reply != NULL && m->exit_code == STM_SEND_EXIT_UNKNOWN)
     command_reply_err (r->cutover_reply, "EIO", "cutover failed: %s; whether the "
                        "source flipped is unknown: see STATUS on %s", msg,
-                       m->opts->control_path);
+                       filters_named (m));
   else if (r->cutover_reply != NULL)
     command_reply_err (r->cutover_reply, "EIO", "cutover failed: %s; the source is "
                        "thawed and authoritative", msg);
@@ -284,7 +308,7 @@ ready_finish (struct migration *m)
     else if (m->exit_code == STM_SEND_EXIT_UNKNOWN)
       command_reply_err (r->abort_replies[i], "EIO", "aborted, but whether the "
                          "source flipped is unknown: see STATUS on %s",
-                         m->opts->control_path);
+                         filters_named (m));
     else
       command_reply_ok (r->abort_replies[i], "aborted: the source is thawed and "
                         "authoritative");

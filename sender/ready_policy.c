@@ -22,9 +22,12 @@ ready_decision_cuts_over (enum convergence_decision d)
 }
 
 enum ready_action
-ready_action (enum cutover_mode mode, bool requested, enum convergence_decision d)
+ready_action (enum cutover_mode mode, bool requested, bool been_ready,
+              enum convergence_decision d)
 {
-  if (mode == CUTOVER_MANUAL && !requested && ready_decision_cuts_over (d))
+  if (mode != CUTOVER_MANUAL || requested)
+    return READY_ACT;
+  if (ready_decision_cuts_over (d) || (been_ready && d == CONVERGENCE_THROTTLE))
     return READY_HOLD;
   return READY_ACT;
 }
@@ -32,8 +35,10 @@ ready_action (enum cutover_mode mode, bool requested, enum convergence_decision 
 uint64_t
 ready_wait_ns (const struct convergence_input *in, const struct convergence_result *res)
 {
-  if (res->predicted_ns == CONVERGENCE_INFINITE ||
-      res->predicted_ns > in->max_downtime_ns / 2)
+  if (res->predicted_ns == CONVERGENCE_INFINITE)
+    return 0;
+  if (res->predicted_ns > in->max_downtime_ns / 2 &&
+      in->dirty_bytes >= READY_MIN_PASS_BYTES)
     return 0;
   return READY_WAIT_NS;
 }
@@ -118,7 +123,12 @@ ready_cutover_answer (const struct ready_view *v)
     return READY_ANSWER_ENDED;
   if (v->requested || in_cutover (v))
     return READY_ANSWER_IN_PROGRESS;
-  if (v->mode == CUTOVER_AUTO || !ready_now (v))
+  if (v->mode == CUTOVER_AUTO)
+    return READY_ANSWER_NOT_READY;
+  /* Once it has been ready, a guest's burst that made it not ready for
+   * now does not turn CUTOVER away: the cutover comes at the first pass
+   * end that fits, the policy throttling as in auto mode if need be. */
+  if (!ready_now (v) && !(v->been_ready && copying (v)))
     return READY_ANSWER_NOT_READY;
   return READY_ANSWER_ACCEPT;
 }

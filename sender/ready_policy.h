@@ -43,15 +43,28 @@ enum ready_action {
 };
 
 /* What to do with decision d after a pass: hold it only in manual mode,
- * only when it is a cutover, and only until CUTOVER has been asked for
- * (requested). */
+ * only until CUTOVER has been asked for (requested), and only when it is
+ * a cutover, or a throttle once the migration has been ready (been_ready):
+ * waiting for the operator must not slow the guest.  Held for minutes,
+ * passes of what the guest wrote in a fraction of a second each look as
+ * if the dirty set had stopped shrinking, and the --converge policy would
+ * throttle a guest that the link keeps up with; and a guest that does
+ * outgrow the link is only reported not ready.  Once CUTOVER is asked
+ * for, the policy acts as in auto mode, throttle included, until the
+ * cutover fits.  Before the first ready the policy acts as in auto mode
+ * too, or a guest faster than the link would never be ready. */
 enum ready_action ready_action (enum cutover_mode mode, bool requested,
-                                enum convergence_decision d);
+                                bool been_ready, enum convergence_decision d);
 
 /* How long a held migration waits before its next pass: 0 when the
- * prediction (res) is over half the budget in->max_downtime_ns or
- * unknown, since the copy must keep up with the guest; READY_WAIT_NS
- * otherwise. */
+ * prediction (res) is unknown, or over half the budget in->max_downtime_ns
+ * with at least READY_MIN_PASS_BYTES dirty, since the copy must keep up
+ * with the guest; READY_WAIT_NS otherwise.  A pass of less would be mostly
+ * round trips and could not bring the prediction down: what keeps it over
+ * half the budget then is the cutover's fixed costs and the hot blocks
+ * left for the final pass, and back-to-back passes of nothing (measured:
+ * 134 a second for minutes) would only burn the CPU. */
+#define READY_MIN_PASS_BYTES (1024u * 1024)
 uint64_t ready_wait_ns (const struct convergence_input *in,
                         const struct convergence_result *res);
 
@@ -67,6 +80,7 @@ struct ready_view {
   enum migration_phase phase;
   bool started;        /* the receiver answered HELLO once */
   bool ready;          /* the last pass end's decision was a cutover */
+  bool been_ready;     /* it has been ready in this migration */
   bool requested;      /* CUTOVER asked for, not yet done */
   bool final_pass;     /* the cutover's final pass is running */
   bool flipped;        /* the source has flipped for this migration */

@@ -17,6 +17,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@
 #include "convergence.h"
 #include "cutover.h"
 #include "commands.h"
+#include "flip.h"
 #include "forward_target.h"
 #include "log.h"
 #include "migration_id.h"
@@ -35,21 +37,12 @@
 #include "report_sink.h"
 #include "retry_policy.h"
 #include "run.h"
+#include "setup.h"
 #include "time_units.h"
 
 
 static int attach_receiver (struct migration *m, int fd);
 static void pass_durable (struct migration *m, uint64_t sync_sent_ns);
-
-/* A failure before the migration started: nothing was frozen or reset
- * (or the source had already flipped for this migration). */
-static void setup_error (struct migration *m, const char *fmt, ...)
-  __attribute__((format (printf, 2, 3)));
-/* The source is in a state no migration can start from (state as STATUS
- * names it): say so, and report that state as the source's. */
-static void refuse_source_state (struct migration *m, const char *state,
-                                 const char *fmt, ...)
-  __attribute__((format (printf, 3, 4)));
 
 /* ---- losing the receiver -------------------------------------------- */
 
@@ -61,24 +54,26 @@ static void refuse_source_state (struct migration *m, const char *state,
 static void
 lost_thawed (void *opaque, uint64_t tag, const struct control_reply *r)
 {
-  struct migration *m = opaque;
+  struct migration_disk *d = opaque;
+  struct migration *m = d->m;
 
-  m->cut.thaw_in_flight = false;
+  if (--m->cut.thaws_awaited == 0)
+    m->cut.thaw_in_flight = false;
   if (r->ok) {
-    m->cut.frozen = false;
+    migration_disk_thawed (d);
     return;
   }
-  snprintf (m->fail.thaw_error, sizeof m->fail.thaw_error, "%s", r->error);
+  snprintf (d->thaw_error, sizeof d->thaw_error, "%s", r->error);
   migration_fail (m, "%s", m->rc.first_reason);
 }
 
 static void
 lost_unthrottled (void *opaque, uint64_t tag, const struct control_reply *r)
 {
-  struct migration *m = opaque;
+  struct migration_disk *d = opaque;
 
   if (!r->ok)
-    migration_fail (m, "%s", m->rc.first_reason);
+    migration_fail (d->m, "%s", d->m->rc.first_reason);
 }
 
 /* The receiver connection is gone (already closed, m->conn NULL) or must
@@ -115,14 +110,14 @@ receiver_lost_msg (struct migration *m, bool transient, const char *msg)
     m->cut.receiver_lost_in_flip = true;
     return;
   }
-  if (m->cut.frozen && !m->cut.thaw_in_flight) {
-    m->cut.thaw_in_flight = true;
-    control_channel_thaw (m->ctl, lost_thawed, m, m->ctl_epoch);
-  }
+  if (m->cut.frozen && !m->cut.thaw_in_flight)
+    cutover_thaw_all (m, lost_thawed);
   ev_timer_stop (m->loop, &m->overrun_timer);
   /* Convergence starts over after the reconnect. */
   if (m->policy.throttle != 0) {
-    control_channel_throttle (m->ctl, 0, lost_unthrottled, m, m->ctl_epoch);
+    for (uint32_t i = 0; i < m->ndisks; i++)
+      control_channel_throttle (m->disks[i].ctl, 0, lost_unthrottled, &m->disks[i],
+                                m->ctl_epoch);
     m->policy.throttle = 0;
     m->policy.best_dirty = UINT64_MAX;
     m->policy.stalled = 0;
@@ -202,15 +197,18 @@ on_durable (struct migration *m, uint64_t seq)
 {
   bool pass_end = false;
   uint64_t sent_ns = 0;
-  if (seq > m->ledger.last_seq) {
+  /* Every disk's ledger holds the group's SYNCs (durability.c): disk 0's
+   * says which ones end a pass. */
+  const struct sync_ledger *ledger = &m->disks[0].ledger;
+  if (seq > ledger->last_seq) {
     migration_fail (m, "the receiver at %s acknowledged SYNC %" PRIu64
                   " which was never sent", m->opts->dest, seq);
     return;
   }
-  for (size_t i = 0; i < sync_ledger_count_up_to (&m->ledger, seq); i++)
-    if (m->ledger.pending[i].ends_pass) {
+  for (size_t i = 0; i < sync_ledger_count_up_to (ledger, seq); i++)
+    if (ledger->pending[i].ends_pass) {
       pass_end = true;
-      sent_ns = m->ledger.pending[i].sent_ns;
+      sent_ns = ledger->pending[i].sent_ns;
     }
   migration_confirm_up_to (m, seq);
   if (pass_end && m->phase == PHASE_PASS_SYNC) {
@@ -227,19 +225,30 @@ on_durable (struct migration *m, uint64_t seq)
 static void
 pass_status_replied (void *opaque, uint64_t tag, const struct control_reply *r)
 {
-  struct migration *m = opaque;
+  struct migration_disk *d = opaque;
+  struct migration *m = d->m;
+  char filter[PATH_MAX + 64];
 
   if (!migration_reply_current (m, tag, PHASE_DECIDING))
     return;
-  m->meas.control_rtt_ns = r->rtt_ns;
+  /* The requests went out together: the group's round trip is the
+   * slowest disk's. */
+  if (m->awaiting == m->ndisks || r->rtt_ns > m->meas.control_rtt_ns)
+    m->meas.control_rtt_ns = r->rtt_ns;
   if (!r->ok) {
-    migration_fail (m, "cannot read the status of the filter at %s after pass %"
-                    PRIu32 ": %s", m->opts->control_path, m->cur.pass, r->error);
+    migration_fail (m, "cannot read the status of %s after pass %" PRIu32 ": %s",
+                    migration_disk_filter (d, filter, sizeof filter), m->cur.pass,
+                    r->error);
     return;
   }
-  m->meas.dirty_bytes = r->status->dirty_bytes;
+  d->st = *r->status;
+  if (!migration_await_one (m))
+    return;
+  struct control_status sum;
+  pass_group_status (m, &sum);
+  m->meas.dirty_bytes = sum.dirty_bytes;
   /* convergence.c decides; cutover.c acts (throttle, freeze, give up). */
-  cutover_after_pass (m, r->status);
+  cutover_after_pass (m, &sum);
 }
 
 static void
@@ -258,18 +267,32 @@ pass_durable (struct migration *m, uint64_t sync_sent_ns)
   m->cur.durable_ns = now;
   m->cur.durable_pass_ns = pass_ns;
   migration_set_phase (m, PHASE_DECIDING);
-  control_channel_status (m->ctl, pass_status_replied, m, m->ctl_epoch);
+  migration_await_all (m);
+  for (uint32_t i = 0; i < m->ndisks; i++)
+    control_channel_status (m->disks[i].ctl, pass_status_replied, &m->disks[i],
+                            m->ctl_epoch);
 }
 
 static void
 on_ready (struct stm_conn *conn, void *opaque)
 {
   struct migration *m = opaque;
-  /* EXPORT is understood (forward_target.c). */
-  struct wire_hello h = { .image_size = m->size, .block_size = m->block,
+  /* EXPORT is understood (forward_target.c).  The fixed part is disk 0's;
+   * a group of named disks adds its table (feature DISKS). */
+  struct wire_hello h = { .image_size = m->disks[0].size,
+                          .block_size = m->disks[0].block,
                           .features = WIRE_FEATURE_EXPORT };
-  uint8_t frame[WIRE_ENCODE_MAX];
+  uint8_t frame[WIRE_ENCODE_HELLO_MAX];
   memcpy (h.migration_id, m->migration_id, sizeof h.migration_id);
+  if (m->named) {
+    h.features |= WIRE_FEATURE_DISKS;
+    h.ndisks = m->ndisks;
+    for (uint32_t i = 0; i < m->ndisks; i++)
+      h.disks[i] = (struct wire_hello_disk) {
+        .size = m->disks[i].size, .block_size = m->disks[i].block,
+        .name_len = strlen (m->disks[i].name), .name = m->disks[i].name,
+      };
+  }
   m->meas.handshake_ns = time_monotonic_ns () - m->meas.attach_ns;
   migration_set_phase (m, PHASE_HELLO);
   migration_send_msg (m, frame, wire_encode_hello (frame, &h));
@@ -288,7 +311,7 @@ flipped_but_receiver_lost (struct migration *m, const char *answer)
             "this migration prepared or final (was its output replaced, or "
             "stm-recv started with --force?); the source no longer serves the "
             "guest, and the destination's copy cannot be vouched for",
-            m->migration_id_hex, m->opts->control_path, m->opts->dest, answer);
+            m->migration_id_hex, m->disks[0].control_path, m->opts->dest, answer);
   progress_clear (&m->progress);
   log_error ("%s", msg);
   progress_error (&m->progress, msg, "flipped");
@@ -297,14 +320,26 @@ flipped_but_receiver_lost (struct migration *m, const char *answer)
   migration_finish (m);
 }
 
+/* The start event: the one disk's source, or for a group of named disks
+ * each disk's name, size and block (names need no escaping:
+ * wire_disk_name_ok). */
+static void
+start_event (struct migration *m, const char *mode)
+{
+  char disks[MIGRATION_DISKS_JSON_MAX];
+
+  progress_start (&m->progress, m->disks[0].source_uri, m->opts->dest, m->size,
+                  m->block, m->migration_id_hex, mode,
+                  migration_disks_json (m, DISKS_JSON_SIZE, disks, sizeof disks));
+}
+
 /* HELLO_REPLY once the source has flipped (in this process, or before it
  * started): only the receiver's record is left to complete. */
 static void
 on_hello_reply_flipped (struct migration *m, const struct wire_hello_reply *r)
 {
   if (!m->started)
-    progress_start (&m->progress, m->opts->source_uri, m->opts->dest, m->size,
-                    m->block, m->migration_id_hex, "flipped");
+    start_event (m, "flipped");
   m->started = true;
   reconnect_done (&m->rc);
   switch (r->mode) {
@@ -332,50 +367,55 @@ on_hello_reply_flipped (struct migration *m, const struct wire_hello_reply *r)
   }
 }
 
-/* RESET or RESUME answered: the filter's tracking is ready for this
- * migration; report the start (or the resumption) and take the first
- * pass's SNAPSHOT. */
+/* RESET or RESUME answered by one disk's filter: once every disk's
+ * tracking is ready for this migration, report the start (or the
+ * resumption) and take the first pass's SNAPSHOTs. */
 static void
 hello_prepared (void *opaque, uint64_t tag, const struct control_reply *r)
 {
-  struct migration *m = opaque;
+  struct migration_disk *d = opaque;
+  struct migration *m = d->m;
+  char filter[PATH_MAX + 64];
 
   if (!migration_reply_current (m, tag, PHASE_PREPARING))
     return;
   if (!r->ok) {
-    migration_fail (m, "cannot prepare the filter at %s for a %s migration: %s",
-                    m->opts->control_path, m->hello.mode, r->error);
+    migration_fail (m, "cannot prepare %s for a %s migration: %s",
+                    migration_disk_filter (d, filter, sizeof filter), m->hello.mode,
+                    r->error);
     return;
   }
+  /* RESUME and RESET both made every unconfirmed block dirty, deferred hot
+   * blocks included: none is deferred any more. */
+  hot_blocks_forget_deferred (&d->hot);
+  if (!migration_await_one (m))
+    return;
   if (!m->started)
-    progress_start (&m->progress, m->opts->source_uri, m->opts->dest, m->size,
-                    m->block, m->migration_id_hex, m->hello.mode);
+    start_event (m, m->hello.mode);
   else
     progress_resumed (&m->progress, m->opts->dest, m->hello.mode,
                       m->hello.durable_seq, m->hello.confirmed);
   m->started = true;
-  /* RESUME and RESET both made every unconfirmed block dirty, deferred hot
-   * blocks included: none is deferred any more. */
-  hot_blocks_forget_deferred (&m->hot);
   reconnect_done (&m->rc);
   pass_next (m);
 }
 
 /* RESUME answered.  ESTALE: another migration reset the source's
  * tracking since this one's last run, and may have confirmed blocks to
- * its own destination: none of that counts here.  Copy everything again
- * (RESET); the receiver's data and durable position stay valid, the
- * passes overwrite it. */
+ * its own destination: none of that counts here.  Copy everything of
+ * that disk again (RESET); the receiver's data and durable position stay
+ * valid, the passes overwrite it. */
 static void
 hello_resumed (void *opaque, uint64_t tag, const struct control_reply *r)
 {
-  struct migration *m = opaque;
+  struct migration_disk *d = opaque;
+  struct migration *m = d->m;
 
   if (!migration_reply_current (m, tag, PHASE_PREPARING))
     return;
   if (!r->ok && r->err == ESTALE) {
     log_warning ("%s; so every block is copied again to %s", r->error, m->opts->dest);
-    control_channel_reset (m->ctl, m->migration_id_hex, hello_prepared, m, tag);
+    control_channel_reset (d->ctl, m->migration_id_hex, hello_prepared, d, tag);
     return;
   }
   hello_prepared (opaque, tag, r);
@@ -392,7 +432,7 @@ on_hello_reply (struct migration *m, const struct wire_hello_reply *r)
     migration_fail (m, "the receiver at %s records migration %s as final (the source "
                   "flipped to it), but the source at %s has not flipped: the two "
                   "disagree, and nothing was changed", m->opts->dest,
-                  m->migration_id_hex, m->opts->control_path);
+                  m->migration_id_hex, m->disks[0].control_path);
     return;
   }
   if (r->mode != WIRE_MODE_NEW && r->mode != WIRE_MODE_RESUME &&
@@ -412,14 +452,20 @@ on_hello_reply (struct migration *m, const struct wire_hello_reply *r)
   migration_set_phase (m, PHASE_PREPARING);
   m->hello.durable_seq = r->durable_seq;
   m->hello.confirmed = 0;
+  migration_await_all (m);
   if (r->mode == WIRE_MODE_NEW) {
     m->hello.mode = "new";
-    sync_ledger_drop_pending (&m->ledger);
-    control_channel_reset (m->ctl, m->migration_id_hex, hello_prepared, m, m->ctl_epoch);
-    /* RESET drops a connection prepared for the forward flip. */
-    m->cut.preconnect_uri[0] = '\0';
-    if (m->opts->forward_uri != NULL)
-      forward_target_prepare (m, m->opts->forward_uri);
+    for (uint32_t i = 0; i < m->ndisks; i++) {
+      struct migration_disk *d = &m->disks[i];
+      sync_ledger_drop_pending (&d->ledger);
+      control_channel_reset (d->ctl, m->migration_id_hex, hello_prepared, d, m->ctl_epoch);
+      /* RESET drops a connection prepared for the forward flip. */
+      d->preconnect_uri[0] = '\0';
+      if (m->opts->forward_uri != NULL)
+        forward_target_prepare (d, m->opts->forward_uri);
+      else if (d->flip_uri[0] != '\0')
+        forward_target_prepare (d, d->flip_uri);
+    }
     return;
   }
   m->hello.mode = "resume";
@@ -428,19 +474,25 @@ on_hello_reply (struct migration *m, const struct wire_hello_reply *r)
    * turns every unconfirmed block dirty again, so they are not resent
    * (the filter answers the CONFIRMs first).  A durable position beyond
    * what this process sent belongs to an earlier sender, and covers none
-   * of our SYNCs. */
-  if (r->durable_seq <= m->ledger.last_seq) {
-    m->hello.confirmed = sync_ledger_bytes_of_first (
-      &m->ledger, sync_ledger_count_up_to (&m->ledger, r->durable_seq));
+   * of our SYNCs.  Every disk's ledger holds the same SYNCs. */
+  if (r->durable_seq <= m->disks[0].ledger.last_seq) {
+    for (uint32_t i = 0; i < m->ndisks; i++) {
+      const struct sync_ledger *l = &m->disks[i].ledger;
+      m->hello.confirmed += sync_ledger_bytes_of_first (
+        l, sync_ledger_count_up_to (l, r->durable_seq));
+    }
     migration_confirm_up_to (m, r->durable_seq);
   }
-  sync_ledger_drop_pending (&m->ledger);
-  control_channel_resume (m->ctl, m->migration_id_hex, hello_resumed, m, m->ctl_epoch);
-  if (m->opts->forward_uri != NULL)
-    forward_target_prepare (m, m->opts->forward_uri);
-  /* Our SYNC numbers continue after what the receiver holds, and never
-   * go back (a number is never reused for other data). */
-  sync_ledger_resume_from (&m->ledger, r->durable_seq);
+  for (uint32_t i = 0; i < m->ndisks; i++) {
+    struct migration_disk *d = &m->disks[i];
+    sync_ledger_drop_pending (&d->ledger);
+    control_channel_resume (d->ctl, m->migration_id_hex, hello_resumed, d, m->ctl_epoch);
+    if (m->opts->forward_uri != NULL)
+      forward_target_prepare (d, m->opts->forward_uri);
+    /* Our SYNC numbers continue after what the receiver holds, and never
+     * go back (a number is never reused for other data). */
+    sync_ledger_resume_from (&d->ledger, r->durable_seq);
+  }
 }
 
 static void
@@ -556,6 +608,16 @@ rate_timer_cb (struct ev_loop *loop, ev_timer *w, int revents)
   pass_pump (m);
 }
 
+/* Requests still waiting for a filter's reply, on every disk's channel. */
+static size_t
+control_pending_all (const struct migration *m)
+{
+  size_t n = 0;
+  for (uint32_t i = 0; i < m->ndisks; i++)
+    n += control_channel_pending (m->disks[i].ctl);
+  return n;
+}
+
 /* Every second: progress, and a nudge to the pump in case a drain
  * notification was missed. */
 static void
@@ -570,7 +632,7 @@ tick_cb (struct ev_loop *loop, ev_timer *w, int revents)
   /* Nor is waiting for the filter: its requests have their own
    * timeouts (control_channel.h). */
   if (!m->cur.rate_blocked && m->phase != PHASE_RECONNECTING &&
-      control_channel_pending (m->ctl) == 0 &&
+      control_pending_all (m) == 0 &&
       now - m->meas.last_activity_ns > (uint64_t) MIGRATION_STALL_TIMEOUT_S * NS_PER_S) {
     char where[64];
     /* As in on_close: before the migration has started, a receiver that
@@ -616,164 +678,14 @@ signal_cb (struct ev_loop *loop, ev_signal *w, int revents)
   migration_fail (m, "interrupted by %s", name);
 }
 
-static void
-setup_error (struct migration *m, const char *fmt, ...)
-{
-  char msg[1024];
-  va_list ap;
-  va_start (ap, fmt);
-  vsnprintf (msg, sizeof msg, fmt, ap);
-  va_end (ap);
-  if (m->cut.flipped) {
-    /* Run again after its flip: the source has flipped for this very
-     * migration, so the exit status is 0 whatever failed here. */
-    log_warning ("%s; the source at %s had already flipped for migration %s, so "
-                 "the destination is authoritative, but whether the receiver "
-                 "recorded it final could not be checked: run stm-send again "
-                 "once the receiver is reachable", msg, m->opts->control_path,
-                 m->migration_id_hex);
-    m->exit_code = 0;
-    progress_done (&m->progress, 0, 0, 0, 0., "unknown");
-    return;
-  }
-  log_error ("%s; the source is unchanged and remains authoritative", msg);
-  progress_error (&m->progress, msg, "thawed");
-}
-
-static void
-refuse_source_state (struct migration *m, const char *state, const char *fmt, ...)
-{
-  char msg[512];
-  va_list ap;
-  va_start (ap, fmt);
-  vsnprintf (msg, sizeof msg, fmt, ap);
-  va_end (ap);
-  log_error ("%s", msg);
-  progress_error (&m->progress, msg, state);
-}
-
-/* From here on the loop runs: the start-up connection, which the filter
- * knows as the migration's owner, becomes the asynchronous channel. */
-static int
-hand_over_control (struct migration *m)
-{
-  int cfd = control_client_release_fd (m->control);
-  if (cfd == -1 ||
-      (m->ctl = control_channel_new (m->loop, cfd, MIGRATION_CONTROL_TIMEOUT_MS,
-                                     control_client_slow_timeout_ms (m->control))) == NULL) {
-    if (cfd >= 0)
-      close (cfd);
-    setup_error (m, "cannot hand the control connection to %s over to the event "
-                 "loop: %s", m->opts->control_path, cfd == -1 ? "it is out of step"
-                 : "out of memory");
-    return -1;
-  }
-  control_client_close (m->control);
-  m->control = NULL;
-  return 0;
-}
-
+/* Every disk opened and checked (setup.c), then the receiver. */
 static int
 connect_everything (struct migration *m)
 {
   const struct sender_options *o = m->opts;
-  char err[512];
 
-  /* The source first: the filter learns the image size when the first NBD
-   * client connects, and answers EAGAIN until then. */
-  m->reader = source_reader_open (o->source_uri, err, sizeof err);
-  if (m->reader == NULL) {
-    setup_error (m, "cannot connect to the source %s: %s", o->source_uri, err);
+  if (setup_disks (m) == -1)
     return -1;
-  }
-  /* A second connection only to time flushes for the downtime prediction;
-   * without it the prediction leaves the flush out until the first FREEZE
-   * measured one. */
-  m->flush_probe = flush_probe_open (o->source_uri, err, sizeof err);
-  if (m->flush_probe == NULL)
-    log_warning ("cannot open a second connection to the source %s to time "
-                 "flushes (%s): the downtime prediction will not include "
-                 "the flush", o->source_uri, err);
-
-  m->control = control_client_connect (o->control_path, MIGRATION_CONTROL_TIMEOUT_MS,
-                                       err, sizeof err);
-  if (m->control == NULL) {
-    setup_error (m, "cannot connect to the filter's control socket %s: %s",
-                 o->control_path, err);
-    return -1;
-  }
-  /* A second connection, for looking at the dirty set during a pass
-   * without blocking the loop; without it, the passes run unwatched and
-   * are judged at their ends only. */
-  m->poller = status_poller_open (m->loop, o->control_path, pass_on_status, m,
-                                  err, sizeof err);
-  if (m->poller == NULL)
-    log_warning ("cannot open a second connection to the filter's control "
-                 "socket %s (%s): the dirty set is looked at only at the end "
-                 "of each pass", o->control_path, err);
-  struct control_status st;
-  if (control_status (m->control, &st) == -1) {
-    setup_error (m, "cannot read the status of the filter at %s: %s", o->control_path,
-                 control_client_error (m->control));
-    return -1;
-  }
-  if (st.size != source_reader_size (m->reader)) {
-    setup_error (m, "the filter at %s reports an image of %" PRIu64 " bytes but the "
-                 "source %s has %" PRIu64 " bytes: is this the right control socket?",
-                 o->control_path, st.size, o->source_uri, source_reader_size (m->reader));
-    return -1;
-  }
-  if (st.block < WIRE_MIN_BLOCK || st.block > WIRE_MAX_BLOCK) {
-    setup_error (m, "the filter at %s uses a block size of %" PRIu32 " bytes, outside "
-                 "what the wire protocol carries", o->control_path, st.block);
-    return -1;
-  }
-  m->size = st.size;
-  struct migration_id_inputs id_in = {
-    .filter_instance = st.instance, .image_size = m->size, .dest = o->dest,
-  };
-  if (migration_id_derive (&id_in, m->migration_id) == -1) {
-    setup_error (m, "cannot derive the migration id from the filter at %s "
-                 "(instance id \"%s\")", o->control_path, st.instance);
-    return -1;
-  }
-  migration_id_hex (m->migration_id, m->migration_id_hex);
-
-  if (strcmp (st.state, "fenced") == 0 || strcmp (st.state, "forwarding") == 0) {
-    if (strcmp (st.migration, m->migration_id_hex) != 0) {
-      m->exit_code = STM_SEND_EXIT_UNKNOWN;
-      refuse_source_state (m, st.state, "the filter at %s has already flipped (state "
-                           "%s) for migration %s, not this one (%s): the source was "
-                           "migrated elsewhere and this nbdkit process no longer "
-                           "serves it", o->control_path, st.state, st.migration,
-                           m->migration_id_hex);
-      return -1;
-    }
-    /* A stm-send of this migration flipped it and did not live to record
-     * it on the receiver: connect only to do that. */
-    m->cut.flipped = true;
-    m->cut.flipped_at_start = true;
-  }
-  /* Frozen by somebody else (another stm-send, or by hand): the commands
-   * of a migration belong to the freeze's owner, so nothing could start;
-   * and the source is not ours to thaw. */
-  if (strcmp (st.state, "frozen") == 0) {
-    refuse_source_state (m, st.state, "the filter at %s is frozen by another control "
-                         "connection (another stm-send, or a client by hand): its "
-                         "guest writes are held until that connection thaws it or "
-                         "closes; nothing was changed", o->control_path);
-    return -1;
-  }
-  m->block = st.block;
-  m->meas.dirty_bytes = st.dirty_bytes;
-  /* FREEZE and FLIP run within the filter's freeze timeout, which may be
-   * longer than MIGRATION_CONTROL_TIMEOUT_MS: do not give up on a reply
-   * the filter is still entitled to be working on. */
-  control_client_set_freeze_timeout (m->control, st.freeze_timeout_ms);
-
-  if (hand_over_control (m) == -1)
-    return -1;
-
   /* These report their own errors, naming the file or host:port. */
   m->creds = tls_creds_load (&o->tls, false);
   if (m->creds == NULL) {
@@ -805,7 +717,15 @@ attach_receiver (struct migration *m, int fd)
                           &conn_callbacks, m);
   if (m->conn == NULL)
     return -1;
-  stm_conn_set_image_size (m->conn, m->size);
+  /* What the receiver's EXPORTs are bounded by: the HELLO's disks. */
+  if (m->named) {
+    struct wire_disks disks = { .count = m->ndisks };
+    for (uint32_t i = 0; i < m->ndisks; i++)
+      disks.size[i] = m->disks[i].size;
+    stm_conn_set_disks (m->conn, &disks);
+  }
+  else
+    stm_conn_set_image_size (m->conn, m->disks[0].size);
   stm_conn_set_water_marks (m->conn, MIGRATION_OUTPUT_LOW, MIGRATION_OUTPUT_HIGH);
   return 0;
 }
@@ -824,7 +744,18 @@ migration_run (const struct sender_options *opts)
   m->meas.start_ns = time_monotonic_ns ();
   m->policy = (struct convergence_policy) CONVERGENCE_POLICY_INIT (opts->converge);
   m->meas.last_activity_ns = m->meas.start_ns;
-  sync_ledger_init (&m->ledger);
+  m->ndisks = opts->ndisks;
+  m->named = opts->named;
+  for (uint32_t i = 0; i < m->ndisks; i++) {
+    struct migration_disk *d = &m->disks[i];
+    d->m = m;
+    d->index = i;
+    d->name = opts->disks[i].name;
+    d->source_uri = opts->disks[i].source_uri;
+    d->control_path = opts->disks[i].control_path;
+    sync_ledger_init (&d->ledger);
+    d->hot = (struct hot_blocks) HOT_BLOCKS_INIT;
+  }
   m->loop = ev_loop_new (EVFLAG_AUTO);
   progress_init (&m->progress, opts->json, opts->progress);
   m->receiver_lost = receiver_lost_msg;
@@ -855,7 +786,9 @@ migration_run (const struct sender_options *opts)
   if (ready_init (m) == -1 || commands_open (m) == -1)
     setup_error (m, "no migration to %s was started", opts->dest);
   else if (connect_everything (m) == 0) {
-    source_reader_start (m->reader, m->loop, &pass_reader_callbacks, m);
+    for (uint32_t i = 0; i < m->ndisks; i++)
+      source_reader_start (m->disks[i].reader, m->loop, &pass_reader_callbacks,
+                           &m->disks[i]);
     ev_timer_init (&m->rate_timer, rate_timer_cb, 0., 0.);
     m->rate_timer.data = m;
     ev_timer_init (&m->tick_timer, tick_cb, 1., 1.);
@@ -890,18 +823,21 @@ migration_run (const struct sender_options *opts)
   reconnect_stop (&m->rc);
   if (m->conn)
     stm_conn_close (m->conn);
-  source_reader_close (m->reader);
-  flush_probe_close (m->flush_probe);
-  /* Closing the control connection also releases ownership in the filter
-   * (and thaws it if a freeze were somehow still held). */
-  status_poller_close (m->poller);
-  control_channel_free (m->ctl);
-  control_client_close (m->control);
+  for (uint32_t i = 0; i < m->ndisks; i++) {
+    struct migration_disk *d = &m->disks[i];
+    source_reader_close (d->reader);
+    flush_probe_close (d->flush_probe);
+    /* Closing the control connection also releases ownership in the
+     * filter (and thaws it if a freeze were somehow still held). */
+    status_poller_close (d->poller);
+    control_channel_free (d->ctl);
+    control_client_close (d->control);
+    sync_ledger_free (&d->ledger);
+    extent_list_free (&d->extents);
+    hot_blocks_free (&d->hot);
+  }
   if (m->creds)
     tls_creds_free (m->creds);
-  sync_ledger_free (&m->ledger);
-  extent_list_free (&m->cur.extents);
-  hot_blocks_free (&m->hot);
   ev_loop_destroy (m->loop);
   free (m);
   /* Last, once the source is released: drawing the page must not hold

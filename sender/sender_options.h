@@ -10,6 +10,7 @@
 
 #include "convergence.h"
 #include "tls_transport.h"
+#include "wire.h"
 
 enum flip_mode {
   FLIP_FENCE,       /* the source fails every request after the flip */
@@ -21,9 +22,18 @@ enum cutover_mode {
   CUTOVER_MANUAL,   /* then stay ready until CUTOVER on the command socket */
 };
 
+/* One disk to migrate: --disk name=,source=,control=, or --source and
+ * --control (name NULL). */
+struct sender_disk {
+  const char *name;
+  const char *source_uri;        /* NBD-URI through the filter */
+  const char *control_path;      /* the filter's control socket */
+};
+
 struct sender_options {
-  const char *source_uri;        /* --source NBD-URI */
-  const char *control_path;      /* --control PATH */
+  struct sender_disk disks[WIRE_MAX_DISKS];
+  uint32_t ndisks;
+  bool named;                    /* given as --disk (feature DISKS) */
   const char *dest;              /* --dest HOST:PORT as typed */
   char dest_host[256];
   uint16_t dest_port;

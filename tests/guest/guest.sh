@@ -7,9 +7,9 @@
 # no KVM here) with the initramfs built by tests/guest/mkinitramfs.sh and
 # the init in tests/guest/init; see tests/guest/README for what it does and
 # how to run it by hand.  Each disk of the guest is served by its own
-# nbdkit --filter=migrate and migrated by its own stm-send/stm-recv pair,
-# or (STM_GUEST_GROUP=1, once stm-send takes --disk) by one group
-# migration: see guest_migrate.
+# nbdkit --filter=migrate and migrated by one group migration (one stm-send --disk ... for every disk, one
+# cutover), or with STM_GUEST_GROUP=0 by a stm-send/stm-recv pair per disk:
+# see guest_migrate.
 
 guest_dir="$abs_top_srcdir/tests/guest"
 GUEST_SEND_OPTIONS=()
@@ -261,30 +261,75 @@ guest_send_wait ()
          "$(json_field "$tmp/send-$1.out" "done" passes) passes"
 }
 
+# guest_recv_group FLIP DISK...: one stm-recv for every DISK, writing
+# $tmp/DISK-dst.img (--output DISK=...), as guest_recv does for one disk
+# (forward: --export, fence: --once); its port and pid in RECV_PORT_group
+# and RECV_PID_group, output in recv-group.out and .err.
+guest_recv_group ()
+{
+    local flip="$1" disk port i args=()
+    shift
+    case "$flip" in
+        forward) args=(--export "127.0.0.1:$(_free_port)") ;;
+        fence) args=(--once) ;;
+        *) fail "guest_recv_group: unknown flip '$flip'" ;;
+    esac
+    for disk in "$@"; do
+        args+=(--output "$disk=$tmp/$disk-dst.img")
+    done
+    spawn "$tmp/recv-group.out" "$tmp/recv-group.err" \
+          "$STM_RECV" --listen 127.0.0.1:0 --tls-psk "$tmp/keys.psk" --json "${args[@]}"
+    RECV_PID_group=$SPAWNED_PID
+    for (( i = 0; i < 300; i++ )); do
+        port="$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' \
+                "$tmp/recv-group.err" 2>/dev/null | head -n 1)"
+        [ -n "$port" ] && break
+        alive "$SPAWNED_PID" || fail "stm-recv for the group exited at start (see recv-group.err)"
+        sleep 0.1
+    done
+    [ -n "$port" ] || fail "stm-recv for the group did not say its port within 30 s"
+    RECV_PORT_group=$port
+}
+
+# guest_send_group FLIP DISK...: one stm-send for every DISK (--disk
+# name=DISK,...), with --flip FLIP and GUEST_SEND_OPTIONS, in the
+# background (pid in SEND_PID_group, JSON in send-group.out).
+guest_send_group ()
+{
+    local flip="$1" disk args=()
+    shift
+    for disk in "$@"; do
+        args+=(--disk "name=$disk,source=$(guest_uri "$disk"),control=$tmp/$disk-ctl.sock")
+    done
+    spawn "$tmp/send-group.out" "$tmp/send-group.err" \
+          "$STM_SEND" "${args[@]}" --dest "127.0.0.1:$RECV_PORT_group" \
+          --tls-psk "$tmp/keys.psk" --flip "$flip" --json --no-progress \
+          "${GUEST_SEND_OPTIONS[@]}"
+    SEND_PID_group=$SPAWNED_PID
+}
+
 # guest_migrate FLIP AFTER-FIRST DISK...: migrate the DISKs (served by
-# guest_source) to $tmp/DISK-dst.img with --flip FLIP, one after the
-# other in this order, each by a stm-send/stm-recv pair of its own.
-# AFTER-FIRST (a command, or ":") runs once the first disk has flipped.
-# The receivers keep running (forward: serving) until guest_migrate_done.
-#
-# The group migration (one stm-send, one cutover for every disk) is not
-# there yet; once it is, STM_GUEST_GROUP=1 (the lead flips the default)
-# is to migrate every disk at one instant, AFTER-FIRST running after that
-# one flip, with one receiver for all the disks:
-#
-#   "$STM_RECV" --listen 127.0.0.1:0 --tls-psk "$tmp/keys.psk" --json \
-#       --output data="$tmp/data-dst.img" --output man="$tmp/man-dst.img" \
-#       (--export 127.0.0.1:PORT | --once)
-#   "$STM_SEND" --dest "127.0.0.1:$RECV_PORT" --tls-psk "$tmp/keys.psk" \
-#       --flip "$flip" --json --no-progress \
-#       --disk "name=data,source=$(guest_uri data),control=$tmp/data-ctl.sock" \
-#       --disk "name=man,source=$(guest_uri man),control=$tmp/man-ctl.sock"
+# guest_source) to $tmp/DISK-dst.img with --flip FLIP.  By default
+# (STM_GUEST_GROUP=1) as one group: one stm-recv with --output DISK=...,
+# one stm-send with --disk for each, one cutover that flips every disk at
+# one instant; AFTER-FIRST (a command, or ":") runs once it has.  With
+# STM_GUEST_GROUP=0, one after the other in this order, each by a
+# stm-send/stm-recv pair of its own, AFTER-FIRST running once the first
+# disk has flipped.  The receivers keep running (forward: serving) until
+# guest_migrate_done.
 guest_migrate ()
 {
     local flip="$1" after="$2" disk first=1
     shift 2
-    [ "${STM_GUEST_GROUP:-0}" = 1 ] &&
-        fail "STM_GUEST_GROUP=1: stm-send has no group migration in this build (see guest_migrate)"
+    if [ "${STM_GUEST_GROUP:-1}" = 1 ]; then
+        guest_recv_group "$flip" "$@"
+        guest_send_group "$flip" "$@"
+        guest_send_wait group 120
+        [ "$(grep -c '"event":"freeze"' "$tmp/send-group.out")" -eq 1 ] ||
+            fail "the group migration froze the disks more than once"
+        $after
+        return
+    fi
     for disk in "$@"; do
         guest_recv "$disk" "$flip"
     done
@@ -299,11 +344,16 @@ guest_migrate ()
 }
 
 # guest_migrate_done FLIP DISK...: the end of the DISKs' receivers (see
-# guest_recv_done); their images are final after it.
+# guest_recv_done), the group's one (STM_GUEST_GROUP=1) or each disk's;
+# their images are final after it.
 guest_migrate_done ()
 {
     local flip="$1" disk
     shift
+    if [ "${STM_GUEST_GROUP:-1}" = 1 ]; then
+        guest_recv_done group "$flip"
+        return
+    fi
     for disk in "$@"; do
         guest_recv_done "$disk" "$flip"
     done

@@ -52,7 +52,7 @@ kill_at_flip ()
 {
     guest_kill
     at_flip=$(guest_files writer)
-    info "the source guest killed at the data disk's flip, after $at_flip files"
+    info "the source guest killed at the flip, after $at_flip files"
 }
 
 # The passes are slowed down (8 s for the data disk), so that the guest
@@ -61,10 +61,10 @@ GUEST_SEND_OPTIONS=(--rate 16M)
 before=$(guest_files writer)
 guest_migrate fence kill_at_flip data man
 guest_migrate_done fence data man
-info "both disks flipped (fence); the guest wrote files $before..$at_flip during the data disk's migration"
+info "both disks flipped (fence); the guest wrote files $before..$at_flip during the migration"
 [ "$at_flip" -ge 5 ] || fail "the guest reported only $at_flip files before the flip"
 
 guest_verify "$tmp/data-dst.img" "$tmp/man-dst.img"
 [ "$VERIFIED_FILES" -ge "$at_flip" ] && [ "$VERIFIED_FILES" -le $(( at_flip + 1 )) ] ||
-    fail "the destination's manifest has $VERIFIED_FILES files; the guest had synced $at_flip (or one more) at the data disk's flip"
+    fail "the destination's manifest has $VERIFIED_FILES files; the guest had synced $at_flip (or one more) at the flip"
 info "PASS in $(( SECONDS - start )) s"

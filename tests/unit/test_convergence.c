@@ -478,19 +478,31 @@ test_predict_downtime (void **state)
 static void
 test_rate_estimate (void **state)
 {
-  struct convergence_rate r = { 0 };
+  struct convergence_rate r = { 0 }, small = { 0 };
   assert_int_equal (convergence_rate_estimate (&r), 0);
   convergence_rate_add (&r, 100 * MiB, 1 * S);          /* 100 MiB/s */
   assert_int_equal (convergence_rate_estimate (&r), 100 * MiB);
   convergence_rate_add (&r, 1 * MiB, 50 * MS);          /* 20 MiB/s, tiny */
   convergence_rate_add (&r, 0, 3 * MS);                 /* empty: ignored */
   assert_int_equal (convergence_rate_estimate (&r), 100 * MiB);
-  convergence_rate_add (&r, 2 * MiB, 40 * MS);
-  convergence_rate_add (&r, 4 * MiB, 80 * MS);          /* 50 MiB/s */
+  /* Held ready for minutes: passes far too small to measure a rate
+   * replace nothing once a big one is known. */
+  for (int i = 0; i < 1000; i++)
+    convergence_rate_add (&r, 64 * 1024, 3 * MS);
   assert_int_equal (convergence_rate_estimate (&r), 100 * MiB);
-  /* Four passes later the big one has gone: the biggest left counts. */
-  convergence_rate_add (&r, 3 * MiB, 30 * MS);
+  convergence_rate_add (&r, 4 * MiB, 80 * MS);          /* 50 MiB/s */
+  convergence_rate_add (&r, 8 * MiB, 160 * MS);         /* 50 MiB/s */
+  convergence_rate_add (&r, 5 * MiB, 100 * MS);
+  assert_int_equal (convergence_rate_estimate (&r), 100 * MiB);
+  /* Four passes of a measurable size later the big one has gone: the
+   * biggest left counts. */
+  convergence_rate_add (&r, 6 * MiB, 120 * MS);
   assert_int_equal (convergence_rate_estimate (&r), 50 * MiB);
+  /* Before any pass of that size, small passes are all there is: the
+   * biggest of them counts. */
+  convergence_rate_add (&small, 1 * MiB, 50 * MS);      /* 20 MiB/s */
+  convergence_rate_add (&small, 2 * MiB, 40 * MS);      /* 50 MiB/s */
+  assert_int_equal (convergence_rate_estimate (&small), 50 * MiB);
 
   /* convergence_decide predicts with the rate given, not the pass's. */
   struct convergence_input in = input (9, 1 * MiB, 50 * MS, 10 * MiB);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* Unit tests of stm-send's --disk parser (sender/disk_spec.c) and the disk
- * name alphabet (common/disk_name.c). */
+/* Unit tests of stm-send's --disk parser (sender/disk_spec.c); the disk name
+ * alphabet itself is the wire's (test_wire_disks.c). */
 #include <config.h>
 
 #include <setjmp.h>
@@ -11,7 +11,6 @@
 
 #include <cmocka.h>
 
-#include "disk_name.h"
 #include "disk_spec.h"
 
 static void
@@ -80,25 +79,6 @@ test_errors_say_what (void **state)
   expect_error ("name=-a,source=s,control=c", "name \"-a\"");
 }
 
-static void
-test_disk_name_alphabet (void **state)
-{
-  (void) state;
-  char long_name[DISK_NAME_MAX + 2];
-
-  assert_true (disk_name_valid ("vda", 3));
-  assert_true (disk_name_valid ("Data_1.disk-2", 13));
-  assert_false (disk_name_valid ("", 0));
-  assert_false (disk_name_valid (".hidden", 7));
-  assert_false (disk_name_valid ("-opt", 4));
-  assert_false (disk_name_valid ("a/b", 3));
-  assert_false (disk_name_valid ("a=b", 3));
-  assert_false (disk_name_valid ("a,b", 3));
-  memset (long_name, 'x', sizeof long_name);
-  assert_true (disk_name_valid (long_name, DISK_NAME_MAX));
-  assert_false (disk_name_valid (long_name, DISK_NAME_MAX + 1));
-}
-
 int
 main (void)
 {
@@ -106,7 +86,6 @@ main (void)
     cmocka_unit_test (test_parses_all_keys_in_any_order),
     cmocka_unit_test (test_double_comma_is_a_comma),
     cmocka_unit_test (test_errors_say_what),
-    cmocka_unit_test (test_disk_name_alphabet),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

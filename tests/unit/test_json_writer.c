@@ -462,7 +462,7 @@ test_truncation (void **state)
   escapes[sizeof escapes - 1] = '\0';
   for (fill = 0; fill < 700; fill += 7) {
     json_line_begin (&j, "error", 5.0);
-    for (i = 0; i < 400; i++) {
+    for (i = 0; i < 1000; i++) {
       escapes[fill] = '\0';
       json_line_add_string (&j, "m", escapes);
       escapes[fill] = '\x01';

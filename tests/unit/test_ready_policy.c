@@ -25,25 +25,32 @@ test_action (void **state)
   };
   for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
     assert_true (ready_decision_cuts_over (cuts[i]));
-    assert_int_equal (ready_action (CUTOVER_MANUAL, false, cuts[i]), READY_HOLD);
-    assert_int_equal (ready_action (CUTOVER_MANUAL, true, cuts[i]), READY_ACT);
-    assert_int_equal (ready_action (CUTOVER_AUTO, false, cuts[i]), READY_ACT);
+    assert_int_equal (ready_action (CUTOVER_MANUAL, false, false, cuts[i]), READY_HOLD);
+    assert_int_equal (ready_action (CUTOVER_MANUAL, false, true, cuts[i]), READY_HOLD);
+    assert_int_equal (ready_action (CUTOVER_MANUAL, true, true, cuts[i]), READY_ACT);
+    assert_int_equal (ready_action (CUTOVER_AUTO, false, true, cuts[i]), READY_ACT);
   }
-  /* Copying on, throttling and giving up are never held. */
+  /* Copying on and giving up are never held; throttling neither, until
+   * the migration has been ready: then, held, the guest is not slowed
+   * while the operator decides; asked to cut over, it is again. */
   static const enum convergence_decision others[] = {
     CONVERGENCE_CONTINUE, CONVERGENCE_THROTTLE, CONVERGENCE_ABORT,
   };
   for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
     assert_false (ready_decision_cuts_over (others[i]));
-    assert_int_equal (ready_action (CUTOVER_MANUAL, false, others[i]), READY_ACT);
-    assert_int_equal (ready_action (CUTOVER_MANUAL, true, others[i]), READY_ACT);
+    assert_int_equal (ready_action (CUTOVER_MANUAL, false, false, others[i]), READY_ACT);
+    assert_int_equal (ready_action (CUTOVER_MANUAL, true, true, others[i]), READY_ACT);
+    assert_int_equal (ready_action (CUTOVER_AUTO, false, true, others[i]), READY_ACT);
+    assert_int_equal (ready_action (CUTOVER_MANUAL, false, true, others[i]),
+                      others[i] == CONVERGENCE_THROTTLE ? READY_HOLD : READY_ACT);
   }
 }
 
 static void
 test_wait (void **state)
 {
-  struct convergence_input in = { .max_downtime_ns = 200 * NS_PER_MS };
+  struct convergence_input in = { .max_downtime_ns = 200 * NS_PER_MS,
+                                  .dirty_bytes = 8 * READY_MIN_PASS_BYTES };
   struct convergence_result res = { .predicted_ns = 20 * NS_PER_MS };
 
   /* Well within the budget: wait for more to copy at once. */
@@ -56,6 +63,13 @@ test_wait (void **state)
   res.predicted_ns = 300 * NS_PER_MS;
   assert_int_equal (ready_wait_ns (&in, &res), 0);
   res.predicted_ns = CONVERGENCE_INFINITE;
+  assert_int_equal (ready_wait_ns (&in, &res), 0);
+  /* Over half the budget with next to nothing dirty: the fixed costs and
+   * the deferred hot blocks do it, which no pass shrinks: wait. */
+  res.predicted_ns = 102 * NS_PER_MS;
+  in.dirty_bytes = 65536;
+  assert_int_equal (ready_wait_ns (&in, &res), READY_WAIT_NS);
+  in.dirty_bytes = READY_MIN_PASS_BYTES;
   assert_int_equal (ready_wait_ns (&in, &res), 0);
 }
 
@@ -143,6 +157,14 @@ test_cutover_answer (void **state)
   v = view (PHASE_RECONNECTING, true);
   assert_int_equal (ready_cutover_answer (&v), READY_ANSWER_NOT_READY);
   v = view (PHASE_HELLO, false);
+  assert_int_equal (ready_cutover_answer (&v), READY_ANSWER_NOT_READY);
+  /* Ready once, not for now (a burst of guest writes): taken, the cutover
+   * comes at the first pass end that fits; but not while reconnecting. */
+  v = view (PHASE_PASS, false);
+  v.been_ready = true;
+  assert_int_equal (ready_cutover_answer (&v), READY_ANSWER_ACCEPT);
+  v = view (PHASE_RECONNECTING, false);
+  v.been_ready = true;
   assert_int_equal (ready_cutover_answer (&v), READY_ANSWER_NOT_READY);
   /* Asked for already, or under way. */
   v = view (PHASE_PASS, true);

@@ -8,6 +8,8 @@
 # for the "listening" event to learn the port, and keeps a pid file so that
 # a later task can stop it.  All state lives in three files under run_dir,
 # named after the migration: NAME.pid, NAME.json (events), NAME.log (stderr).
+# A virtual machine's disks are received as one group by one receiver, one
+# output per disk name (the outputs option, stm-recv's --output NAME=IMAGE).
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -20,7 +22,9 @@ version_added: "0.1.0"
 description:
   - Starts C(stm-recv) detached on the destination host, to receive one
     disk from C(stm-send) (see M(stm.migration.stm_send)) and write it to
-    I(output).
+    I(output), or a group of disks (a virtual machine's, sent with
+    I(disks) of M(stm.migration.stm_send)) and write each to its image in
+    I(outputs).
   - Waits until the receiver listens and returns the port, which is what
     the source host needs when I(listen) asks for port 0 (a free port).
   - Keeps a pid file, the receiver's JSON events and its messages in
@@ -28,7 +32,7 @@ description:
     named I(name) and reports whether its migration committed.
   - Starting a receiver that is already running under I(name) changes
     nothing and returns its port again.
-  - With I(once) and without I(force), an I(output) whose state file
+  - With I(once) and without I(force), an I(output) (or I(outputs)) whose state file
     already records its migration as final (C(state final), written
     only after stm-send reported that the source flipped to it; see
     stm-recv(1), "Destination states") is left alone; no receiver is
@@ -62,8 +66,19 @@ options:
     description:
       - The image to write, a regular file (created with mode 0600 if
         missing) or a block device at least as large as the source.
-      - Required with C(state=started).
+      - With C(state=started), this or I(outputs) is required.
     type: path
+  outputs:
+    description:
+      - For a group of disks, each disk's image by disk name
+        (C(--output NAME=IMAGE) for each); the names must be the sender's
+        I(disks) names, the same set (1 to 64 of C(A-Z a-z 0-9 . _ -), not
+        starting with C(.) or C(-); at most 16). In place of I(output).
+      - The group has one state file, beside the image of the name that
+        sorts first (I(state_file)); what is said of an output's state
+        file here (I(once), I(force)) is said of that one.
+    type: dict
+    version_added: "0.4.0"
   tls_psk:
     description:
       - A TLS pre-shared key file in C(psktool) format (C(user:hexkey)
@@ -220,6 +235,16 @@ EXAMPLES = r'''
   ansible.builtin.debug:
     msg: "{{ exporting.export_uri | default('not exporting (yet)') }}"
 
+- name: Receive a VM's two disks as one group (stm_send with disks sys and data)
+  stm.migration.stm_recv:
+    name: vm1
+    listen: "0.0.0.0:0"
+    outputs:
+      sys: /var/lib/disks/vm1-sys.img
+      data: /var/lib/disks/vm1-data.img
+    tls_psk: /etc/stm/keys.psk
+  register: vm1_receiver
+
 - name: Stop the receiver (whether or not its migration committed)
   stm.migration.stm_recv:
     name: disk0
@@ -307,8 +332,10 @@ complete:
   sample: false
 state_file:
   description: The receiver's state file beside the output
-    (C(OUTPUT.stm-state)), which records the migration the output holds.
-  returned: when output is given
+    (C(OUTPUT.stm-state)), which records the migration the output holds;
+    for I(outputs), the group's one state file, beside the image of the
+    name that sorts first.
+  returned: when output or outputs is given
   type: str
   sample: /var/lib/disks/disk0.img.stm-state
 error:
@@ -358,6 +385,11 @@ from ansible_collections.stm.migration.plugins.module_utils.stm_credentials impo
     tls_argument_spec,
     tls_cli_args,
 )
+from ansible_collections.stm.migration.plugins.module_utils.stm_disks import (
+    check_names,
+    group_state_output,
+    output_args,
+)
 from ansible_collections.stm.migration.plugins.module_utils.stm_events import (
     last_event,
     read_events,
@@ -377,6 +409,11 @@ _POLL_SECONDS = 0.1
 # event of its own, so the URI is taken from here unless an event carries
 # one.
 _EXPORT_LINE = re.compile(r'exporting .* over NBD at (nbds?://\S+) \(nbdkit pid \d+\)')
+
+# The first lines of the state file formats this module reads (version 3
+# holds named outputs), and more than the longest such file (16 disks).
+_STATE_HEADERS = ('stm-recv-state 2', 'stm-recv-state 3')
+_STATE_FILE_MAX = 8192
 
 # Wildcard addresses: an export there could not be reached by the source.
 _WILDCARDS = ('', '0.0.0.0', '::', '[::]', '*')
@@ -418,21 +455,48 @@ def tail(path, lines=20):
         return ''
 
 
+def output_paths(p):
+    """The images to write: the one output, or those of the group."""
+    if p['outputs']:
+        return [p['outputs'][name] for name in sorted(p['outputs'])]
+    return [p['output']] if p['output'] else []
+
+
+def state_output(p):
+    """The output beside which stm-recv keeps its state file, or None."""
+    if p['outputs']:
+        return group_state_output(p['outputs'])
+    return p['output']
+
+
+def check_output(path):
+    """Why PATH cannot be an output, or None."""
+    parent = os.path.dirname(os.path.abspath(path)) or '/'
+    if not os.path.isdir(parent):
+        return 'the directory of output %s does not exist' % path
+    if os.path.exists(path):
+        mode = os.stat(path).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
+            return ('output %s is neither a regular file nor a block device'
+                    % path)
+    return None
+
+
 def check_started_params(module, binary):
     """Problems with the arguments of state=started, as sentences."""
     p = module.params
     problems = []
-    if not p['output']:
-        problems.append('output is required with state=started')
-    else:
-        parent = os.path.dirname(os.path.abspath(p['output'])) or '/'
-        if not os.path.isdir(parent):
-            problems.append('the directory of output %s does not exist' % p['output'])
-        elif os.path.exists(p['output']):
-            mode = os.stat(p['output']).st_mode
-            if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
-                problems.append('output %s is neither a regular file nor a '
-                                'block device' % p['output'])
+    if p['outputs'] is not None:
+        problems += check_names(list(p['outputs']), 'outputs')
+        paths = output_paths(p)
+        if len(set(os.path.abspath(path) for path in paths)) != len(paths):
+            problems.append('outputs: an image is given for two disks')
+    elif not p['output']:
+        problems.append('output or outputs is required with state=started')
+    for path in output_paths(p):
+        why = check_output(path)
+        if why is not None:
+            problems.append(why)
     try:
         parse_host_port(p['listen'])
     except ValueError as e:
@@ -459,41 +523,43 @@ def check_started_params(module, binary):
     return problems
 
 
-def refused_output(path):
+def refused_output(path, state_beside):
     """Why stm-recv would refuse PATH without --force, or None.
 
     Only the case that needs no parsing is predicted (for check mode): a
-    non-empty regular file with no state file beside it.  Damaged or
-    mismatching state files are left to stm-recv, which says which.
+    non-empty regular file with no state file beside STATE_BESIDE (PATH
+    itself, or for a group the output that holds the group's state file).
+    Damaged or mismatching state files are left to stm-recv, which says
+    which.
     """
     try:
         st = os.stat(path)
     except OSError:
         return None
     if stat.S_ISREG(st.st_mode) and st.st_size > 0 \
-            and not os.path.exists(path + '.stm-state'):
+            and not os.path.exists(state_beside + '.stm-state'):
         return ('output %s is a non-empty file that is not an stm-recv output '
-                '(no %s.stm-state beside it); set force=true to overwrite it'
-                % (path, path))
+                '(no %s.stm-state); set force=true to overwrite it'
+                % (path, state_beside))
     return None
 
 
 def output_complete(path):
     """Whether the state file beside the output records its migration as
     complete, that is final: a stm-recv state file (first line
-    "stm-recv-state 2") with the line "state final".  A prepared commit is
-    not complete (the source may not have flipped).  Anything unreadable
-    or unexpected counts as not complete, so that stm-recv itself judges
-    it."""
+    "stm-recv-state 2", or 3 for named outputs) with the line "state
+    final".  A prepared commit is not complete (the source may not have
+    flipped).  Anything unreadable or unexpected counts as not complete,
+    so that stm-recv itself judges it."""
     if not path:
         return False
     try:
         with open(path + '.stm-state', 'r') as f:
-            text = f.read(1024)
+            text = f.read(_STATE_FILE_MAX)
     except (IOError, OSError):
         return False
     lines = text.split('\n')
-    return (len(lines) > 1 and lines[0] == 'stm-recv-state 2'
+    return (len(lines) > 1 and lines[0] in _STATE_HEADERS
             and 'state final' in lines[1:])
 
 
@@ -512,7 +578,11 @@ def start(module, binary, files):
     """
     p = module.params
     pid_file, events_file, log_file = files
-    argv = [binary, '--listen', p['listen'], '--output', p['output']]
+    argv = [binary, '--listen', p['listen']]
+    if p['outputs']:
+        argv += output_args(p['outputs'])
+    else:
+        argv += ['--output', p['output']]
     argv += tls_cli_args(p)
     if p['once']:
         argv.append('--once')
@@ -674,6 +744,7 @@ def main():
         state=dict(type='str', choices=['started', 'absent'], default='started'),
         listen=dict(type='str', default='0.0.0.0:10809'),
         output=dict(type='path'),
+        outputs=dict(type='dict'),
         force=dict(type='bool', default=False),
         export=dict(type='str'),
         once=dict(type='bool', default=True),
@@ -684,8 +755,14 @@ def main():
         stop_timeout=dict(type='int', default=10),
     )
     argument_spec.update(tls_argument_spec())
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           mutually_exclusive=[('output', 'outputs')])
     p = module.params
+    if p['outputs'] is not None:
+        # Paths as type=path would have them, ~ and variables expanded.
+        p['outputs'] = dict((str(k), os.path.expanduser(os.path.expandvars(str(v))))
+                            for k, v in p['outputs'].items())
+    state_path = state_output(p)
 
     if not _NAME.match(p['name']):
         module.fail_json(msg='name %r may only hold letters, digits, "_", '
@@ -696,7 +773,7 @@ def main():
     pid = receiver_pid(pid_file, binary_name)
 
     if p['state'] == 'absent':
-        result = result_base(files, read_events(events_file), p['output'],
+        result = result_base(files, read_events(events_file), state_path,
                              running=pid is not None)
         if pid is None:
             if os.path.exists(pid_file) and not module.check_mode:
@@ -707,7 +784,7 @@ def main():
         killed = stop_process(pid, p['stop_timeout'])
         os.unlink(pid_file)
         # Its last events may have been written while it stopped.
-        result = result_base(files, read_events(events_file), p['output'])
+        result = result_base(files, read_events(events_file), state_path)
         module.exit_json(changed=True, running=False, pid=pid, killed=killed,
                          **result)
 
@@ -719,7 +796,7 @@ def main():
     if pid is not None:
         # Already running: report it again, idempotently.
         events = read_events(events_file)
-        result = result_base(files, events, p['output'], running=True)
+        result = result_base(files, events, state_path, running=True)
         listening = last_event(events, 'listening')
         if listening is not None:
             result.update(port=int(listening['port']), host=listening.get('host'),
@@ -729,24 +806,30 @@ def main():
     # The migration into this output is over (the source has flipped to
     # it): a receiver started now would only be stopped again, reporting a
     # change on every run of the playbook.
-    if p['once'] and not p['force'] and output_complete(p['output']):
+    if p['once'] and not p['force'] and output_complete(state_path):
         module.exit_json(changed=False, running=False, complete=True,
-                         msg='the output %s already holds a complete migration '
-                             '(its state file says so): no receiver started; '
-                             'set force=true to receive into it again'
-                             % p['output'],
-                         **result_base(files, read_events(events_file), p['output']))
+                         msg='the output%s %s already hold%s a complete '
+                             'migration (the state file %s.stm-state says so): '
+                             'no receiver started; set force=true to receive '
+                             'into %s again'
+                             % ('s' if p['outputs'] else '',
+                                ', '.join(output_paths(p)),
+                                '' if p['outputs'] else 's', state_path,
+                                'them' if p['outputs'] else 'it'),
+                         **result_base(files, read_events(events_file), state_path))
 
     if module.check_mode:
         # What stm-recv would refuse at startup, predicted where that needs
         # no parsing; a real start leaves it to stm-recv's own message.
-        refused = None if p['force'] else refused_output(p['output'])
-        if refused is not None:
-            module.fail_json(msg='stm_recv (check mode): ' + refused,
-                             problems=[refused])
+        refused = [] if p['force'] else \
+            [why for why in (refused_output(path, state_path)
+                             for path in output_paths(p)) if why is not None]
+        if refused:
+            module.fail_json(msg='stm_recv (check mode): ' + '; '.join(refused),
+                             problems=refused)
         module.exit_json(changed=True, running=False,
                          msg='stm-recv would be started',
-                         **result_base(files, [], p['output']))
+                         **result_base(files, [], state_path))
 
     if not os.path.isdir(p['run_dir']):
         try:
@@ -755,7 +838,7 @@ def main():
             module.fail_json(msg='cannot create run_dir %s: %s'
                              % (p['run_dir'], e.strerror or e))
     pid, listening, argv = start(module, binary, files)
-    result = result_base(files, read_events(events_file), p['output'],
+    result = result_base(files, read_events(events_file), state_path,
                          running=True)
     module.exit_json(changed=True, running=True, complete=False, pid=pid, cmd=argv,
                      port=int(listening['port']), host=listening.get('host'),

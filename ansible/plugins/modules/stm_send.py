@@ -8,7 +8,10 @@
 # stm_migration fact; an "error" event and the CLI's stderr become the
 # task's failure message.  In check mode it only looks: it opens a TCP
 # connection to the receiver, reads the credentials files and asks the
-# filter's control socket for STATUS, which freezes nothing.
+# filter's control socket for STATUS, which freezes nothing.  A virtual
+# machine's disks migrate as one group (the disks option, stm-send's
+# repeated --disk); stm_disks.py builds the options and reads the per-disk
+# figures.
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -33,20 +36,56 @@ description:
     and the guest keeps running on it; I(source_state) says so.
   - A source that has already flipped (its control socket reports the state
     C(fenced) or C(forwarding)) is not migrated again; the task succeeds
-    without a change.
+    without a change. For a group, only when every disk has flipped.
+  - With I(disks), the disks of a virtual machine migrate as one group to
+    one receiver started with one output per disk (I(outputs) of
+    M(stm.migration.stm_recv)), with one migration id and one cutover,
+    every disk flipped or none (see stm-send(1), "A GROUP OF DISKS").
 options:
   source:
     description:
       - The source export as a libnbd URI, normally the nbdkit server that
         runs the migrate filter, for example
         C(nbd+unix:///?socket=/run/stm/disk0.sock).
+      - One disk; required with I(control) unless I(disks) is given.
     type: str
-    required: true
   control:
     description:
       - The filter's control socket (its C(migrate-control) parameter).
+      - One disk; required with I(source) unless I(disks) is given.
     type: path
-    required: true
+  disks:
+    description:
+      - The disks of a group, migrated as one (C(stm-send --disk), once
+        per disk, in this order; keep the order when running the same
+        migration again, since it is the group's). In place of I(source)
+        and I(control).
+      - Each name must be one of the receiver's output names (the same
+        set), 1 to 64 of C(A-Z a-z 0-9 . _ -), not starting with C(.) or
+        C(-); at most 16 disks, each with its own filter.
+      - Commas in the values are doubled for C(stm-send)'s QEMU-style
+        syntax by the module; give them as they are.
+    type: list
+    elements: dict
+    version_added: "0.4.0"
+    suboptions:
+      name:
+        description:
+          - The disk's name in the group.
+        type: str
+        required: true
+      source:
+        description:
+          - The disk's source export as a libnbd URI (the nbdkit server
+            that runs its migrate filter).
+          - Required here; the suboption is optional only so that
+            M(stm.migration.stm_source_info) takes the same list.
+        type: str
+      control:
+        description:
+          - The disk's filter control socket (its C(migrate-control)).
+        type: path
+        required: true
   dest:
     description:
       - Where C(stm-recv) listens, C(HOST:PORT); IPv6 addresses go in
@@ -203,8 +242,8 @@ attributes:
     description: >-
       Checks that the program exists, that the credentials files exist and
       parse, that a TCP connection to I(dest) opens, and that the control
-      socket answers STATUS with the state C(tracking). Freezes nothing
-      and sends no data.
+      socket (every disk's, for I(disks)) answers STATUS with the state
+      C(tracking). Freezes nothing and sends no data.
   diff_mode:
     support: none
     description: The module shows no differences.
@@ -217,7 +256,8 @@ notes:
     with the same I(source), I(control) and I(dest) (the same text), while
     the same nbdkit process serves the source; the migration id is derived
     from them, so the receiver resumes it instead of copying everything
-    again.
+    again. For a group, the same I(disks) in the same order (the id is
+    derived from every disk's name, its filter and size, and I(dest)).
 seealso:
   - module: stm.migration.stm_recv
 author:
@@ -283,6 +323,23 @@ EXAMPLES = r'''
   until: migration.finished
   retries: 60
   delay: 1
+
+- name: Migrate a VM's two disks as one group; cut over when told
+  stm.migration.stm_send:
+    disks:
+      - name: sys
+        source: "nbd+unix:///?socket=/run/stm/vm1-sys.sock"
+        control: /run/stm/vm1-sys.ctl
+      - name: data
+        source: "nbd+unix:///?socket=/run/stm/vm1-data.sock"
+        control: /run/stm/vm1-data.ctl
+    dest: "dest1.example.com:10809"   # stm_recv with outputs sys and data
+    tls_psk: /etc/stm/keys.psk
+    cutover: manual
+    command_socket: /run/stm/vm1.cmd
+  async: 86400
+  poll: 0
+  register: vm_job
 
 - name: Only check that a migration could start (connectivity, keys, source)
   stm.migration.stm_send:
@@ -395,6 +452,29 @@ cutover_overruns:
             "final_pass_budget_ms": 92.8, "reserved_ms": 7.2,
             "predicted_ms": 12.6, "max_downtime_ms": 100.0,
             "sent_bytes": 1048576, "pass_bytes": 2097152}]
+disks:
+  description: For a group (I(disks)), each disk's figures from the CLI's
+    C(done) event, in the group's order - C(name), C(size),
+    C(bytes_sent), C(flip) (C(fence) or C(forward); a disk whose forward
+    flip failed after the group commit is fenced instead) and
+    C(source_state) (C(fenced) or C(forwarding)).
+  returned: success of a group, not in check mode
+  type: list
+  elements: dict
+  sample: [{"name": "sys", "size": 100663296, "bytes_sent": 102760448,
+            "flip": "fence", "source_state": "fenced"},
+           {"name": "data", "size": 50331648, "bytes_sent": 51380224,
+            "flip": "fence", "source_state": "fenced"}]
+disk_states:
+  description: For a group, each disk's filter state by name, asked from
+    its control socket (STATUS, read-only) after a failure, in check mode,
+    and when every disk had already flipped; C(unknown) when it could not
+    be asked. After a failure before the group commit every disk is
+    C(tracking) (thawed); a C(split) failure (exit 3) says here which
+    disk is in which state.
+  returned: for a group, when not a success
+  type: dict
+  sample: {"sys": "tracking", "data": "tracking"}
 seconds:
   description: How long the migration took.
   returned: success, not in check mode
@@ -410,16 +490,28 @@ source_state:
   description: The state the source is left in. After a failure C(stm-send)
     thaws the source, which stays authoritative (C(thawed) or
     C(unchanged)); in check mode, and for a source that had already
-    flipped, the state its control socket reports.
+    flipped, the state its control socket reports. For a group after a
+    success, the disks' common state, or C(mixed) when they differ (see
+    I(disks)); after a failure, the CLI's C(source_state) (C(split) when
+    the disks could not all be flipped or fenced, see I(disk_states)).
   returned: when known
   type: str
   sample: thawed
 source_status:
   description: The fields of the control socket's STATUS reply (numbers as
     integers).
-  returned: in check mode, and when the source had already flipped
+  returned: in check mode, and when the source had already flipped; one
+    disk
   type: dict
   sample: {"size": 67108864, "block": 65536, "state": "tracking", "writes": 1200}
+disk_status:
+  description: For a group, the fields of each disk's STATUS reply by
+    name, as I(source_status) has them for one disk.
+  returned: for a group, in check mode and when every disk had already
+    flipped
+  type: dict
+  sample: {"sys": {"size": 100663296, "state": "tracking"},
+           "data": {"size": 50331648, "state": "tracking"}}
 summary:
   description: The CLI's final C(done) event, as it printed it.
   returned: success, not in check mode
@@ -463,7 +555,7 @@ ansible_facts:
     stm_migration:
       description: The summary of the migration (I(bytes_sent), I(passes),
         I(downtime_ms), I(seconds), I(flipped), I(dest), I(forced),
-        I(reconnects)).
+        I(reconnects), I(migration_id), and for a group I(disks)).
       returned: success, not in check mode
       type: dict
       sample: {"bytes_sent": 67239936, "passes": 3, "downtime_ms": 41.5,
@@ -490,9 +582,19 @@ from ansible_collections.stm.migration.plugins.module_utils.stm_credentials impo
     tls_argument_spec,
     tls_cli_args,
 )
+from ansible_collections.stm.migration.plugins.module_utils.stm_disks import (
+    DISK_OPTIONS,
+    check_disks,
+    common_state,
+    disk_args,
+    done_disks,
+)
 from ansible_collections.stm.migration.plugins.module_utils.stm_events import (
+    count_events,
     last_event,
     parse_events,
+    reconnect_results,
+    start_results,
 )
 
 # States of a source that has flipped: a flip is final for the life of the
@@ -528,6 +630,8 @@ def check_params(module, binary):
     except ValueError as e:
         problems.append('dest: %s' % e)
     problems += check_tls_options(p, 'client')
+    if p['disks'] is not None:
+        problems += check_disks(p['disks'])
     if p['forward_uri'] and p['flip'] != 'forward':
         problems.append('forward_uri goes with flip=forward')
     if p['cutover'] == 'manual' and not p['command_socket']:
@@ -545,33 +649,70 @@ def check_params(module, binary):
     return problems
 
 
+def source_disks(p):
+    """The disks to migrate as dicts with name, source and control; one
+    disk without a name in the one-disk form."""
+    if p['disks'] is not None:
+        return p['disks']
+    return [dict(name=None, source=p['source'], control=p['control'])]
+
+
+def disk_statuses(p, disks):
+    """Each disk's STATUS fields, or None where the control socket could
+    not be asked; and the problems met, as sentences."""
+    statuses, problems = [], []
+    for d in disks:
+        try:
+            statuses.append(query_status(d['control'], p['probe_timeout']))
+        except ControlError as e:
+            statuses.append(None)
+            problems.append(('disk %s: %s' % (d['name'], e)) if d['name']
+                            else str(e))
+    return statuses, problems
+
+
+def group_status_results(disks, statuses):
+    """disk_states and disk_status of a group, by disk name."""
+    return dict(
+        disk_states=dict((d['name'], s['state'] if s else 'unknown')
+                         for d, s in zip(disks, statuses)),
+        disk_status=dict((d['name'], s) for d, s in zip(disks, statuses)
+                         if s is not None))
+
+
 def check_connectivity(module):
-    """Problems a migration would meet at once: receiver, source, control."""
+    """Problems a migration would meet at once: receiver, sources, controls.
+
+    Returns the problems and each disk's STATUS (None where unknown)."""
     p = module.params
     problems = []
     host, port = parse_host_port(p['dest'])
     reason = probe_tcp(host, port, p['probe_timeout'])
     if reason is not None:
         problems.append('the receiver at %s: %s' % (p['dest'], reason))
-    m = _UNIX_SOCKET.search(p['source'])
-    if p['source'].startswith('nbd+unix') and m and not os.path.exists(m.group(1)):
-        problems.append('the source socket %s does not exist' % m.group(1))
-    status = None
-    try:
-        status = query_status(p['control'], p['probe_timeout'])
-    except ControlError as e:
-        problems.append(str(e))
-    if status is not None and status['state'] != 'tracking':
-        problems.append('the source is %s, not tracking (control socket %s)'
-                        % (status['state'], p['control']))
-    return problems, status
+    disks = source_disks(p)
+    for d in disks:
+        m = _UNIX_SOCKET.search(d['source'] or '')
+        if (d['source'] or '').startswith('nbd+unix') and m and not os.path.exists(m.group(1)):
+            problems.append('the source socket %s does not exist' % m.group(1))
+    statuses, more = disk_statuses(p, disks)
+    problems += more
+    for d, status in zip(disks, statuses):
+        if status is not None and status['state'] != 'tracking':
+            problems.append('the source%s is %s, not tracking (control socket %s)'
+                            % (' of disk %s' % d['name'] if d['name'] else '',
+                               status['state'], d['control']))
+    return problems, statuses
 
 
 def build_argv(module, binary):
     """The stm-send command line for the module's parameters."""
     p = module.params
-    argv = [binary, '--source', p['source'], '--control', p['control'],
-            '--dest', p['dest']]
+    if p['disks'] is not None:
+        argv = [binary] + disk_args(p['disks'])
+    else:
+        argv = [binary, '--source', p['source'], '--control', p['control']]
+    argv += ['--dest', p['dest']]
     argv += tls_cli_args(p)
     flip = p['flip']
     if flip == 'forward' and p['forward_uri']:
@@ -650,135 +791,81 @@ def error_text(stderr, error):
     return stderr.strip()
 
 
-def count_events(events):
-    counts = {}
-    for event in events:
-        counts[event['event']] = counts.get(event['event'], 0) + 1
-    return counts
-
-
-def start_results(events):
-    """The migration the run was, from its start event: its id (what the
-    source's stm_source_info reports as status.migration while it runs)
-    and whether the receiver resumed it."""
-    start = next((e for e in events if e.get('event') == 'start'), None)
-    if start is None:
-        return {}
-    return dict(migration_id=start.get('migration_id'), mode=start.get('mode'))
-
-
-def reconnect_results(events):
-    """What the events say about lost receivers, guest throttling and
-    cutovers called off.
-
-    Returned whether or not the migration succeeded: a failure after
-    retries is best understood with the number of attempts beside it.
-    """
-    resumed = [e for e in events if e.get('event') == 'resumed']
-    result = dict(reconnects=len(resumed),
-                  reconnect_attempts=sum(1 for e in events
-                                         if e.get('event') == 'reconnecting'))
-    if resumed:
-        result['resumed'] = resumed
-    # A throttle event of 0 bytes per second is the release, not a limit.
-    limits = [int(e['bytes_per_second']) for e in events
-              if e.get('event') == 'throttle'
-              and int(e.get('bytes_per_second', 0)) > 0]
-    if limits:
-        result['throttle_bytes_per_second'] = min(limits)
-    overruns = [e for e in events if e.get('event') == 'cutover_overrun']
-    if overruns:
-        result['cutover_overruns'] = overruns
-    return result
-
-
-def main():
-    argument_spec = dict(
-        source=dict(type='str', required=True),
-        control=dict(type='path', required=True),
-        dest=dict(type='str', required=True),
-        flip=dict(type='str', choices=['fence', 'forward'], default='fence'),
-        forward_uri=dict(type='str'),
-        max_downtime=dict(type='str'),
-        # Not a secret (a count of passes), whatever its name suggests.
-        max_passes=dict(type='int', no_log=False),
-        converge=dict(type='str', choices=['throttle', 'force', 'abort']),
-        cutover=dict(type='str', choices=['auto', 'manual']),
-        command_socket=dict(type='path'),
-        retry_timeout=dict(type='str'),
-        rate=dict(type='str'),
-        report=dict(type='path'),
-        binary=dict(type='path', default='stm-send'),
-        extra_args=dict(type='list', elements='str', default=[]),
-        timeout=dict(type='int', default=0),
-        probe_timeout=dict(type='int', default=5),
-    )
-    argument_spec.update(tls_argument_spec())
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+def check_only(module, problems):
+    """Check mode: report every problem at once, the network's too, so that
+    one check run says all that would stop a migration.  Does not return."""
     p = module.params
-
-    binary = find_binary(module)
-    problems = check_params(module, binary)
-
-    if module.check_mode:
-        # Report every problem at once, the network's too, so that one
-        # check run says all that would stop a migration.
-        status = None
-        if not any(problem.startswith('dest:') for problem in problems):
-            more, status = check_connectivity(module)
-            problems += more
-        result = dict(flipped=False)
-        if status is not None:
-            result.update(source_status=status, source_state=status['state'])
-        if problems:
-            module.fail_json(msg='stm_send (check mode): ' + '; '.join(problems),
-                             problems=problems, **result)
-        module.exit_json(changed=True, msg='a migration to %s could start'
-                         % p['dest'], **result)
-
+    statuses = []
+    if not any(problem.startswith(('dest:', 'disks:')) for problem in problems):
+        more, statuses = check_connectivity(module)
+        problems += more
+    result = dict(flipped=False)
+    if p['disks'] is not None and statuses:
+        result.update(group_status_results(p['disks'], statuses))
+        result['source_state'] = common_state(result['disk_states'].values())
+    elif statuses and statuses[0] is not None:
+        result.update(source_status=statuses[0],
+                      source_state=statuses[0]['state'])
     if problems:
-        module.fail_json(msg='stm_send: ' + '; '.join(problems),
-                         problems=problems, flipped=False,
-                         source_state='unchanged')
+        module.fail_json(msg='stm_send (check mode): ' + '; '.join(problems),
+                         problems=problems, **result)
+    module.exit_json(changed=True, msg='a migration to %s could start'
+                     % p['dest'], **result)
 
-    # A source that flipped already has been migrated: nothing to do.  If
-    # the control socket cannot be asked, stm-send will say why itself.
-    try:
-        status = query_status(p['control'], p['probe_timeout'])
-    except ControlError:
-        status = None
-    if status is not None and status['state'] in _FLIPPED_STATES:
-        module.exit_json(changed=False, flipped=False, source_status=status,
-                         source_state=status['state'],
-                         msg='the source has already flipped (state %s): '
-                         'nothing to migrate' % status['state'])
 
-    argv = build_argv(module, binary)
-    rc, out, err, timed_out = run_sender(module, argv)
-    events = parse_events(out)
-    done = last_event(events, 'done')
-    flip = last_event(events, 'flip')
+def exit_if_flipped(module, disks):
+    """End the task without a change if every disk has flipped already.
+
+    A source that flipped has been migrated: nothing to do.  For a group
+    stopped with only some disks flipped, stm-send itself completes the
+    migration or reports the split.  If a control socket cannot be asked,
+    stm-send will say why itself.
+    """
+    statuses = disk_statuses(module.params, disks)[0]
+    if not all(s is not None and s['state'] in _FLIPPED_STATES for s in statuses):
+        return
+    states = [s['state'] for s in statuses]
+    if module.params['disks'] is not None:
+        extra = group_status_results(disks, statuses)
+    else:
+        extra = dict(source_status=statuses[0])
+    module.exit_json(changed=False, flipped=False,
+                     source_state=common_state(states),
+                     msg='the source has already flipped (state %s): '
+                     'nothing to migrate' % ', '.join(sorted(set(states))),
+                     **extra)
+
+
+def fail_run(module, disks, events, common, timed_out):
+    """Fail the task after a run of stm-send that did not flip the source,
+    with the CLI's own message.  Does not return."""
+    p = module.params
+    rc, err = common['rc'], common['stderr']
     error = last_event(events, 'error')
-    common = dict(rc=rc, stderr=err, cmd=argv, event_counts=count_events(events))
-    common.update(start_results(events))
-    common.update(reconnect_results(events))
+    # A usage error (2) stops stm-send before it touches the source.
+    source_state = (error or {}).get('source_state',
+                                     'unchanged' if rc == 2 else 'thawed')
+    if timed_out:
+        message = ('stm-send did not finish within %d s and was stopped; '
+                   '%s' % (p['timeout'], error_text(err, error)))
+    elif rc == 0:
+        message = 'stm-send exited 0 without its summary (done event)'
+    else:
+        message = error_text(err, error)
+    if error is not None:
+        common['error'] = error
+    if p['disks'] is not None:
+        # Where each disk stands is the first thing an operator of a group
+        # needs after a failure, above all after a split (exit 3).
+        common['disk_states'] = group_status_results(
+            disks, disk_statuses(p, disks)[0])['disk_states']
+    module.fail_json(msg=message, flipped=False, source_state=source_state,
+                     **common)
 
-    if rc != 0 or done is None:
-        # A usage error (2) stops stm-send before it touches the source.
-        source_state = (error or {}).get('source_state',
-                                         'unchanged' if rc == 2 else 'thawed')
-        if timed_out:
-            message = ('stm-send did not finish within %d s and was stopped; '
-                       '%s' % (p['timeout'], error_text(err, error)))
-        elif rc == 0:
-            message = 'stm-send exited 0 without its summary (done event)'
-        else:
-            message = error_text(err, error)
-        if error is not None:
-            common['error'] = error
-        module.fail_json(msg=message, flipped=False, source_state=source_state,
-                         **common)
 
+def succeed(module, events, done, common):
+    """End the task with the summary of a run that flipped the source."""
+    p = module.params
     # The downtime event has the filter's measure to the microsecond; the
     # done event rounds it to whole milliseconds.  Older CLIs print only
     # the latter.
@@ -798,13 +885,73 @@ def main():
         downtime_ms=downtime_ms,
         seconds=float(done.get('seconds', 0)),
     )
-    flipped = flip is not None
+    flipped = last_event(events, 'flip') is not None
     fact = dict(summary, flipped=flipped, dest=p['dest'], forced=forced,
-                reconnects=common['reconnects'])
+                reconnects=common['reconnects'],
+                migration_id=common.get('migration_id'))
+    source_state = 'fenced' if p['flip'] == 'fence' else 'forwarding'
+    if p['disks'] is not None:
+        per_disk = done_disks(done)
+        fact['disks'] = common['disks'] = per_disk
+        if per_disk:
+            source_state = common_state([d['source_state'] for d in per_disk])
     module.exit_json(changed=flipped, flipped=flipped, forced=forced,
-                     source_state='fenced' if p['flip'] == 'fence' else 'forwarding',
+                     source_state=source_state,
                      summary=done, ansible_facts=dict(stm_migration=fact),
                      **dict(summary, **common))
+
+
+def main():
+    argument_spec = dict(
+        source=dict(type='str'),
+        control=dict(type='path'),
+        disks=dict(type='list', elements='dict', options=DISK_OPTIONS),
+        dest=dict(type='str', required=True),
+        flip=dict(type='str', choices=['fence', 'forward'], default='fence'),
+        forward_uri=dict(type='str'),
+        max_downtime=dict(type='str'),
+        # Not a secret (a count of passes), whatever its name suggests.
+        max_passes=dict(type='int', no_log=False),
+        converge=dict(type='str', choices=['throttle', 'force', 'abort']),
+        cutover=dict(type='str', choices=['auto', 'manual']),
+        command_socket=dict(type='path'),
+        retry_timeout=dict(type='str'),
+        rate=dict(type='str'),
+        report=dict(type='path'),
+        binary=dict(type='path', default='stm-send'),
+        extra_args=dict(type='list', elements='str', default=[]),
+        timeout=dict(type='int', default=0),
+        probe_timeout=dict(type='int', default=5),
+    )
+    argument_spec.update(tls_argument_spec())
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           mutually_exclusive=[('disks', 'source'),
+                                               ('disks', 'control')],
+                           required_together=[('source', 'control')],
+                           required_one_of=[('disks', 'source')])
+    p = module.params
+
+    binary = find_binary(module)
+    problems = check_params(module, binary)
+    if module.check_mode:
+        check_only(module, problems)
+    if problems:
+        module.fail_json(msg='stm_send: ' + '; '.join(problems),
+                         problems=problems, flipped=False,
+                         source_state='unchanged')
+    disks = source_disks(p)
+    exit_if_flipped(module, disks)
+
+    argv = build_argv(module, binary)
+    rc, out, err, timed_out = run_sender(module, argv)
+    events = parse_events(out)
+    done = last_event(events, 'done')
+    common = dict(rc=rc, stderr=err, cmd=argv, event_counts=count_events(events))
+    common.update(start_results(events))
+    common.update(reconnect_results(events))
+    if rc != 0 or done is None:
+        fail_run(module, disks, events, common, timed_out)
+    succeed(module, events, done, common)
 
 
 if __name__ == '__main__':
