@@ -48,7 +48,6 @@ struct mirror {
   unsigned refs;                 /* atomic */
   bool sync;
   uint64_t sync_timeout_ns;
-  uint64_t image_size;
   uint32_t block_size;
   struct block_bitmap *dirty;
   struct mirror_counters *counters;
@@ -115,7 +114,6 @@ mirror_create (uint64_t capacity, uint64_t image_size, uint32_t block_size,
   m->refs = 1;
   m->sync = sync;
   m->sync_timeout_ns = sync_timeout_ns;
-  m->image_size = image_size;
   m->block_size = block_size;
   m->dirty = dirty;
   m->counters = counters;
