@@ -126,11 +126,9 @@ mirror_consumer_stopped (const struct mirror_consumer *c)
 }
 
 int
-mirror_consumer_wait (struct mirror_consumer *c, int timeout_ms)
+mirror_consumer_arm (struct mirror_consumer *c)
 {
   struct mirror_entry e;
-  struct pollfd pfd = { .fd = c->event_fd, .events = POLLIN };
-  uint64_t count;
   int r;
 
   /* Say we sleep, then look again: a writer that committed before seeing
@@ -142,11 +140,38 @@ mirror_consumer_wait (struct mirror_consumer *c, int timeout_ms)
     __atomic_store_n (&c->page->sleeping, 0, __ATOMIC_RELAXED);
     return r == -1 ? -1 : 1;
   }
-  r = poll (&pfd, 1, timeout_ms);
+  return 0;
+}
+
+int
+mirror_consumer_event_fd (const struct mirror_consumer *c)
+{
+  return c->event_fd;
+}
+
+int
+mirror_consumer_woken (struct mirror_consumer *c)
+{
+  uint64_t count;
+
   __atomic_store_n (&c->page->sleeping, 0, __ATOMIC_RELAXED);
-  if (r <= 0)
-    return r;
   if (read (c->event_fd, &count, sizeof count) == -1 && errno != EAGAIN)
     return -1;
-  return 1;
+  return 0;
+}
+
+int
+mirror_consumer_wait (struct mirror_consumer *c, int timeout_ms)
+{
+  struct pollfd pfd = { .fd = c->event_fd, .events = POLLIN };
+  int r = mirror_consumer_arm (c);
+
+  if (r != 0)
+    return r;
+  r = poll (&pfd, 1, timeout_ms);
+  if (r <= 0) {
+    __atomic_store_n (&c->page->sleeping, 0, __ATOMIC_RELAXED);
+    return r;
+  }
+  return mirror_consumer_woken (c) == -1 ? -1 : 1;
 }

@@ -61,7 +61,18 @@ uint64_t mirror_consumer_clock (const struct mirror_consumer *c);
 /* Has the filter stopped the ring (MIRROR STOP, or a flip)? */
 bool mirror_consumer_stopped (const struct mirror_consumer *c);
 
-/* Wait at most timeout_ms (-1: forever) for a record to be committed.
+/* For an event loop (stm-send's libev loop), which watches the eventfd
+ * (mirror_consumer_event_fd) rather than blocking:
+ * mirror_consumer_arm says the consumer is about to sleep and looks at
+ * the ring once more: it returns 1 if a record is there after all (or
+ * the ring is stopped; then it does not sleep), 0 if the loop may wait
+ * for the eventfd, -1 (EPROTO) if the ring is corrupt.  When the eventfd
+ * is readable, mirror_consumer_woken empties it. */
+int mirror_consumer_arm (struct mirror_consumer *c);
+int mirror_consumer_event_fd (const struct mirror_consumer *c);
+int mirror_consumer_woken (struct mirror_consumer *c);
+
+/* Block at most timeout_ms (-1: forever) for a record to be committed.
  * Returns 1 if one may be there, 0 on timeout, -1 on error. */
 int mirror_consumer_wait (struct mirror_consumer *c, int timeout_ms);
 

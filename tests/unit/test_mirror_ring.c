@@ -412,6 +412,22 @@ test_consumer_over_memfds (void **state)
   mirror_consumer_durable (&c, c.next_pos, 1);
   assert_int_equal (mirror_ring_durable (&producer), mirror_ring_head (&producer));
 
+  /* An event loop's way: arm (nothing there: wait), the producer's
+   * signal, woken. */
+  assert_int_equal (mirror_consumer_arm (&c), 0);
+  assert_int_equal (page->sleeping, 1);
+  assert_int_equal (mirror_consumer_event_fd (&c) >= 0, 1);
+  assert_int_equal (write (event_fd, &one, sizeof one), (ssize_t) sizeof one);
+  assert_int_equal (mirror_consumer_woken (&c), 0);
+  assert_int_equal (page->sleeping, 0);
+  /* A record committed before the arm: no sleep. */
+  assert_true (mirror_ring_reserve (&producer, 0, &pos));
+  mirror_ring_commit (&producer, pos, MIRROR_ZERO, 0, 65536, 0);
+  assert_int_equal (mirror_consumer_arm (&c), 1);
+  assert_int_equal (page->sleeping, 0);
+  assert_int_equal (mirror_consumer_next (&c, &e), 1);
+  assert_int_equal (e.type, MIRROR_ZERO);
+
   /* A producer's signal wakes a sleeping consumer. */
   assert_int_equal (write (event_fd, &one, sizeof one), (ssize_t) sizeof one);
   assert_int_equal (mirror_consumer_wait (&c, 1000), 1);
