@@ -27,6 +27,7 @@
 #include "bitmap.h"
 #include "clock.h"
 #include "control_commands.h"
+#include "control_mirror.h"
 #include "control_proto.h"
 #include "migration_state.h"
 #include "preconnect.h"
@@ -57,6 +58,7 @@ reply_printf (struct control_reply *reply, bool ok, const char *fmt, ...)
   reply->ok = ok;
   reply->snapshot_follows = false;
   reply->deferred = false;
+  reply->nfds = 0;
 }
 
 void
@@ -108,6 +110,15 @@ do_status (struct migration_state *st, enum control_role role,
                 st->tracking_for[0] != '\0' ? st->tracking_for : "none",
                 st->instance,
                 preconnect_state_name (st->preconnect.state));
+  /* The mirror ring's fields follow, on the same line. */
+  {
+    char base[CONTROL_REPLY_MAX], mirror[512];
+
+    memcpy (base, reply->line, reply->len - 1);    /* without the newline */
+    base[reply->len - 1] = '\0';
+    control_mirror_status (st, mirror, sizeof mirror);
+    reply_printf (reply, true, "%s%s", base, mirror);
+  }
 }
 
 /* The byte extent of a run of blocks, the last one clipped to the size. */
@@ -550,6 +561,7 @@ flip_precondition_met (struct migration_state *st, enum write_gate_mode mode,
                        enum control_role role, struct control_reply *reply)
 {
   uint64_t dirty, unconfirmed;
+  char why[256];
 
   if (mode != WRITE_GATE_CLOSED || role != CONTROL_ROLE_OWNER) {
     control_reply_err (reply, "EPERM",
@@ -561,6 +573,11 @@ flip_precondition_met (struct migration_state *st, enum write_gate_mode mode,
    * for itself that nothing would be left behind: every block handed out
    * and confirmed durable on the destination, and none written since.
    * With the gate closed and drained no worker sets bits meanwhile. */
+  if (!control_mirror_flushed (st, why, sizeof why)) {
+    reply_printf (reply, false, "ERR EBUSY FLIP refused: %s; the source "
+                  "stays frozen and authoritative", why);
+    return false;
+  }
   dirty = block_bitmap_count (&st->dirty);
   unconfirmed = block_bitmap_count (&st->unconfirmed);
   if (dirty > 0 || unconfirmed > 0) {
@@ -598,6 +615,8 @@ do_flip_fence (struct migration_state *st, enum control_role role,
   /* The guest moves to the destination: its writes must no longer be
    * slowed down for a migration that is over. */
   throttle_set_rate (&st->throttle, 0);
+  /* Every record is durable (checked above): nothing is requeued. */
+  control_mirror_end (st, "the source is fenced");
   write_gate_fence (&st->gate);
   note_unfrozen (st);
   preconnect_drop (&st->preconnect,
@@ -661,6 +680,7 @@ do_flip_forward (struct migration_state *st, const struct control_request *req,
    * WRITE_GATE_FORWARDING sees st->forward too. */
   st->forward = f;
   throttle_set_rate (&st->throttle, 0);
+  control_mirror_end (st, "the source forwards to the destination");
   write_gate_forward (&st->gate);
   note_unfrozen (st);
   /* The guest runs again.  What else is prepared (to another URI, or no
@@ -776,6 +796,7 @@ refused_after_flip (struct migration_state *st, enum control_command command,
   case CONTROL_RESET:
   case CONTROL_THROTTLE:
   case CONTROL_PRECONNECT:
+  case CONTROL_MIRROR_START:
     reply_printf (reply, false,
                   "ERR EPERM the source has flipped (state %s, for migration "
                   "%s) and a flip is final: nothing is tracked, throttled or "
@@ -840,6 +861,21 @@ control_execute (struct migration_state *st,
   case CONTROL_PRECONNECT:
     do_preconnect (st, req, role, reply);
     return;
+  case CONTROL_MIRROR_START: {
+    char line[CONTROL_REPLY_MAX - 2];
+    bool ok = control_mirror_start (st, req, reply->fds, line, sizeof line);
+
+    reply_printf (reply, ok, "%s", line);
+    reply->nfds = ok ? 3 : 0;
+    return;
+  }
+  case CONTROL_MIRROR_STOP: {
+    char line[CONTROL_REPLY_MAX - 2];
+
+    control_mirror_stop (st, line, sizeof line);
+    reply_printf (reply, true, "%s", line);
+    return;
+  }
   case CONTROL_THROTTLE:
     throttle_set_rate (&st->throttle, req->bytes_per_second);
     nbdkit_debug ("migrate: throttle set to %" PRIu64 " bytes/s",
@@ -919,6 +955,8 @@ control_thaw_on_owner_close (struct migration_state *st)
   }
   /* Nobody is left to flip onto it. */
   preconnect_drop (&st->preconnect, "the owning control connection closed");
+  /* Nobody is left to take the ring's records: they become dirty. */
+  control_mirror_end (st, "the owning control connection closed");
   if (write_gate_mode (&st->gate) != WRITE_GATE_CLOSED)
     return;
   write_gate_open (&st->gate);

@@ -23,7 +23,7 @@
 #include "migration_state.h"
 
 /* Longest first line of a reply, newline included. */
-#define CONTROL_REPLY_MAX 1024
+#define CONTROL_REPLY_MAX 2048
 
 /* Room snapshot_stream_fill needs for one extent line ("offset length\n"
  * with two 20-digit numbers) or the final ".\n". */
@@ -43,6 +43,11 @@ struct control_reply {
   /* No reply yet (line is empty): PRECONNECT is connecting, and
    * control_preconnect_done gives the reply when it has finished. */
   bool deferred;
+  /* Descriptors to pass with the reply (SCM_RIGHTS): MIRROR START's
+   * ring.  The server sends them with the reply's first byte and closes
+   * them. */
+  int fds[3];
+  unsigned nfds;
 };
 
 /* Execute one parsed request.  The caller makes the connection the owner

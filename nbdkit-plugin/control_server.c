@@ -156,6 +156,16 @@ reply_outstanding (const struct control_connection *conn)
   return output_pending (conn) || conn->awaiting_preconnect;
 }
 
+/* Close the descriptors a reply was to carry (sent or not: the peer has
+ * its own copies once sent). */
+static void
+drop_pass_fds (struct control_connection *conn)
+{
+  for (unsigned i = 0; i < conn->npass; i++)
+    close (conn->pass_fds[i]);
+  conn->npass = 0;
+}
+
 static void
 connection_close (struct control_server *srv, struct control_connection *conn,
                   const char *why)
@@ -168,6 +178,7 @@ connection_close (struct control_server *srv, struct control_connection *conn,
   close (conn->fd);
   conn->fd = -1;
   conn->awaiting_preconnect = false;
+  drop_pass_fds (conn);
 }
 
 static void
@@ -187,6 +198,7 @@ connection_open (struct control_server *srv, int fd)
       conn->out_start = conn->out_end = 0;
       conn->stream.active = false;
       conn->awaiting_preconnect = false;
+      conn->npass = 0;
       nbdkit_debug ("migrate: control connection %u opened", conn->id);
       return;
     }
@@ -204,7 +216,7 @@ connection_open (struct control_server *srv, int fd)
 static bool
 output_has_room (struct control_connection *conn)
 {
-  if (conn->stream.active)
+  if (conn->stream.active || conn->npass > 0)
     return false;
   if (conn->out_start == conn->out_end)
     conn->out_start = conn->out_end = 0;
@@ -266,6 +278,11 @@ handle_line (struct control_server *srv, struct control_connection *conn,
     }
   }
 
+  if (reply.nfds > 0) {
+    conn->pass_at = conn->out_end;
+    memcpy (conn->pass_fds, reply.fds, reply.nfds * sizeof reply.fds[0]);
+    conn->npass = reply.nfds;
+  }
   queue_output (conn, reply.line, reply.len);
   if (reply.snapshot_follows)
     snapshot_stream_begin (&conn->stream);
@@ -317,6 +334,48 @@ process_input (struct control_server *srv, struct control_connection *conn)
   }
 }
 
+/* Send pending output without blocking.  Descriptors a reply carries go
+ * with its first byte (SCM_RIGHTS), so output before that reply is sent
+ * up to it first. */
+static ssize_t
+send_some (struct control_connection *conn)
+{
+  size_t len = conn->out_end - conn->out_start;
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE (sizeof conn->pass_fds)];
+  } control;
+  struct iovec iov;
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+  struct cmsghdr *cmsg;
+  ssize_t n;
+
+  if (conn->npass == 0 || conn->out_start < conn->pass_at) {
+    if (conn->npass > 0 && len > conn->pass_at - conn->out_start)
+      len = conn->pass_at - conn->out_start;
+    return send (conn->fd, conn->out + conn->out_start, len,
+                 MSG_NOSIGNAL | MSG_DONTWAIT);
+  }
+
+  iov.iov_base = conn->out + conn->out_start;
+  iov.iov_len = len;
+  memset (&control, 0, sizeof control);
+  msg.msg_control = control.buf;
+  msg.msg_controllen = CMSG_SPACE (conn->npass * sizeof (int));
+  cmsg = CMSG_FIRSTHDR (&msg);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN (conn->npass * sizeof (int));
+  memcpy (CMSG_DATA (cmsg), conn->pass_fds, conn->npass * sizeof (int));
+  n = sendmsg (conn->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (n > 0) {
+    nbdkit_debug ("migrate: control connection %u: passed %u descriptors",
+                  conn->id, conn->npass);
+    drop_pass_fds (conn);
+  }
+  return n;
+}
+
 /* Send what is pending, producing more SNAPSHOT lines as the buffer
  * empties.  Returns -1 if the connection is broken. */
 static int
@@ -334,8 +393,7 @@ flush_output (struct control_server *srv, struct control_connection *conn)
       continue;
     }
 
-    n = send (conn->fd, conn->out + conn->out_start,
-              conn->out_end - conn->out_start, MSG_NOSIGNAL | MSG_DONTWAIT);
+    n = send_some (conn);
     if (n == -1) {
       if (errno == EINTR)
         continue;

@@ -40,6 +40,11 @@ struct control_connection {
   /* A PRECONNECT of this connection waits for its connection: nothing
    * more is read or executed until its reply is queued. */
   bool awaiting_preconnect;
+  /* Descriptors to send with the reply that starts at out[pass_at]
+   * (MIRROR START's ring); nothing more is executed until they are sent. */
+  int pass_fds[3];
+  unsigned npass;
+  size_t pass_at;
 };
 
 struct control_server {

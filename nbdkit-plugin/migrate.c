@@ -43,16 +43,19 @@
 
 #include <nbdkit-filter.h>
 
+#include "bitmap.h"
 #include "bits.h"
 #include "clock.h"
 #include "control_server.h"
 #include "forward.h"
 #include "migration_state.h"
+#include "mirror.h"
 #include "parse.h"
 #include "preconnect.h"
 #include "throttle.h"
 #include "time_units.h"
 #include "write_gate.h"
+#include "write_overlap.h"
 
 static struct migration_state migration = MIGRATION_STATE_INIT;
 static struct control_server control = CONTROL_SERVER_INIT;
@@ -254,6 +257,8 @@ static void
 migrate_cleanup (nbdkit_backend *backend)
 {
   control_server_stop (&control);
+  /* Nobody is left to take the ring's records. */
+  mirror_release (mirror_slot_remove (&migration.mirror));
   /* No client is left to use the destination's connections. */
   forward_close (migration.forward);
   migration.forward = NULL;
@@ -332,11 +337,18 @@ delay_read_for_tests (void)
   nanosleep (&ts, NULL);
 }
 
+/* For tests only: -D migrate.read_delay_ms=N holds every read's data for
+ * N ms after the plugin has returned it, so that a write completing
+ * meanwhile races it for certain (test-mirror-order.sh).  0 is off. */
+NBDKIT_DLL_PUBLIC int migrate_debug_read_delay_ms = 0;
+
 static int
 migrate_pread (nbdkit_next *next, void *handle,
                void *buf, uint32_t count, uint64_t offset, uint32_t flags,
                int *err)
 {
+  int r;
+
   if (fenced ()) {
     *err = EIO;
     return -1;
@@ -344,7 +356,56 @@ migrate_pread (nbdkit_next *next, void *handle,
   delay_read_for_tests ();
   if (forwarding ())
     return forward_pread (migration.forward, buf, count, offset, err);
-  return next->pread (next, buf, count, offset, flags, err);
+  r = next->pread (next, buf, count, offset, flags, err);
+  if (migrate_debug_read_delay_ms > 0) {
+    struct timespec ts =
+      timespec_of_ns ((uint64_t) migrate_debug_read_delay_ms * NS_PER_MS);
+    nanosleep (&ts, NULL);
+  }
+  return r;
+}
+
+/* A write-like request is about to reach the plugin (write_overlap.h).
+ * Overlaps are told apart in units of 4 KiB, whatever migrate-block is:
+ * two guest writes to different parts of one large block do not race. */
+#define OVERLAP_UNIT 4096
+
+static void
+overlap_enter (uint64_t offset, uint32_t count)
+{
+  uint64_t first, n;
+
+  block_range_of_bytes (offset, count, OVERLAP_UNIT, &first, &n);
+  write_overlap_enter (&migration.overlap, first, n);
+}
+
+/* A write-like request has completed on the plugin, r being its result
+ * (-1 also for a trim, which is never mirrored); the caller is still
+ * inside the write gate.  Its blocks must be covered
+ * until the destination has them durable: by a record in the mirror ring
+ * when there is one and the request succeeded and fits, by dirty bits
+ * otherwise (a failed request may have changed part of the range, which
+ * only a copy read can tell).  Then, if it was the last of a group of
+ * writes to the same blocks in flight at once, the order in which the
+ * plugin applied them is unknown: its blocks are copied again. */
+static void
+write_completed (enum mirror_record_type type, const void *buf,
+                 uint32_t count, uint64_t offset, int r)
+{
+  struct mirror *m = r == 0 ? mirror_slot_acquire (&migration.mirror) : NULL;
+  uint64_t first, n;
+
+  if (m != NULL && mirror_request (m, type, buf, count, offset))
+    migration_note_mirrored (&migration, count);
+  else
+    migration_note_write (&migration, offset, count);
+  mirror_release (m);
+
+  block_range_of_bytes (offset, count, OVERLAP_UNIT, &first, &n);
+  if (write_overlap_leave (&migration.overlap, first, n)) {
+    migration_mark_dirty (&migration, offset, count);
+    __atomic_fetch_add (&migration.overlaps, 1, __ATOMIC_RELAXED);
+  }
 }
 
 static int
@@ -360,8 +421,9 @@ migrate_pwrite (nbdkit_next *next, void *handle,
     return -1;
   if (r == WRITE_GATE_FORWARD)
     return forward_pwrite (migration.forward, buf, count, offset, flags, err);
+  overlap_enter (offset, count);
   r = next->pwrite (next, buf, count, offset, flags, err);
-  migration_note_write (&migration, offset, count);
+  write_completed (MIRROR_WRITE, buf, count, offset, r);
   write_gate_leave (&migration.gate);
   return r;
 }
@@ -385,10 +447,14 @@ gated_zero_or_trim (nbdkit_next *next, enum data_free_request request,
     return request == REQUEST_TRIM
       ? forward_trim (migration.forward, count, offset, flags, err)
       : forward_zero (migration.forward, count, offset, flags, err);
+  overlap_enter (offset, count);
   r = request == REQUEST_TRIM
     ? next->trim (next, count, offset, flags, err)
     : next->zero (next, count, offset, flags, err);
-  migration_note_write (&migration, offset, count);
+  /* What a trimmed range reads as is the plugin's choice: only a copy
+   * read can tell, so a trim always goes by its dirty bits. */
+  write_completed (MIRROR_ZERO, NULL, count, offset,
+                   request == REQUEST_TRIM ? -1 : r);
   write_gate_leave (&migration.gate);
   return r;
 }

@@ -93,19 +93,31 @@ migration_set_geometry (struct migration_state *st, uint64_t size)
 }
 
 void
-migration_note_write (struct migration_state *st,
+migration_mark_dirty (struct migration_state *st,
                       uint64_t offset, uint64_t count)
 {
   uint64_t first, nblocks;
-
-  __atomic_fetch_add (&st->writes, 1, __ATOMIC_RELAXED);
-  __atomic_fetch_add (&st->write_bytes, count, __ATOMIC_RELAXED);
 
   /* Every connection learns or checks the size in .prepare, before it can
    * send a write, so the bitmaps exist here. */
   assert (migration_geometry_known (st));
   block_range_of_bytes (offset, count, st->block_size, &first, &nblocks);
   block_bitmap_set_range (&st->dirty, first, nblocks);
+}
+
+void
+migration_note_mirrored (struct migration_state *st, uint64_t count)
+{
+  __atomic_fetch_add (&st->writes, 1, __ATOMIC_RELAXED);
+  __atomic_fetch_add (&st->write_bytes, count, __ATOMIC_RELAXED);
+}
+
+void
+migration_note_write (struct migration_state *st,
+                      uint64_t offset, uint64_t count)
+{
+  migration_note_mirrored (st, count);
+  migration_mark_dirty (st, offset, count);
 }
 
 uint64_t

@@ -27,10 +27,12 @@
 #include "bitmap.h"
 #include "control_proto.h"
 #include "forward.h"
+#include "mirror.h"
 #include "preconnect.h"
 #include "throttle.h"
 #include "time_units.h"
 #include "write_gate.h"
+#include "write_overlap.h"
 
 #define MIGRATE_DEFAULT_BLOCK (64 * 1024)
 #define MIGRATE_MIN_BLOCK (4 * 1024)
@@ -113,6 +115,17 @@ struct migration_state {
    * only st->forward does, once the flip has published it. */
   struct preconnect preconnect;
 
+  /* The mirror ring, while MIRROR START is in force (mirror.h): worker
+   * threads hand it every completed write-like request.  Installed and
+   * removed by the control thread only. */
+  struct mirror_slot mirror;
+  struct mirror_counters mirror_counters;
+  /* Write-like requests in flight per block (write_overlap.h), kept
+   * whether or not a ring exists, so that a ring started while writes
+   * are in flight still learns of their overlaps. */
+  struct write_overlap overlap;
+  uint64_t overlaps;             /* groups of overlapping writes requeued */
+
   /* Counters for STATUS; relaxed atomics. */
   uint64_t writes;               /* write, zero and trim requests completed */
   uint64_t write_bytes;          /* bytes they covered */
@@ -128,6 +141,7 @@ struct migration_state {
     .gate = WRITE_GATE_INIT,                                          \
     .throttle = THROTTLE_INIT,                                        \
     .preconnect = PRECONNECT_INIT,                                    \
+    .mirror = MIRROR_SLOT_INIT,                                       \
   }
 
 /* Record the image size: allocate the bitmaps with every block dirty.  The
@@ -146,6 +160,15 @@ bool migration_geometry_known (struct migration_state *st);
 /* A write-like request on [offset, offset+count) completed, successfully
  * or not: mark its blocks dirty and count it.  Lock free. */
 void migration_note_write (struct migration_state *st,
+                           uint64_t offset, uint64_t count);
+
+/* The same request was handed to the mirror ring instead: count it, and
+ * leave the dirty bitmap alone.  Lock free. */
+void migration_note_mirrored (struct migration_state *st, uint64_t count);
+
+/* Mark the blocks of [offset, offset+count) dirty without counting a
+ * request (the last of a group of overlapping writes). */
+void migration_mark_dirty (struct migration_state *st,
                            uint64_t offset, uint64_t count);
 
 /* Bytes of image covered by the set bits of bm (the last block may be

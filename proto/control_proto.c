@@ -29,9 +29,9 @@ struct word {
   size_t len;
 };
 
-/* The most words any request has ("FLIP forward URI", "CONFIRM a b"); one
- * more is stored so that an extra argument is noticed. */
-#define MAX_WORDS 4
+/* The most words any request has ("MIRROR START n sync t"); one more is
+ * stored so that an extra argument is noticed. */
+#define MAX_WORDS 6
 
 static bool
 is_separator (char c)
@@ -227,6 +227,49 @@ parse_preconnect (const struct word *words, size_t nwords,
   return 0;
 }
 
+/* MIRROR START <ring-bytes> [sync <timeout-ms>] | MIRROR STOP.  The
+ * ring's size is checked by the filter, which knows its limits. */
+static int
+parse_mirror (const struct word *words, size_t nwords,
+              struct control_request *req,
+              const char **errno_name, const char **why)
+{
+  if (nwords < 2)
+    FAIL ("EINVAL", "MIRROR needs START or STOP");
+  if (word_is (&words[1], "STOP")) {
+    if (nwords > 2)
+      FAIL ("EINVAL", "MIRROR STOP takes no further arguments");
+    req->command = CONTROL_MIRROR_STOP;
+    return 0;
+  }
+  if (!word_is (&words[1], "START"))
+    FAIL ("EINVAL", "MIRROR needs START or STOP");
+  if (nwords < 3)
+    FAIL ("EINVAL", "MIRROR START needs the ring's size in bytes");
+  if (nwords != 3 && nwords != 5)
+    FAIL ("EINVAL", "MIRROR START takes a size, then optionally "
+          "sync and a timeout in milliseconds");
+  if (number_argument (&words[2], &req->ring_bytes,
+                       "MIRROR START size is not a decimal number",
+                       "MIRROR START size does not fit in 64 bits",
+                       errno_name, why) == -1)
+    return -1;
+  if (nwords == 5) {
+    if (!word_is (&words[3], "sync"))
+      FAIL ("EINVAL", "MIRROR START's third word may only be sync");
+    if (number_argument (&words[4], &req->sync_timeout_ms,
+                         "MIRROR START sync timeout is not a decimal number",
+                         "MIRROR START sync timeout does not fit in 64 bits",
+                         errno_name, why) == -1)
+      return -1;
+    if (req->sync_timeout_ms == 0)
+      FAIL ("EINVAL", "MIRROR START sync timeout must be longer than zero");
+    req->mirror_sync = true;
+  }
+  req->command = CONTROL_MIRROR_START;
+  return 0;
+}
+
 /* RESET and RESUME may name the migration they are for. */
 static int
 parse_tagged (const struct word *words, size_t nwords, enum control_command cmd,
@@ -335,6 +378,8 @@ control_request_parse (const char *line, size_t len,
     return parse_flip (words, nwords, req, errno_name, why);
   if (word_is (&words[0], "PRECONNECT"))
     return parse_preconnect (words, nwords, req, errno_name, why);
+  if (word_is (&words[0], "MIRROR"))
+    return parse_mirror (words, nwords, req, errno_name, why);
   if (word_is (&words[0], "RESET"))
     return parse_tagged (words, nwords, CONTROL_RESET, req, errno_name, why);
   if (word_is (&words[0], "RESUME"))
@@ -358,6 +403,8 @@ control_command_name (enum control_command cmd)
   case CONTROL_FLIP_FORWARD: return "FLIP forward";
   case CONTROL_THROTTLE: return "THROTTLE";
   case CONTROL_PRECONNECT: return "PRECONNECT";
+  case CONTROL_MIRROR_START: return "MIRROR START";
+  case CONTROL_MIRROR_STOP: return "MIRROR STOP";
   }
   return "unknown";
 }

@@ -16,6 +16,11 @@
  *   FLIP fence | FLIP forward <nbd-uri>
  *   PRECONNECT <nbd-uri>               (connect now for a later FLIP forward)
  *   THROTTLE <bytes-per-second>        (0 = off)
+ *   MIRROR START <ring-bytes> [sync <timeout-ms>]
+ *                                      (hand guest writes to the owner
+ *                                      through a shared ring; the reply
+ *                                      carries its descriptors)
+ *   MIRROR STOP
  *
  * The filter parses requests with control_request_parse; the sender parses
  * replies with control_reply_* helpers.
@@ -45,6 +50,8 @@ enum control_command {
   CONTROL_FLIP_FORWARD,
   CONTROL_THROTTLE,
   CONTROL_PRECONNECT,
+  CONTROL_MIRROR_START,
+  CONTROL_MIRROR_STOP,
 };
 
 struct control_request {
@@ -52,6 +59,9 @@ struct control_request {
   uint64_t offset;              /* CONFIRM */
   uint64_t length;              /* CONFIRM */
   uint64_t bytes_per_second;    /* THROTTLE */
+  uint64_t ring_bytes;          /* MIRROR START: the ring's data bytes */
+  bool mirror_sync;             /* MIRROR START ... sync: mirror-sync */
+  uint64_t sync_timeout_ms;     /* MIRROR START ... sync T */
   char uri[CONTROL_MAX_URI];    /* FLIP forward, PRECONNECT */
   /* RESET, RESUME: the migration the sender is running, or "" if the
    * request named none. */

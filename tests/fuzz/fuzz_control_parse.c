@@ -85,6 +85,13 @@ format_request (const struct control_request *req, char *out, size_t out_size)
     return snprintf (out, out_size, "THROTTLE %" PRIu64, req->bytes_per_second);
   case CONTROL_FLIP_FORWARD:
     return snprintf (out, out_size, "FLIP forward %s", req->uri);
+  case CONTROL_PRECONNECT:
+    return snprintf (out, out_size, "PRECONNECT %s", req->uri);
+  case CONTROL_MIRROR_START:
+    if (req->mirror_sync)
+      return snprintf (out, out_size, "MIRROR START %" PRIu64 " sync %" PRIu64,
+                       req->ring_bytes, req->sync_timeout_ms);
+    return snprintf (out, out_size, "MIRROR START %" PRIu64, req->ring_bytes);
   default:
     return snprintf (out, out_size, "%s", control_command_name (req->command));
   }
@@ -120,7 +127,8 @@ check_request (const uint8_t *data, size_t size)
   case CONTROL_STATUS: case CONTROL_SNAPSHOT: case CONTROL_CONFIRM:
   case CONTROL_RESUME: case CONTROL_RESET: case CONTROL_FREEZE:
   case CONTROL_THAW: case CONTROL_FLIP_FENCE: case CONTROL_FLIP_FORWARD:
-  case CONTROL_THROTTLE:
+  case CONTROL_THROTTLE: case CONTROL_PRECONNECT:
+  case CONTROL_MIRROR_START: case CONTROL_MIRROR_STOP:
     break;
   default:
     CHECK (!"parser returned an unknown command");

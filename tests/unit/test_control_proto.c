@@ -221,6 +221,42 @@ test_throttle (void **state)
 }
 
 static void
+test_mirror (void **state)
+{
+  struct control_request req;
+
+  parse_ok ("MIRROR START 67108864", &req);
+  assert_int_equal (req.command, CONTROL_MIRROR_START);
+  assert_true (req.ring_bytes == 67108864);
+  assert_false (req.mirror_sync);
+
+  parse_ok ("mirror start 1048576 SYNC 250\n", &req);
+  assert_int_equal (req.command, CONTROL_MIRROR_START);
+  assert_true (req.ring_bytes == 1048576);
+  assert_true (req.mirror_sync);
+  assert_true (req.sync_timeout_ms == 250);
+
+  parse_ok ("MIRROR STOP", &req);
+  assert_int_equal (req.command, CONTROL_MIRROR_STOP);
+  assert_string_equal (control_command_name (CONTROL_MIRROR_START),
+                       "MIRROR START");
+  assert_string_equal (control_command_name (CONTROL_MIRROR_STOP),
+                       "MIRROR STOP");
+
+  parse_fails ("MIRROR", "EINVAL");
+  parse_fails ("MIRROR GO", "EINVAL");
+  parse_fails ("MIRROR STOP now", "EINVAL");
+  parse_fails ("MIRROR START", "EINVAL");
+  parse_fails ("MIRROR START 64M", "EINVAL");
+  parse_fails ("MIRROR START 1048576 sync", "EINVAL");
+  parse_fails ("MIRROR START 1048576 async 10", "EINVAL");
+  parse_fails ("MIRROR START 1048576 sync 0", "EINVAL");
+  parse_fails ("MIRROR START 1048576 sync 10 more", "EINVAL");
+  parse_fails ("MIRROR START 18446744073709551616", "ERANGE");
+  parse_fails ("MIRROR START 1048576 sync 18446744073709551616", "ERANGE");
+}
+
+static void
 test_flip (void **state)
 {
   struct control_request req;
@@ -577,6 +613,7 @@ main (void)
     cmocka_unit_test (test_reply_get_u64),
     cmocka_unit_test (test_reply_get_string),
     cmocka_unit_test (test_extent_lines),
+    cmocka_unit_test (test_mirror),
   };
 
   return cmocka_run_group_tests (tests, NULL, NULL);
