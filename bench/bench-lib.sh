@@ -282,14 +282,16 @@ start_tcp_relay ()
 }
 
 # bytes_of FILE: what a stm-send run reported sending in FILE (its --json
-# output): its summary, else its last progress event, else 0.
+# output): its summary, else its last progress event, else 0.  The first
+# bytes_sent of the line is the run's: a group's summary adds each disk's
+# after it.
 bytes_of ()
 {
-    local b
-    b="$(grep '"event":"done"' "$1" | sed -n 's/.*"bytes_sent":\([0-9]*\).*/\1/p' | tail -n 1)"
-    [ -n "$b" ] || b="$(grep '"event":"progress"' "$1" |
-        sed -n 's/.*"bytes_sent":\([0-9]*\).*/\1/p' | tail -n 1)"
-    echo "${b:-0}"
+    local line
+    line="$(grep '"event":"done"' "$1" | tail -n 1)"
+    [ -n "$line" ] || line="$(grep '"event":"progress"' "$1" | tail -n 1)"
+    line="$(grep -o '"bytes_sent":[0-9]*' <<< "$line" | head -n 1)"
+    echo "${line#*:}" | sed 's/^$/0/'
 }
 
 # migration_of FILE...: the migration id of the last start event in the

@@ -27,8 +27,10 @@
 #                      exit 1 with the other disk thawed and serving, nothing
 #                      flipped and the receiver's record not final; then the
 #                      disk is served again by a new nbdkit (a new instance,
-#                      so a new migration: stm-recv is started again with
-#                      --force) and the group migrated again to completion.
+#                      so a new migration: the receiver must refuse it,
+#                      "mismatch", with every disk still tracking), stm-recv
+#                      is started again with --force and the group migrated
+#                      again to completion.
 # Every other run uses stm-recv --once.  After each run (and its reruns),
 # the set of disks is judged:
 #   source set   every disk tracking, the receiver's record not final,
@@ -42,10 +44,13 @@
 # the migration survives (it must end flipped), without a full recopy:
 # the stm-send run again, or reconnected, resumes (its start or resumed
 # event says mode resume, or flipped), and all runs together sent less
-# than 1.6 times the two images (a killed stm-send's bytes counted up to
-# its last progress event).
+# than 1.6 times the two images plus one second at --rate (what a lost
+# connection may cost: the transfer since the last durable SYNC, asked
+# for about every second), a killed stm-send's bytes counted up to its
+# last progress event.
 # It prints one line per run (a disk-kill run: the line of its first
-# stm-send, then that of the migration run again) and exits 1 if any check
+# stm-send, that of the refused one, then that of the migration run
+# again) and exits 1 if any check
 # failed, keeping its directory (every run's logs in r1, r2, ...; KEEP=1
 # keeps it in any case).
 
@@ -260,11 +265,29 @@ for (( run = 1; run <= N; run++ )); do
         fi
         SET="thawed"
         report "$fault-$victim" "$at" "$rc" - -
-        # A new nbdkit is a new migration: the receiver must be told
-        # (--force) that the outputs' old migration may be overwritten.
+        # A new nbdkit is a new migration, which the receiver refuses
+        # (it holds the old one) until it is told with --force that the
+        # outputs' old migration may be overwritten.
         start_disk "$victim"; start_guest "$victim"
-        restart_receiver --force
+        # stm-recv --once ends (exit 1) when its sender aborts: the same
+        # receiver, started again, must refuse the new migration too.
+        if [ -n "$once" ]; then
+            wait_pid "$RECV_PID" 10; recv_rc=$?
+            [ "$recv_rc" -eq 1 ] || VERDICT="stm-recv --once exited $recv_rc after its sender aborted, not 1"
+            start_receiver
+        fi
         start_sender send2
+        wait_pid "$SEND_PID" 60 2>/dev/null; rc=$?
+        prior="$VERDICT"
+        judge_set "$rc"
+        [ "$prior" = ok ] || VERDICT="$prior"
+        if [ "$VERDICT" = ok ] && ! grep -q mismatch "$SEND_OUT"; then
+            VERDICT="the receiver took a new migration without --force"
+        fi
+        SET="refused"
+        report "new-nbdkit-$victim" - "$rc" - -
+        restart_receiver --force
+        start_sender send3
         wait_pid "$SEND_PID" 200 2>/dev/null; rc=$?
     elif [ "$rc" -eq 137 ] || [ "$rc" -eq 143 ]; then
         # A killed sender is run again with the same arguments.
@@ -290,7 +313,11 @@ for (( run = 1; run <= N; run++ )); do
     # After a disk's nbdkit died the second migration is a new one and
     # may copy everything again; no other fault may.
     if [ -z "$victim" ]; then
-        awk -v r="$ratio" 'BEGIN { exit !(r >= 1.6) }' && VERDICT="sent ${ratio}x the images"
+        # What a lost connection may cost: what was sent since the last
+        # durable SYNC, asked for about every second (stm-send(1)), so a
+        # second at --rate on top of the 1.6 times the one-disk sweep allows.
+        [ "$total" -lt $(( 2 * size * 16 / 10 + 32 * 1024 * 1024 )) ] ||
+            VERDICT="sent ${ratio}x the images"
         # The bytes of a killed stm-send are known only up to its last
         # progress event; what shows a recopy for certain is a run, or a
         # reconnection, that starts the migration anew.
