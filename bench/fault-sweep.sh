@@ -78,7 +78,7 @@ for (( run = 1; run <= N; run++ )); do
     start_daemon_disk src "$tmp/src.img"
     SRC_PID=$DAEMON_PID
     spawn "$tmp/fio.log" fio --name=guest --ioengine=nbd --uri="nbd+unix:///?socket=$tmp/src.sock" \
-          --rw=randwrite --bs=4k --iodepth=8 --size=4m --rate=,1m --time_based --runtime=300
+          --rw=randwrite --bs=4k --iodepth=8 --size=4m --rate=,1m --time_based --runtime=300 --thread
     WRITER_PID=$SPAWNED
     recv_port="$(free_port)"; relay_port="$(free_port)"
     start_receiver
