@@ -294,6 +294,14 @@ bytes_of ()
     echo "${line#*:}" | sed 's/^$/0/'
 }
 
+# sent_bound BYTES RATE: the most that the stm-send runs of a migration of
+# BYTES, hit by one fault, may send in all without having copied again
+# from scratch: 1.6 times BYTES (the full pass and the passes of what the
+# guest dirtied meanwhile), plus one second at RATE bytes/s, what a lost
+# connection may cost (what was sent since the last durable SYNC, which
+# stm-send asks for about every second: stm-send(1)).
+sent_bound () { echo $(( $1 * 16 / 10 + $2 )); }
+
 # migration_of FILE...: the migration id of the last start event in the
 # stm-send outputs FILE...
 migration_of ()

@@ -4,7 +4,7 @@
 # both disks, each hit by one fault, checking after each that there is
 # exactly one complete, consistent set of disks (issue 12's promise).
 #
-#   bench/group-fault-sweep.sh [BUILD-DIR]   (N=18 SIZE_MIB=32 by default)
+#   bench/group-fault-sweep.sh [BUILD-DIR]   (N=21 SIZE_MIB=32 by default)
 #
 # Disks a and b, SIZE_MIB each, each served by its own nbdkit with the
 # migrate filter, daemonized as the README starts it; a guest stand-in
@@ -15,6 +15,9 @@
 # both disks) so that passes last long enough to be hit.  The faults,
 # chosen in turn (FAULTS="..." runs only those):
 #   sender-kill        stm-send killed (-9) at a random moment, run again;
+#   sender-frozen      stm-send killed (-9) 0 to 60 ms after its freeze
+#                      event: inside the group's cutover (final pass,
+#                      commit or flips), run again;
 #   sender-committed   stm-send killed between the group's COMMITTED and
 #                      its FLIPs (STM_SEND_TEST_CRASH_AT), run again;
 #   sender-flipped     stm-send killed right after the FLIPs, run again;
@@ -57,10 +60,10 @@
 source "$(dirname "$0")/bench-lib.sh"
 need nbdkit; need fio; need socat; need psktool; need ss; need cmp
 
-N="${N:-18}"
+N="${N:-21}"
 SIZE_MIB="${SIZE_MIB:-32}"
 size=$(( SIZE_MIB * 1024 * 1024 ))
-read -r -a faults <<< "${FAULTS:-sender-kill sender-committed sender-flipped receiver-kill relay-cut disk-kill}"
+read -r -a faults <<< "${FAULTS:-sender-kill sender-frozen sender-committed sender-flipped receiver-kill relay-cut disk-kill}"
 disks=(a b)
 make_psk "$tmp/keys.psk"
 failed=0
@@ -216,11 +219,25 @@ for (( run = 1; run <= N; run++ )); do
         # A disk is killed early enough to come before the group commit
         # (the full pass of both disks alone lasts SIZE_MIB/16 s).
         disk-kill) at="$(rand_ms 200 $(( SIZE_MIB * 1000 / 16 )) )" ;;
+        sender-frozen) ;;
         *) at="$(rand_ms 200 3000)" ;;
     esac
     start_sender send1 "${env_args[@]}"
     victim=""
-    if [ "$at" -gt 0 ]; then
+    if [ "$fault" = sender-frozen ]; then
+        # Inside the cutover: the group's final pass, its commit or its
+        # flips, whichever the moment falls in (the cutover lasts tens of
+        # ms).  Polled every 10 ms, for 60 s at most.
+        for (( i = 0; i < 6000; i++ )); do
+            grep -q '"event":"freeze"' "$SEND_OUT" && break
+            kill -0 "$SEND_PID" 2>/dev/null || break
+            sleep 0.01
+        done
+        after="$(rand_ms 0 60)"
+        sleep_ms "$after"; kill -KILL "$SEND_PID" 2>/dev/null
+        at="f+$after"
+    fi
+    if [ "$fault" != sender-frozen ] && [ "$at" -gt 0 ]; then
         sleep_ms "$at"
         case "$fault" in
             sender-kill) kill -KILL "$SEND_PID" 2>/dev/null ;;
@@ -318,10 +335,7 @@ for (( run = 1; run <= N; run++ )); do
     # After a disk's nbdkit died the second migration is a new one and
     # may copy everything again; no other fault may.
     if [ -z "$victim" ]; then
-        # What a lost connection may cost: what was sent since the last
-        # durable SYNC, asked for about every second (stm-send(1)), so a
-        # second at --rate on top of the 1.6 times the one-disk sweep allows.
-        [ "$total" -lt $(( 2 * size * 16 / 10 + 32 * 1024 * 1024 )) ] ||
+        [ "$total" -lt "$(sent_bound $(( 2 * size )) $(( 32 * 1024 * 1024 )) )" ] ||
             VERDICT="sent ${ratio}x the images"
         # The bytes of a killed stm-send are known only up to its last
         # progress event; what shows a recopy for certain is a run, or a
