@@ -4,7 +4,7 @@
 # both disks, each hit by one fault, checking after each that there is
 # exactly one complete, consistent set of disks (issue 12's promise).
 #
-#   bench/group-fault-sweep.sh [BUILD-DIR]   (N=21 SIZE_MIB=32 by default)
+#   bench/group-fault-sweep.sh [BUILD-DIR]   (N=24 SIZE_MIB=32 by default)
 #
 # Disks a and b, SIZE_MIB each, each served by its own nbdkit with the
 # migrate filter, daemonized as the README starts it; a guest stand-in
@@ -23,6 +23,7 @@
 #   sender-flipped     stm-send killed right after the FLIPs, run again;
 #   receiver-kill      stm-recv killed (-9) at a random moment and started
 #                      again on the same outputs and port;
+#   receiver-frozen    the same, 0 to 60 ms after stm-send's freeze event;
 #   relay-cut          the relay killed at a random moment and started
 #                      again after up to 2 s;
 #   disk-kill          one disk's nbdkit (a and b in turn) killed (-9) at a
@@ -43,8 +44,8 @@
 #   set          (or prepared with stm-send saying so), each destination
 #                byte-identical to its fenced source, exit status 0;
 #   anything else breaks the promise.  Also: stm-recv --once exits 0 only
-# with the record final; every fault here but disk-kill is a single crash
-# the migration survives (it must end flipped), without a full recopy:
+# with the record final, and within 10 s once it is; every fault here but
+# disk-kill is a single crash the migration survives (it must end flipped), without a full recopy:
 # the stm-send run again, or reconnected, resumes (its start or resumed
 # event says mode resume, or flipped), and all runs together sent less
 # than 1.6 times the two images plus one second at --rate (what a lost
@@ -60,10 +61,10 @@
 source "$(dirname "$0")/bench-lib.sh"
 need nbdkit; need fio; need socat; need psktool; need ss; need cmp
 
-N="${N:-21}"
+N="${N:-24}"
 SIZE_MIB="${SIZE_MIB:-32}"
 size=$(( SIZE_MIB * 1024 * 1024 ))
-read -r -a faults <<< "${FAULTS:-sender-kill sender-frozen sender-committed sender-flipped receiver-kill relay-cut disk-kill}"
+read -r -a faults <<< "${FAULTS:-sender-kill sender-frozen sender-committed sender-flipped receiver-kill receiver-frozen relay-cut disk-kill}"
 disks=(a b)
 make_psk "$tmp/keys.psk"
 failed=0
@@ -219,12 +220,12 @@ for (( run = 1; run <= N; run++ )); do
         # A disk is killed early enough to come before the group commit
         # (the full pass of both disks alone lasts SIZE_MIB/16 s).
         disk-kill) at="$(rand_ms 200 $(( SIZE_MIB * 1000 / 16 )) )" ;;
-        sender-frozen) ;;
+        sender-frozen|receiver-frozen) ;;
         *) at="$(rand_ms 200 3000)" ;;
     esac
     start_sender send1 "${env_args[@]}"
     victim=""
-    if [ "$fault" = sender-frozen ]; then
+    if [ "$fault" = sender-frozen ] || [ "$fault" = receiver-frozen ]; then
         # Inside the cutover: the group's final pass, its commit or its
         # flips, whichever the moment falls in (the cutover lasts tens of
         # ms).  Polled every 10 ms, for 60 s at most.
@@ -234,10 +235,11 @@ for (( run = 1; run <= N; run++ )); do
             sleep 0.01
         done
         after="$(rand_ms 0 60)"
-        sleep_ms "$after"; kill -KILL "$SEND_PID" 2>/dev/null
+        sleep_ms "$after"
+        if [ "$fault" = sender-frozen ]; then kill -KILL "$SEND_PID" 2>/dev/null; else restart_receiver; fi
         at="f+$after"
     fi
-    if [ "$fault" != sender-frozen ] && [ "$at" -gt 0 ]; then
+    if [ "${at#f+}" = "$at" ] && [ "$at" -gt 0 ]; then
         sleep_ms "$at"
         case "$fault" in
             sender-kill) kill -KILL "$SEND_PID" 2>/dev/null ;;
@@ -327,6 +329,8 @@ for (( run = 1; run <= N; run++ )); do
     fi
     [ "$recv_rc" = 0 ] && [ "$(record)" != final ] &&
         VERDICT="stm-recv --once exited 0 with the record $(record)"
+    [ -n "$once" ] && [ "$(record)" = final ] && [ "$recv_rc" != 0 ] &&
+        VERDICT="stm-recv --once did not exit 0 (within 10 s) with the record final"
     [ "$VERDICT" = ok ] && [ "$SET" != destination ] &&
         VERDICT="the migration did not survive one $fault"
     total=0
