@@ -46,9 +46,9 @@
 #   anything else breaks the promise.  Also: stm-recv --once exits 0 only
 # with the record final, and within 10 s once it is; every fault here but
 # disk-kill is a single crash the migration survives (it must end
-# flipped), without a full recopy: the stm-send run again, or reconnected, resumes (its start or resumed
-# event says mode resume, or flipped), and all runs together sent less
-# than 1.6 times the two images plus one second at --rate (what a lost
+# flipped), without a full recopy: the stm-send run again, or
+# reconnected, resumes (its start or resumed event says mode resume, or
+# flipped), and all runs together sent less than 1.6 times the two images plus one second at --rate (what a lost
 # connection may cost: the transfer since the last durable SYNC, asked
 # for about every second), a killed stm-send's bytes counted up to its
 # last progress event.
