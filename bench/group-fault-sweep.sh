@@ -48,15 +48,14 @@
 # disk-kill is a single crash the migration survives (it must end
 # flipped), without a full recopy: the stm-send run again, or
 # reconnected, resumes (its start or resumed event says mode resume, or
-# flipped), and all runs together sent less than 1.6 times the two images plus one second at --rate (what a lost
-# connection may cost: the transfer since the last durable SYNC, asked
-# for about every second), a killed stm-send's bytes counted up to its
-# last progress event.
+# flipped), and all runs together sent less than 1.6 times the two
+# images plus one second at --rate (what a lost connection may cost: the
+# transfer since the last durable SYNC, asked for about every second), a
+# killed stm-send's bytes counted up to its last progress event.
 # It prints one line per run (a disk-kill run: the line of its first
 # stm-send, that of the refused one, then that of the migration run
-# again) and exits 1 if any check
-# failed, keeping its directory (every run's logs in r1, r2, ...; KEEP=1
-# keeps it in any case).
+# again) and exits 1 if any check failed, keeping its directory (every
+# run's logs in r1, r2, ...; KEEP=1 keeps it in any case).
 
 source "$(dirname "$0")/bench-lib.sh"
 need nbdkit; need fio; need socat; need psktool; need ss; need cmp
