@@ -206,6 +206,110 @@ wait_pid ()
     wait "$1"
 }
 
+# ----------------------------------------------------------------------
+# Fault sweeps (fault-sweep.sh, group-fault-sweep.sh): sources served the
+# way the README starts them, a relay to cut, random moments, and what the
+# filter and stm-send say afterwards.
+
+# ctl_field SOCKET KEY: a field of the STATUS reply of the filter whose
+# control socket is SOCKET (nothing if it does not answer).
+ctl_field ()
+{
+    printf 'STATUS\n' | socat -t 2 - "UNIX-CONNECT:$1" 2>/dev/null |
+        sed -n "1s/.*[ ]$2=\\([^ ]*\\).*/\\1/p"
+}
+
+# rand_ms LO HI: a random whole number of milliseconds in [LO, HI].
+rand_ms () { echo $(( $1 + RANDOM % ($2 - $1 + 1) )); }
+
+sleep_ms () { sleep "$(awk -v ms="$1" 'BEGIN { printf "%.3f", ms / 1000 }')"; }
+
+# start_daemon_disk NAME IMAGE: serve IMAGE through the migrate filter
+# with nbdkit daemonized, exactly as the README starts it (no -f: nbdkit
+# forks into the background and is known by its pidfile), on
+# $tmp/NAME.sock with the control socket $tmp/NAME-ctl.sock.  Sets
+# DAEMON_PID (also tracked for the cleanup).
+start_daemon_disk ()
+{
+    local name="$1" image="$2" i
+    rm -f "$tmp/$name.sock" "$tmp/$name-ctl.sock" "$tmp/$name.pid"
+    nbdkit -U "$tmp/$name.sock" -P "$tmp/$name.pid" --filter="$MIGRATE_FILTER" \
+           file file="$image" migrate-control="$tmp/$name-ctl.sock" \
+           >>"$tmp/nbdkit-$name.log" 2>&1 ||
+        die "nbdkit of $name did not start: $(tail -n 3 "$tmp/nbdkit-$name.log")"
+    # The parent may return before the daemon has written its pidfile.
+    for (( i = 0; i < 100; i++ )); do
+        [ -s "$tmp/$name.pid" ] && break
+        sleep 0.05
+    done
+    [ -s "$tmp/$name.pid" ] || die "nbdkit (daemonized) wrote no pidfile $tmp/$name.pid"
+    DAEMON_PID="$(cat "$tmp/$name.pid")"
+    _pids+=("$DAEMON_PID")
+    wait_file "$tmp/$name-ctl.sock" "$DAEMON_PID"
+}
+
+# stop_daemon PID: end a daemonized nbdkit (SIGTERM, then SIGKILL after
+# 5 s); it is not our child, so it is polled, not waited for.
+stop_daemon ()
+{
+    local i
+    kill -TERM "$1" 2>/dev/null
+    for (( i = 0; i < 50; i++ )); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+    kill -KILL "$1" 2>/dev/null
+    return 0
+}
+
+# wait_listening PORT WHAT: wait (5 s at most) until something listens on
+# 127.0.0.1:PORT.
+wait_listening ()
+{
+    local i
+    for (( i = 0; i < 100; i++ )); do
+        ss -Hltn "sport = :$1" | grep -q LISTEN && return 0
+        sleep 0.05
+    done
+    die "$2 did not listen on $1"
+}
+
+# start_tcp_relay FROM TO LOG: socat relaying 127.0.0.1:FROM to
+# 127.0.0.1:TO, a connection each; sets RELAY_PID (cut it with
+# kill -KILL -- -$RELAY_PID).
+start_tcp_relay ()
+{
+    spawn "$3" socat "TCP-LISTEN:$1,bind=127.0.0.1,reuseaddr,fork" "TCP:127.0.0.1:$2"
+    RELAY_PID=$SPAWNED
+    wait_listening "$1" "the relay"
+}
+
+# bytes_of FILE: what a stm-send run reported sending in FILE (its --json
+# output): its summary, else its last progress event, else 0.  The first
+# bytes_sent of the line is the run's: a group's summary adds each disk's
+# after it.
+bytes_of ()
+{
+    local line
+    line="$(grep '"event":"done"' "$1" | tail -n 1)"
+    [ -n "$line" ] || line="$(grep '"event":"progress"' "$1" | tail -n 1)"
+    line="$(grep -o '"bytes_sent":[0-9]*' <<< "$line" | head -n 1)"
+    echo "${line#*:}" | sed 's/^$/0/'
+}
+
+# sent_bound BYTES RATE: the most that the stm-send runs of a migration of
+# BYTES, hit by one fault, may send in all without having copied again
+# from scratch: 1.6 times BYTES (the full pass and the passes of what the
+# guest dirtied meanwhile), plus one second at RATE bytes/s, what a lost
+# connection may cost (what was sent since the last durable SYNC, which
+# stm-send asks for about every second: stm-send(1)).
+sent_bound () { echo $(( $1 * 16 / 10 + $2 )); }
+
+# migration_of FILE...: the migration id of the last start event in the
+# stm-send outputs FILE...
+migration_of ()
+{
+    grep -h '"event":"start"' "$@" | sed -n 's/.*"migration_id":"\([0-9a-f]*\)".*/\1/p' |
+        tail -n 1
+}
+
 # CPU time.  On a machine with few CPUs a pipeline of processes is bound by
 # the CPU time they use together, not by any one of them, so the benchmarks
 # can show it per process.  CPU_TIMES is a command prefix (an array) that
