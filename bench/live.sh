@@ -73,7 +73,7 @@ make_psk "$tmp/keys.psk"
 start_guest ()
 {
     rm -f "$tmp/fio.json"
-    spawn "$tmp/fio.log" fio --name=guest --ioengine=nbd --uri="$1" \
+    spawn "$tmp/fio.log" fio --thread --name=guest --ioengine=nbd --uri="$1" \
           --rw=randwrite --bs=4k --iodepth=8 --size="${SIZE_MIB}m" \
           ${RATE:+--rate="$RATE"} --time_based --runtime=900 --output-format=json --output="$tmp/fio.json"
     FIO_PID=$SPAWNED

@@ -52,7 +52,7 @@ start_disk ()
 # start_guest NAME: fio writing to disk NAME at RATE; sets FIO_NAME.
 start_guest ()
 {
-    spawn "$tmp/fio-$1.log" fio --name="guest-$1" --ioengine=nbd \
+    spawn "$tmp/fio-$1.log" fio --thread --name="guest-$1" --ioengine=nbd \
           --uri="nbd+unix:///?socket=$tmp/$1.sock" --rw=randwrite --bs=4k \
           --iodepth=8 --size="${SIZE_MIB}m" --rate="$RATE" --time_based --runtime=900
     printf -v "FIO_$1" %s "$SPAWNED"
