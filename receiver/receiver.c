@@ -249,8 +249,13 @@ session_activated (void *opaque, struct session *s)
   if (rx->export != NULL && rx->record.state != WIRE_STATE_FINAL) {
     (void) export_launch (rx->export);
     /* Ready already (an earlier sender started it): say so now;
-     * otherwise the ready hook does. */
-    announce_exports (rx);
+     * otherwise the ready hook does.  Not for a prepared record: this
+     * sender settles it first, and either the source had flipped (no flip
+     * is left to prepare) or the copy is superseded and its nbdkit
+     * replaced, whose ready hook announces the new one.  A source that
+     * connected ahead to the nbdkit about to go would hold it up. */
+    if (rx->record.state != WIRE_STATE_PREPARED)
+      announce_exports (rx);
   }
 }
 

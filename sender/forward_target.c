@@ -165,5 +165,10 @@ forward_target_on_export (struct migration *m, const struct wire_msg *msg)
   if (forward_target_uri (m, msg->u.export_uri.text, msg->u.export_uri.text_len,
                           d->flip_uri, sizeof d->flip_uri) == -1)
     return;
+  /* Every EXPORT announces a server that has just started listening, even
+   * at a URI asked for before (a superseded copy's nbdkit is replaced on
+   * the same port), so ask again: the filter answers at once if what it
+   * holds for that URI is still usable, and connects afresh if not. */
+  d->preconnect_uri[0] = '\0';
   forward_target_prepare (d, d->flip_uri);
 }
