@@ -108,7 +108,8 @@ bool
 outputs_match_hello (const struct outputs *o, const struct wire_hello *h,
                      unsigned map[WIRE_MAX_DISKS], char why[OUTPUTS_WHY_MAX])
 {
-  char extra[OUTPUTS_WHY_MAX / 2] = "", missing[OUTPUTS_WHY_MAX / 2] = "";
+  /* The two lists, with the sentence around them, fit OUTPUTS_WHY_MAX. */
+  char extra[OUTPUTS_WHY_MAX / 2 - 64] = "", missing[OUTPUTS_WHY_MAX / 2 - 64] = "";
   bool used[WIRE_MAX_DISKS] = { false };
   unsigned i;
 

@@ -42,7 +42,7 @@ struct outputs {
 };
 
 /* Room for the words of a failed match or a refused option. */
-#define OUTPUTS_WHY_MAX 1400
+#define OUTPUTS_WHY_MAX 1536
 
 /* Parse one --output argument into *spec (path points into arg).  -1 with
  * why set if it names an empty path. */

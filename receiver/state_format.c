@@ -273,11 +273,12 @@ parse_disk_line (const char *line, struct migration_record *r, uint32_t k,
     goto bad;
   for (j = 0; j < k; j++)
     if (strcmp (r->disks[j].name, name) == 0) {
-      snprintf (why, STATE_WHY_MAX, "line %u: the disk %s is listed twice",
-                lineno, name);
+      snprintf (why, STATE_WHY_MAX, "line %u: the disk %.*s is listed twice",
+                lineno, WIRE_MAX_DISK_NAME, name);
       return false;
     }
-  snprintf (r->disks[k].name, sizeof r->disks[k].name, "%s", name);
+  /* wire_disk_name_ok bounded it above. */
+  snprintf (r->disks[k].name, sizeof r->disks[k].name, "%.*s", WIRE_MAX_DISK_NAME, name);
   r->disks[k].size = sz;
   r->disks[k].block_size = (uint32_t) bl;
   return true;

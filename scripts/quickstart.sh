@@ -142,7 +142,7 @@ check_sanitizers ()
         tail -n 20 "$asan/configure.log" >&2
         die "configure of the sanitizer build failed (see $asan/config.log)"
     }
-    for d in common proto report; do
+    for d in common proto report mirror; do
         make -C "$asan/$d" -j"$jobs" >>"$asan/make.log" 2>&1 || {
             tail -n 40 "$asan/make.log" >&2
             die "the sanitizer build of $d/ failed (full log: $asan/make.log)"

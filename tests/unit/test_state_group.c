@@ -130,7 +130,7 @@ test_outputs_set (void **state)
 
   memset (&o, 0, sizeof o);
   for (i = 0; i < WIRE_MAX_DISKS; i++) {
-    char arg[16];
+    char arg[32];
     snprintf (arg, sizeof arg, "d%d=/x%d", i, i);
     add (&o, arg);
   }
