@@ -365,40 +365,53 @@ migrate_pread (nbdkit_next *next, void *handle,
   return r;
 }
 
-/* A write-like request is about to reach the plugin (write_overlap.h).
+/* A write-like request is about to reach the plugin.  Whether it is
+ * mirrored is decided now, once: with no ring in force (the usual case)
+ * it takes no reference, counts nothing and shares no cache line with
+ * other writers, and its blocks go by their dirty bits.  With a ring, it
+ * holds a reference until it has completed, and counts itself into its
+ * units' overlap counters (write_overlap.h).  A request that started
+ * before a ring was installed is covered by its dirty bits, so the copy
+ * read they cause comes after it, and it needs no overlap tracking.
  * Overlaps are told apart in units of 4 KiB, whatever migrate-block is:
  * two guest writes to different parts of one large block do not race. */
 #define OVERLAP_UNIT 4096
 
-static void
-overlap_enter (uint64_t offset, uint32_t count)
+static struct mirror *
+write_started (uint64_t offset, uint32_t count)
 {
+  struct mirror *m = mirror_slot_acquire (&migration.mirror);
   uint64_t first, n;
 
-  block_range_of_bytes (offset, count, OVERLAP_UNIT, &first, &n);
-  write_overlap_enter (&migration.overlap, first, n);
+  if (m != NULL) {
+    block_range_of_bytes (offset, count, OVERLAP_UNIT, &first, &n);
+    write_overlap_enter (&migration.overlap, first, n);
+  }
+  return m;
 }
 
 /* A write-like request has completed on the plugin, r being its result
- * (-1 also for a trim, which is never mirrored); the caller is still
- * inside the write gate.  Its blocks must be covered
- * until the destination has them durable: by a record in the mirror ring
- * when there is one and the request succeeded and fits, by dirty bits
- * otherwise (a failed request may have changed part of the range, which
- * only a copy read can tell).  Then, if it was the last of a group of
- * writes to the same blocks in flight at once, the order in which the
- * plugin applied them is unknown: its blocks are copied again. */
+ * (-1 also for a trim, which is never mirrored); m is what write_started
+ * returned, and the caller is still inside the write gate.  Its blocks
+ * must be covered until the destination has them durable: by a record in
+ * the mirror ring when there is one and the request succeeded and fits,
+ * by dirty bits otherwise (a failed request may have changed part of the
+ * range, which only a copy read can tell).  Then, if it was the last of a
+ * group of mirrored writes to the same blocks in flight at once, the
+ * order in which the plugin applied them is unknown: its blocks are
+ * copied again. */
 static void
-write_completed (enum mirror_record_type type, const void *buf,
+write_completed (struct mirror *m, enum mirror_record_type type, const void *buf,
                  uint32_t count, uint64_t offset, int r)
 {
-  struct mirror *m = r == 0 ? mirror_slot_acquire (&migration.mirror) : NULL;
   uint64_t first, n;
 
-  if (m != NULL && mirror_request (m, type, buf, count, offset))
+  if (m != NULL && r == 0 && mirror_request (m, type, buf, count, offset))
     migration_note_mirrored (&migration, count);
   else
     migration_note_write (&migration, offset, count);
+  if (m == NULL)
+    return;
   mirror_release (m);
 
   block_range_of_bytes (offset, count, OVERLAP_UNIT, &first, &n);
@@ -421,9 +434,9 @@ migrate_pwrite (nbdkit_next *next, void *handle,
     return -1;
   if (r == WRITE_GATE_FORWARD)
     return forward_pwrite (migration.forward, buf, count, offset, flags, err);
-  overlap_enter (offset, count);
+  struct mirror *m = write_started (offset, count);
   r = next->pwrite (next, buf, count, offset, flags, err);
-  write_completed (MIRROR_WRITE, buf, count, offset, r);
+  write_completed (m, MIRROR_WRITE, buf, count, offset, r);
   write_gate_leave (&migration.gate);
   return r;
 }
@@ -447,13 +460,13 @@ gated_zero_or_trim (nbdkit_next *next, enum data_free_request request,
     return request == REQUEST_TRIM
       ? forward_trim (migration.forward, count, offset, flags, err)
       : forward_zero (migration.forward, count, offset, flags, err);
-  overlap_enter (offset, count);
+  struct mirror *m = write_started (offset, count);
   r = request == REQUEST_TRIM
     ? next->trim (next, count, offset, flags, err)
     : next->zero (next, count, offset, flags, err);
   /* What a trimmed range reads as is the plugin's choice: only a copy
    * read can tell, so a trim always goes by its dirty bits. */
-  write_completed (MIRROR_ZERO, NULL, count, offset,
+  write_completed (m, MIRROR_ZERO, NULL, count, offset,
                    request == REQUEST_TRIM ? -1 : r);
   write_gate_leave (&migration.gate);
   return r;

@@ -184,6 +184,11 @@ mirror_slot_acquire (struct mirror_slot *slot)
 {
   struct mirror *m;
 
+  /* No ring (the usual case): a plain load of a line nobody writes, so
+   * that writers share nothing.  A ring installed just after is missed,
+   * which is safe: the request goes by its dirty bits. */
+  if (__atomic_load_n (&slot->current, __ATOMIC_ACQUIRE) == NULL)
+    return NULL;
   /* Announce ourselves before loading the pointer, so that
    * mirror_slot_remove, which clears the pointer and then waits for
    * users to reach zero, cannot free a ring we are about to reference. */
