@@ -35,88 +35,7 @@ root="$tmp/root.img"
 data="$tmp/data.img"
 state="$data.stm-state"          # "data" sorts before "root"
 
-cat > "$tmp/wire.py" <<'EOF'
-import os, socket, struct, sys
-
-MAGIC, VERSION = 0x53544d57, 1
-HELLO, HELLO_REPLY, DATA, ZERO, PASS_BEGIN, PASS_END, SYNC, DURABLE, \
-    COMMIT, COMMITTED, ABORT, ERROR, KEEPALIVE, OUTCOME, RECORDED = range(1, 16)
-FEATURE_DISKS = 1
-FLIPPED, FINAL = 1, 2
-
-def frame(t, payload=b"", disk=0):
-    return struct.pack(">IHHII", MAGIC, VERSION, t, len(payload), disk) + payload
-
-def group_hello(mid, disks):
-    """disks: [(name, size, block)], in the order that defines indexes."""
-    table = struct.pack(">I", len(disks))
-    for name, size, block in disks:
-        table += struct.pack(">QIH", size, block, len(name)) + name.encode()
-    return frame(HELLO, mid + struct.pack(">QII", disks[0][1], disks[0][2],
-                                          FEATURE_DISKS) + table)
-
-def plain_hello(mid, size, block=65536):
-    return frame(HELLO, mid + struct.pack(">QII", size, block, 0))
-
-def data(disk, offset, b):
-    return frame(DATA, struct.pack(">QI", offset, len(b)) + b, disk)
-
-def zero(disk, offset, length):
-    return frame(ZERO, struct.pack(">QQ", offset, length), disk)
-
-def sync(seq): return frame(SYNC, struct.pack(">Q", seq))
-def commit(seq): return frame(COMMIT, struct.pack(">Q", seq))
-def outcome(seq, o): return frame(OUTCOME, struct.pack(">QI", seq, o))
-
-def fail(msg):
-    print("wire.py: FAIL: " + msg, file=sys.stderr)
-    sys.exit(1)
-
-class Conn:
-    def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    def send(self, *frames):
-        self.s.sendall(b"".join(frames))
-    def _read(self, n):
-        buf = b""
-        while len(buf) < n:
-            chunk = self.s.recv(n - len(buf))
-            if not chunk:
-                return None
-            buf += chunk
-        return buf
-    def expect(self, t):
-        head = self._read(16)
-        if head is None:
-            fail("the connection closed, expected message type %d" % t)
-        magic, version, got, length, disk = struct.unpack(">IHHII", head)
-        payload = self._read(length) if length else b""
-        self.disk = disk
-        if got != t:
-            fail("expected message type %d, got %d (%r)" % (t, got, payload))
-        return payload
-    def expect_reply(self, mode, seq):
-        m, features, durable = struct.unpack(">IIQ", self.expect(HELLO_REPLY))
-        if (m, durable) != (mode, seq):
-            fail("HELLO_REPLY mode %d durable %d, expected %d, %d"
-                 % (m, durable, mode, seq))
-    def expect_error(self, code, *parts):
-        p = self.expect(ERROR)
-        c, n = struct.unpack(">II", p[:8])
-        text = p[8:8 + n].decode()
-        if c != code or any(x not in text for x in parts):
-            fail("ERROR %d %r, expected code %d mentioning %r" % (c, text, code, parts))
-        print("wire.py: ERROR as expected: " + text)
-    def expect_closed(self):
-        if self._read(1) is not None:
-            fail("the connection was not closed")
-    def close(self):
-        self.s.shutdown(socket.SHUT_WR)
-        while self.s.recv(4096):
-            pass
-        self.s.close()
-
-port = int(sys.argv[1])
+{ cat "$abs_top_srcdir/tests/integration/wire_client.py"; cat <<'EOF'; } > "$tmp/wire.py"
 X = bytes(range(16))
 ROOT = ("root", 1 << 20, 65536)
 DATA_DISK = ("data", 512 << 10, 4096)
@@ -140,7 +59,7 @@ c.send(group_hello(X, [ROOT, ("swap", 1 << 20, 4096)]))
 c.expect_error(5, "[swap] that have no --output", "lacks [data]")
 c.expect_closed()
 c = Conn(port)
-c.send(plain_hello(X, 1 << 20))
+c.send(hello(X, 1 << 20))
 c.expect_error(5, "unnamed")
 c.expect_closed()
 EOF
@@ -156,11 +75,11 @@ scenario group_new <<'EOF'
 c = Conn(port)
 c.send(group_hello(X, [DATA_DISK, ROOT]))        # disk 0 = data, 1 = root
 c.expect_reply(0, 0)
-c.send(data(1, 0, b"\x11" * 65536), data(0, 4096, b"\x22" * 4096),
-       data(1, (1 << 20) - 4096, b"\x33" * 4096), zero(0, 8192, 8192), sync(1))
+c.send(data(0, b"\x11" * 65536, 1), data(4096, b"\x22" * 4096, 0),
+       data((1 << 20) - 4096, b"\x33" * 4096, 1), zero(8192, 8192, 0), sync(1))
 if struct.unpack(">Q", c.expect(DURABLE))[0] != 1:
     fail("DURABLE is not for sync 1")
-c.send(data(0, 0, b"\x44" * 4096))
+c.send(data(0, b"\x44" * 4096, 0))
 c.s.close()
 EOF
 grep -qx "stm-recv-state 3" "$state" && grep -qx "disks 2" "$state" &&
@@ -180,7 +99,7 @@ scenario group_resume <<'EOF'
 c = Conn(port)
 c.send(group_hello(X, [ROOT, DATA_DISK]))        # disk 0 = root, 1 = data
 c.expect_reply(1, 1)
-c.send(data(1, 0, b"\x55" * 4096), data(0, 65536, b"\x66" * 4096), commit(2))
+c.send(data(0, b"\x55" * 4096, 1), data(65536, b"\x66" * 4096, 0), commit(2))
 c.expect(COMMITTED)
 c.send(outcome(2, FLIPPED))
 s, st = struct.unpack(">QI", c.expect(RECORDED))
@@ -224,9 +143,9 @@ EOF
 c = Conn(port)
 c.send(group_hello(X, [ROOT, DATA_DISK]))
 c.expect_reply(0, 0)
-c.send(data(0, 0, b"\x77" * 4096), data(1, 0, b"\x88" * 4096), sync(1))
+c.send(data(0, b"\x77" * 4096, 0), data(0, b"\x88" * 4096, 1), sync(1))
 c.expect(DURABLE)
-c.send(data(1, 4096, b"\x99" * 4096), commit(2))
+c.send(data(4096, b"\x99" * 4096, 1), commit(2))
 c.expect(COMMITTED)
 c.send(outcome(2, FLIPPED))
 c.expect(RECORDED)
@@ -310,7 +229,7 @@ print("wire.py: EXPORT %r" % uris)
 r = subprocess.run(["nbdcopy", uris[1], tmpd + "/early.img"], capture_output=True)
 if r.returncode == 0:
     fail("a read of the export before the commit succeeded")
-c.send(data(1, 0, b"\xaa" * 65536), data(0, 4096, b"\xbb" * 4096), sync(1), commit(2))
+c.send(data(0, b"\xaa" * 65536, 1), data(4096, b"\xbb" * 4096, 0), sync(1), commit(2))
 c.expect(DURABLE)
 p = c.expect(COMMITTED)
 n = struct.unpack(">I", p[:4])[0]
