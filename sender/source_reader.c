@@ -18,6 +18,17 @@
  * ignored.  Within a pass a stale answer is as harmless as a stale read:
  * the filter marks a block dirty after a write completes, so a block
  * written after the question is sent again in the next pass.
+ *
+ * Mirroring (docs/architecture.md, "Mirroring") adds a clock: the mirror
+ * ring's position the caller sampled before issuing (source_reader_clock).
+ * A read carries the clock of its issue; a zero slot carries the clock of
+ * the block status request its run came from, since that is when the
+ * source was asked.  A written block is no longer dirty when its write is
+ * mirrored, so a stale zero run is no longer harmless: it is used only
+ * while no record at or after its clock has been sent (the caller's
+ * floor); otherwise the source is asked again.  The request in flight
+ * holds the oldest clock (source_reader_oldest_clock), so the records its
+ * answer may be placed before stay unsent until the answer is used.
  */
 #include <config.h>
 
@@ -53,6 +64,7 @@ struct read_slot {
   void *buf;
   bool zero;                    /* a zero range: no read, length in zlen */
   uint64_t zlen;
+  uint64_t clock;               /* the mirror clock it is placed at */
 };
 
 struct source_reader {
@@ -75,6 +87,11 @@ struct source_reader {
   struct alloc_run map[STATUS_MAP_MAX];
   unsigned map_len;
   bool status_in_flight, status_done;
+  /* Mirroring: the clock for what is issued next, how far records have
+   * been sent (a zero run asked about before that is stale), and the
+   * clocks of the map and of the request in flight. */
+  uint64_t clock, floor;
+  uint64_t map_clock, status_req_clock;
   /* How much to ask about next.  A server's answer costs it in proportion
    * to the runs in the range (nbdkit's file plugin seeks from hole to
    * data to hole), and we keep only STATUS_MAP_MAX runs: asking about a
@@ -173,9 +190,10 @@ deliver (struct source_reader *r)
     r->count--;
     any = true;
     if (s->zero)
-      r->cb->on_zero (r->opaque, s->offset, s->zlen);
+      r->cb->on_zero (r->opaque, s->offset, s->zlen, s->clock);
     else
-      r->cb->on_read (r->opaque, s->offset, s->length, s->buf, s->err);
+      r->cb->on_read (r->opaque, s->offset, s->length, s->buf, s->err,
+                      s->clock);
   }
   /* A block status answer arrived: install it (unless a new pass began
    * since it was asked) and let the caller go on issuing. */
@@ -190,6 +208,7 @@ deliver (struct source_reader *r)
     else if (r->status_req_gen == r->status_gen) {
       memcpy (r->map, r->pending_map, r->pending_len * sizeof r->map[0]);
       r->map_len = r->pending_len;
+      r->map_clock = r->status_req_clock;
     }
     if (r->pending_len > 0) {
       if (r->pending_full) {
@@ -278,6 +297,7 @@ source_reader_issue (struct source_reader *r, uint64_t offset, uint32_t length,
   s->zero = false;
   s->done = false;
   s->err = 0;
+  s->clock = r->clock;
   nbd_completion_callback cb = { .callback = read_done, .user_data = s };
   if (nbd_aio_pread (r->nbd, s->buf, length, offset, cb, 0) == -1) {
     snprintf (errbuf, errlen, "%s", nbd_get_error ());
@@ -359,6 +379,13 @@ source_reader_issue_range (struct source_reader *r, uint64_t offset,
   }
 
   const struct alloc_run *run = map_find (r, offset);
+  /* A zero run known from before the last record sent may have been
+   * written since, and its write is not dirty if it was mirrored: ask
+   * again rather than place zeroes after that record. */
+  if (run != NULL && run->zero && r->map_clock < r->floor) {
+    source_reader_forget_allocation (r);
+    run = NULL;
+  }
   if (run == NULL) {
     if (r->status_in_flight)
       return 0;
@@ -370,6 +397,7 @@ source_reader_issue_range (struct source_reader *r, uint64_t offset,
     r->status_done = false;
     r->status_err = 0;
     r->status_req_gen = r->status_gen;
+    r->status_req_clock = r->clock;
     if (nbd_aio_block_status (r->nbd, count, offset, ecb, ccb, 0) == -1) {
       snprintf (errbuf, errlen, "%s", nbd_get_error ());
       return -1;
@@ -397,11 +425,34 @@ source_reader_issue_range (struct source_reader *r, uint64_t offset,
   s->zero = true;
   s->zlen = avail;
   s->err = 0;
+  s->clock = r->map_clock;
   s->done = true;
   r->count++;
   if (!ev_is_active (&r->kick))
     ev_timer_start (r->loop, &r->kick);
   return (int64_t) avail;
+}
+
+void
+source_reader_clock (struct source_reader *r, uint64_t clock, uint64_t floor)
+{
+  r->clock = clock;
+  r->floor = floor;
+}
+
+uint64_t
+source_reader_oldest_clock (const struct source_reader *r)
+{
+  uint64_t oldest = r->status_in_flight ? r->status_req_clock : UINT64_MAX;
+
+  /* Zero slots carry their map's clock, which may be older than a read
+   * issued before them: look at every slot, not just the first. */
+  for (unsigned k = 0; k < r->count; k++) {
+    const struct read_slot *s = &r->slots[(r->head + k) % SOURCE_READER_SLOTS];
+    if (s->clock < oldest)
+      oldest = s->clock;
+  }
+  return oldest;
 }
 
 unsigned

@@ -40,16 +40,18 @@
 struct source_reader;
 
 struct source_reader_callbacks {
-  /* One read finished, in issue order.  err is 0 or an errno. */
+  /* One read finished, in issue order.  err is 0 or an errno.  clock is
+   * the mirror clock it was issued at (source_reader_clock). */
   void (*on_read) (void *opaque, uint64_t offset, uint32_t length,
-                   const void *buf, int err);
+                   const void *buf, int err, uint64_t clock);
   /* After a batch of on_read calls: slots are free, issue more. */
   void (*on_slots_free) (void *opaque);
   /* The NBD connection failed; reason is libnbd's message. */
   void (*on_failure) (void *opaque, const char *reason);
   /* A range the source reports as reading zeroes, in issue order with the
    * reads (only from source_reader_issue_range; may be NULL otherwise). */
-  void (*on_zero) (void *opaque, uint64_t offset, uint64_t length);
+  void (*on_zero) (void *opaque, uint64_t offset, uint64_t length,
+                   uint64_t clock);
 };
 
 /* Connect to the NBD URI (blocking).  Returns NULL with errbuf filled. */
@@ -80,6 +82,16 @@ bool source_reader_has_block_status (const struct source_reader *r);
 /* Drop what the reader knows of the source's allocation: call when a pass
  * begins, since the source may have changed since it was asked. */
 void source_reader_forget_allocation (struct source_reader *r);
+/* Mirroring (docs/architecture.md, "Mirroring"): what is issued from now
+ * on is placed at the mirror ring's position clock, sampled just before;
+ * records up to floor have been sent, so an allocation answer older than
+ * that is not trusted for zeroes (it is asked for again).  Without
+ * mirroring both stay 0 and change nothing. */
+void source_reader_clock (struct source_reader *r, uint64_t clock, uint64_t floor);
+/* The oldest clock of what is issued and not yet delivered (a block
+ * status request in flight included): records at or after it must wait.
+ * UINT64_MAX when nothing is outstanding. */
+uint64_t source_reader_oldest_clock (const struct source_reader *r);
 /* Reads issued and not yet delivered. */
 unsigned source_reader_in_flight (const struct source_reader *r);
 /* Detach from the loop: no more callbacks. */

@@ -77,6 +77,10 @@ sync_ledger_cut (struct sync_ledger *l, uint64_t image_size, uint32_t block,
 
   s.seq = ++l->last_seq;
   s.ends_pass = ends_pass;
+  s.mirror_pos = l->mirror_pos;
+  s.mirror_entries = l->mirror_entries;
+  l->mirror_since_sync = 0;
+  l->mirror_cut_pos = l->mirror_pos;
   s.sent_ns = now_ns;
   l->last_sync_ns = now_ns;
   l->pending[l->npending++] = s;
@@ -89,6 +93,49 @@ sync_ledger_due (const struct sync_ledger *l, uint64_t now_ns,
 {
   return l->data_since_sync >= every_bytes ||
     (l->data_since_sync >= min_bytes && now_ns - l->last_sync_ns >= interval_ns);
+}
+
+void
+sync_ledger_note_mirror (struct sync_ledger *l, uint64_t pos, uint64_t entries,
+                         uint64_t data_bytes, uint64_t now_ns)
+{
+  assert (pos >= l->mirror_pos);
+  if (l->mirror_pos == l->mirror_cut_pos && pos > l->mirror_pos)
+    l->mirror_first_unsynced_ns = now_ns;
+  l->mirror_pos = pos;
+  l->mirror_entries = entries;
+  l->data_since_sync += data_bytes;
+  l->mirror_since_sync += data_bytes;
+}
+
+bool
+sync_ledger_mirror_durable (const struct sync_ledger *l, size_t n,
+                            uint64_t *pos, uint64_t *entries)
+{
+  if (n == 0)
+    return false;
+  /* Positions only grow with the seqs: the last of the n is the furthest. */
+  *pos = l->pending[n - 1].mirror_pos;
+  *entries = l->pending[n - 1].mirror_entries;
+  return true;
+}
+
+void
+sync_ledger_rewind_mirror (struct sync_ledger *l, uint64_t pos, uint64_t entries)
+{
+  l->mirror_pos = l->mirror_cut_pos = pos;
+  l->mirror_entries = entries;
+  l->mirror_since_sync = 0;
+}
+
+bool
+sync_ledger_mirror_due (const struct sync_ledger *l, uint64_t now_ns,
+                        bool at_once, uint64_t every_bytes, uint64_t interval_ns)
+{
+  if (l->mirror_pos == l->mirror_cut_pos)
+    return false;
+  return at_once || l->mirror_since_sync >= every_bytes ||
+    now_ns - l->mirror_first_unsynced_ns >= interval_ns;
 }
 
 size_t

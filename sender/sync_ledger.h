@@ -30,6 +30,9 @@ struct pending_sync {
   uint64_t sent_ns;
   bool ends_pass;
   struct extent_list ranges;     /* what it covers, to CONFIRM once durable */
+  /* Mirroring: the ring position (and record count) up to which records
+   * were sent before it; durable with it. */
+  uint64_t mirror_pos, mirror_entries;
 };
 
 struct sync_ledger {
@@ -39,6 +42,14 @@ struct sync_ledger {
   size_t npending, cap;
   uint64_t last_seq;             /* the last seq used, 0 = none */
   uint64_t last_sync_ns;         /* when the last SYNC was cut */
+  /* Mirroring: how far ring records have been sent, and the bytes of
+   * record data since the last SYNC.  Records are never CONFIRMed (the
+   * filter clears nothing for them): once durable, the consumer page's
+   * durable position moves instead (mirror_consumer_durable). */
+  uint64_t mirror_pos, mirror_entries;
+  uint64_t mirror_since_sync;
+  uint64_t mirror_cut_pos;       /* mirror_pos at the last SYNC */
+  uint64_t mirror_first_unsynced_ns;  /* when the first record after it went */
 };
 
 void sync_ledger_init (struct sync_ledger *l);
@@ -63,6 +74,27 @@ uint64_t sync_ledger_cut (struct sync_ledger *l, uint64_t image_size, uint32_t b
  * durable (and confirmed) as it goes and a lost connection costs little. */
 bool sync_ledger_due (const struct sync_ledger *l, uint64_t now_ns,
                       uint64_t every_bytes, uint64_t min_bytes, uint64_t interval_ns);
+
+/* Ring records up to position pos (entries of them) were queued to the
+ * receiver, data_bytes of write data since the last note: the next SYNC
+ * covers them, and the data counts towards sync_ledger_due. */
+void sync_ledger_note_mirror (struct sync_ledger *l, uint64_t pos,
+                              uint64_t entries, uint64_t data_bytes,
+                              uint64_t now_ns);
+/* Is a SYNC due for the records sent since the last one?  Never when
+ * there are none; else at once (mirror-sync), after every_bytes of their
+ * data, or interval_ns after the first of them was sent. */
+bool sync_ledger_mirror_due (const struct sync_ledger *l, uint64_t now_ns,
+                             bool at_once, uint64_t every_bytes,
+                             uint64_t interval_ns);
+/* The ring position the first n pending SYNCs make durable: false if n is
+ * 0. */
+bool sync_ledger_mirror_durable (const struct sync_ledger *l, size_t n,
+                                 uint64_t *pos, uint64_t *entries);
+/* The connection was lost: records after pos are sent again (the ring
+ * keeps them until they are durable), so sending resumes from there. */
+void sync_ledger_rewind_mirror (struct sync_ledger *l, uint64_t pos,
+                                uint64_t entries);
 
 /* How many pending SYNCs are numbered seq or less (they are the first
  * ones: seqs only go up). */
