@@ -39,7 +39,19 @@ struct control_client {
   char buf[CONTROL_MAX_LINE + 1];
   size_t buf_len;               /* bytes held in buf */
   char line[CONTROL_MAX_LINE + 1];
+  /* Descriptors passed with a reply (MIRROR START), until taken. */
+  int fds[CONTROL_CLIENT_MAX_FDS];
+  unsigned nfds;
 };
+/* Close the descriptors a reply passed that nobody took. */
+static void
+drop_fds (struct control_client *c)
+{
+  for (unsigned i = 0; i < c->nfds; i++)
+    close (c->fds[i]);
+  c->nfds = 0;
+}
+
 _Static_assert (sizeof ((struct control_client *) 0)->broken_by ==
                 sizeof ((struct control_client *) 0)->error,
                 "broken_by holds a copy of error");
@@ -148,6 +160,8 @@ control_client_set_freeze_timeout (struct control_client *c,
 void
 control_client_close (struct control_client *c)
 {
+  if (c != NULL)
+    drop_fds (c);
   if (c == NULL)
     return;
   if (c->fd >= 0)
@@ -206,6 +220,41 @@ send_line (struct control_client *c, const char *cmd, const char *text)
   return 0;
 }
 
+/* recv, keeping the descriptors a reply passes (SCM_RIGHTS): a plain
+ * recv would have the kernel close them. */
+static ssize_t
+receive (struct control_client *c)
+{
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE (CONTROL_CLIENT_MAX_FDS * sizeof (int))];
+  } control;
+  struct iovec iov = { c->buf + c->buf_len, CONTROL_MAX_LINE - c->buf_len };
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+                        .msg_control = control.buf,
+                        .msg_controllen = sizeof control.buf };
+  ssize_t r = recvmsg (c->fd, &msg, MSG_CMSG_CLOEXEC);
+
+  if (r <= 0)
+    return r;
+  for (struct cmsghdr *cm = CMSG_FIRSTHDR (&msg); cm != NULL;
+       cm = CMSG_NXTHDR (&msg, cm)) {
+    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+      continue;
+    size_t n = (cm->cmsg_len - CMSG_LEN (0)) / sizeof (int);
+    const unsigned char *p = CMSG_DATA (cm);
+    for (size_t i = 0; i < n; i++) {
+      int fd;
+      memcpy (&fd, p + i * sizeof fd, sizeof fd);
+      if (c->nfds < CONTROL_CLIENT_MAX_FDS)
+        c->fds[c->nfds++] = fd;
+      else
+        close (fd);
+    }
+  }
+  return r;
+}
+
 /* Read one reply line into c->line (without the newline). */
 static int
 read_line (struct control_client *c, const char *cmd)
@@ -225,7 +274,7 @@ read_line (struct control_client *c, const char *cmd)
     }
     if (c->buf_len >= CONTROL_MAX_LINE)
       return broken (c, cmd, "the filter sent a reply line that is too long", 0);
-    ssize_t r = recv (c->fd, c->buf + c->buf_len, CONTROL_MAX_LINE - c->buf_len, 0);
+    ssize_t r = receive (c);
     if (r == 0)
       return broken (c, cmd, "the filter closed the control connection", 0);
     if (r == -1) {
@@ -351,6 +400,32 @@ control_status_parse (const char *line, struct control_status *st,
   control_reply_get_u64 (line, "generation", &st->generation);
   control_reply_get_u64 (line, "unconfirmed_bytes", &st->unconfirmed_bytes);
   control_reply_get_u64 (line, "throttle", &st->throttle);
+  return 0;
+}
+
+int
+control_client_mirror_start (struct control_client *c, uint64_t ring_bytes,
+                             bool sync, uint64_t timeout_ms, int fds[3])
+{
+  char text[128];
+
+  drop_fds (c);
+  if (sync)
+    snprintf (text, sizeof text, "MIRROR START %" PRIu64 " sync %" PRIu64 "\n",
+              ring_bytes, timeout_ms);
+  else
+    snprintf (text, sizeof text, "MIRROR START %" PRIu64 "\n", ring_bytes);
+  if (request (c, "MIRROR START", text) == -1) {
+    drop_fds (c);
+    return -1;
+  }
+  if (c->nfds != 3) {
+    drop_fds (c);
+    return broken (c, "MIRROR START", "the filter's reply did not pass the ring's "
+                   "three descriptors", 0);
+  }
+  memcpy (fds, c->fds, 3 * sizeof fds[0]);
+  c->nfds = 0;
   return 0;
 }
 

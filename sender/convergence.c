@@ -54,8 +54,9 @@ uint64_t
 convergence_predict_downtime_ns (const struct convergence_input *in,
                                  uint64_t throughput)
 {
-  uint64_t bytes = in->dirty_bytes > UINT64_MAX - in->deferred_bytes
-    ? UINT64_MAX : in->dirty_bytes + in->deferred_bytes;
+  uint64_t bytes = add_saturating (add_saturating (in->dirty_bytes,
+                                                   in->deferred_bytes),
+                                   in->mirror_bytes);
   uint64_t t = convergence_predict_ns (bytes, throughput, in->sync_rtt_ns);
   uint64_t trips = saturate ((unsigned __int128) in->control_rtt_ns *
                              CUTOVER_CONTROL_TRIPS);
@@ -106,7 +107,8 @@ convergence_decide (const struct convergence_input *in,
   out->predicted_ns = convergence_predict_downtime_ns (in, out->throughput);
   out->throttle = 0;
 
-  bool clean = in->dirty_bytes == 0 && in->deferred_bytes == 0;
+  bool clean = in->dirty_bytes == 0 && in->deferred_bytes == 0 &&
+    in->mirror_bytes == 0;
   bool fits = out->predicted_ns != CONVERGENCE_INFINITE &&
     out->predicted_ns <= in->max_downtime_ns;
   bool last = convergence_out_of_passes (in->pass, in->max_passes);
@@ -175,6 +177,19 @@ shrink_bar (const struct convergence_input *in, const struct convergence_policy 
                                                        : in->pass_bytes;
   return saturate ((unsigned __int128) from * CONVERGENCE_SHRINK_NUM
                    / CONVERGENCE_SHRINK_DEN);
+}
+
+bool
+convergence_mirrors (enum convergence_mode mode)
+{
+  return mode == CONVERGE_MIRROR || mode == CONVERGE_MIRROR_SYNC;
+}
+
+/* Does the policy throttle the guest when the dirty set stops shrinking? */
+static bool
+throttles (const struct convergence_policy *policy)
+{
+  return policy->mode == CONVERGE_THROTTLE || convergence_mirrors (policy->mode);
 }
 
 bool
@@ -253,7 +268,7 @@ convergence_step (const struct convergence_input *in,
       out->decision = CONVERGENCE_CONTINUE;
       return;
     }
-    if (policy->mode == CONVERGE_THROTTLE && policy->throttle != 0) {
+    if (throttles (policy) && policy->throttle != 0) {
       uint64_t num, den;
       convergence_amplification (in, &num, &den);
       uint64_t t = convergence_next_throttle (out->throughput, num, den,
@@ -302,7 +317,9 @@ convergence_step (const struct convergence_input *in,
   case CONVERGE_ABORT:
     out->decision = CONVERGENCE_ABORT;
     return;
-  case CONVERGE_THROTTLE: {
+  case CONVERGE_THROTTLE:
+  case CONVERGE_MIRROR:
+  case CONVERGE_MIRROR_SYNC: {
     uint64_t num, den;
     convergence_amplification (in, &num, &den);
     out->throttle = convergence_next_throttle (out->throughput, num, den,

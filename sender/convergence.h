@@ -50,6 +50,9 @@ struct convergence_input {
   /* Hot blocks left out of the passes for the final one (hot_blocks.h):
    * they count in the prediction, not in whether the dirty set shrinks. */
   uint64_t deferred_bytes;
+  /* Mirroring: ring records not yet sent, which the final pass must send
+   * too: counted like deferred_bytes. */
+  uint64_t mirror_bytes;
   uint64_t image_size;
   uint32_t block_size;
   /* The copy rate to predict with, bytes/s (convergence_rate_estimate);
@@ -107,7 +110,17 @@ enum convergence_mode {
   CONVERGE_THROTTLE,             /* slow guest writes down, step by step */
   CONVERGE_FORCE,                /* cut over anyway */
   CONVERGE_ABORT,                /* give up, thawed */
+  /* Mirroring (mirror_stream.h): guest writes go to the destination as
+   * they happen, so the dirty set holds only what the ring could not
+   * take.  Should it stop shrinking all the same, the guest is throttled
+   * as in CONVERGE_THROTTLE, but never during a pass: the writes a pass
+   * sees are mirrored, not dirtied, and say nothing about the next. */
+  CONVERGE_MIRROR,               /* acknowledged once queued */
+  CONVERGE_MIRROR_SYNC,          /* acknowledged once durable there */
 };
+
+/* Does mode mirror guest writes? */
+bool convergence_mirrors (enum convergence_mode mode);
 
 /* Passes without the dirty set shrinking before the policy acts. */
 #define CONVERGENCE_STALL_PASSES 2

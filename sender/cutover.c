@@ -42,6 +42,7 @@
 
 #include "control_proto.h"
 #include "cutover.h"
+#include "mirror_stream.h"
 #include "forward_target.h"
 #include "pass.h"
 #include "ready.h"
@@ -561,6 +562,23 @@ recheck_before_freeze (struct migration *m)
   return true;
 }
 
+/* The group's mirror records not yet sent (mirror_stream_backlog), and
+ * the bytes queued to the receiver, when mirroring. */
+static uint64_t
+mirror_backlog (const struct migration *m)
+{
+  uint64_t bytes = 0;
+  if (!convergence_mirrors (m->opts->converge))
+    return 0;
+  for (uint32_t i = 0; i < m->ndisks; i++)
+    bytes += mirror_stream_backlog (&m->disks[i]);
+  /* And what is queued to the receiver already: the final SYNC waits
+   * behind it. */
+  if (m->conn != NULL)
+    bytes += stm_conn_output_pending (m->conn);
+  return bytes;
+}
+
 void
 cutover_after_pass (struct migration *m, const struct control_status *st)
 {
@@ -577,7 +595,13 @@ cutover_after_pass (struct migration *m, const struct control_status *st)
     .dirty_bytes = st->dirty_bytes,
     /* The final pass carries the deferred hot blocks too. */
     .deferred_bytes = migration_deferred_bytes (m),
-    .sync_rtt_ns = m->meas.sync_rtt_ns,
+    /* And the mirror records not yet sent. */
+    .mirror_bytes = mirror_backlog (m),
+    /* Mirroring, the pass-end SYNCs wait behind the records the guest
+     * keeps writing (counted above, as queued bytes); frozen, the final
+     * one does not: the quickest round trip stands for it. */
+    .sync_rtt_ns = convergence_mirrors (m->opts->converge) && m->meas.min_sync_rtt_ns
+      ? m->meas.min_sync_rtt_ns : m->meas.sync_rtt_ns,
     .commit_rtt_ns = m->meas.min_sync_rtt_ns,
     .max_downtime_ns = downtime_target_ns (m),
     /* Passes run while held ready (--cutover manual) do not count. */

@@ -8,7 +8,9 @@
  * are CONFIRMed to the filter on the control channel, so the filter only
  * ever forgets a dirty block once the destination holds it on disk.  A
  * refused CONFIRM fails the migration (failure.c): the filter would hand
- * those blocks out again, and a flip needs them confirmed.
+ * those blocks out again, and a flip needs them confirmed.  Mirror ring
+ * records are not CONFIRMed: a SYNC's DURABLE moves the ring's durable
+ * position past the records sent before it instead.
  */
 #include <config.h>
 
@@ -70,6 +72,12 @@ migration_confirm_up_to (struct migration *m, uint64_t seq)
         control_channel_confirm (d->ctl, s->ranges.items, s->ranges.len,
                                  confirm_replied, d, m->ctl_epoch);
     }
+    /* Ring records sent before those SYNCs are durable too: their space
+     * may go back to the guest's writes, and mirror-sync writers waiting
+     * for them are acknowledged (mirror_stream.h). */
+    uint64_t pos, entries;
+    if (d->mirror.on && sync_ledger_mirror_durable (&d->ledger, n, &pos, &entries))
+      mirror_consumer_durable (&d->mirror.cons, pos, entries);
     sync_ledger_retire (&d->ledger, n);
   }
 }

@@ -20,6 +20,7 @@
 #include "control_proto.h"
 #include "disk_spec.h"
 #include "log.h"
+#include "mirror_ring.h"
 #include "run.h"
 #include "parse.h"
 #include "sender_options.h"
@@ -99,7 +100,9 @@ usage (FILE *fp)
 "                --dest HOST:PORT\n"
 "                (--tls-psk FILE [--tls-user NAME] | --tls-certs DIR | --insecure)\n"
 "                [--flip fence|forward[=NBD-URI]] [--max-downtime MS]\n"
-"                [--max-passes N] [--converge throttle|force|abort]\n"
+"                [--max-passes N]\n"
+"                [--converge throttle|force|abort|mirror|mirror-sync]\n"
+"                [--mirror-ring BYTES] [--mirror-wait MS]\n"
 "                [--rate BYTES/s] [--json]\n"
 "                [--progress|--no-progress] [--retry-timeout DURATION]\n"
 "                [--report FILE.html]\n"
@@ -130,7 +133,15 @@ usage (FILE *fp)
 "  --converge POLICY    when the dirty set stops shrinking for two passes:\n"
 "                       throttle (default) slows guest writes step by step\n"
 "                       until it converges; force cuts over anyway; abort\n"
-"                       gives up (exit 1, the source thawed)\n"
+"                       gives up (exit 1, the source thawed); mirror hands\n"
+"                       every guest write to the destination as it happens, so\n"
+"                       one pass suffices (the guest's write is acknowledged\n"
+"                       once queued); mirror-sync acknowledges it only once the\n"
+"                       destination has it durable\n"
+"  --mirror-ring BYTES  the mirror queue per disk, a power of two from 1M to\n"
+"                       4G (default 64M); a full queue marks writes dirty\n"
+"  --mirror-wait MS     the longest a mirror-sync write waits for the\n"
+"                       destination before it is marked dirty (default 1000)\n"
 "  --rate BYTES/s       limit the transfer rate (\"100M\" = 100 MiB/s)\n"
 "  --json               print events as JSON lines on stdout\n"
 "  --progress           show a progress bar on stderr (default on a terminal)\n"
@@ -163,6 +174,8 @@ enum {
   OPT_CUTOVER,
   OPT_COMMAND_SOCKET,
   OPT_DISK,
+  OPT_MIRROR_RING,
+  OPT_MIRROR_WAIT,
 };
 
 static const struct option long_options[] = {
@@ -186,6 +199,8 @@ static const struct option long_options[] = {
   { "cutover", required_argument, NULL, OPT_CUTOVER },
   { "command-socket", required_argument, NULL, OPT_COMMAND_SOCKET },
   { "disk", required_argument, NULL, OPT_DISK },
+  { "mirror-ring", required_argument, NULL, OPT_MIRROR_RING },
+  { "mirror-wait", required_argument, NULL, OPT_MIRROR_WAIT },
   { "help", no_argument, NULL, OPT_HELP },
   { "version", no_argument, NULL, OPT_VERSION },
   { NULL, 0, NULL, 0 },
@@ -295,6 +310,8 @@ main (int argc, char *argv[])
     .rate = 0,
     .progress = isatty (STDERR_FILENO),
     .retry_timeout_ns = 300 * UINT64_C(1000000000),
+    .mirror_ring = 64 * UINT64_C(1024 * 1024),
+    .mirror_wait_ms = 1000,
   };
   int tls_choices = 0;
   const char *tls_user = NULL;
@@ -355,8 +372,23 @@ main (int argc, char *argv[])
       if (strcmp (optarg, "throttle") == 0) o.converge = CONVERGE_THROTTLE;
       else if (strcmp (optarg, "force") == 0) o.converge = CONVERGE_FORCE;
       else if (strcmp (optarg, "abort") == 0) o.converge = CONVERGE_ABORT;
+      else if (strcmp (optarg, "mirror") == 0) o.converge = CONVERGE_MIRROR;
+      else if (strcmp (optarg, "mirror-sync") == 0) o.converge = CONVERGE_MIRROR_SYNC;
       else
-        usage_error ("--converge '%s': expected throttle, force or abort", optarg);
+        usage_error ("--converge '%s': expected throttle, force, abort, mirror or "
+                     "mirror-sync", optarg);
+      break;
+    case OPT_MIRROR_RING:
+      if (parse_size (optarg, &o.mirror_ring) == -1 ||
+          !mirror_ring_capacity_ok (o.mirror_ring))
+        usage_error ("--mirror-ring '%s': expected a power of two from 1M to 4G",
+                     optarg);
+      break;
+    case OPT_MIRROR_WAIT:
+      if (parse_duration (optarg, 1000000, &v) == -1 || v / 1000000 > 86400000)
+        usage_error ("--mirror-wait '%s': expected a duration up to 24h such as "
+                     "1000 or 250ms", optarg);
+      o.mirror_wait_ms = v / 1000000;
       break;
     case OPT_RATE:
       if (parse_size (optarg, &o.rate) == -1 || o.rate == 0)

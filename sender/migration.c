@@ -287,9 +287,18 @@ migration_complete (struct migration *m, const char *recorded)
   migration_set_phase (m, PHASE_DONE);
   m->exit_code = 0;
   char disks[MIGRATION_DISKS_JSON_MAX];
+  struct progress_mirror mirror = {
+    .mode = m->opts->converge == CONVERGE_MIRROR_SYNC ? "mirror-sync" : "mirror",
+  };
+  for (uint32_t i = 0; i < m->ndisks; i++) {
+    mirror.records += m->disks[i].mirror.records;
+    mirror.data_bytes += m->disks[i].mirror.data_bytes;
+    mirror.zero_bytes += m->disks[i].mirror.zero_bytes;
+  }
   progress_done (&m->progress, m->meas.bytes_sent, m->cur.pass, m->cut.downtime_ms,
                  (double) (time_monotonic_ns () - m->meas.start_ns) / NS_PER_S,
                  recorded, migration_disks_json (m, DISKS_JSON_SIZE | DISKS_JSON_SENT |
-                                                 DISKS_JSON_OUTCOME, disks, sizeof disks));
+                                                 DISKS_JSON_OUTCOME, disks, sizeof disks),
+                 convergence_mirrors (m->opts->converge) ? &mirror : NULL);
   migration_finish (m);
 }

@@ -48,6 +48,7 @@
 #include "flush_probe.h"
 #include "phase.h"
 #include "hot_blocks.h"
+#include "mirror_consumer.h"
 #include "progress.h"
 #include "rate_limit.h"
 #include "reconnect.h"
@@ -95,6 +96,18 @@ struct ready;
 
 struct migration;
 
+/* A disk's mirror ring, when mirroring (--converge mirror|mirror-sync):
+ * the consumer's mapping and what mirror_stream.c keeps of it. */
+struct disk_mirror {
+  bool on;                       /* the ring is mapped */
+  bool stopped;                  /* the filter took it away: no more records */
+  struct mirror_consumer cons;
+  ev_io wake;                    /* the ring's eventfd */
+  ev_timer nap;                  /* a short wait before sleeping on it */
+  unsigned naps;                 /* naps in a row that found nothing */
+  uint64_t records, data_bytes, zero_bytes;   /* sent, this process */
+  uint64_t resent_from;          /* position of the last rewind (0: none) */
+};
 
 /* One disk of the group: its source, its filter and what is known of it. */
 struct migration_disk {
@@ -133,6 +146,7 @@ struct migration_disk {
    * the FLIP's reply said it used that prepared connection. */
   char preconnect_uri[CONTROL_MAX_URI];
   bool flip_preconnected;
+  struct disk_mirror mirror;     /* its mirror ring (mirror_stream.h) */
   char flip_why[512];            /* why its FLIP failed */
   char thaw_error[512];          /* why its THAW failed (failure.c) */
 };

@@ -26,6 +26,7 @@
 
 #include "convergence.h"
 #include "log.h"
+#include "mirror_stream.h"
 #include "pass.h"
 #include "status_poller.h"
 #include "time_units.h"
@@ -35,6 +36,7 @@
 #define MIDPASS_CHECK_S 0.05
 
 static void start_disk (struct migration *m, uint32_t i);
+static void pass_issue_reads (struct migration *m);
 
 /* ---- what the convergence policy does during a pass ----------------- */
 
@@ -209,6 +211,12 @@ pass_all_sent (struct migration *m)
   struct progress_sample s;
   uint64_t now = time_monotonic_ns ();
 
+  /* Frozen, the rings' heads no longer move: every record goes before
+   * the final SYNC, which makes them durable with the pass. */
+  if (m->cur.final_pass)
+    for (uint32_t i = 0; i < m->ndisks; i++)
+      if (mirror_stream_drain (&m->disks[i]) == -1)
+        return;
   m->cur.pass_ended = true;
   migration_sample (m, &s, now);
   progress_update (&m->progress, &s, now, true);
@@ -391,8 +399,23 @@ next_disk (struct migration *m)
 }
 
 /* Issue reads while there is room in every window. */
+/* Issue reads while there is room in every window, then send the mirror
+ * records the reads let through (mirror_stream_pump): reads first, so
+ * that a guest writing as fast as the link carries does not starve the
+ * pass of the output queue. */
 void
 pass_pump (struct migration *m)
+{
+  pass_issue_reads (m);
+  if (migration_ended (m))
+    return;
+  for (uint32_t i = 0; i < m->ndisks; i++)
+    if (mirror_stream_pump (&m->disks[i]) == -1)
+      return;
+}
+
+static void
+pass_issue_reads (struct migration *m)
 {
   if (m->phase != PHASE_PASS || m->cur.pass_ended || m->conn == NULL)
     return;
@@ -429,6 +452,8 @@ pass_pump (struct migration *m)
      * for the allocation first and calls on_slots_free when it knows. */
     bool zero;
     char err[256];
+    /* Place what is issued in the mirror order (mirror_stream.h). */
+    source_reader_clock (d->reader, mirror_stream_clock (d), mirror_stream_sent (d));
     int64_t len = source_reader_issue_range (d->reader, start, end - start,
                                              &zero, err, sizeof err);
     if (len == -1) {
@@ -542,12 +567,16 @@ send_extent_parts (struct migration_disk *d, uint64_t offset, uint64_t length,
 }
 
 static void
-on_read (void *opaque, uint64_t offset, uint32_t length, const void *buf, int err)
+on_read (void *opaque, uint64_t offset, uint32_t length, const void *buf, int err,
+         uint64_t clock)
 {
   struct migration_disk *d = opaque;
   struct migration *m = d->m;
   char where[64];
   if (source_result_unwanted (d))
+    return;
+  /* The records the read has seen go before its data. */
+  if (mirror_stream_before_read (d, clock) == -1)
     return;
   if (err) {
     migration_fail (m, "cannot read the source %s at offset %" PRIu64 " (%" PRIu32
@@ -571,10 +600,10 @@ on_read (void *opaque, uint64_t offset, uint32_t length, const void *buf, int er
 /* A range the source reports as zeroes: a ZERO message for each part of
  * an extent in it, however long (the receiver punches a hole). */
 static void
-on_zero (void *opaque, uint64_t offset, uint64_t length)
+on_zero (void *opaque, uint64_t offset, uint64_t length, uint64_t clock)
 {
   struct migration_disk *d = opaque;
-  if (source_result_unwanted (d))
+  if (source_result_unwanted (d) || mirror_stream_before_read (d, clock) == -1)
     return;
   (void) send_extent_parts (d, offset, length, NULL);
 }

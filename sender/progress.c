@@ -190,7 +190,7 @@ progress_flip (struct progress *p, const char *mode, bool preconnected,
 void
 progress_done (struct progress *p, uint64_t bytes_sent, uint32_t passes,
                uint64_t downtime_ms, double seconds, const char *destination,
-               const char *disks_json)
+               const char *disks_json, const struct progress_mirror *mirror)
 {
   progress_clear (p);
   if (events_on (p)) {
@@ -201,6 +201,12 @@ progress_done (struct progress *p, uint64_t bytes_sent, uint32_t passes,
     json_line_add_u64 (&j, "downtime_ms", downtime_ms);
     json_line_add_double (&j, "seconds", seconds);
     json_line_add_string (&j, "destination", destination);
+    if (mirror != NULL) {
+      json_line_add_string (&j, "mirror", mirror->mode);
+      json_line_add_u64 (&j, "mirror_records", mirror->records);
+      json_line_add_u64 (&j, "mirror_bytes", mirror->data_bytes);
+      json_line_add_u64 (&j, "mirror_zero_bytes", mirror->zero_bytes);
+    }
     if (disks_json != NULL)
       json_line_add_raw (&j, "disks", disks_json);
     emit (p, &j);

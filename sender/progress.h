@@ -61,9 +61,17 @@ void progress_flip (struct progress *p, const char *mode, bool preconnected,
  * migration in ("final", or "prepared" when it could not be told);
  * disks_json, for a group of named disks, a JSON array of each disk's
  * figures (NULL for the one-disk form). */
+/* What the mirror rings carried (--converge mirror|mirror-sync), for the
+ * summary: the mode, and the records sent with their write data and
+ * zeroed bytes. */
+struct progress_mirror {
+  const char *mode;
+  uint64_t records, data_bytes, zero_bytes;
+};
+/* mirror: NULL when not mirroring. */
 void progress_done (struct progress *p, uint64_t bytes_sent, uint32_t passes,
                     uint64_t downtime_ms, double seconds, const char *destination,
-                    const char *disks_json);
+                    const char *disks_json, const struct progress_mirror *mirror);
 void progress_error (struct progress *p, const char *message, const char *source_state);
 /* The downtime the guest saw (from the filter), what was predicted,
  * whether the cutover was forced without converging, how much of it the

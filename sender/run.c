@@ -36,6 +36,7 @@
 #include "ready.h"
 #include "report_sink.h"
 #include "retry_policy.h"
+#include "mirror_stream.h"
 #include "run.h"
 #include "setup.h"
 #include "time_units.h"
@@ -421,6 +422,59 @@ hello_resumed (void *opaque, uint64_t tag, const struct control_reply *r)
   hello_prepared (opaque, tag, r);
 }
 
+/* HELLO_REPLY new: the receiver has nothing of this migration; RESET
+ * every disk's tracking. */
+static void
+hello_new (struct migration *m)
+{
+  m->hello.confirmed = 0;
+  m->hello.mode = "new";
+  for (uint32_t i = 0; i < m->ndisks; i++) {
+    struct migration_disk *d = &m->disks[i];
+    sync_ledger_drop_pending (&d->ledger);
+    control_channel_reset (d->ctl, m->migration_id_hex, hello_prepared, d, m->ctl_epoch);
+    /* RESET drops a connection prepared for the forward flip. */
+    d->preconnect_uri[0] = '\0';
+    if (m->opts->forward_uri != NULL)
+      forward_target_prepare (d, m->opts->forward_uri);
+    else if (d->flip_uri[0] != '\0')
+      forward_target_prepare (d, d->flip_uri);
+  }
+}
+
+/* HELLO_REPLY resume: the receiver holds what was durable up to
+ * durable_seq; RESUME every disk's tracking. */
+static void
+hello_resume (struct migration *m, uint64_t durable_seq)
+{
+  m->hello.confirmed = 0;
+  m->hello.mode = "resume";
+  /* SYNCs sent on a lost connection that the receiver did make durable
+   * (only their DURABLE reply was lost): confirm them now, before RESUME
+   * turns every unconfirmed block dirty again, so they are not resent
+   * (the filter answers the CONFIRMs first).  A durable position beyond
+   * what this process sent belongs to an earlier sender, and covers none
+   * of our SYNCs.  Every disk's ledger holds the same SYNCs. */
+  if (durable_seq <= m->disks[0].ledger.last_seq) {
+    for (uint32_t i = 0; i < m->ndisks; i++) {
+      const struct sync_ledger *l = &m->disks[i].ledger;
+      m->hello.confirmed += sync_ledger_bytes_of_first (
+        l, sync_ledger_count_up_to (l, durable_seq));
+    }
+    migration_confirm_up_to (m, durable_seq);
+  }
+  for (uint32_t i = 0; i < m->ndisks; i++) {
+    struct migration_disk *d = &m->disks[i];
+    sync_ledger_drop_pending (&d->ledger);
+    control_channel_resume (d->ctl, m->migration_id_hex, hello_resumed, d, m->ctl_epoch);
+    if (m->opts->forward_uri != NULL)
+      forward_target_prepare (d, m->opts->forward_uri);
+    /* Our SYNC numbers continue after what the receiver holds, and never
+     * go back (a number is never reused for other data). */
+    sync_ledger_resume_from (&d->ledger, durable_seq);
+  }
+}
+
 static void
 on_hello_reply (struct migration *m, const struct wire_hello_reply *r)
 {
@@ -451,48 +505,15 @@ on_hello_reply (struct migration *m, const struct wire_hello_reply *r)
   }
   migration_set_phase (m, PHASE_PREPARING);
   m->hello.durable_seq = r->durable_seq;
-  m->hello.confirmed = 0;
   migration_await_all (m);
-  if (r->mode == WIRE_MODE_NEW) {
-    m->hello.mode = "new";
-    for (uint32_t i = 0; i < m->ndisks; i++) {
-      struct migration_disk *d = &m->disks[i];
-      sync_ledger_drop_pending (&d->ledger);
-      control_channel_reset (d->ctl, m->migration_id_hex, hello_prepared, d, m->ctl_epoch);
-      /* RESET drops a connection prepared for the forward flip. */
-      d->preconnect_uri[0] = '\0';
-      if (m->opts->forward_uri != NULL)
-        forward_target_prepare (d, m->opts->forward_uri);
-      else if (d->flip_uri[0] != '\0')
-        forward_target_prepare (d, d->flip_uri);
-    }
-    return;
-  }
-  m->hello.mode = "resume";
-  /* SYNCs sent on a lost connection that the receiver did make durable
-   * (only their DURABLE reply was lost): confirm them now, before RESUME
-   * turns every unconfirmed block dirty again, so they are not resent
-   * (the filter answers the CONFIRMs first).  A durable position beyond
-   * what this process sent belongs to an earlier sender, and covers none
-   * of our SYNCs.  Every disk's ledger holds the same SYNCs. */
-  if (r->durable_seq <= m->disks[0].ledger.last_seq) {
-    for (uint32_t i = 0; i < m->ndisks; i++) {
-      const struct sync_ledger *l = &m->disks[i].ledger;
-      m->hello.confirmed += sync_ledger_bytes_of_first (
-        l, sync_ledger_count_up_to (l, r->durable_seq));
-    }
-    migration_confirm_up_to (m, r->durable_seq);
-  }
-  for (uint32_t i = 0; i < m->ndisks; i++) {
-    struct migration_disk *d = &m->disks[i];
-    sync_ledger_drop_pending (&d->ledger);
-    control_channel_resume (d->ctl, m->migration_id_hex, hello_resumed, d, m->ctl_epoch);
-    if (m->opts->forward_uri != NULL)
-      forward_target_prepare (d, m->opts->forward_uri);
-    /* Our SYNC numbers continue after what the receiver holds, and never
-     * go back (a number is never reused for other data). */
-    sync_ledger_resume_from (&d->ledger, r->durable_seq);
-  }
+  if (r->mode == WIRE_MODE_NEW)
+    hello_new (m);
+  else
+    hello_resume (m, r->durable_seq);
+  /* Ring records sent and not made durable are still in the rings: send
+   * them again, before any read of the next pass (mirror_stream.h). */
+  for (uint32_t i = 0; i < m->ndisks; i++)
+    mirror_stream_rewind (&m->disks[i]);
 }
 
 static void

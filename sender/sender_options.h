@@ -42,7 +42,10 @@ struct sender_options {
   const char *forward_uri;       /* --flip forward=URI, or NULL: COMMITTED's */
   uint64_t max_downtime_ns;      /* --max-downtime */
   uint32_t max_passes;           /* --max-passes */
-  enum convergence_mode converge;  /* --converge throttle|force|abort */
+  enum convergence_mode converge;  /* --converge throttle|force|abort|mirror|
+                                      mirror-sync */
+  uint64_t mirror_ring;          /* --mirror-ring: each disk's ring, bytes */
+  uint64_t mirror_wait_ms;       /* --mirror-wait: mirror-sync's timeout */
   uint64_t rate;                 /* --rate bytes/s, 0 = unlimited */
   bool json;                     /* --json */
   bool progress;                 /* --progress / --no-progress */

@@ -16,6 +16,7 @@
  */
 #include <config.h>
 
+#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -26,6 +27,7 @@
 #include "log.h"
 #include "migration_id.h"
 #include "pass.h"
+#include "mirror_stream.h"
 #include "setup.h"
 
 void
@@ -45,7 +47,7 @@ setup_error (struct migration *m, const char *fmt, ...)
                  "once the receiver is reachable", msg, m->ndisks > 1 ? "s" : "",
                  m->disks[0].control_path, m->migration_id_hex);
     m->exit_code = 0;
-    progress_done (&m->progress, 0, 0, 0, 0., "unknown", NULL);
+    progress_done (&m->progress, 0, 0, 0, 0., "unknown", NULL, NULL);
     return;
   }
   log_error ("%s; %s", msg, m->ndisks > 1
@@ -171,6 +173,38 @@ open_disk (struct migration_disk *d)
   return 0;
 }
 
+/* --converge mirror|mirror-sync: have d's filter hand every guest write
+ * over through a ring from now on (mirror_stream.h).  It is the owning
+ * connection's, and goes with it: if stm-send dies, the filter turns what
+ * the ring held and the destination did not have durable into dirty
+ * blocks.  -1 after setup_error. */
+static int
+start_mirror (struct migration_disk *d)
+{
+  struct migration *m = d->m;
+  const struct sender_options *o = m->opts;
+  bool sync = o->converge == CONVERGE_MIRROR_SYNC;
+  char filter[PATH_MAX + 64];
+  int fds[3];
+
+  migration_disk_filter (d, filter, sizeof filter);
+  if (control_client_mirror_start (d->control, o->mirror_ring, sync,
+                                   o->mirror_wait_ms, fds) == -1) {
+    setup_error (m, "cannot start mirroring guest writes through %s: %s; the "
+                 "source keeps tracking, nothing was changed", filter,
+                 control_client_error (d->control));
+    return -1;
+  }
+  if (mirror_stream_map (d, fds) == -1) {
+    setup_error (m, "cannot map the mirror ring %s handed over: %s; the source "
+                 "keeps tracking, and the ring goes when stm-send exits", filter,
+                 strerror (errno));
+    return -1;
+  }
+  mirror_stream_start (d);
+  return 0;
+}
+
 /* The migration id, from what every filter said.  -1 after setup_error. */
 static int
 derive_id (struct migration *m)
@@ -267,6 +301,10 @@ setup_disks (struct migration *m)
     m->cut.flipped = true;
     m->cut.flipped_at_start = true;
   }
+  if (flipped == 0 && convergence_mirrors (m->opts->converge))
+    for (uint32_t i = 0; i < m->ndisks; i++)
+      if (start_mirror (&m->disks[i]) == -1)
+        return -1;
   for (uint32_t i = 0; i < m->ndisks; i++)
     if (hand_over_control (&m->disks[i]) == -1)
       return -1;
