@@ -433,6 +433,15 @@ conn_input_room (struct stm_conn *c)
   return true;
 }
 
+/* The burst of messages read is over (on_idle); the callback may close
+ * the connection, so nothing touches it afterwards. */
+static void
+notify_idle (struct stm_conn *c)
+{
+  if (!c->paused && !c->user_done && c->cb.on_idle != NULL)
+    c->cb.on_idle (c, c->opaque);
+}
+
 static void
 conn_read_step (struct stm_conn *c)
 {
@@ -458,6 +467,7 @@ conn_read_step (struct stm_conn *c)
     n = c->ops->recv (&c->link, c->in + c->in_end, c->in_cap - c->in_end);
     if (n == CONN_IO_AGAIN) {
       c->recv_wants_write = c->link.wants_write;
+      notify_idle (c);
       return;
     }
     if (n == CONN_IO_EOF || n == CONN_IO_TRUNCATED) {
@@ -481,6 +491,7 @@ conn_read_step (struct stm_conn *c)
      * socket will never announce again, so come back by ourselves. */
     if ((size_t) n >= budget) {
       conn_kick (c);
+      notify_idle (c);
       return;
     }
     budget -= n;

@@ -37,6 +37,11 @@ struct stm_conn_callbacks {
   void (*on_message) (struct stm_conn *conn, const struct wire_msg *msg, void *opaque);
   /* The output queue fell below the low water mark. (may be NULL) */
   void (*on_drain) (struct stm_conn *conn, void *opaque);
+  /* Every message received so far has been handed to on_message and the
+   * connection stops reading for now (nothing more to read, or its read
+   * budget is spent): work deferred to the end of a burst of messages
+   * may be done now.  (may be NULL) */
+  void (*on_idle) (struct stm_conn *conn, void *opaque);
   /* The connection failed or the peer closed it: reason says which, in
    * words ("TLS handshake failed: ...", "peer closed the connection",
    * "malformed message: ...").  After this callback returns the connection

@@ -94,6 +94,7 @@ struct session {
   uint64_t disk_size[WIRE_MAX_DISKS];
 
   bool in_pass;
+  uint64_t sync_deferred;        /* a SYNC to answer at the burst's end; 0: none */
   uint32_t pass;
   uint64_t pass_data_bytes;      /* DATA bytes in the current pass */
   uint64_t pass_zero_bytes;      /* bytes zeroed in the current pass */
@@ -653,22 +654,49 @@ handle_pass_end (struct session *s, uint32_t pass)
   s->pass_zero_bytes = 0;
 }
 
-static void
-handle_sync (struct session *s, uint64_t seq)
+/* Make everything written durable and answer DURABLE seq.  -1 after
+ * failing the session (which frees it). */
+static int
+make_durable (struct session *s, uint64_t seq)
 {
   uint8_t frame[WIRE_ENCODE_MAX];
   struct migration_record next;
 
   if (sync_outputs (s) == -1)
-    return;
+    return -1;
   /* fdatasync may take long; that is our time, not the sender's silence. */
   s->last_message_ns = time_monotonic_ns ();
   next = *s->env->record;
   migration_record_durable (&next, seq);
   if (store_record (s, &next, "to record a durable sync (the data is on disk "
                     "but DURABLE was not sent)") == -1)
-    return;
+    return -1;
   (void) send_frame (s, frame, wire_encode_durable (frame, seq));
+  return 0;
+}
+
+/* SYNC: made durable at the end of the burst of messages it came in
+ * (on_idle), or before the next message that is not data, so that one
+ * fdatasync (and one state file update) answers every SYNC of a burst:
+ * DURABLE n covers every seq up to n.  A sender that mirrors guest
+ * writes sends SYNCs often, and under mirror-sync the guest waits for
+ * each. */
+static void
+handle_sync (struct session *s, uint64_t seq)
+{
+  s->sync_deferred = seq;
+}
+
+/* Answer the deferred SYNC, if any.  -1 after failing the session. */
+static int
+flush_deferred_sync (struct session *s)
+{
+  uint64_t seq = s->sync_deferred;
+
+  if (seq == 0)
+    return 0;
+  s->sync_deferred = 0;
+  return make_durable (s, seq);
 }
 
 /* COMMIT: the first phase of the two-phase commit.  The image is made
@@ -799,6 +827,15 @@ unexpected (struct session *s, enum wire_type type)
 }
 
 static void
+on_idle (struct stm_conn *conn, void *opaque)
+{
+  struct session *s = opaque;
+
+  if (s->state == SESSION_ACTIVE)
+    (void) flush_deferred_sync (s);
+}
+
+static void
 on_message (struct stm_conn *conn, const struct wire_msg *msg, void *opaque)
 {
   struct session *s = opaque;
@@ -827,6 +864,10 @@ on_message (struct stm_conn *conn, const struct wire_msg *msg, void *opaque)
     unexpected (s, msg->type);
     return;
   }
+  /* A deferred SYNC is answered before anything but more data. */
+  if (msg->type != WIRE_DATA && msg->type != WIRE_ZERO && msg->type != WIRE_SYNC &&
+      flush_deferred_sync (s) == -1)
+    return;
   if (s->committed_pending) {
     /* The sender waits for COMMITTED before anything else (an OUTCOME
      * now would report a flip to a URI it was never given). */
@@ -926,6 +967,7 @@ on_timer (struct ev_loop *loop, ev_timer *w, int revents)
 static const struct stm_conn_callbacks session_callbacks = {
   .on_ready = on_ready,
   .on_message = on_message,
+  .on_idle = on_idle,
   .on_drain = on_drain,
   .on_close = on_close,
 };
