@@ -226,7 +226,8 @@ send_below (struct migration_disk *d, uint64_t limit, uint64_t wait_to,
 
 /* Cut a SYNC for the records sent since the last one if it is due
  * (mirror_stream.h).  Not within the final pass, which its own SYNC
- * ends. */
+ * ends.  While FREEZE drains the gate it is: mirror-sync writers in the
+ * gate wait for their records to be durable. */
 static void
 sync_if_due (struct migration_disk *d)
 {
@@ -235,7 +236,7 @@ sync_if_due (struct migration_disk *d)
 
   if (m->cur.final_pass && (m->phase == PHASE_PASS || m->phase == PHASE_PASS_SYNC))
     return;
-  if (m->phase == PHASE_FREEZING || m->phase == PHASE_CHECKING)
+  if (m->phase == PHASE_CHECKING)
     return;
   if (sync_ledger_mirror_due (&d->ledger, time_monotonic_ns (),
                               mr->cons.ring.hdr->sync != 0,
