@@ -268,6 +268,12 @@ migration_finish (struct migration *m)
     if (d->reader)
       source_reader_stop (d->reader);
     flush_probe_abandon (d->flush_probe);
+    /* The mirror ring's watchers would keep the loop running too (the
+     * ring itself goes with the owning connection). */
+    if (d->mirror.on) {
+      ev_io_stop (m->loop, &d->mirror.wake);
+      ev_timer_stop (m->loop, &d->mirror.nap);
+    }
   }
   if (m->conn) {
     struct stm_conn *conn = m->conn;
