@@ -34,7 +34,7 @@ run_group ()
     done
 
     start_stm_recv "${outputs[@]}" --tls-psk "$tmp/keys.psk" --json --once
-    run_group_send "$name" 50 "${disks[@]}" -- --tls-psk "$tmp/keys.psk" \
+    run_group_send "$name" 40 "${disks[@]}" -- --tls-psk "$tmp/keys.psk" \
         --converge mirror --max-passes 10
     [ "$EXIT_STATUS" -eq 0 ] ||
         fail "$name: stm-send exited with $EXIT_STATUS: $(tail -n 3 "$tmp/$name.err")"
