@@ -351,8 +351,9 @@ wait_for_room (struct mirror *m, uint64_t data_len, uint64_t *pos)
       mirror_ring_is_stopped (&m->ring) ||
       __atomic_load_n (&m->slot->freezing, __ATOMIC_RELAXED))
     return false;
-  r = mirror_wait_room (&m->ring, data_len, &policy, pos, &waited_ns);
+  /* Counted now, so that STATUS shows writes waiting. */
   __atomic_fetch_add (&m->counters->full_waits, 1, __ATOMIC_RELAXED);
+  r = mirror_wait_room (&m->ring, data_len, &policy, pos, &waited_ns);
   __atomic_fetch_add (&m->counters->full_wait_ns, waited_ns, __ATOMIC_RELAXED);
   if (r != MIRROR_WAIT_ROOM)
     __atomic_fetch_add (&m->counters->full_timeouts, 1, __ATOMIC_RELAXED);

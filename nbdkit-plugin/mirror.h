@@ -39,8 +39,8 @@ struct mirror_counters {
   uint64_t fallbacks;            /* requests marked dirty instead */
   uint64_t sync_timeouts;        /* mirror-sync waits that timed out */
   uint64_t requeued;             /* records turned back into dirty blocks */
-  uint64_t full_waits;           /* writes that waited for room */
-  uint64_t full_wait_ns;         /* the time they spent waiting */
+  uint64_t full_waits;           /* writes that waited (or wait) for room */
+  uint64_t full_wait_ns;         /* the time they spent waiting, once done */
   uint64_t full_timeouts;        /* waits that ended without room */
 };
 

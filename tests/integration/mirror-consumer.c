@@ -470,6 +470,9 @@ main (int argc, char *argv[])
   }
 
   command ("FREEZE", line, sizeof line);
+  /* Its drain_ms tells how long the writes in flight held the freeze. */
+  printf ("%s\n", line);
+  fflush (stdout);
   /* Frozen and drained: every record is committed, and the head is final. */
   apply_records (mirror_consumer_clock (&cons), false);
   command ("STATUS", line, sizeof line);
