@@ -29,7 +29,9 @@
  * earlier lap holds a smaller number and a granule inside some record's
  * data never has its flag written, so the consumer cannot mistake stale
  * bytes (or guest data shaped like a header) for a record.  Writers share
- * no lock: only the atomic head, and each waits for nobody.
+ * no lock: only the atomic head, and each waits for nobody while the ring
+ * has room (a writer that finds it full may wait for room, bounded:
+ * mirror_wait.h, which is not pure and lives apart).
  *
  * The position of a record is also its sequence number: records are
  * ordered by reservation, and a write reserves only after the plugin has
