@@ -417,7 +417,6 @@ mirror_queue_state (const struct mirror *m, struct mirror_queue *q)
     durable_entries = entries;
   q->capacity = m->ring.capacity;
   q->sync = m->sync;
-  q->full_wait_ns = m->full_wait_ns;
   q->head = head;
   q->queued_bytes = head - consumed;
   q->queued_entries = entries - consumed_entries;

@@ -109,7 +109,6 @@ bool mirror_request (struct mirror *m, enum mirror_record_type type,
 struct mirror_queue {
   uint64_t capacity;
   bool sync;
-  uint64_t full_wait_ns;                     /* MIRROR START's wait */
   uint64_t queued_entries, queued_bytes;     /* not taken by the consumer */
   uint64_t unsynced_entries, unsynced_bytes; /* not durable */
   uint64_t head;
