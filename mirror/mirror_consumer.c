@@ -16,6 +16,7 @@
 
 #include "mirror_consumer.h"
 #include "mirror_ring.h"
+#include "mirror_wait.h"
 
 int
 mirror_consumer_map (struct mirror_consumer *c, int area_fd, int page_fd,
@@ -105,12 +106,10 @@ mirror_consumer_durable (struct mirror_consumer *c, uint64_t pos,
   /* Release: the consumer has finished reading the records below pos
    * before a writer may overwrite them. */
   __atomic_store_n (&c->page->durable, pos, __ATOMIC_RELEASE);
-  /* Only mirror-sync writers wait for it. */
-  if (c->ring.hdr->sync) {
-    __atomic_fetch_add (&c->page->durable_wake, 1, __ATOMIC_SEQ_CST);
-    syscall (SYS_futex, &c->page->durable_wake, FUTEX_WAKE, INT_MAX,
-             NULL, NULL, 0);
-  }
+  /* Only mirror-sync writers and writers waiting for room wait for it:
+   * a consumer of a ring with neither makes no system call here. */
+  if (mirror_ring_durable_wake_needed (&c->ring))
+    mirror_wait_wake_all (&c->ring);
 }
 
 uint64_t

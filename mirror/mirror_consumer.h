@@ -10,7 +10,7 @@
  * mirror_consumer_next, reports how far it has taken them
  * (mirror_consumer_taken) and, once the destination has them durable,
  * how far they are durable (mirror_consumer_durable), which frees their
- * space and releases mirror-sync writers.
+ * space and releases mirror-sync writers and writers waiting for room.
  *
  * Functions return -1 with errno set and print nothing: the caller says
  * what failed.
@@ -49,7 +49,8 @@ void mirror_consumer_taken (struct mirror_consumer *c, uint64_t pos,
                             uint64_t entries);
 
 /* Everything before pos is durable on the destination: the ring may reuse
- * its space, and mirror-sync writers waiting for it are woken. */
+ * its space, and mirror-sync writers waiting for it, and writers waiting
+ * for room in a full ring, are woken. */
 void mirror_consumer_durable (struct mirror_consumer *c, uint64_t pos,
                               uint64_t entries);
 

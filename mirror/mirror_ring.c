@@ -55,7 +55,8 @@ void
 mirror_ring_format (struct mirror_ring *r, void *area, uint64_t capacity,
                     struct mirror_consumer_page *cons,
                     uint64_t image_size, uint32_t block_size,
-                    bool sync, uint64_t sync_timeout_ns)
+                    bool sync, uint64_t sync_timeout_ns,
+                    uint64_t full_wait_ns)
 {
   struct mirror_ring_header *hdr = area;
 
@@ -72,6 +73,7 @@ mirror_ring_format (struct mirror_ring *r, void *area, uint64_t capacity,
   hdr->block_size = block_size;
   hdr->sync = sync ? 1 : 0;
   hdr->sync_timeout_ns = sync_timeout_ns;
+  hdr->full_wait_ns = full_wait_ns;
   cons->magic = MIRROR_CONSUMER_MAGIC;
   set_view (r, area, capacity, cons);
   /* Last, so that a header with the magic is complete. */
@@ -136,15 +138,50 @@ mirror_ring_durable (const struct mirror_ring *r)
 }
 
 bool
+mirror_ring_can_hold (const struct mirror_ring *r, uint64_t data_len)
+{
+  /* The first test keeps the rounding in mirror_record_size from
+   * wrapping. */
+  return data_len <= r->capacity &&
+    mirror_record_size (data_len) <= r->capacity;
+}
+
+bool
+mirror_ring_is_stopped (const struct mirror_ring *r)
+{
+  return __atomic_load_n (&r->hdr->stopped, __ATOMIC_ACQUIRE) != 0;
+}
+
+void
+mirror_ring_waiter_enter (struct mirror_ring *r)
+{
+  __atomic_fetch_add (&r->hdr->full_waiters, 1, __ATOMIC_SEQ_CST);
+  __atomic_thread_fence (__ATOMIC_SEQ_CST);
+}
+
+void
+mirror_ring_waiter_leave (struct mirror_ring *r)
+{
+  __atomic_fetch_sub (&r->hdr->full_waiters, 1, __ATOMIC_RELAXED);
+}
+
+bool
+mirror_ring_durable_wake_needed (const struct mirror_ring *r)
+{
+  /* The store of durable before this, the load of the waiters after. */
+  __atomic_thread_fence (__ATOMIC_SEQ_CST);
+  return r->hdr->sync != 0 ||
+    __atomic_load_n (&r->hdr->full_waiters, __ATOMIC_RELAXED) != 0;
+}
+
+bool
 mirror_ring_reserve (struct mirror_ring *r, uint64_t data_len, uint64_t *pos)
 {
   uint64_t size, head;
 
-  if (data_len > r->capacity)
+  if (!mirror_ring_can_hold (r, data_len))
     return false;
   size = mirror_record_size (data_len);
-  if (size > r->capacity)
-    return false;
 
   head = __atomic_load_n (&r->hdr->head, __ATOMIC_RELAXED);
   for (;;) {

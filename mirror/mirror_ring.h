@@ -29,7 +29,9 @@
  * earlier lap holds a smaller number and a granule inside some record's
  * data never has its flag written, so the consumer cannot mistake stale
  * bytes (or guest data shaped like a header) for a record.  Writers share
- * no lock: only the atomic head, and each waits for nobody.
+ * no lock: only the atomic head, and each waits for nobody while the ring
+ * has room (a writer that finds it full may wait for room, bounded:
+ * mirror_wait.h, which is not pure and lives apart).
  *
  * The position of a record is also its sequence number: records are
  * ordered by reservation, and a write reserves only after the plugin has
@@ -46,7 +48,8 @@
 
 #define MIRROR_RING_MAGIC UINT64_C(0x73746d6d6972726f)      /* "stmmirro" */
 #define MIRROR_CONSUMER_MAGIC UINT64_C(0x73746d6d69726363)  /* "stmmircc" */
-#define MIRROR_RING_VERSION 1
+/* 2: the header gained full_wait_ns and full_waiters. */
+#define MIRROR_RING_VERSION 2
 #define MIRROR_GRANULE 64u
 #define MIRROR_HEADER_PAGE 4096u
 /* Ring sizes MIRROR START accepts: powers of two from 1 MiB to 4 GiB. */
@@ -73,10 +76,14 @@ struct mirror_ring_header {
   uint32_t block_size;           /* the filter's migrate-block */
   uint32_t sync;                 /* 1: mirror-sync (writers wait) */
   uint64_t sync_timeout_ns;      /* longest a mirror-sync write waits */
+  uint64_t full_wait_ns;         /* longest a write waits for room (0: none) */
   /* Written by writers: each on a cache line of its own. */
   uint64_t head __attribute__((aligned (64)));   /* next position, atomic */
   uint64_t entries __attribute__((aligned (64))); /* records reserved */
   uint64_t stopped __attribute__((aligned (64)));  /* 1: no more records */
+  /* Writers waiting for room right now: the consumer wakes them only
+   * when there are some (mirror_ring_durable_wake_needed). */
+  uint32_t full_waiters __attribute__((aligned (64)));
 };
 
 /* The consumer page (its own memfd, writable by the consumer). */
@@ -89,8 +96,10 @@ struct mirror_consumer_page {
    * ring reuses space below it.  Never past consumed. */
   uint64_t durable __attribute__((aligned (64)));
   uint64_t durable_entries;
-  /* Bumped after every change of durable; mirror-sync writers wait on it
-   * (a futex word). */
+  /* Bumped after a change of durable that a writer may wait for (every
+   * one in mirror-sync; in mirror, while full_waiters is not 0):
+   * mirror-sync writers and writers waiting for room wait on it (a futex
+   * word). */
   uint32_t durable_wake;
   /* 1 while the consumer sleeps on the eventfd: the next commit signals
    * it (and clears this). */
@@ -136,11 +145,13 @@ uint64_t mirror_ring_area_size (uint64_t capacity);
 bool mirror_ring_capacity_ok (uint64_t capacity);
 
 /* Lay a new ring out on zeroed memory of mirror_ring_area_size (capacity)
- * bytes and a zeroed consumer page, and fill in the view r. */
+ * bytes and a zeroed consumer page, and fill in the view r.  full_wait_ns:
+ * how long a write that finds no room may wait for it (0: not at all). */
 void mirror_ring_format (struct mirror_ring *r, void *area, uint64_t capacity,
                          struct mirror_consumer_page *cons,
                          uint64_t image_size, uint32_t block_size,
-                         bool sync, uint64_t sync_timeout_ns);
+                         bool sync, uint64_t sync_timeout_ns,
+                         uint64_t full_wait_ns);
 
 /* Fill in the view r of an existing ring (the consumer, after mapping).
  * Returns -1 with errno EINVAL if the area is not a ring of this version
@@ -159,6 +170,20 @@ uint64_t mirror_record_size (uint64_t data_len);
  * larger than the ring, or the ring is stopped).  Lock free. */
 bool mirror_ring_reserve (struct mirror_ring *r, uint64_t data_len,
                           uint64_t *pos);
+
+/* Could a record carrying data_len bytes ever fit, in an empty ring?  If
+ * not, waiting for room is pointless. */
+bool mirror_ring_can_hold (const struct mirror_ring *r, uint64_t data_len);
+
+/* Has the ring been stopped (no more records)? */
+bool mirror_ring_is_stopped (const struct mirror_ring *r);
+
+/* A writer starts or stops waiting for room (mirror_wait.h).  Starting
+ * is a full fence, after which the writer looks at the durable position:
+ * paired with the fence in mirror_ring_durable_wake_needed, either the
+ * consumer sees the waiter or the waiter sees the new position. */
+void mirror_ring_waiter_enter (struct mirror_ring *r);
+void mirror_ring_waiter_leave (struct mirror_ring *r);
 
 /* Copy len bytes into the data of the record reserved at pos, at byte
  * skip of its data.  The caller has the reservation. */
@@ -185,6 +210,12 @@ uint64_t mirror_ring_head (const struct mirror_ring *r);
  * errno EPROTO if what is there is not a record of this ring. */
 int mirror_ring_peek (const struct mirror_ring *r, uint64_t pos,
                       struct mirror_entry *e);
+
+/* The consumer has just moved durable: must it bump durable_wake and
+ * wake the futex?  Yes in mirror-sync (every write waits for durable),
+ * and while any writer waits for room.  Begins with a full fence (see
+ * mirror_ring_waiter_enter). */
+bool mirror_ring_durable_wake_needed (const struct mirror_ring *r);
 
 /* --- after the consumer has gone (the filter, every writer gone) --- */
 

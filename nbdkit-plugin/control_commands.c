@@ -112,7 +112,7 @@ do_status (struct migration_state *st, enum control_role role,
                 preconnect_state_name (st->preconnect.state));
   /* The mirror ring's fields follow, on the same line. */
   {
-    char base[CONTROL_REPLY_MAX], mirror[512];
+    char base[CONTROL_REPLY_MAX], mirror[CONTROL_MIRROR_STATUS_MAX];
 
     memcpy (base, reply->line, reply->len - 1);    /* without the newline */
     base[reply->len - 1] = '\0';
@@ -388,6 +388,8 @@ static void
 note_unfrozen (struct migration_state *st)
 {
   st->frozen_until_ns = time_monotonic_ns ();
+  /* Writes may wait for room in a full mirror ring again. */
+  control_mirror_freezing (st, false);
 }
 
 static void
@@ -455,6 +457,9 @@ do_freeze (struct migration_state *st, struct control_reply *reply)
 
   started = time_monotonic_ns ();
   st->frozen_since_ns = started;
+  /* A write waiting for room in a full mirror ring would hold the drain
+   * for up to its wait: it falls back to its dirty bits instead. */
+  control_mirror_freezing (st, true);
   if (write_gate_close_and_drain (&st->gate, st->freeze_timeout_ns) == -1) {
     write_gate_open (&st->gate);
     note_unfrozen (st);

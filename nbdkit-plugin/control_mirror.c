@@ -20,8 +20,8 @@
 #include "mirror_ring.h"
 #include "time_units.h"
 
-/* The longest a mirror-sync write may wait for the destination: as long
- * as a freeze may hold it. */
+/* The longest a mirror-sync write may wait for the destination, and a
+ * write for room in a full ring: as long as a freeze may hold it. */
 #define MAX_SYNC_TIMEOUT_MS (MIGRATE_MAX_FREEZE_TIMEOUT_NS / NS_PER_MS)
 
 bool
@@ -44,9 +44,16 @@ control_mirror_start (struct migration_state *st,
               req->sync_timeout_ms);
     return false;
   }
+  if (req->full_wait_ms > MAX_SYNC_TIMEOUT_MS) {
+    snprintf (line, size, "ERR EINVAL MIRROR START wait %" PRIu64
+              " ms is longer than the limit of 24h; nothing was changed",
+              req->full_wait_ms);
+    return false;
+  }
   m = mirror_create (req->ring_bytes, st->size, st->block_size, &st->dirty,
                      &st->mirror_counters, req->mirror_sync,
-                     req->sync_timeout_ms * NS_PER_MS, why, sizeof why);
+                     req->sync_timeout_ms * NS_PER_MS,
+                     req->full_wait_ms * NS_PER_MS, why, sizeof why);
   if (m == NULL) {
     snprintf (line, size, "ERR ENOMEM cannot make a mirror ring of %" PRIu64
               " bytes: %s; nothing was changed", req->ring_bytes, why);
@@ -68,13 +75,15 @@ control_mirror_start (struct migration_state *st,
     return false;
   }
   nbdkit_debug ("migrate: mirroring every guest write through a ring of %"
-                PRIu64 " bytes (%s)", req->ring_bytes,
-                req->mirror_sync ? "mirror-sync" : "mirror");
+                PRIu64 " bytes (%s); a write that finds it full waits %"
+                PRIu64 " ms for room", req->ring_bytes,
+                req->mirror_sync ? "mirror-sync" : "mirror", req->full_wait_ms);
   snprintf (line, size, "OK mirror mode=%s ring_bytes=%" PRIu64
-            " area_bytes=%" PRIu64 " sync_timeout_ms=%" PRIu64 " fds=3",
+            " area_bytes=%" PRIu64 " sync_timeout_ms=%" PRIu64
+            " full_wait_ms=%" PRIu64 " fds=3",
             req->mirror_sync ? "mirror-sync" : "mirror", req->ring_bytes,
             mirror_ring_area_size (req->ring_bytes),
-            req->mirror_sync ? req->sync_timeout_ms : 0);
+            req->mirror_sync ? req->sync_timeout_ms : 0, req->full_wait_ms);
   return true;
 }
 
@@ -137,7 +146,8 @@ control_mirror_status (struct migration_state *st, char *buf, size_t size)
             " mirror_clock=%" PRIu64 " mirror_entries=%" PRIu64
             " mirror_bytes=%" PRIu64 " mirror_fallbacks=%" PRIu64
             " mirror_sync_timeouts=%" PRIu64 " mirror_requeued=%" PRIu64
-            " write_overlaps=%" PRIu64,
+            " mirror_full_waits=%" PRIu64 " mirror_full_wait_ms=%" PRIu64
+            " mirror_full_timeouts=%" PRIu64 " write_overlaps=%" PRIu64,
             m == NULL ? "off" : q.sync ? "mirror-sync" : "mirror",
             q.capacity, q.queued_entries, q.queued_bytes,
             q.unsynced_entries, q.unsynced_bytes, q.head,
@@ -146,8 +156,17 @@ control_mirror_status (struct migration_state *st, char *buf, size_t size)
             __atomic_load_n (&c->fallbacks, __ATOMIC_RELAXED),
             __atomic_load_n (&c->sync_timeouts, __ATOMIC_RELAXED),
             __atomic_load_n (&c->requeued, __ATOMIC_RELAXED),
+            __atomic_load_n (&c->full_waits, __ATOMIC_RELAXED),
+            __atomic_load_n (&c->full_wait_ns, __ATOMIC_RELAXED) / NS_PER_MS,
+            __atomic_load_n (&c->full_timeouts, __ATOMIC_RELAXED),
             __atomic_load_n (&st->overlaps, __ATOMIC_RELAXED));
   mirror_release (m);
+}
+
+void
+control_mirror_freezing (struct migration_state *st, bool freezing)
+{
+  mirror_slot_set_freezing (&st->mirror, freezing);
 }
 
 bool

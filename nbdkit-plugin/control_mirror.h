@@ -30,9 +30,18 @@ void control_mirror_stop (struct migration_state *st, char *line, size_t size);
  * logging it if a ring was in force. */
 void control_mirror_end (struct migration_state *st, const char *why);
 
-/* The STATUS fields about mirroring, " key=value" each, into buf. */
+/* The STATUS fields about mirroring, " key=value" each, into buf, which
+ * CONTROL_MIRROR_STATUS_MAX bytes hold whatever the values. */
+#define CONTROL_MIRROR_STATUS_MAX 1024
 void control_mirror_status (struct migration_state *st,
                             char *buf, size_t size);
+
+/* FREEZE is about to close the gate (freezing true), or the gate has
+ * opened again (false: a thaw, a failed freeze, a flip).  In between, a
+ * write that finds the ring full does not wait for room (and one waiting
+ * stops at once): it falls back to its dirty bits, which the final pass
+ * sends, instead of lengthening the drain. */
+void control_mirror_freezing (struct migration_state *st, bool freezing);
 
 /* May the source flip as far as mirroring goes?  False, with the reason
  * in why, while a ring holds records the destination has not made

@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -33,10 +32,11 @@
 #include "clock.h"
 #include "mirror.h"
 #include "mirror_ring.h"
+#include "mirror_wait.h"
 #include "time_units.h"
 
-/* How often a mirror-sync writer waiting for the destination checks
- * whether nbdkit is shutting down. */
+/* How often a writer waiting for the destination (mirror-sync) or for
+ * room in a full ring checks whether nbdkit is shutting down. */
 #define SYNC_WAIT_SLICE_NS (100 * NS_PER_MS)
 
 struct mirror {
@@ -48,6 +48,8 @@ struct mirror {
   unsigned refs;                 /* atomic */
   bool sync;
   uint64_t sync_timeout_ns;
+  uint64_t full_wait_ns;
+  struct mirror_slot *slot;      /* where it is installed (its freezing) */
   uint32_t block_size;
   struct block_bitmap *dirty;
   struct mirror_counters *counters;
@@ -100,7 +102,7 @@ shared_memory (const char *name, uint64_t size, void **map,
 struct mirror *
 mirror_create (uint64_t capacity, uint64_t image_size, uint32_t block_size,
                struct block_bitmap *dirty, struct mirror_counters *counters,
-               bool sync, uint64_t sync_timeout_ns,
+               bool sync, uint64_t sync_timeout_ns, uint64_t full_wait_ns,
                char *why, size_t why_size)
 {
   struct mirror *m = calloc (1, sizeof *m);
@@ -114,6 +116,7 @@ mirror_create (uint64_t capacity, uint64_t image_size, uint32_t block_size,
   m->refs = 1;
   m->sync = sync;
   m->sync_timeout_ns = sync_timeout_ns;
+  m->full_wait_ns = full_wait_ns;
   m->block_size = block_size;
   m->dirty = dirty;
   m->counters = counters;
@@ -131,7 +134,7 @@ mirror_create (uint64_t capacity, uint64_t image_size, uint32_t block_size,
     goto fail;
   m->page = page;
   mirror_ring_format (&m->ring, m->area, capacity, m->page, image_size,
-                      block_size, sync, sync_timeout_ns);
+                      block_size, sync, sync_timeout_ns, full_wait_ns);
   if (fcntl (m->area_fd, F_ADD_SEALS,
              F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL)
       == -1) {
@@ -175,6 +178,8 @@ mirror_slot_install (struct mirror_slot *slot, struct mirror *m)
 {
   struct mirror *none = NULL;
 
+  /* Before it is published: a writer finds m only through the slot. */
+  m->slot = slot;
   return __atomic_compare_exchange_n (&slot->current, &none, m, false,
                                       __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 }
@@ -201,15 +206,13 @@ mirror_slot_acquire (struct mirror_slot *slot)
 }
 
 /* Wake whoever waits on the ring: a consumer asleep on the eventfd, and
- * mirror-sync writers waiting for the durable position. */
+ * writers waiting for the durable position (mirror-sync) or for room. */
 static void
 wake_all (struct mirror *m)
 {
   uint64_t one = 1;
 
-  __atomic_fetch_add (&m->page->durable_wake, 1, __ATOMIC_SEQ_CST);
-  syscall (SYS_futex, &m->page->durable_wake, FUTEX_WAKE, INT_MAX,
-           NULL, NULL, 0);
+  mirror_wait_wake_all (&m->ring);
   if (write (m->event_fd, &one, sizeof one) == -1 && errno != EAGAIN)
     nbdkit_debug ("migrate: mirror: waking the consumer: %m");
 }
@@ -229,6 +232,22 @@ mirror_slot_remove (struct mirror_slot *slot)
   __atomic_store_n (&m->ring.hdr->stopped, 1, __ATOMIC_RELEASE);
   wake_all (m);
   return m;
+}
+
+void
+mirror_slot_set_freezing (struct mirror_slot *slot, bool freezing)
+{
+  struct mirror *m;
+
+  __atomic_store_n (&slot->freezing, freezing ? 1 : 0, __ATOMIC_SEQ_CST);
+  if (!freezing)
+    return;
+  /* After the store: a writer that loaded durable_wake before it sees
+   * the word change, one that loads it after sees the flag. */
+  m = mirror_slot_acquire (slot);
+  if (m != NULL)
+    mirror_wait_wake_all (&m->ring);
+  mirror_release (m);
 }
 
 struct requeue {
@@ -299,6 +318,48 @@ wait_durable (struct mirror *m, uint64_t end)
   }
 }
 
+/* Should a writer waiting for room stop?  When FREEZE closes the gate
+ * (the write would otherwise lengthen the drain), or nbdkit is shutting
+ * down. */
+static bool
+give_up_waiting (void *opaque)
+{
+  const struct mirror *m = opaque;
+
+  return __atomic_load_n (&m->slot->freezing, __ATOMIC_SEQ_CST) ||
+    nbdkit_nanosleep (0, 0) == -1;
+}
+
+/* The ring has no room for a record of data_len bytes: wait for the
+ * consumer to make some, as MIRROR START allowed.  Returns true with the
+ * record reserved at *pos. */
+static bool
+wait_for_room (struct mirror *m, uint64_t data_len, uint64_t *pos)
+{
+  const struct mirror_wait_policy policy = {
+    .timeout_ns = m->full_wait_ns,
+    .slice_ns = SYNC_WAIT_SLICE_NS,
+    .give_up = give_up_waiting,
+    .opaque = m,
+  };
+  enum mirror_wait_result r;
+  uint64_t waited_ns;
+
+  /* Waiting is pointless for a record larger than the ring and a ring
+   * that is stopped, and not allowed while FREEZE closes the gate. */
+  if (m->full_wait_ns == 0 || !mirror_ring_can_hold (&m->ring, data_len) ||
+      mirror_ring_is_stopped (&m->ring) ||
+      __atomic_load_n (&m->slot->freezing, __ATOMIC_RELAXED))
+    return false;
+  /* Counted now, so that STATUS shows writes waiting. */
+  __atomic_fetch_add (&m->counters->full_waits, 1, __ATOMIC_RELAXED);
+  r = mirror_wait_room (&m->ring, data_len, &policy, pos, &waited_ns);
+  __atomic_fetch_add (&m->counters->full_wait_ns, waited_ns, __ATOMIC_RELAXED);
+  if (r != MIRROR_WAIT_ROOM)
+    __atomic_fetch_add (&m->counters->full_timeouts, 1, __ATOMIC_RELAXED);
+  return r == MIRROR_WAIT_ROOM;
+}
+
 bool
 mirror_request (struct mirror *m, enum mirror_record_type type,
                 const void *buf, uint32_t count, uint64_t offset)
@@ -306,7 +367,8 @@ mirror_request (struct mirror *m, enum mirror_record_type type,
   uint64_t data_len = type == MIRROR_WRITE ? count : 0;
   uint64_t pos;
 
-  if (!mirror_ring_reserve (&m->ring, data_len, &pos)) {
+  if (!mirror_ring_reserve (&m->ring, data_len, &pos) &&
+      !wait_for_room (m, data_len, &pos)) {
     __atomic_fetch_add (&m->counters->fallbacks, 1, __ATOMIC_RELAXED);
     return false;
   }

@@ -29,9 +29,9 @@ struct word {
   size_t len;
 };
 
-/* The most words any request has ("MIRROR START n sync t"); one more is
- * stored so that an extra argument is noticed. */
-#define MAX_WORDS 6
+/* The most words any request has ("MIRROR START n sync t wait w"); one
+ * more is stored so that an extra argument is noticed. */
+#define MAX_WORDS 8
 
 static bool
 is_separator (char c)
@@ -227,8 +227,52 @@ parse_preconnect (const struct word *words, size_t nwords,
   return 0;
 }
 
-/* MIRROR START <ring-bytes> [sync <timeout-ms>] | MIRROR STOP.  The
- * ring's size is checked by the filter, which knows its limits. */
+/* The options after MIRROR START's size: "sync <timeout-ms>" and
+ * "wait <ms>", in either order, each at most once. */
+static int
+parse_mirror_options (const struct word *words, size_t nwords,
+                      struct control_request *req,
+                      const char **errno_name, const char **why)
+{
+  bool have_wait = false;
+
+  for (size_t i = 3; i < nwords; i += 2) {
+    if (i + 1 == nwords)
+      FAIL ("EINVAL", "MIRROR START's sync and wait each need a number of "
+            "milliseconds");
+    if (word_is (&words[i], "sync")) {
+      if (req->mirror_sync)
+        FAIL ("EINVAL", "MIRROR START takes sync at most once");
+      if (number_argument (&words[i + 1], &req->sync_timeout_ms,
+                           "MIRROR START sync timeout is not a decimal number",
+                           "MIRROR START sync timeout does not fit in 64 bits",
+                           errno_name, why) == -1)
+        return -1;
+      if (req->sync_timeout_ms == 0)
+        FAIL ("EINVAL", "MIRROR START sync timeout must be longer than zero");
+      req->mirror_sync = true;
+    }
+    else if (word_is (&words[i], "wait")) {
+      if (have_wait)
+        FAIL ("EINVAL", "MIRROR START takes wait at most once");
+      /* 0 is allowed: no wait, as without the keyword. */
+      if (number_argument (&words[i + 1], &req->full_wait_ms,
+                           "MIRROR START wait is not a decimal number",
+                           "MIRROR START wait does not fit in 64 bits",
+                           errno_name, why) == -1)
+        return -1;
+      have_wait = true;
+    }
+    else
+      FAIL ("EINVAL", "MIRROR START's options are sync <timeout-ms> and "
+            "wait <ms>");
+  }
+  return 0;
+}
+
+/* MIRROR START <ring-bytes> [sync <timeout-ms>] [wait <ms>] | MIRROR STOP.
+ * The ring's size and the bounds of the times are checked by the filter,
+ * which knows its limits. */
 static int
 parse_mirror (const struct word *words, size_t nwords,
               struct control_request *req,
@@ -246,26 +290,16 @@ parse_mirror (const struct word *words, size_t nwords,
     FAIL ("EINVAL", "MIRROR needs START or STOP");
   if (nwords < 3)
     FAIL ("EINVAL", "MIRROR START needs the ring's size in bytes");
-  if (nwords != 3 && nwords != 5)
+  if (nwords > 7)
     FAIL ("EINVAL", "MIRROR START takes a size, then optionally "
-          "sync and a timeout in milliseconds");
+          "sync <timeout-ms> and wait <ms>");
   if (number_argument (&words[2], &req->ring_bytes,
                        "MIRROR START size is not a decimal number",
                        "MIRROR START size does not fit in 64 bits",
                        errno_name, why) == -1)
     return -1;
-  if (nwords == 5) {
-    if (!word_is (&words[3], "sync"))
-      FAIL ("EINVAL", "MIRROR START's third word may only be sync");
-    if (number_argument (&words[4], &req->sync_timeout_ms,
-                         "MIRROR START sync timeout is not a decimal number",
-                         "MIRROR START sync timeout does not fit in 64 bits",
-                         errno_name, why) == -1)
-      return -1;
-    if (req->sync_timeout_ms == 0)
-      FAIL ("EINVAL", "MIRROR START sync timeout must be longer than zero");
-    req->mirror_sync = true;
-  }
+  if (parse_mirror_options (words, nwords, req, errno_name, why) == -1)
+    return -1;
   req->command = CONTROL_MIRROR_START;
   return 0;
 }

@@ -16,10 +16,11 @@
  *   FLIP fence | FLIP forward <nbd-uri>
  *   PRECONNECT <nbd-uri>               (connect now for a later FLIP forward)
  *   THROTTLE <bytes-per-second>        (0 = off)
- *   MIRROR START <ring-bytes> [sync <timeout-ms>]
+ *   MIRROR START <ring-bytes> [sync <timeout-ms>] [wait <ms>]
  *                                      (hand guest writes to the owner
  *                                      through a shared ring; the reply
- *                                      carries its descriptors)
+ *                                      carries its descriptors; options
+ *                                      in either order)
  *   MIRROR STOP
  *
  * The filter parses requests with control_request_parse; the sender parses
@@ -62,6 +63,7 @@ struct control_request {
   uint64_t ring_bytes;          /* MIRROR START: the ring's data bytes */
   bool mirror_sync;             /* MIRROR START ... sync: mirror-sync */
   uint64_t sync_timeout_ms;     /* MIRROR START ... sync T */
+  uint64_t full_wait_ms;        /* MIRROR START ... wait W (0: none) */
   char uri[CONTROL_MAX_URI];    /* FLIP forward, PRECONNECT */
   /* RESET, RESUME: the migration the sender is running, or "" if the
    * request named none. */

@@ -4,7 +4,8 @@
  * can be tested before the sender takes the ring.
  *
  *   mirror-consumer --control PATH --uri NBD-URI --copy FILE --until FILE
- *                   [--ring BYTES] [--sync MS] [--stall-ms MS] [--no-ack]
+ *                   [--ring BYTES] [--sync MS] [--wait MS] [--stall-ms MS]
+ *                   [--no-ack] [--ack-delay-ms MS]
  *                   [--status-out FILE] [--chunk-delay-ms MS]
  *                   [--no-copy] [--discard] [--verbose] [--clock-after-read]
  *                   [--expect-flip-refused]
@@ -21,9 +22,14 @@
  * that fell back), THAW, and exits 0.  FILE then equals the source as it
  * was at the freeze.
  *
- * --stall-ms: take no record for that long after MIRROR START (the ring
- * fills, writes fall back to dirty).  --no-ack: never report a record
- * durable (mirror-sync writes time out; the ring fills).  "Durable" here
+ * --wait: MIRROR START ... wait MS (a write that finds the ring full
+ * waits that long for room before it falls back to dirty).  --stall-ms:
+ * take no record for that long after MIRROR START (the ring fills,
+ * writes fall back to dirty).  --no-ack: never report a record durable
+ * (mirror-sync writes time out; the ring fills).  --ack-delay-ms: sleep
+ * that long before each report of records durable, like a destination
+ * that takes that long to make a batch durable (a consumer that keeps
+ * up, but slower than the guest writes).  "Durable" here
  * means written to FILE: the copy is the destination.  --chunk-delay-ms:
  * pause after each chunk of the copy pass, so that it spans the guest's
  * writes and its reads race them.  For bench/mirror-overhead.sh:
@@ -72,6 +78,7 @@ static bool clock_after_read;
 static bool expect_flip_refused;
 static uint64_t applied_entries;
 static long chunk_delay_ms;
+static long ack_delay_ms;
 
 static void
 sleep_ms (long ms)
@@ -231,8 +238,13 @@ static void
 report_applied (void)
 {
   mirror_consumer_taken (&cons, cons.next_pos, applied_entries);
-  if (!no_ack)
-    mirror_consumer_durable (&cons, cons.next_pos, applied_entries);
+  if (no_ack)
+    return;
+  /* Only a report that frees space costs the delay. */
+  if (ack_delay_ms > 0 &&
+      __atomic_load_n (&cons.page->durable, __ATOMIC_RELAXED) != cons.next_pos)
+    sleep_ms (ack_delay_ms);
+  mirror_consumer_durable (&cons, cons.next_pos, applied_entries);
 }
 
 /* Apply records: those before the ring's position `until` (waiting for
@@ -341,17 +353,20 @@ snapshot_and_copy (struct nbd_handle *nbd, uint64_t *bytes)
 /* MIRROR START, taking the ring's descriptors from the reply, and map
  * the ring. */
 static void
-start_mirror (uint64_t ring, uint64_t sync_ms)
+start_mirror (uint64_t ring, uint64_t sync_ms, uint64_t wait_ms)
 {
   char line[4096], request[128];
   int fds[3];
   unsigned nfds = 0;
+  int n;
 
+  n = snprintf (request, sizeof request, "MIRROR START %" PRIu64, ring);
   if (sync_ms > 0)
-    snprintf (request, sizeof request, "MIRROR START %" PRIu64 " sync %" PRIu64,
-              ring, sync_ms);
-  else
-    snprintf (request, sizeof request, "MIRROR START %" PRIu64, ring);
+    n += snprintf (request + n, sizeof request - (size_t) n,
+                   " sync %" PRIu64, sync_ms);
+  if (wait_ms > 0)
+    snprintf (request + n, sizeof request - (size_t) n,
+              " wait %" PRIu64, wait_ms);
   if (write (ctl_fd, request, strlen (request)) == -1 ||
       write (ctl_fd, "\n", 1) != 1)
     die ("sending MIRROR START: %s", strerror (errno));
@@ -377,7 +392,7 @@ main (int argc, char *argv[])
   const char *control = NULL, *uri = NULL, *copy = NULL, *until = NULL;
   const char *status_out = NULL;
   bool no_copy = false;
-  uint64_t ring = 8 << 20, sync_ms = 0, stall_ms = 0, bytes;
+  uint64_t ring = 8 << 20, sync_ms = 0, wait_ms = 0, stall_ms = 0, bytes;
   static const struct option opts[] = {
     { "control", required_argument, NULL, 'c' },
     { "uri", required_argument, NULL, 'u' },
@@ -385,6 +400,8 @@ main (int argc, char *argv[])
     { "until", required_argument, NULL, 't' },
     { "ring", required_argument, NULL, 'r' },
     { "sync", required_argument, NULL, 's' },
+    { "wait", required_argument, NULL, 'w' },
+    { "ack-delay-ms", required_argument, NULL, 'a' },
     { "stall-ms", required_argument, NULL, 'S' },
     { "no-ack", no_argument, NULL, 'n' },
     { "status-out", required_argument, NULL, 'O' },
@@ -410,6 +427,8 @@ main (int argc, char *argv[])
     case 't': until = optarg; break;
     case 'r': ring = strtoull (optarg, NULL, 10); break;
     case 's': sync_ms = strtoull (optarg, NULL, 10); break;
+    case 'w': wait_ms = strtoull (optarg, NULL, 10); break;
+    case 'a': ack_delay_ms = strtol (optarg, NULL, 10); break;
     case 'S': stall_ms = strtoull (optarg, NULL, 10); break;
     case 'n': no_ack = true; break;
     case 'O': status_out = optarg; break;
@@ -426,7 +445,7 @@ main (int argc, char *argv[])
     die ("usage: --control PATH --uri URI --copy FILE --until FILE ...");
 
   connect_control (control);
-  start_mirror (ring, sync_ms);
+  start_mirror (ring, sync_ms, wait_ms);
 
   nbd = nbd_create ();
   if (nbd == NULL || nbd_connect_uri (nbd, uri) == -1)
@@ -451,6 +470,9 @@ main (int argc, char *argv[])
   }
 
   command ("FREEZE", line, sizeof line);
+  /* Its drain_ms tells how long the writes in flight held the freeze. */
+  printf ("%s\n", line);
+  fflush (stdout);
   /* Frozen and drained: every record is committed, and the head is final. */
   apply_records (mirror_consumer_clock (&cons), false);
   command ("STATUS", line, sizeof line);

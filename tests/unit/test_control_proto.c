@@ -256,6 +256,56 @@ test_mirror (void **state)
   parse_fails ("MIRROR START 1048576 sync 18446744073709551616", "ERANGE");
 }
 
+/* MIRROR START's wait: how long a write waits for room in a full ring.
+ * With sync, in either order; each at most once; 0 allowed (no wait);
+ * the upper bound is the filter's to check. */
+static void
+test_mirror_wait (void **state)
+{
+  struct control_request req;
+
+  parse_ok ("MIRROR START 1048576", &req);
+  assert_true (req.full_wait_ms == 0);
+
+  parse_ok ("MIRROR START 1048576 wait 200", &req);
+  assert_int_equal (req.command, CONTROL_MIRROR_START);
+  assert_true (req.full_wait_ms == 200);
+  assert_false (req.mirror_sync);
+
+  parse_ok ("MIRROR START 1048576 WAIT 0", &req);
+  assert_true (req.full_wait_ms == 0);
+
+  parse_ok ("MIRROR START 1048576 sync 250 wait 1000", &req);
+  assert_true (req.mirror_sync);
+  assert_true (req.sync_timeout_ms == 250);
+  assert_true (req.full_wait_ms == 1000);
+
+  parse_ok ("mirror start 2097152  wait 7\tsync 9\r\n", &req);
+  assert_true (req.ring_bytes == 2097152);
+  assert_true (req.mirror_sync);
+  assert_true (req.sync_timeout_ms == 9);
+  assert_true (req.full_wait_ms == 7);
+
+  /* Past the filter's limit of 24 h, but a number: the filter refuses. */
+  parse_ok ("MIRROR START 1048576 wait 86400001", &req);
+  assert_true (req.full_wait_ms == 86400001);
+
+  parse_fails ("MIRROR START 1048576 wait", "EINVAL");
+  parse_fails ("MIRROR START 1048576 wait -1", "EINVAL");
+  parse_fails ("MIRROR START 1048576 wait 1s", "EINVAL");
+  parse_fails ("MIRROR START 1048576 wait 0x10", "EINVAL");
+  parse_fails ("MIRROR START 1048576 wait 18446744073709551616", "ERANGE");
+  parse_fails ("MIRROR START 1048576 wait 5 wait 5", "EINVAL");
+  parse_fails ("MIRROR START 1048576 sync 5 sync 5", "EINVAL");
+  parse_fails ("MIRROR START 1048576 wait 5 sync 5 wait 5", "EINVAL");
+  parse_fails ("MIRROR START 1048576 sync 5 wait 5 sync 5", "EINVAL");
+  parse_fails ("MIRROR START 1048576 wait 5 sync", "EINVAL");
+  parse_fails ("MIRROR START 1048576 wait 5 sync 0", "EINVAL");
+  parse_fails ("MIRROR START 1048576 wait 5 pause 5", "EINVAL");
+  parse_fails ("MIRROR START 1048576 sync 5 wait 5 extra", "EINVAL");
+  parse_fails ("MIRROR START 1048576 sync 5 wait 5 a b c d", "EINVAL");
+}
+
 static void
 test_flip (void **state)
 {
@@ -614,6 +664,7 @@ main (void)
     cmocka_unit_test (test_reply_get_string),
     cmocka_unit_test (test_extent_lines),
     cmocka_unit_test (test_mirror),
+    cmocka_unit_test (test_mirror_wait),
   };
 
   return cmocka_run_group_tests (tests, NULL, NULL);

@@ -42,7 +42,7 @@ new_ring (uint64_t capacity)
   assert_non_null (t->area);
   memset (t->area, 0, mirror_ring_area_size (capacity));
   mirror_ring_format (&t->r, t->area, capacity, &t->cons, 1 << 20, 4096,
-                      false, 0);
+                      false, 0, 0);
   return t;
 }
 
@@ -385,7 +385,8 @@ test_consumer_over_memfds (void **state)
   area = mmap (NULL, area_size, PROT_READ | PROT_WRITE, MAP_SHARED, area_fd, 0);
   page = mmap (NULL, sizeof *page, PROT_READ | PROT_WRITE, MAP_SHARED, page_fd, 0);
   assert_true (area != MAP_FAILED && page != MAP_FAILED);
-  mirror_ring_format (&producer, area, capacity, page, 1 << 30, 65536, false, 0);
+  mirror_ring_format (&producer, area, capacity, page, 1 << 30, 65536, false,
+                      0, 0);
 
   assert_int_equal (mirror_consumer_map (&c, dup (area_fd), dup (page_fd),
                                          dup (event_fd)), 0);
