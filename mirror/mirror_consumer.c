@@ -112,6 +112,16 @@ mirror_consumer_durable (struct mirror_consumer *c, uint64_t pos,
     mirror_wait_wake_all (&c->ring);
 }
 
+void
+mirror_consumer_set_window (struct mirror_consumer *c, uint64_t bytes)
+{
+  uint64_t old = __atomic_exchange_n (&c->page->window, bytes, __ATOMIC_RELEASE);
+
+  if ((bytes == 0 || bytes > old) && old != 0 &&
+      mirror_ring_durable_wake_needed (&c->ring))
+    mirror_wait_wake_all (&c->ring);
+}
+
 uint64_t
 mirror_consumer_clock (const struct mirror_consumer *c)
 {

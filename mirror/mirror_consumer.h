@@ -54,6 +54,13 @@ void mirror_consumer_taken (struct mirror_consumer *c, uint64_t pos,
 void mirror_consumer_durable (struct mirror_consumer *c, uint64_t pos,
                               uint64_t entries);
 
+/* Let writers use at most bytes of the ring between the durable position
+ * and head (0: all of it), which bounds how far the destination lags:
+ * a write that finds no room waits for it or falls back to dirty bits,
+ * as with a full ring.  Waiting writers are woken, since a larger window
+ * may have room for them. */
+void mirror_consumer_set_window (struct mirror_consumer *c, uint64_t bytes);
+
 /* The ring's clock, to sample before issuing a copy read through the
  * filter: the read's data goes in the mirror order at that position
  * (docs/architecture.md, "Mirroring"). */

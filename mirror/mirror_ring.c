@@ -137,6 +137,14 @@ mirror_ring_durable (const struct mirror_ring *r)
   return durable_before (r, mirror_ring_head (r));
 }
 
+uint64_t
+mirror_ring_window (const struct mirror_ring *r)
+{
+  uint64_t w = __atomic_load_n (&r->cons->window, __ATOMIC_RELAXED);
+
+  return w == 0 || w > r->capacity ? r->capacity : w;
+}
+
 bool
 mirror_ring_can_hold (const struct mirror_ring *r, uint64_t data_len)
 {
@@ -187,8 +195,12 @@ mirror_ring_reserve (struct mirror_ring *r, uint64_t data_len, uint64_t *pos)
   for (;;) {
     if (__atomic_load_n (&r->hdr->stopped, __ATOMIC_RELAXED))
       return false;
-    /* The space [durable, head) is still the consumer's. */
-    if (head + size - durable_before (r, head) > r->capacity)
+    /* The space [durable, head) is still the consumer's, and writers
+     * keep within its window: a record larger than that only goes into
+     * an empty ring. */
+    uint64_t used = head - durable_before (r, head);
+    if (used + size > r->capacity ||
+        (used + size > mirror_ring_window (r) && used > 0))
       return false;
     if (__atomic_compare_exchange_n (&r->hdr->head, &head, head + size, true,
                                      __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))

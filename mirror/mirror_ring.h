@@ -48,8 +48,9 @@
 
 #define MIRROR_RING_MAGIC UINT64_C(0x73746d6d6972726f)      /* "stmmirro" */
 #define MIRROR_CONSUMER_MAGIC UINT64_C(0x73746d6d69726363)  /* "stmmircc" */
-/* 2: the header gained full_wait_ns and full_waiters. */
-#define MIRROR_RING_VERSION 2
+/* 2: the header gained full_wait_ns and full_waiters; 3: the consumer
+ * page gained window. */
+#define MIRROR_RING_VERSION 3
 #define MIRROR_GRANULE 64u
 #define MIRROR_HEADER_PAGE 4096u
 /* Ring sizes MIRROR START accepts: powers of two from 1 MiB to 4 GiB. */
@@ -96,6 +97,12 @@ struct mirror_consumer_page {
    * ring reuses space below it.  Never past consumed. */
   uint64_t durable __attribute__((aligned (64)));
   uint64_t durable_entries;
+  /* How many bytes of the ring writers may use, between durable and
+   * head (0: all of it): the consumer bounds its lag with it, so that
+   * what a cutover must still send and make durable fits its budget
+   * (mirror_consumer_set_window).  Clamped to the capacity; a record
+   * larger than the window fits only in an empty ring. */
+  uint64_t window;
   /* Bumped after a change of durable that a writer may wait for (every
    * one in mirror-sync; in mirror, while full_waiters is not 0):
    * mirror-sync writers and writers waiting for room wait on it (a futex
@@ -195,6 +202,10 @@ void mirror_ring_copy_in (struct mirror_ring *r, uint64_t pos, uint64_t skip,
 void mirror_ring_commit (struct mirror_ring *r, uint64_t pos,
                          enum mirror_record_type type, uint64_t offset,
                          uint64_t length, uint64_t data_len);
+
+/* The bytes writers may use now: the consumer's window, clamped to the
+ * capacity (the capacity when it set none). */
+uint64_t mirror_ring_window (const struct mirror_ring *r);
 
 /* Where the consumer's durable position stands, as the producer may trust
  * it: never past head. */

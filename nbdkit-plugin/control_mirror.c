@@ -140,7 +140,7 @@ control_mirror_status (struct migration_state *st, char *buf, size_t size)
   if (m != NULL)
     mirror_queue_state (m, &q);
   snprintf (buf, size,
-            " mirror=%s mirror_ring_bytes=%" PRIu64
+            " mirror=%s mirror_ring_bytes=%" PRIu64 " mirror_window_bytes=%" PRIu64
             " mirror_queued_entries=%" PRIu64 " mirror_queued_bytes=%" PRIu64
             " mirror_unsynced_entries=%" PRIu64 " mirror_unsynced_bytes=%" PRIu64
             " mirror_clock=%" PRIu64 " mirror_entries=%" PRIu64
@@ -149,7 +149,7 @@ control_mirror_status (struct migration_state *st, char *buf, size_t size)
             " mirror_full_waits=%" PRIu64 " mirror_full_wait_ms=%" PRIu64
             " mirror_full_timeouts=%" PRIu64 " write_overlaps=%" PRIu64,
             m == NULL ? "off" : q.sync ? "mirror-sync" : "mirror",
-            q.capacity, q.queued_entries, q.queued_bytes,
+            q.capacity, q.window, q.queued_entries, q.queued_bytes,
             q.unsynced_entries, q.unsynced_bytes, q.head,
             __atomic_load_n (&c->records, __ATOMIC_RELAXED),
             __atomic_load_n (&c->data_bytes, __ATOMIC_RELAXED),

@@ -416,6 +416,7 @@ mirror_queue_state (const struct mirror *m, struct mirror_queue *q)
   if (durable_entries > entries)
     durable_entries = entries;
   q->capacity = m->ring.capacity;
+  q->window = mirror_ring_window (&m->ring);
   q->sync = m->sync;
   q->head = head;
   q->queued_bytes = head - consumed;

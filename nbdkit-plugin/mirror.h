@@ -108,6 +108,7 @@ bool mirror_request (struct mirror *m, enum mirror_record_type type,
 /* For STATUS and FREEZE: the ring's size and mode, and what is in it. */
 struct mirror_queue {
   uint64_t capacity;
+  uint64_t window;               /* what writers may use (the consumer's) */
   bool sync;
   uint64_t queued_entries, queued_bytes;     /* not taken by the consumer */
   uint64_t unsynced_entries, unsynced_bytes; /* not durable */

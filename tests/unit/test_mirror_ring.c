@@ -162,6 +162,42 @@ test_full_and_durable (void **state)
   free_ring (t);
 }
 
+/* The consumer's window bounds what writers may use; a record larger
+ * than the window goes only into an empty ring; 0 or more than the
+ * capacity means the whole ring. */
+static void
+test_window (void **state)
+{
+  struct test_ring *t = new_ring (8192);
+  uint8_t buf[1984];              /* 2048-byte records */
+  uint64_t pos;
+
+  (void) state;
+  memset (buf, 2, sizeof buf);
+  t->cons.window = 4096;
+  assert_int_equal (mirror_ring_window (&t->r), 4096);
+  put_write (t, 0, buf, sizeof buf);
+  put_write (t, 0, buf, sizeof buf);
+  /* The window is used up, though the ring has room. */
+  assert_false (mirror_ring_reserve (&t->r, 0, &pos));
+  t->cons.durable = 2048;
+  put_write (t, 0, buf, sizeof buf);
+  assert_false (mirror_ring_reserve (&t->r, 0, &pos));
+  /* Larger than the window: only into an empty ring. */
+  t->cons.durable = 4096;
+  assert_false (mirror_ring_reserve (&t->r, 4096, &pos));
+  t->cons.durable = 6144;
+  assert_true (mirror_ring_reserve (&t->r, 4096, &pos));
+  mirror_ring_commit (&t->r, pos, MIRROR_WRITE, 0, 4096, 4096);
+  /* No window, or one past the capacity: the whole ring. */
+  t->cons.window = 0;
+  assert_int_equal (mirror_ring_window (&t->r), 8192);
+  t->cons.window = 1 << 20;
+  assert_int_equal (mirror_ring_window (&t->r), 8192);
+  assert_true (mirror_ring_reserve (&t->r, 1000, &pos));
+  free_ring (t);
+}
+
 static void
 test_wrap_around (void **state)
 {
@@ -466,6 +502,7 @@ main (void)
     cmocka_unit_test (test_capacity_rule),
     cmocka_unit_test (test_reserve_commit_consume),
     cmocka_unit_test (test_full_and_durable),
+    cmocka_unit_test (test_window),
     cmocka_unit_test (test_wrap_around),
     cmocka_unit_test (test_stale_flag),
     cmocka_unit_test (test_walk),
