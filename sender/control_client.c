@@ -411,10 +411,11 @@ control_client_mirror_start (struct control_client *c, uint64_t ring_bytes,
 
   drop_fds (c);
   if (sync)
-    snprintf (text, sizeof text, "MIRROR START %" PRIu64 " sync %" PRIu64 "\n",
-              ring_bytes, timeout_ms);
+    snprintf (text, sizeof text, "MIRROR START %" PRIu64 " sync %" PRIu64
+              " wait %" PRIu64 "\n", ring_bytes, timeout_ms, timeout_ms);
   else
-    snprintf (text, sizeof text, "MIRROR START %" PRIu64 "\n", ring_bytes);
+    snprintf (text, sizeof text, "MIRROR START %" PRIu64 " wait %" PRIu64 "\n",
+              ring_bytes, timeout_ms);
   if (request (c, "MIRROR START", text) == -1) {
     drop_fds (c);
     return -1;

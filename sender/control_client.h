@@ -67,9 +67,11 @@ int control_client_is_broken (const struct control_client *c);
 void control_client_set_freeze_timeout (struct control_client *c,
                                         uint64_t freeze_timeout_ms);
 int control_status (struct control_client *c, struct control_status *st);
-/* MIRROR START: a ring of ring_bytes (mirror-sync with writes waiting at
- * most timeout_ms when sync), its three descriptors (area, consumer page,
- * eventfd) in fds, which the caller then owns. */
+/* MIRROR START: a ring of ring_bytes, whose writers wait at most
+ * timeout_ms for room when it is full (and, when sync, for the
+ * destination to have their write durable: mirror-sync); its three
+ * descriptors (area, consumer page, eventfd) in fds, which the caller
+ * then owns. */
 #define CONTROL_CLIENT_MAX_FDS 3
 int control_client_mirror_start (struct control_client *c, uint64_t ring_bytes,
                                  bool sync, uint64_t timeout_ms, int fds[3]);

@@ -185,6 +185,19 @@ convergence_mirrors (enum convergence_mode mode)
   return mode == CONVERGE_MIRROR || mode == CONVERGE_MIRROR_SYNC;
 }
 
+uint64_t
+convergence_mirror_window (uint64_t rate, uint64_t max_downtime_ns,
+                           uint32_t ndisks, uint64_t capacity)
+{
+  if (rate == 0 || ndisks == 0)
+    return 0;
+  uint64_t w = saturate ((unsigned __int128) rate * max_downtime_ns
+                         / CONVERGENCE_MIRROR_WINDOW_SHARE / NS_PER_S / ndisks);
+  if (w < CONVERGENCE_MIRROR_MIN_WINDOW)
+    w = CONVERGENCE_MIRROR_MIN_WINDOW;
+  return w > capacity ? capacity : w;
+}
+
 /* Does the policy throttle the guest when the dirty set stops shrinking? */
 static bool
 throttles (const struct convergence_policy *policy)
@@ -253,9 +266,12 @@ convergence_step (const struct convergence_input *in,
   /* Is the dirty set still shrinking?  Against the smallest seen since
    * the policy last acted, and against what this pass started from (the
    * whole image for the full pass). */
-  bool shrinking = in->dirty_bytes < shrink_bar (in, policy);
+  /* Mirroring, what the destination lags behind counts too: the window
+   * brings it down after the first pass. */
+  uint64_t measure = add_saturating (in->dirty_bytes, in->mirror_bytes);
+  bool shrinking = measure < shrink_bar (in, policy);
   if (shrinking) {
-    policy->best_dirty = in->dirty_bytes;
+    policy->best_dirty = measure;
     policy->stalled = 0;
   }
   else

@@ -122,6 +122,19 @@ enum convergence_mode {
 /* Does mode mirror guest writes? */
 bool convergence_mirrors (enum convergence_mode mode);
 
+/* The mirror window of each of ndisks rings (mirror_consumer_set_window):
+ * what the destination may lag behind the guest, so that sending it and
+ * making it durable in the final pass takes at most a quarter of the
+ * downtime budget at the measured copy rate (bytes/s): a cutover is
+ * planned when the prediction is within half the budget, and the
+ * freeze, the round trips and the flip take their share.  At least
+ * CONVERGENCE_MIRROR_MIN_WINDOW (a guest must be able to write), at most
+ * capacity; 0 (the whole ring) while the rate is unknown. */
+#define CONVERGENCE_MIRROR_MIN_WINDOW (1024u * 1024)
+#define CONVERGENCE_MIRROR_WINDOW_SHARE 4
+uint64_t convergence_mirror_window (uint64_t rate, uint64_t max_downtime_ns,
+                                    uint32_t ndisks, uint64_t capacity);
+
 /* Passes without the dirty set shrinking before the policy acts. */
 #define CONVERGENCE_STALL_PASSES 2
 /* The dirty set "shrinks" when it drops below this fraction of the best so

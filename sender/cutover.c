@@ -617,6 +617,9 @@ cutover_after_pass (struct migration *m, const struct control_status *st)
     .rate = convergence_rate_estimate (&m->meas.pass_rates),
     .overruns = m->cut.cutover_overruns,
   };
+  /* Mirroring: keep what the destination lags behind within what the
+   * final pass can carry (mirror_stream.h). */
+  pass_mirror_window (m, m->cut.decide_in.max_downtime_ns);
   /* A forced cutover that a lost receiver cut short does not make the
    * next one forced. */
   m->cut.forced = false;

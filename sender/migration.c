@@ -126,6 +126,15 @@ migration_disk_thawed (struct migration_disk *d)
 }
 
 uint64_t
+migration_mirror_bytes (const struct migration *m)
+{
+  uint64_t bytes = 0;
+  for (uint32_t i = 0; i < m->ndisks; i++)
+    bytes += m->disks[i].mirror.data_bytes;
+  return bytes;
+}
+
+uint64_t
 migration_deferred_bytes (const struct migration *m)
 {
   uint64_t n = 0;

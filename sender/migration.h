@@ -106,6 +106,7 @@ struct disk_mirror {
   ev_timer nap;                  /* a short wait before sleeping on it */
   unsigned naps;                 /* naps in a row that found nothing */
   uint64_t records, data_bytes, zero_bytes;   /* sent, this process */
+  uint64_t window;               /* the ring bytes writers may use; 0: all */
   uint64_t resent_from;          /* position of the last rewind (0: none) */
 };
 
@@ -168,6 +169,7 @@ struct pass_cursor {
   bool pass_ended;               /* PASS_END sent */
   uint64_t pass_bytes, pass_done;
   uint64_t pass_start_ns;
+  uint64_t mirror_bytes_at_begin;  /* migration_mirror_bytes then */
   bool output_blocked, rate_blocked;
   /* When the pass became durable, and how long it took: the decision,
    * made once STATUS has answered, is on these. */
@@ -366,6 +368,8 @@ bool migration_await_one (struct migration *m);
 /* d is known to be thawed (tracking): m->cut.frozen says whether any disk
  * of the group may still be frozen. */
 void migration_disk_thawed (struct migration_disk *d);
+/* The write data every disk's mirror ring has sent (this process). */
+uint64_t migration_mirror_bytes (const struct migration *m);
 /* The bytes of the hot blocks every disk defers to the final pass. */
 uint64_t migration_deferred_bytes (const struct migration *m);
 /* Where the migration is, for messages: "during pass 2". */

@@ -238,9 +238,14 @@ sync_if_due (struct migration_disk *d)
     return;
   if (m->phase == PHASE_CHECKING)
     return;
+  /* A SYNC after an eighth of the ring, or a quarter of the window: the
+   * writers' room comes back as the SYNCs are answered. */
+  uint64_t every = mr->cons.ring.capacity / 8;
+  if (mr->window != 0 && mr->window / 4 < every)
+    every = mr->window / 4;
   if (sync_ledger_mirror_due (&d->ledger, time_monotonic_ns (),
-                              mr->cons.ring.hdr->sync != 0,
-                              mr->cons.ring.capacity / 8, MIRROR_SYNC_INTERVAL_NS))
+                              mr->cons.ring.hdr->sync != 0, every,
+                              MIRROR_SYNC_INTERVAL_NS))
     migration_send_sync (m, false, false);
 }
 
@@ -307,6 +312,17 @@ mirror_stream_pump (struct migration_disk *d)
   }
   wait_for_records (d);
   return 0;
+}
+
+void
+mirror_stream_set_window (struct migration_disk *d, uint64_t bytes)
+{
+  struct disk_mirror *mr = &d->mirror;
+
+  if (!mr->on || bytes == mr->window)
+    return;
+  mr->window = bytes;
+  mirror_consumer_set_window (&mr->cons, bytes);
 }
 
 int

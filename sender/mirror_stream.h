@@ -18,8 +18,16 @@
  * position there (durability.c), which frees the ring's space and, in
  * mirror-sync, acknowledges the guest's writes.  In mirror-sync a SYNC
  * follows every batch of records at once; in mirror, one follows once an
- * eighth of the ring is unsynced, or MIRROR_SYNC_INTERVAL_NS after the
- * oldest unsynced record was sent.
+ * eighth of the ring (or a quarter of the window) is unsynced, or
+ * MIRROR_SYNC_INTERVAL_NS after the oldest unsynced record was sent.
+ *
+ * The window (mirror_stream_set_window) bounds how far the destination
+ * lags: once the copy rate is known, writers may use only what the
+ * final pass can send within a quarter of the downtime budget; beyond it they
+ * wait for room (MIRROR START's wait, --mirror-wait), then fall back to
+ * dirty bits.  So a guest that writes faster than the link is paced by
+ * it, as DRBD's protocol A paces one by its send buffer, and the cutover
+ * can come at any moment.
  *
  * When the receiver is lost, what was sent and not made durable is still
  * in the ring: mirror_stream_rewind starts again from the durable
@@ -69,6 +77,9 @@ int mirror_stream_before_read (struct migration_disk *d, uint64_t clock);
  * empty.  Does nothing while records cannot be sent (no receiver, the
  * migration ended).  -1 after failing the migration. */
 int mirror_stream_pump (struct migration_disk *d);
+/* Bound what the destination may lag behind the guest on this disk to
+ * bytes of the ring (convergence_mirror_window; 0: the whole ring). */
+void mirror_stream_set_window (struct migration_disk *d, uint64_t bytes);
 /* Frozen: send every record up to the ring's head (which no longer
  * moves), so the final SYNC covers them all.  -1 after failing. */
 int mirror_stream_drain (struct migration_disk *d);

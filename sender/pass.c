@@ -154,6 +154,25 @@ defer_hot_blocks (struct migration *m)
   return 0;
 }
 
+void
+pass_mirror_window (struct migration *m, uint64_t max_downtime_ns)
+{
+  if (!convergence_mirrors (m->opts->converge))
+    return;
+  uint64_t rate = convergence_rate_estimate (&m->meas.pass_rates);
+  /* Within the first pass, what it and the rings have moved so far. */
+  uint64_t now = time_monotonic_ns ();
+  if (rate == 0 && m->phase == PHASE_PASS &&
+      now - m->cur.pass_start_ns >= MIRROR_WINDOW_FIRST_NS)
+    rate = convergence_throughput (m->cur.pass_done + migration_mirror_bytes (m)
+                                   - m->cur.mirror_bytes_at_begin,
+                                   now - m->cur.pass_start_ns);
+  for (uint32_t i = 0; i < m->ndisks; i++)
+    mirror_stream_set_window (&m->disks[i],
+                              convergence_mirror_window (rate, max_downtime_ns,
+                                                         m->ndisks, m->opts->mirror_ring));
+}
+
 /* ---- the pass ------------------------------------------------------- */
 
 /* Outside the final pass, ask the filter how much is dirty now, for the
@@ -263,6 +282,7 @@ pass_begin (struct migration *m, bool final)
   m->cur.pass_ended = false;
   m->cur.pass_done = 0;
   m->cur.pass_start_ns = time_monotonic_ns ();
+  m->cur.mirror_bytes_at_begin = migration_mirror_bytes (m);
   /* An ordinary pass keeps to --rate on its own; the final pass may use
    * the burst saved up meanwhile, since the guest is held during it. */
   if (!final)

@@ -39,6 +39,14 @@ void pass_throttle_all (struct migration *m, uint64_t rate);
  * written, sizes), the rest as disk 0's. */
 void pass_group_status (const struct migration *m, struct control_status *sum);
 
+/* Mirroring: bound each ring's window (mirror_stream_set_window) to what
+ * the final pass can carry in a quarter of max_downtime_ns at the measured
+ * copy rate; within the first pass, once it has run
+ * MIRROR_WINDOW_FIRST_NS, at the rate it and the rings have moved so
+ * far.  Nothing while the rate is unknown, or without mirroring. */
+#define MIRROR_WINDOW_FIRST_NS (500 * NS_PER_MS)
+void pass_mirror_window (struct migration *m, uint64_t max_downtime_ns);
+
 /* Issue reads while there is room in every window; at the end of the
  * pass, PASS_END and its SYNC. */
 void pass_pump (struct migration *m);

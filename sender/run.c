@@ -260,11 +260,15 @@ pass_durable (struct migration *m, uint64_t sync_sent_ns)
   m->meas.sync_rtt_ns = now - sync_sent_ns;
   if (m->meas.min_sync_rtt_ns == 0 || m->meas.sync_rtt_ns < m->meas.min_sync_rtt_ns)
     m->meas.min_sync_rtt_ns = m->meas.sync_rtt_ns;
+  /* Mirroring, the pass shared the link with the guest's writes, which
+   * the final pass will not: the copy rate is what both moved. */
+  uint64_t moved = m->cur.pass_bytes + (migration_mirror_bytes (m) - m->cur.mirror_bytes_at_begin);
   if (m->cur.pass_bytes > 0) {
     m->meas.last_pass_bytes = m->cur.pass_bytes;
     m->meas.last_pass_ns = pass_ns;
-    convergence_rate_add (&m->meas.pass_rates, m->cur.pass_bytes, pass_ns);
   }
+  if (moved > 0)
+    convergence_rate_add (&m->meas.pass_rates, moved, pass_ns);
   m->cur.durable_ns = now;
   m->cur.durable_pass_ns = pass_ns;
   migration_set_phase (m, PHASE_DECIDING);
@@ -675,6 +679,10 @@ tick_cb (struct ev_loop *loop, ev_timer *w, int revents)
   if (m->phase != PHASE_PASS && m->phase != PHASE_PASS_SYNC)
     return;
   pass_look_at_dirty (m);
+  /* Within the first pass, bound the mirror's lag as soon as a rate has
+   * been seen (after it, each pass end does: cutover.c). */
+  if (convergence_rate_estimate (&m->meas.pass_rates) == 0)
+    pass_mirror_window (m, m->opts->max_downtime_ns);
   struct progress_sample s;
   migration_sample (m, &s, now);
   progress_update (&m->progress, &s, now, false);

@@ -20,6 +20,7 @@
 
 #include "convergence.h"
 #include "rate_limit.h"
+#include "time_units.h"
 
 #define MiB (UINT64_C(1024) * 1024)
 #define MS (UINT64_C(1000000))
@@ -779,6 +780,58 @@ test_policy_force_and_abort (void **state)
   }
 }
 
+/* The mirror window: a quarter of the budget at the rate, shared by the
+ * disks, within [1 MiB, capacity]; the whole ring while the rate is
+ * unknown. */
+static void
+test_mirror_window (void **state)
+{
+  const uint64_t cap = 64 * MiB;
+
+  (void) state;
+  assert_int_equal (convergence_mirror_window (0, 200 * NS_PER_MS, 1, cap), 0);
+  /* 400 MB/s, 200 ms: 20 MB for one disk, 10 MB each for two. */
+  assert_int_equal (convergence_mirror_window (400000000, 200 * NS_PER_MS, 1, cap),
+                    20000000);
+  assert_int_equal (convergence_mirror_window (400000000, 200 * NS_PER_MS, 2, cap),
+                    10000000);
+  /* Never under 1 MiB, never over the ring. */
+  assert_int_equal (convergence_mirror_window (1000, 200 * NS_PER_MS, 1, cap), MiB);
+  assert_int_equal (convergence_mirror_window (UINT64_MAX, 10 * NS_PER_S, 1, cap), cap);
+}
+
+/* Mirroring: a backlog that comes down counts as shrinking, and nothing
+ * dirty is never a reason to throttle the guest. */
+static void
+test_policy_mirror (void **state)
+{
+  struct convergence_policy p = CONVERGENCE_POLICY_INIT (CONVERGE_MIRROR);
+  struct convergence_result r;
+  struct convergence_input in = {
+    .pass = 2, .pass_bytes = 1024 * MiB, .pass_ns = NS_PER_S, .dirty_bytes = 0,
+    .mirror_bytes = 256 * MiB, .max_downtime_ns = 200 * NS_PER_MS,
+    .max_passes = 30, .rate = 100000000, .image_size = 1u << 30,
+    .block_size = 65536,
+  };
+
+  (void) state;
+  assert_false (convergence_midpass_possible (&p));
+  convergence_step (&in, &p, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CONTINUE);
+  in.pass++;
+  in.mirror_bytes /= 4;          /* the window took effect */
+  convergence_step (&in, &p, &r);
+  assert_int_equal (r.decision, CONVERGENCE_CONTINUE);
+  assert_int_equal (p.stalled, 0);
+  /* Stuck above the budget with nothing dirty: a cutover, not a throttle. */
+  for (int i = 0; i < CONVERGENCE_STALL_PASSES; i++) {
+    in.pass++;
+    convergence_step (&in, &p, &r);
+  }
+  assert_int_equal (r.decision, CONVERGENCE_CUTOVER_FORCED);
+  assert_int_equal (p.throttle, 0);
+}
+
 int
 main (void)
 {
@@ -803,6 +856,8 @@ main (void)
     cmocka_unit_test (test_policy_midpass),
     cmocka_unit_test (test_policy_midpass_extrapolated),
     cmocka_unit_test (test_policy_force_and_abort),
+    cmocka_unit_test (test_mirror_window),
+    cmocka_unit_test (test_policy_mirror),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
