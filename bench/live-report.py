@@ -11,10 +11,16 @@
 # RESULTS.tsv has one line per run, tab-separated: contender, run,
 # total ms, downtime ms, guest write IOPS, p99 write ms, bytes sent, bytes
 # the guest wrote, passes, throttle steps (both "-" for QEMU), destination
-# check, fio's report lost (1/0), COMMIT-to-flip ms ("-" if unknown), note.
+# check, fio's report lost (1/0), COMMIT-to-flip ms ("-" if unknown), note,
+# stm-send's start-to-done ms ("-" for QEMU).
 # The KEY=VALUE pairs describe the invocation: size_mib, runs, flip,
-# guest, store, idle_ms, idle_bytes, idle_iops, idle_p99, idle_seconds,
-# machine.
+# guest, store, idle_ms, idle_done_ms, idle_bytes, idle_iops, idle_p99,
+# idle_seconds, machine.
+#
+# "total" is the whole process's wall time (stm-send's run; QEMU's mirror
+# start to its cutover's end), "done" stm-send's own start-to-done time
+# from its done event: the two differ by what stm-send does after done
+# (closing its connections).
 import statistics
 import sys
 
@@ -47,14 +53,14 @@ def load(path):
     runs = []
     for line in open(path):
         f = line.rstrip("\n").split("\t")
-        if len(f) < 14:
+        if len(f) < 15:
             continue
         runs.append({
             "c": f[0], "run": int(f[1]), "total_ms": num(f[2]), "down_ms": num(f[3]),
             "iops": num(f[4]), "p99": num(f[5]), "bytes": num(f[6]),
             "guest_bytes": num(f[7]), "passes": num(f[8]), "throttles": num(f[9]),
             "check": f[10], "fio_lost": f[11] == "1", "after_ms": num(f[12]),
-            "note": f[13],
+            "note": f[13], "done_ms": num(f[14]),
         })
     return runs
 
@@ -73,9 +79,12 @@ def summarize(name, rs, p):
         "guest_bytes": median(r["guest_bytes"] for r in kept),
         "passes": median(r["passes"] for r in rs),
         "after_ms": median(r["after_ms"] for r in rs),
+        "done_ms": median(r["done_ms"] for r in rs),
         "stm": name.startswith("stm-"),
     }
     s["total_x"] = s["total_ms"] / p["idle_ms"] if s["total_ms"] and p["idle_ms"] else None
+    s["done_x"] = (s["done_ms"] / p["idle_done_ms"]
+                   if s["done_ms"] is not None and p["idle_done_ms"] else None)
     s["iops_x"] = s["iops"] / p["idle_iops"] if s["iops"] is not None and p["idle_iops"] else None
     s["sent_x"] = s["bytes"] / p["size"] if s["bytes"] is not None else None
     if s["stm"]:
@@ -101,19 +110,20 @@ def print_runs(runs, p):
     print("\n%d MiB image, fio 4k random writes iodepth 8 %s, flip %s, images %s"
           % (p["size_mib"], p["guest"], p["flip"], p["store"]))
     print("machine: %s" % p["machine"])
-    print("idle full pass (stm, no guest): %.2f s, %.0f MiB sent; idle guest "
+    print("idle full pass (stm, no guest): %.2f s (%s s to done), %.0f MiB sent; idle guest "
           "(fio alone %s s through the filter): %.0f IOPS, p99 %.2f ms"
-          % (p["idle_ms"] / 1000, p["idle_bytes"] / MIB, p["idle_seconds"],
-             p["idle_iops"], p["idle_p99"]))
-    print("%-22s %4s %8s %8s %11s %9s %8s %9s %10s %6s %9s  %s"
-          % ("contender", "run", "total s", "x idle", "downtime ms", "IOPS", "x idle",
+          % (p["idle_ms"] / 1000, fmt(p["idle_done_ms"] and p["idle_done_ms"] / 1000, ".2f"),
+             p["idle_bytes"] / MIB, p["idle_seconds"], p["idle_iops"], p["idle_p99"]))
+    print("%-22s %4s %8s %8s %7s %11s %9s %8s %9s %10s %6s %9s  %s"
+          % ("contender", "run", "total s", "x idle", "done s", "downtime ms", "IOPS", "x idle",
              "p99 ms", "sent MiB", "passes", "throttle", "notes"))
     for r in runs:
         tx = r["total_ms"] / p["idle_ms"] if r["total_ms"] and p["idle_ms"] else None
         ix = r["iops"] / p["idle_iops"] if r["iops"] and p["idle_iops"] else None
-        print("%-22s %4d %8s %8s %11s %9s %8s %9s %10s %6s %9s  %s"
+        print("%-22s %4d %8s %8s %7s %11s %9s %8s %9s %10s %6s %9s  %s"
               % (r["c"], r["run"], fmt(r["total_ms"] and r["total_ms"] / 1000, ".2f"),
-                 fmt(tx, ".2f"), fmt(r["down_ms"], ".1f"), fmt(r["iops"], ".0f"),
+                 fmt(tx, ".2f"), fmt(r["done_ms"] and r["done_ms"] / 1000, ".2f"),
+                 fmt(r["down_ms"], ".1f"), fmt(r["iops"], ".0f"),
                  fmt(ix, ".2f"), fmt(r["p99"], ".2f"), fmt(r["bytes"] and r["bytes"] / MIB, ".0f"),
                  fmt(r["passes"], ".0f"), fmt(r["throttles"], ".0f"),
                  "guest wrote %s MiB, %s" % (fmt(r["guest_bytes"] and r["guest_bytes"] / MIB, ".0f"),
@@ -122,13 +132,14 @@ def print_runs(runs, p):
 
 def print_medians(sums, p):
     print("\nmedians of %d run(s)" % p["runs"])
-    print("%-22s %8s %8s %11s %9s %8s %9s %10s %6s %15s  %s"
-          % ("contender", "total s", "x idle", "downtime ms", "IOPS", "x idle", "p99 ms",
+    print("%-22s %8s %8s %7s %11s %9s %8s %9s %10s %6s %15s  %s"
+          % ("contender", "total s", "x idle", "done s", "downtime ms", "IOPS", "x idle", "p99 ms",
              "sent MiB", "passes", "COMMIT-flip ms", "downtime of each run, ms"))
     for s in sums:
-        print("%-22s %8s %8s %11s %9s %8s %9s %10s %6s %15s  %s"
+        print("%-22s %8s %8s %7s %11s %9s %8s %9s %10s %6s %15s  %s"
               % (s["c"], fmt(s["total_ms"] and s["total_ms"] / 1000, ".2f"),
-                 fmt(s["total_x"], ".2f"), fmt(s["down_ms"], ".1f"), fmt(s["iops"], ".0f"),
+                 fmt(s["total_x"], ".2f"), fmt(s["done_ms"] and s["done_ms"] / 1000, ".2f"),
+                 fmt(s["down_ms"], ".1f"), fmt(s["iops"], ".0f"),
                  fmt(s["iops_x"], ".2f"), fmt(s["p99"], ".2f"),
                  fmt(s["bytes"] and s["bytes"] / MIB, ".0f"), fmt(s["passes"], ".0f"),
                  fmt(s["after_ms"], ".0f"), " / ".join(fmt(d, ".1f") for d in s["downs"])))
@@ -147,19 +158,22 @@ def print_medians(sums, p):
 def print_markdown(sums, p):
     print("\nmarkdown, for docs/performance.md:\n")
     print("%d MiB, images %s, fio 4k random writes iodepth 8 %s, TLS 1.3 (PSK), "
-          "flip %s, medians of %d run(s). Idle full pass %.2f s; idle guest %.0f IOPS, "
-          "p99 %.2f ms."
+          "flip %s, medians of %d run(s). Idle full pass %.2f s (%s s to done); idle guest "
+          "%.0f IOPS, p99 %.2f ms. Total: the whole process; to done: stm-send's start "
+          "to done event."
           % (p["size_mib"], p["store"], p["guest"], p["flip"], p["runs"],
-             p["idle_ms"] / 1000, p["idle_iops"], p["idle_p99"]))
+             p["idle_ms"] / 1000, fmt(p["idle_done_ms"] and p["idle_done_ms"] / 1000, ".2f"),
+             p["idle_iops"], p["idle_p99"]))
     print()
-    print("| contender | total s | x idle pass | downtime ms | guest write IOPS | x idle IOPS "
+    print("| contender | total s | x idle pass | to done s | x idle | downtime ms | guest write IOPS | x idle IOPS "
           "| p99 write ms | sent MiB | x image | guest wrote MiB | passes | throttled "
           "| destination |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for s in sums:
-        print("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |"
+        print("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |"
               % (s["c"], fmt(s["total_ms"] and s["total_ms"] / 1000, ".2f"),
-                 fmt(s["total_x"], ".2f"), fmt(s["down_ms"], ".1f"), fmt(s["iops"], ".0f"),
+                 fmt(s["total_x"], ".2f"), fmt(s["done_ms"] and s["done_ms"] / 1000, ".2f"),
+                 fmt(s["done_x"], ".2f"), fmt(s["down_ms"], ".1f"), fmt(s["iops"], ".0f"),
                  fmt(s["iops_x"], ".2f"), fmt(s["p99"], ".2f"),
                  fmt(s["bytes"] and s["bytes"] / MIB, ".0f"), fmt(s["sent_x"], ".2f"),
                  fmt(s["guest_bytes"] and s["guest_bytes"] / MIB, ".0f"),
@@ -179,6 +193,7 @@ def print_targets(sums, p):
             "total %s x idle pass (<= %.1f: %s)" % (fmt(s["total_x"], ".2f"), TARGET_TOTAL_X,
                                                      mark(s["total_x"] is not None and
                                                           s["total_x"] <= TARGET_TOTAL_X)),
+            "to done %s x idle pass's" % fmt(s["done_x"], ".2f"),
             "IOPS %s x idle (>= %.1f: %s)" % (fmt(s["iops_x"], ".2f"), TARGET_IOPS_X,
                                                mark(s["iops_x"] is not None and
                                                     s["iops_x"] >= TARGET_IOPS_X)),
@@ -201,7 +216,7 @@ def main():
     p = {
         "size_mib": int(kv["size_mib"]), "runs": int(kv["runs"]), "flip": kv["flip"],
         "guest": kv["guest"], "store": kv["store"], "machine": kv.get("machine", "?"),
-        "idle_ms": float(kv["idle_ms"]), "idle_bytes": float(kv["idle_bytes"]),
+        "idle_ms": float(kv["idle_ms"]), "idle_done_ms": num(kv.get("idle_done_ms", "-")), "idle_bytes": float(kv["idle_bytes"]),
         "idle_iops": float(kv["idle_iops"]), "idle_p99": float(kv["idle_p99"]),
         "idle_seconds": kv["idle_seconds"],
     }

@@ -42,8 +42,10 @@
 # stm-MODE-forward), and each mode's median forward downtime minus its
 # fence downtime is printed (issue 11: at most 10 ms).
 #
-# Measured: total (stm: stm-send's run; QEMU: mirror start to
-# BLOCK_JOB_COMPLETED after block-job-cancel), downtime (stm: guest
+# Measured: total (stm: stm-send's whole run, as a process; QEMU: mirror
+# start to BLOCK_JOB_COMPLETED after block-job-cancel), for stm also its
+# own time from its start event to its done event ("done": what it does
+# after done, closing its connections, is the difference), downtime (stm: guest
 # writes held, as the filter measures it; QEMU: block-job-cancel to
 # COMPLETED, which drains guest I/O), guest write IOPS, p99 write latency
 # and bytes written (fio's JSON), bytes sent (stm: the done event's
@@ -72,6 +74,10 @@
 # contender (with the ratios to the baselines), the same medians as a
 # markdown table, and each stm mirror contender against issue 13's
 # targets.  bench/live-report.py prints them.
+#
+# Every run's stm-send events, fio report and QEMU timings are copied to
+# send-MODE-FLIP-RUN.json, fio-...json, qemu-...json in the run's
+# directory, kept with KEEP=1.
 #
 # Environment: SIZE_MIB (default 512; 2048 for issue 13's second size),
 # RUNS (default 1), STORE (disk or tmpfs), FLIP (fence, forward or both),
@@ -248,7 +254,7 @@ start_stm_recv ()
 }
 
 # stm_events FILE: from stm-send's --json output FILE, sets DOWN_MS,
-# BYTES, PASSES, THROTTLES, MIRROR (records/MiB/zero MiB, or empty), SPLIT
+# BYTES, PASSES, DONE_MS, THROTTLES, MIRROR (records/MiB/zero MiB, or empty), SPLIT
 # (where the downtime went: from the last freeze to COMMIT sent, the final
 # pass and its sync; the rest is the COMMIT round trip (the receiver's
 # fdatasync and state file) and the FLIP (for a forward flip, the
@@ -261,6 +267,11 @@ stm_events ()
     DOWN_MS="${DOWN_MS:-0}"
     BYTES="$(grep -o '"bytes_sent":[0-9]*' <<< "$done_line" | head -n 1 | cut -d: -f2)"
     PASSES="$(grep -o '"passes":[0-9]*' <<< "$done_line" | cut -d: -f2)"
+    # stm-send's own time from its start event to its done event: the
+    # whole process's wall time also counts what it does after done.
+    DONE_MS="$(grep -o '"seconds":[0-9.]*' <<< "$done_line" | tail -n 1 | cut -d: -f2 |
+               awk '{ printf "%.0f", $1 * 1000 }')"
+    DONE_MS="${DONE_MS:--}"
     THROTTLES="$(grep -c '"event":"throttle"' "$1" || true)"
     MIRROR="$(python3 - "$done_line" <<'PY'
 import json, sys
@@ -340,6 +351,9 @@ run_stm ()
     fi
     stop "$RECV_PID"
     stop "$SRC_PID"
+    # Each run's events and guest report stay in the run's directory (KEEP=1).
+    cp "$tmp/send.json" "$tmp/send-$mode-$flip${idle:+-idle}-$RUN_TAG.json"
+    [ -n "$idle" ] || cp "$tmp/fio.json" "$tmp/fio-$mode-$flip-$RUN_TAG.json" 2>/dev/null
     NOTE="$CHECK${MIRROR:+, mirror records/MiB/zero MiB $MIRROR}${SPLIT:+, $SPLIT}"
     [ "$FIO_LOST" = 0 ] || NOTE="$NOTE, fio's report lost"
 }
@@ -380,7 +394,9 @@ import re, sys
 m = re.search(r"^write: \d+ ops, [0-9.]+ s, ([0-9.]+) (B|KiB|MiB|GiB|TiB)", open(sys.argv[1]).read(), re.M)
 units = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
 print(int(float(m.group(1)) * units[m.group(2)]) if m else 0)' "$tmp/stats.txt")"
-    PASSES=- THROTTLES=- CHECK="not checked" AFTER_MS=-
+    PASSES=- THROTTLES=- CHECK="not checked" AFTER_MS=- DONE_MS=-
+    cp "$tmp/qemu.json" "$tmp/qemu-$mode-$RUN_TAG.json"
+    cp "$tmp/fio.json" "$tmp/fio-qemu-$mode-$RUN_TAG.json" 2>/dev/null
     NOTE="converged: $CONVERGED"
     [ "$COMPLETED" = yes ] ||
         NOTE="$NOTE; cutover not done after ${CUTOVER_TIMEOUT} s (force-cancelled; times are lower bounds)"
@@ -399,8 +415,9 @@ idle_guest "$SRC_URI"
 stop "$SRC_PID"
 IDLE_IOPS="$IOPS" IDLE_P99="$P99_MS"
 note "baseline: the idle full pass (stm, no guest)"
+RUN_TAG=0
 run_stm throttle fence idle
-IDLE_MS="$TOTAL_MS" IDLE_BYTES="$BYTES"
+IDLE_MS="$TOTAL_MS" IDLE_BYTES="$BYTES" IDLE_DONE_MS="$DONE_MS"
 note "idle guest $IDLE_IOPS IOPS, p99 $IDLE_P99 ms; idle full pass $IDLE_MS ms, $IDLE_BYTES bytes sent"
 
 # One line per run for the report, tab-separated.
@@ -409,6 +426,7 @@ results="$tmp/results.tsv"
 for (( run = 1; run <= RUNS; run++ )); do
     for c in "${contenders[@]}"; do
         note "run $run: $c (${SIZE_MIB} MiB, $STORE)"
+        RUN_TAG="$run"
         case "$c" in
             stm-*)
                 rest="${c#stm-}"
@@ -421,9 +439,9 @@ for (( run = 1; run <= RUNS; run++ )); do
             qemu-background) run_qemu background ;;
             qemu-write-blocking) run_qemu write-blocking ;;
         esac
-        printf '%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$run" \
+        printf '%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$run" \
                "$TOTAL_MS" "$DOWN_MS" "$IOPS" "$P99_MS" "$BYTES" "$GUEST_BYTES" \
-               "$PASSES" "$THROTTLES" "$CHECK" "$FIO_LOST" "$AFTER_MS" "$NOTE" >>"$results"
+               "$PASSES" "$THROTTLES" "$CHECK" "$FIO_LOST" "$AFTER_MS" "$NOTE" "$DONE_MS" >>"$results"
         note "$c: total $TOTAL_MS ms, downtime $DOWN_MS ms, $IOPS IOPS, p99 $P99_MS ms," \
              "sent $BYTES bytes, passes $PASSES, throttle steps $THROTTLES; $NOTE"
     done
@@ -433,7 +451,7 @@ guest_rate="unthrottled"
 [ -n "$RATE" ] && guest_rate="at --rate=$RATE"
 python3 "$srcdir/bench/live-report.py" "$results" \
     "size_mib=$SIZE_MIB" "runs=$RUNS" "flip=$FLIP" "guest=$guest_rate" \
-    "store=$store_desc" "idle_ms=$IDLE_MS" "idle_bytes=$IDLE_BYTES" \
+    "store=$store_desc" "idle_ms=$IDLE_MS" "idle_done_ms=$IDLE_DONE_MS" "idle_bytes=$IDLE_BYTES" \
     "idle_iops=$IDLE_IOPS" "idle_p99=$IDLE_P99" "idle_seconds=$IDLE_SECONDS" \
     "machine=$(nproc) CPUs, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1), kernel $(uname -r), load average $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end" ||
     die "the report failed (the results are in $results; KEEP=1 keeps them)"
