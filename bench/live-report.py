@@ -118,6 +118,9 @@ def print_runs(runs, p):
           % ("contender", "run", "total s", "x idle", "done s", "downtime ms", "IOPS", "x idle",
              "p99 ms", "sent MiB", "passes", "throttle", "notes"))
     for r in runs:
+        if r["fio_lost"]:
+            # No report from fio: its figures are unknown, not zero.
+            r = dict(r, iops=None, p99=None, guest_bytes=None)
         tx = r["total_ms"] / p["idle_ms"] if r["total_ms"] and p["idle_ms"] else None
         ix = r["iops"] / p["idle_iops"] if r["iops"] and p["idle_iops"] else None
         print("%-22s %4d %8s %8s %7s %11s %9s %8s %9s %10s %6s %9s  %s"
