@@ -14,7 +14,7 @@
 # check, fio's report lost (1/0), COMMIT-to-flip ms ("-" if unknown), note,
 # stm-send's start-to-done ms ("-" for QEMU).
 # The KEY=VALUE pairs describe the invocation: size_mib, runs, flip,
-# guest, store, idle_ms, idle_done_ms, idle_bytes, idle_iops, idle_p99,
+# guest, store, mirror (the mirror contenders' options), idle_ms, idle_done_ms, idle_bytes, idle_iops, idle_p99,
 # idle_seconds, machine.
 #
 # "total" is the whole process's wall time (stm-send's run; QEMU's mirror
@@ -110,6 +110,7 @@ def print_runs(runs, p):
     print("\n%d MiB image, fio 4k random writes iodepth 8 %s, flip %s, images %s"
           % (p["size_mib"], p["guest"], p["flip"], p["store"]))
     print("machine: %s" % p["machine"])
+    print("mirror contenders: %s" % p["mirror"])
     print("idle full pass (stm, no guest): %.2f s (%s s to done), %.0f MiB sent; idle guest "
           "(fio alone %s s through the filter): %.0f IOPS, p99 %.2f ms"
           % (p["idle_ms"] / 1000, fmt(p["idle_done_ms"] and p["idle_done_ms"] / 1000, ".2f"),
@@ -161,10 +162,10 @@ def print_medians(sums, p):
 def print_markdown(sums, p):
     print("\nmarkdown, for docs/performance.md:\n")
     print("%d MiB, images %s, fio 4k random writes iodepth 8 %s, TLS 1.3 (PSK), "
-          "flip %s, medians of %d run(s). Idle full pass %.2f s (%s s to done); idle guest "
+          "flip %s, %s, medians of %d run(s). Idle full pass %.2f s (%s s to done); idle guest "
           "%.0f IOPS, p99 %.2f ms. Total: the whole process; to done: stm-send's start "
           "to done event."
-          % (p["size_mib"], p["store"], p["guest"], p["flip"], p["runs"],
+          % (p["size_mib"], p["store"], p["guest"], p["flip"], p["mirror"], p["runs"],
              p["idle_ms"] / 1000, fmt(p["idle_done_ms"] and p["idle_done_ms"] / 1000, ".2f"),
              p["idle_iops"], p["idle_p99"]))
     print()
@@ -218,7 +219,7 @@ def main():
     kv = dict(a.split("=", 1) for a in sys.argv[2:])
     p = {
         "size_mib": int(kv["size_mib"]), "runs": int(kv["runs"]), "flip": kv["flip"],
-        "guest": kv["guest"], "store": kv["store"], "machine": kv.get("machine", "?"),
+        "guest": kv["guest"], "store": kv["store"], "mirror": kv.get("mirror", "?"), "machine": kv.get("machine", "?"),
         "idle_ms": float(kv["idle_ms"]), "idle_done_ms": num(kv.get("idle_done_ms", "-")), "idle_bytes": float(kv["idle_bytes"]),
         "idle_iops": float(kv["idle_iops"]), "idle_p99": float(kv["idle_p99"]),
         "idle_seconds": kv["idle_seconds"],

@@ -449,9 +449,12 @@ done
 
 guest_rate="unthrottled"
 [ -n "$RATE" ] && guest_rate="at --rate=$RATE"
+mirror_desc="stm-send's default mirror ring and wait"
+[ -z "${MIRROR_RING:-}${MIRROR_WAIT:-}" ] ||
+    mirror_desc="--mirror-ring ${MIRROR_RING:-(default)} --mirror-wait ${MIRROR_WAIT:-(default)}"
 python3 "$srcdir/bench/live-report.py" "$results" \
     "size_mib=$SIZE_MIB" "runs=$RUNS" "flip=$FLIP" "guest=$guest_rate" \
-    "store=$store_desc" "idle_ms=$IDLE_MS" "idle_done_ms=$IDLE_DONE_MS" "idle_bytes=$IDLE_BYTES" \
+    "store=$store_desc" "mirror=$mirror_desc" "idle_ms=$IDLE_MS" "idle_done_ms=$IDLE_DONE_MS" "idle_bytes=$IDLE_BYTES" \
     "idle_iops=$IDLE_IOPS" "idle_p99=$IDLE_P99" "idle_seconds=$IDLE_SECONDS" \
     "machine=$(nproc) CPUs, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1), kernel $(uname -r), load average $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end" ||
     die "the report failed (the results are in $results; KEEP=1 keeps them)"
