@@ -39,6 +39,7 @@ if [ -z "${BENCH_DIR:-}" ]; then
 fi
 tmp="$(mktemp -d "$BENCH_DIR/stm-bench.XXXXXX")"
 _pids=()
+_mounts=()
 
 note () { echo "$bench_name: $*" >&2; }
 die () { echo "$bench_name: ERROR: $*" >&2; exit 1; }
@@ -96,6 +97,9 @@ _cleanup ()
     done
     for pid in "${_pids[@]}"; do kill -KILL -- "-$pid" 2>/dev/null; done
     wait 2>/dev/null
+    # A tmpfs mounted for the run goes with it, kept or not: its files
+    # live in memory only.
+    for m in "${_mounts[@]}"; do umount "$m" 2>/dev/null || note "could not unmount $m"; done
     if [ -n "${KEEP:-}" ]; then note "kept $tmp"; else rm -rf "$tmp"; fi
     exit "$status"
 }
@@ -122,6 +126,19 @@ stop ()
     wait "$1" 2>/dev/null
     return 0
 }
+
+# mount_tmpfs DIR MIB: mount a tmpfs of MIB MiB on DIR (created), unmounted
+# when the benchmark ends however it ends.
+mount_tmpfs ()
+{
+    mkdir -p "$1"
+    mount -t tmpfs -o "size=${2}m" stm-bench "$1" ||
+        die "could not mount a tmpfs on $1 (root is needed; or leave BENCH_DIR unset for /dev/shm)"
+    _mounts+=("$1")
+}
+
+# fs_type DIR: the type of the file system holding DIR (tmpfs, ext2/ext3...).
+fs_type () { stat -f -c %T "$1"; }
 
 # wait_file PATH PID: wait (30 s at most) until PATH exists, while PID lives.
 wait_file ()

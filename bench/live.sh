@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: BSD-3-Clause
-# stm benchmark: live migration under a writing guest, stm against QEMU's
-# mirror job, side by side in one run.
+# stm benchmark: live migration under a writing guest, stm's convergence
+# modes against QEMU's mirror job, side by side in one run, each set
+# against the same image's idle full pass and the idle guest.
 #
 #   bench/live.sh [BUILD_DIR]      (default $STM_BUILD, else _build/)
 #
@@ -12,151 +13,275 @@
 # soon as the migration has ended, so its IOPS and p99 write latency cover
 # the migration (plus that first second, the same for every contender).
 #
+# Baselines, measured once per invocation (one image size, one STORE),
+# before the contenders:
+#   idle full pass       an stm migration of the same image with no guest
+#                        writing (nbdkit --filter=migrate, stm-send
+#                        --tls-psk into stm-recv, fence flip): stm-send's
+#                        whole run, destination compared (cmp)
+#   idle guest           fio alone for IDLE_SECONDS against the filter's
+#                        export, no migration: its IOPS and p99
+# Every contender's total is given as a multiple of the idle full pass,
+# and its guest IOPS as a multiple of the idle guest's.
+#
 # Contenders:
-#   stm                  nbdkit --filter=migrate file src.img; stm-send
-#                        --tls-psk (TLS 1.3) into stm-recv; --flip fence
-#                        (FLIP=forward: stm-recv --export and a forward
-#                        flip, so the guest keeps writing through it)
-#   stm-fence, stm-forward   with FLIP=both: both of those, in every run,
-#                        one after the other, so their downtimes compare;
-#                        the medians are followed by forward's downtime
-#                        minus fence's (issue 11: at most 10 ms)
+#   stm-throttle         nbdkit --filter=migrate file src.img; stm-send
+#                        --tls-psk (TLS 1.3) into stm-recv with today's
+#                        convergence (--converge throttle, the default)
+#   stm-mirror           the same with --converge mirror (every guest
+#                        write queued to the destination, acknowledged
+#                        once queued)
+#   stm-mirror-sync      the same with --converge mirror-sync
+#                        (acknowledged once durable on the destination)
 #   qemu-background      qemu-storage-daemon blockdev-mirror
 #                        copy-mode=background into a plain nbdkit
 #   qemu-write-blocking  the same with copy-mode=write-blocking
-# Measured: total (stm: stm-send's run; QEMU: mirror start to
-# BLOCK_JOB_COMPLETED after block-job-cancel), downtime (stm: guest
+# Every stm contender flips with --flip fence, or with FLIP=forward with
+# a forward flip (stm-recv --export: the guest keeps writing through it);
+# with FLIP=both each runs both, one after the other (stm-MODE-fence,
+# stm-MODE-forward), and each mode's median forward downtime minus its
+# fence downtime is printed (issue 11: at most 10 ms).
+#
+# Measured: total (stm: stm-send's whole run, as a process; QEMU: mirror
+# start to BLOCK_JOB_COMPLETED after block-job-cancel), for stm also its
+# own time from its start event to its done event ("done": what it does
+# after done, closing its connections, is the difference), downtime (stm: guest
 # writes held, as the filter measures it; QEMU: block-job-cancel to
-# COMPLETED, which drains guest I/O), guest write IOPS and p99 write
-# latency (fio's JSON), bytes sent (stm: its summary; QEMU: bytes written
-# to the target, from nbdkit's stats filter).  With the fence flip, every
-# stm run's destination is compared with the fenced source (cmp): a
+# COMPLETED, which drains guest I/O), guest write IOPS, p99 write latency
+# and bytes written (fio's JSON), bytes sent (stm: the done event's
+# bytes_sent; QEMU: bytes written to the target, from nbdkit's stats
+# filter), and for stm the passes, whether it throttled the guest (any
+# throttle event) and the mirror records and bytes.  With the fence flip,
+# every stm run's destination is compared with the fenced source (cmp): a
 # difference fails the benchmark.  A QEMU job that is not READY within
 # READY_TIMEOUT seconds is cancelled and reported as not converged; one
 # whose cancel (QEMU's cutover) has not completed within CUTOVER_TIMEOUT
 # seconds is force-cancelled and reported so, its times lower bounds.
 #
-# After the runs, a table of every run and one of the medians of each
-# contender over its runs.
+# Storage (STORE):
+#   disk    (default) the images in BENCH_DIR (default /var/tmp), a
+#           directory on a disk file system (ext4 on the machine's virtio
+#           disk here; a tmpfs there is refused).  Writes go to the page
+#           cache and the kernel writes them back; an fdatasync (stm-recv
+#           at each SYNC and at COMMIT, nbdkit's flush for QEMU's target)
+#           waits for the disk.  Nothing drops the caches first.
+#   tmpfs   the images in memory only: under /dev/shm, or, when BENCH_DIR
+#           is set to a directory that is not a tmpfs, in a tmpfs mounted
+#           in the run's directory there (root needed; unmounted at the
+#           end).  fdatasync returns at once.
 #
-# Environment: SIZE_MIB (default 512), RUNS (default 1), FLIP (fence,
-# forward or both), RATE (the guest's write rate, fio's --rate, e.g. 20m
-# for 20 MiB/s; default unthrottled), READY_TIMEOUT and CUTOVER_TIMEOUT
-# (default 120 each), SKIP (contenders to leave out), MIGRATE_BLOCK (the
+# After the runs: a table of every run, one of the medians of each
+# contender (with the ratios to the baselines), the same medians as a
+# markdown table, and each stm mirror contender against issue 13's
+# targets.  bench/live-report.py prints them.
+#
+# Every run's stm-send events, fio report and QEMU timings are copied to
+# send-MODE-FLIP-RUN.json, fio-...json, qemu-...json in the run's
+# directory, kept with KEEP=1.
+#
+# Environment: SIZE_MIB (default 512; 2048 for issue 13's second size),
+# RUNS (default 1), STORE (disk or tmpfs), FLIP (fence, forward or both),
+# RATE (the guest's write rate, fio's --rate, e.g. 20m for 20 MiB/s;
+# default unthrottled), IDLE_SECONDS (the idle guest's fio, default 6),
+# MIRROR_RING and MIRROR_WAIT (stm-send's --mirror-ring and --mirror-wait
+# for the mirror contenders; default stm-send's), READY_TIMEOUT and
+# CUTOVER_TIMEOUT (default 120 each), SKIP (contenders to leave out;
+# "stm" is stm-throttle, "stm-fence" and "stm-forward" are
+# stm-throttle-fence and stm-throttle-forward), MIGRATE_BLOCK (the
 # filter's migrate-block for stm, default the filter's 64K), BENCH_DIR,
 # KEEP.
+#
+# For example (about 3-4 minutes each for 512 MiB on 2 cores, more when
+# QEMU's background mirror is slow to converge):
+#   RUNS=1 SIZE_MIB=512 bench/live.sh _build
+#   RUNS=1 SIZE_MIB=512 STORE=tmpfs bench/live.sh _build
+#   RUNS=1 SIZE_MIB=2048 bench/live.sh _build
 _live_runs="${RUNS:-1}"
+STORE="${STORE:-disk}"
+case "$STORE" in
+    disk) BENCH_DIR="${BENCH_DIR:-/var/tmp}" ;;
+    tmpfs) ;;
+    *) echo "live: STORE must be disk or tmpfs" >&2; exit 2 ;;
+esac
 source "$(dirname "$0")/bench-lib.sh"
 
 SIZE_MIB="${SIZE_MIB:-512}"
 RUNS="$_live_runs"
 FLIP="${FLIP:-fence}"
 RATE="${RATE:-}"
+IDLE_SECONDS="${IDLE_SECONDS:-6}"
 READY_TIMEOUT="${READY_TIMEOUT:-120}"
 CUTOVER_TIMEOUT="${CUTOVER_TIMEOUT:-120}"
 SKIP=" ${SKIP:-} "
-need nbdkit; need fio; need psktool; need python3
-# QEMU is needed only when one of its contenders runs.
-for c in qemu-background qemu-write-blocking; do
-    case "$SKIP" in *" $c "*) ;; *) need qemu-storage-daemon ;; esac
-done
+need nbdkit; need fio; need psktool; need python3; need cmp
+
+# img: where the images go, per STORE.
+img="$tmp"
+if [ "$STORE" = disk ]; then
+    [ "$(fs_type "$tmp")" != tmpfs ] ||
+        die "STORE=disk but $BENCH_DIR is a tmpfs: set BENCH_DIR to a directory on disk"
+elif [ "$(fs_type "$tmp")" != tmpfs ]; then
+    # Three images (the original, the source, the destination) and slack.
+    mount_tmpfs "$tmp/store" $(( SIZE_MIB * 3 + 256 ))
+    img="$tmp/store"
+fi
+# What the images sit on, for the report: "on disk (ext4 on /dev/vda,
+# /var/tmp/stm-bench.X)" or "in tmpfs (...)".
+fs_desc="$(findmnt -n -o FSTYPE,SOURCE -T "$img" 2>/dev/null | awk '{ print $1 " on " $2 }')"
+[ -n "$fs_desc" ] || fs_desc="$(fs_type "$img")"
+if [ "$STORE" = disk ]; then
+    store_desc="on disk ($fs_desc, $img)"
+else
+    store_desc="in tmpfs (the page cache only: $img)"
+fi
+
 case "$FLIP" in
-    fence|forward) stm_contenders="stm" ;;
-    both) stm_contenders="stm-fence stm-forward" ;;
+    fence|forward) flips="$FLIP" ;;
+    both) flips="fence forward" ;;
     *) die "FLIP must be fence, forward or both" ;;
 esac
 
-make_random "$tmp/orig.img" "$SIZE_MIB"
-make_psk "$tmp/keys.psk"
-
-# start_guest URI: fio writing through URI; sets FIO_PID.
-start_guest ()
+# skipped NAME: whether SKIP names the contender NAME, by its name, its
+# name without the flip, or its name from before the mirror modes (stm,
+# stm-fence, stm-forward for stm-throttle...).
+skipped ()
 {
-    rm -f "$tmp/fio.json"
-    spawn "$tmp/fio.log" fio --thread --name=guest --ioengine=nbd --uri="$1" \
-          --rw=randwrite --bs=4k --iodepth=8 --size="${SIZE_MIB}m" \
-          ${RATE:+--rate="$RATE"} --time_based --runtime=900 --output-format=json --output="$tmp/fio.json"
-    FIO_PID=$SPAWNED
-    sleep 1
-    kill -0 "$FIO_PID" 2>/dev/null || { cat "$tmp/fio.log" >&2; die "fio exited at start"; }
+    local base="${1%-fence}"; base="${base%-forward}"
+    local n
+    for n in "$1" "$base" "${1/stm-throttle/stm}" "${base/stm-throttle/stm}"; do
+        case "$SKIP" in *" $n "*) return 0 ;; esac
+    done
+    return 1
 }
 
-# stop_guest: SIGINT (fio then writes its report), wait; sets IOPS, P99_MS,
-# FIO_ERR from the report.  After the fenced source fails its writes,
-# fio's nbd engine sometimes hangs (and is killed without a report) or
-# crashes (leaving a report that does not parse): then FIO_LOST=1 and
-# IOPS, P99_MS are 0 (left out of the medians).
-stop_guest ()
+contenders=()
+for mode in throttle mirror mirror-sync; do
+    for f in $flips; do
+        c="stm-$mode"
+        [ "$FLIP" = both ] && c="$c-$f"
+        skipped "$c" || contenders+=("$c")
+    done
+done
+for c in qemu-background qemu-write-blocking; do
+    skipped "$c" || contenders+=("$c")
+done
+[ "${#contenders[@]}" -gt 0 ] || die "SKIP leaves no contender"
+# QEMU is needed only when one of its contenders runs.
+case " ${contenders[*]} " in *" qemu-"*) need qemu-storage-daemon ;; esac
+
+note "build $build; $RUNS run(s) of $SIZE_MIB MiB; images: $store_desc"
+make_random "$img/orig.img" "$SIZE_MIB"
+make_psk "$tmp/keys.psk"
+
+# fio_guest URI OUTPUT RUNTIME: fio's arguments for the guest stand-in.
+fio_guest ()
 {
-    local i
+    FIO_ARGS=(fio --thread --name=guest --ioengine=nbd --uri="$1" --rw=randwrite --bs=4k
+              --iodepth=8 --size="${SIZE_MIB}m" ${RATE:+--rate="$RATE"} --time_based
+              --runtime="$3" --output-format=json --output="$2")
+}
+
+# parse_fio FILE: sets IOPS, P99_MS, GUEST_BYTES (bytes written), FIO_ERR
+# from fio's JSON report FILE; FIO_LOST=1 (and zeros) if there is none or
+# it does not parse.
+parse_fio ()
+{
     FIO_LOST=0
-    kill -INT "$FIO_PID" 2>/dev/null
-    for (( i = 0; i < 300; i++ )); do kill -0 "$FIO_PID" 2>/dev/null || break; sleep 0.1; done
-    stop "$FIO_PID"
-    if ! grep -q '{' "$tmp/fio.json" 2>/dev/null; then
-        note "fio was killed without a report (see $tmp/fio.log)"
-        IOPS=0 P99_MS=0 FIO_ERR=-1 FIO_LOST=1
-        return 0
-    fi
-    if ! read -r IOPS P99_MS FIO_ERR < <(python3 - "$tmp/fio.json" <<'PY'
+    if grep -q '{' "$1" 2>/dev/null &&
+       read -r IOPS P99_MS GUEST_BYTES FIO_ERR < <(python3 - "$1" <<'PY'
 import json, sys
 text = open(sys.argv[1]).read()
 d = json.loads(text[text.index("{"):])
 j = d["jobs"][0]
 w = j["write"]
 p99 = w["clat_ns"].get("percentile", {}).get("99.000000", 0) / 1e6
-print("%.0f %.2f %d" % (w["iops"], p99, j["error"]))
+print("%.0f %.2f %d %d" % (w["iops"], p99, w["io_bytes"], j["error"]))
 PY
-    ); then
-        note "fio's report $tmp/fio.json does not parse (see $tmp/fio.log)"
-        IOPS=0 P99_MS=0 FIO_ERR=-1 FIO_LOST=1
+       ); then
+        return 0
     fi
+    IOPS=0 P99_MS=0 GUEST_BYTES=0 FIO_ERR=-1 FIO_LOST=1
 }
 
-# The stm contender, flipping $1 (fence or forward): sets TOTAL_MS
-# DOWN_MS BYTES NOTE.
-run_stm ()
+# start_guest URI: fio writing through URI; sets FIO_PID.
+start_guest ()
 {
-    local flip="$1" export_port="" extra=() rc=0 t0 t1 i
-    cp "$tmp/orig.img" "$tmp/src.img"
-    rm -f "$tmp/dst.img" "$tmp/dst.img.stm-state"
-    start_source file file="$tmp/src.img" ${MIGRATE_BLOCK:+migrate-block=$MIGRATE_BLOCK}
-    if [ "$flip" = forward ]; then
-        export_port="$(free_port)"
-        extra=(--export "127.0.0.1:$export_port")
-    fi
-    # A fresh log: the port is read from it as soon as stm-recv writes it.
-    rm -f "$tmp/recv.log"
-    spawn "$tmp/recv.log" "$STM_RECV" --listen 127.0.0.1:0 --output "$tmp/dst.img" \
-          --tls-psk "$tmp/keys.psk" --once "${extra[@]}"
-    RECV_PID=$SPAWNED
-    RECV_PORT=
-    for (( i = 0; i < 600; i++ )); do
-        RECV_PORT="$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$tmp/recv.log" 2>/dev/null | head -n 1)"
-        [ -n "$RECV_PORT" ] && break
-        sleep 0.05
-    done
-    [ -n "$RECV_PORT" ] || die "stm-recv did not say its port"
+    rm -f "$tmp/fio.json"
+    fio_guest "$1" "$tmp/fio.json" 900
+    spawn "$tmp/fio.log" "${FIO_ARGS[@]}"
+    FIO_PID=$SPAWNED
+    sleep 1
+    kill -0 "$FIO_PID" 2>/dev/null || { cat "$tmp/fio.log" >&2; die "fio exited at start"; }
+}
 
-    start_guest "$SRC_URI"
-    t0=$(now_ms)
-    "$STM_SEND" --source "$SRC_URI" --control "$SRC_CTL" --dest "127.0.0.1:$RECV_PORT" \
-        --tls-psk "$tmp/keys.psk" --flip "$flip" --json --no-progress \
-        >"$tmp/send.json" 2>"$tmp/send.log" </dev/null || rc=$?
-    t1=$(now_ms)
-    stop_guest
-    [ "$rc" -eq 0 ] || { cat "$tmp/send.log" >&2; die "stm-send failed with status $rc"; }
-    TOTAL_MS=$(( t1 - t0 ))
-    DOWN_MS="$(grep '"event":"downtime"' "$tmp/send.json" | sed -n 's/.*"downtime_ms":\([0-9.]*\).*/\1/p')"
-    BYTES="$(tail -n 1 "$tmp/send.json" | sed -n 's/.*"bytes_sent":\([0-9]*\).*/\1/p')"
-    PASSES="$(tail -n 1 "$tmp/send.json" | sed -n 's/.*"passes":\([0-9]*\).*/\1/p')"
-    THROTTLES="$(grep -c '"event":"throttle"' "$tmp/send.json" || true)"
-    # Where the downtime went: from the last freeze to COMMIT sent (the
-    # final pass and its sync), and the rest: the COMMIT round trip (the
-    # receiver's fdatasync and state file, and before the export moved to
-    # HELLO, for a forward flip, the start of its nbdkit) and the FLIP
-    # (for a forward flip, the filter's connection to the export).
-    SPLIT="$(python3 - "$tmp/send.json" "$DOWN_MS" <<'PY'
+# stop_guest: SIGINT (fio then writes its report), wait, parse_fio.
+# After the fenced source fails its writes, fio's nbd engine sometimes
+# hangs (and is killed without a report) or crashes (leaving a report
+# that does not parse): then FIO_LOST=1 and the run's IOPS and p99 are
+# left out of the medians.
+stop_guest ()
+{
+    local i
+    kill -INT "$FIO_PID" 2>/dev/null
+    for (( i = 0; i < 300; i++ )); do kill -0 "$FIO_PID" 2>/dev/null || break; sleep 0.1; done
+    stop "$FIO_PID"
+    parse_fio "$tmp/fio.json"
+    [ "$FIO_LOST" = 0 ] || note "fio left no usable report (see $tmp/fio.log, $tmp/fio.json)"
+}
+
+# idle_guest URI: fio alone for IDLE_SECONDS through URI; sets IOPS,
+# P99_MS (the benchmark fails without a report).
+idle_guest ()
+{
+    rm -f "$tmp/fio-idle.json"
+    fio_guest "$1" "$tmp/fio-idle.json" "$IDLE_SECONDS"
+    "${FIO_ARGS[@]}" >"$tmp/fio-idle.log" 2>&1 </dev/null ||
+        { cat "$tmp/fio-idle.log" >&2; die "the idle guest's fio failed on $1"; }
+    parse_fio "$tmp/fio-idle.json"
+    [ "$FIO_LOST" = 0 ] || die "the idle guest's fio left no usable report ($tmp/fio-idle.json)"
+}
+
+# start_stm_recv FLIP: a fresh destination and stm-recv (with --export
+# for a forward flip); sets RECV_PID, RECV_PORT.
+start_stm_recv ()
+{
+    local extra=()
+    rm -f "$img/dst.img" "$img/dst.img.stm-state"
+    [ "$1" = forward ] && extra=(--export "127.0.0.1:$(free_port)")
+    # A fresh log: start_recv reads the port from it.
+    rm -f "$tmp/recv.log"
+    start_recv "$img/dst.img" --tls-psk "$tmp/keys.psk" "${extra[@]}"
+}
+
+# stm_events FILE: from stm-send's --json output FILE, sets DOWN_MS,
+# BYTES, PASSES, DONE_MS, THROTTLES, MIRROR (records/MiB/zero MiB, or empty), SPLIT
+# (where the downtime went: from the last freeze to COMMIT sent, the final
+# pass and its sync; the rest is the COMMIT round trip (the receiver's
+# fdatasync and state file) and the FLIP (for a forward flip, the
+# filter's switch to the export)) and AFTER_MS (that rest).
+stm_events ()
+{
+    local done_line
+    done_line="$(grep '"event":"done"' "$1" | tail -n 1)"
+    DOWN_MS="$(grep '"event":"downtime"' "$1" | sed -n 's/.*"downtime_ms":\([0-9.]*\).*/\1/p' | tail -n 1)"
+    DOWN_MS="${DOWN_MS:-0}"
+    BYTES="$(grep -o '"bytes_sent":[0-9]*' <<< "$done_line" | head -n 1 | cut -d: -f2)"
+    PASSES="$(grep -o '"passes":[0-9]*' <<< "$done_line" | cut -d: -f2)"
+    # stm-send's own time from its start event to its done event: the
+    # whole process's wall time also counts what it does after done.
+    DONE_MS="$(grep -o '"seconds":[0-9.]*' <<< "$done_line" | tail -n 1 | cut -d: -f2 |
+               awk '{ printf "%.0f", $1 * 1000 }')"
+    DONE_MS="${DONE_MS:--}"
+    THROTTLES="$(grep -c '"event":"throttle"' "$1" || true)"
+    MIRROR="$(python3 - "$done_line" <<'PY'
+import json, sys
+d = json.loads(sys.argv[1])
+if "mirror_records" in d:
+    print("%d/%.1f/%.1f" % (d["mirror_records"], d["mirror_bytes"] / 2**20,
+                            d["mirror_zero_bytes"] / 2**20))
+PY
+    )"
+    read -r SPLIT_BEFORE AFTER_MS < <(python3 - "$1" "$DOWN_MS" <<'PY'
 import json, sys
 ts = {}
 for line in open(sys.argv[1]):
@@ -169,21 +294,55 @@ for line in open(sys.argv[1]):
 if len(ts) == 2:
     before = (ts["commit"] - ts["freeze"]) * 1000
     # The event times have millisecond resolution: no negative rest.
-    print("freeze to COMMIT %.0f ms, COMMIT to the flip %.0f ms" %
-          (before, max(0.0, float(sys.argv[2]) - before)))
+    print("%.0f %.0f" % (before, max(0.0, float(sys.argv[2]) - before)))
+else:
+    print("- -")
 PY
-    )"
+    )
+    SPLIT=
+    [ "$SPLIT_BEFORE" = - ] ||
+        SPLIT="freeze to COMMIT $SPLIT_BEFORE ms, COMMIT to the flip $AFTER_MS ms"
+}
+
+# run_stm MODE FLIP [idle]: one stm migration with --converge MODE and
+# --flip FLIP, under the guest unless idle.  Sets TOTAL_MS DOWN_MS BYTES
+# PASSES THROTTLES MIRROR CHECK NOTE AFTER_MS, and IOPS P99_MS GUEST_BYTES
+# FIO_LOST (zeros when idle).
+run_stm ()
+{
+    local mode="$1" flip="$2" idle="${3:-}" rc=0 t0 t1 mopts=()
+    cp "$img/orig.img" "$img/src.img"
+    start_source file file="$img/src.img" ${MIGRATE_BLOCK:+migrate-block=$MIGRATE_BLOCK}
+    start_stm_recv "$flip"
+    case "$mode" in
+        mirror|mirror-sync)
+            mopts=(${MIRROR_RING:+--mirror-ring "$MIRROR_RING"}
+                   ${MIRROR_WAIT:+--mirror-wait "$MIRROR_WAIT"}) ;;
+    esac
+    [ -n "$idle" ] || start_guest "$SRC_URI"
+    t0=$(now_ms)
+    "$STM_SEND" --source "$SRC_URI" --control "$SRC_CTL" --dest "127.0.0.1:$RECV_PORT" \
+        --tls-psk "$tmp/keys.psk" --flip "$flip" --converge "$mode" ${mopts[@]+"${mopts[@]}"} \
+        --json --no-progress >"$tmp/send.json" 2>"$tmp/send.log" </dev/null || rc=$?
+    t1=$(now_ms)
+    if [ -n "$idle" ]; then
+        IOPS=0 P99_MS=0 GUEST_BYTES=0 FIO_ERR=0 FIO_LOST=0
+    else
+        stop_guest
+    fi
+    [ "$rc" -eq 0 ] || { cat "$tmp/send.log" >&2; die "stm-send --converge $mode failed with status $rc"; }
+    TOTAL_MS=$(( t1 - t0 ))
+    stm_events "$tmp/send.json"
     if [ "$flip" = fence ]; then
-        cmp -s "$tmp/src.img" "$tmp/dst.img" ||
-            die "stm: the destination differs from the fenced source"
+        cmp -s "$img/src.img" "$img/dst.img" ||
+            die "stm-$mode: the destination differs from the fenced source"
         CHECK="identical"
     else
-        [ "$FIO_LOST" = 0 ] || die "stm: fio left no report after a forward flip"
-        [ "$FIO_ERR" = 0 ] || die "stm: fio saw errors across the forward flip"
+        [ "$FIO_LOST" = 0 ] || die "stm-$mode: fio left no report after a forward flip"
+        [ "$FIO_ERR" = 0 ] || die "stm-$mode: fio saw errors across the forward flip"
         CHECK="no guest errors"
         # Whether the filter's connection to the export was made before
-        # the freeze (PRECONNECT) or inside it, if stm-send's flip event
-        # says so.
+        # the freeze (PRECONNECT) or inside it, as the flip event says.
         if grep '"event":"flip"' "$tmp/send.json" | grep -Eq '"preconnected":(true|1)'; then
             CHECK="$CHECK, preconnected"
         elif grep '"event":"flip"' "$tmp/send.json" | grep -Eq '"preconnected":(false|0)'; then
@@ -192,21 +351,25 @@ PY
     fi
     stop "$RECV_PID"
     stop "$SRC_PID"
-    NOTE="$PASSES passes, $THROTTLES throttle steps, $CHECK${SPLIT:+, $SPLIT}"
+    # Each run's events and guest report stay in the run's directory (KEEP=1).
+    cp "$tmp/send.json" "$tmp/send-$mode-$flip${idle:+-idle}-$RUN_TAG.json"
+    [ -n "$idle" ] || cp "$tmp/fio.json" "$tmp/fio-$mode-$flip-$RUN_TAG.json" 2>/dev/null
+    NOTE="$CHECK${MIRROR:+, mirror records/MiB/zero MiB $MIRROR}${SPLIT:+, $SPLIT}"
     [ "$FIO_LOST" = 0 ] || NOTE="$NOTE, fio's report lost"
 }
 
-# A QEMU contender (copy mode $1): sets TOTAL_MS DOWN_MS BYTES NOTE.
+# A QEMU contender (copy mode $1): sets TOTAL_MS DOWN_MS BYTES NOTE, and
+# the guest's figures.
 run_qemu ()
 {
     local mode="$1" port
-    cp "$tmp/orig.img" "$tmp/src.img"
-    rm -f "$tmp/dst.img" "$tmp/stats.txt" "$tmp/qmp.sock" "$tmp/exp.sock"
-    truncate -s "${SIZE_MIB}M" "$tmp/dst.img"
+    cp "$img/orig.img" "$img/src.img"
+    rm -f "$img/dst.img" "$tmp/stats.txt" "$tmp/qmp.sock" "$tmp/exp.sock"
+    truncate -s "${SIZE_MIB}M" "$img/dst.img"
     port="$(free_port)"
-    start_nbdkit_target "$port" --filter=stats file "$tmp/dst.img" statsfile="$tmp/stats.txt"
+    start_nbdkit_target "$port" --filter=stats file "$img/dst.img" statsfile="$tmp/stats.txt"
     spawn "$tmp/qsd.log" qemu-storage-daemon \
-        --blockdev driver=file,node-name=f0,filename="$tmp/src.img" \
+        --blockdev driver=file,node-name=f0,filename="$img/src.img" \
         --blockdev driver=raw,node-name=src,file=f0 \
         --nbd-server addr.type=unix,addr.path="$tmp/exp.sock" \
         --export type=nbd,id=e0,node-name=src,name=,writable=on \
@@ -231,73 +394,67 @@ import re, sys
 m = re.search(r"^write: \d+ ops, [0-9.]+ s, ([0-9.]+) (B|KiB|MiB|GiB|TiB)", open(sys.argv[1]).read(), re.M)
 units = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
 print(int(float(m.group(1)) * units[m.group(2)]) if m else 0)' "$tmp/stats.txt")"
+    PASSES=- THROTTLES=- CHECK="not checked" AFTER_MS=- DONE_MS=-
+    cp "$tmp/qemu.json" "$tmp/qemu-$mode-$RUN_TAG.json"
+    cp "$tmp/fio.json" "$tmp/fio-qemu-$mode-$RUN_TAG.json" 2>/dev/null
     NOTE="converged: $CONVERGED"
     [ "$COMPLETED" = yes ] ||
         NOTE="$NOTE; cutover not done after ${CUTOVER_TIMEOUT} s (force-cancelled; times are lower bounds)"
+    [ "$FIO_LOST" = 0 ] || NOTE="$NOTE, fio's report lost"
 }
 
-declare -a rows
-# Each contender's figures over its runs, space-separated, for the medians.
-declare -A all_total all_down all_iops all_p99 all_after
-contenders=()
-for c in $stm_contenders qemu-background qemu-write-blocking; do
-    case "$SKIP" in *" $c "*) continue ;; esac
-    contenders+=("$c")
-done
+# The baselines.  The idle guest writes to the filter's export with no
+# migration (a fresh copy of the image, as for every contender); the idle
+# full pass follows, on a fresh copy again.
+# Other work on the machine moves every figure: the report gives the load.
+LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
+note "baseline: the idle guest (fio alone for ${IDLE_SECONDS} s through the filter)"
+cp "$img/orig.img" "$img/src.img"
+start_source file file="$img/src.img" ${MIGRATE_BLOCK:+migrate-block=$MIGRATE_BLOCK}
+idle_guest "$SRC_URI"
+stop "$SRC_PID"
+IDLE_IOPS="$IOPS" IDLE_P99="$P99_MS"
+note "baseline: the idle full pass (stm, no guest)"
+RUN_TAG=0
+run_stm throttle fence idle
+IDLE_MS="$TOTAL_MS" IDLE_BYTES="$BYTES" IDLE_DONE_MS="$DONE_MS"
+note "idle guest $IDLE_IOPS IOPS, p99 $IDLE_P99 ms; idle full pass $IDLE_MS ms, $IDLE_BYTES bytes sent"
+
+# One line per run for the report, tab-separated.
+results="$tmp/results.tsv"
+: >"$results"
 for (( run = 1; run <= RUNS; run++ )); do
     for c in "${contenders[@]}"; do
-        note "run $run: $c (${SIZE_MIB} MiB)"
+        note "run $run: $c (${SIZE_MIB} MiB, $STORE)"
+        RUN_TAG="$run"
         case "$c" in
-            stm) run_stm "$FLIP" ;;
-            stm-fence) run_stm fence ;;
-            stm-forward) run_stm forward ;;
+            stm-*)
+                rest="${c#stm-}"
+                case "$rest" in
+                    *-fence) flip=fence; mode="${rest%-fence}" ;;
+                    *-forward) flip=forward; mode="${rest%-forward}" ;;
+                    *) flip="$FLIP"; mode="$rest" ;;
+                esac
+                run_stm "$mode" "$flip" ;;
             qemu-background) run_qemu background ;;
             qemu-write-blocking) run_qemu write-blocking ;;
         esac
-        rows+=("$(printf '%-20s %4d %9.2f %11.1f %9.0f %10.2f %9.0f  %s' "$c" "$run" \
-                  "$(awk -v m="$TOTAL_MS" 'BEGIN { print m / 1000 }')" "$DOWN_MS" "$IOPS" \
-                  "$P99_MS" "$(awk -v b="$BYTES" 'BEGIN { print b / 1048576 }')" "$NOTE")")
-        note "${rows[-1]}"
-        all_total[$c]+=" $TOTAL_MS"
-        all_after[$c]+=" $(echo "$SPLIT" | sed -n 's/.*COMMIT to the flip \([0-9]*\) ms.*/\1/p')"
-        all_down[$c]+=" $DOWN_MS"
-        if [ "$FIO_LOST" = 0 ]; then
-            all_iops[$c]+=" $IOPS"
-            all_p99[$c]+=" $P99_MS"
-        fi
+        printf '%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$run" \
+               "$TOTAL_MS" "$DOWN_MS" "$IOPS" "$P99_MS" "$BYTES" "$GUEST_BYTES" \
+               "$PASSES" "$THROTTLES" "$CHECK" "$FIO_LOST" "$AFTER_MS" "$NOTE" "$DONE_MS" >>"$results"
+        note "$c: total $TOTAL_MS ms, downtime $DOWN_MS ms, $IOPS IOPS, p99 $P99_MS ms," \
+             "sent $BYTES bytes, passes $PASSES, throttle steps $THROTTLES; $NOTE"
     done
 done
 
-# fmedian N...: the median of decimal numbers.
-fmedian ()
-{
-    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
-        if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2];
-        else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
 guest_rate="unthrottled"
 [ -n "$RATE" ] && guest_rate="at --rate=$RATE"
-printf '\n%s MiB image, fio 4k random writes iodepth 8 %s, flip %s\n' "$SIZE_MIB" \
-       "$guest_rate" "$FLIP"
-printf '%-20s %4s %9s %11s %9s %10s %9s  %s\n' contender run "total s" "downtime ms" \
-       "write IOPS" "p99 ms" "sent MiB" notes
-printf '%s\n' "${rows[@]}"
-printf '\nmedians of %d run(s)\n' "$RUNS"
-printf '%-20s %9s %11s %9s %10s %15s  %s\n' contender "total s" "downtime ms" "write IOPS" \
-       "p99 ms" "COMMIT-flip ms" "downtime of each run, ms"
-for c in "${contenders[@]}"; do
-    # shellcheck disable=SC2086
-    printf '%-20s %9.2f %11.1f %9.0f %10.2f %15s  %s\n' "$c" \
-           "$(awk -v m="$(fmedian ${all_total[$c]})" 'BEGIN { print m / 1000 }')" \
-           "$(fmedian ${all_down[$c]})" "$(fmedian ${all_iops[$c]})" \
-           "$(fmedian ${all_p99[$c]})" "$(fmedian ${all_after[$c]:-})" \
-           "$(echo ${all_down[$c]} | sed 's/ / \/ /g')"
-done
-if [ -n "${all_down[stm-fence]:-}" ] && [ -n "${all_down[stm-forward]:-}" ]; then
-    # shellcheck disable=SC2086
-    awk -v fwd="$(fmedian ${all_down[stm-forward]})" -v fence="$(fmedian ${all_down[stm-fence]})" \
-        'BEGIN { d = fwd - fence;
-                 printf "\nforward minus fence, median downtime: %+.1f ms (target: at most +10 ms: %s)\n",
-                        d, d <= 10 ? "met" : "NOT met" }'
-fi
+mirror_desc="stm-send's default mirror ring and wait"
+[ -z "${MIRROR_RING:-}${MIRROR_WAIT:-}" ] ||
+    mirror_desc="--mirror-ring ${MIRROR_RING:-(default)} --mirror-wait ${MIRROR_WAIT:-(default)}"
+python3 "$srcdir/bench/live-report.py" "$results" \
+    "size_mib=$SIZE_MIB" "runs=$RUNS" "flip=$FLIP" "guest=$guest_rate" \
+    "store=$store_desc" "mirror=$mirror_desc" "idle_ms=$IDLE_MS" "idle_done_ms=$IDLE_DONE_MS" "idle_bytes=$IDLE_BYTES" \
+    "idle_iops=$IDLE_IOPS" "idle_p99=$IDLE_P99" "idle_seconds=$IDLE_SECONDS" \
+    "machine=$(nproc) CPUs, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1), kernel $(uname -r), load average $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end" ||
+    die "the report failed (the results are in $results; KEEP=1 keeps them)"
