@@ -155,9 +155,30 @@ options:
       - C(abort) gives up; the task fails with the source thawed,
         unthrottled and authoritative. With I(max_passes), reaching the
         limit gives up too instead of cutting over.
+      - C(mirror) hands every guest write to the destination as it
+        happens (the filter's mirror ring), so one pass suffices and the
+        guest is not throttled; C(mirror-sync) acknowledges each guest
+        write only once the destination has it durable. See
+        stm-send(1), MIRRORING.
       - Unset, the CLI's default applies (C(throttle)).
     type: str
+    choices: [throttle, force, abort, mirror, mirror-sync]
     version_added: "0.2.0"
+  mirror_ring:
+    description:
+      - With I(converge=mirror) or C(mirror-sync), each disk's mirror ring
+        (C(--mirror-ring)), a power of two from C(1M) to C(4G); unset, the
+        CLI's default (64M).
+    type: str
+    version_added: "0.4.0"
+  mirror_wait:
+    description:
+      - With I(converge=mirror) or C(mirror-sync), the longest a guest
+        write waits for room in the ring, or for the destination under
+        C(mirror-sync), before it is marked dirty instead
+        (C(--mirror-wait)), e.g. C(1000) or C(250ms).
+    type: str
+    version_added: "0.4.0"
     choices: [throttle, force, abort]
   cutover:
     description:
@@ -375,6 +396,18 @@ passes:
   returned: success, not in check mode
   type: int
   sample: 3
+mirror_records:
+  description: Guest writes and zeroes the mirror rings carried to the
+    destination (I(converge=mirror) or C(mirror-sync)).
+  returned: success with I(converge=mirror) or C(mirror-sync)
+  type: int
+  sample: 55635
+mirror_bytes:
+  description: Write data the mirror rings carried, in bytes (included in
+    I(bytes_sent)).
+  returned: success with I(converge=mirror) or C(mirror-sync)
+  type: int
+  sample: 227872768
 downtime_ms:
   description: How long guest writes were paused at the cutover, in
     milliseconds, as the filter measured it (from the C(downtime) event,
@@ -724,6 +757,10 @@ def build_argv(module, binary):
         argv += ['--max-passes', str(p['max_passes'])]
     if p['converge'] is not None:
         argv += ['--converge', p['converge']]
+    if p['mirror_ring'] is not None:
+        argv += ['--mirror-ring', p['mirror_ring']]
+    if p['mirror_wait'] is not None:
+        argv += ['--mirror-wait', p['mirror_wait']]
     if p['cutover'] is not None:
         argv += ['--cutover', p['cutover']]
     if p['command_socket']:
@@ -885,6 +922,9 @@ def succeed(module, events, done, common):
         downtime_ms=downtime_ms,
         seconds=float(done.get('seconds', 0)),
     )
+    if 'mirror_records' in done:
+        summary['mirror_records'] = int(done['mirror_records'])
+        summary['mirror_bytes'] = int(done.get('mirror_bytes', 0))
     flipped = last_event(events, 'flip') is not None
     fact = dict(summary, flipped=flipped, dest=p['dest'], forced=forced,
                 reconnects=common['reconnects'],
@@ -912,7 +952,10 @@ def main():
         max_downtime=dict(type='str'),
         # Not a secret (a count of passes), whatever its name suggests.
         max_passes=dict(type='int', no_log=False),
-        converge=dict(type='str', choices=['throttle', 'force', 'abort']),
+        converge=dict(type='str', choices=['throttle', 'force', 'abort',
+                                           'mirror', 'mirror-sync']),
+        mirror_ring=dict(type='str'),
+        mirror_wait=dict(type='str'),
         cutover=dict(type='str', choices=['auto', 'manual']),
         command_socket=dict(type='path'),
         retry_timeout=dict(type='str'),
