@@ -25,32 +25,18 @@
 
 #include "mirror_consumer.h"
 #include "mirror_ring.h"
-
-struct test_ring {
-  struct mirror_ring r;
-  void *area;
-  struct mirror_consumer_page cons;
-};
+#include "mirror_test_ring.h"
 
 static struct test_ring *
 new_ring (uint64_t capacity)
 {
-  struct test_ring *t = calloc (1, sizeof *t);
-
-  assert_non_null (t);
-  t->area = aligned_alloc (4096, mirror_ring_area_size (capacity));
-  assert_non_null (t->area);
-  memset (t->area, 0, mirror_ring_area_size (capacity));
-  mirror_ring_format (&t->r, t->area, capacity, &t->cons, 1 << 20, 4096,
-                      false, 0, 0);
-  return t;
+  return new_test_ring (capacity, 0);
 }
 
 static void
 free_ring (struct test_ring *t)
 {
-  free (t->area);
-  free (t);
+  free_test_ring (t);
 }
 
 static uint64_t
@@ -143,16 +129,16 @@ test_full_and_durable (void **state)
   /* Full: nothing more fits, not even a header. */
   assert_false (mirror_ring_reserve (&t->r, 0, &pos));
   /* Taken but not durable frees nothing. */
-  t->cons.consumed = 2048;
+  t->page.consumed = 2048;
   assert_false (mirror_ring_reserve (&t->r, 0, &pos));
   /* Durable frees exactly that space. */
-  t->cons.durable = 1024;
+  t->page.durable = 1024;
   assert_true (mirror_ring_reserve (&t->r, sizeof buf, &pos));
   assert_int_equal (pos, 4096);
   assert_false (mirror_ring_reserve (&t->r, 0, &pos));
   mirror_ring_commit (&t->r, pos, MIRROR_ZERO, 0, 4096, 0);
   /* A consumer claiming more than was ever reserved frees no more. */
-  t->cons.durable = UINT64_MAX;
+  t->page.durable = UINT64_MAX;
   assert_int_equal (mirror_ring_durable (&t->r), mirror_ring_head (&t->r));
   /* Larger than the ring: refused at once. */
   assert_false (mirror_ring_reserve (&t->r, 4096, &pos));
@@ -174,25 +160,25 @@ test_window (void **state)
 
   (void) state;
   memset (buf, 2, sizeof buf);
-  t->cons.window = 4096;
+  t->page.window = 4096;
   assert_int_equal (mirror_ring_window (&t->r), 4096);
   put_write (t, 0, buf, sizeof buf);
   put_write (t, 0, buf, sizeof buf);
   /* The window is used up, though the ring has room. */
   assert_false (mirror_ring_reserve (&t->r, 0, &pos));
-  t->cons.durable = 2048;
+  t->page.durable = 2048;
   put_write (t, 0, buf, sizeof buf);
   assert_false (mirror_ring_reserve (&t->r, 0, &pos));
   /* Larger than the window: only into an empty ring. */
-  t->cons.durable = 4096;
+  t->page.durable = 4096;
   assert_false (mirror_ring_reserve (&t->r, 4096, &pos));
-  t->cons.durable = 6144;
+  t->page.durable = 6144;
   assert_true (mirror_ring_reserve (&t->r, 4096, &pos));
   mirror_ring_commit (&t->r, pos, MIRROR_WRITE, 0, 4096, 4096);
   /* No window, or one past the capacity: the whole ring. */
-  t->cons.window = 0;
+  t->page.window = 0;
   assert_int_equal (mirror_ring_window (&t->r), 8192);
-  t->cons.window = 1 << 20;
+  t->page.window = 1 << 20;
   assert_int_equal (mirror_ring_window (&t->r), 8192);
   assert_true (mirror_ring_reserve (&t->r, 1000, &pos));
   free_ring (t);
@@ -223,7 +209,7 @@ test_wrap_around (void **state)
     gather (&e, out);
     assert_memory_equal (out, buf, sizeof buf);
     pos = e.end;
-    t->cons.consumed = t->cons.durable = pos;
+    t->page.consumed = t->page.durable = pos;
   }
   free_ring (t);
 }
@@ -241,7 +227,7 @@ test_stale_flag (void **state)
   (void) state;
   memset (buf, 0, sizeof buf);
   put_write (t, 0, buf, sizeof buf);     /* fills the ring exactly */
-  t->cons.consumed = t->cons.durable = 4096;
+  t->page.consumed = t->page.durable = 4096;
   /* Reserve at position 4096 (the same bytes) without committing: the
    * old flag says granule 1 (0 + 1), not 65 (64 + 1). */
   assert_true (mirror_ring_reserve (&t->r, 0, &pos));
@@ -281,10 +267,10 @@ test_walk (void **state)
   for (int i = 0; i < 6; i++) {
     positions[i] = put_write (t, (uint64_t) i, buf, sizeof buf);
     /* The consumer keeps up, durable one record behind. */
-    t->cons.durable = positions[i] > 0 ? positions[i] - 1024 : 0;
+    t->page.durable = positions[i] > 0 ? positions[i] - 1024 : 0;
   }
   /* Records 2..5 are in the ring; the consumer made 0..2 durable. */
-  t->cons.durable = positions[3];
+  t->page.durable = positions[3];
   assert_int_equal (mirror_ring_walk_from (&t->r, mirror_ring_durable (&t->r),
                                            note_walked, &w), 3);
   assert_int_equal (w.offsets[0], 3);
@@ -368,7 +354,7 @@ consumer_thread (void *arg)
     next[e.offset] = i + 1;
     pos = e.end;
     got++;
-    __atomic_store_n (&t->cons.durable, pos, __ATOMIC_RELEASE);
+    __atomic_store_n (&t->page.durable, pos, __ATOMIC_RELEASE);
   }
   return NULL;
 }

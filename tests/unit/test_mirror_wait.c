@@ -26,6 +26,7 @@
 
 #include "mirror_consumer.h"
 #include "mirror_ring.h"
+#include "mirror_test_ring.h"
 #include "mirror_wait.h"
 
 #define NS_PER_MS UINT64_C (1000000)
@@ -34,37 +35,16 @@
  * takes 1088), and a fourth does not fit. */
 #define DATA_LEN 1000u
 
-struct test_ring {
-  struct mirror_ring r;
-  void *area;
-  struct mirror_consumer_page page;
-  /* A consumer made by hand over the same memory: the functions under
-   * test use its ring view and page, not its descriptors. */
-  struct mirror_consumer c;
-};
-
 static struct test_ring *
 new_ring (uint64_t full_wait_ns)
 {
-  struct test_ring *t = calloc (1, sizeof *t);
-
-  assert_non_null (t);
-  t->area = aligned_alloc (4096, mirror_ring_area_size (CAPACITY));
-  assert_non_null (t->area);
-  memset (t->area, 0, mirror_ring_area_size (CAPACITY));
-  mirror_ring_format (&t->r, t->area, CAPACITY, &t->page, 1 << 20, 4096,
-                      false, 0, full_wait_ns);
-  t->c.ring = t->r;
-  t->c.page = &t->page;
-  t->c.area_fd = t->c.page_fd = t->c.event_fd = -1;
-  return t;
+  return new_test_ring (CAPACITY, full_wait_ns);
 }
 
 static void
 free_ring (struct test_ring *t)
 {
-  free (t->area);
-  free (t);
+  free_test_ring (t);
 }
 
 static uint64_t
