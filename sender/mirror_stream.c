@@ -11,6 +11,7 @@
 
 #include "clock.h"
 #include "mirror_stream.h"
+#include "rate_limit.h"
 #include "source_reader.h"
 #include "time_units.h"
 
@@ -156,6 +157,7 @@ send_record (struct migration_disk *d, const struct mirror_entry *e)
     }
     data = e->length;
     mr->data_bytes += data;
+    rate_limit_take (&m->rate, data, time_monotonic_ns ());
   }
   mr->records++;
   m->meas.last_activity_ns = time_monotonic_ns ();
@@ -189,6 +191,10 @@ send_below (struct migration_disk *d, uint64_t limit, uint64_t wait_to,
      * again. */
     if (bounded && d->m->conn != NULL &&
         stm_conn_output_pending (d->m->conn) >= MIGRATION_OUTPUT_HIGH)
+      break;
+    /* And keep to --rate, which caps the sum: records pay as the pass's
+     * reads do, and wait while the bucket is in debt. */
+    if (bounded && rate_limit_wait_ns (&d->m->rate, time_monotonic_ns ()) > 0)
       break;
     struct mirror_entry e;
     int r = mirror_consumer_next (&mr->cons, &e);
@@ -302,6 +308,14 @@ mirror_stream_pump (struct migration_disk *d)
   if (d->m->conn != NULL &&
       stm_conn_output_pending (d->m->conn) >= MIGRATION_OUTPUT_HIGH)
     return 0;                    /* and so does the output queue's drain */
+  uint64_t rate_wait = rate_limit_wait_ns (&d->m->rate, time_monotonic_ns ());
+  if (rate_wait > 0) {
+    /* --rate: come back when the bucket is out of debt. */
+    ev_timer_stop (d->m->loop, &mr->nap);
+    ev_timer_set (&mr->nap, (double) rate_wait / NS_PER_S, 0.);
+    ev_timer_start (d->m->loop, &mr->nap);
+    return 0;
+  }
   if (mirror_consumer_stopped (&mr->cons) &&
       mr->cons.next_pos >= mirror_consumer_clock (&mr->cons)) {
     /* The filter took the ring away (a flip, MIRROR STOP): what we did
