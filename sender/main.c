@@ -130,14 +130,16 @@ usage (FILE *fp)
 "  --max-passes N       at most N passes, the final one included: cut over\n"
 "                       after pass N-1 even if not converged (default 30, at\n"
 "                       least 2; with --converge=abort, give up instead)\n"
-"  --converge POLICY    when the dirty set stops shrinking for two passes:\n"
-"                       throttle (default) slows guest writes step by step\n"
-"                       until it converges; force cuts over anyway; abort\n"
-"                       gives up (exit 1, the source thawed); mirror hands\n"
-"                       every guest write to the destination as it happens, so\n"
-"                       one pass suffices (the guest's write is acknowledged\n"
-"                       once queued); mirror-sync acknowledges it only once the\n"
-"                       destination has it durable\n"
+"  --converge POLICY    how the copy catches up with the guest: mirror (default)\n"
+"                       hands every guest write to the destination as it\n"
+"                       happens, so one pass suffices (the write is\n"
+"                       acknowledged once queued); mirror-sync acknowledges\n"
+"                       it only once the destination has it durable; and\n"
+"                       when the dirty set stops shrinking for two passes:\n"
+"                       throttle slows guest writes step by step until it\n"
+"                       converges (as mirror does too, if it must); force\n"
+"                       cuts over anyway; abort gives up (exit 1, the\n"
+"                       source thawed)\n"
 "  --mirror-ring BYTES  the mirror queue per disk, a power of two from 1M to\n"
 "                       4G (default 64M); a full queue marks writes dirty\n"
 "  --mirror-wait MS     the longest a guest write waits for room in the queue\n"
@@ -307,7 +309,7 @@ main (int argc, char *argv[])
     .flip = FLIP_FENCE,
     .max_downtime_ns = 200 * UINT64_C(1000000),
     .max_passes = 30,
-    .converge = CONVERGE_THROTTLE,
+    .converge = CONVERGE_MIRROR,
     .rate = 0,
     .progress = isatty (STDERR_FILENO),
     .retry_timeout_ns = 300 * UINT64_C(1000000000),

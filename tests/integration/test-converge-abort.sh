@@ -35,7 +35,7 @@ wait_for 10 "guest writes to keep reaching the source" writes_above $(( before +
 info "part 1: aborted, the source thawed and serving"
 
 # 2. interrupted while throttling
-start_stm_send throttle --tls-psk "$tmp/keys.psk" --rate 12M
+start_stm_send throttle --tls-psk "$tmp/keys.psk" --rate 12M --converge throttle
 throttled () { grep -q '"event":"throttle"' "$tmp/throttle.out"; }
 wait_for 40 "stm-send to throttle the guest" throttled
 t="$(status_field throttle)"

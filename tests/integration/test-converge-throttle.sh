@@ -3,7 +3,7 @@
 # stm integration test: convergence under a guest that writes faster than
 # the migration may copy.  fio writes 4k blocks at random, unthrottled,
 # while stm-send is held to --rate 16M: without help the dirty set never
-# shrinks.  The default --converge=throttle must slow the guest down
+# shrinks.  --converge=throttle must slow the guest down
 # through the filter's THROTTLE, converge, cut over within --max-downtime,
 # and release the throttle at the flip; the destination must equal the
 # fenced source byte for byte.
@@ -19,7 +19,7 @@ size_mib=48
 start_psk_source "$size_mib"
 start_writer_and_wait "${size_mib}m" 120 1000
 
-migrate_psk_once 90 --rate 16M --max-downtime 200
+migrate_psk_once 90 --rate 16M --max-downtime 200 --converge throttle
 
 out="$tmp/send.out"
 grep -q '"event":"throttle"' "$out" ||

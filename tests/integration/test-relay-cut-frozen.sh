@@ -9,6 +9,9 @@
 # A large --max-downtime makes stm-send cut over right after the full
 # pass, and --rate makes the final pass (the 16 MiB the guest dirtied)
 # last seconds, long enough to be hit.
+#
+# --converge throttle: the scenario needs a final pass long enough to cut
+# the network in, which mirroring (the default) does not leave.
 
 source ./functions.sh
 set -eu
@@ -22,7 +25,7 @@ start_writer_and_wait 16m 120 0 --rate=,1m
 start_psk_recv --once
 start_relay
 SEND_DEST_PORT=$RELAY_PORT start_stm_send send --tls-psk "$tmp/keys.psk" \
-    --rate 4M --max-downtime 60s --retry-timeout 60
+    --rate 4M --max-downtime 60s --retry-timeout 60 --converge throttle
 
 frozen () { grep -q '"event":"freeze"' "$tmp/send.out" && state_is frozen; }
 reconnecting () { grep -q '"event":"reconnecting"' "$tmp/send.out"; }

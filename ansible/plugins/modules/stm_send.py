@@ -145,8 +145,10 @@ options:
     type: int
   converge:
     description:
-      - What C(stm-send) does when the dirty set stops shrinking for two
-        passes (C(--converge)).
+      - How the copy catches up with a guest that keeps writing
+        (C(--converge)); for C(throttle), C(force) and C(abort), what
+        C(stm-send) does when the dirty set stops shrinking for two
+        passes.
       - C(throttle) slows guest writes through the filter, step by step,
         until the copy converges; the throttle is released at the flip and
         on every way out.
@@ -160,7 +162,7 @@ options:
         guest is not throttled; C(mirror-sync) acknowledges each guest
         write only once the destination has it durable. See
         stm-send(1), MIRRORING.
-      - Unset, the CLI's default applies (C(throttle)).
+      - Unset, the CLI's default applies (C(mirror)).
     type: str
     choices: [throttle, force, abort, mirror, mirror-sync]
     version_added: "0.2.0"
