@@ -408,10 +408,10 @@ run_stm ()
 }
 
 # A QEMU contender (copy mode $1): sets TOTAL_MS DOWN_MS BYTES NOTE, and
-# the guest's figures (the WIN_ ones over the QMP driver's run).
+# the guest's figures (the WIN_ ones over QEMU's total).
 run_qemu ()
 {
-    local mode="$1" port t0 t1
+    local mode="$1" port t0 t1 rc line
     cp "$img/orig.img" "$img/src.img"
     rm -f "$img/dst.img" "$tmp/stats.txt" "$tmp/qmp.sock" "$tmp/exp.sock"
     truncate -s "${SIZE_MIB}M" "$img/dst.img"
@@ -427,15 +427,23 @@ run_qemu ()
     wait_file "$tmp/exp.sock" "$QSD_PID"
     wait_file "$tmp/qmp.sock" "$QSD_PID"
     start_guest "nbd+unix:///?socket=$tmp/exp.sock"
-    # The guest's window: the QMP driver's run, from adding the target to
-    # the cutover's end (or the forced cancel).
-    t0=$(now_ms)
-    python3 "$srcdir/bench/live-qemu-mirror.py" "$tmp/qmp.sock" "$port" "$mode" \
-        "$READY_TIMEOUT" "$CUTOVER_TIMEOUT" >"$tmp/qemu.json" 2>"$tmp/qemu.err" ||
-        { cat "$tmp/qemu.err" "$tmp/qsd.log" >&2; die "the QEMU mirror ($mode) failed"; }
-    t1=$(now_ms)
+    # The guest's window is QEMU's total: from the mirror's start to the
+    # cutover's end (or the forced cancel).  The driver measures it on its
+    # own clock and prints it as soon as the cutover has ended, so the
+    # window ends when its line arrives (unbuffered), and starts its
+    # total_ms before: the driver's start-up, QMP handshake and
+    # blockdev-add, with the guest at full speed, stay out of it.  (After
+    # a cutover that timed out, the line follows the forced cancel's end,
+    # and the window ends there.)
+    python3 -u "$srcdir/bench/live-qemu-mirror.py" "$tmp/qmp.sock" "$port" "$mode" \
+        "$READY_TIMEOUT" "$CUTOVER_TIMEOUT" 2>"$tmp/qemu.err" |
+        { IFS= read -r line && { now_ms; printf '%s\n' "$line"; }; cat; } >"$tmp/qemu.out"
+    rc=${PIPESTATUS[0]}
+    [ "$rc" -eq 0 ] ||
+        { cat "$tmp/qemu.err" "$tmp/qsd.log" >&2; die "the QEMU mirror ($mode) failed with status $rc"; }
+    t1="$(head -n 1 "$tmp/qemu.out")"
+    sed 1d "$tmp/qemu.out" >"$tmp/qemu.json"
     stop_guest
-    window_guest "$t0" "$t1" "qemu-$mode-$RUN_TAG"
     stop "$QSD_PID"
     stop "$TGT_PID"
     read -r TOTAL_MS DOWN_MS CONVERGED COMPLETED < <(python3 -c '
@@ -449,6 +457,8 @@ m = re.search(r"^write: \d+ ops, [0-9.]+ s, ([0-9.]+) (B|KiB|MiB|GiB|TiB)", open
 units = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
 print(int(float(m.group(1)) * units[m.group(2)]) if m else 0)' "$tmp/stats.txt")"
     PASSES=- THROTTLES=- CHECK="not checked" AFTER_MS=- DONE_MS=-
+    t0=$(( t1 - ${TOTAL_MS%.*} ))
+    window_guest "$t0" "$t1" "qemu-$mode-$RUN_TAG"
     cp "$tmp/qemu.json" "$tmp/qemu-$mode-$RUN_TAG.json"
     cp "$tmp/fio.json" "$tmp/fio-qemu-$mode-$RUN_TAG.json" 2>/dev/null
     NOTE="converged: $CONVERGED"
