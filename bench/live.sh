@@ -12,10 +12,11 @@
 # It starts one second before each migration and is stopped (SIGINT) as
 # soon as the migration has ended.  Its IOPS and p99 write latency are
 # taken over the migration window only: fio logs every write's completion
-# time and latency, and the report counts the writes completed from just
-# before the contender starts (stm-send, or the QMP driver of QEMU's
-# mirror) to just after it ends, so that a guest stalled by the migration
-# is not hidden by its first second at full speed.  IOPS: those writes
+# time and latency, and the report counts the writes completed within the
+# contender's total (stm: from just before stm-send starts to just after
+# it exits; QEMU: from blockdev-mirror to the cutover's end), so that a
+# guest stalled by the migration is not hidden by its first second at
+# full speed.  IOPS: those writes
 # divided by the window's length; p99: of those writes' completion
 # latencies (a write still held when the window closes is not counted).
 # fio's own figures over its whole run are kept as "run IOPS".
@@ -58,10 +59,10 @@
 # writes held, as the filter measures it; QEMU: block-job-cancel to
 # COMPLETED, which drains guest I/O), guest write IOPS and p99 write
 # latency over the migration window (fio's per-I/O log), fio's IOPS over
-# its whole run and the bytes it wrote (fio's JSON), bytes sent (stm: the done event's
-# bytes_sent; QEMU: bytes written to the target, from nbdkit's stats
-# filter), and for stm the passes, whether it throttled the guest (any
-# throttle event) and the mirror records and bytes.  With the fence flip,
+# its whole run and the bytes it wrote (fio's JSON), bytes sent (stm: the
+# done event's bytes_sent; QEMU: bytes written to the target, from
+# nbdkit's stats filter), and for stm the passes, whether it throttled the
+# guest (any throttle event) and the mirror records and bytes.  With the fence flip,
 # every stm run's destination is compared with the fenced source (cmp): a
 # difference fails the benchmark.  A QEMU job that is not READY within
 # READY_TIMEOUT seconds is cancelled and reported as not converged; one
@@ -259,8 +260,9 @@ start_guest ()
 # stop_guest: SIGINT (fio then writes its report), wait, parse_fio.
 # After the fenced source fails its writes, fio's nbd engine sometimes
 # hangs (and is killed without a report) or crashes (leaving a report
-# that does not parse): then FIO_LOST=1 and the run's IOPS and p99 are
-# left out of the medians.
+# that does not parse): then FIO_LOST=1 and the run's whole-run figures
+# are left out of the medians; its figures over the window come from
+# fio's latency log, if fio lived to write it.
 stop_guest ()
 {
     local i
