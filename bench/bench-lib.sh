@@ -172,10 +172,15 @@ median ()
         else print int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'
 }
 
-# make_random FILE MIB: MIB MiB of incompressible data.
+# make_random FILE MIB: MIB MiB of incompressible data.  A short image
+# (dd killed, or the file system full) would make every figure wrong, and
+# QEMU's mirror refuse a target of another size: the benchmark ends.
 make_random ()
 {
-    dd if=/dev/urandom of="$1" bs=1M count="$2" status=none iflag=fullblock
+    dd if=/dev/urandom of="$1" bs=1M count="$2" status=none iflag=fullblock ||
+        die "could not write $2 MiB of random data to $1 (dd failed; the file is left short)"
+    [ "$(stat -c %s "$1")" -eq $(( $2 * 1048576 )) ] ||
+        die "$1 has $(stat -c %s "$1") bytes, not $2 MiB"
 }
 
 make_psk () { psktool -u stm -p "$1" >/dev/null 2>&1 || die "psktool failed"; }

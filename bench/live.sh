@@ -10,8 +10,16 @@
 # iodepth 8 over the whole image (see /work/shared/anchors.md),
 # unthrottled unless RATE is set.
 # It starts one second before each migration and is stopped (SIGINT) as
-# soon as the migration has ended, so its IOPS and p99 write latency cover
-# the migration (plus that first second, the same for every contender).
+# soon as the migration has ended.  Its IOPS and p99 write latency are
+# taken over the migration window only: fio logs every write's completion
+# time and latency, and the report counts the writes completed within the
+# contender's total (stm: from just before stm-send starts to just after
+# it exits; QEMU: from blockdev-mirror to the cutover's end), so that a
+# guest stalled by the migration is not hidden by its first second at
+# full speed.  IOPS: those writes
+# divided by the window's length; p99: of those writes' completion
+# latencies (a write still held when the window closes is not counted).
+# fio's own figures over its whole run are kept as "run IOPS".
 #
 # Baselines, measured once per invocation (one image size, one STORE),
 # before the contenders:
@@ -20,7 +28,9 @@
 #                        --tls-psk into stm-recv, fence flip): stm-send's
 #                        whole run, destination compared (cmp)
 #   idle guest           fio alone for IDLE_SECONDS against the filter's
-#                        export, no migration: its IOPS and p99
+#                        export, no migration: its IOPS and p99 over its
+#                        run from its first completion plus 0.5 s to its
+#                        last completion
 # Every contender's total is given as a multiple of the idle full pass,
 # and its guest IOPS as a multiple of the idle guest's.
 #
@@ -47,11 +57,12 @@
 # own time from its start event to its done event ("done": what it does
 # after done, closing its connections, is the difference), downtime (stm: guest
 # writes held, as the filter measures it; QEMU: block-job-cancel to
-# COMPLETED, which drains guest I/O), guest write IOPS, p99 write latency
-# and bytes written (fio's JSON), bytes sent (stm: the done event's
-# bytes_sent; QEMU: bytes written to the target, from nbdkit's stats
-# filter), and for stm the passes, whether it throttled the guest (any
-# throttle event) and the mirror records and bytes.  With the fence flip,
+# COMPLETED, which drains guest I/O), guest write IOPS and p99 write
+# latency over the migration window (fio's per-I/O log), fio's IOPS over
+# its whole run and the bytes it wrote (fio's JSON), bytes sent (stm: the
+# done event's bytes_sent; QEMU: bytes written to the target, from
+# nbdkit's stats filter), and for stm the passes, whether it throttled the
+# guest (any throttle event) and the mirror records and bytes.  With the fence flip,
 # every stm run's destination is compared with the fenced source (cmp): a
 # difference fails the benchmark.  A QEMU job that is not READY within
 # READY_TIMEOUT seconds is cancelled and reported as not converged; one
@@ -77,7 +88,10 @@
 #
 # Every run's stm-send events, fio report and QEMU timings are copied to
 # send-MODE-FLIP-RUN.json, fio-...json, qemu-...json in the run's
-# directory, kept with KEEP=1.
+# directory, kept with KEEP=1, as are fio's per-I/O latency logs
+# (lat-MODE-FLIP-RUN.log, lat-qemu-MODE-RUN.log, lat-idle.log); without
+# KEEP each log is deleted as soon as its window is counted (about 3 MB
+# a second of guest at 100k IOPS).
 #
 # Environment: SIZE_MIB (default 512; 2048 for issue 13's second size),
 # RUNS (default 1), STORE (disk or tmpfs), FLIP (fence, forward or both),
@@ -174,11 +188,40 @@ make_random "$img/orig.img" "$SIZE_MIB"
 make_psk "$tmp/keys.psk"
 
 # fio_guest URI OUTPUT RUNTIME: fio's arguments for the guest stand-in.
+# Besides its JSON report, fio logs every write's completion in
+# $tmp/lat_clat.1.log (see window_guest): one line per I/O, "time, clat,
+# direction, block size, priority", the time in Unix ms (--log_unix_epoch),
+# the completion latency in ns (fio 3.33).  The total and submission
+# latency logs are not wanted, so those measurements are off.
 fio_guest ()
 {
+    rm -f "$tmp/lat_clat.1.log"
     FIO_ARGS=(fio --thread --name=guest --ioengine=nbd --uri="$1" --rw=randwrite --bs=4k
               --iodepth=8 --size="${SIZE_MIB}m" ${RATE:+--rate="$RATE"} --time_based
-              --runtime="$3" --output-format=json --output="$2")
+              --runtime="$3" --output-format=json --output="$2"
+              --write_lat_log="$tmp/lat" --log_avg_msec=0 --log_unix_epoch=1
+              --disable_lat=1 --disable_slat=1)
+}
+
+# window_guest FROM_MS TO_MS NAME: the guest's writes completed from
+# FROM_MS to TO_MS (Unix ms; "idle" and a skip in ms instead: from the
+# first completion plus the skip to the last), from fio's per-I/O log:
+# sets WIN_IOPS, WIN_P99 (ms), WIN_WRITES, WIN_MS ("-" each, and 0
+# writes, when fio left no log).  The log is then kept as
+# lat-NAME.log with KEEP=1, else deleted: at 100k IOPS it grows by
+# about 3 MB a second.
+window_guest ()
+{
+    local log="$tmp/lat_clat.1.log"
+    WIN_IOPS=- WIN_P99=- WIN_WRITES=0 WIN_MS=-
+    if [ -f "$log" ]; then
+        read -r WIN_IOPS WIN_P99 WIN_WRITES WIN_MS < <(
+            python3 "$srcdir/bench/live-report.py" window "$log" "$1" "$2") ||
+            die "could not read the guest's latency log $log (window $1 to $2)"
+        if [ -n "${KEEP:-}" ]; then mv "$log" "$tmp/lat-$3.log"; else rm -f "$log"; fi
+    else
+        note "fio left no latency log ($log): no guest figures over the window of $3"
+    fi
 }
 
 # parse_fio FILE: sets IOPS, P99_MS, GUEST_BYTES (bytes written), FIO_ERR
@@ -217,8 +260,9 @@ start_guest ()
 # stop_guest: SIGINT (fio then writes its report), wait, parse_fio.
 # After the fenced source fails its writes, fio's nbd engine sometimes
 # hangs (and is killed without a report) or crashes (leaving a report
-# that does not parse): then FIO_LOST=1 and the run's IOPS and p99 are
-# left out of the medians.
+# that does not parse): then FIO_LOST=1 and the run's whole-run figures
+# are left out of the medians; its figures over the window come from
+# fio's latency log, if fio lived to write it.
 stop_guest ()
 {
     local i
@@ -230,7 +274,8 @@ stop_guest ()
 }
 
 # idle_guest URI: fio alone for IDLE_SECONDS through URI; sets IOPS,
-# P99_MS (the benchmark fails without a report).
+# P99_MS from its report and the WIN_ figures from its log, minus its
+# first 0.5 s (the benchmark fails without either).
 idle_guest ()
 {
     rm -f "$tmp/fio-idle.json"
@@ -239,6 +284,9 @@ idle_guest ()
         { cat "$tmp/fio-idle.log" >&2; die "the idle guest's fio failed on $1"; }
     parse_fio "$tmp/fio-idle.json"
     [ "$FIO_LOST" = 0 ] || die "the idle guest's fio left no usable report ($tmp/fio-idle.json)"
+    # Its first half second (connecting, filling the queue) is left out.
+    window_guest idle 500 idle
+    [ "$WIN_WRITES" -gt 0 ] || die "the idle guest's latency log has no write after its first 0.5 s"
 }
 
 # start_stm_recv FLIP: a fresh destination and stm-recv (with --export
@@ -307,7 +355,8 @@ PY
 # run_stm MODE FLIP [idle]: one stm migration with --converge MODE and
 # --flip FLIP, under the guest unless idle.  Sets TOTAL_MS DOWN_MS BYTES
 # PASSES THROTTLES MIRROR CHECK NOTE AFTER_MS, and IOPS P99_MS GUEST_BYTES
-# FIO_LOST (zeros when idle).
+# FIO_LOST (zeros when idle) and the WIN_ figures over the migration,
+# stm-send's run ("-" when idle).
 run_stm ()
 {
     local mode="$1" flip="$2" idle="${3:-}" rc=0 t0 t1 mopts=()
@@ -327,8 +376,10 @@ run_stm ()
     t1=$(now_ms)
     if [ -n "$idle" ]; then
         IOPS=0 P99_MS=0 GUEST_BYTES=0 FIO_ERR=0 FIO_LOST=0
+        WIN_IOPS=- WIN_P99=- WIN_WRITES=0 WIN_MS=-
     else
         stop_guest
+        window_guest "$t0" "$t1" "$mode-$flip-$RUN_TAG"
     fi
     [ "$rc" -eq 0 ] || { cat "$tmp/send.log" >&2; die "stm-send --converge $mode failed with status $rc"; }
     TOTAL_MS=$(( t1 - t0 ))
@@ -359,10 +410,10 @@ run_stm ()
 }
 
 # A QEMU contender (copy mode $1): sets TOTAL_MS DOWN_MS BYTES NOTE, and
-# the guest's figures.
+# the guest's figures (the WIN_ ones over QEMU's total).
 run_qemu ()
 {
-    local mode="$1" port
+    local mode="$1" port t0 t1 rc line
     cp "$img/orig.img" "$img/src.img"
     rm -f "$img/dst.img" "$tmp/stats.txt" "$tmp/qmp.sock" "$tmp/exp.sock"
     truncate -s "${SIZE_MIB}M" "$img/dst.img"
@@ -378,9 +429,22 @@ run_qemu ()
     wait_file "$tmp/exp.sock" "$QSD_PID"
     wait_file "$tmp/qmp.sock" "$QSD_PID"
     start_guest "nbd+unix:///?socket=$tmp/exp.sock"
-    python3 "$srcdir/bench/live-qemu-mirror.py" "$tmp/qmp.sock" "$port" "$mode" \
-        "$READY_TIMEOUT" "$CUTOVER_TIMEOUT" >"$tmp/qemu.json" 2>"$tmp/qemu.err" ||
-        { cat "$tmp/qemu.err" "$tmp/qsd.log" >&2; die "the QEMU mirror ($mode) failed"; }
+    # The guest's window is QEMU's total: from the mirror's start to the
+    # cutover's end (or the forced cancel).  The driver measures it on its
+    # own clock and prints it as soon as the cutover has ended, so the
+    # window ends when its line arrives (unbuffered), and starts its
+    # total_ms before: the driver's start-up, QMP handshake and
+    # blockdev-add, with the guest at full speed, stay out of it.  (After
+    # a cutover that timed out, the line follows the forced cancel's end,
+    # and the window ends there.)
+    python3 -u "$srcdir/bench/live-qemu-mirror.py" "$tmp/qmp.sock" "$port" "$mode" \
+        "$READY_TIMEOUT" "$CUTOVER_TIMEOUT" 2>"$tmp/qemu.err" |
+        { IFS= read -r line && { now_ms; printf '%s\n' "$line"; }; cat; } >"$tmp/qemu.out"
+    rc=${PIPESTATUS[0]}
+    [ "$rc" -eq 0 ] ||
+        { cat "$tmp/qemu.err" "$tmp/qsd.log" >&2; die "the QEMU mirror ($mode) failed with status $rc"; }
+    t1="$(head -n 1 "$tmp/qemu.out")"
+    sed 1d "$tmp/qemu.out" >"$tmp/qemu.json"
     stop_guest
     stop "$QSD_PID"
     stop "$TGT_PID"
@@ -395,6 +459,8 @@ m = re.search(r"^write: \d+ ops, [0-9.]+ s, ([0-9.]+) (B|KiB|MiB|GiB|TiB)", open
 units = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
 print(int(float(m.group(1)) * units[m.group(2)]) if m else 0)' "$tmp/stats.txt")"
     PASSES=- THROTTLES=- CHECK="not checked" AFTER_MS=- DONE_MS=-
+    t0=$(( t1 - ${TOTAL_MS%.*} ))
+    window_guest "$t0" "$t1" "qemu-$mode-$RUN_TAG"
     cp "$tmp/qemu.json" "$tmp/qemu-$mode-$RUN_TAG.json"
     cp "$tmp/fio.json" "$tmp/fio-qemu-$mode-$RUN_TAG.json" 2>/dev/null
     NOTE="converged: $CONVERGED"
@@ -413,12 +479,12 @@ cp "$img/orig.img" "$img/src.img"
 start_source file file="$img/src.img" ${MIGRATE_BLOCK:+migrate-block=$MIGRATE_BLOCK}
 idle_guest "$SRC_URI"
 stop "$SRC_PID"
-IDLE_IOPS="$IOPS" IDLE_P99="$P99_MS"
+IDLE_IOPS="$WIN_IOPS" IDLE_P99="$WIN_P99" IDLE_RUN_IOPS="$IOPS" IDLE_RUN_P99="$P99_MS"
 note "baseline: the idle full pass (stm, no guest)"
 RUN_TAG=0
 run_stm throttle fence idle
 IDLE_MS="$TOTAL_MS" IDLE_BYTES="$BYTES" IDLE_DONE_MS="$DONE_MS"
-note "idle guest $IDLE_IOPS IOPS, p99 $IDLE_P99 ms; idle full pass $IDLE_MS ms, $IDLE_BYTES bytes sent"
+note "idle guest $IDLE_IOPS IOPS, p99 $IDLE_P99 ms (after its first 0.5 s; $IDLE_RUN_IOPS IOPS, p99 $IDLE_RUN_P99 ms over its whole run); idle full pass $IDLE_MS ms, $IDLE_BYTES bytes sent"
 
 # One line per run for the report, tab-separated.
 results="$tmp/results.tsv"
@@ -439,11 +505,13 @@ for (( run = 1; run <= RUNS; run++ )); do
             qemu-background) run_qemu background ;;
             qemu-write-blocking) run_qemu write-blocking ;;
         esac
-        printf '%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$run" \
-               "$TOTAL_MS" "$DOWN_MS" "$IOPS" "$P99_MS" "$BYTES" "$GUEST_BYTES" \
-               "$PASSES" "$THROTTLES" "$CHECK" "$FIO_LOST" "$AFTER_MS" "$NOTE" "$DONE_MS" >>"$results"
-        note "$c: total $TOTAL_MS ms, downtime $DOWN_MS ms, $IOPS IOPS, p99 $P99_MS ms," \
-             "sent $BYTES bytes, passes $PASSES, throttle steps $THROTTLES; $NOTE"
+        printf '%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+               "$c" "$run" "$TOTAL_MS" "$DOWN_MS" "$IOPS" "$P99_MS" "$BYTES" "$GUEST_BYTES" \
+               "$PASSES" "$THROTTLES" "$CHECK" "$FIO_LOST" "$AFTER_MS" "$NOTE" "$DONE_MS" \
+               "$WIN_IOPS" "$WIN_P99" "$WIN_WRITES" "$WIN_MS" >>"$results"
+        note "$c: total $TOTAL_MS ms, downtime $DOWN_MS ms, over the migration $WIN_IOPS IOPS" \
+             "($WIN_WRITES writes in $WIN_MS ms), p99 $WIN_P99 ms (fio's whole run $IOPS IOPS," \
+             "p99 $P99_MS ms), sent $BYTES bytes, passes $PASSES, throttle steps $THROTTLES; $NOTE"
     done
 done
 
@@ -455,6 +523,7 @@ mirror_desc="stm-send's default mirror ring and wait"
 python3 "$srcdir/bench/live-report.py" "$results" \
     "size_mib=$SIZE_MIB" "runs=$RUNS" "flip=$FLIP" "guest=$guest_rate" \
     "store=$store_desc" "mirror=$mirror_desc" "idle_ms=$IDLE_MS" "idle_done_ms=$IDLE_DONE_MS" "idle_bytes=$IDLE_BYTES" \
-    "idle_iops=$IDLE_IOPS" "idle_p99=$IDLE_P99" "idle_seconds=$IDLE_SECONDS" \
+    "idle_iops=$IDLE_IOPS" "idle_p99=$IDLE_P99" "idle_run_iops=$IDLE_RUN_IOPS" \
+    "idle_run_p99=$IDLE_RUN_P99" "idle_seconds=$IDLE_SECONDS" \
     "machine=$(nproc) CPUs, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1), kernel $(uname -r), load average $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end" ||
     die "the report failed (the results are in $results; KEEP=1 keeps them)"
