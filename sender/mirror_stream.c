@@ -117,8 +117,8 @@ mirror_stream_backlog (const struct migration_disk *d)
   return head > mr->cons.next_pos ? head - mr->cons.next_pos : 0;
 }
 
-/* Queue one record to the receiver: its data as DATA (in two messages
- * when it wraps round the ring's end), or a ZERO.  -1 after failing. */
+/* Queue one record to the receiver: its data as DATA, or a ZERO.  -1
+ * after failing. */
 static int
 send_record (struct migration_disk *d, const struct mirror_entry *e)
 {
@@ -144,17 +144,22 @@ send_record (struct migration_disk *d, const struct mirror_entry *e)
     mr->zero_bytes += e->length;
   }
   else {
+    /* A DATA message carries at most WIRE_MAX_DATA bytes, and a guest
+     * write may be larger (or wrap round the ring's end): as many
+     * messages as it takes, in order. */
     uint64_t offset = e->offset;
-    for (int i = 0; i < 2; i++) {
-      if (e->data_len[i] == 0)
-        continue;
-      if (migration_send (m, frame,
-                          wire_encode_disk_data_header (frame, d->index, offset,
-                                                        e->data_len[i]),
-                          e->data[i], e->data_len[i]) == -1)
-        return -1;
-      offset += e->data_len[i];
-    }
+    for (int i = 0; i < 2; i++)
+      for (size_t done = 0; done < e->data_len[i]; ) {
+        size_t n = e->data_len[i] - done;
+        if (n > WIRE_MAX_DATA)
+          n = WIRE_MAX_DATA;
+        if (migration_send (m, frame,
+                            wire_encode_disk_data_header (frame, d->index, offset, n),
+                            e->data[i] + done, n) == -1)
+          return -1;
+        offset += n;
+        done += n;
+      }
     data = e->length;
     mr->data_bytes += data;
     rate_limit_take (&m->rate, data, time_monotonic_ns ());

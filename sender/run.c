@@ -864,6 +864,7 @@ migration_run (const struct sender_options *opts)
     sync_ledger_free (&d->ledger);
     extent_list_free (&d->extents);
     hot_blocks_free (&d->hot);
+    mirror_stream_close (d);
   }
   if (m->creds)
     tls_creds_free (m->creds);
