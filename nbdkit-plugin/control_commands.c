@@ -392,6 +392,44 @@ note_unfrozen (struct migration_state *st)
   control_mirror_freezing (st, false);
 }
 
+/* FREEZE's flush before the gate closes (do_freeze).  -1 after replying
+ * ERR: writes were never frozen. */
+static int
+preflush (struct migration_state *st, struct control_reply *reply)
+{
+  int err;
+
+  if (st->plugin != NULL && st->plugin_can_flush) {
+    bool timed_out;
+
+    /* A flush given up on earlier still hangs in the plugin: another
+     * would only pile up behind it, and a freeze could not be flushed. */
+    if (__atomic_load_n (&st->flushes_running, __ATOMIC_ACQUIRE) > 0) {
+      reply_printf (reply, false,
+                    "ERR EBUSY a flush of the plugin given up on at an "
+                    "earlier FREEZE has still not returned (the source's "
+                    "storage may be stuck); writes were never frozen");
+      return -1;
+    }
+    /* Bounded like the flush inside the freeze, so that a stuck plugin
+     * cannot take the control socket with it. */
+    if (flush_plugin_within (st, st->freeze_timeout_ns, &timed_out, &err) == -1) {
+      if (timed_out)
+        reply_printf (reply, false,
+                      "ERR ETIMEDOUT flushing the plugin before closing the "
+                      "gate took longer than migrate-freeze-timeout=%s (it "
+                      "goes on in the background); writes were never frozen",
+                      st->freeze_timeout_text);
+      else
+        reply_printf (reply, false,
+                      "ERR EIO flushing the plugin before closing the gate "
+                      "failed (%s); writes were never frozen", strerror (err));
+      return -1;
+    }
+  }
+  return 0;
+}
+
 static void
 do_freeze (struct migration_state *st, struct control_reply *reply)
 {
@@ -426,34 +464,8 @@ do_freeze (struct migration_state *st, struct control_reply *reply)
    * durable, so the guest waits for a short flush instead of one that
    * carries everything written since the last. */
   preflushed = time_monotonic_ns ();
-  if (st->plugin != NULL && st->plugin_can_flush) {
-    bool timed_out;
-
-    /* A flush given up on earlier still hangs in the plugin: another
-     * would only pile up behind it, and a freeze could not be flushed. */
-    if (__atomic_load_n (&st->flushes_running, __ATOMIC_ACQUIRE) > 0) {
-      reply_printf (reply, false,
-                    "ERR EBUSY a flush of the plugin given up on at an "
-                    "earlier FREEZE has still not returned (the source's "
-                    "storage may be stuck); writes were never frozen");
-      return;
-    }
-    /* Bounded like the flush inside the freeze, so that a stuck plugin
-     * cannot take the control socket with it. */
-    if (flush_plugin_within (st, st->freeze_timeout_ns, &timed_out, &err) == -1) {
-      if (timed_out)
-        reply_printf (reply, false,
-                      "ERR ETIMEDOUT flushing the plugin before closing the "
-                      "gate took longer than migrate-freeze-timeout=%s (it "
-                      "goes on in the background); writes were never frozen",
-                      st->freeze_timeout_text);
-      else
-        reply_printf (reply, false,
-                      "ERR EIO flushing the plugin before closing the gate "
-                      "failed (%s); writes were never frozen", strerror (err));
-      return;
-    }
-  }
+  if (preflush (st, reply) == -1)
+    return;
 
   started = time_monotonic_ns ();
   st->frozen_since_ns = started;

@@ -6,6 +6,7 @@
 #include <config.h>
 
 #include <assert.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -235,4 +236,15 @@ migration_id_format (const uint8_t id[WIRE_MIGRATION_ID_LEN],
     out[2 * i + 1] = hex[id[i] & 0xf];
   }
   out[2 * WIRE_MIGRATION_ID_LEN] = '\0';
+}
+
+void
+migration_record_describe (const struct migration_record *r, char *buf,
+                           size_t len)
+{
+  char id[MIGRATION_ID_TEXT_LEN];
+
+  migration_id_format (r->id, id);
+  snprintf (buf, len, "migration %s, %s, durable up to sync %" PRIu64,
+            id, wire_dest_state_name (r->state), r->durable_seq);
 }

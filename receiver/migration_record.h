@@ -35,6 +35,7 @@
 #define STM_RECEIVER_MIGRATION_RECORD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "outputs.h"
@@ -163,5 +164,10 @@ const char *migration_record_state_meaning (enum wire_dest_state state);
 /* The id as 32 lowercase hex digits. */
 void migration_id_format (const uint8_t id[WIRE_MIGRATION_ID_LEN],
                           char out[MIGRATION_ID_TEXT_LEN]);
+
+/* The migration a record holds, in words, for messages: "migration ID,
+ * STATE, durable up to sync N". */
+void migration_record_describe (const struct migration_record *r, char *buf,
+                                size_t len);
 
 #endif /* STM_RECEIVER_MIGRATION_RECORD_H */

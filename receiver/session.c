@@ -303,17 +303,6 @@ store_record (struct session *s, const struct migration_record *next,
   return 0;
 }
 
-/* The migration the output holds, in words, for messages. */
-static void
-describe_record (const struct migration_record *r, char *buf, size_t len)
-{
-  char id[MIGRATION_ID_TEXT_LEN];
-
-  migration_id_format (r->id, id);
-  snprintf (buf, len, "migration %s, %s, durable up to sync %" PRIu64,
-            id, wire_dest_state_name (r->state), r->durable_seq);
-}
-
 /* HELLO refused: say why, to the sender and in the log, and end the
  * session. */
 static void
@@ -324,7 +313,7 @@ hello_refuse (struct session *s, enum hello_verdict verdict,
   const struct session_env *env = s->env;
   char held[MIGRATION_ID_TEXT_LEN + 64];
 
-  describe_record (env->record, held, sizeof held);
+  migration_record_describe (env->record, held, sizeof held);
   switch (verdict) {
   case HELLO_REFUSE_BUSY:
     fail (s, WIRE_ERR_BUSY,
@@ -526,7 +515,7 @@ handle_hello (struct session *s, const struct wire_hello *hello)
   case HELLO_ACCEPT_FORCED: {
     char held[MIGRATION_ID_TEXT_LEN + 64];
 
-    describe_record (env->record, held, sizeof held);
+    migration_record_describe (env->record, held, sizeof held);
     log_warning ("--force: migration %s from %s overwrites %s, which holds %s",
                  id, s->peer, output_path (s), held);
   }

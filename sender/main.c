@@ -302,6 +302,38 @@ check_combination (struct sender_options *o, int tls_choices, const char *tls_us
                  "which CUTOVER (or ABORT) is given");
 }
 
+/* --converge, --mirror-ring, --mirror-wait. */
+static void
+parse_convergence_option (int opt, const char *arg, struct sender_options *o)
+{
+  uint64_t v;
+
+  switch (opt) {
+  case OPT_CONVERGE:
+    if (strcmp (arg, "throttle") == 0) o->converge = CONVERGE_THROTTLE;
+    else if (strcmp (arg, "force") == 0) o->converge = CONVERGE_FORCE;
+    else if (strcmp (arg, "abort") == 0) o->converge = CONVERGE_ABORT;
+    else if (strcmp (arg, "mirror") == 0) o->converge = CONVERGE_MIRROR;
+    else if (strcmp (arg, "mirror-sync") == 0) o->converge = CONVERGE_MIRROR_SYNC;
+    else
+      usage_error ("--converge '%s': expected throttle, force, abort, mirror or "
+                   "mirror-sync", arg);
+    return;
+  case OPT_MIRROR_RING:
+    if (parse_size (arg, &o->mirror_ring) == -1 ||
+        !mirror_ring_capacity_ok (o->mirror_ring))
+      usage_error ("--mirror-ring '%s': expected a power of two from 1M to 4G", arg);
+    return;
+  case OPT_MIRROR_WAIT:
+    if (parse_duration (arg, 1000000, &v) == -1 || v / 1000000 > 86400000)
+      usage_error ("--mirror-wait '%s': expected a duration up to 24h such as "
+                   "1000 or 250ms", arg);
+    o->mirror_wait_ms = v / 1000000;
+    return;
+  }
+  abort ();
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -372,26 +404,9 @@ main (int argc, char *argv[])
       o.max_passes = v;
       break;
     case OPT_CONVERGE:
-      if (strcmp (optarg, "throttle") == 0) o.converge = CONVERGE_THROTTLE;
-      else if (strcmp (optarg, "force") == 0) o.converge = CONVERGE_FORCE;
-      else if (strcmp (optarg, "abort") == 0) o.converge = CONVERGE_ABORT;
-      else if (strcmp (optarg, "mirror") == 0) o.converge = CONVERGE_MIRROR;
-      else if (strcmp (optarg, "mirror-sync") == 0) o.converge = CONVERGE_MIRROR_SYNC;
-      else
-        usage_error ("--converge '%s': expected throttle, force, abort, mirror or "
-                     "mirror-sync", optarg);
-      break;
     case OPT_MIRROR_RING:
-      if (parse_size (optarg, &o.mirror_ring) == -1 ||
-          !mirror_ring_capacity_ok (o.mirror_ring))
-        usage_error ("--mirror-ring '%s': expected a power of two from 1M to 4G",
-                     optarg);
-      break;
     case OPT_MIRROR_WAIT:
-      if (parse_duration (optarg, 1000000, &v) == -1 || v / 1000000 > 86400000)
-        usage_error ("--mirror-wait '%s': expected a duration up to 24h such as "
-                     "1000 or 250ms", optarg);
-      o.mirror_wait_ms = v / 1000000;
+      parse_convergence_option (c, optarg, &o);
       break;
     case OPT_RATE:
       if (parse_size (optarg, &o.rate) == -1 || o.rate == 0)
