@@ -26,7 +26,9 @@
  * source was asked.  A written block is no longer dirty when its write is
  * mirrored, so a stale zero run is no longer harmless: it is used only
  * while no record at or after its clock has been sent (the caller's
- * floor); otherwise the source is asked again.  The request in flight
+ * floor), and only if no read already issued carries a later clock
+ * (slots are delivered in issue order, so their clocks must not go
+ * back); otherwise the source is asked again.  The request in flight
  * holds the oldest clock (source_reader_oldest_clock), so the records its
  * answer may be placed before stay unsent until the answer is used.
  */
@@ -92,6 +94,7 @@ struct source_reader {
    * clocks of the map and of the request in flight. */
   uint64_t clock, floor;
   uint64_t map_clock, status_req_clock;
+  uint64_t issued_clock;         /* the latest clock a slot was issued at */
   /* How much to ask about next.  A server's answer costs it in proportion
    * to the runs in the range (nbdkit's file plugin seeks from hole to
    * data to hole), and we keep only STATUS_MAP_MAX runs: asking about a
@@ -298,6 +301,8 @@ source_reader_issue (struct source_reader *r, uint64_t offset, uint32_t length,
   s->done = false;
   s->err = 0;
   s->clock = r->clock;
+  if (r->clock > r->issued_clock)
+    r->issued_clock = r->clock;
   nbd_completion_callback cb = { .callback = read_done, .user_data = s };
   if (nbd_aio_pread (r->nbd, s->buf, length, offset, cb, 0) == -1) {
     snprintf (errbuf, errlen, "%s", nbd_get_error ());
@@ -381,8 +386,12 @@ source_reader_issue_range (struct source_reader *r, uint64_t offset,
   const struct alloc_run *run = map_find (r, offset);
   /* A zero run known from before the last record sent may have been
    * written since, and its write is not dirty if it was mirrored: ask
-   * again rather than place zeroes after that record. */
-  if (run != NULL && run->zero && r->map_clock < r->floor) {
+   * again rather than place zeroes after that record.  Nor may it be
+   * placed before a read issued ahead of it: slots are delivered in
+   * issue order, and that read's data goes after every record below its
+   * clock, so the clocks of what is issued must not go back. */
+  if (run != NULL && run->zero &&
+      (r->map_clock < r->floor || r->map_clock < r->issued_clock)) {
     source_reader_forget_allocation (r);
     run = NULL;
   }
@@ -426,6 +435,7 @@ source_reader_issue_range (struct source_reader *r, uint64_t offset,
   s->zlen = avail;
   s->err = 0;
   s->clock = r->map_clock;
+  r->issued_clock = r->map_clock;
   s->done = true;
   r->count++;
   if (!ev_is_active (&r->kick))
