@@ -11,29 +11,16 @@
 #include <unistd.h>
 #include <linux/futex.h>
 
+#include "clock.h"
 #include "mirror_ring.h"
 #include "mirror_wait.h"
 
-#define NS_PER_S UINT64_C (1000000000)
-
-static uint64_t
-monotonic_ns (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (uint64_t) ts.tv_sec * NS_PER_S + (uint64_t) ts.tv_nsec;
-}
-
 enum mirror_wait_result
-mirror_wait_room (struct mirror_ring *r, uint64_t data_len,
-                  const struct mirror_wait_policy *policy,
-                  uint64_t *pos, uint64_t *waited_ns)
+mirror_wait_until (struct mirror_ring *r, bool (*ready) (void *arg), void *arg,
+                   const struct mirror_wait_policy *policy, uint64_t *waited_ns)
 {
-  uint64_t start = monotonic_ns ();
-  /* Saturating: an enormous bound means a very long time, not none. */
-  uint64_t deadline = start + policy->timeout_ns < start
-    ? UINT64_MAX : start + policy->timeout_ns;
+  uint64_t start = time_monotonic_ns ();
+  uint64_t deadline = deadline_at (start, policy->timeout_ns);
   enum mirror_wait_result result;
 
   /* Counted as a waiter before the first look at the durable position,
@@ -43,11 +30,11 @@ mirror_wait_room (struct mirror_ring *r, uint64_t data_len,
     /* Loaded before looking at the ring: a wake after this changes it,
      * and the futex then does not sleep. */
     uint32_t seen = __atomic_load_n (&r->cons->durable_wake, __ATOMIC_SEQ_CST);
-    uint64_t now, left;
+    uint64_t left;
     struct timespec ts;
 
-    if (mirror_ring_reserve (r, data_len, pos)) {
-      result = MIRROR_WAIT_ROOM;
+    if (ready (arg)) {
+      result = MIRROR_WAIT_READY;
       break;
     }
     if (mirror_ring_is_stopped (r)) {
@@ -58,16 +45,14 @@ mirror_wait_room (struct mirror_ring *r, uint64_t data_len,
       result = MIRROR_WAIT_GAVE_UP;
       break;
     }
-    now = monotonic_ns ();
-    left = deadline > now ? deadline - now : 0;
+    left = deadline_left_ns (deadline);
     if (left == 0) {
       result = MIRROR_WAIT_TIMEOUT;
       break;
     }
     if (policy->slice_ns > 0 && left > policy->slice_ns)
       left = policy->slice_ns;
-    ts.tv_sec = (time_t) (left / NS_PER_S);
-    ts.tv_nsec = (long) (left % NS_PER_S);
+    ts = timespec_of_ns (left);
     /* Shared, not private: the consumer wakes us from its own process.
      * Whatever it returns (woken, timed out, the word changed, a signal)
      * the loop looks again. */
@@ -75,8 +60,32 @@ mirror_wait_room (struct mirror_ring *r, uint64_t data_len,
              NULL, 0);
   }
   mirror_ring_waiter_leave (r);
-  *waited_ns = monotonic_ns () - start;
+  *waited_ns = time_monotonic_ns () - start;
   return result;
+}
+
+struct room {
+  struct mirror_ring *r;
+  uint64_t data_len;
+  uint64_t *pos;
+};
+
+static bool
+reserved (void *arg)
+{
+  struct room *room = arg;
+
+  return mirror_ring_reserve (room->r, room->data_len, room->pos);
+}
+
+enum mirror_wait_result
+mirror_wait_room (struct mirror_ring *r, uint64_t data_len,
+                  const struct mirror_wait_policy *policy,
+                  uint64_t *pos, uint64_t *waited_ns)
+{
+  struct room room = { .r = r, .data_len = data_len, .pos = pos };
+
+  return mirror_wait_until (r, reserved, &room, policy, waited_ns);
 }
 
 void

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* stm: a writer that finds the mirror ring full waits, for a bounded
- * time, for the consumer to free room (MIRROR START ... wait MS).
+/* stm: a writer's bounded waits on the mirror ring: for room when it
+ * finds the ring full (MIRROR START ... wait MS), and, in mirror-sync,
+ * for its record to be durable on the destination.
  *
  * Without it a write that finds no room falls back to its dirty bits at
  * once, so a guest that writes faster than the link drains overflows the
@@ -31,7 +32,7 @@
 
 /* How a wait for room ended. */
 enum mirror_wait_result {
-  MIRROR_WAIT_ROOM,              /* a record was reserved: *pos */
+  MIRROR_WAIT_READY,             /* what was waited for happened */
   MIRROR_WAIT_TIMEOUT,           /* the bound passed without room */
   MIRROR_WAIT_STOPPED,           /* the ring was stopped */
   MIRROR_WAIT_GAVE_UP,           /* give_up said so */
@@ -45,10 +46,19 @@ struct mirror_wait_policy {
   void *opaque;
 };
 
+/* Wait until ready (arg) is true, looking again each time the consumer
+ * moves the durable position (durable_wake), for at most the policy's
+ * bound; a stopped ring and give_up end the wait too.  *waited_ns is the
+ * time spent in here, whatever the result. */
+enum mirror_wait_result mirror_wait_until (struct mirror_ring *r,
+                                           bool (*ready) (void *arg), void *arg,
+                                           const struct mirror_wait_policy *policy,
+                                           uint64_t *waited_ns);
+
 /* Reserve room for a record of data_len bytes in r, waiting for the
- * consumer to make room durable as policy allows.  On MIRROR_WAIT_ROOM
- * the record is reserved at *pos, as by mirror_ring_reserve.  *waited_ns
- * is the time spent in here, whatever the result.  The caller has
+ * consumer to make room durable as policy allows (mirror_wait_until).
+ * On MIRROR_WAIT_READY the record is reserved at *pos, as by
+ * mirror_ring_reserve.  The caller has
  * checked that such a record fits the ring at all (mirror_ring_can_hold):
  * otherwise this waits out the bound for nothing. */
 enum mirror_wait_result mirror_wait_room (struct mirror_ring *r,

@@ -21,10 +21,8 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
-#include <linux/futex.h>
 
 #include <nbdkit-filter.h>
 
@@ -288,34 +286,45 @@ mirror_release (struct mirror *m)
   return rq.records;
 }
 
+/* Has nbdkit begun shutting down?  A waiting writer must not hold it
+ * up. */
+static bool
+nbdkit_quitting (void *opaque)
+{
+  return nbdkit_nanosleep (0, 0) == -1;
+}
+
+struct durable_wait {
+  const struct mirror *m;
+  uint64_t end;
+};
+
+static bool
+durable_reached (void *arg)
+{
+  const struct durable_wait *w = arg;
+
+  return mirror_ring_durable (&w->m->ring) >= w->end;
+}
+
 /* Wait until the record ending at end is durable on the destination, for
  * at most the ring's sync timeout. */
 static bool
 wait_durable (struct mirror *m, uint64_t end)
 {
-  uint64_t deadline = deadline_after_ns (m->sync_timeout_ns);
+  const struct mirror_wait_policy policy = {
+    .timeout_ns = m->sync_timeout_ns,
+    .slice_ns = SYNC_WAIT_SLICE_NS,
+    .give_up = nbdkit_quitting,
+  };
+  struct durable_wait w = { .m = m, .end = end };
+  uint64_t waited_ns;
+  enum mirror_wait_result r = mirror_wait_until (&m->ring, durable_reached, &w,
+                                                 &policy, &waited_ns);
 
-  for (;;) {
-    uint32_t seen = __atomic_load_n (&m->page->durable_wake, __ATOMIC_ACQUIRE);
-    uint64_t left;
-    struct timespec ts;
-
-    if (mirror_ring_durable (&m->ring) >= end)
-      return true;
-    if (__atomic_load_n (&m->ring.hdr->stopped, __ATOMIC_ACQUIRE))
-      return false;
-    left = deadline_left_ns (deadline);
-    if (left == 0) {
-      __atomic_fetch_add (&m->counters->sync_timeouts, 1, __ATOMIC_RELAXED);
-      return false;
-    }
-    ts = timespec_of_ns (left < SYNC_WAIT_SLICE_NS ? left : SYNC_WAIT_SLICE_NS);
-    /* Shared, not private: the consumer wakes us from its own process. */
-    if (syscall (SYS_futex, &m->page->durable_wake, FUTEX_WAIT, seen,
-                 &ts, NULL, 0) == -1 && errno == ETIMEDOUT &&
-        nbdkit_nanosleep (0, 0) == -1)
-      return false;              /* nbdkit is shutting down */
-  }
+  if (r == MIRROR_WAIT_TIMEOUT)
+    __atomic_fetch_add (&m->counters->sync_timeouts, 1, __ATOMIC_RELAXED);
+  return r == MIRROR_WAIT_READY;
 }
 
 /* Should a writer waiting for room stop?  When FREEZE closes the gate
@@ -327,7 +336,7 @@ give_up_waiting (void *opaque)
   const struct mirror *m = opaque;
 
   return __atomic_load_n (&m->slot->freezing, __ATOMIC_SEQ_CST) ||
-    nbdkit_nanosleep (0, 0) == -1;
+    nbdkit_quitting (NULL);
 }
 
 /* The ring has no room for a record of data_len bytes: wait for the
@@ -355,9 +364,9 @@ wait_for_room (struct mirror *m, uint64_t data_len, uint64_t *pos)
   __atomic_fetch_add (&m->counters->full_waits, 1, __ATOMIC_RELAXED);
   r = mirror_wait_room (&m->ring, data_len, &policy, pos, &waited_ns);
   __atomic_fetch_add (&m->counters->full_wait_ns, waited_ns, __ATOMIC_RELAXED);
-  if (r != MIRROR_WAIT_ROOM)
+  if (r != MIRROR_WAIT_READY)
     __atomic_fetch_add (&m->counters->full_timeouts, 1, __ATOMIC_RELAXED);
-  return r == MIRROR_WAIT_ROOM;
+  return r == MIRROR_WAIT_READY;
 }
 
 bool

@@ -114,7 +114,7 @@ waiter_thread (void *arg)
 
   w->result = mirror_wait_room (&w->t->r, DATA_LEN, &w->policy, &w->pos,
                                 &w->waited_ns);
-  if (w->result == MIRROR_WAIT_ROOM)
+  if (w->result == MIRROR_WAIT_READY)
     mirror_ring_commit (&w->t->r, w->pos, MIRROR_WRITE, 1, DATA_LEN,
                         DATA_LEN);
   return NULL;
@@ -153,7 +153,7 @@ test_proceeds_when_durable_moves (void **state)
                     1);
   consume_all (t);
   assert_int_equal (pthread_join (w.thread, NULL), 0);
-  assert_int_equal (w.result, MIRROR_WAIT_ROOM);
+  assert_int_equal (w.result, MIRROR_WAIT_READY);
   assert_true (w.waited_ns >= 90 * NS_PER_MS);
   assert_true (w.waited_ns < 5000 * NS_PER_MS);
   assert_int_equal (t->r.hdr->full_waiters, 0);
@@ -325,7 +325,7 @@ stress_writer (void *arg)
 
     if (!mirror_ring_reserve (&s->t->r, DATA_LEN, &pos) &&
         mirror_wait_room (&s->t->r, DATA_LEN, &policy, &pos, &waited)
-        != MIRROR_WAIT_ROOM) {
+        != MIRROR_WAIT_READY) {
       /* A missed wake: the test fails, without waiting out the others. */
       __atomic_fetch_add (&s->not_room, 1, __ATOMIC_RELAXED);
       break;
