@@ -15,8 +15,7 @@ set -eu
 requires_built
 requires fio --version
 requires qemu-io --version
-CONSUMER="$abs_top_builddir/tests/integration/mirror-consumer"
-[ -x "$CONSUMER" ] || { echo "ERROR: $CONSUMER has not been built" >&2; exit 99; }
+requires_mirror_consumer
 
 size_mib=64
 make_random_image "$tmp/src.img" "$size_mib"

@@ -19,8 +19,7 @@ source ./functions.sh
 set -eu
 requires_built
 requires qemu-io --version
-CONSUMER="$abs_top_builddir/tests/integration/mirror-consumer"
-[ -x "$CONSUMER" ] || { echo "ERROR: $CONSUMER has not been built" >&2; exit 99; }
+requires_mirror_consumer
 
 head -c $(( 512 << 10 )) /dev/urandom > "$tmp/orig.img"
 export NBDKIT_OPTIONS="-D migrate.read_delay_ms=2000"

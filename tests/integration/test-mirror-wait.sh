@@ -26,8 +26,7 @@ requires fio --version
 requires qemu-io --version
 requires socat -V
 requires python3 --version
-CONSUMER="$abs_top_builddir/tests/integration/mirror-consumer"
-[ -x "$CONSUMER" ] || { echo "ERROR: $CONSUMER has not been built" >&2; exit 99; }
+requires_mirror_consumer
 
 size_mib=32
 make_random_image "$tmp/src.img" "$size_mib"
