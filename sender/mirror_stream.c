@@ -117,10 +117,10 @@ mirror_stream_backlog (const struct migration_disk *d)
   return head > mr->cons.next_pos ? head - mr->cons.next_pos : 0;
 }
 
-/* Queue one record to the receiver: its data as DATA, or a ZERO.  -1
- * after failing. */
+/* Queue one record to the receiver: its data as DATA, or a ZERO, at
+ * time now.  -1 after failing. */
 static int
-send_record (struct migration_disk *d, const struct mirror_entry *e)
+send_record (struct migration_disk *d, const struct mirror_entry *e, uint64_t now)
 {
   struct migration *m = d->m;
   struct disk_mirror *mr = &d->mirror;
@@ -162,30 +162,31 @@ send_record (struct migration_disk *d, const struct mirror_entry *e)
       }
     data = e->length;
     mr->data_bytes += data;
-    rate_limit_take (&m->rate, data, time_monotonic_ns ());
+    rate_limit_take (&m->rate, data, now);
   }
   mr->records++;
-  m->meas.last_activity_ns = time_monotonic_ns ();
+  m->meas.last_activity_ns = now;
   m->meas.bytes_sent += data;
   d->bytes_sent += data;
   sync_ledger_note_mirror (&d->ledger, mr->cons.next_pos, mr->cons.taken_entries,
-                           data, m->meas.last_activity_ns);
+                           data, now);
   return 0;
 }
 
-/* Send the records that start below limit (while the output queue has
- * room, when bounded).  Records below wait_to (at
+/* Send the records that start below limit (when bounded, while the
+ * output queue has room and --rate allows).  Records below wait_to (at
  * most the clock now) were reserved before it and are committed
  * presently: wait for them, within MIRROR_COMMIT_WAIT_NS.  The wait is a
- * yield loop on the event loop's thread, but it lasts as long as a writer
- * takes to copy its data into the ring.  Returns the records sent, -1
- * after failing the migration. */
+ * yield loop on the event loop's thread, but it lasts as long as a
+ * writer takes to copy its data into the ring.  One reading of the clock
+ * serves a whole batch of records.  Returns the records sent, -1 after
+ * failing the migration. */
 static int64_t
 send_below (struct migration_disk *d, uint64_t limit, uint64_t wait_to,
             bool bounded)
 {
   struct disk_mirror *mr = &d->mirror;
-  uint64_t deadline = 0;
+  uint64_t deadline = 0, now = time_monotonic_ns ();
   int64_t sent = 0;
   char filter[PATH_MAX + 64];
 
@@ -199,7 +200,7 @@ send_below (struct migration_disk *d, uint64_t limit, uint64_t wait_to,
       break;
     /* And keep to --rate, which caps the sum: records pay as the pass's
      * reads do, and wait while the bucket is in debt. */
-    if (bounded && rate_limit_wait_ns (&d->m->rate, time_monotonic_ns ()) > 0)
+    if (bounded && rate_limit_wait_ns (&d->m->rate, now) > 0)
       break;
     struct mirror_entry e;
     int r = mirror_consumer_next (&mr->cons, &e);
@@ -213,7 +214,7 @@ send_below (struct migration_disk *d, uint64_t limit, uint64_t wait_to,
     if (r == 0) {
       if (mr->cons.next_pos >= wait_to)
         break;
-      uint64_t now = time_monotonic_ns ();
+      now = time_monotonic_ns ();
       if (deadline == 0)
         deadline = now + MIRROR_COMMIT_WAIT_NS;
       else if (now > deadline) {
@@ -226,7 +227,7 @@ send_below (struct migration_disk *d, uint64_t limit, uint64_t wait_to,
       sched_yield ();
       continue;
     }
-    if (send_record (d, &e) == -1)
+    if (send_record (d, &e, now) == -1)
       return -1;
     sent++;
   }
@@ -271,16 +272,16 @@ wait_for_records (struct migration_disk *d)
 
   if (ev_is_active (&mr->nap))
     return;
-  /* Records sent and not yet synced: come back when their SYNC is due. */
   double again = MIRROR_NAP_S;
-  if (mr->cons.ring.hdr->sync == 0 && mr->naps < MIRROR_NAPS) {
+  if (mr->cons.ring.hdr->sync == 0 && mr->naps < MIRROR_NAPS)
     mr->naps++;
-  }
   else {
     int r = mirror_consumer_arm (&mr->cons);
     if (r == 0) {
       if (d->ledger.mirror_pos == d->ledger.mirror_cut_pos)
         return;                  /* the eventfd wakes us */
+      /* Records sent and not yet synced: come back when their SYNC is
+       * due, if no record wakes us first. */
       again = (double) MIRROR_SYNC_INTERVAL_NS / NS_PER_S;
     }
     else
