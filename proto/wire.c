@@ -67,7 +67,8 @@ wire_disk_name_ok (const char *name, size_t len)
 static bool
 type_has_disk (uint16_t type)
 {
-  return type == WIRE_DATA || type == WIRE_ZERO || type == WIRE_EXPORT;
+  return type == WIRE_DATA || type == WIRE_ZERO || type == WIRE_EXPORT ||
+         type == WIRE_HASH_REQ || type == WIRE_HASHES;
 }
 
 bool
@@ -153,6 +154,19 @@ payload_bounds (uint16_t type, uint32_t *min, uint32_t *max, uint32_t *fixed)
   case WIRE_KEEPALIVE:
     *min = *max = 0;
     return true;
+  case WIRE_HASH_KEY:
+    *min = *max = HASH_KEY_PAYLOAD;
+    return true;
+  case WIRE_HASH_REQ:
+    *min = *max = HASH_FIXED;
+    return true;
+  case WIRE_HASHES:
+    /* The count follows from the fixed part, which is checked as soon
+     * as it is buffered (decode_hash). */
+    *min = HASH_FIXED + WIRE_HASH_LEN;
+    *max = HASH_FIXED + WIRE_HASH_LEN * (WIRE_MAX_HASH_RANGE / WIRE_HASH_MIN_UNIT);
+    *fixed = HASH_FIXED;
+    return true;
   case WIRE_OUTCOME:
   case WIRE_RECORDED:
     *min = *max = OUTCOME_PAYLOAD;
@@ -212,6 +226,14 @@ payload_length_why (uint16_t type, uint32_t plen, uint32_t max)
     return "OUTCOME payload length is not 12 bytes";
   case WIRE_RECORDED:
     return "RECORDED payload length is not 12 bytes";
+  case WIRE_HASH_KEY:
+    return "HASH_KEY payload length is not 32 bytes";
+  case WIRE_HASH_REQ:
+    return "HASH_REQ payload length is not 16 bytes";
+  case WIRE_HASHES:
+    if (plen > max)
+      return "HASHES payload exceeds the hashes of an 8 MiB range";
+    return "HASHES payload is too short to hold a range and one hash";
   default:
     return "payload length is wrong for the message type";
   }
@@ -350,6 +372,45 @@ decode_outcome (uint16_t type, const uint8_t *p, struct wire_msg *msg,
   return WIRE_DECODE_OK;
 }
 
+/* HASH_REQ and HASHES: a range of the disk, within WIRE_MAX_HASH_RANGE,
+ * in units of a power of two from WIRE_HASH_MIN_UNIT to
+ * WIRE_HASH_MAX_UNIT; HASHES must hold exactly the range's hashes. */
+static enum wire_decode_result
+decode_hash (uint16_t type, const uint8_t *p, uint32_t plen,
+             uint64_t image_size, struct wire_msg *msg, const char **why)
+{
+  uint32_t unit = get_u32 (p + 12);
+
+  msg->u.hash.offset = get_u64 (p);
+  msg->u.hash.length = get_u32 (p + 8);
+  msg->u.hash.unit = unit;
+  msg->u.hash.hashes = p + HASH_FIXED;
+  if (msg->u.hash.length == 0 || msg->u.hash.length > WIRE_MAX_HASH_RANGE) {
+    *why = type == WIRE_HASH_REQ ? "HASH_REQ length is not from 1 byte to 8 MiB"
+      : "HASHES length is not from 1 byte to 8 MiB";
+    return WIRE_DECODE_ERROR;
+  }
+  if (!is_power_of_two (unit) || unit < WIRE_HASH_MIN_UNIT ||
+      unit > WIRE_HASH_MAX_UNIT) {
+    *why = type == WIRE_HASH_REQ
+      ? "HASH_REQ unit is not a power of two from 4 KiB to 1 MiB"
+      : "HASHES unit is not a power of two from 4 KiB to 1 MiB";
+    return WIRE_DECODE_ERROR;
+  }
+  if (!wire_range_ok (msg->u.hash.offset, msg->u.hash.length, image_size)) {
+    *why = type == WIRE_HASH_REQ ? "HASH_REQ range lies outside the image"
+      : "HASHES range lies outside the image";
+    return WIRE_DECODE_ERROR;
+  }
+  msg->u.hash.count = wire_hash_count (msg->u.hash.length, unit);
+  if (type == WIRE_HASHES &&
+      plen != HASH_FIXED + (uint64_t) WIRE_HASH_LEN * msg->u.hash.count) {
+    *why = "HASHES payload does not hold exactly one hash per unit of its range";
+    return WIRE_DECODE_ERROR;
+  }
+  return WIRE_DECODE_OK;
+}
+
 /* Decode and check the fixed part of a payload whose length is within its
  * type's bounds.  p points at the payload; only the fixed part (see
  * payload_bounds) needs to be in the buffer, so that a DATA frame with a
@@ -376,7 +437,7 @@ decode_fixed (uint16_t type, const uint8_t *p, uint32_t plen,
     }
     /* The receiver may only agree to features the sender offered, and the
      * sender can offer none that this version does not know. */
-    if ((r->features & ~WIRE_FEATURES_KNOWN) != 0) {
+    if ((r->features & ~WIRE_REPLY_FEATURES_KNOWN) != 0) {
       *why = "HELLO_REPLY names feature bits this version does not know";
       return WIRE_DECODE_ERROR;
     }
@@ -469,6 +530,14 @@ decode_fixed (uint16_t type, const uint8_t *p, uint32_t plen,
   case WIRE_OUTCOME:
   case WIRE_RECORDED:
     return decode_outcome (type, p, msg, why);
+
+  case WIRE_HASH_KEY:
+    msg->u.hash_key.key = p;
+    return WIRE_DECODE_OK;
+
+  case WIRE_HASH_REQ:
+  case WIRE_HASHES:
+    return decode_hash (type, p, plen, image_size, msg, why);
 
   default:
     /* payload_bounds refused every other type already. */
@@ -563,6 +632,8 @@ wire_decode (const uint8_t *buf, size_t len, const struct wire_disks *disks,
     if (ndisks == 0) {
       *why = type == WIRE_EXPORT
         ? "EXPORT arrived before HELLO announced the disks"
+        : type == WIRE_HASH_REQ || type == WIRE_HASHES
+        ? "HASH_REQ or HASHES arrived before HELLO announced the disks"
         : type == WIRE_DATA
         ? "DATA arrived before HELLO announced the image size"
         : "ZERO arrived before HELLO announced the image size";

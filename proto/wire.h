@@ -67,6 +67,10 @@ enum wire_type {
                           * recorded as, durably */
   WIRE_EXPORT = 16,      /* receiver -> sender: the NBD URI (behind the
                           * gate until the commit) of one disk's image */
+  WIRE_HASH_KEY = 17,    /* sender -> receiver: the secret key of this
+                          * connection's block hashes */
+  WIRE_HASH_REQ = 18,    /* sender -> receiver: hash a range of a disk */
+  WIRE_HASHES = 19,      /* receiver -> sender: the hashes of that range */
 };
 
 /* HELLO feature bits; unknown bits are refused.  WIRE_FEATURE_DISKS: the
@@ -78,7 +82,35 @@ enum wire_type {
  * the receiver agrees to. */
 #define WIRE_FEATURE_DISKS 1u
 #define WIRE_FEATURE_EXPORT 2u
-#define WIRE_FEATURES_KNOWN (WIRE_FEATURE_DISKS | WIRE_FEATURE_EXPORT)
+/* Hash comparison (docs/protocol.md, "Comparing").  WIRE_FEATURE_HASH:
+ * the sender can compare blocks by HASH_KEY, HASH_REQ and HASHES, and
+ * will compare its first pass if the receiver keeps data to compare
+ * against.  WIRE_FEATURE_KEEP (with HASH): keep whatever the outputs hold
+ * for a new migration instead of emptying them (stm-send --compare).
+ * WIRE_FEATURE_COMPARE_ONLY (with HASH): this connection only compares;
+ * the receiver records nothing and changes nothing.  WIRE_FEATURE_KEPT
+ * is never offered, only answered: the receiver kept the data its
+ * outputs held for this new migration, so the sender must compare its
+ * first pass (a block it skipped would keep the old data). */
+#define WIRE_FEATURE_HASH 4u
+#define WIRE_FEATURE_KEEP 8u
+#define WIRE_FEATURE_COMPARE_ONLY 32u
+#define WIRE_FEATURE_KEPT 64u
+#define WIRE_FEATURES_KNOWN (WIRE_FEATURE_DISKS | WIRE_FEATURE_EXPORT | \
+                             WIRE_FEATURE_HASH | WIRE_FEATURE_KEEP | \
+                             WIRE_FEATURE_COMPARE_ONLY)
+/* The bits a HELLO_REPLY may carry. */
+#define WIRE_REPLY_FEATURES_KNOWN (WIRE_FEATURES_KNOWN | WIRE_FEATURE_KEPT)
+
+/* Block hashes: HMAC-SHA-256 under a key the sender draws for each
+ * connection, over units of a power of two from 4 KiB to 1 MiB (the last
+ * unit of a range may be shorter).  A range asked for is at most
+ * WIRE_MAX_HASH_RANGE bytes. */
+#define WIRE_HASH_LEN 32
+#define WIRE_HASH_KEY_LEN 32
+#define WIRE_HASH_MIN_UNIT 4096u
+#define WIRE_HASH_MAX_UNIT (1024u * 1024)
+#define WIRE_MAX_HASH_RANGE (8u * 1024 * 1024)
 
 /* HELLO_REPLY modes. */
 enum wire_hello_mode {
@@ -183,6 +215,13 @@ struct wire_msg {
     /* EXPORT: the NBD URI of msg.disk's image, 1 to WIRE_MAX_TEXT bytes,
      * checked as the texts are. */
     struct { uint32_t text_len; const char *text; } export_uri;           /* 4 + len */
+    /* HASH_KEY: WIRE_HASH_KEY_LEN bytes, pointing into the frame. */
+    struct { const uint8_t *key; } hash_key;                    /* 32 */
+    /* HASH_REQ: hash [offset, offset+length) of msg.disk in units of unit
+     * bytes.  HASHES: the answer, count = wire_hash_count (length, unit)
+     * hashes of WIRE_HASH_LEN bytes each, pointing into the frame. */
+    struct { uint64_t offset; uint32_t length; uint32_t unit;
+             uint32_t count; const uint8_t *hashes; } hash;     /* 16 (+ 32 * count) */
   } u;
 };
 
@@ -213,6 +252,13 @@ void wire_disks_from_hello (struct wire_disks *d, const struct wire_hello *h);
 /* Is name (len bytes, not NUL-terminated) a valid disk name: 1 to
  * WIRE_MAX_DISK_NAME of [A-Za-z0-9._-], not starting with '.' or '-'? */
 bool wire_disk_name_ok (const char *name, size_t len);
+
+/* How many hashes cover length bytes in units of unit (unit > 0). */
+static inline uint32_t
+wire_hash_count (uint32_t length, uint32_t unit)
+{
+  return (uint32_t) (((uint64_t) length + unit - 1) / unit);
+}
 
 /* Is [offset, offset+length) inside an image of image_size bytes, with no
  * overflow?  length 0 is refused. */
@@ -245,6 +291,16 @@ size_t wire_encode_disk_zero (uint8_t *out, uint32_t disk,
 /* EXPORT for disk: uri (non-empty; cut and cleaned as texts are) needs
  * WIRE_ENCODE_TEXT_MAX bytes of room. */
 size_t wire_encode_export (uint8_t *out, uint32_t disk, const char *uri);
+/* HASH_KEY (key is WIRE_HASH_KEY_LEN bytes), HASH_REQ, and the header and
+ * fixed part of HASHES: the caller sends the count hashes right after.
+ * The range and unit must be valid (asserted: 1 to WIRE_MAX_HASH_RANGE
+ * bytes, unit a power of two from WIRE_HASH_MIN_UNIT to
+ * WIRE_HASH_MAX_UNIT). */
+size_t wire_encode_hash_key (uint8_t *out, const uint8_t *key);
+size_t wire_encode_hash_req (uint8_t *out, uint32_t disk, uint64_t offset,
+                             uint32_t length, uint32_t unit);
+size_t wire_encode_hashes_header (uint8_t *out, uint32_t disk, uint64_t offset,
+                                  uint32_t length, uint32_t unit);
 size_t wire_encode_pass_begin (uint8_t *out, uint32_t pass, uint64_t bytes);
 size_t wire_encode_pass_end (uint8_t *out, uint32_t pass);
 size_t wire_encode_sync (uint8_t *out, uint64_t seq);

@@ -27,6 +27,8 @@
 #define COMMITTED_FIXED 4
 #define OUTCOME_PAYLOAD 12
 #define EXPORT_FIXED 4
+#define HASH_KEY_PAYLOAD WIRE_HASH_KEY_LEN
+#define HASH_FIXED 16                   /* offset u64, length u32, unit u32 */
 
 /* Big-endian helpers.  They work byte by byte so they need neither
  * alignment nor knowledge of the host's byte order. */

@@ -251,6 +251,43 @@ wire_encode_recorded (uint8_t *out, uint64_t seq, enum wire_dest_state state)
   return encode_outcome (out, WIRE_RECORDED, seq, state);
 }
 
+size_t
+wire_encode_hash_key (uint8_t *out, const uint8_t *key)
+{
+  size_t n = put_header (out, WIRE_HASH_KEY, HASH_KEY_PAYLOAD);
+  memcpy (out + n, key, WIRE_HASH_KEY_LEN);
+  return n + HASH_KEY_PAYLOAD;
+}
+
+static size_t
+encode_hash (uint8_t *out, enum wire_type type, uint32_t payload_len,
+             uint32_t disk, uint64_t offset, uint32_t length, uint32_t unit)
+{
+  assert (length >= 1 && length <= WIRE_MAX_HASH_RANGE);
+  assert (is_power_of_two (unit) && unit >= WIRE_HASH_MIN_UNIT &&
+          unit <= WIRE_HASH_MAX_UNIT);
+  size_t n = put_header_disk (out, type, payload_len, disk);
+  put_u64 (out + n, offset);
+  put_u32 (out + n + 8, length);
+  put_u32 (out + n + 12, unit);
+  return n + HASH_FIXED;
+}
+
+size_t
+wire_encode_hash_req (uint8_t *out, uint32_t disk, uint64_t offset,
+                      uint32_t length, uint32_t unit)
+{
+  return encode_hash (out, WIRE_HASH_REQ, HASH_FIXED, disk, offset, length, unit);
+}
+
+size_t
+wire_encode_hashes_header (uint8_t *out, uint32_t disk, uint64_t offset,
+                           uint32_t length, uint32_t unit)
+{
+  uint32_t payload = HASH_FIXED + WIRE_HASH_LEN * wire_hash_count (length, unit);
+  return encode_hash (out, WIRE_HASHES, payload, disk, offset, length, unit);
+}
+
 const char *
 wire_type_name (uint32_t type)
 {
@@ -271,6 +308,9 @@ wire_type_name (uint32_t type)
   case WIRE_OUTCOME: return "OUTCOME";
   case WIRE_RECORDED: return "RECORDED";
   case WIRE_EXPORT: return "EXPORT";
+  case WIRE_HASH_KEY: return "HASH_KEY";
+  case WIRE_HASH_REQ: return "HASH_REQ";
+  case WIRE_HASHES: return "HASHES";
   default: return "unknown";
   }
 }

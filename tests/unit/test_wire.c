@@ -815,9 +815,13 @@ test_hello_fields (void **state)
   expect_hello (IMAGE_SIZE, 0x80000000u, 0, false);
   /* Bit 0 is WIRE_FEATURE_DISKS, which needs a disk table
    * (test_wire_disks.c); bit 1 is WIRE_FEATURE_EXPORT, which needs
-   * nothing more; bit 2 is not defined. */
+   * nothing more; WIRE_FEATURE_HASH (4) and its companions need nothing
+   * more either (test_wire_hash.c); bit 8 (0x100) is not defined, nor is
+   * KEPT, which only a HELLO_REPLY may carry. */
   expect_hello (IMAGE_SIZE, 65536, WIRE_FEATURE_EXPORT, true);
-  expect_hello (IMAGE_SIZE, 65536, 4, false);
+  expect_hello (IMAGE_SIZE, 65536, WIRE_FEATURE_HASH | WIRE_FEATURE_KEEP, true);
+  expect_hello (IMAGE_SIZE, 65536, 0x100, false);
+  expect_hello (IMAGE_SIZE, 65536, WIRE_FEATURE_KEPT, false);
   expect_hello (IMAGE_SIZE, 65536, 0x80000000u, false);
 }
 
@@ -843,9 +847,12 @@ test_hello_reply_fields (void **state)
   n = wire_encode_hello_reply (buf, &r);
   expect_error (buf, n, 0);
   r.mode = WIRE_MODE_NEW;
-  r.features = 4;
+  r.features = 0x100;
   n = wire_encode_hello_reply (buf, &r);
   expect_error (buf, n, 0);
+  r.features = WIRE_FEATURE_HASH | WIRE_FEATURE_KEPT;
+  n = wire_encode_hello_reply (buf, &r);
+  decode_ok (buf, n, 0, &msg);
   r.features = 0;
   r.durable_seq = UINT64_MAX;
   n = wire_encode_hello_reply (buf, &r);
@@ -898,7 +905,8 @@ test_names (void **state)
   assert_string_equal (wire_type_name (0), "unknown");
   assert_string_equal (wire_type_name (WIRE_OUTCOME), "OUTCOME");
   assert_string_equal (wire_type_name (WIRE_RECORDED), "RECORDED");
-  assert_string_equal (wire_type_name (17), "unknown");
+  assert_string_equal (wire_type_name (WIRE_HASHES), "HASHES");
+  assert_string_equal (wire_type_name (99), "unknown");
   assert_string_equal (wire_dest_state_name (WIRE_STATE_PREPARED), "prepared");
   assert_string_equal (wire_dest_state_name (WIRE_STATE_SUPERSEDED), "superseded");
   assert_string_equal (wire_dest_state_name (4), "unknown");
@@ -952,7 +960,8 @@ check_invariants (const uint8_t *buf, size_t len, uint64_t image_size,
     assert_true (msg->u.hello.block_size >= WIRE_MIN_BLOCK);
     assert_true (msg->u.hello.block_size <= WIRE_MAX_BLOCK);
     assert_int_equal (msg->u.hello.block_size & (msg->u.hello.block_size - 1), 0);
-    assert_int_equal (msg->u.hello.features, 0);
+    assert_int_equal (msg->u.hello.features & ~WIRE_FEATURES_KNOWN, 0);
+    assert_int_equal (msg->u.hello.features & WIRE_FEATURE_DISKS, 0);
     break;
   case WIRE_HELLO_REPLY:
     assert_true (msg->u.hello_reply.mode <= WIRE_MODE_FINAL);

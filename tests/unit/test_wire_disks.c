@@ -220,7 +220,7 @@ static void e_size_huge (uint8_t *p, size_t *l) { (void) l; memset (p + T_DISK1,
 static void e_block (uint8_t *p, size_t *l) { (void) l; be32 (p + T_DISK1 + 8, 6144); }
 static void e_disk0_size (uint8_t *p, size_t *l) { (void) l; p[T_DISK0 + 7] = 1; }
 static void e_disk0_block (uint8_t *p, size_t *l) { (void) l; be32 (p + T_DISK0 + 8, 4096); }
-static void e_unknown_bit (uint8_t *p, size_t *l) { (void) l; be32 (p + 28, WIRE_FEATURE_DISKS | 4); }
+static void e_unknown_bit (uint8_t *p, size_t *l) { (void) l; be32 (p + 28, WIRE_FEATURE_DISKS | 0x100); }
 
 static void
 test_hello_table_hostile (void **state)
