@@ -107,6 +107,7 @@ usage (FILE *fp)
 "                [--progress|--no-progress] [--retry-timeout DURATION]\n"
 "                [--report FILE.html]\n"
 "                [--cutover auto|manual] [--command-socket PATH]\n"
+"                [--compare]\n"
 "\n"
 "Live-migrate the disk served by nbdkit --filter=migrate to stm-recv, or a\n"
 "group of named disks (a VM's), cut over as one.\n"
@@ -157,6 +158,10 @@ usage (FILE *fp)
 "                       (or ABORT) on the command socket; needs --command-socket\n"
 "  --command-socket P   serve STATUS, CUTOVER and ABORT on the Unix socket P\n"
 "                       (socat - UNIX-CONNECT:P; see stm-send(1))\n"
+"  --compare            have stm-recv keep what its outputs hold (an earlier\n"
+"                       copy, the disk's old home) and send only the blocks\n"
+"                       whose hashes differ; it compares on its own after\n"
+"                       stm-recv --force and when resuming\n"
 "  --help, --version\n"
 "\n"
 "Exit status: 0 after a successful flip (of every disk); 1 on failure (or\n"
@@ -179,6 +184,7 @@ enum {
   OPT_DISK,
   OPT_MIRROR_RING,
   OPT_MIRROR_WAIT,
+  OPT_COMPARE,
 };
 
 static const struct option long_options[] = {
@@ -204,6 +210,7 @@ static const struct option long_options[] = {
   { "disk", required_argument, NULL, OPT_DISK },
   { "mirror-ring", required_argument, NULL, OPT_MIRROR_RING },
   { "mirror-wait", required_argument, NULL, OPT_MIRROR_WAIT },
+  { "compare", no_argument, NULL, OPT_COMPARE },
   { "help", no_argument, NULL, OPT_HELP },
   { "version", no_argument, NULL, OPT_VERSION },
   { NULL, 0, NULL, 0 },
@@ -428,6 +435,7 @@ main (int argc, char *argv[])
       break;
     case OPT_CUTOVER: parse_cutover (optarg, &o); break;
     case OPT_COMMAND_SOCKET: parse_command_socket (optarg, &o); break;
+    case OPT_COMPARE: o.compare = true; break;
     case OPT_HELP: usage (stdout); exit (EXIT_SUCCESS);
     case OPT_VERSION: printf ("stm-send %s\n", PACKAGE_VERSION); exit (EXIT_SUCCESS);
     case ':':

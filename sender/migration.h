@@ -110,6 +110,16 @@ struct disk_mirror {
   uint64_t resent_from;          /* position of the last rewind (0: none) */
 };
 
+/* What compare_pass.c keeps of one disk. */
+struct disk_compare {
+  bool next;                     /* the next pass compares */
+  bool on;                       /* the current pass compares */
+  uint32_t unit;                 /* hash unit (compare_pass_unit) */
+  struct hash_window *win;       /* allocated on first use */
+  uint8_t *src;                  /* the source's hashes of one read */
+  uint64_t compared, differing;  /* bytes compared; of those, sent */
+};
+
 /* One disk of the group: its source, its filter and what is known of it. */
 struct migration_disk {
   struct migration *m;           /* the group, for the callbacks */
@@ -148,6 +158,7 @@ struct migration_disk {
   char preconnect_uri[CONTROL_MAX_URI];
   bool flip_preconnected;
   struct disk_mirror mirror;     /* its mirror ring (mirror_stream.h) */
+  struct disk_compare cmp;       /* hash comparison (compare_pass.h) */
   char flip_why[512];            /* why its FLIP failed */
   char thaw_error[512];          /* why its THAW failed (failure.c) */
 };
@@ -287,6 +298,10 @@ struct migration {
   uint64_t ctl_epoch;
   struct tls_creds *creds;
   struct stm_conn *conn;
+  /* Hash comparison on this connection (compare_pass.h): the receiver
+   * answers hashes, and the key they are made with. */
+  bool receiver_hashes;
+  uint8_t hash_key[WIRE_HASH_KEY_LEN];
   struct progress progress;
   struct rate_limit rate;
   ev_timer rate_timer;

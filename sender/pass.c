@@ -27,6 +27,7 @@
 #include "convergence.h"
 #include "log.h"
 #include "mirror_stream.h"
+#include "compare_pass.h"
 #include "pass.h"
 #include "status_poller.h"
 #include "time_units.h"
@@ -278,6 +279,7 @@ pass_begin (struct migration *m, bool final)
 
   m->cur.pass++;
   m->cur.final_pass = final;
+  compare_pass_begin (m);
   start_disk (m, 0);
   m->cur.pass_ended = false;
   m->cur.pass_done = 0;
@@ -484,6 +486,9 @@ pass_issue_reads (struct migration *m)
     }
     if (len == 0)
       break;
+    /* A comparing pass asks for the receiver's hashes of what it reads. */
+    if (!zero && compare_pass_issued (d, start, (uint32_t) len) == -1)
+      return;
     uint64_t extent_bytes = advance_issued (m, start + (uint64_t) len);
     /* A zero range costs a few bytes on the wire, not its length; gaps
      * read between extents are not sent. */
@@ -540,19 +545,71 @@ note_range_sent (struct migration_disk *d, uint64_t offset, uint64_t length, boo
   return 0;
 }
 
+/* Send [from, from+n) of an extent part as DATA (data, n bytes) or, when
+ * it reads as zeroes (or data is NULL), as ZERO (the receiver punches a
+ * hole).  Returns the data bytes sent, or -1 after failing the migration. */
+static int64_t
+send_part (struct migration_disk *d, uint64_t from, uint64_t n, const uint8_t *data)
+{
+  struct migration *m = d->m;
+  uint8_t frame[WIRE_ENCODE_MAX];
+  bool is_data = data != NULL && !all_zero (data, n);
+  int r;
+
+  /* Disk 0's headers are the one-disk form's, byte for byte. */
+  if (!is_data)
+    r = migration_send (m, frame, wire_encode_disk_zero (frame, d->index, from, n),
+                        NULL, 0);
+  else
+    r = migration_send (m, frame, wire_encode_disk_data_header (frame, d->index, from, n),
+                        data, n);
+  if (r == -1 || note_range_sent (d, from, n, is_data) == -1)
+    return -1;
+  return is_data ? (int64_t) n : 0;
+}
+
+/* A compared part [from, to) of the read req (data at buf, read from
+ * req->offset): runs of units whose hashes match are noted as sent
+ * without sending them (the receiver holds them; the next SYNC makes
+ * them durable there), the others are sent.  Returns the data bytes
+ * sent, or -1 after failing the migration. */
+static int64_t
+send_compared_part (struct migration_disk *d, const struct hash_request *req,
+                    const uint8_t *src_hashes, uint64_t from, uint64_t to,
+                    const uint8_t *buf)
+{
+  int64_t data_bytes = 0;
+
+  while (from < to) {
+    bool differs;
+    uint64_t end = compare_run_end (req, src_hashes, from, to, &differs);
+    compare_pass_count (d, end - from, differs);
+    if (differs) {
+      int64_t r = send_part (d, from, end - from, buf + (from - req->offset));
+      if (r == -1)
+        return -1;
+      data_bytes += r;
+    }
+    else if (note_range_sent (d, from, end - from, false) == -1)
+      return -1;
+    from = end;
+  }
+  return data_bytes;
+}
+
 /* Send the parts of the extents that lie in [offset, offset+length), just
  * read (buf) or reported as zeroes (buf NULL): reads come back in the order
- * they were issued, so the send cursor is at or after offset.  A part that
- * reads as zeroes goes as ZERO (the receiver punches a hole).  Returns the
- * data bytes sent, or -1 after failing the migration. */
+ * they were issued, so the send cursor is at or after offset.  With req
+ * (a compared read), only what differs from the receiver's copy goes.
+ * Returns the data bytes sent, or -1 after failing the migration. */
 static int64_t
 send_extent_parts (struct migration_disk *d, uint64_t offset, uint64_t length,
-                   const uint8_t *buf)
+                   const uint8_t *buf, const struct hash_request *req,
+                   const uint8_t *src_hashes)
 {
   struct migration *m = d->m;
   uint64_t end = offset + length;
   int64_t data_bytes = 0;
-  uint8_t frame[WIRE_ENCODE_MAX];
 
   while (m->cur.send_index < d->extents.len) {
     const struct extent *e = &d->extents.items[m->cur.send_index];
@@ -561,21 +618,12 @@ send_extent_parts (struct migration_disk *d, uint64_t offset, uint64_t length,
       break;
     assert (from >= offset);
     uint64_t to = e->offset + e->length < end ? e->offset + e->length : end;
-    uint64_t n = to - from;
-    int r;
-    bool data = buf != NULL && !all_zero (buf + (from - offset), n);
-    /* Disk 0's headers are the one-disk form's, byte for byte. */
-    if (!data)
-      r = migration_send (m, frame, wire_encode_disk_zero (frame, d->index, from, n),
-                          NULL, 0);
-    else {
-      r = migration_send (m, frame,
-                          wire_encode_disk_data_header (frame, d->index, from, n),
-                          buf + (from - offset), n);
-      data_bytes += n;
-    }
-    if (r == -1 || note_range_sent (d, from, n, data) == -1)
+    int64_t r = req != NULL
+      ? send_compared_part (d, req, src_hashes, from, to, buf)
+      : send_part (d, from, to - from, buf != NULL ? buf + (from - offset) : NULL);
+    if (r == -1)
       return -1;
+    data_bytes += r;
     if (to == e->offset + e->length) {
       m->cur.send_index++;
       m->cur.send_pos = 0;
@@ -605,9 +653,16 @@ on_read (void *opaque, uint64_t offset, uint32_t length, const void *buf, int er
     return;
   }
 
+  /* In a comparing pass, the receiver's hashes of the range are in
+   * (compare_pass_can_deliver held the read back until they were). */
+  const uint8_t *src_hashes = NULL;
+  const struct hash_request *req = compare_pass_take (d, offset, length, buf,
+                                                      &src_hashes);
+  if (req == NULL && migration_ended (m))
+    return;
   /* Data counts towards the bytes that call for a SYNC within a pass;
    * zeroes cost the receiver no writing. */
-  if (send_extent_parts (d, offset, length, buf) == -1)
+  if (send_extent_parts (d, offset, length, buf, req, src_hashes) == -1)
     return;
   /* Make progress durable every so often within a long pass; the final
    * pass is made durable by its one SYNC at the end. */
@@ -625,7 +680,7 @@ on_zero (void *opaque, uint64_t offset, uint64_t length, uint64_t clock)
   struct migration_disk *d = opaque;
   if (source_result_unwanted (d) || mirror_stream_before_read (d, clock) == -1)
     return;
-  (void) send_extent_parts (d, offset, length, NULL);
+  (void) send_extent_parts (d, offset, length, NULL, NULL, NULL);
 }
 
 static void
@@ -645,7 +700,14 @@ on_source_failure (void *opaque, const char *reason)
                   d->source_uri, migration_where (d->m, where, sizeof where), reason);
 }
 
+static bool
+can_deliver (void *opaque, uint64_t offset, uint32_t length)
+{
+  return compare_pass_can_deliver (opaque, offset, length);
+}
+
 const struct source_reader_callbacks pass_reader_callbacks = {
+  .can_deliver = can_deliver,
   .on_read = on_read,
   .on_slots_free = on_slots_free,
   .on_failure = on_source_failure,
@@ -669,6 +731,7 @@ pass_abandon (struct migration *m)
     d->stale_reads = d->reader ? source_reader_in_flight (d->reader) : 0;
     sync_ledger_forget_unsynced (&d->ledger);
   }
+  compare_pass_abandon (m);
   m->cur.final_pass = false;
   m->cur.all_issued = true;
   m->cur.pass_ended = true;

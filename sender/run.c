@@ -28,6 +28,7 @@
 #include "convergence.h"
 #include "cutover.h"
 #include "commands.h"
+#include "compare_pass.h"
 #include "flip.h"
 #include "forward_target.h"
 #include "log.h"
@@ -284,9 +285,12 @@ on_ready (struct stm_conn *conn, void *opaque)
   struct migration *m = opaque;
   /* EXPORT is understood (forward_target.c).  The fixed part is disk 0's;
    * a group of named disks adds its table (feature DISKS). */
+  /* Hashes too (compare_pass.h): the receiver keeps its outputs' data
+   * to compare against only when told to (--compare) or forced. */
   struct wire_hello h = { .image_size = m->disks[0].size,
                           .block_size = m->disks[0].block,
-                          .features = WIRE_FEATURE_EXPORT };
+                          .features = WIRE_FEATURE_EXPORT | WIRE_FEATURE_HASH |
+                                      (m->opts->compare ? WIRE_FEATURE_KEEP : 0) };
   uint8_t frame[WIRE_ENCODE_HELLO_MAX];
   memcpy (h.migration_id, m->migration_id, sizeof h.migration_id);
   if (m->named) {
@@ -509,6 +513,8 @@ on_hello_reply (struct migration *m, const struct wire_hello_reply *r)
   }
   migration_set_phase (m, PHASE_PREPARING);
   m->hello.durable_seq = r->durable_seq;
+  if (compare_pass_on_hello (m, r, r->mode != WIRE_MODE_NEW) == -1)
+    return;
   migration_await_all (m);
   if (r->mode == WIRE_MODE_NEW)
     hello_new (m);
@@ -580,6 +586,12 @@ on_message (struct stm_conn *conn, const struct wire_msg *msg, void *opaque)
         m->phase == PHASE_RECONNECTING)
       break;
     forward_target_on_export (m, msg);
+    return;
+  case WIRE_HASHES:
+    if (m->phase == PHASE_CONNECTING || m->phase == PHASE_HELLO ||
+        m->phase == PHASE_RECONNECTING)
+      break;
+    compare_pass_on_hashes (m, msg);
     return;
   case WIRE_KEEPALIVE:
     return;
@@ -865,6 +877,7 @@ migration_run (const struct sender_options *opts)
     extent_list_free (&d->extents);
     hot_blocks_free (&d->hot);
     mirror_stream_close (d);
+    compare_pass_free (d);
   }
   if (m->creds)
     tls_creds_free (m->creds);

@@ -53,6 +53,8 @@ struct sender_options {
   const char *report_path;       /* --report FILE.html, or NULL */
   enum cutover_mode cutover;     /* --cutover auto|manual */
   const char *command_socket;    /* --command-socket PATH, or NULL */
+  bool compare;                  /* --compare: compare against whatever the
+                                    destination's outputs hold */
 };
 
 #endif /* STM_SENDER_OPTIONS_H */

@@ -188,6 +188,11 @@ deliver (struct source_reader *r)
   bool any = false;
   while (r->started && r->count > 0 && r->slots[r->head].done) {
     struct read_slot *s = &r->slots[r->head];
+    /* A read the caller is not ready for stays first in line (with its
+     * buffer), and everything after it waits behind it. */
+    if (!s->zero && s->err == 0 && r->cb->can_deliver != NULL &&
+        !r->cb->can_deliver (r->opaque, s->offset, s->length))
+      break;
     s->done = false;
     r->head = (r->head + 1) % SOURCE_READER_SLOTS;
     r->count--;
@@ -469,6 +474,13 @@ unsigned
 source_reader_in_flight (const struct source_reader *r)
 {
   return r->count;
+}
+
+void
+source_reader_deliver (struct source_reader *r)
+{
+  if (r->started && !ev_is_active (&r->kick))
+    ev_timer_start (r->loop, &r->kick);
 }
 
 void

@@ -52,6 +52,12 @@ struct source_reader_callbacks {
    * reads (only from source_reader_issue_range; may be NULL otherwise). */
   void (*on_zero) (void *opaque, uint64_t offset, uint64_t length,
                    uint64_t clock);
+  /* May the read of [offset, offset+length) be delivered now?  A
+   * comparison (compare_pass.h) holds a read back until the receiver's
+   * hashes of its range are in; the reads after it wait too, so the
+   * order holds.  NULL: always.  It must not act, only answer; call
+   * source_reader_deliver once the answer may have changed. */
+  bool (*can_deliver) (void *opaque, uint64_t offset, uint32_t length);
 };
 
 /* Connect to the NBD URI (blocking).  Returns NULL with errbuf filled. */
@@ -94,6 +100,9 @@ void source_reader_clock (struct source_reader *r, uint64_t clock, uint64_t floo
 uint64_t source_reader_oldest_clock (const struct source_reader *r);
 /* Reads issued and not yet delivered. */
 unsigned source_reader_in_flight (const struct source_reader *r);
+/* Deliver what can_deliver held back, from the loop (not from within
+ * the call). */
+void source_reader_deliver (struct source_reader *r);
 /* Detach from the loop: no more callbacks. */
 void source_reader_stop (struct source_reader *r);
 void source_reader_close (struct source_reader *r);
