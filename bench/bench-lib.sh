@@ -462,25 +462,33 @@ record_cpu ()
     _cpu[$name:parts]=$#
 }
 
-# print_cpu_table PART_NAMES: median CPU time of each contender, all its
-# processes together, and how many CPUs that kept busy over its median wall
-# time.  With N CPUs no contender can finish in less than its CPU time / N.
+# print_cpu_table PART_NAMES [BYTES]: median CPU time of each contender,
+# all its processes together, and how many CPUs that kept busy over its
+# median wall time.  With N CPUs no contender can finish in less than its
+# CPU time / N.  With BYTES (what every contender copied), also the CPU
+# seconds per GiB copied, all processes together and each process, which
+# compare across image sizes.
 print_cpu_table ()
 {
-    local n med wall i parts split
-    printf '\n%-34s %10s %10s %10s   %s\n' contender "CPU ms" "wall ms" "CPUs busy" \
-           "CPU ms by process${1:+ ($1)}"
+    local n med wall i parts split per_gib
+    printf '\n%-34s %10s %10s %10s %10s   %s\n' contender "CPU ms" "wall ms" "CPUs busy" \
+           "${2:+CPU s/GiB}" "CPU ms by process${1:+ ($1)}${2:+, and s/GiB}"
     for n in "${_cpu_names[@]}"; do
         med="$(median ${_cpu[$n]})"
         wall="$(median_of "$n")"
         split=
+        per_gib=
         parts="${_cpu[$n:parts]}"
         if [ "$parts" -gt 1 ]; then
             for (( i = 0; i < parts; i++ )); do
                 split="$split${split:+ / }$(median ${_cpu[$n:$i]})"
+                [ -z "${2:-}" ] || per_gib="$per_gib${per_gib:+ / }$(awk -v c="$(median ${_cpu[$n:$i]})" \
+                    -v b="$2" 'BEGIN { printf "%.2f", c / 1000 / (b / 1073741824) }')"
             done
+            [ -z "$per_gib" ] || split="$split = $per_gib"
         fi
-        awk -v n="$n" -v c="$med" -v w="$wall" -v s="$split" \
-            'BEGIN { printf "%-34s %10d %10d %10.2f   %s\n", n, c, w, (w > 0 ? c / w : 0), s }'
+        awk -v n="$n" -v c="$med" -v w="$wall" -v s="$split" -v b="${2:-0}" 'BEGIN {
+            g = b > 0 ? sprintf("%.2f", c / 1000 / (b / 1073741824)) : ""
+            printf "%-34s %10d %10d %10.2f %10s   %s\n", n, c, w, (w > 0 ? c / w : 0), g, s }'
     done
 }

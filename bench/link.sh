@@ -77,6 +77,8 @@
 #   SIZE_MIB=256 SRC_DIR=/usr/lib/python3 bench/link.sh _build
 # and the measurement (2 GiB, 1.4 GiB of data; about 20 minutes):
 #   RUNS=3 JSON=link.json MD=link.md bench/link.sh _build
+# Every timed command runs under timeout --foreground, so that it stays in
+# the terminal's process group and an interrupt (^C) reaches it at once.
 _link_runs="${RUNS:-1}"
 source "$(dirname "$0")/bench-lib.sh"
 RUNS="$_link_runs"
@@ -279,8 +281,16 @@ probe_link ()
 }
 declare -A LINK_RATE=([fast]="$FAST_RATE" [slow]="$SLOW_RATE")
 
-# Results: result LINK NAME MS WIRE_BYTES CPU_MS (one run).
-declare -A R_MS R_WIRE R_CPU
+# link_cpu LINK: the CPU ms the slow link's delay line has used so far (0
+# for another link): run_* take it before and after a run.
+link_cpu ()
+{
+    if [ "$1" = slow ] && [ -n "$DELAY_PID" ]; then cpu_ms_of_pid "$DELAY_PID"; else echo 0; fi
+}
+
+# Results: result LINK NAME MS WIRE_BYTES CPU_MS LINK_CPU_MS (one run; the
+# last: the delay line's, not counted in CPU_MS).
+declare -A R_MS R_WIRE R_CPU R_LCPU
 declare -a ORDER
 runs_json=()
 result ()
@@ -288,10 +298,10 @@ result ()
     local key="$1 $2"
     [ -n "${R_MS[$key]+x}" ] || ORDER+=("$key")
     R_MS[$key]="${R_MS[$key]:-} $3" R_WIRE[$key]="${R_WIRE[$key]:-} $4" R_CPU[$key]="${R_CPU[$key]:-} $5"
-    local extra=
-    [ "$1" = slow ] && [ -n "$DELAY_PID" ] && extra=", delay line so far $(cpu_ms_of_pid "$DELAY_PID") CPU ms"
-    note "$1 $2: $3 ms, $4 bytes on the wire, $5 CPU ms$extra; destination identical"
-    runs_json+=("{\"link\":\"$1\",\"contender\":\"$2\",\"run\":$run,\"ms\":$3,\"wire_bytes\":$4,\"cpu_ms\":$5}")
+    R_LCPU[$key]="${R_LCPU[$key]:-} $6"
+    note "$1 $2: $3 ms, $4 bytes on the wire, $5 CPU ms (the delay line $6 more);" \
+         "destination identical"
+    runs_json+=("{\"link\":\"$1\",\"contender\":\"$2\",\"run\":$run,\"ms\":$3,\"wire_bytes\":$4,\"cpu_ms\":$5,\"delay_line_cpu_ms\":$6}")
 }
 
 check_copy ()
@@ -316,43 +326,44 @@ start_target ()
 
 run_stm ()   # LINK NAME STM-SEND-ARGS...
 {
-    local link="$1" name="$2" w0 w1 src_cpu; shift 2
+    local link="$1" name="$2" w0 w1 l0 l1 src_cpu; shift 2
     rm -f "$dst"
     start_source file file="$tmp/src.img"
     RECV_ADDR="${IP_B[$link]}"
     RECV_WRAP=(ip netns exec "$NS_B" "${CPU_TIMES[@]}" "$tmp/recv.cpu")
     start_recv "$dst" --tls-psk "$tmp/keys.psk"
-    SEND_WRAP=(timeout "$RUN_TIMEOUT" ip netns exec "$NS_A" "${CPU_TIMES[@]}" "$tmp/send.cpu")
-    w0="$(wire_bytes "$link")"
+    SEND_WRAP=(timeout --foreground "$RUN_TIMEOUT" ip netns exec "$NS_A" "${CPU_TIMES[@]}" "$tmp/send.cpu")
+    w0="$(wire_bytes "$link")" l0="$(link_cpu "$link")"
     time_stm_send --tls-psk "$tmp/keys.psk" "$@"
-    w1="$(wire_bytes "$link")"
+    w1="$(wire_bytes "$link")" l1="$(link_cpu "$link")"
     unset RECV_WRAP SEND_WRAP
     src_cpu="$(cpu_ms_of_pid "$(cat "$tmp/src.pid")")"
     stop "$SRC_PID"
     check_copy "$name" "$link"
     result "$link" "$name" "$MS" $(( w1 - w0 )) \
-           $(( src_cpu + $(cat "$tmp/send.cpu") + $(cat "$tmp/recv.cpu") ))
+           $(( src_cpu + $(cat "$tmp/send.cpu") + $(cat "$tmp/recv.cpu") )) $(( l1 - l0 ))
 }
 
 run_nbdcopy ()   # LINK
 {
-    local link="$1" w0 w1 tgt_cpu
+    local link="$1" w0 w1 l0 l1 tgt_cpu
     start_target "$link" 1
-    w0="$(wire_bytes "$link")"
-    time_cmd "${CPU_TIMES[@]}" "$tmp/cmd.cpu" timeout "$RUN_TIMEOUT" ip netns exec "$NS_A" \
+    w0="$(wire_bytes "$link")" l0="$(link_cpu "$link")"
+    time_cmd "${CPU_TIMES[@]}" "$tmp/cmd.cpu" timeout --foreground "$RUN_TIMEOUT" ip netns exec "$NS_A" \
         nbdcopy --flush -- [ nbdkit file "$tmp/src.img" ] \
         "nbds://stm@${IP_B[$link]}:$TGT_PORT/?tls-psk-file=$tmp/keys.psk"
-    w1="$(wire_bytes "$link")"
+    w1="$(wire_bytes "$link")" l1="$(link_cpu "$link")"
     # nbdcopy's CPU time includes the nbdkit it started for the source.
     tgt_cpu="$(cpu_ms_of_pid "$(cat "$tmp/tgt.pid")")"
     stop "$TGT_PID"
     check_copy nbdcopy-nbds-psk "$link"
-    result "$link" nbdcopy-nbds-psk "$MS" $(( w1 - w0 )) $(( $(cat "$tmp/cmd.cpu") + tgt_cpu ))
+    result "$link" nbdcopy-nbds-psk "$MS" $(( w1 - w0 )) $(( $(cat "$tmp/cmd.cpu") + tgt_cpu )) \
+           $(( l1 - l0 ))
 }
 
 run_qemu ()   # LINK
 {
-    local link="$1" w0 w1 qsd qsd_cpu tgt_cpu ms tls=() id=() rc=0
+    local link="$1" w0 w1 l0 l1 qsd qsd_cpu tgt_cpu ms tls=() id=() rc=0
     start_target "$link" "$QEMU_TLS"
     if [ "$QEMU_TLS" = 1 ]; then
         mkdir -p "$tmp/qemu-psk" && cp "$tmp/keys.psk" "$tmp/qemu-psk/keys.psk"
@@ -366,11 +377,11 @@ run_qemu ()   # LINK
         --chardev "socket,path=$tmp/qmp.sock,server=on,wait=off,id=c0" --monitor chardev=c0
     qsd=$SPAWNED
     wait_file "$tmp/qmp.sock" "$qsd"
-    w0="$(wire_bytes "$link")"
-    timeout "$RUN_TIMEOUT" python3 "$srcdir/bench/live-qemu-mirror.py" "$tmp/qmp.sock" \
+    w0="$(wire_bytes "$link")" l0="$(link_cpu "$link")"
+    timeout --foreground "$RUN_TIMEOUT" python3 "$srcdir/bench/live-qemu-mirror.py" "$tmp/qmp.sock" \
         "$TGT_PORT" background "$RUN_TIMEOUT" 120 "${IP_B[$link]}" "${id[@]}" \
         >"$tmp/qemu.json" 2>"$tmp/qemu.err" || rc=$?
-    w1="$(wire_bytes "$link")"
+    w1="$(wire_bytes "$link")" l1="$(link_cpu "$link")"
     [ "$rc" -eq 0 ] || { cat "$tmp/qemu.err" "$tmp/qsd.log" >&2; die "QEMU's mirror over the $link link failed (status $rc)"; }
     ms="$(python3 -c 'import json, sys
 d = json.load(open(sys.argv[1]))
@@ -380,7 +391,7 @@ print(round(d["add_ms"] + d["total_ms"]) if d["converged"] and d["completed"] el
     tgt_cpu="$(cpu_ms_of_pid "$(cat "$tmp/tgt.pid")")"
     stop "$qsd"; stop "$TGT_PID"
     check_copy "$qemu_name" "$link"
-    result "$link" "$qemu_name" "$ms" $(( w1 - w0 )) $(( qsd_cpu + tgt_cpu ))
+    result "$link" "$qemu_name" "$ms" $(( w1 - w0 )) $(( qsd_cpu + tgt_cpu )) $(( l1 - l0 ))
 }
 
 # print_link LINK OUT: the medians of LINK's contenders, as text on
@@ -391,26 +402,27 @@ print_link ()
     stm="$(median ${R_MS[$link stm]:-0})"
     echo
     echo "$link link (${LINK_DESC[$link]}): ${PROBE[$link]}"
-    printf '%-24s %9s %11s %10s %10s %8s %8s   %s\n' contender "median s" "data MiB/s" \
-           "wire MiB" "wire/data" "CPU s" "vs stm" "runs (s)"
+    printf '%-24s %9s %11s %10s %10s %8s %8s %8s   %s\n' contender "median s" "data MiB/s" \
+           "wire MiB" "wire/data" "CPU s" "line s" "vs stm" "runs (s)"
     [ -z "$out" ] || {
         echo; echo "$link link (${LINK_DESC[$link]}): ${PROBE[$link]}"; echo
-        echo "| contender | median s | data MiB/s | wire MiB | wire/data | CPU s | time / stm's |"
-        echo "|---|---|---|---|---|---|---|"; } >>"$out"
+        echo "| contender | median s | data MiB/s | wire MiB | wire/data | CPU s | delay line CPU s | time / stm's |"
+        echo "|---|---|---|---|---|---|---|---|"; } >>"$out"
     for key in "${ORDER[@]}"; do
         [ "${key%% *}" = "$link" ] || continue
         ms="$(median ${R_MS[$key]})"
         awk -v n="${key#* }" -v m="$ms" -v w="$(median ${R_WIRE[$key]})" \
-            -v c="$(median ${R_CPU[$key]})" -v d="$alloc" -v s="$stm" -v r="${R_MS[$key]}" \
+            -v c="$(median ${R_CPU[$key]})" -v l="$(median ${R_LCPU[$key]})" \
+            -v d="$alloc" -v s="$stm" -v r="${R_MS[$key]}" \
             -v out="$out" 'BEGIN {
             rate = d / 1048576 / (m / 1000); ratio = s > 0 ? m / s : 0
             runs = ""; k = split(r, v, " ")
             for (i = 1; i <= k; i++) runs = runs sprintf(" %.2f", v[i] / 1000)
-            printf "%-24s %9.2f %11.1f %10.1f %10.2f %8.1f %7.2fx  %s\n", n, m / 1000, rate,
-                   w / 1048576, w / d, c / 1000, ratio, runs
+            printf "%-24s %9.2f %11.1f %10.1f %10.2f %8.1f %8.1f %7.2fx  %s\n", n, m / 1000,
+                   rate, w / 1048576, w / d, c / 1000, l / 1000, ratio, runs
             if (out != "")
-                printf "| %s | %.2f | %.1f | %.1f | %.2f | %.1f | %.2fx |\n", n, m / 1000, rate,
-                       w / 1048576, w / d, c / 1000, ratio >> out }'
+                printf "| %s | %.2f | %.1f | %.1f | %.2f | %.1f | %.1f | %.2fx |\n", n, m / 1000,
+                       rate, w / 1048576, w / d, c / 1000, l / 1000, ratio >> out }'
     done
 }
 
