@@ -73,9 +73,10 @@
 #   BENCH_DIR, KEEP  as for every benchmark (bench-lib.sh); the images
 #                are copied into BENCH_DIR (default /dev/shm) for the runs
 #
-# For example, a quick check (a few minutes):
-#   SIZE_MIB=256 SRC_DIR=/usr/lib/python3 bench/link.sh _build
-# and the measurement (2 GiB, 1.4 GiB of data; about 20 minutes):
+# For example, a quick check (150 MiB of data; about a minute):
+#   SIZE_MIB=256 SRC_DIR=/usr/share/doc bench/link.sh _build
+# and the measurement (2 GiB, 1.4 GiB of data; about 20 minutes, twice
+# that with three --compress modes, nearly all of it on the slow link):
 #   RUNS=3 JSON=link.json MD=link.md bench/link.sh _build
 # Every timed command runs under timeout --foreground, so that it stays in
 # the terminal's process group and an interrupt (^C) reaches it at once.
