@@ -138,6 +138,11 @@ const char *session_peer (const struct session *s);
  * not may be closed to make room for new connections. */
 bool session_past_hello (const struct session *s);
 
+/* Is s a compare-only session (WIRE_FEATURE_COMPARE_ONLY)?  It is the
+ * active session while it runs, but it records and changes nothing, and
+ * its end says nothing about the migration. */
+bool session_compare_only (const struct session *s);
+
 /* When the connection was accepted (time_monotonic_ns). */
 uint64_t session_started_ns (const struct session *s);
 
