@@ -11,7 +11,9 @@
  * OUTCOME with RECORDED (final or superseded), each after storing the new
  * record in the state file (COMMITTED may wait, with --export, for the
  * receiver's NBD server to be ready; meanwhile only KEEPALIVE is
- * acceptable).  Messages are
+ * acceptable), and HASH_REQ with HASHES of what the output holds
+ * (hash_answer.h); a compare-only session answers only those and changes
+ * nothing.  Messages are
  * handled synchronously, inside the transport's callback, so while a write
  * is in progress nothing more is read and TCP back-pressure paces the
  * sender.
