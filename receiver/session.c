@@ -473,23 +473,23 @@ handle_hello (struct session *s, const struct wire_hello *hello)
   for (i = 0; i < hello->ndisks; i++)
     s->disk_size[i] = hello->disks[i].size;
   switch (verdict) {
-  case HELLO_ACCEPT_FORCED: {
+  case HELLO_ACCEPT_FORCED:
+  case HELLO_ACCEPT_TAKEOVER: {
     char held[MIGRATION_ID_TEXT_LEN + 64];
-
     migration_record_describe (env->record, held, sizeof held);
-    log_warning ("--force: migration %s from %s overwrites %s, which holds %s",
-                 id, s->peer, output_path (s), held);
+    log_warning ("%s: migration %s from %s overwrites %s, which holds %s",
+                 verdict == HELLO_ACCEPT_FORCED ? "--force" : "takeover of an "
+                 "incomplete migration, compared", id, s->peer, output_path (s), held);
   }
     /* fall through */
   case HELLO_ACCEPT_NEW:
   case HELLO_ACCEPT_RESUME: {
     bool fresh = verdict != HELLO_ACCEPT_RESUME;
     uint64_t kept = 0;
-
-    if (fresh) {
+    if (fresh) {                /* a takeover keeps data as --force does */
       compare_outputs (s, outs);
-      kept = hash_policy_kept_bytes (hello->features, env->opts->force, outs,
-                                        s->ndisks);
+      kept = hash_policy_kept_bytes (hello->features, env->opts->force ||
+                                     verdict == HELLO_ACCEPT_TAKEOVER, outs, s->ndisks);
     }
     if (hello_prepare (s, hello, fresh, kept > 0) == 0)
       hello_accept (s, hello, fresh, kept, id);
