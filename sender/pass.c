@@ -536,8 +536,11 @@ note_range_sent (struct migration_disk *d, uint64_t offset, uint64_t length, boo
   struct migration *m = d->m;
   m->meas.last_activity_ns = time_monotonic_ns ();
   m->cur.pass_done += length;
-  m->meas.bytes_sent += length;
-  d->bytes_sent += length;
+  /* Not compressed: what is sent of a DATA message is all of it. */
+  if (data)
+    migration_account_data (d, length, length);
+  else
+    migration_account_zero (d, length);
   if (sync_ledger_note_sent (&d->ledger, offset, length, data) == -1) {
     migration_fail (m, "out of memory");
     return -1;
