@@ -16,6 +16,7 @@
 #include "events.h"
 #include "json_writer.h"
 #include "log.h"
+#include "time_units.h"
 #include "wire.h"
 
 void
@@ -152,7 +153,8 @@ events_outcome (const struct events *ev, const char *peer, const char *output,
 
 void
 events_done (const struct events *ev, const char *peer, const char *output,
-             uint64_t bytes_received, uint64_t bytes_zeroed, double seconds)
+             uint64_t bytes_received, uint64_t bytes_zeroed, uint64_t wire_bytes,
+             uint64_t elapsed_ns)
 {
   if (ev->json) {
     struct json_line j;
@@ -161,7 +163,8 @@ events_done (const struct events *ev, const char *peer, const char *output,
     json_line_add_string (&j, "output", output);
     json_line_add_u64 (&j, "bytes_received", bytes_received);
     json_line_add_u64 (&j, "bytes_zeroed", bytes_zeroed);
-    json_line_add_double (&j, "seconds", seconds);
+    json_line_add_u64 (&j, "wire_bytes", wire_bytes);
+    json_line_add_double (&j, "seconds", (double) elapsed_ns / NS_PER_S);
     emit (ev, &j);
   }
 }

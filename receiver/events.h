@@ -51,9 +51,12 @@ void events_commit (const struct events *ev, const char *peer, const char *outpu
 void events_outcome (const struct events *ev, const char *peer, const char *output,
                      const char *outcome, const char *state, uint64_t seq);
 
-/* Summary of a migration that became final. */
+/* Summary of a migration that became final: bytes_received of DATA
+ * payload and bytes_zeroed by ZERO on this connection, wire_bytes read
+ * from its socket (headers and TLS records included), in elapsed_ns. */
 void events_done (const struct events *ev, const char *peer, const char *output,
-                  uint64_t bytes_received, uint64_t bytes_zeroed, double seconds);
+                  uint64_t bytes_received, uint64_t bytes_zeroed,
+                  uint64_t wire_bytes, uint64_t elapsed_ns);
 
 /* Stopped by signal (SIGINT/SIGTERM) while serving the final image with
  * --export: the end of a successful run, logged as such and emitted as

@@ -768,8 +768,8 @@ handle_outcome (struct session *s, uint64_t seq, uint32_t outcome)
   (void) env->hooks->recorded (env->opaque, s, env->record->state, NULL, 0);
   if (!flipped)
     return;             /* a sender may still resume into it */
-  events_done (env->events, s->peer, output_path (s), s->data_bytes,
-               s->zero_bytes, (double) (time_monotonic_ns () - s->started_ns) / NS_PER_S);
+  events_done (env->events, s->peer, output_path (s), s->data_bytes, s->zero_bytes,
+               stm_conn_wire_bytes_received (s->conn), time_monotonic_ns () - s->started_ns);
   /* The image is the guest's disk now: this sender has nothing more to
    * say, and the receiver decides what follows (its ended hook). */
   session_end (s, "migration final", CLOSE_AFTER_FLUSH, SESSION_FINAL);
