@@ -71,7 +71,8 @@ struct progress_mirror {
 /* mirror: NULL when not mirroring. */
 void progress_done (struct progress *p, const struct byte_counts *counts, uint32_t passes,
                     uint64_t downtime_ms, double seconds, const char *destination,
-                    const char *disks_json, const struct progress_mirror *mirror);
+                    const char *disks_json, const struct progress_mirror *mirror)
+  __attribute__((nonnull (1, 2)));
 void progress_error (struct progress *p, const char *message, const char *source_state);
 /* The downtime the guest saw (from the filter), what was predicted,
  * whether the cutover was forced without converging, how much of it the
