@@ -29,6 +29,7 @@ byte_counts_json (struct json_line *j, const struct byte_counts *c, bool with_wi
   json_line_add_u64 (j, "bytes_sent", c->sent);
   json_line_add_u64 (j, "bytes_copied", c->copied);
   json_line_add_u64 (j, "bytes_zeroed", c->zeroed);
+  json_line_add_u64 (j, "bytes_compared", c->compared);
   if (with_wire)
     json_line_add_u64 (j, "wire_bytes", c->wire);
 }
@@ -37,7 +38,8 @@ size_t
 byte_counts_disk_fields (char *buf, size_t len, const struct byte_counts *c)
 {
   int n = snprintf (buf, len, ",\"bytes_sent\":%" PRIu64 ",\"bytes_copied\":%" PRIu64
-                    ",\"bytes_zeroed\":%" PRIu64, c->sent, c->copied, c->zeroed);
+                    ",\"bytes_zeroed\":%" PRIu64 ",\"bytes_compared\":%" PRIu64,
+                    c->sent, c->copied, c->zeroed, c->compared);
   if (n < 0)
     return 0;
   return (size_t) n < len ? (size_t) n : len - 1;

@@ -11,6 +11,9 @@
  * compressed; the same until then), and wire_bytes every byte written to
  * the socket: frame headers, every message, and under TLS its records.
  * Per disk there is no wire_bytes: one connection carries every disk.
+ * bytes_compared, apart, is what a comparing pass compared by hash
+ * (compare_pass.h): the part that differed is in bytes_copied too, the
+ * rest crossed the link as 32 bytes of hash a unit.
  *
  * Pure: the sender adds to the counts (migration_account_data and
  * migration_account_zero, migration.h) and progress.c writes them.
@@ -29,6 +32,7 @@ struct byte_counts {
   uint64_t zeroed;               /* ranges sent as ZERO */
   uint64_t sent;                 /* DATA payload after compression */
   uint64_t wire;                 /* written to the socket (the group's only) */
+  uint64_t compared;             /* compared by hash (compare_pass.c counts) */
 };
 
 /* One DATA message: payload bytes read from the source, sent bytes of
@@ -37,13 +41,14 @@ void byte_counts_add_data (struct byte_counts *c, uint64_t payload, uint64_t sen
 /* One ZERO message for length bytes. */
 void byte_counts_add_zero (struct byte_counts *c, uint64_t length);
 
-/* The counts as event fields: bytes_sent, bytes_copied, bytes_zeroed, and
- * wire_bytes when with_wire (the group's counts; not a disk's). */
+/* The counts as event fields: bytes_sent, bytes_copied, bytes_zeroed,
+ * bytes_compared, and wire_bytes when with_wire (the group's counts; not
+ * a disk's). */
 void byte_counts_json (struct json_line *j, const struct byte_counts *c, bool with_wire);
 /* The same fields (without wire_bytes) for a disk's object, each with a
  * leading comma, into buf (len bytes, NUL-terminated): at most
  * BYTE_COUNTS_DISK_FIELDS_MAX characters.  Returns the length written. */
-#define BYTE_COUNTS_DISK_FIELDS_MAX (14 + 16 + 16 + 3 * 20)
+#define BYTE_COUNTS_DISK_FIELDS_MAX (14 + 16 + 16 + 18 + 4 * 20)
 size_t byte_counts_disk_fields (char *buf, size_t len, const struct byte_counts *c);
 /* For people: "copied 1.4 GiB, zeroed 680.0 MiB, sent 1.4 GiB, wire
  * 1.4 GiB" into buf (len bytes, NUL-terminated).  Returns buf. */

@@ -146,6 +146,8 @@ migration_counts (const struct migration *m, struct byte_counts *out)
 {
   *out = m->meas.counts;
   out->wire = m->meas.wire_bytes_before + (m->conn ? stm_conn_wire_bytes (m->conn) : 0);
+  for (uint32_t i = 0; i < m->ndisks; i++)
+    out->compared += m->disks[i].cmp.compared;
 }
 
 struct stm_conn *
@@ -210,8 +212,11 @@ migration_disks_json (const struct migration *m, unsigned what, char *buf, size_
     if (what & DISKS_JSON_SIZE)
       n += (size_t) snprintf (buf + n, len - n, ",\"size\":%" PRIu64 ",\"block\":%" PRIu32,
                               d->size, d->block);
-    if (what & DISKS_JSON_COUNTS)
-      n += byte_counts_disk_fields (buf + n, len - n, &d->counts);
+    if (what & DISKS_JSON_COUNTS) {
+      struct byte_counts c = d->counts;
+      c.compared = d->cmp.compared;
+      n += byte_counts_disk_fields (buf + n, len - n, &c);
+    }
     if (what & DISKS_JSON_DIRTY)
       n += (size_t) snprintf (buf + n, len - n, ",\"dirty_bytes\":%" PRIu64,
                               d->st.dirty_bytes);

@@ -403,8 +403,9 @@ void migration_account_data (struct migration_disk *d, uint64_t payload_bytes,
                              uint64_t sent_bytes);
 /* A ZERO message queued for length bytes of d. */
 void migration_account_zero (struct migration_disk *d, uint64_t length);
-/* The group's counts so far, wire bytes included: those of every
- * receiver connection of this process, the current one's up to now. */
+/* The group's counts so far, wire bytes included (those of every
+ * receiver connection of this process, the current one's up to now), and
+ * the bytes every disk's comparison compared. */
 void migration_counts (const struct migration *m, struct byte_counts *out);
 /* Let go of the receiver connection (m->conn becomes NULL), keeping its
  * wire bytes in the counts; returns it for the caller to close, or NULL
@@ -420,8 +421,8 @@ const char *migration_where (const struct migration *m, char *buf, size_t len);
  * name. */
 enum {
   DISKS_JSON_SIZE = 1,           /* size, block */
-  DISKS_JSON_COUNTS = 2,         /* bytes_sent, bytes_copied, bytes_zeroed
-                                    (this process) */
+  DISKS_JSON_COUNTS = 2,         /* bytes_sent, bytes_copied, bytes_zeroed,
+                                    bytes_compared (this process) */
   DISKS_JSON_DIRTY = 4,          /* dirty_bytes (its filter's last STATUS) */
   DISKS_JSON_FLIP = 8,           /* mode (fence, forward), preconnected:
                                     the flip event's */

@@ -46,7 +46,7 @@ grep -q '"event":"start".*"disks":\[{"name":"sys"' "$out" ||
     fail "the start event does not list the disks: $(grep '"start"' "$out")"
 last="$(tail -n 1 "$out")"
 case "$last" in *'"event":"done"'*) ;; *) fail "the last line is not the summary: $last" ;; esac
-counts='"bytes_sent":[0-9]*,"bytes_copied":[0-9]*,"bytes_zeroed":[0-9]*'
+counts='"bytes_sent":[0-9]*,"bytes_copied":[0-9]*,"bytes_zeroed":[0-9]*,"bytes_compared":[0-9]*'
 for d in sys data empty; do
     echo "$last" | grep -q "{\"name\":\"$d\",\"size\":[0-9]*,\"block\":[0-9]*,$counts" ||
         fail "the summary lacks disk $d's figures: $last"

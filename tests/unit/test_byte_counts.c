@@ -44,14 +44,16 @@ static void
 test_json (void **state)
 {
   (void) state;
-  struct byte_counts c = { .copied = 7, .zeroed = UINT64_MAX, .sent = 5, .wire = 90 };
+  struct byte_counts c = { .copied = 7, .zeroed = UINT64_MAX, .sent = 5, .wire = 90,
+                           .compared = 11 };
   struct json_line j;
 
   json_line_begin (&j, "done", 1.5);
   byte_counts_json (&j, &c, true);
   assert_non_null (strstr (json_line_end (&j),
                            "\"bytes_sent\":5,\"bytes_copied\":7,"
-                           "\"bytes_zeroed\":18446744073709551615,\"wire_bytes\":90}"));
+                           "\"bytes_zeroed\":18446744073709551615,\"bytes_compared\":11,"
+                           "\"wire_bytes\":90}"));
   json_line_begin (&j, "progress", 1.5);
   byte_counts_json (&j, &c, false);
   assert_null (strstr (json_line_end (&j), "wire_bytes"));
@@ -62,10 +64,11 @@ test_disk_fields (void **state)
 {
   (void) state;
   struct byte_counts c = { .copied = UINT64_MAX, .zeroed = UINT64_MAX,
-                           .sent = UINT64_MAX, .wire = 3 };
+                           .sent = UINT64_MAX, .wire = 3, .compared = UINT64_MAX };
   char buf[BYTE_COUNTS_DISK_FIELDS_MAX + 1];
   const char *want = ",\"bytes_sent\":18446744073709551615"
-    ",\"bytes_copied\":18446744073709551615,\"bytes_zeroed\":18446744073709551615";
+    ",\"bytes_copied\":18446744073709551615,\"bytes_zeroed\":18446744073709551615"
+    ",\"bytes_compared\":18446744073709551615";
 
   /* The largest numbers fit the bound exactly. */
   assert_int_equal (byte_counts_disk_fields (buf, sizeof buf, &c), strlen (want));
