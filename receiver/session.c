@@ -609,7 +609,7 @@ handle_pass_begin (struct session *s, uint32_t pass, uint64_t bytes)
 static void
 handle_pass_end (struct session *s, uint32_t pass)
 {
-  struct events_counts counts = { s->pass_data_bytes, s->pass_zero_bytes, 0, 0 };
+  struct events_counts counts = { s->pass_data_bytes, s->pass_zero_bytes, 0, 0, 0 };
 
   /* A PASS_END that does not match PASS_BEGIN changes nothing on disk,
    * so it is reported as it comes rather than failing the migration. */
@@ -748,8 +748,8 @@ handle_outcome (struct session *s, uint64_t seq, uint32_t outcome)
   (void) env->hooks->recorded (env->opaque, s, env->record->state, NULL, 0);
   if (!flipped)
     return;             /* a sender may still resume into it */
-  struct events_counts counts = { s->data_bytes, s->zero_bytes,
-                                  s->hash.requests, s->hash.bytes };
+  struct events_counts counts = { s->data_bytes, s->zero_bytes, s->hash.requests,
+                                  s->hash.bytes, stm_conn_wire_bytes_received (s->conn) };
   events_done (env->events, s->peer, output_path (s), &counts,
                (double) (time_monotonic_ns () - s->started_ns) / NS_PER_S);
   /* The image is the guest's disk now: this sender has nothing more to
