@@ -8,6 +8,7 @@
 #include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "migration_record.h"
@@ -247,4 +248,54 @@ migration_record_describe (const struct migration_record *r, char *buf,
   migration_id_format (r->id, id);
   snprintf (buf, len, "migration %s, %s, durable up to sync %" PRIu64,
             id, wire_dest_state_name (r->state), r->durable_seq);
+}
+
+uint32_t
+migration_record_refusal (enum hello_verdict verdict,
+                          const struct migration_record *r,
+                          const struct wire_hello *hello, const char *id,
+                          const char *outputs, const char *active,
+                          const char *disks_why, char *buf, size_t len)
+{
+  char held[MIGRATION_ID_TEXT_LEN + 64];
+
+  migration_record_describe (r, held, sizeof held);
+  switch (verdict) {
+  case HELLO_REFUSE_BUSY:
+    snprintf (buf, len, "busy: %s is receiving a migration from %s; refusing "
+              "migration %s", outputs, active, id);
+    return WIRE_ERR_BUSY;
+  case HELLO_REFUSE_FEATURES:
+    snprintf (buf, len, "HELLO asks for unknown features 0x%" PRIx32,
+              hello->features);
+    return WIRE_ERR_PROTOCOL;
+  case HELLO_REFUSE_GEOMETRY:
+    snprintf (buf, len, "HELLO has an invalid block size (%" PRIu32
+              ") or image size (%" PRIu64 ")", hello->block_size, hello->image_size);
+    return WIRE_ERR_PROTOCOL;
+  case HELLO_REFUSE_DISKS:
+    snprintf (buf, len, "mismatch: %s (outputs: %s); refusing migration %s, "
+              "nothing was changed", disks_why, outputs, id);
+    return WIRE_ERR_MISMATCH;
+  case HELLO_REFUSE_MISMATCH:
+    if (r->ndisks > 1 || hello->ndisks > 1 || r->disks[0].name[0] != '\0')
+      snprintf (buf, len, "mismatch: %s hold %s with %" PRIu32 " disks, and the "
+                "sender announces %" PRIu32 " disks of which some differ in name "
+                "or size; restart stm-recv with --force to overwrite them",
+                outputs, held, r->ndisks, hello->ndisks);
+    else
+      snprintf (buf, len, "mismatch: %s holds %s with an image of %" PRIu64
+                " bytes, but the sender announces %" PRIu64 " bytes; restart "
+                "stm-recv with --force to overwrite it",
+                outputs, held, r->image_size, hello->image_size);
+    return WIRE_ERR_MISMATCH;
+  case HELLO_REFUSE_OTHER:
+    snprintf (buf, len, "mismatch: %s holds another migration (%s); refusing "
+              "migration %s: restart stm-recv with --force to overwrite it, or "
+              "give another --output", outputs, held, id);
+    return WIRE_ERR_MISMATCH;
+  default:
+    assert (!"migration_record_refusal: not a refusal");
+    abort ();
+  }
 }

@@ -170,4 +170,14 @@ void migration_id_format (const uint8_t id[WIRE_MIGRATION_ID_LEN],
 void migration_record_describe (const struct migration_record *r, char *buf,
                                 size_t len);
 
+/* The words of a refused HELLO (verdict one of HELLO_REFUSE_*) into
+ * buf, for the log and the sender's ERROR; returns the ERROR's code.
+ * outputs names the receiver's outputs, active the peer of the active
+ * sender (for BUSY), disks_why the judgement's words (for DISKS). */
+uint32_t migration_record_refusal (enum hello_verdict verdict,
+                                   const struct migration_record *r,
+                                   const struct wire_hello *hello, const char *id,
+                                   const char *outputs, const char *active,
+                                   const char *disks_why, char *buf, size_t len);
+
 #endif /* STM_RECEIVER_MIGRATION_RECORD_H */

@@ -311,53 +311,14 @@ hello_refuse (struct session *s, enum hello_verdict verdict,
               const char *disks_why)
 {
   const struct session_env *env = s->env;
-  char held[MIGRATION_ID_TEXT_LEN + 64];
+  char message[WIRE_MAX_TEXT + 1];
+  uint32_t code;
 
-  migration_record_describe (env->record, held, sizeof held);
-  switch (verdict) {
-  case HELLO_REFUSE_BUSY:
-    fail (s, WIRE_ERR_BUSY,
-          "busy: %s is receiving a migration from %s; refusing migration %s",
-          output_path (s), session_peer (*env->active), id);
-    return;
-  case HELLO_REFUSE_FEATURES:
-    fail (s, WIRE_ERR_PROTOCOL,
-          "HELLO asks for unknown features 0x%" PRIx32, hello->features);
-    return;
-  case HELLO_REFUSE_GEOMETRY:
-    fail (s, WIRE_ERR_PROTOCOL,
-          "HELLO has an invalid block size (%" PRIu32 ") or image size (%" PRIu64 ")",
-          hello->block_size, hello->image_size);
-    return;
-  case HELLO_REFUSE_DISKS:
-    fail (s, WIRE_ERR_MISMATCH, "mismatch: %s (outputs: %s); refusing migration "
-          "%s, nothing was changed", disks_why, output_path (s), id);
-    return;
-  case HELLO_REFUSE_MISMATCH:
-    if (env->record->ndisks > 1 || hello->ndisks > 1 ||
-        env->record->disks[0].name[0] != '\0') {
-      fail (s, WIRE_ERR_MISMATCH,
-            "mismatch: %s hold %s with %" PRIu32 " disks, and the sender "
-            "announces %" PRIu32 " disks of which some differ in name or "
-            "size; restart stm-recv with --force to overwrite them",
-            output_path (s), held, env->record->ndisks, hello->ndisks);
-      return;
-    }
-    fail (s, WIRE_ERR_MISMATCH,
-          "mismatch: %s holds %s with an image of %" PRIu64
-          " bytes, but the sender announces %" PRIu64 " bytes; restart "
-          "stm-recv with --force to overwrite it",
-          output_path (s), held, env->record->image_size, hello->image_size);
-    return;
-  case HELLO_REFUSE_OTHER:
-    fail (s, WIRE_ERR_MISMATCH,
-          "mismatch: %s holds another migration (%s); refusing migration %s: "
-          "restart stm-recv with --force to overwrite it, or give another --output",
-          output_path (s), held, id);
-    return;
-  default:
-    assert (!"hello_refuse: not a refusal");
-  }
+  code = migration_record_refusal (verdict, env->record, hello, id, output_path (s),
+                                   *env->active != NULL ? session_peer (*env->active)
+                                   : "another sender", disks_why,
+                                   message, sizeof message);
+  fail (s, code, "%s", message);
 }
 
 /* Size the output of the HELLO's disk for an image of size bytes (emptied

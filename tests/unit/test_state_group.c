@@ -383,6 +383,40 @@ test_group_hello (void **state)
   assert_int_equal (judge (&r, &o, &h, false), HELLO_REFUSE_MISMATCH);
 }
 
+/* The words and codes of refused HELLOs (migration_record_refusal). */
+static void
+test_refusal (void **state)
+{
+  struct migration_record r;
+  struct wire_hello h = { .image_size = 4 * MIB, .block_size = 65536,
+                          .features = 0x80, .ndisks = 2 };
+  char why[STATE_WHY_MAX], buf[WIRE_MAX_TEXT + 1];
+
+  assert_int_equal (parse_exact (group_text, &r, why), 0);
+  assert_int_equal (migration_record_refusal (HELLO_REFUSE_BUSY, &r, &h, "ID", "OUT",
+                                              "10.0.0.1:5", "", buf, sizeof buf),
+                    WIRE_ERR_BUSY);
+  assert_non_null (strstr (buf, "from 10.0.0.1:5; refusing migration ID"));
+  assert_int_equal (migration_record_refusal (HELLO_REFUSE_FEATURES, &r, &h, "ID",
+                                              "OUT", "", "", buf, sizeof buf),
+                    WIRE_ERR_PROTOCOL);
+  assert_string_equal (buf, "HELLO asks for unknown features 0x80");
+  assert_int_equal (migration_record_refusal (HELLO_REFUSE_DISKS, &r, &h, "ID", "OUT",
+                                              "", "HELLO lacks [x]", buf, sizeof buf),
+                    WIRE_ERR_MISMATCH);
+  assert_non_null (strstr (buf, "mismatch: HELLO lacks [x] (outputs: OUT)"));
+  /* A group held: the words speak of disks, not of one image's size. */
+  assert_int_equal (migration_record_refusal (HELLO_REFUSE_MISMATCH, &r, &h, "ID",
+                                              "OUT", "", "", buf, sizeof buf),
+                    WIRE_ERR_MISMATCH);
+  assert_non_null (strstr (buf, "with 2 disks, and the sender announces 2 disks"));
+  assert_int_equal (migration_record_refusal (HELLO_REFUSE_OTHER, &r, &h, "ID", "OUT",
+                                              "", "", buf, sizeof buf),
+                    WIRE_ERR_MISMATCH);
+  assert_non_null (strstr (buf, "holds another migration (migration "
+                           "00112233445566778899aabbccddeeff, prepared"));
+}
+
 int
 main (void)
 {
@@ -394,6 +428,7 @@ main (void)
     cmocka_unit_test (test_group_text_damaged),
     cmocka_unit_test (test_judge_group),
     cmocka_unit_test (test_group_hello),
+    cmocka_unit_test (test_refusal),
   };
 
   return cmocka_run_group_tests (tests, NULL, NULL);
