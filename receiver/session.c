@@ -30,6 +30,7 @@
 #include "state_file.h"
 #include "tls_transport.h"
 #include "wire.h"
+#include "zstd_frame.h"
 #include "no_space.h"
 #include "time_units.h"
 
@@ -89,6 +90,8 @@ struct session {
   /* Since HELLO: the output of each of its disks, and their sizes; and
    * whether the sender named its disks (and so reads EXPORT). */
   bool wants_export;             /* the sender understands EXPORT */
+  bool zstd;                     /* HELLO_REPLY agreed to DATA_ZSTD */
+  struct zstd_inflater *inflater;  /* made at the first DATA_ZSTD */
   uint32_t ndisks;
   unsigned map[WIRE_MAX_DISKS];
   uint64_t disk_size[WIRE_MAX_DISKS];
@@ -176,6 +179,7 @@ session_end (struct session *s, const char *reason, enum session_close_how how,
     break;
   }
   env->hooks->ended (env->opaque, s, was_active, cause);
+  zstd_inflater_free (s->inflater);
   free (s);
 }
 
@@ -418,6 +422,7 @@ hello_accept (struct session *s, const struct wire_hello *hello, bool fresh,
   stm_conn_set_disks (s->conn, &disks);
   stm_conn_set_linger_timeout (s->conn, ACTIVE_LINGER_S);
   s->wants_export = (hello->features & (WIRE_FEATURE_DISKS | WIRE_FEATURE_EXPORT)) != 0;
+  s->zstd = (reply.features & WIRE_FEATURE_ZSTD) != 0;
   s->state = SESSION_ACTIVE;
   /* From now on the timer watches for silence. */
   ev_timer_stop (env->loop, &s->timer);
@@ -563,6 +568,30 @@ handle_data (struct session *s, uint32_t disk, uint64_t offset, uint32_t length,
   s->last_message_ns = time_monotonic_ns ();
   s->pass_data_bytes += length;
   s->data_bytes += length;
+}
+
+/* DATA_ZSTD: decompressed into exactly its length (zstd_frame.c refuses
+ * any frame that is not exactly that), then written as DATA. */
+static void
+handle_data_zstd (struct session *s, uint32_t disk, uint64_t offset,
+                  uint32_t length, const uint8_t *frame, uint32_t frame_len)
+{
+  char words[WIRE_MAX_DISK_NAME + PATH_MAX + 16];
+  const uint8_t *bytes = NULL;
+  const char *why = "the HELLO_REPLY did not agree to compression";
+
+  if (s->zstd && s->inflater == NULL && (s->inflater = zstd_inflater_new ()) == NULL)
+    why = "out of memory for a zstd decompressor";
+  else if (s->zstd)
+    bytes = zstd_inflate (s->inflater, frame, frame_len, length, &why);
+  if (bytes == NULL) {
+    fail (s, WIRE_ERR_PROTOCOL, "DATA_ZSTD for %s at offset %" PRIu64 " (%" PRIu32
+          " bytes, a frame of %" PRIu32 " bytes) refused: %s; nothing of it was "
+          "written", disk_words (s, disk, words, sizeof words), offset, length,
+          frame_len, why);
+    return;
+  }
+  handle_data (s, disk, offset, length, bytes);
 }
 
 static void
@@ -815,8 +844,8 @@ on_message (struct stm_conn *conn, const struct wire_msg *msg, void *opaque)
     return;
   }
   /* A deferred SYNC is answered before anything but more data. */
-  if (msg->type != WIRE_DATA && msg->type != WIRE_ZERO && msg->type != WIRE_SYNC &&
-      flush_deferred_sync (s) == -1)
+  if (msg->type != WIRE_DATA && msg->type != WIRE_DATA_ZSTD &&
+      msg->type != WIRE_ZERO && msg->type != WIRE_SYNC && flush_deferred_sync (s) == -1)
     return;
   if (s->committed_pending) {
     /* The sender waits for COMMITTED before anything else (an OUTCOME
@@ -829,6 +858,10 @@ on_message (struct stm_conn *conn, const struct wire_msg *msg, void *opaque)
   case WIRE_DATA:
     handle_data (s, msg->disk, msg->u.data.offset, msg->u.data.length,
                  msg->u.data.bytes);
+    return;
+  case WIRE_DATA_ZSTD:
+    handle_data_zstd (s, msg->disk, msg->u.data_zstd.offset, msg->u.data_zstd.length,
+                      msg->u.data_zstd.frame, msg->u.data_zstd.frame_len);
     return;
   case WIRE_ZERO:
     handle_zero (s, msg->disk, msg->u.zero.offset, msg->u.zero.length);
