@@ -47,6 +47,7 @@
 #include "flip_policy.h"
 #include "flush_probe.h"
 #include "phase.h"
+#include "compress.h"
 #include "hot_blocks.h"
 #include "mirror_consumer.h"
 #include "progress.h"
@@ -289,6 +290,7 @@ struct migration {
   struct stm_conn *conn;
   struct progress progress;
   struct rate_limit rate;
+  struct compress_state comp;    /* --compress (compress.h) */
   ev_timer rate_timer;
   ev_timer tick_timer;
   ev_timer exit_timer;           /* bounds the final flush to the receiver */

@@ -153,9 +153,7 @@ send_record (struct migration_disk *d, const struct mirror_entry *e, uint64_t no
         size_t n = e->data_len[i] - done;
         if (n > WIRE_MAX_DATA)
           n = WIRE_MAX_DATA;
-        if (migration_send (m, frame,
-                            wire_encode_disk_data_header (frame, d->index, offset, n),
-                            e->data[i] + done, n) == -1)
+        if (compress_send_data (d, offset, e->data[i] + done, n) == -1)
           return -1;
         offset += n;
         done += n;

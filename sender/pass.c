@@ -569,9 +569,7 @@ send_extent_parts (struct migration_disk *d, uint64_t offset, uint64_t length,
       r = migration_send (m, frame, wire_encode_disk_zero (frame, d->index, from, n),
                           NULL, 0);
     else {
-      r = migration_send (m, frame,
-                          wire_encode_disk_data_header (frame, d->index, from, n),
-                          buf + (from - offset), n);
+      r = compress_send_data (d, from, buf + (from - offset), n) == -1 ? -1 : 0;
       data_bytes += n;
     }
     if (r == -1 || note_range_sent (d, from, n, data) == -1)
