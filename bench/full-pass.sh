@@ -14,7 +14,10 @@
 #   qemu-mirror-nbd     qemu-storage-daemon blockdev-mirror (sync=full) into
 #                       a plain nbdkit, from job start to BLOCK_JOB_READY
 #   stm-insecure        stm-send --insecure into stm-recv --once
-#   stm-psk             stm-send --tls-psk into stm-recv --once (TLS 1.3)
+#   stm-psk             stm-send --tls-psk into stm-recv --once (TLS 1.3),
+#                       with the default --compress auto
+#   stm-psk-off         the same with --compress off
+#   stm-psk-zstd        the same with --compress zstd (level 1)
 # stm's source is nbdkit --filter=migrate file src.img on a Unix socket;
 # its time is stm-send's whole run: connect, handshake, full pass, final
 # pass, COMMIT (fdatasync on the receiver) and the flip.  Every stm run's
@@ -26,7 +29,9 @@
 # machine with few CPUs that bounds the wall time from below.
 #
 # Environment: SIZE_MIB (default 1024), RUNS (default 3), SKIP (names of
-# contenders to leave out, space separated), BENCH_DIR, KEEP.
+# contenders to leave out, space separated), DATA (random, the default, or
+# text: 8 MiB of generated text lines repeated, which zstd level 1
+# shrinks to about a third), BENCH_DIR, KEEP.
 source "$(dirname "$0")/bench-lib.sh"
 
 SIZE_MIB="${SIZE_MIB:-1024}"
@@ -46,7 +51,27 @@ if wanted qemu-mirror-nbd && m="$(missing qemu-storage-daemon socat)"; then
 fi
 
 note "build $build; $RUNS runs of $SIZE_MIB MiB; images in $tmp"
-make_random "$tmp/src.img" "$SIZE_MIB"
+DATA="${DATA:-random}"
+case "$DATA" in
+    random) make_random "$tmp/src.img" "$SIZE_MIB" ;;
+    text)
+        need python3
+        python3 - "$tmp/src.img" "$SIZE_MIB" <<'EOF' || die "could not write the text image"
+import random, sys
+rnd = random.Random(17)
+words = ("migration block dirty durable receiver sender freeze flip the of "
+         "a image source guest write pass sync commit outcome").split()
+text = bytearray()
+while len(text) < 8 << 20:
+    line = " ".join(rnd.choice(words) for _ in range(rnd.randint(3, 14)))
+    text += ("%08d %s\n" % (len(text), line)).encode()
+with open(sys.argv[1], "wb") as f:
+    for i in range(int(sys.argv[2])):
+        f.write(text[(i % 8) << 20:((i % 8) + 1) << 20])
+EOF
+        ;;
+    *) die "DATA=$DATA: expected random or text" ;;
+esac
 make_psk "$tmp/keys.psk"
 dst="$tmp/dst.img"
 
@@ -88,15 +113,18 @@ run_nbdcopy_target ()   # NAME TLS(0|1)
     record_cpu "$1" $(( $(cat "$tmp/cmd.cpu") + target_cpu ))
 }
 
-run_stm ()   # NAME TLS_ARGS...
+run_stm ()   # NAME TLS_ARGS... [-- STM_SEND_ARGS...]
 {
-    local name="$1"; shift
+    local name="$1" tls=() extra=()
+    shift
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do tls+=("$1"); shift; done
+    [ $# -gt 0 ] && { shift; extra=("$@"); }
     rm -f "$dst"
     start_source file file="$tmp/src.img"
     RECV_WRAP=("${CPU_TIMES[@]}" "$tmp/recv.cpu")
-    start_recv "$dst" "$@"
+    start_recv "$dst" "${tls[@]}"
     SEND_WRAP=("${CPU_TIMES[@]}" "$tmp/send.cpu")
-    time_stm_send "$@"
+    time_stm_send "${tls[@]}" ${extra[@]+"${extra[@]}"}
     unset RECV_WRAP SEND_WRAP
     local source_cpu; source_cpu="$(cpu_ms_of_pid "$(cat "$tmp/src.pid")")"
     stop "$SRC_PID"
@@ -154,10 +182,12 @@ for (( run = 1; run <= RUNS; run++ )); do
     wanted qemu-mirror-nbd && run_qemu_mirror
     wanted stm-insecure && run_stm stm-insecure --insecure
     wanted stm-psk && run_stm stm-psk --tls-psk "$tmp/keys.psk"
+    wanted stm-psk-off && run_stm stm-psk-off --tls-psk "$tmp/keys.psk" -- --compress off
+    wanted stm-psk-zstd && run_stm stm-psk-zstd --tls-psk "$tmp/keys.psk" -- --compress zstd
 done
 
 echo
-echo "full pass of $SIZE_MIB MiB of random data, $RUNS runs, medians"
+echo "full pass of $SIZE_MIB MiB of $DATA data, $RUNS runs, medians"
 echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)," \
      "kernel $(uname -r); images in $BENCH_DIR"
 print_table "$size" stm-psk

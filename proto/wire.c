@@ -68,7 +68,7 @@ static bool
 type_has_disk (uint16_t type)
 {
   return type == WIRE_DATA || type == WIRE_ZERO || type == WIRE_EXPORT ||
-         type == WIRE_HASH_REQ || type == WIRE_HASHES;
+         type == WIRE_HASH_REQ || type == WIRE_HASHES || type == WIRE_DATA_ZSTD;
 }
 
 bool
@@ -118,7 +118,9 @@ payload_bounds (uint16_t type, uint32_t *min, uint32_t *max, uint32_t *fixed)
     *min = *max = HELLO_REPLY_PAYLOAD;
     return true;
   case WIRE_DATA:
-    /* At least one byte of data: an empty DATA carries nothing. */
+  case WIRE_DATA_ZSTD:
+    /* At least one byte of data: an empty DATA carries nothing.  A
+     * DATA_ZSTD frame is no larger than the data it holds. */
     *min = DATA_FIXED + 1;
     *max = DATA_FIXED + WIRE_MAX_DATA;
     *fixed = DATA_FIXED;
@@ -186,6 +188,10 @@ payload_length_why (uint16_t type, uint32_t plen, uint32_t max)
     if (plen > max)
       return "DATA payload exceeds the 8 MiB data limit";
     return "DATA payload is too short to hold an offset, a length and data";
+  case WIRE_DATA_ZSTD:
+    if (plen > max)
+      return "DATA_ZSTD frame exceeds the 8 MiB data limit";
+    return "DATA_ZSTD payload is too short to hold an offset, a length and a frame";
   case WIRE_COMMITTED:
     if (plen > max)
       return "COMMITTED URI exceeds the 1024-byte text limit";
@@ -411,6 +417,27 @@ decode_hash (uint16_t type, const uint8_t *p, uint32_t plen,
   return WIRE_DECODE_OK;
 }
 
+/* DATA_ZSTD: the range is the decompressed one, bounded as DATA's; the
+ * frame is only counted here (zstd_frame.c judges it). */
+static enum wire_decode_result
+decode_data_zstd (const uint8_t *p, uint32_t plen, uint64_t image_size,
+                  struct wire_msg *msg, const char **why)
+{
+  msg->u.data_zstd.offset = get_u64 (p);
+  msg->u.data_zstd.length = get_u32 (p + 8);
+  msg->u.data_zstd.frame_len = plen - DATA_FIXED;
+  msg->u.data_zstd.frame = p + DATA_FIXED;
+  if (msg->u.data_zstd.length == 0 || msg->u.data_zstd.length > WIRE_MAX_DATA) {
+    *why = "DATA_ZSTD length is not from 1 byte to 8 MiB";
+    return WIRE_DECODE_ERROR;
+  }
+  if (!wire_range_ok (msg->u.data_zstd.offset, msg->u.data_zstd.length, image_size)) {
+    *why = "DATA_ZSTD range lies outside the image";
+    return WIRE_DECODE_ERROR;
+  }
+  return WIRE_DECODE_OK;
+}
+
 /* Decode and check the fixed part of a payload whose length is within its
  * type's bounds.  p points at the payload; only the fixed part (see
  * payload_bounds) needs to be in the buffer, so that a DATA frame with a
@@ -459,6 +486,9 @@ decode_fixed (uint16_t type, const uint8_t *p, uint32_t plen,
       return WIRE_DECODE_ERROR;
     }
     return WIRE_DECODE_OK;
+
+  case WIRE_DATA_ZSTD:
+    return decode_data_zstd (p, plen, image_size, msg, why);
 
   case WIRE_ZERO:
     msg->u.zero.offset = get_u64 (p);
@@ -634,7 +664,7 @@ wire_decode (const uint8_t *buf, size_t len, const struct wire_disks *disks,
         ? "EXPORT arrived before HELLO announced the disks"
         : type == WIRE_HASH_REQ || type == WIRE_HASHES
         ? "HASH_REQ or HASHES arrived before HELLO announced the disks"
-        : type == WIRE_DATA
+        : type == WIRE_DATA || type == WIRE_DATA_ZSTD
         ? "DATA arrived before HELLO announced the image size"
         : "ZERO arrived before HELLO announced the image size";
       return WIRE_DECODE_ERROR;

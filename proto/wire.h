@@ -8,16 +8,18 @@
  *   version u16  WIRE_VERSION
  *   type    u16  enum wire_type
  *   length  u32  payload length in bytes
- *   disk    u32  the disk a DATA, ZERO or EXPORT is for (an index into the
- *                HELLO's disk table); zero in every other message
+ *   disk    u32  the disk a DATA, DATA_ZSTD, ZERO or EXPORT is for (an index
+ *                into the HELLO's disk table); zero in every other message
  *
  * This file is pure encode/decode with no I/O and no allocation, so it can
  * be unit tested and fuzzed directly.  The decoder checks every field before
  * the caller sees the message: the payload length against the per-type
  * bound, the disk index against the disks the HELLO announced, and offsets
  * and lengths against that disk's size without overflow.
- * DATA payloads are not copied: the decoded message points into the caller's
- * buffer.
+ * DATA payloads (and DATA_ZSTD frames) are not copied: the decoded message
+ * points into the caller's buffer.  The decoder checks a DATA_ZSTD's range
+ * (its length is the decompressed length) but not the frame inside, which
+ * proto/zstd_frame.c decompresses and checks.
  */
 #ifndef STM_PROTO_WIRE_H
 #define STM_PROTO_WIRE_H
@@ -71,6 +73,8 @@ enum wire_type {
                           * connection's block hashes */
   WIRE_HASH_REQ = 18,    /* sender -> receiver: hash a range of a disk */
   WIRE_HASHES = 19,      /* receiver -> sender: the hashes of that range */
+  WIRE_DATA_ZSTD = 20,   /* sender -> receiver: DATA as a zstd frame
+                          * (only after both agreed WIRE_FEATURE_ZSTD) */
 };
 
 /* HELLO feature bits; unknown bits are refused.  WIRE_FEATURE_DISKS: the
@@ -96,9 +100,12 @@ enum wire_type {
 #define WIRE_FEATURE_KEEP 8u
 #define WIRE_FEATURE_COMPARE_ONLY 32u
 #define WIRE_FEATURE_KEPT 64u
+/* WIRE_FEATURE_ZSTD: the sender may send DATA_ZSTD; it does so only once
+ * HELLO_REPLY has echoed the bit. */
+#define WIRE_FEATURE_ZSTD 16u
 #define WIRE_FEATURES_KNOWN (WIRE_FEATURE_DISKS | WIRE_FEATURE_EXPORT | \
                              WIRE_FEATURE_HASH | WIRE_FEATURE_KEEP | \
-                             WIRE_FEATURE_COMPARE_ONLY)
+                             WIRE_FEATURE_ZSTD | WIRE_FEATURE_COMPARE_ONLY)
 /* The bits a HELLO_REPLY may carry. */
 #define WIRE_REPLY_FEATURES_KNOWN (WIRE_FEATURES_KNOWN | WIRE_FEATURE_KEPT)
 
@@ -192,12 +199,17 @@ struct wire_hello_reply {
 
 struct wire_msg {
   enum wire_type type;
-  uint32_t disk;            /* header's disk index (0 but for DATA, ZERO, EXPORT) */
+  uint32_t disk;            /* header's disk index (0 but for DATA, DATA_ZSTD,
+                             * ZERO, EXPORT) */
   union {
     struct wire_hello hello;
     struct wire_hello_reply hello_reply;
     struct { uint64_t offset; uint32_t length; const uint8_t *bytes; } data;
                                             /* payload 12 + length */
+    /* DATA_ZSTD: length is the decompressed length (1 to WIRE_MAX_DATA),
+     * checked against the disk as DATA's; frame is the zstd frame. */
+    struct { uint64_t offset; uint32_t length; uint32_t frame_len;
+             const uint8_t *frame; } data_zstd;     /* payload 12 + frame_len */
     struct { uint64_t offset; uint64_t length; } zero;          /* 16 */
     struct { uint32_t pass; uint64_t bytes; } pass_begin;       /* 12 */
     struct { uint32_t pass; } pass_end;                         /* 4 */
@@ -288,6 +300,10 @@ size_t wire_encode_disk_data_header (uint8_t *out, uint32_t disk,
                                      uint64_t offset, uint32_t length);
 size_t wire_encode_disk_zero (uint8_t *out, uint32_t disk,
                               uint64_t offset, uint64_t length);
+/* DATA_ZSTD's header and fixed part: frame_len bytes of zstd frame follow,
+ * which decompress to length bytes (both 1 to WIRE_MAX_DATA). */
+size_t wire_encode_data_zstd_header (uint8_t *out, uint32_t disk, uint64_t offset,
+                                     uint32_t length, uint32_t frame_len);
 /* EXPORT for disk: uri (non-empty; cut and cleaned as texts are) needs
  * WIRE_ENCODE_TEXT_MAX bytes of room. */
 size_t wire_encode_export (uint8_t *out, uint32_t disk, const char *uri);

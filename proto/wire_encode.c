@@ -78,6 +78,21 @@ wire_encode_disk_data_header (uint8_t *out, uint32_t disk, uint64_t offset,
 }
 
 size_t
+wire_encode_data_zstd_header (uint8_t *out, uint32_t disk, uint64_t offset,
+                              uint32_t length, uint32_t frame_len)
+{
+  size_t n;
+
+  assert (length >= 1 && length <= WIRE_MAX_DATA);
+  assert (frame_len >= 1 && frame_len <= WIRE_MAX_DATA);
+  assert (disk < WIRE_MAX_DISKS);
+  n = put_header_disk (out, WIRE_DATA_ZSTD, DATA_FIXED + frame_len, disk);
+  put_u64 (out + n, offset);
+  put_u32 (out + n + 8, length);
+  return n + DATA_FIXED;
+}
+
+size_t
 wire_encode_data_header (uint8_t *out, uint64_t offset, uint32_t length)
 {
   return wire_encode_disk_data_header (out, 0, offset, length);
@@ -311,6 +326,7 @@ wire_type_name (uint32_t type)
   case WIRE_HASH_KEY: return "HASH_KEY";
   case WIRE_HASH_REQ: return "HASH_REQ";
   case WIRE_HASHES: return "HASHES";
+  case WIRE_DATA_ZSTD: return "DATA_ZSTD";
   default: return "unknown";
   }
 }

@@ -8,6 +8,7 @@
 #include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "migration_record.h"
@@ -349,3 +350,4 @@ migration_record_describe (const struct migration_record *r, char *buf,
   snprintf (buf, len, "migration %s, %s, durable up to sync %" PRIu64,
             id, wire_dest_state_name (r->state), r->durable_seq);
 }
+

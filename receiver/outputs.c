@@ -4,10 +4,14 @@
  */
 #include <config.h>
 
+#include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "no_space.h"
 #include "outputs.h"
+#include "wire.h"
 
 int
 output_spec_parse (const char *arg, struct output_spec *spec,
@@ -162,4 +166,47 @@ outputs_words (const struct outputs *o, unsigned i, char *buf, size_t len)
     return spec->path;
   snprintf (buf, len, "disk %s (%s)", spec->name, spec->path);
   return buf;
+}
+
+uint32_t
+outputs_prepare_failure (const char *what, uint64_t size, int err,
+                         bool block_device, uint64_t held,
+                         bool fresh, bool keep, char *buf, size_t len)
+{
+  /* What the failure leaves behind, for the operator. */
+  const char *left = !fresh
+    ? "; the outputs' data and their state file are unchanged"
+    : keep ? "; the state file records the new migration with nothing durable, "
+      "and the outputs keep their data"
+    : "; the state file records the new migration with nothing durable, "
+      "and the outputs may already have been emptied";
+
+  if (block_device && err == ENOSPC) {
+    snprintf (buf, len, "the block device %s holds %" PRIu64 " bytes, "
+              "smaller than the image (%" PRIu64 " bytes)%s", what, held, size, left);
+    return WIRE_ERR_NOSPACE;
+  }
+  bool nospace = errno_is_no_space (err);
+  snprintf (buf, len, "%s: cannot set the size of %s to %" PRIu64 " bytes: %s%s",
+            nospace ? "out of space on the destination" : "I/O error on the destination",
+            what, size, strerror (err), left);
+  return nospace ? WIRE_ERR_NOSPACE : WIRE_ERR_IO;
+}
+
+uint32_t
+outputs_io_failure (int err, const char *doing, const char *what,
+                    uint64_t offset, uint64_t length, uint64_t durable_seq,
+                    char *buf, size_t len)
+{
+  bool nospace = errno_is_no_space (err);
+  const char *kind = nospace ? "out of space on the destination"
+    : "I/O error on the destination";
+
+  if (doing != NULL)
+    snprintf (buf, len, "%s: %s %s at offset %" PRIu64 " (%" PRIu64 " bytes): %s",
+              kind, doing, what, offset, length, strerror (err));
+  else
+    snprintf (buf, len, "%s: fdatasync of %s failed: %s; data since sync %" PRIu64
+              " is not known to be durable", kind, what, strerror (err), durable_seq);
+  return nospace ? WIRE_ERR_NOSPACE : WIRE_ERR_IO;
 }

@@ -69,6 +69,24 @@ int outputs_find (const struct outputs *o, const char *name, size_t len);
  * is returned (or the path itself). */
 const char *outputs_words (const struct outputs *o, unsigned i, char *buf, size_t len);
 
+/* Setting the size of output what (its words) to size bytes failed with
+ * errno err: the words for the log and the sender's ERROR into buf, and
+ * the ERROR's code.  held is a block device's size (block_device).  What
+ * the failure leaves behind depends on whether the migration is new
+ * (fresh) and keeps the outputs' data (keep).  Pure. */
+uint32_t outputs_prepare_failure (const char *what, uint64_t size, int err,
+                                  bool block_device, uint64_t held,
+                                  bool fresh, bool keep, char *buf, size_t len);
+
+/* Doing what ("writing", "zeroing") to output what at offset (length
+ * bytes) failed with errno err, or (what NULL) its fdatasync failed, so
+ * nothing since sync durable_seq is known to be durable: the words into
+ * buf, and the ERROR's code (out of space, which the operator can make
+ * room for and let the sender resume, or I/O).  Pure. */
+uint32_t outputs_io_failure (int err, const char *doing, const char *what,
+                             uint64_t offset, uint64_t length, uint64_t durable_seq,
+                             char *buf, size_t len);
+
 /* Map each of the HELLO's disks to an output: map[i] is the output
  * index of hello disk i.  false with why set ("HELLO names disks [x] that
  * have no --output, and lacks [y]") when the disks do not match. */

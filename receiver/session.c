@@ -33,6 +33,7 @@
 #include "state_file.h"
 #include "tls_transport.h"
 #include "wire.h"
+#include "zstd_frame.h"
 #include "no_space.h"
 #include "time_units.h"
 
@@ -67,6 +68,8 @@ struct session {
   /* Since HELLO: the output of each of its disks, and their sizes; and
    * whether the sender named its disks (and so reads EXPORT). */
   bool wants_export;             /* the sender understands EXPORT */
+  bool zstd;                     /* HELLO_REPLY agreed to DATA_ZSTD */
+  struct zstd_inflater *inflater;  /* made at the first DATA_ZSTD */
   uint32_t ndisks;
   unsigned map[WIRE_MAX_DISKS];
   uint64_t disk_size[WIRE_MAX_DISKS];
@@ -157,6 +160,7 @@ session_end (struct session *s, const char *reason, enum session_close_how how,
   }
   env->hooks->ended (env->opaque, s, was_active, cause);
   hash_answer_free (&s->hash);
+  zstd_inflater_free (s->inflater);
   free (s);
 }
 
@@ -206,36 +210,19 @@ fail (struct session *s, uint32_t code, const char *fmt, ...)
   session_end (s, reason, CLOSE_AFTER_FLUSH, SESSION_FAILED);
 }
 
-/* Errors from the output: out of space (the operator can make room and
- * let the sender resume) or any other I/O error. */
+/* Errors from the outputs (outputs_io_failure): doing what to disk at
+ * offset, or (doing NULL) the fdatasync of the output of index disk. */
 static void
-fail_io (struct session *s, int err, const char *what, uint32_t disk,
+fail_io (struct session *s, int err, const char *doing, uint32_t disk,
          uint64_t offset, uint64_t length)
 {
-  bool nospace = errno_is_no_space (err);
-  char words[WIRE_MAX_DISK_NAME + PATH_MAX + 16];
+  char words[WIRE_MAX_DISK_NAME + PATH_MAX + 16], message[WIRE_MAX_TEXT + 1];
+  const char *what = doing != NULL ? disk_words (s, disk, words, sizeof words)
+    : outputs_words (&s->env->opts->outputs, disk, words, sizeof words);
 
-  fail (s, nospace ? WIRE_ERR_NOSPACE : WIRE_ERR_IO,
-        "%s: %s %s at offset %" PRIu64 " (%" PRIu64 " bytes): %s",
-        nospace ? "out of space on the destination" : "I/O error on the destination",
-        what, disk_words (s, disk, words, sizeof words), offset, length,
-        strerror (err));
-}
-
-/* fdatasync failed: nothing since the last DURABLE is known to be on
- * disk, which the sender learns from the ERROR (it confirms nothing). */
-static void
-fail_sync (struct session *s, unsigned output, int err)
-{
-  bool nospace = errno_is_no_space (err);
-  char words[WIRE_MAX_DISK_NAME + PATH_MAX + 16];
-
-  fail (s, nospace ? WIRE_ERR_NOSPACE : WIRE_ERR_IO,
-        "%s: fdatasync of %s failed: %s; data since sync %" PRIu64
-        " is not known to be durable",
-        nospace ? "out of space on the destination" : "I/O error on the destination",
-        outputs_words (&s->env->opts->outputs, output, words, sizeof words), strerror (err),
-        s->env->record->durable_seq);
+  fail (s, outputs_io_failure (err, doing, what, offset, length,
+                               s->env->record->durable_seq, message, sizeof message),
+        "%s", message);
 }
 
 /* fdatasync every output: a SYNC or COMMIT covers the whole group.  -1
@@ -247,7 +234,7 @@ sync_outputs (struct session *s)
 
   for (i = 0; i < s->env->nimages; i++)
     if (image_writer_sync (s->env->images[i]) == -1) {
-      fail_sync (s, i, errno);
+      fail_io (s, errno, NULL, i, 0, 0);
       return -1;
     }
   return 0;
@@ -309,33 +296,15 @@ prepare_disk (struct session *s, uint32_t disk, uint64_t size, bool fresh,
               bool keep)
 {
   struct image_writer *image = disk_image (s, disk);
-  char words[WIRE_MAX_DISK_NAME + PATH_MAX + 16];
-  const char *what = disk_words (s, disk, words, sizeof words);
-  int err;
-  /* What the failure leaves behind, for the operator. */
-  const char *left = !fresh
-    ? "; the outputs' data and their state file are unchanged"
-    : keep ? "; the state file records the new migration with nothing durable, "
-      "and the outputs keep their data"
-    : "; the state file records the new migration with nothing durable, "
-      "and the outputs may already have been emptied";
+  char words[WIRE_MAX_DISK_NAME + PATH_MAX + 16], message[WIRE_MAX_TEXT + 1];
 
   if (image_writer_prepare (image, size, fresh && !keep) == 0)
     return 0;
-  err = errno;
-  if (image_writer_is_block_device (image) && err == ENOSPC)
-    fail (s, WIRE_ERR_NOSPACE,
-          "the block device %s holds %" PRIu64 " bytes, "
-          "smaller than the image (%" PRIu64 " bytes)%s",
-          what, image_writer_size (image), size, left);
-  else if (errno_is_no_space (err))
-    fail (s, WIRE_ERR_NOSPACE,
-          "out of space on the destination: cannot set the size of %s to %"
-          PRIu64 " bytes: %s%s", what, size, strerror (err), left);
-  else
-    fail (s, WIRE_ERR_IO,
-          "I/O error on the destination: cannot set the size of %s to %"
-          PRIu64 " bytes: %s%s", what, size, strerror (err), left);
+  uint32_t code = outputs_prepare_failure (disk_words (s, disk, words, sizeof words),
+                                           size, errno, image_writer_is_block_device (image),
+                                           image_writer_size (image), fresh, keep,
+                                           message, sizeof message);
+  fail (s, code, "%s", message);
   return -1;
 }
 
@@ -393,7 +362,6 @@ hello_accept (struct session *s, const struct wire_hello *hello, bool fresh,
     .features = hash_policy_reply_features (hello->features, kept_bytes > 0),
   };
   uint8_t frame[WIRE_ENCODE_MAX];
-
   struct wire_disks disks;
 
   wire_disks_from_hello (&disks, hello);
@@ -403,6 +371,7 @@ hello_accept (struct session *s, const struct wire_hello *hello, bool fresh,
   s->hash_offered = hash_policy_hash_offered (hello->features);
   s->wants_export = !s->compare_only &&
     (hello->features & (WIRE_FEATURE_DISKS | WIRE_FEATURE_EXPORT)) != 0;
+  s->zstd = (reply.features & WIRE_FEATURE_ZSTD) != 0;
   s->state = SESSION_ACTIVE;
   /* From now on the timer watches for silence. */
   ev_timer_stop (env->loop, &s->timer);
@@ -579,6 +548,30 @@ handle_data (struct session *s, uint32_t disk, uint64_t offset, uint32_t length,
   s->last_message_ns = time_monotonic_ns ();
   s->pass_data_bytes += length;
   s->data_bytes += length;
+}
+
+/* DATA_ZSTD: decompressed into exactly its length (zstd_frame.c refuses
+ * any frame that is not exactly that), then written as DATA. */
+static void
+handle_data_zstd (struct session *s, uint32_t disk, uint64_t offset,
+                  uint32_t length, const uint8_t *frame, uint32_t frame_len)
+{
+  char words[WIRE_MAX_DISK_NAME + PATH_MAX + 16];
+  const uint8_t *bytes = NULL;
+  const char *why = "the HELLO_REPLY did not agree to compression";
+
+  if (s->zstd && s->inflater == NULL && (s->inflater = zstd_inflater_new ()) == NULL)
+    why = "out of memory for a zstd decompressor";
+  else if (s->zstd)
+    bytes = zstd_inflate (s->inflater, frame, frame_len, length, &why);
+  if (bytes == NULL) {
+    fail (s, WIRE_ERR_PROTOCOL, "DATA_ZSTD for %s at offset %" PRIu64 " (%" PRIu32
+          " bytes, a frame of %" PRIu32 " bytes) refused: %s; nothing of it was "
+          "written", disk_words (s, disk, words, sizeof words), offset, length,
+          frame_len, why);
+    return;
+  }
+  handle_data (s, disk, offset, length, bytes);
 }
 
 static void
@@ -844,8 +837,8 @@ on_message (struct stm_conn *conn, const struct wire_msg *msg, void *opaque)
     return;
   }
   /* A deferred SYNC is answered before anything but more data. */
-  if (msg->type != WIRE_DATA && msg->type != WIRE_ZERO && msg->type != WIRE_SYNC &&
-      flush_deferred_sync (s) == -1)
+  if (msg->type != WIRE_DATA && msg->type != WIRE_DATA_ZSTD &&
+      msg->type != WIRE_ZERO && msg->type != WIRE_SYNC && flush_deferred_sync (s) == -1)
     return;
   if (s->compare_only && !hash_policy_allows (msg->type)) {
     fail (s, WIRE_ERR_PROTOCOL, "%s in a compare-only session, which changes "
@@ -863,6 +856,10 @@ on_message (struct stm_conn *conn, const struct wire_msg *msg, void *opaque)
   case WIRE_DATA:
     handle_data (s, msg->disk, msg->u.data.offset, msg->u.data.length,
                  msg->u.data.bytes);
+    return;
+  case WIRE_DATA_ZSTD:
+    handle_data_zstd (s, msg->disk, msg->u.data_zstd.offset, msg->u.data_zstd.length,
+                      msg->u.data_zstd.frame, msg->u.data_zstd.frame_len);
     return;
   case WIRE_ZERO:
     handle_zero (s, msg->disk, msg->u.zero.offset, msg->u.zero.length);

@@ -7,7 +7,8 @@
  * is active (ERROR busy), the output holds this migration at another size
  * or holds another migration (ERROR mismatch, unless --force).  The active
  * session writes DATA and ZERO into the output of the disk the header names
- * as they arrive, answers SYNC with DURABLE after fdatasync of every output, COMMIT with COMMITTED (prepared) and
+ * as they arrive (DATA_ZSTD decompressed first, when its HELLO_REPLY
+ * agreed to WIRE_FEATURE_ZSTD), answers SYNC with DURABLE after fdatasync of every output, COMMIT with COMMITTED (prepared) and
  * OUTCOME with RECORDED (final or superseded), each after storing the new
  * record in the state file (COMMITTED may wait, with --export, for the
  * receiver's NBD server to be ready; meanwhile only KEEPALIVE is

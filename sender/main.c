@@ -24,6 +24,7 @@
 #include "run.h"
 #include "parse.h"
 #include "sender_options.h"
+#include "zstd_frame.h"
 
 
 #define STRINGIFY_(x) #x
@@ -103,7 +104,7 @@ usage (FILE *fp)
 "                [--max-passes N]\n"
 "                [--converge throttle|force|abort|mirror|mirror-sync]\n"
 "                [--mirror-ring BYTES] [--mirror-wait MS]\n"
-"                [--rate BYTES/s] [--json]\n"
+"                [--rate BYTES/s] [--compress auto|off|zstd[:LEVEL]] [--json]\n"
 "                [--progress|--no-progress] [--retry-timeout DURATION]\n"
 "                [--report FILE.html]\n"
 "                [--cutover auto|manual] [--command-socket PATH]\n"
@@ -147,6 +148,9 @@ usage (FILE *fp)
 "                       (mirror-sync: for the destination) before it is\n"
 "                       marked dirty (default 1000)\n"
 "  --rate BYTES/s       limit the transfer rate (\"100M\" = 100 MiB/s)\n"
+"  --compress MODE      compress data with zstd: auto (default) when the link\n"
+"                       holds the copy back and compression speeds it up; off;\n"
+"                       zstd[:LEVEL] whenever it pays (level 1 to 19, default 1)\n"
 "  --json               print events as JSON lines on stdout\n"
 "  --progress           show a progress bar on stderr (default on a terminal)\n"
 "  --no-progress        do not\n"
@@ -185,6 +189,7 @@ enum {
   OPT_MIRROR_RING,
   OPT_MIRROR_WAIT,
   OPT_COMPARE,
+  OPT_COMPRESS,
 };
 
 static const struct option long_options[] = {
@@ -211,6 +216,7 @@ static const struct option long_options[] = {
   { "mirror-ring", required_argument, NULL, OPT_MIRROR_RING },
   { "mirror-wait", required_argument, NULL, OPT_MIRROR_WAIT },
   { "compare", no_argument, NULL, OPT_COMPARE },
+  { "compress", required_argument, NULL, OPT_COMPRESS },
   { "help", no_argument, NULL, OPT_HELP },
   { "version", no_argument, NULL, OPT_VERSION },
   { NULL, 0, NULL, 0 },
@@ -354,6 +360,8 @@ main (int argc, char *argv[])
     .retry_timeout_ns = 300 * UINT64_C(1000000000),
     .mirror_ring = 64 * UINT64_C(1024 * 1024),
     .mirror_wait_ms = 1000,
+    .compress = COMPRESS_AUTO,
+    .compress_level = ZSTD_FRAME_DEFAULT_LEVEL,
   };
   int tls_choices = 0;
   const char *tls_user = NULL;
@@ -419,6 +427,11 @@ main (int argc, char *argv[])
       if (parse_size (optarg, &o.rate) == -1 || o.rate == 0)
         usage_error ("--rate '%s': expected a positive rate in bytes per second "
                      "such as 100M", optarg);
+      break;
+    case OPT_COMPRESS:
+      if (compress_parse (optarg, &o.compress, &o.compress_level) == -1)
+        usage_error ("--compress '%s': expected auto, off, zstd or zstd:LEVEL "
+                     "(LEVEL from 1 to 19)", optarg);
       break;
     case OPT_JSON: o.json = true; break;
     case OPT_PROGRESS: o.progress = true; break;

@@ -48,6 +48,7 @@
 #include "flip_policy.h"
 #include "flush_probe.h"
 #include "phase.h"
+#include "compress.h"
 #include "hot_blocks.h"
 #include "mirror_consumer.h"
 #include "progress.h"
@@ -315,6 +316,7 @@ struct migration {
   uint8_t hash_key[WIRE_HASH_KEY_LEN];
   struct progress progress;
   struct rate_limit rate;
+  struct compress_state comp;    /* --compress (compress.h) */
   ev_timer rate_timer;
   ev_timer tick_timer;
   ev_timer exit_timer;           /* bounds the final flush to the receiver */

@@ -154,12 +154,10 @@ send_record (struct migration_disk *d, const struct mirror_entry *e, uint64_t no
         size_t n = e->data_len[i] - done;
         if (n > WIRE_MAX_DATA)
           n = WIRE_MAX_DATA;
-        if (migration_send (m, frame,
-                            wire_encode_disk_data_header (frame, d->index, offset, n),
-                            e->data[i] + done, n) == -1)
+        int64_t sent = compress_send_data (d, offset, e->data[i] + done, n);
+        if (sent == -1)
           return -1;
-        /* Not compressed: what is sent of the message is all of it. */
-        migration_account_data (d, n, n);
+        migration_account_data (d, n, (uint64_t) sent);
         offset += n;
         done += n;
       }

@@ -28,6 +28,7 @@
 #include "log.h"
 #include "mirror_stream.h"
 #include "compare_pass.h"
+#include "compress.h"
 #include "pass.h"
 #include "status_poller.h"
 #include "time_units.h"
@@ -549,27 +550,27 @@ note_range_sent (struct migration_disk *d, uint64_t offset, uint64_t length, boo
 static int64_t
 send_part (struct migration_disk *d, uint64_t from, uint64_t n, const uint8_t *data)
 {
-  struct migration *m = d->m;
-  uint8_t frame[WIRE_ENCODE_MAX];
   bool is_data = data != NULL && !all_zero (data, n);
-  int r;
 
-  /* Disk 0's headers are the one-disk form's, byte for byte. */
-  if (!is_data)
-    r = migration_send (m, frame, wire_encode_disk_zero (frame, d->index, from, n),
-                        NULL, 0);
-  else
-    r = migration_send (m, frame, wire_encode_disk_data_header (frame, d->index, from, n),
-                        data, n);
-  if (r == -1 || note_range_sent (d, from, n, is_data) == -1)
-    return -1;
-  /* Not compressed: what is sent of a DATA message is all of it.  (A
-   * compared run that matched is noted as sent, but sends nothing and
-   * is counted by compare_pass_count alone.) */
-  if (is_data)
-    migration_account_data (d, n, n);
-  else
+  if (is_data) {
+    /* As DATA or DATA_ZSTD (compress.h): sent is the payload on the wire. */
+    int64_t sent = compress_send_data (d, from, data, n);
+    if (sent == -1)
+      return -1;
+    migration_account_data (d, n, (uint64_t) sent);
+  }
+  else {
+    uint8_t frame[WIRE_ENCODE_MAX];
+    /* Disk 0's headers are the one-disk form's, byte for byte. */
+    if (migration_send (d->m, frame, wire_encode_disk_zero (frame, d->index, from, n),
+                        NULL, 0) == -1)
+      return -1;
     migration_account_zero (d, n);
+  }
+  /* (A compared run that matched is noted as sent too, but sends
+   * nothing and is counted by compare_pass_count alone.) */
+  if (note_range_sent (d, from, n, is_data) == -1)
+    return -1;
   return is_data ? (int64_t) n : 0;
 }
 

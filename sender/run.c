@@ -288,7 +288,8 @@ on_ready (struct stm_conn *conn, void *opaque)
   struct wire_hello h = { .image_size = m->disks[0].size,
                           .block_size = m->disks[0].block,
                           .features = WIRE_FEATURE_EXPORT | WIRE_FEATURE_HASH |
-                                      (m->opts->compare ? WIRE_FEATURE_KEEP : 0) };
+                                      (m->opts->compare ? WIRE_FEATURE_KEEP : 0) |
+                                      compress_hello_features (&m->comp) };
   uint8_t frame[WIRE_ENCODE_HELLO_MAX];
   memcpy (h.migration_id, m->migration_id, sizeof h.migration_id);
   if (m->named) {
@@ -484,6 +485,8 @@ hello_resume (struct migration *m, uint64_t durable_seq)
 static void
 on_hello_reply (struct migration *m, const struct wire_hello_reply *r)
 {
+  /* DATA_ZSTD only to a receiver that said it takes it. */
+  compress_hello_reply (&m->comp, r->features);
   if (m->cut.flipped) {
     on_hello_reply_flipped (m, r);
     return;
@@ -805,8 +808,13 @@ migration_run (const struct sender_options *opts)
     burst = SOURCE_READER_CHUNK;
   rate_limit_init (&m->rate, opts->rate, burst, m->meas.start_ns);
 
-  if (m->loop == NULL) {
-    log_error ("cannot create the event loop");
+  if (m->loop == NULL || compress_init (&m->comp, opts->compress,
+                                         opts->compress_level) == -1) {
+    log_error (m->loop == NULL ? "cannot create the event loop"
+               : "out of memory for the zstd compressor (--compress); no "
+               "migration was started");
+    if (m->loop != NULL)
+      ev_loop_destroy (m->loop);
     free (m);
     return 1;
   }
@@ -880,6 +888,8 @@ migration_run (const struct sender_options *opts)
   }
   if (m->creds)
     tls_creds_free (m->creds);
+  compress_report (&m->comp);
+  compress_free (&m->comp);
   ev_loop_destroy (m->loop);
   free (m);
   /* Last, once the source is released: drawing the page must not hold

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "compress_policy.h"
 #include "convergence.h"
 #include "tls_transport.h"
 #include "wire.h"
@@ -47,6 +48,8 @@ struct sender_options {
   uint64_t mirror_ring;          /* --mirror-ring: each disk's ring, bytes */
   uint64_t mirror_wait_ms;       /* --mirror-wait: mirror-sync's timeout */
   uint64_t rate;                 /* --rate bytes/s, 0 = unlimited */
+  enum compress_mode compress;   /* --compress auto|off|zstd[:LEVEL] */
+  int compress_level;
   bool json;                     /* --json */
   bool progress;                 /* --progress / --no-progress */
   uint64_t retry_timeout_ns;     /* --retry-timeout, 0 = never reconnect */

@@ -15,7 +15,10 @@
  * ZERO ranges lie inside the image, texts are bounded and printable; a
  * request for more bytes never exceeds WIRE_MAX_FRAME; every prefix of an
  * accepted frame asks for more bytes rather than failing; a refused or
- * incomplete frame leaves the caller's message untouched.  Finally the
+ * incomplete frame leaves the caller's message untouched.  An accepted
+ * DATA_ZSTD's frame is handed to the receiver's decompression
+ * (zstd_inflate), which must either refuse it with a reason or produce
+ * exactly the announced length.  Finally the
  * input, read as a C string, is passed through the text encoders, whose
  * output the decoder must accept.  A broken invariant aborts, which
  * libFuzzer reports as a crash with the input that caused it.
@@ -30,6 +33,7 @@
 #include <string.h>
 
 #include "wire.h"
+#include "zstd_frame.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
@@ -119,6 +123,14 @@ check_round_trip (const struct wire_msg *msg, const uint8_t *frame,
     CHECK (msg->u.data.bytes == frame + n);
     frame_size = n;             /* the data bytes are not re-encoded */
     break;
+  case WIRE_DATA_ZSTD:
+    n = wire_encode_data_zstd_header (out, msg->disk, msg->u.data_zstd.offset,
+                                      msg->u.data_zstd.length,
+                                      msg->u.data_zstd.frame_len);
+    CHECK (n + msg->u.data_zstd.frame_len == frame_size);
+    CHECK (msg->u.data_zstd.frame == frame + n);
+    frame_size = n;             /* the frame is not re-encoded */
+    break;
   case WIRE_ZERO:
     n = wire_encode_disk_zero (out, msg->disk, msg->u.zero.offset,
                                msg->u.zero.length);
@@ -165,6 +177,31 @@ check_round_trip (const struct wire_msg *msg, const uint8_t *frame,
   CHECK (memcmp (out, frame, n) == 0);
 }
 
+/* What the receiver does with an accepted DATA_ZSTD: decompress it into
+ * exactly its length, or refuse it with a reason.  Decompressed once per
+ * decoding of the frame; the inflater lives for the whole run, as a
+ * session's does. */
+static void
+check_inflate (const struct wire_msg *msg)
+{
+  static struct zstd_inflater *z;
+  const uint8_t *out;
+  const char *why = NULL;
+
+  if (z == NULL)
+    z = zstd_inflater_new ();
+  CHECK (z != NULL);
+  out = zstd_inflate (z, msg->u.data_zstd.frame, msg->u.data_zstd.frame_len,
+                      msg->u.data_zstd.length, &why);
+  if (out == NULL)
+    CHECK (why != NULL && why[0] != '\0' && strlen (why) < 200);
+  else {
+    /* The last byte is readable (ASan checks the buffer's extent). */
+    volatile uint8_t last = out[msg->u.data_zstd.length - 1];
+    (void) last;
+  }
+}
+
 /* The checks on one accepted frame. */
 static void
 check_accepted (const struct wire_msg *msg, const uint8_t *frame,
@@ -175,7 +212,7 @@ check_accepted (const struct wire_msg *msg, const uint8_t *frame,
 
   /* Only DATA, ZERO and EXPORT name a disk, and only one announced. */
   if (msg->type == WIRE_DATA || msg->type == WIRE_ZERO ||
-      msg->type == WIRE_EXPORT) {
+      msg->type == WIRE_EXPORT || msg->type == WIRE_DATA_ZSTD) {
     CHECK (msg->disk < disks->count);
     image_size = disks->size[msg->disk];
   }
@@ -228,6 +265,15 @@ check_accepted (const struct wire_msg *msg, const uint8_t *frame,
     CHECK (msg->u.data.length <= image_size - msg->u.data.offset);
     CHECK (msg->u.data.bytes >= frame + WIRE_HEADER_SIZE);
     CHECK (msg->u.data.bytes + msg->u.data.length == frame + consumed);
+    break;
+  case WIRE_DATA_ZSTD:
+    CHECK (image_size > 0);
+    CHECK (msg->u.data_zstd.length >= 1 && msg->u.data_zstd.length <= WIRE_MAX_DATA);
+    CHECK (msg->u.data_zstd.offset < image_size);
+    CHECK (msg->u.data_zstd.length <= image_size - msg->u.data_zstd.offset);
+    CHECK (msg->u.data_zstd.frame_len >= 1);
+    CHECK (msg->u.data_zstd.frame + msg->u.data_zstd.frame_len == frame + consumed);
+    check_inflate (msg);
     break;
   case WIRE_ZERO:
     CHECK (image_size > 0);

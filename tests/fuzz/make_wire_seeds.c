@@ -11,7 +11,10 @@
  * that the fuzzer starts from streams of several frames.  The group seeds
  * (HELLO with a disk table, DATA and ZERO for disk 1, EXPORT, and a group
  * session) use two disks: "root" of 1 MiB and "data-1" of 512 KiB, the
- * table fuzz_wire_decode.c also decodes with.  The files are
+ * table fuzz_wire_decode.c also decodes with.  The DATA_ZSTD seeds hold
+ * real zstd frames (proto/zstd_frame.c) of 4 KiB of text: a valid one,
+ * one whose length lies, a corrupt one, a truncated one, and a session
+ * whose HELLO offers WIRE_FEATURE_ZSTD.  The files are
  * kept in the tree (tests/fuzz/corpus/wire/); this program only needs to
  * run again when the wire format changes ("make fuzz-seeds").
  */
@@ -23,6 +26,7 @@
 #include <string.h>
 
 #include "wire.h"
+#include "zstd_frame.h"
 
 #define SEED_IMAGE_SIZE (1024u * 1024)
 
@@ -103,6 +107,67 @@ add_disk_data (struct seed *s, uint64_t offset, uint32_t len)
   s->len += wire_encode_disk_data_header (s->bytes + s->len, 1, offset, len);
   for (i = 0; i < len; i++)
     s->bytes[s->len++] = (uint8_t) (offset + i);
+}
+
+/* Append a DATA_ZSTD frame of 4 KiB of text at offset, its length
+ * announced as length (a lie unless 4096), its frame damaged by how:
+ * 0 intact, 1 a byte in every 16 flipped, 2 cut short by 5 bytes. */
+static void
+add_data_zstd (struct seed *s, uint64_t offset, uint32_t length, int how)
+{
+  static struct zstd_deflater *z;
+  uint8_t text[4096];
+  const uint8_t *frame;
+  size_t flen, i;
+
+  for (i = 0; i < sizeof text; i++)
+    text[i] = (uint8_t) "stm block migration\n"[i % 20];
+  if (z == NULL && (z = zstd_deflater_new (ZSTD_FRAME_DEFAULT_LEVEL)) == NULL) {
+    perror ("zstd_deflater_new");
+    exit (EXIT_FAILURE);
+  }
+  flen = zstd_deflate (z, text, sizeof text, &frame);
+  if (flen == 0 || flen > 1024) {
+    fprintf (stderr, "make_wire_seeds: 4 KiB of text did not compress\n");
+    exit (EXIT_FAILURE);
+  }
+  if (how == 2)
+    flen -= 5;
+  s->len += wire_encode_data_zstd_header (s->bytes + s->len, 0, offset, length,
+                                          (uint32_t) flen);
+  memcpy (s->bytes + s->len, frame, flen);
+  if (how == 1)
+    for (i = 8; i < flen; i += 16)
+      s->bytes[s->len + i] ^= 0x5a;
+  s->len += flen;
+}
+
+/* The seeds of DATA_ZSTD. */
+static void
+write_zstd_seeds (void)
+{
+  struct seed s;
+  struct wire_hello h;
+
+  SEED ("data-zstd", add_data_zstd (&s, 8192, 4096, 0));
+  SEED ("data-zstd-end", add_data_zstd (&s, SEED_IMAGE_SIZE - 4096, 4096, 0));
+  SEED ("data-zstd-length-lies", add_data_zstd (&s, 8192, 4000, 0));
+  SEED ("data-zstd-corrupt", add_data_zstd (&s, 8192, 4096, 1));
+  SEED ("data-zstd-truncated", add_data_zstd (&s, 8192, 4096, 2));
+
+  memset (&h, 0, sizeof h);
+  memcpy (h.migration_id, "0123456789abcdef", WIRE_MIGRATION_ID_LEN);
+  h.image_size = SEED_IMAGE_SIZE;
+  h.block_size = 65536;
+  h.features = WIRE_FEATURE_EXPORT | WIRE_FEATURE_ZSTD;
+  s.len = wire_encode_hello (s.bytes, &h);
+  s.len += wire_encode_pass_begin (s.bytes + s.len, 1, SEED_IMAGE_SIZE);
+  add_data_zstd (&s, 0, 4096, 0);
+  add_data (&s, 4096, 64);
+  add_data_zstd (&s, 65536, 4096, 0);
+  s.len += wire_encode_sync (s.bytes + s.len, 1);
+  s.len += wire_encode_pass_end (s.bytes + s.len, 1);
+  write_seed ("session-zstd", &s);
 }
 
 /* The seeds of a migration of several disks. */
@@ -204,5 +269,6 @@ main (int argc, char *argv[])
   write_seed ("data-truncated", &s);
 
   write_group_seeds ();
+  write_zstd_seeds ();
   return EXIT_SUCCESS;
 }

@@ -12,6 +12,7 @@ HELLO, HELLO_REPLY, DATA, ZERO, PASS_BEGIN, PASS_END, SYNC, DURABLE, \
     COMMIT, COMMITTED, ABORT, ERROR, KEEPALIVE, OUTCOME, RECORDED, \
     EXPORT = range(1, 17)
 FEATURE_DISKS = 1
+DATA_ZSTD, FEATURE_ZSTD = 20, 16
 FLIPPED, THAWED = 1, 2
 INCOMPLETE, PREPARED, FINAL, SUPERSEDED = range(4)
 
@@ -31,6 +32,10 @@ def group_hello(mid, disks):
 
 def data(offset, b, disk=0):
     return frame(DATA, struct.pack(">QI", offset, len(b)) + b, disk)
+
+def data_zstd(offset, length, zframe, disk=0):
+    """DATA_ZSTD: length is the decompressed length it claims."""
+    return frame(DATA_ZSTD, struct.pack(">QI", offset, length) + zframe, disk)
 
 def zero(offset, length, disk=0):
     return frame(ZERO, struct.pack(">QQ", offset, length), disk)

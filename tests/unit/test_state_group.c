@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
+
 #include <cmocka.h>
 
 #include "migration_record.h"
@@ -383,6 +385,36 @@ test_group_hello (void **state)
   assert_int_equal (judge (&r, &o, &h, false), HELLO_REFUSE_MISMATCH);
 }
 
+/* The words and codes of a failed resize, write or fdatasync of an
+ * output (outputs_prepare_failure, outputs_io_failure). */
+static void
+test_output_failures (void **state)
+{
+  char buf[1100];
+  (void) state;
+
+  assert_int_equal (outputs_prepare_failure ("disk root (/o.img)", 4096, ENOSPC, true,
+                                             1024, true, true, buf, sizeof buf),
+                    WIRE_ERR_NOSPACE);
+  assert_string_equal (buf, "the block device disk root (/o.img) holds 1024 bytes, "
+                       "smaller than the image (4096 bytes); the state file records "
+                       "the new migration with nothing durable, and the outputs keep "
+                       "their data");
+  assert_int_equal (outputs_prepare_failure ("/o.img", 4096, EIO, false, 0, false,
+                                             false, buf, sizeof buf), WIRE_ERR_IO);
+  assert_non_null (strstr (buf, "I/O error on the destination: cannot set the size of "
+                           "/o.img to 4096 bytes"));
+  assert_non_null (strstr (buf, "; the outputs' data and their state file are unchanged"));
+  assert_int_equal (outputs_io_failure (EDQUOT, "writing", "/o.img", 65536, 512, 7,
+                                        buf, sizeof buf), WIRE_ERR_NOSPACE);
+  assert_non_null (strstr (buf, "out of space on the destination: writing /o.img at "
+                           "offset 65536 (512 bytes)"));
+  assert_int_equal (outputs_io_failure (EIO, NULL, "/o.img", 0, 0, 7, buf, sizeof buf),
+                    WIRE_ERR_IO);
+  assert_non_null (strstr (buf, "fdatasync of /o.img failed"));
+  assert_non_null (strstr (buf, "data since sync 7 is not known to be durable"));
+}
+
 int
 main (void)
 {
@@ -394,6 +426,7 @@ main (void)
     cmocka_unit_test (test_group_text_damaged),
     cmocka_unit_test (test_judge_group),
     cmocka_unit_test (test_group_hello),
+    cmocka_unit_test (test_output_failures),
   };
 
   return cmocka_run_group_tests (tests, NULL, NULL);

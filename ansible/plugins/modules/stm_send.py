@@ -223,6 +223,16 @@ options:
       - Cap the average sending rate in bytes per second, for example
         C(100M) (binary multiples).
     type: str
+  compress:
+    description:
+      - Compress the data with zstd on its way to the receiver
+        (C(--compress)). C(auto) compresses only while the link is the
+        bottleneck and compression speeds the copy up; C(off) never;
+        C(zstd) or C(zstd:LEVEL) (LEVEL 1 to 19) every message it makes
+        at least an eighth smaller. The receiver agrees by itself.
+        Unset, the CLI's default applies (C(auto)).
+    type: str
+    version_added: "0.4.0"
   report:
     description:
       - A path on the source host where C(stm-send) writes, when it ends in
@@ -801,6 +811,8 @@ def build_argv(module, binary):
         argv += ['--retry-timeout', str(p['retry_timeout'])]
     if p['rate'] is not None:
         argv += ['--rate', str(p['rate'])]
+    if p['compress'] is not None:
+        argv += ['--compress', p['compress']]
     if p['report'] is not None:
         argv += ['--report', p['report']]
     argv += p['extra_args']
@@ -995,6 +1007,7 @@ def main():
         command_socket=dict(type='path'),
         retry_timeout=dict(type='str'),
         rate=dict(type='str'),
+        compress=dict(type='str'),
         report=dict(type='path'),
         binary=dict(type='path', default='stm-send'),
         extra_args=dict(type='list', elements='str', default=[]),
