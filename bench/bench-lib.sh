@@ -40,6 +40,7 @@ fi
 tmp="$(mktemp -d "$BENCH_DIR/stm-bench.XXXXXX")"
 _pids=()
 _mounts=()
+_at_exit=()
 
 note () { echo "$bench_name: $*" >&2; }
 die () { echo "$bench_name: ERROR: $*" >&2; exit 1; }
@@ -56,7 +57,8 @@ tool_package ()
         fio) echo fio ;;
         socat) echo socat ;;
         python3) echo python3 ;;
-        ss) echo iproute2 ;;
+        ss|ip|tc) echo iproute2 ;;
+        mkfs.ext4) echo e2fsprogs ;;
         cmp) echo diffutils ;;
         time) echo time ;;
         *) echo "the one that provides $1" ;;
@@ -100,11 +102,23 @@ _cleanup ()
     # A tmpfs mounted for the run goes with it, kept or not: its files
     # live in memory only.
     for m in "${_mounts[@]}"; do umount "$m" 2>/dev/null || note "could not unmount $m"; done
+    # What the script asked to undo (at_exit), once its processes are gone.
+    for (( i = ${#_at_exit[@]} - 1; i >= 0; i-- )); do eval "${_at_exit[$i]}"; done
     if [ -n "${KEEP:-}" ]; then note "kept $tmp"; else rm -rf "$tmp"; fi
     exit "$status"
 }
 trap _cleanup EXIT
 trap 'note interrupted; exit 1' INT TERM
+
+# at_exit COMMAND...: run COMMAND when the benchmark ends however it
+# ends, after its processes are killed, the last registered first (e.g.
+# deleting a network namespace made for the run).
+at_exit ()
+{
+    local q
+    printf -v q '%q ' "$@"
+    _at_exit+=("$q")
+}
 
 # spawn LOG COMMAND...: start COMMAND in its own session in the
 # background; sets SPAWNED.
@@ -200,16 +214,17 @@ start_source ()
     SRC_CTL="$tmp/ctl.sock"
 }
 
-# start_recv OUTPUT TLS_ARGS...: stm-recv --once on 127.0.0.1 (behind the
-# command in the array RECV_WRAP, if set).  Sets RECV_PID and RECV_PORT.
+# start_recv OUTPUT TLS_ARGS...: stm-recv --once on RECV_ADDR (default
+# 127.0.0.1), behind the command in the array RECV_WRAP, if set.  Sets
+# RECV_PID and RECV_PORT.
 start_recv ()
 {
-    local out="$1" i; shift
-    spawn "$tmp/recv.log" ${RECV_WRAP[@]+"${RECV_WRAP[@]}"} "$STM_RECV" --listen 127.0.0.1:0 --output "$out" --once "$@"
+    local out="$1" i addr="${RECV_ADDR:-127.0.0.1}"; shift
+    spawn "$tmp/recv.log" ${RECV_WRAP[@]+"${RECV_WRAP[@]}"} "$STM_RECV" --listen "$addr:0" --output "$out" --once "$@"
     RECV_PID=$SPAWNED
     RECV_PORT=
     for (( i = 0; i < 600; i++ )); do
-        RECV_PORT="$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' \
+        RECV_PORT="$(sed -n "s/.*listening on ${addr//./\\.}:\\([0-9][0-9]*\\).*/\\1/p" \
                      "$tmp/recv.log" | head -n 1)"
         [ -n "$RECV_PORT" ] && return 0
         kill -0 "$RECV_PID" 2>/dev/null || { cat "$tmp/recv.log" >&2; die "stm-recv exited at start"; }
@@ -360,7 +375,8 @@ cpu_ms_of_pid ()
 }
 
 # time_stm_send TLS_ARGS...: run stm-send from the current source to the
-# current receiver (behind the command in the array SEND_WRAP, if set);
+# current receiver (at RECV_ADDR, default 127.0.0.1; behind the command in
+# the array SEND_WRAP, if set);
 # sets MS (wall time) and fails the benchmark on error.
 # The wall time covers the whole process: connecting, the handshake, the
 # full pass, the (empty) final pass, COMMIT and the flip.
@@ -369,7 +385,7 @@ time_stm_send ()
     local t0 t1 rc=0
     t0=$(now_ms)
     ${SEND_WRAP[@]+"${SEND_WRAP[@]}"} "$STM_SEND" --source "$SRC_URI" --control "$SRC_CTL" \
-        --dest "127.0.0.1:$RECV_PORT" --no-progress "$@" \
+        --dest "${RECV_ADDR:-127.0.0.1}:$RECV_PORT" --no-progress "$@" \
         >"$tmp/send.log" 2>&1 </dev/null || rc=$?
     t1=$(now_ms)
     MS=$(( t1 - t0 ))
@@ -446,25 +462,33 @@ record_cpu ()
     _cpu[$name:parts]=$#
 }
 
-# print_cpu_table PART_NAMES: median CPU time of each contender, all its
-# processes together, and how many CPUs that kept busy over its median wall
-# time.  With N CPUs no contender can finish in less than its CPU time / N.
+# print_cpu_table PART_NAMES [BYTES]: median CPU time of each contender,
+# all its processes together, and how many CPUs that kept busy over its
+# median wall time.  With N CPUs no contender can finish in less than its
+# CPU time / N.  With BYTES (what every contender copied), also the CPU
+# seconds per GiB copied, all processes together and each process, which
+# compare across image sizes.
 print_cpu_table ()
 {
-    local n med wall i parts split
-    printf '\n%-34s %10s %10s %10s   %s\n' contender "CPU ms" "wall ms" "CPUs busy" \
-           "CPU ms by process${1:+ ($1)}"
+    local n med wall i parts split per_gib
+    printf '\n%-34s %10s %10s %10s %10s   %s\n' contender "CPU ms" "wall ms" "CPUs busy" \
+           "${2:+CPU s/GiB}" "CPU ms by process${1:+ ($1)}${2:+, and s/GiB}"
     for n in "${_cpu_names[@]}"; do
         med="$(median ${_cpu[$n]})"
         wall="$(median_of "$n")"
         split=
+        per_gib=
         parts="${_cpu[$n:parts]}"
         if [ "$parts" -gt 1 ]; then
             for (( i = 0; i < parts; i++ )); do
                 split="$split${split:+ / }$(median ${_cpu[$n:$i]})"
+                [ -z "${2:-}" ] || per_gib="$per_gib${per_gib:+ / }$(awk -v c="$(median ${_cpu[$n:$i]})" \
+                    -v b="$2" 'BEGIN { printf "%.2f", c / 1000 / (b / 1073741824) }')"
             done
+            [ -z "$per_gib" ] || split="$split = $per_gib"
         fi
-        awk -v n="$n" -v c="$med" -v w="$wall" -v s="$split" \
-            'BEGIN { printf "%-34s %10d %10d %10.2f   %s\n", n, c, w, (w > 0 ? c / w : 0), s }'
+        awk -v n="$n" -v c="$med" -v w="$wall" -v s="$split" -v b="${2:-0}" 'BEGIN {
+            g = b > 0 ? sprintf("%.2f", c / 1000 / (b / 1073741824)) : ""
+            printf "%-34s %10d %10d %10.2f %10s   %s\n", n, c, w, (w > 0 ? c / w : 0), g, s }'
     done
 }

@@ -21,7 +21,8 @@
 # output is compared with the source (cmp): a difference fails the run.
 #
 # A second table gives the CPU time of each contender, all its processes
-# together (for stm: the source nbdkit, stm-send and stm-recv), since on a
+# together (for stm: the source nbdkit, stm-send and stm-recv, also each
+# on its own), in ms and in CPU seconds per GiB copied, since on a
 # machine with few CPUs that bounds the wall time from below.
 #
 # Environment: SIZE_MIB (default 1024), RUNS (default 3), SKIP (names of
@@ -161,7 +162,7 @@ echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo |
      "kernel $(uname -r); images in $BENCH_DIR"
 print_table "$size" stm-psk
 [ -z "$qemu_skipped" ] || echo "$qemu_skipped"
-print_cpu_table "source nbdkit / stm-send / stm-recv"
+print_cpu_table "source nbdkit / stm-send / stm-recv" "$size"
 echo
 if wanted stm-psk; then
     s="$(median_of stm-psk)"

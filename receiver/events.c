@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "events.h"
+#include "human_units.h"
 #include "json_writer.h"
 #include "log.h"
 #include "wire.h"
@@ -64,11 +65,24 @@ events_connected (const struct events *ev, const char *peer)
 void
 events_hello (const struct events *ev, const char *peer, const char *output,
               const char *migration_id, const char *mode,
-              uint64_t image_size, uint32_t block_size, uint64_t durable_seq)
+              uint64_t image_size, uint32_t block_size, uint64_t durable_seq,
+              uint64_t kept_bytes, bool compare_only)
 {
-  log_info ("%s: migration %s into %s: %s, %" PRIu64 " bytes, block %" PRIu32
-            ", durable seq %" PRIu64,
-            peer, migration_id, output, mode, image_size, block_size, durable_seq);
+  char kept[32];
+
+  if (compare_only)
+    log_info ("%s: comparing %s with migration %s (%" PRIu64 " bytes): "
+              "nothing is recorded or changed", peer, output, migration_id,
+              image_size);
+  else
+    log_info ("%s: migration %s into %s: %s, %" PRIu64 " bytes, block %" PRIu32
+              ", durable seq %" PRIu64,
+              peer, migration_id, output, mode, image_size, block_size, durable_seq);
+  if (kept_bytes > 0) {
+    format_bytes (kept, sizeof kept, (double) kept_bytes);
+    log_info ("%s: keeping the %s that %s holds to compare against", peer,
+              kept, output);
+  }
   if (ev->json) {
     struct json_line j;
     json_line_begin (&j, "hello", time_unix_now ());
@@ -79,6 +93,10 @@ events_hello (const struct events *ev, const char *peer, const char *output,
     json_line_add_u64 (&j, "block", block_size);
     json_line_add_u64 (&j, "durable_seq", durable_seq);
     json_line_add_string (&j, "output", output);
+    if (kept_bytes > 0)
+      json_line_add_bool (&j, "kept", true);
+    if (compare_only)
+      json_line_add_bool (&j, "compare_only", true);
     emit (ev, &j);
   }
 }
@@ -97,19 +115,38 @@ events_pass_begin (const struct events *ev, const char *peer,
   }
 }
 
+/* The counts' JSON fields; the hash counts only when something was
+ * hashed, so a migration that does not compare reports as before. */
+static void
+add_counts (struct json_line *j, const struct events_counts *counts)
+{
+  json_line_add_u64 (j, "bytes_received", counts->bytes_received);
+  json_line_add_u64 (j, "bytes_zeroed", counts->bytes_zeroed);
+  if (counts->hash_requests > 0) {
+    json_line_add_u64 (j, "hash_requests", counts->hash_requests);
+    json_line_add_u64 (j, "bytes_hashed", counts->bytes_hashed);
+  }
+}
+
 void
 events_pass_end (const struct events *ev, const char *peer, uint32_t pass,
-                 uint64_t bytes_received, uint64_t bytes_zeroed)
+                 const struct events_counts *counts)
 {
-  log_info ("%s: pass %" PRIu32 " received: %" PRIu64 " bytes of data, %"
-            PRIu64 " bytes zeroed", peer, pass, bytes_received, bytes_zeroed);
+  if (counts->hash_requests > 0)
+    log_info ("%s: pass %" PRIu32 " received: %" PRIu64 " bytes of data, %"
+              PRIu64 " bytes zeroed; %" PRIu64 " bytes hashed in %" PRIu64
+              " requests", peer, pass, counts->bytes_received,
+              counts->bytes_zeroed, counts->bytes_hashed, counts->hash_requests);
+  else
+    log_info ("%s: pass %" PRIu32 " received: %" PRIu64 " bytes of data, %"
+              PRIu64 " bytes zeroed", peer, pass, counts->bytes_received,
+              counts->bytes_zeroed);
   if (ev->json) {
     struct json_line j;
     json_line_begin (&j, "pass_end", time_unix_now ());
     json_line_add_string (&j, "peer", peer);
     json_line_add_u64 (&j, "pass", pass);
-    json_line_add_u64 (&j, "bytes_received", bytes_received);
-    json_line_add_u64 (&j, "bytes_zeroed", bytes_zeroed);
+    add_counts (&j, counts);
     emit (ev, &j);
   }
 }
@@ -152,15 +189,33 @@ events_outcome (const struct events *ev, const char *peer, const char *output,
 
 void
 events_done (const struct events *ev, const char *peer, const char *output,
-             uint64_t bytes_received, uint64_t bytes_zeroed, double seconds)
+             const struct events_counts *counts, double seconds)
 {
   if (ev->json) {
     struct json_line j;
     json_line_begin (&j, "done", time_unix_now ());
     json_line_add_string (&j, "peer", peer);
     json_line_add_string (&j, "output", output);
-    json_line_add_u64 (&j, "bytes_received", bytes_received);
-    json_line_add_u64 (&j, "bytes_zeroed", bytes_zeroed);
+    add_counts (&j, counts);
+    json_line_add_double (&j, "seconds", seconds);
+    emit (ev, &j);
+  }
+}
+
+void
+events_compare (const struct events *ev, const char *peer, const char *output,
+                uint64_t hash_requests, uint64_t bytes_hashed, double seconds)
+{
+  log_info ("%s: compared %s: %" PRIu64 " bytes hashed in %" PRIu64
+            " requests in %.1f s; nothing was changed", peer, output,
+            bytes_hashed, hash_requests, seconds);
+  if (ev->json) {
+    struct json_line j;
+    json_line_begin (&j, "compare", time_unix_now ());
+    json_line_add_string (&j, "peer", peer);
+    json_line_add_string (&j, "output", output);
+    json_line_add_u64 (&j, "hash_requests", hash_requests);
+    json_line_add_u64 (&j, "bytes_hashed", bytes_hashed);
     json_line_add_double (&j, "seconds", seconds);
     emit (ev, &j);
   }
@@ -207,6 +262,27 @@ events_error (const struct events *ev, const char *peer, uint32_t code,
       json_line_add_string (&j, "code", wire_error_code_name (code));
     json_line_add_string (&j, "message", message);
     emit (ev, &j);
+  }
+}
+
+void
+events_peer_error (const struct events *ev, const char *peer, const char *output,
+                   bool is_abort, uint32_t code, uint32_t text_len, const char *text,
+                   char *reason, size_t reason_len)
+{
+  if (is_abort) {
+    events_error (ev, peer, WIRE_ERR_ABORTED,
+                  "the sender aborted the migration into %s (%s): %.*s",
+                  output, wire_error_code_name (code), (int) text_len, text);
+    snprintf (reason, reason_len, "aborted by the sender: %.*s",
+              (int) text_len, text);
+  }
+  else {
+    events_error (ev, peer, code,
+                  "the sender reported an error (%s) migrating into %s: %.*s",
+                  wire_error_code_name (code), output, (int) text_len, text);
+    snprintf (reason, reason_len, "error from the sender: %.*s",
+              (int) text_len, text);
   }
 }
 

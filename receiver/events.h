@@ -13,6 +13,7 @@
 #define STM_RECEIVER_EVENTS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -29,15 +30,34 @@ void events_listening (const struct events *ev, const char *host, uint16_t port)
 /* A TCP connection was accepted from peer. */
 void events_connected (const struct events *ev, const char *peer);
 
-/* A HELLO was accepted; mode is "new", "resume", "prepared" or "final". */
+/* A HELLO was accepted; mode is "new", "resume", "prepared" or "final".
+ * kept_bytes: a new migration kept the kept_bytes its outputs held for
+ * the sender to compare against ("kept":true; 0: nothing kept).
+ * compare_only: the session only compares ("compare_only":true). */
 void events_hello (const struct events *ev, const char *peer, const char *output,
                    const char *migration_id, const char *mode,
-                   uint64_t image_size, uint32_t block_size, uint64_t durable_seq);
+                   uint64_t image_size, uint32_t block_size, uint64_t durable_seq,
+                   uint64_t kept_bytes, bool compare_only);
+
+/* The byte counts of a pass, or of a whole session: DATA bytes written,
+ * bytes zeroed, and the hash requests answered with the bytes they
+ * hashed. */
+struct events_counts {
+  uint64_t bytes_received;
+  uint64_t bytes_zeroed;
+  uint64_t hash_requests;
+  uint64_t bytes_hashed;
+};
 
 void events_pass_begin (const struct events *ev, const char *peer,
                         uint32_t pass, uint64_t bytes);
 void events_pass_end (const struct events *ev, const char *peer, uint32_t pass,
-                      uint64_t bytes_received, uint64_t bytes_zeroed);
+                      const struct events_counts *counts);
+
+/* A compare-only session ended: what it hashed, and for how long.  It
+ * changed nothing. */
+void events_compare (const struct events *ev, const char *peer, const char *output,
+                     uint64_t hash_requests, uint64_t bytes_hashed, double seconds);
 
 /* The image is complete and durable and recorded as prepared; COMMITTED
  * is on its way.  It is not final until the sender reports the flip. */
@@ -53,7 +73,7 @@ void events_outcome (const struct events *ev, const char *peer, const char *outp
 
 /* Summary of a migration that became final. */
 void events_done (const struct events *ev, const char *peer, const char *output,
-                  uint64_t bytes_received, uint64_t bytes_zeroed, double seconds);
+                  const struct events_counts *counts, double seconds);
 
 /* Stopped by signal (SIGINT/SIGTERM) while serving the final image with
  * --export: the end of a successful run, logged as such and emitted as
@@ -66,6 +86,14 @@ void events_stopped (const struct events *ev, const char *signal_name,
  * code (enum wire_error_code) or 0 when none applies. */
 void events_error (const struct events *ev, const char *peer, uint32_t code,
                    const char *fmt, ...) __attribute__((format (printf, 4, 5)));
+
+/* The sender sent ERROR (code) or ABORT (is_abort) with text_len bytes
+ * of text, while migrating into output: reported as an error, with the
+ * reason for the disconnection put in reason. */
+void events_peer_error (const struct events *ev, const char *peer,
+                        const char *output, bool is_abort, uint32_t code,
+                        uint32_t text_len, const char *text,
+                        char *reason, size_t reason_len);
 
 /* A warning worth a line on stderr but no JSON event (a refused extra
  * connection, say). */

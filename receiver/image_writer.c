@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-recv: the output image's file descriptor and the system calls that
  * change it: open, lock, size, pwrite, hole punching, gradual writeback
- * (sync_file_range) and fdatasync.  See image_writer.h for the contract.
+ * (sync_file_range) and fdatasync; and pread, to read it back for hashes.  See image_writer.h for the contract.
  */
 #include <config.h>
 
@@ -300,6 +300,31 @@ image_writer_write (struct image_writer *w, uint64_t offset,
   if (full_pwrite (w->fd, buf, len, offset) == -1)
     return -1;
   writeback_written (w, offset, len);
+  return 0;
+}
+
+int
+image_writer_read (struct image_writer *w, uint64_t offset, void *buf, size_t len)
+{
+  uint8_t *p = buf;
+
+  while (len > 0) {
+    ssize_t n = pread (w->fd, p, len, (off_t) offset);
+
+    if (n == -1 && errno == EINTR)
+      continue;
+    if (n == -1)
+      return -1;
+    if (n == 0) {
+      /* The end of the file: what lies beyond reads as zeroes, as it
+       * would once the file is extended to the image's size. */
+      memset (p, 0, len);
+      return 0;
+    }
+    p += n;
+    offset += (uint64_t) n;
+    len -= (size_t) n;
+  }
   return 0;
 }
 

@@ -6,7 +6,8 @@
  * startup error), sizes it when a migration starts, and carries out the
  * session's writes: DATA with pwrite, ZERO by punching a hole so a sparse
  * image stays sparse (falling back to zeroing the range, then to writing
- * zeroes), and SYNC/COMMIT with fdatasync.
+ * zeroes), and SYNC/COMMIT with fdatasync.  It also reads the output
+ * back, for the hashes a sender compares its source against.
  *
  * It never makes data durable on its own: durability is the session's
  * decision, and fdatasync at SYNC and COMMIT is the only promise.  But it
@@ -45,7 +46,9 @@ struct image_writer *image_writer_open (const char *path);
 
 /* Make the output ready for an image of image_size bytes.  A regular file
  * is set to exactly that size; with fresh set it is emptied first, so that
- * nothing from before survives (a new migration holds nothing).  A block
+ * nothing from before survives (a new migration holds nothing); without,
+ * the bytes it holds up to image_size are kept (a resumed migration, or a
+ * new one whose sender compares against them).  A block
  * device must hold at least image_size bytes, else -1 with errno ENOSPC. */
 int image_writer_prepare (struct image_writer *w, uint64_t image_size, bool fresh);
 
@@ -54,6 +57,13 @@ int image_writer_prepare (struct image_writer *w, uint64_t image_size, bool fres
  * the writeback of the window before (see above). */
 int image_writer_write (struct image_writer *w, uint64_t offset,
                         const void *buf, size_t len);
+
+/* Read len bytes at offset into buf (short reads and EINTR are
+ * retried); bytes past the output's end read as zeroes.  It reads what
+ * the writes above left (the page cache: nothing is deferred), and it
+ * blocks like them. */
+int image_writer_read (struct image_writer *w, uint64_t offset,
+                       void *buf, size_t len);
 
 /* Make [offset, offset+length) read back as zeroes. */
 int image_writer_zero (struct image_writer *w, uint64_t offset, uint64_t length);

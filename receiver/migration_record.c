@@ -88,6 +88,10 @@ migration_record_judge_hello (const struct migration_record *r,
   /* Even --force never writes a disk into an output of another name. */
   if (!outputs_match_hello (o, hello, map, why))
     return HELLO_REFUSE_DISKS;
+  /* Comparing reads the outputs and changes nothing, so what they hold
+   * (another migration, this one at another size) refuses nothing. */
+  if ((hello->features & WIRE_FEATURE_COMPARE_ONLY) != 0)
+    return HELLO_ACCEPT_COMPARE;
   switch (migration_record_decide (r, hello, o, map)) {
   case MIGRATION_NEW: return HELLO_ACCEPT_NEW;
   case MIGRATION_RESUME: return HELLO_ACCEPT_RESUME;
@@ -96,6 +100,57 @@ migration_record_judge_hello (const struct migration_record *r,
   }
   assert (!"migration_record_judge_hello: unknown decision");
   return HELLO_REFUSE_OTHER;
+}
+
+uint32_t
+migration_record_refusal (const struct migration_record *r,
+                          enum hello_verdict verdict, const struct wire_hello *hello,
+                          const char *outputs, const char *busy_peer,
+                          const char *id, const char *disks_why,
+                          char *buf, size_t len)
+{
+  char held[MIGRATION_ID_TEXT_LEN + 64];
+
+  migration_record_describe (r, held, sizeof held);
+  switch (verdict) {
+  case HELLO_REFUSE_BUSY:
+    snprintf (buf, len, "busy: %s is in a session with %s; refusing migration %s",
+              outputs, busy_peer, id);
+    return WIRE_ERR_BUSY;
+  case HELLO_REFUSE_FEATURES:
+    snprintf (buf, len, "HELLO asks for unknown features 0x%" PRIx32,
+              hello->features);
+    return WIRE_ERR_PROTOCOL;
+  case HELLO_REFUSE_GEOMETRY:
+    snprintf (buf, len, "HELLO has an invalid block size (%" PRIu32 ") or image "
+              "size (%" PRIu64 ")", hello->block_size, hello->image_size);
+    return WIRE_ERR_PROTOCOL;
+  case HELLO_REFUSE_DISKS:
+    snprintf (buf, len, "mismatch: %s (outputs: %s); refusing migration %s, "
+              "nothing was changed", disks_why, outputs, id);
+    return WIRE_ERR_MISMATCH;
+  case HELLO_REFUSE_MISMATCH:
+    if (r->ndisks > 1 || hello->ndisks > 1 || r->disks[0].name[0] != '\0')
+      snprintf (buf, len, "mismatch: %s hold %s with %" PRIu32 " disks, and the "
+                "sender announces %" PRIu32 " disks of which some differ in name "
+                "or size; restart stm-recv with --force to overwrite them",
+                outputs, held, r->ndisks, hello->ndisks);
+    else
+      snprintf (buf, len, "mismatch: %s holds %s with an image of %" PRIu64
+                " bytes, but the sender announces %" PRIu64 " bytes; restart "
+                "stm-recv with --force to overwrite it",
+                outputs, held, r->image_size, hello->image_size);
+    return WIRE_ERR_MISMATCH;
+  case HELLO_REFUSE_OTHER:
+    snprintf (buf, len, "mismatch: %s holds another migration (%s); refusing "
+              "migration %s: restart stm-recv with --force to overwrite it, or "
+              "give another --output", outputs, held, id);
+    return WIRE_ERR_MISMATCH;
+  default:
+    assert (!"migration_record_refusal: not a refusal");
+    snprintf (buf, len, "HELLO refused");
+    return WIRE_ERR_INTERNAL;
+  }
 }
 
 void
@@ -145,6 +200,18 @@ migration_record_hello_mode (const struct migration_record *r)
   }
   assert (!"migration_record_hello_mode: unknown state");
   return WIRE_MODE_RESUME;
+}
+
+const char *
+migration_record_mode_name (enum wire_hello_mode mode)
+{
+  switch (mode) {
+  case WIRE_MODE_NEW: return "new";
+  case WIRE_MODE_RESUME: return "resume";
+  case WIRE_MODE_PREPARED: return "prepared";
+  case WIRE_MODE_FINAL: return "final";
+  }
+  return "unknown";
 }
 
 void

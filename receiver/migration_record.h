@@ -104,8 +104,10 @@ void migration_record_begin (struct migration_record *r,
 int migration_record_find (const struct migration_record *r, const char *name);
 
 /* The whole judgement of a HELLO, pure: whether another sender is active
- * (busy), whether the HELLO is well formed, then migration_record_decide,
- * with --force (force) turning MISMATCH and OTHER into a forced NEW. */
+ * (busy), whether the HELLO is well formed, whether its disks are the
+ * outputs, then (unless it only compares, which needs no record)
+ * migration_record_decide, with --force (force) turning MISMATCH and
+ * OTHER into a forced NEW. */
 enum hello_verdict {
   HELLO_REFUSE_BUSY,       /* another sender is active */
   HELLO_REFUSE_FEATURES,   /* feature bits this receiver does not know */
@@ -116,6 +118,8 @@ enum hello_verdict {
   HELLO_ACCEPT_NEW,        /* start from nothing */
   HELLO_ACCEPT_FORCED,     /* start from nothing over what is held (--force) */
   HELLO_ACCEPT_RESUME,     /* continue (reply mode: migration_record_hello_mode) */
+  HELLO_ACCEPT_COMPARE,    /* a compare-only session (WIRE_FEATURE_COMPARE_ONLY):
+                            * records nothing, whatever the outputs hold */
 };
 /* map receives the HELLO's disk-to-output map when the disks match, and
  * why the words of HELLO_REFUSE_DISKS. */
@@ -126,6 +130,18 @@ enum hello_verdict migration_record_judge_hello (const struct migration_record *
                                                  char why[OUTPUTS_WHY_MAX],
                                                  bool busy, bool force);
 
+/* The wire error code and the words of a refused HELLO (a HELLO_REFUSE_*
+ * verdict), for the sender and the log: outputs names the outputs in
+ * words, busy_peer the active sender (for HELLO_REFUSE_BUSY), id the
+ * HELLO's migration id as text, disks_why the words of
+ * HELLO_REFUSE_DISKS.  Pure, like the judgement. */
+uint32_t migration_record_refusal (const struct migration_record *r,
+                                   enum hello_verdict verdict,
+                                   const struct wire_hello *hello,
+                                   const char *outputs, const char *busy_peer,
+                                   const char *id, const char *disks_why,
+                                   char *buf, size_t len);
+
 /* A block size the protocol carries: a power of two from WIRE_MIN_BLOCK
  * to WIRE_MAX_BLOCK. */
 bool migration_record_block_size_ok (uint32_t b);
@@ -133,6 +149,9 @@ bool migration_record_block_size_ok (uint32_t b);
 /* The HELLO_REPLY mode for a RESUME decision: RESUME, PREPARED or FINAL
  * (a superseded copy is resumed like an incomplete one). */
 enum wire_hello_mode migration_record_hello_mode (const struct migration_record *r);
+
+/* A HELLO_REPLY mode in words: "new", "resume", "prepared", "final". */
+const char *migration_record_mode_name (enum wire_hello_mode mode);
 
 /* The image was changed (DATA or ZERO): it is incomplete again. */
 void migration_record_written (struct migration_record *r);

@@ -152,3 +152,14 @@ outputs_match_hello (const struct outputs *o, const struct wire_hello *h,
               "and lacks [%s]", extra, missing);
   return false;
 }
+
+const char *
+outputs_words (const struct outputs *o, unsigned i, char *buf, size_t len)
+{
+  const struct output_spec *spec = &o->spec[i];
+
+  if (spec->name[0] == '\0')
+    return spec->path;
+  snprintf (buf, len, "disk %s (%s)", spec->name, spec->path);
+  return buf;
+}

@@ -64,6 +64,11 @@ unsigned outputs_primary (const struct outputs *o);
 /* The index of the output named name (len bytes), or -1. */
 int outputs_find (const struct outputs *o, const char *name, size_t len);
 
+/* Output i in words for messages: its path, or "disk NAME (PATH)" if
+ * named; buf has room for WIRE_MAX_DISK_NAME + PATH_MAX + 16 bytes, and
+ * is returned (or the path itself). */
+const char *outputs_words (const struct outputs *o, unsigned i, char *buf, size_t len);
+
 /* Map each of the HELLO's disks to an output: map[i] is the output
  * index of hello disk i.  false with why set ("HELLO names disks [x] that
  * have no --output, and lacks [y]") when the disks do not match. */

@@ -246,6 +246,10 @@ session_activated (void *opaque, struct session *s)
 
   assert (rx->active == NULL);
   rx->active = s;
+  /* A compare-only session is the active one (a migration arriving
+   * meanwhile is refused busy), but it changes nothing to serve. */
+  if (session_compare_only (s))
+    return;
   if (rx->export != NULL && rx->record.state != WIRE_STATE_FINAL) {
     (void) export_launch (rx->export);
     /* Ready already (an earlier sender started it): say so now;
@@ -325,6 +329,10 @@ session_ended (void *opaque, struct session *s, bool was_active,
     return;
   rx->active = NULL;
   if (rx->finishing)
+    return;
+  /* A comparison says nothing of the migration: a --once run goes on
+   * waiting for one, and nothing was kept or lost. */
+  if (session_compare_only (s))
     return;
 
   if (cause == SESSION_FINAL) {

@@ -21,42 +21,20 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hash_policy.h"
+#include "hash_answer.h"
 #include "image_writer.h"
 #include "log.h"
 #include "events.h"
 #include "migration_record.h"
 #include "receiver_options.h"
 #include "session.h"
+#include "session_limits.h"
 #include "state_file.h"
 #include "tls_transport.h"
 #include "wire.h"
 #include "no_space.h"
 #include "time_units.h"
-
-/* A connection must complete its TLS handshake (which the transport
- * bounds to 10 seconds) and send HELLO within this time from being
- * accepted, so idle connections cannot hold one of the listener's slots
- * for long.  A real sender sends HELLO as soon as the handshake is done. */
-#define HELLO_TIMEOUT_S 15.0
-/* The active sender must send something at least this often: it sends
- * KEEPALIVE when it has nothing else to say, so silence this long means
- * a peer that is stuck or hostile, and it would otherwise keep the
- * receiver busy for every other sender.  Longer than what a sender may
- * spend blocked in FREEZE with the filter's default freeze timeout (30 s):
- * the flush before the gate closes and the drain and flush after it are
- * each bounded by it, and stm-send waits 10 s more for the reply. */
-#define IDLE_TIMEOUT_S 150.0
-/* The sender is expected to read our (small) replies.  If it lets this
- * much pile up, stop reading from it until the queue drains, so a peer
- * that only writes cannot grow our memory without bound. */
-#define OUTPUT_HIGH_WATER (1024 * 1024)
-#define OUTPUT_LOW_WATER (64 * 1024)
-/* How long the last reply to a connection that never said HELLO (an
- * ERROR, busy) may take to deliver: a peer that reads gets it within
- * milliseconds, and one that does not must not hold a socket for long.
- * The active sender keeps the transport's default (30 s) for COMMITTED. */
-#define PRE_HELLO_LINGER_S 2.0
-#define ACTIVE_LINGER_S 30.0
 
 enum session_state {
   SESSION_HANDSHAKE,     /* TLS handshake in progress */
@@ -100,6 +78,12 @@ struct session {
   uint64_t pass_zero_bytes;      /* bytes zeroed in the current pass */
   uint64_t data_bytes;           /* DATA bytes on this connection */
   uint64_t zero_bytes;           /* bytes zeroed on this connection */
+
+  /* Hash comparison: the HELLO allows HASH_KEY and HASH_REQ; it asked
+   * for a compare-only session, which records and changes nothing. */
+  bool hash_offered;
+  bool compare_only;
+  struct hash_answer hash;
 };
 
 const char *
@@ -112,6 +96,12 @@ bool
 session_past_hello (const struct session *s)
 {
   return s->state == SESSION_ACTIVE;
+}
+
+bool
+session_compare_only (const struct session *s)
+{
+  return s->compare_only;
 }
 
 uint64_t
@@ -135,25 +125,12 @@ disk_image (const struct session *s, uint32_t disk)
   return s->env->images[s->map[disk]];
 }
 
-/* An output (index in opts->outputs) in words: its path, with its name
- * if named. */
-static const char *
-output_words (const struct session *s, unsigned output, char *buf, size_t len)
-{
-  const struct output_spec *o = &s->env->opts->outputs.spec[output];
-
-  if (o->name[0] == '\0')
-    return o->path;
-  snprintf (buf, len, "disk %s (%s)", o->name, o->path);
-  return buf;
-}
-
 /* The HELLO's disk in words. */
 static const char *
 disk_words (const struct session *s, uint32_t disk, char *buf, size_t len)
 {
   assert (disk < s->ndisks);
-  return output_words (s, s->map[disk], buf, len);
+  return outputs_words (&s->env->opts->outputs, s->map[disk], buf, len);
 }
 
 static void
@@ -164,6 +141,9 @@ session_end (struct session *s, const char *reason, enum session_close_how how,
   bool was_active = *env->active == s;
 
   ev_timer_stop (env->loop, &s->timer);
+  if (s->compare_only)
+    events_compare (env->events, s->peer, output_path (s), s->hash.requests,
+                    s->hash.bytes, (double) (time_monotonic_ns () - s->started_ns) / NS_PER_S);
   events_disconnected (env->events, s->peer, reason);
   switch (how) {
   case CLOSE_NOW:
@@ -176,6 +156,7 @@ session_end (struct session *s, const char *reason, enum session_close_how how,
     break;
   }
   env->hooks->ended (env->opaque, s, was_active, cause);
+  hash_answer_free (&s->hash);
   free (s);
 }
 
@@ -253,7 +234,7 @@ fail_sync (struct session *s, unsigned output, int err)
         "%s: fdatasync of %s failed: %s; data since sync %" PRIu64
         " is not known to be durable",
         nospace ? "out of space on the destination" : "I/O error on the destination",
-        output_words (s, output, words, sizeof words), strerror (err),
+        outputs_words (&s->env->opts->outputs, output, words, sizeof words), strerror (err),
         s->env->record->durable_seq);
 }
 
@@ -303,79 +284,43 @@ store_record (struct session *s, const struct migration_record *next,
   return 0;
 }
 
-/* HELLO refused: say why, to the sender and in the log, and end the
- * session. */
+/* HELLO refused: say why (migration_record_refusal), to the sender and
+ * in the log, and end the session. */
 static void
 hello_refuse (struct session *s, enum hello_verdict verdict,
               const struct wire_hello *hello, const char *id,
               const char *disks_why)
 {
   const struct session_env *env = s->env;
-  char held[MIGRATION_ID_TEXT_LEN + 64];
+  char message[WIRE_MAX_TEXT + 1];
+  uint32_t code;
 
-  migration_record_describe (env->record, held, sizeof held);
-  switch (verdict) {
-  case HELLO_REFUSE_BUSY:
-    fail (s, WIRE_ERR_BUSY,
-          "busy: %s is receiving a migration from %s; refusing migration %s",
-          output_path (s), session_peer (*env->active), id);
-    return;
-  case HELLO_REFUSE_FEATURES:
-    fail (s, WIRE_ERR_PROTOCOL,
-          "HELLO asks for unknown features 0x%" PRIx32, hello->features);
-    return;
-  case HELLO_REFUSE_GEOMETRY:
-    fail (s, WIRE_ERR_PROTOCOL,
-          "HELLO has an invalid block size (%" PRIu32 ") or image size (%" PRIu64 ")",
-          hello->block_size, hello->image_size);
-    return;
-  case HELLO_REFUSE_DISKS:
-    fail (s, WIRE_ERR_MISMATCH, "mismatch: %s (outputs: %s); refusing migration "
-          "%s, nothing was changed", disks_why, output_path (s), id);
-    return;
-  case HELLO_REFUSE_MISMATCH:
-    if (env->record->ndisks > 1 || hello->ndisks > 1 ||
-        env->record->disks[0].name[0] != '\0') {
-      fail (s, WIRE_ERR_MISMATCH,
-            "mismatch: %s hold %s with %" PRIu32 " disks, and the sender "
-            "announces %" PRIu32 " disks of which some differ in name or "
-            "size; restart stm-recv with --force to overwrite them",
-            output_path (s), held, env->record->ndisks, hello->ndisks);
-      return;
-    }
-    fail (s, WIRE_ERR_MISMATCH,
-          "mismatch: %s holds %s with an image of %" PRIu64
-          " bytes, but the sender announces %" PRIu64 " bytes; restart "
-          "stm-recv with --force to overwrite it",
-          output_path (s), held, env->record->image_size, hello->image_size);
-    return;
-  case HELLO_REFUSE_OTHER:
-    fail (s, WIRE_ERR_MISMATCH,
-          "mismatch: %s holds another migration (%s); refusing migration %s: "
-          "restart stm-recv with --force to overwrite it, or give another --output",
-          output_path (s), held, id);
-    return;
-  default:
-    assert (!"hello_refuse: not a refusal");
-  }
+  code = migration_record_refusal (env->record, verdict, hello, output_path (s),
+                                   *env->active ? session_peer (*env->active) : "",
+                                   id, disks_why, message, sizeof message);
+  fail (s, code, "%s", message);
 }
 
-/* Size the output of the HELLO's disk for an image of size bytes (emptied
- * first when fresh).  -1 after failing the session. */
+/* Size the output of the HELLO's disk for an image of size bytes (for a
+ * new migration emptied first, unless it keeps the data to compare
+ * against).  -1 after failing the session. */
 static int
-prepare_disk (struct session *s, uint32_t disk, uint64_t size, bool fresh)
+prepare_disk (struct session *s, uint32_t disk, uint64_t size, bool fresh,
+              bool keep)
 {
   struct image_writer *image = disk_image (s, disk);
   char words[WIRE_MAX_DISK_NAME + PATH_MAX + 16];
   const char *what = disk_words (s, disk, words, sizeof words);
   int err;
   /* What the failure leaves behind, for the operator. */
-  const char *left = fresh
-    ? "; the state file records the new migration with nothing durable, "
-      "and the outputs may already have been emptied"
-    : "; the outputs' data and their state file are unchanged";
+  const char *left = !fresh
+    ? "; the outputs' data and their state file are unchanged"
+    : keep ? "; the state file records the new migration with nothing durable, "
+      "and the outputs keep their data"
+    : "; the state file records the new migration with nothing durable, "
+      "and the outputs may already have been emptied";
 
-  if (image_writer_prepare (image, size, fresh) == 0)
+  if (image_writer_prepare (image, size, fresh && !keep) == 0)
     return 0;
   err = errno;
   if (image_writer_is_block_device (image) && err == ENOSPC)
@@ -400,7 +345,8 @@ prepare_disk (struct session *s, uint32_t disk, uint64_t size, bool fresh)
  * that promises data the output no longer has; a resumed one records the
  * sender's block size.  -1 after failing the session. */
 static int
-hello_prepare (struct session *s, const struct wire_hello *hello, bool fresh)
+hello_prepare (struct session *s, const struct wire_hello *hello, bool fresh,
+               bool keep)
 {
   const struct session_env *env = s->env;
   struct migration_record next;
@@ -416,7 +362,7 @@ hello_prepare (struct session *s, const struct wire_hello *hello, bool fresh)
     (void) env->hooks->recorded (env->opaque, s, WIRE_STATE_INCOMPLETE, NULL, 0);
   }
   for (uint32_t i = 0; i < hello->ndisks; i++)
-    if (prepare_disk (s, i, hello->disks[i].size, fresh) == -1)
+    if (prepare_disk (s, i, hello->disks[i].size, fresh, keep) == -1)
       return -1;
   if (!fresh) {
     /* Only the block size can differ; recording it keeps the file exactly
@@ -433,21 +379,18 @@ hello_prepare (struct session *s, const struct wire_hello *hello, bool fresh)
 }
 
 /* HELLO accepted and the output ready: this is the active sender now;
- * answer with the mode the record is in. */
+ * answer with the mode the record is in (new for a compare-only session,
+ * which has nothing to resume), and whether kept_bytes were kept. */
 static void
 hello_accept (struct session *s, const struct wire_hello *hello, bool fresh,
-              const char *id)
+              uint64_t kept_bytes, const char *id)
 {
-  static const char *const mode_names[] = {
-    [WIRE_MODE_NEW] = "new", [WIRE_MODE_RESUME] = "resume",
-    [WIRE_MODE_PREPARED] = "prepared", [WIRE_MODE_FINAL] = "final",
-  };
   const struct session_env *env = s->env;
   struct wire_hello_reply reply = {
     .mode = fresh ? WIRE_MODE_NEW : migration_record_hello_mode (env->record),
     .durable_seq = fresh ? 0 : env->record->durable_seq,
     /* The features the receiver agrees to: those offered that it knows. */
-    .features = hello->features & WIRE_FEATURES_KNOWN,
+    .features = hash_policy_reply_features (hello->features, kept_bytes > 0),
   };
   uint8_t frame[WIRE_ENCODE_MAX];
 
@@ -456,15 +399,19 @@ hello_accept (struct session *s, const struct wire_hello *hello, bool fresh,
   wire_disks_from_hello (&disks, hello);
   stm_conn_set_disks (s->conn, &disks);
   stm_conn_set_linger_timeout (s->conn, ACTIVE_LINGER_S);
-  s->wants_export = (hello->features & (WIRE_FEATURE_DISKS | WIRE_FEATURE_EXPORT)) != 0;
+  s->compare_only = hash_policy_compare_only (hello->features);
+  s->hash_offered = hash_policy_hash_offered (hello->features);
+  s->wants_export = !s->compare_only &&
+    (hello->features & (WIRE_FEATURE_DISKS | WIRE_FEATURE_EXPORT)) != 0;
   s->state = SESSION_ACTIVE;
   /* From now on the timer watches for silence. */
   ev_timer_stop (env->loop, &s->timer);
   ev_timer_set (&s->timer, IDLE_TIMEOUT_S, 0.);
   ev_timer_start (env->loop, &s->timer);
 
-  events_hello (env->events, s->peer, output_path (s), id, mode_names[reply.mode],
-                hello->image_size, hello->block_size, reply.durable_seq);
+  events_hello (env->events, s->peer, output_path (s), id,
+                migration_record_mode_name (reply.mode), hello->image_size, hello->block_size, reply.durable_seq,
+                kept_bytes, s->compare_only);
   if (send_frame (s, frame, wire_encode_hello_reply (frame, &reply)) == -1)
     return;                     /* on_close follows */
   /* After the reply, so that the EXPORTs the receiver may send at once
@@ -494,15 +441,29 @@ session_first_disk_output (const struct session *s)
   return s->map[0];
 }
 
+/* The HELLO's outputs, as hash_policy.h sees them. */
+static void
+compare_outputs (const struct session *s, struct compare_output o[WIRE_MAX_DISKS])
+{
+  for (uint32_t i = 0; i < s->ndisks; i++)
+    o[i] = (struct compare_output) {
+      image_writer_is_block_device (disk_image (s, i)),
+      image_writer_size (disk_image (s, i)) };
+}
+
 /* HELLO: check, decide (migration_record_judge_hello, pure), prepare,
- * accept. */
+ * accept.  A compare-only HELLO only checks the sizes: nothing is
+ * recorded or prepared. */
 static void
 handle_hello (struct session *s, const struct wire_hello *hello)
 {
   const struct session_env *env = s->env;
   char id[MIGRATION_ID_TEXT_LEN], disks_why[OUTPUTS_WHY_MAX] = "";
+  char words[WIRE_MAX_DISK_NAME + PATH_MAX + 16];
+  struct compare_output outs[WIRE_MAX_DISKS];
   enum hello_verdict verdict;
   uint32_t i;
+  int k;
 
   migration_id_format (hello->migration_id, id);
   verdict = migration_record_judge_hello (env->record, hello, &env->opts->outputs,
@@ -523,11 +484,27 @@ handle_hello (struct session *s, const struct wire_hello *hello)
   case HELLO_ACCEPT_NEW:
   case HELLO_ACCEPT_RESUME: {
     bool fresh = verdict != HELLO_ACCEPT_RESUME;
+    uint64_t kept = 0;
 
-    if (hello_prepare (s, hello, fresh) == 0)
-      hello_accept (s, hello, fresh, id);
+    if (fresh) {
+      compare_outputs (s, outs);
+      kept = hash_policy_kept_bytes (hello->features, env->opts->force, outs,
+                                        s->ndisks);
+    }
+    if (hello_prepare (s, hello, fresh, kept > 0) == 0)
+      hello_accept (s, hello, fresh, kept, id);
     return;
   }
+  case HELLO_ACCEPT_COMPARE:
+    compare_outputs (s, outs);
+    if ((k = hash_policy_size_mismatch (outs, s->disk_size, s->ndisks)) >= 0)
+      fail (s, WIRE_ERR_MISMATCH, "mismatch: %s holds %" PRIu64 " bytes and the "
+            "sender's disk %" PRIu64 " bytes: sizes differ: not identical; "
+            "nothing was compared or changed", disk_words (s, k, words, sizeof words),
+            outs[k].size, s->disk_size[k]);
+    else
+      hello_accept (s, hello, true, 0, id);
+    return;
   default:
     hello_refuse (s, verdict, hello, id, disks_why);
     return;
@@ -625,19 +602,22 @@ handle_pass_begin (struct session *s, uint32_t pass, uint64_t bytes)
   s->pass = pass;
   s->pass_data_bytes = 0;
   s->pass_zero_bytes = 0;
+  s->hash.pass_requests = s->hash.pass_bytes = 0;
   events_pass_begin (s->env->events, s->peer, pass, bytes);
 }
 
 static void
 handle_pass_end (struct session *s, uint32_t pass)
 {
+  struct events_counts counts = { s->pass_data_bytes, s->pass_zero_bytes, 0, 0 };
+
   /* A PASS_END that does not match PASS_BEGIN changes nothing on disk,
    * so it is reported as it comes rather than failing the migration. */
   if (!s->in_pass || s->pass != pass)
     log_warning ("%s: PASS_END %" PRIu32 " does not close a pass in progress",
                  s->peer, pass);
-  events_pass_end (s->env->events, s->peer, pass,
-                   s->pass_data_bytes, s->pass_zero_bytes);
+  hash_answer_take_pass (&s->hash, &counts.hash_requests, &counts.bytes_hashed);
+  events_pass_end (s->env->events, s->peer, pass, &counts);
   s->in_pass = false;
   s->pass_data_bytes = 0;
   s->pass_zero_bytes = 0;
@@ -768,8 +748,10 @@ handle_outcome (struct session *s, uint64_t seq, uint32_t outcome)
   (void) env->hooks->recorded (env->opaque, s, env->record->state, NULL, 0);
   if (!flipped)
     return;             /* a sender may still resume into it */
-  events_done (env->events, s->peer, output_path (s), s->data_bytes,
-               s->zero_bytes, (double) (time_monotonic_ns () - s->started_ns) / NS_PER_S);
+  struct events_counts counts = { s->data_bytes, s->zero_bytes,
+                                  s->hash.requests, s->hash.bytes };
+  events_done (env->events, s->peer, output_path (s), &counts,
+               (double) (time_monotonic_ns () - s->started_ns) / NS_PER_S);
   /* The image is the guest's disk now: this sender has nothing more to
    * say, and the receiver decides what follows (its ended hook). */
   session_end (s, "migration final", CLOSE_AFTER_FLUSH, SESSION_FINAL);
@@ -780,31 +762,39 @@ static void
 handle_peer_error (struct session *s, bool is_abort, uint32_t code,
                    uint32_t text_len, const char *text)
 {
-  const struct session_env *env = s->env;
   bool was_active = s->state == SESSION_ACTIVE;
   char reason[WIRE_MAX_TEXT + 64];
 
-  if (is_abort) {
-    events_error (env->events, s->peer, WIRE_ERR_ABORTED,
-                  "the sender aborted the migration into %s (%s): %.*s",
-                  output_path (s), wire_error_code_name (code),
-                  (int) text_len, text);
-    snprintf (reason, sizeof reason, "aborted by the sender: %.*s",
-              (int) text_len, text);
-  }
-  else {
-    events_error (env->events, s->peer, code,
-                  "the sender reported an error (%s) migrating into %s: %.*s",
-                  wire_error_code_name (code), output_path (s),
-                  (int) text_len, text);
-    snprintf (reason, sizeof reason, "error from the sender: %.*s",
-              (int) text_len, text);
-  }
+  events_peer_error (s->env->events, s->peer, output_path (s), is_abort, code,
+                     text_len, text, reason, sizeof reason);
   /* An ABORT is the sender giving up on purpose; after an ERROR a
    * restarted sender may still resume.  An ABORT from a connection that
    * never said HELLO is not the sender's: it ends like a closed one. */
   session_end (s, reason, CLOSE_NOW,
                !is_abort ? SESSION_FAILED : was_active ? SESSION_ABORTED : SESSION_CLOSED);
+}
+
+/* HASH_KEY and HASH_REQ (hash_answer.h), answered in the order they
+ * come.  The output is read on the loop, blocking it as the writes do, so
+ * what every DATA and ZERO before the request wrote is what is hashed. */
+static void
+handle_hash (struct session *s, const struct wire_msg *msg)
+{
+  char why[256];
+  const uint8_t *frame;
+  size_t len;
+  uint32_t code = hash_answer_message (&s->hash, s->hash_offered, msg,
+                                       disk_image (s, msg->disk), &frame, &len,
+                                       why, sizeof why);
+
+  if (code == WIRE_ERR_IO)
+    fail_io (s, errno, "reading", msg->disk, msg->u.hash.offset, msg->u.hash.length);
+  else if (code != 0)
+    fail (s, code, "%s; %s is unchanged", why, output_path (s));
+  else if (len > 0) {
+    s->last_message_ns = time_monotonic_ns ();    /* a slow read is ours */
+    (void) send_frame (s, frame, len);
+  }
 }
 
 static void
@@ -857,6 +847,11 @@ on_message (struct stm_conn *conn, const struct wire_msg *msg, void *opaque)
   if (msg->type != WIRE_DATA && msg->type != WIRE_ZERO && msg->type != WIRE_SYNC &&
       flush_deferred_sync (s) == -1)
     return;
+  if (s->compare_only && !hash_policy_allows (msg->type)) {
+    fail (s, WIRE_ERR_PROTOCOL, "%s in a compare-only session, which changes "
+          "nothing; %s is unchanged", wire_type_name (msg->type), output_path (s));
+    return;
+  }
   if (s->committed_pending) {
     /* The sender waits for COMMITTED before anything else (an OUTCOME
      * now would report a flip to a URI it was never given). */
@@ -886,6 +881,10 @@ on_message (struct stm_conn *conn, const struct wire_msg *msg, void *opaque)
     return;
   case WIRE_OUTCOME:
     handle_outcome (s, msg->u.outcome.seq, msg->u.outcome.value);
+    return;
+  case WIRE_HASH_KEY:
+  case WIRE_HASH_REQ:
+    handle_hash (s, msg);
     return;
   default:
     /* Replies that only a receiver sends (HELLO_REPLY, DURABLE,
@@ -974,6 +973,7 @@ session_new (const struct session_env *env, int fd, const char *peer)
     return NULL;
   }
   s->env = env;
+  hash_answer_init (&s->hash);
   snprintf (s->peer, sizeof s->peer, "%s", peer);
   s->state = SESSION_HANDSHAKE;
   s->started_ns = time_monotonic_ns ();

@@ -11,7 +11,9 @@
  * OUTCOME with RECORDED (final or superseded), each after storing the new
  * record in the state file (COMMITTED may wait, with --export, for the
  * receiver's NBD server to be ready; meanwhile only KEEPALIVE is
- * acceptable).  Messages are
+ * acceptable), and HASH_REQ with HASHES of what the output holds
+ * (hash_answer.h); a compare-only session answers only those and changes
+ * nothing.  Messages are
  * handled synchronously, inside the transport's callback, so while a write
  * is in progress nothing more is read and TCP back-pressure paces the
  * sender.
@@ -137,6 +139,11 @@ const char *session_peer (const struct session *s);
 /* Is this session past HELLO (the receiver's active sender)?  One that is
  * not may be closed to make room for new connections. */
 bool session_past_hello (const struct session *s);
+
+/* Is s a compare-only session (WIRE_FEATURE_COMPARE_ONLY)?  It is the
+ * active session while it runs, but it records and changes nothing, and
+ * its end says nothing about the migration. */
+bool session_compare_only (const struct session *s);
 
 /* When the connection was accepted (time_monotonic_ns). */
 uint64_t session_started_ns (const struct session *s);

@@ -7,6 +7,7 @@
  * output where sync_file_range does not work silently falls back to
  * fdatasync alone; and that a writeback error a wait reports is not lost
  * but returned by the next sync, since fdatasync would not see it again.
+ * And that the output reads back what was written (hash comparison).
  */
 #include <config.h>
 
@@ -207,6 +208,43 @@ test_error_kept_for_sync (void **state)
   image_writer_close (w);
 }
 
+/* Reading back (for hash comparison): what was written, with a prepare
+ * that is not fresh keeping it and a fresh one emptying it; and bytes
+ * past the file's end (cut shorter behind the writer's back) as zeroes. */
+static void
+test_read_back (void **state)
+{
+  struct image_writer *w = open_prepared ();
+  char *back = malloc (2 * MiB);
+  (void) state;
+
+  assert_non_null (back);
+  memset (buf, 0xa5, MiB);
+  assert_int_equal (image_writer_write (w, 3 * MiB, buf, MiB), 0);
+  assert_int_equal (image_writer_read (w, 3 * MiB, back, MiB), 0);
+  assert_memory_equal (back, buf, MiB);
+  /* Kept across a resize that is not fresh, up to the new size. */
+  assert_int_equal (image_writer_prepare (w, 80 * MiB, false), 0);
+  assert_int_equal (image_writer_read (w, 3 * MiB - 4096, back, 8192), 0);
+  for (int i = 0; i < 4096; i++)
+    assert_int_equal (back[i], 0);
+  assert_memory_equal (back + 4096, buf, 4096);
+  /* The file ends in the middle of the range: the rest reads as zeroes. */
+  assert_int_equal (truncate (path, (off_t) (3 * MiB + 512 * 1024)), 0);
+  memset (back, 0x11, 2 * MiB);
+  assert_int_equal (image_writer_read (w, 3 * MiB, back, 2 * MiB), 0);
+  assert_memory_equal (back, buf, 512 * 1024);
+  for (size_t i = 512 * 1024; i < 2 * MiB; i++)
+    assert_int_equal (back[i], 0);
+  /* Fresh: nothing from before survives. */
+  assert_int_equal (image_writer_prepare (w, 64 * MiB, true), 0);
+  assert_int_equal (image_writer_read (w, 3 * MiB, back, MiB), 0);
+  for (size_t i = 0; i < MiB; i++)
+    assert_int_equal (back[i], 0);
+  free (back);
+  image_writer_close (w);
+}
+
 int
 main (void)
 {
@@ -215,6 +253,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_scattered_span, setup, teardown),
     cmocka_unit_test_setup_teardown (test_unsupported, setup, teardown),
     cmocka_unit_test_setup_teardown (test_error_kept_for_sync, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_read_back, setup, teardown),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -468,8 +468,23 @@ test_judge_hello (void **state)
   assert_int_equal (judge (&r, &h, true, true), HELLO_REFUSE_BUSY);
   assert_int_equal (judge (&r, &h, false, false), HELLO_ACCEPT_RESUME);
   /* Malformed: refused even with --force. */
-  h.features = 4;
+  h.features = 0x80;
   assert_int_equal (judge (&r, &h, false, true), HELLO_REFUSE_FEATURES);
+  /* Compare-only: busy still comes first, and the features are checked,
+   * but what the output holds refuses nothing (it records nothing). */
+  h.features = WIRE_FEATURE_HASH | WIRE_FEATURE_COMPARE_ONLY;
+  assert_int_equal (judge (&r, &h, true, false), HELLO_REFUSE_BUSY);
+  assert_int_equal (judge (&r, &h, false, false), HELLO_ACCEPT_COMPARE);
+  h.migration_id[0] ^= 1;
+  assert_int_equal (judge (&r, &h, false, false), HELLO_ACCEPT_COMPARE);
+  h.image_size += 4096;
+  assert_int_equal (judge (&r, &h, false, false), HELLO_ACCEPT_COMPARE);
+  h.block_size = 2048;
+  assert_int_equal (judge (&r, &h, false, false), HELLO_REFUSE_GEOMETRY);
+  hello_for (&r, &h);
+  /* The other new bits are accepted like any known feature. */
+  h.features = WIRE_FEATURE_HASH | WIRE_FEATURE_KEEP;
+  assert_int_equal (judge (&r, &h, false, false), HELLO_ACCEPT_RESUME);
   h.features = 0;
   h.block_size = 65537;
   assert_int_equal (judge (&r, &h, false, true), HELLO_REFUSE_GEOMETRY);
@@ -498,6 +513,37 @@ test_judge_hello (void **state)
   hello_for (&r, &h);
   assert_int_equal (judge (&r, &h, false, false), HELLO_ACCEPT_RESUME);
   assert_int_equal (migration_record_hello_mode (&r), WIRE_MODE_FINAL);
+}
+
+/* The words and codes of refused HELLOs. */
+static void
+test_refusal_words (void **state)
+{
+  struct migration_record r;
+  struct wire_hello h;
+  char buf[WIRE_MAX_TEXT + 1];
+  (void) state;
+
+  sample_record (&r);
+  hello_for (&r, &h);
+  synced (&h);
+  assert_int_equal (migration_record_refusal (&r, HELLO_REFUSE_BUSY, &h, "/o.img",
+                                              "10.0.0.1:5", "ab", "", buf, sizeof buf),
+                    WIRE_ERR_BUSY);
+  assert_non_null (strstr (buf, "busy"));
+  assert_non_null (strstr (buf, "10.0.0.1:5"));
+  h.migration_id[0] ^= 1;
+  assert_int_equal (migration_record_refusal (&r, HELLO_REFUSE_OTHER, &h, "/o.img",
+                                              "", "ab", "", buf, sizeof buf),
+                    WIRE_ERR_MISMATCH);
+  assert_non_null (strstr (buf, "--force"));
+  assert_non_null (strstr (buf, "/o.img"));
+  h.features = 0x80;
+  assert_int_equal (migration_record_refusal (&r, HELLO_REFUSE_FEATURES, &h, "/o.img",
+                                              "", "ab", "", buf, sizeof buf),
+                    WIRE_ERR_PROTOCOL);
+  assert_non_null (strstr (buf, "0x80"));
+  assert_string_equal (migration_record_mode_name (WIRE_MODE_PREPARED), "prepared");
 }
 
 /* The second phase: what OUTCOME may do to each state. */
@@ -563,6 +609,7 @@ main (void)
     cmocka_unit_test (test_record_life),
     cmocka_unit_test (test_record_outcome),
     cmocka_unit_test (test_judge_hello),
+    cmocka_unit_test (test_refusal_words),
   };
 
   return cmocka_run_group_tests (tests, NULL, NULL);
