@@ -286,6 +286,37 @@ parse_flip (const char *arg, struct sender_options *o)
 }
 
 static void
+parse_dest (const char *arg, struct sender_options *o)
+{
+  o->dest = arg;
+  if (parse_host_port (arg, o->dest_host, sizeof o->dest_host, &o->dest_port) == -1)
+    usage_error ("--dest '%s': expected HOST:PORT or [IPv6]:PORT with a port "
+                 "from 1 to 65535", arg);
+  if (o->dest_host[0] == '\0')
+    usage_error ("--dest '%s': a host is needed: HOST:PORT or [IPv6]:PORT", arg);
+  /* Port 0 means "any free port" to a listener, nothing to connect to. */
+  if (o->dest_port == 0)
+    usage_error ("--dest '%s': port 0 cannot be connected to; give a port "
+                 "from 1 to 65535", arg);
+}
+
+static void
+parse_max_downtime (const char *arg, struct sender_options *o)
+{
+  if (parse_duration (arg, 1000000, &o->max_downtime_ns) == -1)
+    usage_error ("--max-downtime '%s': expected a duration such as 200, "
+                 "200ms or 0.2s", arg);
+  /* A cutover always holds guest writes for a moment (the freeze, the
+   * commit, the flip), so no cutover fits a budget of 0; and 0 as "no
+   * limit" would be a guess.  Refuse it rather than migrate to an
+   * unstated meaning. */
+  if (o->max_downtime_ns == 0)
+    usage_error ("--max-downtime '%s': 0 allows no cutover at all (every "
+                 "cutover holds guest writes for a moment); give a positive "
+                 "duration such as 200ms", arg);
+}
+
+static void
 parse_cutover (const char *arg, struct sender_options *o)
 {
   if (strcmp (arg, "auto") == 0)
@@ -441,19 +472,7 @@ main (int argc, char *argv[])
                      optarg, WIRE_MAX_DISKS);
       disk_args[ndisk_args++] = optarg;
       break;
-    case OPT_DEST:
-      o.dest = optarg;
-      if (parse_host_port (optarg, o.dest_host, sizeof o.dest_host, &o.dest_port) == -1)
-        usage_error ("--dest '%s': expected HOST:PORT or [IPv6]:PORT with a port "
-                     "from 1 to 65535", optarg);
-      if (o.dest_host[0] == '\0')
-        usage_error ("--dest '%s': a host is needed: HOST:PORT or [IPv6]:PORT",
-                     optarg);
-      /* Port 0 means "any free port" to a listener, nothing to connect to. */
-      if (o.dest_port == 0)
-        usage_error ("--dest '%s': port 0 cannot be connected to; give a port "
-                     "from 1 to 65535", optarg);
-      break;
+    case OPT_DEST: parse_dest (optarg, &o); break;
     case OPT_TLS_PSK:
       o.tls.mode = TLS_MODE_PSK; o.tls.psk_file = optarg; tls_choices++; break;
     case OPT_TLS_USER: tls_user = optarg; break;
@@ -461,19 +480,7 @@ main (int argc, char *argv[])
       o.tls.mode = TLS_MODE_X509; o.tls.certs_dir = optarg; tls_choices++; break;
     case OPT_INSECURE: o.tls.mode = TLS_MODE_INSECURE; tls_choices++; break;
     case OPT_FLIP: parse_flip (optarg, &o); break;
-    case OPT_MAX_DOWNTIME:
-      if (parse_duration (optarg, 1000000, &o.max_downtime_ns) == -1)
-        usage_error ("--max-downtime '%s': expected a duration such as 200, "
-                     "200ms or 0.2s", optarg);
-      /* A cutover always holds guest writes for a moment (the freeze,
-       * the commit, the flip), so no cutover fits a budget of 0; and 0 as
-       * "no limit" would be a guess.  Refuse it rather than migrate to an
-       * unstated meaning. */
-      if (o.max_downtime_ns == 0)
-        usage_error ("--max-downtime '%s': 0 allows no cutover at all (every "
-                     "cutover holds guest writes for a moment); give a positive "
-                     "duration such as 200ms", optarg);
-      break;
+    case OPT_MAX_DOWNTIME: parse_max_downtime (optarg, &o); break;
     case OPT_MAX_PASSES:
       /* The full pass and the final pass are two passes, and the final
        * pass counts (see convergence_out_of_passes). */
