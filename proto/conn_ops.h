@@ -60,6 +60,11 @@ struct conn_link {
   /* Set by an operation that returns CONN_IO_AGAIN: it waits for the
    * socket to become writable (true) or readable. */
   bool wants_write;
+  /* Every byte written to and read from the socket, whatever it carried
+   * (frames, TLS records and alerts, the handshake): each transport counts
+   * where it calls send() and recv(), for stm_conn_wire_bytes.  What is
+   * only peeked at is not counted. */
+  uint64_t wire_sent, wire_received;
   /* What protects the connection, for stm_conn_security. */
   char description[160];
   char error[1024];                    /* see CONN_IO_ERROR */

@@ -59,6 +59,8 @@ plain_recv (struct conn_link *link, void *buf, size_t len)
   do
     n = recv (link->fd, buf, len, 0);
   while (n == -1 && errno == EINTR);
+  if (n > 0)
+    link->wire_received += (uint64_t) n;
   /* 0 is the peer's FIN: CONN_IO_EOF. */
   return n >= 0 ? n : plain_failure (link, "receive from");
 }
@@ -76,6 +78,8 @@ plain_send (struct conn_link *link, const void *buf, size_t len,
   while (n == -1 && errno == EINTR);
   if (n == 0)
     return CONN_IO_AGAIN;       /* not for a stream socket, but not a loop */
+  if (n > 0)
+    link->wire_sent += (uint64_t) n;
   return n > 0 ? n : plain_failure (link, "send to");
 }
 

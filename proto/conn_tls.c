@@ -10,11 +10,14 @@
  * answer it in words it can read.  The rest follows GnuTLS's rules for
  * non-blocking use: an interrupted record send is repeated with the same
  * data, and a record sent from a caller's buffer that must wait is held by
- * GnuTLS and pushed out later with a send of no data.
+ * GnuTLS and pushed out later with a send of no data.  GnuTLS reaches the
+ * socket through our own push and pull functions, which do what its
+ * system ones do and count the bytes (the records, not the plaintext).
  */
 #include <config.h>
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +46,40 @@ static gnutls_session_t
 session_of (const struct conn_link *link)
 {
   return ((const struct tls_state *) link->state)->session;
+}
+
+/* GnuTLS's transport: the socket, as its own system functions use it
+ * (sendmsg with MSG_NOSIGNAL, recv, poll), with every byte counted in the
+ * link (conn_ops.h).  Failures leave errno for GnuTLS to read. */
+static ssize_t
+tls_push (gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt)
+{
+  struct conn_link *link = ptr;
+  struct msghdr msg = { .msg_iov = (struct iovec *) iov, .msg_iovlen = (size_t) iovcnt };
+  ssize_t n = sendmsg (link->fd, &msg, MSG_NOSIGNAL);
+
+  if (n > 0)
+    link->wire_sent += (uint64_t) n;
+  return n;
+}
+
+static ssize_t
+tls_pull (gnutls_transport_ptr_t ptr, void *buf, size_t len)
+{
+  struct conn_link *link = ptr;
+  ssize_t n = recv (link->fd, buf, len, 0);
+
+  if (n > 0)
+    link->wire_received += (uint64_t) n;
+  return n;
+}
+
+static int
+tls_pull_timeout (gnutls_transport_ptr_t ptr, unsigned ms)
+{
+  const struct conn_link *link = ptr;
+
+  return gnutls_system_recv_timeout ((gnutls_transport_ptr_t) (intptr_t) link->fd, ms);
 }
 
 /* A GnuTLS error in words; for failed system calls, with the system's
@@ -86,7 +123,10 @@ tls_init (struct conn_link *link)
                gnutls_strerror (r));
     return -1;
   }
-  gnutls_transport_set_int (st->session, link->fd);
+  gnutls_transport_set_ptr (st->session, link);
+  gnutls_transport_set_vec_push_function (st->session, tls_push);
+  gnutls_transport_set_pull_function (st->session, tls_pull);
+  gnutls_transport_set_pull_timeout_function (st->session, tls_pull_timeout);
   return 0;
 }
 
@@ -251,11 +291,13 @@ answer_plain_peer (struct conn_link *link, const char *ours)
   snprintf (text, sizeof text, "this receiver requires TLS (it runs with %s) "
             "and the sender connected without it (--insecure): the peers use "
             "different TLS modes; give stm-send %s too", ours, ours);
-  for (int i = 0; i < 16 && recv (link->fd, sink, sizeof sink, 0) > 0; i++)
+  for (int i = 0; i < 16 && tls_pull (link, sink, sizeof sink) > 0; i++)
     ;
   len = wire_encode_error (frame, WIRE_ERR_PROTOCOL, text);
-  if (send (link->fd, frame, len, MSG_NOSIGNAL) == (ssize_t) len)
+  if (send (link->fd, frame, len, MSG_NOSIGNAL) == (ssize_t) len) {
+    link->wire_sent += len;
     shutdown (link->fd, SHUT_WR);
+  }
 }
 
 /* A TLS server's look at the peer's first bytes before the handshake.  A

@@ -982,3 +982,14 @@ stm_conn_security (const struct stm_conn *c)
   return c->link.description;
 }
 
+uint64_t
+stm_conn_wire_bytes (const struct stm_conn *c)
+{
+  return c->link.wire_sent;
+}
+
+uint64_t
+stm_conn_wire_bytes_received (const struct stm_conn *c)
+{
+  return c->link.wire_received;
+}

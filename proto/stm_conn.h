@@ -107,4 +107,12 @@ const char *stm_conn_peer_name (const struct stm_conn *conn);
  * ECDHE-PSK, group SECP256R1, AES-128-GCM" or "insecure (no TLS)". */
 const char *stm_conn_security (const struct stm_conn *conn);
 
+/* Bytes this connection wrote to its socket so far: every byte the peer
+ * was sent, frame headers and payload, and under TLS the records (the
+ * handshake, record headers and tags, alerts) rather than the plaintext.
+ * What a graceful close still writes after this is read is not in it. */
+uint64_t stm_conn_wire_bytes (const struct stm_conn *conn);
+/* The same for the bytes read from the socket. */
+uint64_t stm_conn_wire_bytes_received (const struct stm_conn *conn);
+
 #endif /* STM_PROTO_STM_CONN_H */

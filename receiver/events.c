@@ -126,6 +126,8 @@ add_counts (struct json_line *j, const struct events_counts *counts)
     json_line_add_u64 (j, "hash_requests", counts->hash_requests);
     json_line_add_u64 (j, "bytes_hashed", counts->bytes_hashed);
   }
+  if (counts->wire_bytes > 0)
+    json_line_add_u64 (j, "wire_bytes", counts->wire_bytes);
 }
 
 void

@@ -47,6 +47,7 @@ struct events_counts {
   uint64_t bytes_zeroed;
   uint64_t hash_requests;
   uint64_t bytes_hashed;
+  uint64_t wire_bytes;          /* read from the socket; 0: not reported */
 };
 
 void events_pass_begin (const struct events *ev, const char *peer,
@@ -71,7 +72,9 @@ void events_commit (const struct events *ev, const char *peer, const char *outpu
 void events_outcome (const struct events *ev, const char *peer, const char *output,
                      const char *outcome, const char *state, uint64_t seq);
 
-/* Summary of a migration that became final. */
+/* Summary of a migration that became final: bytes_received of DATA
+ * payload and bytes_zeroed by ZERO on this connection, wire_bytes read
+ * from its socket (headers and TLS records included), in seconds. */
 void events_done (const struct events *ev, const char *peer, const char *output,
                   const struct events_counts *counts, double seconds);
 

@@ -58,6 +58,37 @@ migration_record_decide (const struct migration_record *r,
   return MIGRATION_RESUME;
 }
 
+/* Does r record the same disks (names and sizes) as hello announces? */
+static bool
+same_disks (const struct migration_record *r, const struct wire_hello *hello,
+            const struct outputs *o, const unsigned map[WIRE_MAX_DISKS])
+{
+  if (r->ndisks != hello->ndisks)
+    return false;
+  for (uint32_t i = 0; i < hello->ndisks; i++) {
+    int k = migration_record_find (r, o->spec[map[i]].name);
+
+    if (k < 0 || r->disks[k].size != hello->disks[i].size)
+      return false;
+  }
+  return true;
+}
+
+/* Another migration may take over an incomplete one without --force when
+ * its sender compares: an incomplete output was never the guest's disk
+ * (the source of that migration stayed authoritative, as it does until
+ * it flips to a prepared copy), so nothing is lost, and what it holds is
+ * compared, not trusted.  This is the source whose nbdkit restarted: its
+ * new instance makes a new migration id for the same disks.  Prepared
+ * and final outputs are never taken over this way. */
+static bool
+may_take_over (const struct migration_record *r, const struct wire_hello *hello,
+               const struct outputs *o, const unsigned map[WIRE_MAX_DISKS])
+{
+  return r->state == WIRE_STATE_INCOMPLETE &&
+    (hello->features & WIRE_FEATURE_HASH) != 0 && same_disks (r, hello, o, map);
+}
+
 bool
 migration_record_block_size_ok (uint32_t b)
 {
@@ -96,7 +127,10 @@ migration_record_judge_hello (const struct migration_record *r,
   case MIGRATION_NEW: return HELLO_ACCEPT_NEW;
   case MIGRATION_RESUME: return HELLO_ACCEPT_RESUME;
   case MIGRATION_MISMATCH: return force ? HELLO_ACCEPT_FORCED : HELLO_REFUSE_MISMATCH;
-  case MIGRATION_OTHER: return force ? HELLO_ACCEPT_FORCED : HELLO_REFUSE_OTHER;
+  case MIGRATION_OTHER:
+    if (force)
+      return HELLO_ACCEPT_FORCED;
+    return may_take_over (r, hello, o, map) ? HELLO_ACCEPT_TAKEOVER : HELLO_REFUSE_OTHER;
   }
   assert (!"migration_record_judge_hello: unknown decision");
   return HELLO_REFUSE_OTHER;

@@ -473,23 +473,23 @@ handle_hello (struct session *s, const struct wire_hello *hello)
   for (i = 0; i < hello->ndisks; i++)
     s->disk_size[i] = hello->disks[i].size;
   switch (verdict) {
-  case HELLO_ACCEPT_FORCED: {
+  case HELLO_ACCEPT_FORCED:
+  case HELLO_ACCEPT_TAKEOVER: {
     char held[MIGRATION_ID_TEXT_LEN + 64];
-
     migration_record_describe (env->record, held, sizeof held);
-    log_warning ("--force: migration %s from %s overwrites %s, which holds %s",
-                 id, s->peer, output_path (s), held);
+    log_warning ("%s: migration %s from %s overwrites %s, which holds %s",
+                 verdict == HELLO_ACCEPT_FORCED ? "--force" : "takeover of an "
+                 "incomplete migration, compared", id, s->peer, output_path (s), held);
   }
     /* fall through */
   case HELLO_ACCEPT_NEW:
   case HELLO_ACCEPT_RESUME: {
     bool fresh = verdict != HELLO_ACCEPT_RESUME;
     uint64_t kept = 0;
-
-    if (fresh) {
+    if (fresh) {                /* a takeover keeps data as --force does */
       compare_outputs (s, outs);
-      kept = hash_policy_kept_bytes (hello->features, env->opts->force, outs,
-                                        s->ndisks);
+      kept = hash_policy_kept_bytes (hello->features, env->opts->force ||
+                                     verdict == HELLO_ACCEPT_TAKEOVER, outs, s->ndisks);
     }
     if (hello_prepare (s, hello, fresh, kept > 0) == 0)
       hello_accept (s, hello, fresh, kept, id);
@@ -609,7 +609,7 @@ handle_pass_begin (struct session *s, uint32_t pass, uint64_t bytes)
 static void
 handle_pass_end (struct session *s, uint32_t pass)
 {
-  struct events_counts counts = { s->pass_data_bytes, s->pass_zero_bytes, 0, 0 };
+  struct events_counts counts = { s->pass_data_bytes, s->pass_zero_bytes, 0, 0, 0 };
 
   /* A PASS_END that does not match PASS_BEGIN changes nothing on disk,
    * so it is reported as it comes rather than failing the migration. */
@@ -748,8 +748,8 @@ handle_outcome (struct session *s, uint64_t seq, uint32_t outcome)
   (void) env->hooks->recorded (env->opaque, s, env->record->state, NULL, 0);
   if (!flipped)
     return;             /* a sender may still resume into it */
-  struct events_counts counts = { s->data_bytes, s->zero_bytes,
-                                  s->hash.requests, s->hash.bytes };
+  struct events_counts counts = { s->data_bytes, s->zero_bytes, s->hash.requests,
+                                  s->hash.bytes, stm_conn_wire_bytes_received (s->conn) };
   events_done (env->events, s->peer, output_path (s), &counts,
                (double) (time_monotonic_ns () - s->started_ns) / NS_PER_S);
   /* The image is the guest's disk now: this sender has nothing more to

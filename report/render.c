@@ -734,6 +734,17 @@ key_figures (FILE *fp, const struct report_timeline *tl)
       format_bytes (a, sizeof a, sent);
       card (fp, "sent", a);
     }
+    /* Zeroed ranges cost the link a few bytes each, whatever their
+     * length; the wire carried headers and TLS besides what was sent
+     * (stm-send(1), BYTE COUNTS).  Older summaries have neither. */
+    if (report_event_number (ev, "bytes_zeroed", &v)) {
+      format_bytes (a, sizeof a, v);
+      card (fp, "zeroed", a);
+    }
+    if (report_event_number (ev, "wire_bytes", &v)) {
+      format_bytes (a, sizeof a, v);
+      card (fp, "on the wire", a);
+    }
     if (report_event_number (ev, "passes", &v)) {
       snprintf (text, sizeof text, "%.0f", v);
       card (fp, "passes", text);

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* stm-send: the state every part of a migration shares, and the
  * primitives they all use on it: phase changes (phase.h), messages to the
- * receiver, where the migration stands (for messages and progress), and
- * the end (migration_finish, and migration_complete after a flip).
+ * receiver and what they counted (byte_counts.h), where the migration
+ * stands (for messages and progress), and the end (migration_finish, and migration_complete after a flip).
  *
  * Making data durable and confirming it is durability.c's; the failure
  * path is failure.c's.  This file calls nothing above it (durability.c,
@@ -22,6 +22,7 @@
 #include "convergence.h"
 #include "log.h"
 #include "migration.h"
+#include "stm_conn.h"
 #include "time_units.h"
 
 
@@ -125,6 +126,40 @@ migration_disk_thawed (struct migration_disk *d)
       m->cut.frozen = true;
 }
 
+void
+migration_account_data (struct migration_disk *d, uint64_t payload_bytes,
+                        uint64_t sent_bytes)
+{
+  byte_counts_add_data (&d->m->meas.counts, payload_bytes, sent_bytes);
+  byte_counts_add_data (&d->counts, payload_bytes, sent_bytes);
+}
+
+void
+migration_account_zero (struct migration_disk *d, uint64_t length)
+{
+  byte_counts_add_zero (&d->m->meas.counts, length);
+  byte_counts_add_zero (&d->counts, length);
+}
+
+void
+migration_counts (const struct migration *m, struct byte_counts *out)
+{
+  *out = m->meas.counts;
+  out->wire = m->meas.wire_bytes_before + (m->conn ? stm_conn_wire_bytes (m->conn) : 0);
+  for (uint32_t i = 0; i < m->ndisks; i++)
+    out->compared += m->disks[i].cmp.compared;
+}
+
+struct stm_conn *
+migration_drop_conn (struct migration *m)
+{
+  struct stm_conn *conn = m->conn;
+  if (conn != NULL)
+    m->meas.wire_bytes_before += stm_conn_wire_bytes (conn);
+  m->conn = NULL;
+  return conn;
+}
+
 uint64_t
 migration_mirror_bytes (const struct migration *m)
 {
@@ -177,8 +212,11 @@ migration_disks_json (const struct migration *m, unsigned what, char *buf, size_
     if (what & DISKS_JSON_SIZE)
       n += (size_t) snprintf (buf + n, len - n, ",\"size\":%" PRIu64 ",\"block\":%" PRIu32,
                               d->size, d->block);
-    if (what & DISKS_JSON_SENT)
-      n += (size_t) snprintf (buf + n, len - n, ",\"bytes_sent\":%" PRIu64, d->bytes_sent);
+    if (what & DISKS_JSON_COUNTS) {
+      struct byte_counts c = d->counts;
+      c.compared = d->cmp.compared;
+      n += byte_counts_disk_fields (buf + n, len - n, &c);
+    }
     if (what & DISKS_JSON_DIRTY)
       n += (size_t) snprintf (buf + n, len - n, ",\"dirty_bytes\":%" PRIu64,
                               d->st.dirty_bytes);
@@ -205,10 +243,10 @@ migration_sample (const struct migration *m, struct progress_sample *s, uint64_t
   s->final = m->cur.final_pass;
   s->pass_bytes = m->cur.pass_bytes;
   s->pass_done = m->cur.pass_done;
-  s->bytes_sent = m->meas.bytes_sent;
+  migration_counts (m, &s->counts);
   s->dirty_bytes = m->meas.dirty_bytes;
   s->rate = pass_rate (m, now);
-  s->disks_json = migration_disks_json (m, DISKS_JSON_SENT | DISKS_JSON_DIRTY,
+  s->disks_json = migration_disks_json (m, DISKS_JSON_COUNTS | DISKS_JSON_DIRTY,
                                         s->disks_buf, sizeof s->disks_buf);
 }
 
@@ -284,11 +322,9 @@ migration_finish (struct migration *m)
       ev_timer_stop (m->loop, &d->mirror.nap);
     }
   }
-  if (m->conn) {
-    struct stm_conn *conn = m->conn;
-    m->conn = NULL;
+  struct stm_conn *conn = migration_drop_conn (m);
+  if (conn != NULL)
     stm_conn_close_after_flush (conn);
-  }
 }
 
 /* ---- the failure path and the end after a flip --------------------- */
@@ -310,9 +346,13 @@ migration_complete (struct migration *m, const char *recorded)
     mirror.data_bytes += m->disks[i].mirror.data_bytes;
     mirror.zero_bytes += m->disks[i].mirror.zero_bytes;
   }
-  progress_done (&m->progress, m->meas.bytes_sent, m->cur.pass, m->cut.downtime_ms,
+  /* The wire bytes are those written so far: the goodbye after the
+   * summary is not in them. */
+  struct byte_counts counts;
+  migration_counts (m, &counts);
+  progress_done (&m->progress, &counts, m->cur.pass, m->cut.downtime_ms,
                  (double) (time_monotonic_ns () - m->meas.start_ns) / NS_PER_S,
-                 recorded, migration_disks_json (m, DISKS_JSON_SIZE | DISKS_JSON_SENT |
+                 recorded, migration_disks_json (m, DISKS_JSON_SIZE | DISKS_JSON_COUNTS |
                                                  DISKS_JSON_OUTCOME, disks, sizeof disks),
                  convergence_mirrors (m->opts->converge) ? &mirror : NULL);
   migration_finish (m);

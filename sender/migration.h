@@ -39,6 +39,7 @@
 
 #include <ev.h>
 
+#include "byte_counts.h"
 #include "control_channel.h"
 #include "control_client.h"
 #include "control_proto.h"
@@ -147,7 +148,7 @@ struct migration_disk {
   struct hot_blocks hot;         /* its blocks left for the final pass */
   unsigned stale_reads;          /* reads of an abandoned pass still to come */
   struct control_status st;      /* its filter's last STATUS in a group step */
-  uint64_t bytes_sent;           /* cumulative for this process */
+  struct byte_counts counts;     /* this process's, but for wire (the group's) */
   bool frozen;                   /* may be frozen by us (FREEZE sent) */
   enum disk_flip flip;
   char flip_uri[CONTROL_MAX_URI]; /* FLIP forward's: --flip forward=, EXPORT
@@ -191,7 +192,17 @@ struct pass_cursor {
  * the convergence policy need. */
 struct measurements {
   uint64_t start_ns;
-  uint64_t bytes_sent;           /* cumulative for this process */
+  /* What this process queued to the receiver (byte_counts.h), for the
+   * events and the summary only; counts.wire is not kept here but taken
+   * from the connections (migration_counts).  The convergence's copy
+   * rate does not read these: it is measured on what the passes covered
+   * (cur.pass_bytes, DATA and ZERO alike, since a zeroed block leaves
+   * the dirty set as surely as a copied one) and on the mirror rings'
+   * data, the two that compete with the guest's writes for time. */
+  struct byte_counts counts;
+  /* The wire bytes of the receiver connections let go so far
+   * (migration_drop_conn): a reconnect starts a new connection. */
+  uint64_t wire_bytes_before;
   uint64_t dirty_bytes;          /* last STATUS */
   uint64_t last_pass_bytes, last_pass_ns;   /* last pass that moved data */
   struct convergence_rate pass_rates;       /* the last passes, for the rate */
@@ -383,6 +394,23 @@ bool migration_await_one (struct migration *m);
 /* d is known to be thawed (tracking): m->cut.frozen says whether any disk
  * of the group may still be frozen. */
 void migration_disk_thawed (struct migration_disk *d);
+/* The accounting point for DATA: every DATA message queued to the
+ * receiver, by a pass or from a mirror ring, is counted here and nowhere
+ * else.  payload_bytes is what was read from the source for it,
+ * sent_bytes what of it went into the message: fewer once DATA is
+ * compressed, the same until then. */
+void migration_account_data (struct migration_disk *d, uint64_t payload_bytes,
+                             uint64_t sent_bytes);
+/* A ZERO message queued for length bytes of d. */
+void migration_account_zero (struct migration_disk *d, uint64_t length);
+/* The group's counts so far, wire bytes included (those of every
+ * receiver connection of this process, the current one's up to now), and
+ * the bytes every disk's comparison compared. */
+void migration_counts (const struct migration *m, struct byte_counts *out);
+/* Let go of the receiver connection (m->conn becomes NULL), keeping its
+ * wire bytes in the counts; returns it for the caller to close, or NULL
+ * if there was none.  Inside its on_close callback, it is still valid. */
+struct stm_conn *migration_drop_conn (struct migration *m);
 /* The write data every disk's mirror ring has sent (this process). */
 uint64_t migration_mirror_bytes (const struct migration *m);
 /* The bytes of the hot blocks every disk defers to the final pass. */
@@ -393,13 +421,14 @@ const char *migration_where (const struct migration *m, char *buf, size_t len);
  * name. */
 enum {
   DISKS_JSON_SIZE = 1,           /* size, block */
-  DISKS_JSON_SENT = 2,           /* bytes_sent (this process) */
+  DISKS_JSON_COUNTS = 2,         /* bytes_sent, bytes_copied, bytes_zeroed,
+                                    bytes_compared (this process) */
   DISKS_JSON_DIRTY = 4,          /* dirty_bytes (its filter's last STATUS) */
   DISKS_JSON_FLIP = 8,           /* mode (fence, forward), preconnected:
                                     the flip event's */
   DISKS_JSON_OUTCOME = 16,       /* flip (fence, forward): the summary's */
 };
-#define MIGRATION_DISKS_JSON_MAX (WIRE_MAX_DISKS * (WIRE_MAX_DISK_NAME + 160) + 8)
+#define MIGRATION_DISKS_JSON_MAX (WIRE_MAX_DISKS * (WIRE_MAX_DISK_NAME + 240) + 8)
 /* For a group of named disks, a JSON array of one object per disk (its
  * name and the fields what asks for) in buf, which has len bytes (at
  * least MIGRATION_DISKS_JSON_MAX); NULL for the one-disk form, whose

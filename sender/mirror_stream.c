@@ -142,6 +142,7 @@ send_record (struct migration_disk *d, const struct mirror_entry *e, uint64_t no
                                                          e->length), NULL, 0) == -1)
       return -1;
     mr->zero_bytes += e->length;
+    migration_account_zero (d, e->length);
   }
   else {
     /* A DATA message carries at most WIRE_MAX_DATA bytes, and a guest
@@ -157,6 +158,8 @@ send_record (struct migration_disk *d, const struct mirror_entry *e, uint64_t no
                             wire_encode_disk_data_header (frame, d->index, offset, n),
                             e->data[i] + done, n) == -1)
           return -1;
+        /* Not compressed: what is sent of the message is all of it. */
+        migration_account_data (d, n, n);
         offset += n;
         done += n;
       }
@@ -166,8 +169,6 @@ send_record (struct migration_disk *d, const struct mirror_entry *e, uint64_t no
   }
   mr->records++;
   m->meas.last_activity_ns = now;
-  m->meas.bytes_sent += data;
-  d->bytes_sent += data;
   sync_ledger_note_mirror (&d->ledger, mr->cons.next_pos, mr->cons.taken_entries,
                            data, now);
   return 0;

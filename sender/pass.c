@@ -536,8 +536,6 @@ note_range_sent (struct migration_disk *d, uint64_t offset, uint64_t length, boo
   struct migration *m = d->m;
   m->meas.last_activity_ns = time_monotonic_ns ();
   m->cur.pass_done += length;
-  m->meas.bytes_sent += length;
-  d->bytes_sent += length;
   if (sync_ledger_note_sent (&d->ledger, offset, length, data) == -1) {
     migration_fail (m, "out of memory");
     return -1;
@@ -565,6 +563,13 @@ send_part (struct migration_disk *d, uint64_t from, uint64_t n, const uint8_t *d
                         data, n);
   if (r == -1 || note_range_sent (d, from, n, is_data) == -1)
     return -1;
+  /* Not compressed: what is sent of a DATA message is all of it.  (A
+   * compared run that matched is noted as sent, but sends nothing and
+   * is counted by compare_pass_count alone.) */
+  if (is_data)
+    migration_account_data (d, n, n);
+  else
+    migration_account_zero (d, n);
   return is_data ? (int64_t) n : 0;
 }
 

@@ -120,7 +120,7 @@ progress_update (struct progress *p, const struct progress_sample *s,
   json_line_add_u64 (&j, "pass", s->pass);
   json_line_add_u64 (&j, "pass_bytes", s->pass_bytes);
   json_line_add_u64 (&j, "pass_done", s->pass_done);
-  json_line_add_u64 (&j, "bytes_sent", s->bytes_sent);
+  byte_counts_json (&j, &s->counts, true);
   json_line_add_u64 (&j, "dirty_bytes", s->dirty_bytes);
   json_line_add_double (&j, "rate", s->rate);
   if (s->disks_json != NULL)
@@ -138,6 +138,7 @@ progress_pass_end (struct progress *p, const struct progress_sample *s,
   json_line_begin (&j, "pass_end", time_unix_now ());
   json_line_add_u64 (&j, "pass", s->pass);
   json_line_add_u64 (&j, "bytes", s->pass_bytes);
+  byte_counts_json (&j, &s->counts, true);
   json_line_add_double (&j, "seconds", seconds);
   json_line_add_double (&j, "rate", s->rate);
   json_line_add_u64 (&j, "dirty_bytes", s->dirty_bytes);
@@ -188,7 +189,7 @@ progress_flip (struct progress *p, const char *mode, bool preconnected,
 }
 
 void
-progress_done (struct progress *p, uint64_t bytes_sent, uint32_t passes,
+progress_done (struct progress *p, const struct byte_counts *counts, uint32_t passes,
                uint64_t downtime_ms, double seconds, const char *destination,
                const char *disks_json, const struct progress_mirror *mirror)
 {
@@ -196,7 +197,7 @@ progress_done (struct progress *p, uint64_t bytes_sent, uint32_t passes,
   if (events_on (p)) {
     struct json_line j;
     json_line_begin (&j, "done", time_unix_now ());
-    json_line_add_u64 (&j, "bytes_sent", bytes_sent);
+    byte_counts_json (&j, counts, true);
     json_line_add_u64 (&j, "passes", passes);
     json_line_add_u64 (&j, "downtime_ms", downtime_ms);
     json_line_add_double (&j, "seconds", seconds);
@@ -219,12 +220,13 @@ progress_done (struct progress *p, uint64_t bytes_sent, uint32_t passes,
               "destination is %s", destination);
     return;
   }
-  char sent[32], rate[32];
-  format_bytes (sent, sizeof sent, (double) bytes_sent);
-  format_bytes (rate, sizeof rate, seconds > 0 ? bytes_sent / seconds : 0);
-  log_info ("migrated in %u passes: %s sent in %.2f s (%s/s), downtime %" PRIu64
-            " ms; the destination is %s", passes, sent, seconds, rate, downtime_ms,
-            destination);
+  /* The rate is the link's: what it carried over the whole run. */
+  char moved[160], rate[32];
+  byte_counts_format (moved, sizeof moved, counts);
+  format_bytes (rate, sizeof rate, seconds > 0 ? counts->wire / seconds : 0);
+  log_info ("migrated in %u passes in %.2f s: %s (%s/s on the wire), downtime %"
+            PRIu64 " ms; the destination is %s", passes, seconds, moved, rate,
+            downtime_ms, destination);
 }
 
 void

@@ -57,9 +57,9 @@ void progress_commit (struct progress *p, uint64_t seq);
  * failed forward flip) and preconnected; NULL for the one-disk form. */
 void progress_flip (struct progress *p, const char *mode, bool preconnected,
                     const char *disks_json);
-/* The summary; destination is the state the receiver recorded the
- * migration in ("final", or "prepared" when it could not be told);
- * disks_json, for a group of named disks, a JSON array of each disk's
+/* The summary; counts are the group's (byte_counts.h); destination is
+ * the state the receiver recorded the migration in ("final", or
+ * "prepared" when it could not be told); disks_json, for a group of named disks, a JSON array of each disk's
  * figures (NULL for the one-disk form). */
 /* What the mirror rings carried (--converge mirror|mirror-sync), for the
  * summary: the mode, and the records sent with their write data and
@@ -69,9 +69,10 @@ struct progress_mirror {
   uint64_t records, data_bytes, zero_bytes;
 };
 /* mirror: NULL when not mirroring. */
-void progress_done (struct progress *p, uint64_t bytes_sent, uint32_t passes,
+void progress_done (struct progress *p, const struct byte_counts *counts, uint32_t passes,
                     uint64_t downtime_ms, double seconds, const char *destination,
-                    const char *disks_json, const struct progress_mirror *mirror);
+                    const char *disks_json, const struct progress_mirror *mirror)
+  __attribute__((nonnull (1, 2)));
 void progress_error (struct progress *p, const char *message, const char *source_state);
 /* The downtime the guest saw (from the filter), what was predicted,
  * whether the cutover was forced without converging, how much of it the

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "byte_counts.h"
 #include "human_units.h"
 
 /* Where a pass stands, for the bar and for progress events. */
@@ -25,13 +26,14 @@ struct progress_sample {
   bool final;
   uint64_t pass_bytes;       /* bytes this pass covers */
   uint64_t pass_done;        /* bytes of this pass sent so far */
-  uint64_t bytes_sent;       /* cumulative for this process */
+  /* Cumulative for this process: for the events, not the line. */
+  struct byte_counts counts;
   uint64_t dirty_bytes;      /* last known dirty bytes on the source */
   double rate;               /* bytes/s during this pass */
   /* For a group of named disks, each disk's figures as a JSON array
    * (in disks_buf), for the events; NULL otherwise. */
   const char *disks_json;
-  char disks_buf[16 * (64 + 160) + 8];
+  char disks_buf[16 * (64 + 240) + 8];
 };
 
 #define PROGRESS_LINE_BAR_MAX 30

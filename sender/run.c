@@ -101,11 +101,9 @@ receiver_lost_msg (struct migration *m, bool transient, const char *msg)
   /* Already waiting for the next attempt: nothing more to do. */
   if (m->phase == PHASE_RECONNECTING)
     return;
-  if (m->conn) {
-    struct stm_conn *conn = m->conn;
-    m->conn = NULL;
+  struct stm_conn *conn = migration_drop_conn (m);
+  if (conn != NULL)
     stm_conn_close (conn);
-  }
   if (m->phase == PHASE_FLIPPING) {
     if (!m->cut.receiver_lost_in_flip)
       snprintf (m->cut.lost_reason, sizeof m->cut.lost_reason, "%s", msg);
@@ -618,7 +616,7 @@ on_close (struct stm_conn *conn, const char *reason, void *opaque)
 {
   struct migration *m = opaque;
   char where[64];
-  m->conn = NULL;       /* freed by the transport after this returns */
+  migration_drop_conn (m);   /* freed by the transport after this returns */
   /* Before the migration has started, a refused connection means a
    * configuration to fix (only "busy" is retried, above); after, the
    * network or the receiver may come back. */
@@ -862,8 +860,9 @@ migration_run (const struct sender_options *opts)
   commands_close (m);
   ready_free (m);
   reconnect_stop (&m->rc);
-  if (m->conn)
-    stm_conn_close (m->conn);
+  struct stm_conn *conn = migration_drop_conn (m);
+  if (conn != NULL)
+    stm_conn_close (conn);
   for (uint32_t i = 0; i < m->ndisks; i++) {
     struct migration_disk *d = &m->disks[i];
     source_reader_close (d->reader);

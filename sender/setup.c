@@ -47,7 +47,9 @@ setup_error (struct migration *m, const char *fmt, ...)
                  "once the receiver is reachable", msg, m->ndisks > 1 ? "s" : "",
                  m->disks[0].control_path, m->migration_id_hex);
     m->exit_code = 0;
-    progress_done (&m->progress, 0, 0, 0, 0., "unknown", NULL, NULL);
+    /* Nothing was copied by this run. */
+    struct byte_counts none = { 0 };
+    progress_done (&m->progress, &none, 0, 0, 0., "unknown", NULL, NULL);
     return;
   }
   log_error ("%s; %s", msg, m->ndisks > 1

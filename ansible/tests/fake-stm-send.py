@@ -132,7 +132,8 @@ def main():
     os.unlink(path + '.pid')
     if outcome == 'flip':
         event('flip', mode='fence')
-        event('done', bytes_sent=1048576, passes=3, downtime_ms=12, seconds=1.5)
+        event('done', bytes_sent=1048576, bytes_copied=1048576, bytes_zeroed=65536,
+              wire_bytes=1050000, passes=3, downtime_ms=12, seconds=1.5)
         return 0
     if outcome == 'abort':
         message = 'aborted by the operator (ABORT on %s)' % path

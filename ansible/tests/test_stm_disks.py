@@ -71,13 +71,15 @@ class Options(unittest.TestCase):
 class Results(unittest.TestCase):
     def test_done_disks(self):
         done = {'event': 'done', 'bytes_sent': 3, 'disks': [
-            {'name': 'sys', 'size': 8, 'bytes_sent': 9, 'flip': 'forward'},
+            {'name': 'sys', 'size': 8, 'bytes_sent': 6, 'bytes_copied': 7,
+             'bytes_zeroed': 2, 'flip': 'forward'},
             {'name': 'data', 'size': 4, 'bytes_sent': 5, 'flip': 'fence'}]}
         self.assertEqual(stm_disks.done_disks(done), [
-            dict(name='sys', size=8, bytes_sent=9, flip='forward',
-                 source_state='forwarding'),
-            dict(name='data', size=4, bytes_sent=5, flip='fence',
-                 source_state='fenced')])
+            dict(name='sys', size=8, bytes_copied=7, bytes_zeroed=2, bytes_sent=6,
+                 flip='forward', source_state='forwarding'),
+            # From a CLI without the counts: 0.
+            dict(name='data', size=4, bytes_copied=0, bytes_zeroed=0, bytes_sent=5,
+                 flip='fence', source_state='fenced')])
         self.assertEqual(stm_disks.done_disks({'event': 'done'}), [])
         self.assertEqual(stm_disks.done_disks(None), [])
 

@@ -46,18 +46,35 @@ grep -q '"event":"start".*"disks":\[{"name":"sys"' "$out" ||
     fail "the start event does not list the disks: $(grep '"start"' "$out")"
 last="$(tail -n 1 "$out")"
 case "$last" in *'"event":"done"'*) ;; *) fail "the last line is not the summary: $last" ;; esac
+counts='"bytes_sent":[0-9]*,"bytes_copied":[0-9]*,"bytes_zeroed":[0-9]*,"bytes_compared":[0-9]*'
 for d in sys data empty; do
-    echo "$last" | grep -q "{\"name\":\"$d\",\"size\":[0-9]*,\"block\":[0-9]*,\"bytes_sent\":[0-9]*" ||
+    echo "$last" | grep -q "{\"name\":\"$d\",\"size\":[0-9]*,\"block\":[0-9]*,$counts" ||
         fail "the summary lacks disk $d's figures: $last"
     # Progress and pass_end events carry each disk's figures too.
     for ev in progress pass_end; do
         grep "\"event\":\"$ev\"" "$out" | tail -n 1 |
-            grep -q "{\"name\":\"$d\",\"bytes_sent\":[0-9]*,\"dirty_bytes\":[0-9]*}" ||
+            grep -q "{\"name\":\"$d\",$counts,\"dirty_bytes\":[0-9]*}" ||
             fail "the $ev events lack disk $d's figures: $(grep "\"$ev\"" "$out" | tail -n 1)"
     done
 done
-sys_sent="$(echo "$last" | sed -n 's/.*"name":"sys","size":[0-9]*,"block":[0-9]*,"bytes_sent":\([0-9]*\).*/\1/p')"
-[ "$sys_sent" -ge $(( 96 * 1024 * 1024 )) ] || fail "disk sys: bytes_sent=$sys_sent is less than its size"
+# disk_count DISK KEY: KEY in DISK's object of the summary; group_count
+# KEY: the group's (the first KEY in the line, before the disks).
+disk_count () { echo "$last" | grep -o "\"name\":\"$1\",[^}]*" | grep -o "\"$2\":[0-9]*" | cut -d: -f2; }
+group_count () { echo "$last" | grep -o "\"$1\":[0-9]*" | head -n 1 | cut -d: -f2; }
+# The images are random bytes: each disk was copied in full at least,
+# nothing of it zeroed, and the group's counts are the disks' added up.
+sum_copied=0 sum_sent=0
+for d in sys data empty; do
+    size="$(echo "$last" | grep -o "\"name\":\"$d\",\"size\":[0-9]*" | cut -d: -f3)"
+    copied="$(disk_count "$d" bytes_copied)"
+    [ "$copied" -ge "$size" ] || fail "disk $d: bytes_copied=$copied is less than its size $size"
+    [ "$(disk_count "$d" bytes_zeroed)" -eq 0 ] || fail "disk $d of random bytes had bytes zeroed"
+    sum_copied=$(( sum_copied + copied ))
+    sum_sent=$(( sum_sent + $(disk_count "$d" bytes_sent) ))
+done
+[ "$(group_count bytes_copied)" -eq "$sum_copied" ] && [ "$(group_count bytes_sent)" -eq "$sum_sent" ] ||
+    fail "the group's counts are not its disks' added up: $last"
+[ "$(group_count wire_bytes)" -gt "$sum_sent" ] || fail "the group's wire_bytes is not more than bytes_sent"
 n="$(grep -c '"event":"flip"' "$out")"
 [ "$n" -eq 1 ] || fail "$n flip events, not one for the group"
 for d in sys data empty; do

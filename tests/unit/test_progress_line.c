@@ -23,7 +23,8 @@
 
 static const struct progress_sample sample = {
   .pass = 12, .final = true, .pass_bytes = 64 * MiB, .pass_done = 16 * MiB,
-  .bytes_sent = 1024 * MiB, .dirty_bytes = 3 * MiB / 2, .rate = 100.0 * MiB,
+  .counts = { .copied = 1024 * MiB, .sent = 1024 * MiB },
+  .dirty_bytes = 3 * MiB / 2, .rate = 100.0 * MiB,
 };
 
 static void

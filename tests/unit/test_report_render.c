@@ -162,6 +162,7 @@ test_known_migration (void **state)
   assert_non_null (strstr (page, ">11.0 ms</div><div class=\"k\">downtime"));
   assert_non_null (strstr (page, ">133.1 MiB</div><div class=\"k\">sent"));
   assert_null (strstr (page, "wire bytes"));   /* no wire_bytes in the events */
+  assert_null (strstr (page, "on the wire"));
   assert_null (strstr (page, "<h2>Disk"));     /* one disk: no per-disk heading */
   assert_self_contained (page);
   free (page);
@@ -263,7 +264,8 @@ test_disks_and_wire (void **state)
     "{\"event\":\"freeze\",\"ts\":3,\"drain_ms\":0}",
     "{\"event\":\"downtime\",\"ts\":3.01,\"downtime_ms\":10,\"predicted_ms\":9,\"forced\":false}",
     "{\"event\":\"done\",\"ts\":3.02,\"bytes_sent\":50,\"passes\":1,\"downtime_ms\":10,"
-    "\"seconds\":3,\"destination\":\"final\",\"wire_bytes\":60,\"disks\":[{\"disk\":\"vda\"}]}",
+    "\"seconds\":3,\"destination\":\"final\",\"wire_bytes\":60,\"bytes_zeroed\":4096,"
+    "\"disks\":[{\"disk\":\"vda\"}]}",
   };
   struct report_timeline *tl = timeline_of (lines, NLINES (lines));
   assert_int_equal (tl->ndisks, 2);
@@ -278,7 +280,9 @@ test_disks_and_wire (void **state)
   /* The cutover names no disk: on both charts.  The throttle only on vdb's. */
   assert_int_equal (count (page, ">cutover: downtime 10.0 ms</text>"), 2);
   assert_int_equal (count (page, ">throttle 100 B/s</text>"), 1);
-  /* The summary's unknown byte count is shown, in units. */
+  /* The summary's wire bytes are a key figure, and in the details. */
+  assert_non_null (strstr (page, ">60 B</div><div class=\"k\">on the wire"));
+  assert_non_null (strstr (page, ">4.0 KiB</div><div class=\"k\">zeroed"));
   assert_non_null (strstr (page, "<th>wire_bytes</th><td>60 B (60 bytes)</td>"));
   assert_self_contained (page);
   free (page);

@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -228,6 +229,8 @@ struct side {
   unsigned messages;
   unsigned drains;
   unsigned errors_received;    /* ERROR frames */
+  /* stm_conn_wire_bytes and _received when we closed it ourselves. */
+  uint64_t wire_sent, wire_received;
   void (*on_ready) (struct side *s);
   void (*on_message) (struct side *s, const struct wire_msg *msg);
   void (*on_drain) (struct side *s);
@@ -249,6 +252,8 @@ struct test {
   uint8_t *check_buf;
   unsigned data_frames;
   ev_timer resume;
+  uint64_t frame_bytes;        /* what the client queued, headers included */
+  uint64_t server_received;    /* its wire bytes received at the last message */
 };
 
 static bool
@@ -333,6 +338,8 @@ side_close (struct side *s, bool flush)
 
   s->let_go = true;
   s->conn = NULL;
+  s->wire_sent = stm_conn_wire_bytes (conn);
+  s->wire_received = stm_conn_wire_bytes_received (conn);
   if (flush)
     stm_conn_close_after_flush (conn);
   else
@@ -483,10 +490,12 @@ rt_produce (struct side *s)
 
       fill_pattern (t->send_buf, k);
       assert_int_equal (stm_conn_send (s->conn, head, n, t->send_buf, DATA_LEN), 0);
+      t->frame_bytes += n + DATA_LEN;
     }
     else {
       size_t n = wire_encode_sync (head, i);
       assert_int_equal (stm_conn_send (s->conn, head, n, NULL, 0), 0);
+      t->frame_bytes += n;
     }
   }
 }
@@ -525,6 +534,7 @@ rt_server_message (struct side *s, const struct wire_msg *msg)
   unsigned i = t->server_expect++;
 
   assert_true (i < t->total);
+  t->server_received = stm_conn_wire_bytes_received (s->conn);
   if (is_data_index (i)) {
     unsigned k = i / DATA_EVERY;
 
@@ -552,6 +562,28 @@ rt_server_message (struct side *s, const struct wire_msg *msg)
     assert_int_equal (msg->u.sync.seq, i);
     n = wire_encode_durable (out, i);
     assert_int_equal (stm_conn_send (s->conn, out, n, NULL, 0), 0);
+  }
+}
+
+/* The bytes on the socket: the client had written everything it queued
+ * when its last DURABLE came, and nothing since; the server had read all
+ * of it when it took the last SYNC.  Without TLS that is the frames
+ * exactly; TLS adds its handshake and about 22 bytes a 16 KiB record,
+ * well under 1% of 32 MiB of DATA. */
+static void
+check_wire_bytes (const struct test *t, enum tls_mode mode)
+{
+  fprintf (stderr, "  frames %" PRIu64 " bytes, wire %" PRIu64 " sent, %"
+           PRIu64 " received by the server\n", t->frame_bytes,
+           t->client.wire_sent, t->server_received);
+  assert_true (t->frame_bytes > 4ull * DATA_LEN);
+  assert_true (t->client.wire_sent == t->server_received);
+  assert_true (t->client.wire_received > 0);
+  if (mode == TLS_MODE_INSECURE)
+    assert_true (t->client.wire_sent == t->frame_bytes);
+  else {
+    assert_true (t->client.wire_sent > t->frame_bytes);
+    assert_true (t->client.wire_sent < t->frame_bytes + t->frame_bytes / 100);
   }
 }
 
@@ -601,6 +633,7 @@ round_trip (enum tls_mode mode, const char *client_src, const char *server_src,
   assert_non_null (strstr (t.client.security, expect_security));
   assert_non_null (strstr (t.server.security, expect_security));
   fprintf (stderr, "  negotiated: %s\n", t.client.security);
+  check_wire_bytes (&t, mode);
 
   tls_creds_free (cc);
   tls_creds_free (sc);

@@ -115,13 +115,16 @@ def flip_state(mode):
 
 def done_disks(done):
     """The per-disk figures of a done event (a group's), as a list of dicts
-    with name, size, bytes_sent, flip and source_state; [] for one disk."""
+    with name, size, bytes_copied, bytes_zeroed, bytes_sent, flip and
+    source_state; [] for one disk."""
     result = []
     for d in (done or {}).get('disks') or []:
         if not isinstance(d, dict) or 'name' not in d:
             continue
         mode = str(d.get('flip', 'fence'))
         result.append(dict(name=str(d['name']), size=int(d.get('size', 0)),
+                           bytes_copied=int(d.get('bytes_copied', 0)),
+                           bytes_zeroed=int(d.get('bytes_zeroed', 0)),
                            bytes_sent=int(d.get('bytes_sent', 0)), flip=mode,
                            source_state=flip_state(mode)))
     return result

@@ -300,8 +300,9 @@ EXAMPLES = r'''
 - name: Report the cutover
   ansible.builtin.debug:
     msg: >-
-      {{ stm_migration.passes }} passes, {{ stm_migration.bytes_sent }} bytes,
-      downtime {{ stm_migration.downtime_ms }} ms
+      {{ stm_migration.passes }} passes, {{ stm_migration.bytes_copied }} bytes
+      copied, {{ stm_migration.bytes_zeroed }} zeroed, {{ stm_migration.wire_bytes }}
+      on the wire, downtime {{ stm_migration.downtime_ms }} ms
 
 - name: Migrate a busy disk; keep the guest on the destination's export
   stm.migration.stm_send:
@@ -388,11 +389,32 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
-bytes_sent:
-  description: Bytes sent to the receiver over the whole migration.
+bytes_copied:
+  description: Data copied to the receiver over the whole migration, in
+    bytes - the payload of its DATA messages, before compression (see
+    BYTE COUNTS in stm-send(1)).
   returned: success, not in check mode
   type: int
   sample: 67239936
+bytes_zeroed:
+  description: Bytes of the ranges sent as zeroes (holes and zero blocks),
+    which cost a few bytes each on the link, not their length.
+  returned: success, not in check mode
+  type: int
+  sample: 1006632960
+bytes_sent:
+  description: The data's payload as sent, after compression; the same as
+    I(bytes_copied) while DATA is not compressed.
+  returned: success, not in check mode
+  type: int
+  sample: 67239936
+wire_bytes:
+  description: Every byte stm-send wrote to its connections to stm-recv
+    (message headers, and under TLS the handshake and records), over
+    every connection of the run.
+  returned: success, not in check mode
+  type: int
+  sample: 67355120
 passes:
   description: How many passes the migration took, the final one included.
   returned: success, not in check mode
@@ -406,7 +428,7 @@ mirror_records:
   sample: 55635
 mirror_bytes:
   description: Write data the mirror rings carried, in bytes (included in
-    I(bytes_sent)).
+    I(bytes_copied) and I(bytes_sent)).
   returned: success with I(converge=mirror) or C(mirror-sync)
   type: int
   sample: 227872768
@@ -490,15 +512,19 @@ cutover_overruns:
 disks:
   description: For a group (I(disks)), each disk's figures from the CLI's
     C(done) event, in the group's order - C(name), C(size),
-    C(bytes_sent), C(flip) (C(fence) or C(forward); a disk whose forward
-    flip failed after the group commit is fenced instead) and
+    C(bytes_copied), C(bytes_zeroed), C(bytes_sent) (see I(bytes_copied)
+    and the others above; a disk has no I(wire_bytes), one connection
+    carries them all), C(flip) (C(fence) or C(forward); a disk whose
+    forward flip failed after the group commit is fenced instead) and
     C(source_state) (C(fenced) or C(forwarding)).
   returned: success of a group, not in check mode
   type: list
   elements: dict
-  sample: [{"name": "sys", "size": 100663296, "bytes_sent": 102760448,
+  sample: [{"name": "sys", "size": 100663296, "bytes_copied": 102760448,
+            "bytes_zeroed": 0, "bytes_sent": 102760448,
             "flip": "fence", "source_state": "fenced"},
-           {"name": "data", "size": 50331648, "bytes_sent": 51380224,
+           {"name": "data", "size": 50331648, "bytes_copied": 31457280,
+            "bytes_zeroed": 19922944, "bytes_sent": 31457280,
             "flip": "fence", "source_state": "fenced"}]
 disk_states:
   description: For a group, each disk's filter state by name, asked from
@@ -551,7 +577,8 @@ summary:
   description: The CLI's final C(done) event, as it printed it.
   returned: success, not in check mode
   type: dict
-  sample: {"event": "done", "bytes_sent": 67239936, "passes": 3,
+  sample: {"event": "done", "bytes_sent": 67239936, "bytes_copied": 67239936,
+           "bytes_zeroed": 1006632960, "wire_bytes": 67355120, "passes": 3,
            "downtime_ms": 41.5, "seconds": 2.31}
 error:
   description: The CLI's C(error) event.
@@ -588,12 +615,15 @@ ansible_facts:
   type: complex
   contains:
     stm_migration:
-      description: The summary of the migration (I(bytes_sent), I(passes),
+      description: The summary of the migration (I(bytes_copied),
+        I(bytes_zeroed), I(bytes_sent), I(wire_bytes), I(passes),
         I(downtime_ms), I(seconds), I(flipped), I(dest), I(forced),
         I(reconnects), I(migration_id), and for a group I(disks)).
       returned: success, not in check mode
       type: dict
-      sample: {"bytes_sent": 67239936, "passes": 3, "downtime_ms": 41.5,
+      sample: {"bytes_copied": 67239936, "bytes_zeroed": 1006632960,
+               "bytes_sent": 67239936, "wire_bytes": 67355120,
+               "passes": 3, "downtime_ms": 41.5,
                "seconds": 2.31, "flipped": true, "dest": "dest1:10809",
                "forced": false, "reconnects": 0}
 '''
@@ -919,7 +949,10 @@ def succeed(module, events, done, common):
         forced = bool(downtime.get('forced', False))
         common['downtime'] = downtime
     summary = dict(
+        bytes_copied=int(done.get('bytes_copied', 0)),
+        bytes_zeroed=int(done.get('bytes_zeroed', 0)),
         bytes_sent=int(done.get('bytes_sent', 0)),
+        wire_bytes=int(done.get('wire_bytes', 0)),
         passes=int(done.get('passes', 0)),
         downtime_ms=downtime_ms,
         seconds=float(done.get('seconds', 0)),
