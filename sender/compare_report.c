@@ -210,21 +210,26 @@ compare_report_done (struct compare_report *r, const struct compare_summary *s)
     json_line_add_u64 (&j, "ranges", s->ranges);
     json_line_add_u64 (&j, "bytes_changed_during", s->bytes_changed_during);
     json_line_add_bool (&j, "writes_tracked", s->writes_tracked);
+    json_line_add_u64 (&j, "wire_bytes", s->wire_bytes);
+    json_line_add_u64 (&j, "wire_bytes_received", s->wire_bytes_received);
     json_line_add_double (&j, "seconds", s->seconds);
     json_line_emit (&j, stdout);
     return;
   }
-  char cmp[32], diff[32], note[160];
+  char cmp[32], diff[32], note[160], wire[32];
   format_bytes (cmp, sizeof cmp, (double) s->bytes_compared);
+  format_bytes (wire, sizeof wire, (double) (s->wire_bytes + s->wire_bytes_received));
   format_bytes (diff, sizeof diff, (double) s->bytes_differing);
   writes_note (s, note, sizeof note);
   switch (s->result) {
   case COMPARE_IDENTICAL:
-    log_info ("identical: %s compared in %.1f s%s", cmp, s->seconds, note);
+    log_info ("identical: %s compared in %.1f s (%s on the wire)%s", cmp, s->seconds,
+              wire, note);
     return;
   case COMPARE_DIFFERENT:
-    log_info ("different: %" PRIu64 " range%s, %s of %s differ (%.1f s)%s",
-              s->ranges, s->ranges == 1 ? "" : "s", diff, cmp, s->seconds, note);
+    log_info ("different: %" PRIu64 " range%s, %s of %s differ (%.1f s, %s on the "
+              "wire)%s", s->ranges, s->ranges == 1 ? "" : "s", diff, cmp, s->seconds,
+              wire, note);
     return;
   case COMPARE_INEXACT:
     log_error ("undecided: %s compared; every difference lies in blocks the "

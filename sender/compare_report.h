@@ -54,6 +54,9 @@ struct compare_summary {
   uint64_t ranges;
   uint64_t bytes_changed_during;
   bool writes_tracked;           /* --control: the guest's writes were left out */
+  uint64_t wire_bytes;           /* written to the receiver's socket (TLS
+                                    included): HELLO, HASH_KEY, HASH_REQs */
+  uint64_t wire_bytes_received;  /* read from it: mostly HASHES */
   double seconds;
 };
 

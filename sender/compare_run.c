@@ -171,6 +171,12 @@ conclude (struct compare_run *r)
     .seconds = (double) (time_monotonic_ns () - r->start_ns) / (double) NS_PER_S,
   };
 
+  /* Reading or taking the last SNAPSHOTs: the connection is still up. */
+  if (r->conn != NULL) {
+    s.wire_bytes = stm_conn_wire_bytes (r->conn);
+    s.wire_bytes_received = stm_conn_wire_bytes_received (r->conn);
+  }
+
   for (uint32_t i = 0; i < r->ndisks; i++) {
     struct compare_disk *d = &r->disks[i];
     struct compare_diff_totals t;

@@ -104,6 +104,12 @@ grep '"event":"done"' "$tmp/same.out" | grep -q "\"bytes_compared\":$size" ||
     fail "not every byte was compared"
 grep '"event":"done"' "$tmp/same.out" | grep -q '"writes_tracked":false' ||
     fail "without --control the summary does not say the source was assumed idle"
+# Only hashes cross: both ways, well under 1% of the image.
+wire="$(json_field "$tmp/same.out" done wire_bytes)"
+wire_in="$(json_field "$tmp/same.out" done wire_bytes_received)"
+[ -n "$wire" ] && [ -n "$wire_in" ] || fail "the summary lacks wire_bytes"
+[ $(( (wire + wire_in) * 100 )) -lt "$size" ] ||
+    fail "$wire + $wire_in bytes on the wire: 1% of the image or more"
 
 x=$(( (RANDOM * 32768 + RANDOM) % size ))
 info "flipping the byte at offset $x of the destination"
