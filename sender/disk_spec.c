@@ -89,7 +89,7 @@ take_item (struct disk_spec *spec, char *item, char *why, size_t whylen)
 }
 
 int
-disk_spec_parse (const char *text, struct disk_spec *spec,
+disk_spec_parse (const char *text, bool control_required, struct disk_spec *spec,
                  char *why, size_t whylen)
 {
   const char *p = text;
@@ -114,10 +114,12 @@ disk_spec_parse (const char *text, struct disk_spec *spec,
   }
 
   const char *missing = spec->name == NULL ? "name" :
-    spec->source == NULL ? "source" : spec->control == NULL ? "control" : NULL;
+    spec->source == NULL ? "source" :
+    spec->control == NULL && control_required ? "control" : NULL;
   if (missing != NULL) {
-    snprintf (why, whylen, "%s= is missing (name, source and control are "
-              "required)", missing);
+    snprintf (why, whylen, "%s= is missing (%s)", missing, control_required
+              ? "name, source and control are required"
+              : "name and source are required, control is optional");
     disk_spec_free (spec);
     return -1;
   }

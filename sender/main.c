@@ -4,7 +4,9 @@
  * Parses and checks the options (exit status 2 with a message and a pointer
  * to --help on any usage error), then hands them to migration_run, whose
  * result is the exit status: 0 only after a successful flip, 1 on failure
- * with the source thawed and authoritative.
+ * with the source thawed and authoritative; or, with --compare-only, to
+ * compare_run: 0 when source and destination are identical, 1 when not
+ * or when they could not be compared.
  */
 #include <config.h>
 
@@ -17,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "compare_run.h"
 #include "control_proto.h"
 #include "disk_spec.h"
 #include "log.h"
@@ -38,22 +41,22 @@ static bool nbd_uri_plausible (const char *uri);
 /* --disk's strings live for the whole run. */
 static struct disk_spec disk_specs[WIRE_MAX_DISKS];
 
-/* One --disk option: a disk of the group, in the order given. */
+/* One --disk option: a disk of the group, in the order given.  Parsed
+ * once every option is read, since --compare-only (which may come after
+ * it) makes control= optional. */
 static void
 add_disk (struct sender_options *o, const char *arg)
 {
   char why[256];
   struct disk_spec *spec = &disk_specs[o->ndisks];
 
-  if (o->ndisks == WIRE_MAX_DISKS)
-    usage_error ("--disk '%s': at most %d disks can be migrated as one group",
-                 arg, WIRE_MAX_DISKS);
-  if (disk_spec_parse (arg, spec, why, sizeof why) == -1)
+  if (disk_spec_parse (arg, !o->compare_only, spec, why, sizeof why) == -1)
     usage_error ("--disk '%s': %s", arg, why);
   for (uint32_t i = 0; i < o->ndisks; i++) {
     if (strcmp (o->disks[i].name, spec->name) == 0)
       usage_error ("--disk '%s': the name %s is given twice", arg, spec->name);
-    if (strcmp (o->disks[i].control_path, spec->control) == 0)
+    if (spec->control != NULL && o->disks[i].control_path != NULL &&
+        strcmp (o->disks[i].control_path, spec->control) == 0)
       usage_error ("--disk '%s': the control socket %s is given twice (each "
                    "disk needs its own filter)", arg, spec->control);
   }
@@ -78,7 +81,9 @@ set_disks (struct sender_options *o, const char *source_uri, const char *control
   if (!o->named) {
     if (source_uri == NULL)
       usage_error ("--source NBD-URI (or --disk) is required");
-    if (control_path == NULL)
+    /* A comparison may read a source that is not behind the filter (then
+     * assumed idle); a migration needs the filter. */
+    if (control_path == NULL && !o->compare_only)
       usage_error ("--control PATH is required");
     o->disks[0] = (struct sender_disk) {
       .name = NULL, .source_uri = source_uri, .control_path = control_path,
@@ -109,6 +114,11 @@ usage (FILE *fp)
 "                [--report FILE.html]\n"
 "                [--cutover auto|manual] [--command-socket PATH]\n"
 "                [--compare]\n"
+"       stm-send --compare-only (--source NBD-URI [--control PATH]\n"
+"                 | --disk name=NAME,source=NBD-URI[,control=PATH] ...)\n"
+"                --dest HOST:PORT\n"
+"                (--tls-psk FILE [--tls-user NAME] | --tls-certs DIR | --insecure)\n"
+"                [--rate BYTES/s] [--json] [--progress|--no-progress]\n"
 "\n"
 "Live-migrate the disk served by nbdkit --filter=migrate to stm-recv, or a\n"
 "group of named disks (a VM's), cut over as one.\n"
@@ -166,13 +176,20 @@ usage (FILE *fp)
 "                       copy, the disk's old home) and send only the blocks\n"
 "                       whose hashes differ; it compares on its own after\n"
 "                       stm-recv --force and when resuming\n"
+"  --compare-only       only compare the source with what stm-recv holds (by\n"
+"                       keyed hashes): no data is sent, nothing is frozen,\n"
+"                       flipped or recorded; each differing range is reported;\n"
+"                       with --control (control= of --disk) blocks the guest\n"
+"                       writes meanwhile are left out, without it the source\n"
+"                       is assumed idle\n"
 "  --help, --version\n"
 "\n"
 "Exit status: 0 after a successful flip (of every disk); 1 on failure (or\n"
 "ABORT, SIGTERM), the source (every disk's) thawed and authoritative; 2 on\n"
 "usage errors; 3 when the source does not serve the guest (it flipped for\n"
 "another migration, a flip's outcome is unknown, or a group's disks could\n"
-"not all be flipped or fenced).\n");
+"not all be flipped or fenced).  With --compare-only: 0 when identical, 1\n"
+"when not or when they could not be compared, 2 on usage errors.\n");
 }
 
 
@@ -190,6 +207,7 @@ enum {
   OPT_MIRROR_WAIT,
   OPT_COMPARE,
   OPT_COMPRESS,
+  OPT_COMPARE_ONLY,
 };
 
 static const struct option long_options[] = {
@@ -217,6 +235,7 @@ static const struct option long_options[] = {
   { "mirror-wait", required_argument, NULL, OPT_MIRROR_WAIT },
   { "compare", no_argument, NULL, OPT_COMPARE },
   { "compress", required_argument, NULL, OPT_COMPRESS },
+  { "compare-only", no_argument, NULL, OPT_COMPARE_ONLY },
   { "help", no_argument, NULL, OPT_HELP },
   { "version", no_argument, NULL, OPT_VERSION },
   { NULL, 0, NULL, 0 },
@@ -273,6 +292,37 @@ parse_flip (const char *arg, struct sender_options *o)
 }
 
 static void
+parse_dest (const char *arg, struct sender_options *o)
+{
+  o->dest = arg;
+  if (parse_host_port (arg, o->dest_host, sizeof o->dest_host, &o->dest_port) == -1)
+    usage_error ("--dest '%s': expected HOST:PORT or [IPv6]:PORT with a port "
+                 "from 1 to 65535", arg);
+  if (o->dest_host[0] == '\0')
+    usage_error ("--dest '%s': a host is needed: HOST:PORT or [IPv6]:PORT", arg);
+  /* Port 0 means "any free port" to a listener, nothing to connect to. */
+  if (o->dest_port == 0)
+    usage_error ("--dest '%s': port 0 cannot be connected to; give a port "
+                 "from 1 to 65535", arg);
+}
+
+static void
+parse_max_downtime (const char *arg, struct sender_options *o)
+{
+  if (parse_duration (arg, 1000000, &o->max_downtime_ns) == -1)
+    usage_error ("--max-downtime '%s': expected a duration such as 200, "
+                 "200ms or 0.2s", arg);
+  /* A cutover always holds guest writes for a moment (the freeze, the
+   * commit, the flip), so no cutover fits a budget of 0; and 0 as "no
+   * limit" would be a guess.  Refuse it rather than migrate to an
+   * unstated meaning. */
+  if (o->max_downtime_ns == 0)
+    usage_error ("--max-downtime '%s': 0 allows no cutover at all (every "
+                 "cutover holds guest writes for a moment); give a positive "
+                 "duration such as 200ms", arg);
+}
+
+static void
 parse_cutover (const char *arg, struct sender_options *o)
 {
   if (strcmp (arg, "auto") == 0)
@@ -313,6 +363,49 @@ check_combination (struct sender_options *o, int tls_choices, const char *tls_us
   if (o->cutover == CUTOVER_MANUAL && o->command_socket == NULL)
     usage_error ("--cutover manual needs --command-socket PATH, the socket on "
                  "which CUTOVER (or ABORT) is given");
+}
+
+/* The name of option opt (with its argument arg) if it only means
+ * something to a migration, which --compare-only is not: it sends no
+ * data, freezes nothing and flips nothing.  NULL for any other. */
+static const char *
+migration_only_option (int opt, const char *arg)
+{
+  switch (opt) {
+  case OPT_FLIP: return "--flip";
+  case OPT_MAX_DOWNTIME: return "--max-downtime";
+  case OPT_MAX_PASSES: return "--max-passes";
+  case OPT_CONVERGE: return "--converge";
+  case OPT_MIRROR_RING: return "--mirror-ring";
+  case OPT_MIRROR_WAIT: return "--mirror-wait";
+  case OPT_RETRY_TIMEOUT: return "--retry-timeout";
+  case OPT_REPORT: return "--report";
+  case OPT_COMMAND_SOCKET: return "--command-socket";
+  case OPT_COMPARE: return "--compare";
+  case OPT_COMPRESS: return "--compress";
+  case OPT_CUTOVER:
+    return arg != NULL && strcmp (arg, "manual") == 0 ? "--cutover manual" : NULL;
+  default: return NULL;
+  }
+}
+
+/* --compare-only: no option of a migration's, and the filters' control
+ * sockets for every disk or for none (the summary says whether the
+ * guest's writes were left out, for the whole comparison). */
+static void
+check_compare_only (const struct sender_options *o, const char *migration_option)
+{
+  uint32_t controls = 0;
+
+  if (migration_option != NULL)
+    usage_error ("%s cannot be used with --compare-only, which sends no data, "
+                 "freezes nothing and flips nothing", migration_option);
+  for (uint32_t i = 0; i < o->ndisks; i++)
+    controls += o->disks[i].control_path != NULL;
+  if (controls != 0 && controls != o->ndisks)
+    usage_error ("--compare-only: give control= for every --disk or for none (with "
+                 "it, blocks the guest writes during the comparison are left out; "
+                 "without it, the source is assumed idle)");
 }
 
 /* --converge, --mirror-ring, --mirror-wait. */
@@ -365,6 +458,10 @@ main (int argc, char *argv[])
   };
   int tls_choices = 0;
   const char *tls_user = NULL;
+  const char *disk_args[WIRE_MAX_DISKS];
+  uint32_t ndisk_args = 0;
+  /* The first option given that only a migration takes. */
+  const char *migration_option = NULL;
   const char *source_uri = NULL, *control_path = NULL;
   uint64_t v;
   int c;
@@ -373,23 +470,18 @@ main (int argc, char *argv[])
    * leading ":" makes getopt report a missing argument as ':'. */
   opterr = 0;
   while ((c = getopt_long (argc, argv, ":", long_options, NULL)) != -1) {
+    if (migration_option == NULL)
+      migration_option = migration_only_option (c, optarg);
     switch (c) {
     case OPT_SOURCE: source_uri = optarg; break;
     case OPT_CONTROL: control_path = optarg; break;
-    case OPT_DISK: add_disk (&o, optarg); break;
-    case OPT_DEST:
-      o.dest = optarg;
-      if (parse_host_port (optarg, o.dest_host, sizeof o.dest_host, &o.dest_port) == -1)
-        usage_error ("--dest '%s': expected HOST:PORT or [IPv6]:PORT with a port "
-                     "from 1 to 65535", optarg);
-      if (o.dest_host[0] == '\0')
-        usage_error ("--dest '%s': a host is needed: HOST:PORT or [IPv6]:PORT",
-                     optarg);
-      /* Port 0 means "any free port" to a listener, nothing to connect to. */
-      if (o.dest_port == 0)
-        usage_error ("--dest '%s': port 0 cannot be connected to; give a port "
-                     "from 1 to 65535", optarg);
+    case OPT_DISK:
+      if (ndisk_args == WIRE_MAX_DISKS)
+        usage_error ("--disk '%s': at most %d disks can be migrated as one group",
+                     optarg, WIRE_MAX_DISKS);
+      disk_args[ndisk_args++] = optarg;
       break;
+    case OPT_DEST: parse_dest (optarg, &o); break;
     case OPT_TLS_PSK:
       o.tls.mode = TLS_MODE_PSK; o.tls.psk_file = optarg; tls_choices++; break;
     case OPT_TLS_USER: tls_user = optarg; break;
@@ -397,19 +489,7 @@ main (int argc, char *argv[])
       o.tls.mode = TLS_MODE_X509; o.tls.certs_dir = optarg; tls_choices++; break;
     case OPT_INSECURE: o.tls.mode = TLS_MODE_INSECURE; tls_choices++; break;
     case OPT_FLIP: parse_flip (optarg, &o); break;
-    case OPT_MAX_DOWNTIME:
-      if (parse_duration (optarg, 1000000, &o.max_downtime_ns) == -1)
-        usage_error ("--max-downtime '%s': expected a duration such as 200, "
-                     "200ms or 0.2s", optarg);
-      /* A cutover always holds guest writes for a moment (the freeze,
-       * the commit, the flip), so no cutover fits a budget of 0; and 0 as
-       * "no limit" would be a guess.  Refuse it rather than migrate to an
-       * unstated meaning. */
-      if (o.max_downtime_ns == 0)
-        usage_error ("--max-downtime '%s': 0 allows no cutover at all (every "
-                     "cutover holds guest writes for a moment); give a positive "
-                     "duration such as 200ms", optarg);
-      break;
+    case OPT_MAX_DOWNTIME: parse_max_downtime (optarg, &o); break;
     case OPT_MAX_PASSES:
       /* The full pass and the final pass are two passes, and the final
        * pass counts (see convergence_out_of_passes). */
@@ -449,6 +529,7 @@ main (int argc, char *argv[])
     case OPT_CUTOVER: parse_cutover (optarg, &o); break;
     case OPT_COMMAND_SOCKET: parse_command_socket (optarg, &o); break;
     case OPT_COMPARE: o.compare = true; break;
+    case OPT_COMPARE_ONLY: o.compare_only = true; break;
     case OPT_HELP: usage (stdout); exit (EXIT_SUCCESS);
     case OPT_VERSION: printf ("stm-send %s\n", PACKAGE_VERSION); exit (EXIT_SUCCESS);
     case ':':
@@ -461,11 +542,15 @@ main (int argc, char *argv[])
   }
   if (optind < argc)
     usage_error ("unexpected argument '%s'", argv[optind]);
+  for (uint32_t i = 0; i < ndisk_args; i++)
+    add_disk (&o, disk_args[i]);
   set_disks (&o, source_uri, control_path);
   check_combination (&o, tls_choices, tls_user);
+  if (o.compare_only)
+    check_compare_only (&o, migration_option);
 
   /* A receiver that goes away must show up as an error, not kill us. */
   signal (SIGPIPE, SIG_IGN);
 
-  return migration_run (&o);
+  return o.compare_only ? compare_run (&o) : migration_run (&o);
 }

@@ -28,7 +28,8 @@ enum cutover_mode {
 struct sender_disk {
   const char *name;
   const char *source_uri;        /* NBD-URI through the filter */
-  const char *control_path;      /* the filter's control socket */
+  const char *control_path;      /* the filter's control socket; NULL only
+                                    with --compare-only */
 };
 
 struct sender_options {
@@ -58,6 +59,7 @@ struct sender_options {
   const char *command_socket;    /* --command-socket PATH, or NULL */
   bool compare;                  /* --compare: compare against whatever the
                                     destination's outputs hold */
+  bool compare_only;             /* --compare-only: compare, send no data */
 };
 
 #endif /* STM_SENDER_OPTIONS_H */

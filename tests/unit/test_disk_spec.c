@@ -21,14 +21,14 @@ test_parses_all_keys_in_any_order (void **state)
   char why[256];
 
   assert_int_equal (disk_spec_parse ("name=sys,source=nbd+unix:///?socket=/run/a.sock,"
-                                     "control=/run/a.ctl", &s, why, sizeof why), 0);
+                                     "control=/run/a.ctl", true, &s, why, sizeof why), 0);
   assert_string_equal (s.name, "sys");
   assert_string_equal (s.source, "nbd+unix:///?socket=/run/a.sock");
   assert_string_equal (s.control, "/run/a.ctl");
   disk_spec_free (&s);
 
   assert_int_equal (disk_spec_parse ("control=c,source=nbd://h:1/x,name=data-1",
-                                     &s, why, sizeof why), 0);
+                                     true, &s, why, sizeof why), 0);
   assert_string_equal (s.name, "data-1");
   assert_string_equal (s.source, "nbd://h:1/x");
   assert_string_equal (s.control, "c");
@@ -43,7 +43,7 @@ test_double_comma_is_a_comma (void **state)
   char why[256];
 
   assert_int_equal (disk_spec_parse ("name=a,control=/tmp/x,,y,,,source=nbd://h/e,,f",
-                                     &s, why, sizeof why), 0);
+                                     true, &s, why, sizeof why), 0);
   assert_string_equal (s.control, "/tmp/x,y,");
   assert_string_equal (s.source, "nbd://h/e,f");
   disk_spec_free (&s);
@@ -55,7 +55,7 @@ expect_error (const char *text, const char *fragment)
   struct disk_spec s;
   char why[256] = "";
 
-  assert_int_equal (disk_spec_parse (text, &s, why, sizeof why), -1);
+  assert_int_equal (disk_spec_parse (text, true, &s, why, sizeof why), -1);
   if (strstr (why, fragment) == NULL)
     fail_msg ("\"%s\": \"%s\" does not say \"%s\"", text, why, fragment);
   assert_null (s.name);
@@ -79,6 +79,32 @@ test_errors_say_what (void **state)
   expect_error ("name=-a,source=s,control=c", "name \"-a\"");
 }
 
+/* stm-send --compare-only: a source need not be behind the filter. */
+static void
+test_control_optional_when_told (void **state)
+{
+  (void) state;
+  struct disk_spec s;
+  char why[256] = "";
+
+  assert_int_equal (disk_spec_parse ("name=a,source=nbd://h/e", false, &s, why,
+                                     sizeof why), 0);
+  assert_string_equal (s.name, "a");
+  assert_string_equal (s.source, "nbd://h/e");
+  assert_null (s.control);
+  disk_spec_free (&s);
+  /* Given, it is kept. */
+  assert_int_equal (disk_spec_parse ("name=a,source=s,control=c", false, &s, why,
+                                     sizeof why), 0);
+  assert_string_equal (s.control, "c");
+  disk_spec_free (&s);
+  /* The other keys stay required, and the message says control is not. */
+  assert_int_equal (disk_spec_parse ("name=a,control=c", false, &s, why,
+                                     sizeof why), -1);
+  assert_non_null (strstr (why, "source= is missing"));
+  assert_non_null (strstr (why, "control is optional"));
+}
+
 int
 main (void)
 {
@@ -86,6 +112,7 @@ main (void)
     cmocka_unit_test (test_parses_all_keys_in_any_order),
     cmocka_unit_test (test_double_comma_is_a_comma),
     cmocka_unit_test (test_errors_say_what),
+    cmocka_unit_test (test_control_optional_when_told),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
