@@ -29,14 +29,48 @@ disk_compare_alloc (struct migration_disk *d)
 }
 
 int
+compare_pass_send_key (struct migration *m)
+{
+  char err[256];
+  uint8_t frame[WIRE_ENCODE_MAX];
+
+  if (m->hash_key_sent)
+    return 0;
+  if (block_hash_new_key (m->hash_key, err, sizeof err) == -1) {
+    migration_fail (m, "%s for the comparison with %s", err, m->opts->dest);
+    return -1;
+  }
+  if (migration_send_msg (m, frame, wire_encode_hash_key (frame, m->hash_key)) == -1)
+    return -1;
+  m->hash_key_sent = true;
+  return 0;
+}
+
+int
+compare_pass_prepare (struct migration_disk *d)
+{
+  if (disk_compare_alloc (d) == -1) {
+    migration_fail (d->m, "out of memory");
+    return -1;
+  }
+  return 0;
+}
+
+int
 compare_pass_on_hello (struct migration *m, const struct wire_hello_reply *r,
                        bool resumed)
 {
   bool kept = (r->features & WIRE_FEATURE_KEPT) != 0;
   bool any = false;
-  char err[256];
 
   m->receiver_hashes = (r->features & WIRE_FEATURE_HASH) != 0;
+  m->hash_key_sent = false;
+  if (m->opts->verify && !m->receiver_hashes) {
+    migration_fail (m, "--verify: the receiver at %s cannot compare hashes (an older "
+                    "stm-recv?), so the copy could not be verified; nothing was "
+                    "changed", m->opts->dest);
+    return -1;
+  }
   if (kept && !m->receiver_hashes) {
     /* It would hold old data that nothing compares: a block left out of
      * the pass would stay old. */
@@ -61,12 +95,7 @@ compare_pass_on_hello (struct migration *m, const struct wire_hello_reply *r,
   }
   if (!any)
     return 0;
-  if (block_hash_new_key (m->hash_key, err, sizeof err) == -1) {
-    migration_fail (m, "%s for the comparison with %s", err, m->opts->dest);
-    return -1;
-  }
-  uint8_t frame[WIRE_ENCODE_MAX];
-  if (migration_send_msg (m, frame, wire_encode_hash_key (frame, m->hash_key)) == -1)
+  if (compare_pass_send_key (m) == -1)
     return -1;
   log_info ("comparing the first pass with what %s holds (%s): only the blocks "
             "that differ are sent", m->opts->dest,
@@ -93,11 +122,15 @@ compare_pass_on (const struct migration_disk *d)
 int
 compare_pass_issued (struct migration_disk *d, uint64_t offset, uint32_t length)
 {
+  return d->cmp.on ? compare_pass_ask (d, offset, length) : 0;
+}
+
+int
+compare_pass_ask (struct migration_disk *d, uint64_t offset, uint32_t length)
+{
   struct disk_compare *c = &d->cmp;
   uint8_t frame[WIRE_ENCODE_MAX];
 
-  if (!c->on)
-    return 0;
   /* One request per read slot, and a read has a slot. */
   assert (hash_window_can_push (c->win));
   if (migration_send_msg (d->m, frame, wire_encode_hash_req (frame, d->index, offset,

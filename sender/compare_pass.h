@@ -38,6 +38,15 @@ struct migration_disk;
  * the migration. */
 int compare_pass_on_hello (struct migration *m, const struct wire_hello_reply *r,
                            bool resumed);
+/* Send HASH_KEY with a new key, once per connection.  -1 after failing
+ * the migration. */
+int compare_pass_send_key (struct migration *m);
+/* Make disk d ready to ask for hashes (its window, its unit).  -1 after
+ * failing the migration. */
+int compare_pass_prepare (struct migration_disk *d);
+/* Ask for the hashes of [offset, offset+length) of d, whatever its pass
+ * (verify.c reads outside passes).  -1 after failing the migration. */
+int compare_pass_ask (struct migration_disk *d, uint64_t offset, uint32_t length);
 /* A pass begins: the disks decided for compare it (once). */
 void compare_pass_begin (struct migration *m);
 /* Is disk d's current pass comparing? */

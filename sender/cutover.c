@@ -48,6 +48,7 @@
 #include "ready.h"
 #include "log.h"
 #include "time_units.h"
+#include "verify.h"
 #include "clock.h"
 
 
@@ -377,6 +378,17 @@ freeze_checked (void *opaque, uint64_t tag, const struct control_reply *r)
   progress_commit (&m->progress, seq);
 }
 
+/* The final pass is durable (and, with --verify, identical): is the
+ * freeze still held?  freeze_checked COMMITs if it is. */
+static void
+check_freeze (struct migration *m)
+{
+  migration_set_phase (m, PHASE_CHECKING);
+  migration_await_all (m);
+  for (uint32_t i = 0; i < m->ndisks; i++)
+    control_channel_status (m->disks[i].ctl, freeze_checked, &m->disks[i], m->ctl_epoch);
+}
+
 bool
 cutover_final_pass_durable (struct migration *m)
 {
@@ -385,10 +397,10 @@ cutover_final_pass_durable (struct migration *m)
     return false;
   }
   ev_timer_stop (m->loop, &m->overrun_timer);
-  migration_set_phase (m, PHASE_CHECKING);
-  migration_await_all (m);
-  for (uint32_t i = 0; i < m->ndisks; i++)
-    control_channel_status (m->disks[i].ctl, freeze_checked, &m->disks[i], m->ctl_epoch);
+  if (m->opts->verify)
+    verify_begin (m, check_freeze);
+  else
+    check_freeze (m);
   return true;
 }
 

@@ -113,7 +113,7 @@ usage (FILE *fp)
 "                [--progress|--no-progress] [--retry-timeout DURATION]\n"
 "                [--report FILE.html]\n"
 "                [--cutover auto|manual] [--command-socket PATH]\n"
-"                [--compare]\n"
+"                [--compare] [--verify]\n"
 "       stm-send --compare-only (--source NBD-URI [--control PATH]\n"
 "                 | --disk name=NAME,source=NBD-URI[,control=PATH] ...)\n"
 "                --dest HOST:PORT\n"
@@ -176,6 +176,10 @@ usage (FILE *fp)
 "                       copy, the disk's old home) and send only the blocks\n"
 "                       whose hashes differ; it compares on its own after\n"
 "                       stm-recv --force and when resuming\n"
+"  --verify             before the commit, with the source frozen, compare\n"
+"                       every disk with the destination by hashes; a\n"
+"                       difference thaws the source and exits 1 (the guest\n"
+"                       waits for the whole comparison)\n"
 "  --compare-only       only compare the source with what stm-recv holds (by\n"
 "                       keyed hashes): no data is sent, nothing is frozen,\n"
 "                       flipped or recorded; each differing range is reported;\n"
@@ -208,6 +212,7 @@ enum {
   OPT_COMPARE,
   OPT_COMPRESS,
   OPT_COMPARE_ONLY,
+  OPT_VERIFY,
 };
 
 static const struct option long_options[] = {
@@ -236,6 +241,7 @@ static const struct option long_options[] = {
   { "compare", no_argument, NULL, OPT_COMPARE },
   { "compress", required_argument, NULL, OPT_COMPRESS },
   { "compare-only", no_argument, NULL, OPT_COMPARE_ONLY },
+  { "verify", no_argument, NULL, OPT_VERIFY },
   { "help", no_argument, NULL, OPT_HELP },
   { "version", no_argument, NULL, OPT_VERSION },
   { NULL, 0, NULL, 0 },
@@ -383,6 +389,7 @@ migration_only_option (int opt, const char *arg)
   case OPT_COMMAND_SOCKET: return "--command-socket";
   case OPT_COMPARE: return "--compare";
   case OPT_COMPRESS: return "--compress";
+  case OPT_VERIFY: return "--verify";
   case OPT_CUTOVER:
     return arg != NULL && strcmp (arg, "manual") == 0 ? "--cutover manual" : NULL;
   default: return NULL;
@@ -529,6 +536,7 @@ main (int argc, char *argv[])
     case OPT_CUTOVER: parse_cutover (optarg, &o); break;
     case OPT_COMMAND_SOCKET: parse_command_socket (optarg, &o); break;
     case OPT_COMPARE: o.compare = true; break;
+    case OPT_VERIFY: o.verify = true; break;
     case OPT_COMPARE_ONLY: o.compare_only = true; break;
     case OPT_HELP: usage (stdout); exit (EXIT_SUCCESS);
     case OPT_VERSION: printf ("stm-send %s\n", PACKAGE_VERSION); exit (EXIT_SUCCESS);

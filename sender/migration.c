@@ -50,6 +50,9 @@ migration_where (const struct migration *m, char *buf, size_t len)
     snprintf (buf, len, "while ready to cut over, after pass %" PRIu32, m->cur.pass);
     break;
   case PHASE_FREEZING: snprintf (buf, len, "while freezing the source"); break;
+  case PHASE_VERIFYING:
+    snprintf (buf, len, "while verifying the destination, the source frozen");
+    break;
   case PHASE_CHECKING:
     snprintf (buf, len, "at the end of the final pass (%" PRIu32 ")", m->cur.pass);
     break;

@@ -42,6 +42,7 @@
 #include "byte_counts.h"
 #include "control_channel.h"
 #include "control_client.h"
+#include "compare_diff.h"
 #include "control_proto.h"
 #include "convergence.h"
 #include "extents.h"
@@ -161,6 +162,10 @@ struct migration_disk {
   bool flip_preconnected;
   struct disk_mirror mirror;     /* its mirror ring (mirror_stream.h) */
   struct disk_compare cmp;       /* hash comparison (compare_pass.h) */
+  /* --verify (verify.h): the next offset to read, and what differs. */
+  uint64_t verify_next;
+  bool verify_diff_on;
+  struct compare_diff verify_diff;
   char flip_why[512];            /* why its FLIP failed */
   char thaw_error[512];          /* why its THAW failed (failure.c) */
 };
@@ -313,7 +318,11 @@ struct migration {
   /* Hash comparison on this connection (compare_pass.h): the receiver
    * answers hashes, and the key they are made with. */
   bool receiver_hashes;
+  bool hash_key_sent;            /* HASH_KEY went out on this connection */
   uint8_t hash_key[WIRE_HASH_KEY_LEN];
+  /* --verify (verify.h): when it began, and what goes on after it. */
+  uint64_t verify_start_ns;
+  void (*verified) (struct migration *m);
   struct progress progress;
   struct rate_limit rate;
   struct compress_state comp;    /* --compress (compress.h) */

@@ -32,6 +32,7 @@
 #include "pass.h"
 #include "status_poller.h"
 #include "time_units.h"
+#include "verify.h"
 
 /* How often the dirty set is looked at while a mid-pass throttle may be
  * due, in seconds. */
@@ -649,6 +650,11 @@ on_read (void *opaque, uint64_t offset, uint32_t length, const void *buf, int er
   char where[64];
   if (source_result_unwanted (d))
     return;
+  /* Outside a pass, at the freeze: --verify's reads (verify.h). */
+  if (m->phase == PHASE_VERIFYING) {
+    verify_on_read (d, offset, length, buf, err);
+    return;
+  }
   /* The records the read has seen go before its data. */
   if (mirror_stream_before_read (d, clock) == -1)
     return;
@@ -693,7 +699,11 @@ static void
 on_slots_free (void *opaque)
 {
   struct migration_disk *d = opaque;
-  if (!migration_ended (d->m))
+  if (migration_ended (d->m))
+    return;
+  if (d->m->phase == PHASE_VERIFYING)
+    verify_pump (d->m);
+  else
     pass_pump (d->m);
 }
 

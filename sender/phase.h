@@ -25,6 +25,10 @@
  *                                     FAILING while THAW and THROTTLE 0 are
  *                                     answered)
  *
+ * With --verify, a durable final pass goes to VERIFYING (the whole of
+ * every disk compared by hashes while frozen) and from there to CHECKING;
+ * a difference fails the migration, which thaws.
+ *
  * With --cutover manual a decision to cut over is held (ready.h) until
  * CUTOVER comes on the command socket: the next pass starts at once
  * (DECIDING -> PREPARING) or, with little to copy, after a short wait in
@@ -74,6 +78,8 @@ enum migration_phase {
                           happened) */
   PHASE_READY,         /* --cutover manual: converged and held ready,
                           waiting a moment before the next pass (ready.h) */
+  PHASE_VERIFYING,     /* --verify: final pass durable, source and
+                          destination compared by hashes (verify.h) */
   PHASE_COUNT
 };
 

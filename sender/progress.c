@@ -174,6 +174,37 @@ progress_commit (struct progress *p, uint64_t seq)
 }
 
 void
+progress_difference (struct progress *p, const char *disk, uint64_t offset,
+                     uint64_t length)
+{
+  if (!events_on (p))
+    return;
+  struct json_line j;
+  json_line_begin (&j, "difference", time_unix_now ());
+  if (disk != NULL)
+    json_line_add_string (&j, "disk", disk);
+  json_line_add_u64 (&j, "offset", offset);
+  json_line_add_u64 (&j, "length", length);
+  emit (p, &j);
+}
+
+void
+progress_verified (struct progress *p, uint64_t bytes_compared,
+                   uint64_t bytes_differing, uint64_t ranges, double seconds)
+{
+  if (!events_on (p))
+    return;
+  struct json_line j;
+  json_line_begin (&j, "verify", time_unix_now ());
+  json_line_add_string (&j, "result", ranges == 0 ? "identical" : "different");
+  json_line_add_u64 (&j, "bytes_compared", bytes_compared);
+  json_line_add_u64 (&j, "bytes_differing", bytes_differing);
+  json_line_add_u64 (&j, "ranges", ranges);
+  json_line_add_double (&j, "seconds", seconds);
+  emit (p, &j);
+}
+
+void
 progress_flip (struct progress *p, const char *mode, bool preconnected,
                const char *disks_json)
 {

@@ -55,6 +55,12 @@ void progress_commit (struct progress *p, uint64_t seq);
  * group of named disks, one event for the group, with disks_json an
  * array of each disk's name, mode (fence, when fenced in place of a
  * failed forward flip) and preconnected; NULL for the one-disk form. */
+/* --verify: one differing range (disk is NULL for the one unnamed disk),
+ * and the verification's result. */
+void progress_difference (struct progress *p, const char *disk, uint64_t offset,
+                          uint64_t length);
+void progress_verified (struct progress *p, uint64_t bytes_compared,
+                        uint64_t bytes_differing, uint64_t ranges, double seconds);
 void progress_flip (struct progress *p, const char *mode, bool preconnected,
                     const char *disks_json);
 /* The summary; counts are the group's (byte_counts.h); destination is

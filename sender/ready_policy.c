@@ -72,6 +72,7 @@ in_cutover (const struct ready_view *v)
 {
   switch (v->phase) {
   case PHASE_FREEZING:
+  case PHASE_VERIFYING:
   case PHASE_CHECKING:
   case PHASE_COMMITTING:
   case PHASE_FLIPPING:

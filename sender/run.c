@@ -41,6 +41,7 @@
 #include "run.h"
 #include "setup.h"
 #include "time_units.h"
+#include "verify.h"
 
 
 static int attach_receiver (struct migration *m, int fd);
@@ -885,6 +886,7 @@ migration_run (const struct sender_options *opts)
     hot_blocks_free (&d->hot);
     mirror_stream_close (d);
     compare_pass_free (d);
+    verify_free (d);
   }
   if (m->creds)
     tls_creds_free (m->creds);

@@ -59,6 +59,8 @@ struct sender_options {
   const char *command_socket;    /* --command-socket PATH, or NULL */
   bool compare;                  /* --compare: compare against whatever the
                                     destination's outputs hold */
+  bool verify;                   /* --verify: compare source and destination
+                                    at the freeze, before the commit */
   bool compare_only;             /* --compare-only: compare, send no data */
 };
 

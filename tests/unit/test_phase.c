@@ -94,6 +94,13 @@ test_refused (void **state)
   assert_false (phase_transition_ok (PHASE_PASS_SYNC, PHASE_COMMITTING));
   assert_false (phase_transition_ok (PHASE_COMMITTING, PHASE_RECORDING));
   assert_false (phase_transition_ok (PHASE_CHECKING, PHASE_FLIPPING));
+  /* --verify sits between the durable final pass and the freeze check;
+   * it can fail (thaw) but never skip to the commit. */
+  assert_true (phase_transition_ok (PHASE_PASS_SYNC, PHASE_VERIFYING));
+  assert_true (phase_transition_ok (PHASE_VERIFYING, PHASE_CHECKING));
+  assert_true (phase_transition_ok (PHASE_VERIFYING, PHASE_FAILING));
+  assert_false (phase_transition_ok (PHASE_VERIFYING, PHASE_COMMITTING));
+  assert_false (phase_transition_ok (PHASE_DECIDING, PHASE_VERIFYING));
   /* A pass starts only from a SNAPSHOT's reply. */
   assert_false (phase_transition_ok (PHASE_HELLO, PHASE_PASS));
   assert_false (phase_transition_ok (PHASE_DECIDING, PHASE_PASS));
