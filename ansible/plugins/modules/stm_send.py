@@ -233,6 +233,24 @@ options:
         Unset, the CLI's default applies (C(auto)).
     type: str
     version_added: "0.4.0"
+  compare:
+    description:
+      - Have C(stm-recv) keep what its outputs hold and send only the
+        blocks whose hashes differ (C(--compare)), for fail-back or any
+        destination that holds an older copy of the disk. The first pass
+        compares by itself after C(stm-recv --force) and when resuming.
+    type: bool
+    default: false
+    version_added: "0.4.0"
+  verify:
+    description:
+      - Before the commit, with the source frozen, compare every disk
+        with its destination by hashes (C(--verify)); a difference fails
+        the task with the source thawed. The guest waits for the whole
+        comparison.
+    type: bool
+    default: false
+    version_added: "0.4.0"
   report:
     description:
       - A path on the source host where C(stm-send) writes, when it ends in
@@ -418,6 +436,13 @@ bytes_sent:
   returned: success, not in check mode
   type: int
   sample: 67239936
+bytes_compared:
+  description: Bytes whose hashes were compared with the destination's
+    instead of being copied outright (a first pass that compared); of
+    these, only the differing units are in I(bytes_copied).
+  returned: success, not in check mode
+  type: int
+  sample: 2147483648
 wire_bytes:
   description: Every byte stm-send wrote to its connections to stm-recv
     (message headers, and under TLS the handshake and records), over
@@ -813,6 +838,10 @@ def build_argv(module, binary):
         argv += ['--rate', str(p['rate'])]
     if p['compress'] is not None:
         argv += ['--compress', p['compress']]
+    if p['compare']:
+        argv += ['--compare']
+    if p['verify']:
+        argv += ['--verify']
     if p['report'] is not None:
         argv += ['--report', p['report']]
     argv += p['extra_args']
@@ -964,6 +993,7 @@ def succeed(module, events, done, common):
         bytes_copied=int(done.get('bytes_copied', 0)),
         bytes_zeroed=int(done.get('bytes_zeroed', 0)),
         bytes_sent=int(done.get('bytes_sent', 0)),
+        bytes_compared=int(done.get('bytes_compared', 0)),
         wire_bytes=int(done.get('wire_bytes', 0)),
         passes=int(done.get('passes', 0)),
         downtime_ms=downtime_ms,
@@ -1008,6 +1038,8 @@ def main():
         retry_timeout=dict(type='str'),
         rate=dict(type='str'),
         compress=dict(type='str'),
+        compare=dict(type='bool', default=False),
+        verify=dict(type='bool', default=False),
         report=dict(type='path'),
         binary=dict(type='path', default='stm-send'),
         extra_args=dict(type='list', elements='str', default=[]),
