@@ -1,8 +1,10 @@
 #!/bin/bash
 # SPDX-License-Identifier: BSD-3-Clause
-# stm benchmark: stm-send --compare-only against a full pass, side by
-# side: the time to compare an identical pair, and the bytes it puts on
-# the network, against the time and bytes of copying the image.
+# stm benchmark: hash comparison against a full pass, side by side:
+# stm-send --compare-only of an identical pair, and a fail-back (the disk
+# migrated back into its stale first home after 2% of its 64 KiB blocks
+# changed), their times and the bytes they put on the network, against
+# the time and bytes of copying the image.
 #
 #   bench/compare.sh [BUILD_DIR]      (default $STM_BUILD, else _build/)
 #
@@ -11,13 +13,19 @@
 # pass, timed as bench/full-pass.sh times stm-psk), then compares the
 # source with the copy it made (stm-send --compare-only --control, the
 # same filter restarted, into a stm-recv serving the copy), which must
-# find them identical.  Both are timed as whole stm-send processes.
+# find them identical.  Then the fail-back: 2% of the copy's 64 KiB
+# blocks, spread over it, are overwritten with new random bytes (the
+# guest ran on the destination meanwhile), the copy is served through
+# the filter as the source, and migrated back into the original with
+# stm-recv --force, which keeps the old image to compare against; the
+# two must end identical.  All are timed as whole stm-send processes.
 #
 # Bytes on the wire are counted on the loopback interface of a network
 # namespace of the benchmark's own (unshare -n), so nothing else on the
 # machine is counted: every TCP/IP packet both ways, headers, TLS and
-# acknowledgements included.  Targets: the comparison takes at most 1.2x
-# the full pass's time and puts at most 1% of the image on the wire.
+# acknowledgements included.  Targets (issue 14): the comparison takes at
+# most 1.2x the full pass's time and puts at most 1% of the image on the
+# wire (for 1 GiB); the fail-back at most 0.5x and 5% (for 2 GiB).
 #
 # Environment: SIZE_MIB (default 1024), RUNS (default 3), BENCH_DIR, KEEP.
 
@@ -90,20 +98,46 @@ run_compare ()
     record compare-only $(( t1 - t0 ))
 }
 
+# The disk comes back to its first home, src.img, which still holds what
+# it held before the full pass: the copy, dst.img, changed in 2% of its
+# 64 KiB blocks while the guest ran on it.
+run_failback ()
+{
+    local b0 blocks=$(( size / 65536 )) n k
+    n=$(( blocks / 50 ))
+    for (( k = 0; k < n; k++ )); do
+        dd if=/dev/urandom of="$dst" bs=65536 count=1 conv=notrunc status=none \
+           seek=$(( k * 50 + 7 ))
+    done
+    rm -f "$dst.stm-state"
+    start_source file file="$dst"
+    start_recv "$tmp/src.img" --tls-psk "$tmp/keys.psk" --force
+    b0="$(lo_bytes)"
+    time_stm_send --tls-psk "$tmp/keys.psk" --json
+    record_wire fail-back $(( $(lo_bytes) - b0 ))
+    stop "$SRC_PID"
+    grep -q "comparing the first pass" "$tmp/send.log" ||
+        die "fail-back: stm-send did not compare its first pass"
+    cmp -s "$tmp/src.img" "$dst" || die "fail-back: the first home differs from the copy"
+    record fail-back "$MS"
+}
+
 for (( run = 1; run <= RUNS; run++ )); do
     note "run $run of $RUNS"
     run_full
     run_compare
+    run_failback
 done
 
 echo
-echo "--compare-only of an identical pair against a full pass, $SIZE_MIB MiB of random data," \
+echo "--compare-only of an identical pair and a fail-back (2% of 64 KiB blocks changed)" \
+     "against a full pass, $SIZE_MIB MiB of random data," \
      "$RUNS runs, medians (TLS 1.3 PSK both)"
 echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)," \
      "kernel $(uname -r); images in $BENCH_DIR"
 printf '\n%-14s %10s %10s %14s %10s   %s\n' contender "median ms" "MiB/s" "wire bytes" \
        "of image" "runs (ms; bytes)"
-for n in full-pass compare-only; do
+for n in full-pass compare-only fail-back; do
     awk -v n="$n" -v m="$(median_of "$n")" -v w="$(median ${_wire[$n]})" -v b="$size" \
         -v r="${_results[$n]};${_wire[$n]}" \
         'BEGIN { printf "%-14s %10d %10.0f %14d %9.3f%%  %s\n", n, m,
@@ -114,4 +148,8 @@ awk -v c="$(median_of compare-only)" -v f="$(median_of full-pass)" \
     'BEGIN { printf "compare-only time / full pass time (target <= 1.20x): %.2fx\n", c / f }'
 awk -v w="$(median ${_wire[compare-only]})" -v b="$size" \
     'BEGIN { printf "compare-only wire bytes / image    (target <= 1%%):    %.3f%%\n", 100 * w / b }'
+awk -v c="$(median_of fail-back)" -v f="$(median_of full-pass)" \
+    'BEGIN { printf "fail-back time / full pass time    (target <= 0.50x): %.2fx\n", c / f }'
+awk -v w="$(median ${_wire[fail-back]})" -v b="$size" \
+    'BEGIN { printf "fail-back wire bytes / image       (target <= 5%%):    %.3f%%\n", 100 * w / b }'
 echo "wire bytes: every packet both ways on the loopback of the benchmark's own network namespace"

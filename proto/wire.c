@@ -233,7 +233,7 @@ payload_length_why (uint16_t type, uint32_t plen, uint32_t max)
   case WIRE_RECORDED:
     return "RECORDED payload length is not 12 bytes";
   case WIRE_HASH_KEY:
-    return "HASH_KEY payload length is not 32 bytes";
+    return "HASH_KEY payload length is not 16 bytes";
   case WIRE_HASH_REQ:
     return "HASH_REQ payload length is not 16 bytes";
   case WIRE_HASHES:

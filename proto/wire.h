@@ -109,12 +109,12 @@ enum wire_type {
 /* The bits a HELLO_REPLY may carry. */
 #define WIRE_REPLY_FEATURES_KNOWN (WIRE_FEATURES_KNOWN | WIRE_FEATURE_KEPT)
 
-/* Block hashes: HMAC-SHA-256 under a key the sender draws for each
- * connection, over units of a power of two from 4 KiB to 1 MiB (the last
- * unit of a range may be shorter).  A range asked for is at most
+/* Block hashes: UMAC-128 (block_hash.h) under a key the sender draws for
+ * each connection, over units of a power of two from 4 KiB to 1 MiB (the
+ * last unit of a range may be shorter).  A range asked for is at most
  * WIRE_MAX_HASH_RANGE bytes. */
-#define WIRE_HASH_LEN 32
-#define WIRE_HASH_KEY_LEN 32
+#define WIRE_HASH_LEN 16
+#define WIRE_HASH_KEY_LEN 16
 #define WIRE_HASH_MIN_UNIT 4096u
 #define WIRE_HASH_MAX_UNIT (1024u * 1024)
 #define WIRE_MAX_HASH_RANGE (8u * 1024 * 1024)

@@ -68,7 +68,7 @@ answer_range (struct hash_answer *h, struct image_writer *image, uint32_t disk,
   if (image_writer_read (image, offset, h->buf, length) == -1)
     return WIRE_ERR_IO;
   head = wire_encode_hashes_header (h->frame, disk, offset, length, unit);
-  if (block_hash_units (h->key, h->buf, length, unit, h->frame + head,
+  if (block_hash_units (h->key, offset, h->buf, length, unit, h->frame + head,
                         why, why_len) == -1)
     return WIRE_ERR_INTERNAL;
   h->requests++;

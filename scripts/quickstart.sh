@@ -56,7 +56,7 @@ USAGE
 packages=(
     build-essential autoconf automake libtool pkg-config
     libnbd-dev libnbd-bin nbdkit nbdkit-plugin-dev
-    libgnutls28-dev gnutls-bin libev-dev libcmocka-dev libzstd-dev zstd
+    libgnutls28-dev nettle-dev gnutls-bin libev-dev libcmocka-dev libzstd-dev zstd
     fio socat perl qemu-utils ansible-core python3-apt
     clang libclang-rt-14-dev
     # Building and checking the Debian packages (dpkg-buildpackage is in

@@ -13,7 +13,7 @@
  * Per disk there is no wire_bytes: one connection carries every disk.
  * bytes_compared, apart, is what a comparing pass compared by hash
  * (compare_pass.h): the part that differed is in bytes_copied too, the
- * rest crossed the link as 32 bytes of hash a unit.
+ * rest crossed the link as 16 bytes of hash a unit.
  *
  * Pure: the sender adds to the counts (migration_account_data and
  * migration_account_zero, migration.h) and progress.c writes them.

@@ -158,7 +158,7 @@ compare_pass_take (struct migration_disk *d, uint64_t offset, uint32_t length,
   const struct hash_request *req = hash_window_take (c->win, offset, length);
   if (req == NULL)
     return NULL;
-  if (block_hash_units (d->m->hash_key, buf, length, req->unit, c->src,
+  if (block_hash_units (d->m->hash_key, offset, buf, length, req->unit, c->src,
                         err, sizeof err) == -1) {
     migration_fail (d->m, "%s of the source %s at offset %" PRIu64, err,
                     d->source_uri, offset);

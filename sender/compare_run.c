@@ -342,7 +342,7 @@ compare_read (struct compare_disk *d, uint64_t offset, uint32_t length,
           "request", d->src.uri, offset);
     return;
   }
-  if (block_hash_units (r->key, buf, length, req->unit, d->src_hashes,
+  if (block_hash_units (r->key, offset, buf, length, req->unit, d->src_hashes,
                         err, sizeof err) == -1) {
     fail (r, "%s of the source %s at offset %" PRIu64, err, d->src.uri, offset);
     return;

@@ -5,8 +5,9 @@
 # the wire protocol in the clear (stm-recv --insecure), so every answer
 # can be checked byte for byte:
 #  - HASH_KEY, DATA of known bytes, a ZERO, then HASH_REQs: the HASHES
-#    are Python's HMAC-SHA-256 of those bytes under that key, unit by
-#    unit (the last unit shorter), with the request's range echoed;
+#    are the UMAC-128 of those bytes under that key, unit by unit (the
+#    last unit shorter), as umac-units.c computes them through nettle
+#    directly, with the request's range echoed;
 #  - HASH_REQ before HASH_KEY, and HASH_KEY from a HELLO that did not
 #    offer hash comparison, are refused with ERROR protocol;
 #  - a compare-only session on an output holding a final migration
@@ -21,13 +22,16 @@
 source ./functions.sh
 set -eu
 requires_built
-requires python3 -c "import hmac, hashlib"
+requires python3 --version
+UMAC_UNITS="$PWD/umac-units"
+[ -x "$UMAC_UNITS" ] || skip "umac-units is not built (make -C tests/integration umac-units)"
+export UMAC_UNITS
 
 out="$tmp/dst.img"
 state="$out.stm-state"
 
 { cat "$abs_top_srcdir/tests/integration/wire_client.py"; cat <<'EOF'; } > "$tmp/wire.py"
-import hashlib, hmac
+import os, subprocess
 HASH_KEY, HASH_REQ, HASHES = 17, 18, 19
 F_HASH, F_KEEP, F_COMPARE_ONLY, F_KEPT = 4, 8, 32, 64
 Conn.only_disk0 = True
@@ -35,7 +39,7 @@ X = bytes(range(16))
 Y = bytes(range(16, 32))
 Z = bytes(range(32, 48))
 SIZE = 1 << 20
-KEY = bytes(range(100, 132))
+KEY = bytes(range(100, 116))
 # Known bytes: 64 KiB of a pattern at 0, 12 KiB at 200 KiB.
 A = bytes((i * 7 + 3) & 0xff for i in range(65536))
 B = bytes((i * 13 + 1) & 0xff for i in range(12288))
@@ -48,9 +52,11 @@ def reply(c):
     """HELLO_REPLY's mode, features and durable seq."""
     return struct.unpack(">IIQ", c.expect(HELLO_REPLY))
 
-def expected_hashes(key, b, unit):
-    return b"".join(hmac.new(key, b[i:i + unit], hashlib.sha256).digest()
-                    for i in range(0, len(b), unit))
+def expected_hashes(key, b, unit, offset):
+    """UMAC-128 of each unit, from the reference (umac-units.c)."""
+    out = subprocess.run([os.environ["UMAC_UNITS"], key.hex(), str(offset), str(unit)],
+                         input=b, stdout=subprocess.PIPE, check=True).stdout
+    return b"".join(bytes.fromhex(l) for l in out.decode().split())
 
 def expect_hashes(c, offset, b, unit, key=KEY):
     p = c.expect(HASHES)
@@ -58,10 +64,10 @@ def expect_hashes(c, offset, b, unit, key=KEY):
     if (o, n, u) != (offset, len(b), unit):
         fail("HASHES for %d+%d unit %d, expected %d+%d unit %d"
              % (o, n, u, offset, len(b), unit))
-    if p[16:] != expected_hashes(key, b, unit):
-        fail("HASHES of %d+%d unit %d differ from HMAC-SHA-256 of the bytes"
+    if p[16:] != expected_hashes(key, b, unit, offset):
+        fail("HASHES of %d+%d unit %d differ from UMAC-128 of the bytes"
              % (offset, len(b), unit))
-    print("wire.py: %d hashes of %d+%d as expected" % (len(p[16:]) // 32, offset, len(b)))
+    print("wire.py: %d hashes of %d+%d as expected" % (len(p[16:]) // 16, offset, len(b)))
 EOF
 
 # scenario NAME: run the Python code on stdin against $RECV_PORT.
@@ -97,7 +103,7 @@ c.send(zero(4096, 8192), hash_req(0, 20000, 4096))
 image[4096:12288] = bytes(8192)
 expect_hashes(c, 0, bytes(image[:20000]), 4096)
 # A later key replaces the first.
-k2 = bytes(32)
+k2 = bytes(16)
 c.send(hash_key(k2), hash_req(0, 65536, 65536))
 expect_hashes(c, 0, bytes(image[:65536]), 65536, key=k2)
 c.close()

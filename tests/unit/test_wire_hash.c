@@ -3,8 +3,8 @@
  * HASHES) and of the block hashes themselves (block_hash.c).  Round trips
  * check the bytes and the decoded fields; hostile frames check that each
  * broken rule is refused with a reason that names it; the hashes are
- * checked against HMAC-SHA-256 values computed independently (Python's
- * hmac module).
+ * checked against nettle's UMAC-128 used directly, and nettle's against
+ * RFC 4418's test vector.
  */
 #include <config.h>
 
@@ -17,6 +17,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include <nettle/umac.h>
 
 #include "block_hash.h"
 #include "wire.h"
@@ -49,7 +51,7 @@ test_hash_key_round_trip (void **state)
   /* One byte short is a truncated frame, never a shorter key. */
   frame[11] = WIRE_HASH_KEY_LEN - 1;
   assert_int_equal (decode (frame, n - 1, NULL, &m, &why), WIRE_DECODE_ERROR);
-  assert_string_equal (why, "HASH_KEY payload length is not 32 bytes");
+  assert_string_equal (why, "HASH_KEY payload length is not 16 bytes");
 }
 
 static void
@@ -151,47 +153,75 @@ test_hashes_round_trip (void **state)
   free (frame);
 }
 
-/* HMAC-SHA-256 under the key 00 01 .. 1f, from Python:
- * hmac.new (bytes (range (32)), data, hashlib.sha256).hexdigest (). */
-static const char zeroes_4096[] =
-  "8e1a3abeadbb56ea8142ca199399b1fa7c699920698ba27dcc2e541f33a93cdb";
-static const char abc_x100[] =
-  "ced7e02b5f016aecc44a69ebbd61289155ae9ed121337b70495e16d2b84124b4";
-
 static void
-hex (const uint8_t *h, char out[2 * WIRE_HASH_LEN + 1])
+hex (const uint8_t *h, size_t n, char *out)
 {
-  for (int i = 0; i < WIRE_HASH_LEN; i++)
+  for (size_t i = 0; i < n; i++)
     snprintf (out + 2 * i, 3, "%02x", h[i]);
 }
 
+/* nettle's UMAC-128 is UMAC-128: RFC 4418's test vector for the empty
+ * message (key "abcdefghijklmnop", nonce "bcdefghi"). */
 static void
-test_block_hash_known (void **state)
+test_umac_rfc4418 (void **state)
 {
-  uint8_t key[WIRE_HASH_KEY_LEN], buf[4096 + 300], out[2 * WIRE_HASH_LEN];
-  char text[2 * WIRE_HASH_LEN + 1], err[256];
+  struct umac128_ctx ctx;
+  uint8_t tag[16];
+  char text[33];
+  (void) state;
+
+  umac128_set_key (&ctx, (const uint8_t *) "abcdefghijklmnop");
+  umac128_set_nonce (&ctx, 8, (const uint8_t *) "bcdefghi");
+  umac128_digest (&ctx, sizeof tag, tag);
+  hex (tag, sizeof tag, text);
+  assert_string_equal (text, "32fedb100c79ad58f07ff7643cc60465");
+}
+
+/* block_hash_units (GnuTLS) against nettle's UMAC-128 directly, unit by
+ * unit, with the nonce docs/protocol.md defines: the unit's offset,
+ * big-endian, then eight zero bytes.  A short last unit included. */
+static void
+test_block_hash_reference (void **state)
+{
+  uint8_t key[WIRE_HASH_KEY_LEN], buf[3 * 4096 + 300];
+  uint8_t out[4 * WIRE_HASH_LEN], want[WIRE_HASH_LEN], nonce[16];
+  const uint64_t offset = (UINT64_C (5) << 32) + 8192;
+  struct umac128_ctx ctx;
+  char err[256];
   (void) state;
 
   for (int i = 0; i < WIRE_HASH_KEY_LEN; i++)
-    key[i] = (uint8_t) i;
-  memset (buf, 0, 4096);
-  for (int i = 0; i < 300; i++)
-    buf[4096 + i] = (uint8_t) "abc"[i % 3];
-  /* One unit of 4096 bytes, then a short last unit of 300. */
-  assert_int_equal (block_hash_units (key, buf, sizeof buf, 4096, out, err, sizeof err), 0);
-  hex (out, text);
-  assert_string_equal (text, zeroes_4096);
-  hex (out + WIRE_HASH_LEN, text);
-  assert_string_equal (text, abc_x100);
+    key[i] = (uint8_t) (i * 11);
+  for (size_t i = 0; i < sizeof buf; i++)
+    buf[i] = (uint8_t) (i * 7 + (i >> 9));
+  assert_int_equal (block_hash_units (key, offset, buf, sizeof buf, 4096, out,
+                                      err, sizeof err), 0);
+  umac128_set_key (&ctx, key);
+  for (int u = 0; u < 4; u++) {
+    uint64_t at = offset + (uint64_t) u * 4096;
+    size_t n = u < 3 ? 4096 : 300;
+    memset (nonce, 0, sizeof nonce);
+    for (int i = 0; i < 8; i++)
+      nonce[i] = (uint8_t) (at >> (56 - 8 * i));
+    umac128_set_nonce (&ctx, sizeof nonce, nonce);
+    umac128_update (&ctx, n, buf + u * 4096);
+    umac128_digest (&ctx, sizeof want, want);
+    assert_memory_equal (out + u * WIRE_HASH_LEN, want, WIRE_HASH_LEN);
+  }
 
-  /* Another key, or one flipped bit, gives another hash. */
+  /* Another key, another offset, or one flipped bit: another hash. */
   uint8_t other[WIRE_HASH_LEN];
   key[0] ^= 1;
-  assert_int_equal (block_hash_units (key, buf, 4096, 4096, other, err, sizeof err), 0);
+  assert_int_equal (block_hash_units (key, offset, buf, 4096, 4096, other, err,
+                                      sizeof err), 0);
   assert_memory_not_equal (other, out, WIRE_HASH_LEN);
   key[0] ^= 1;
+  assert_int_equal (block_hash_units (key, offset + 4096, buf, 4096, 4096, other, err,
+                                      sizeof err), 0);
+  assert_memory_not_equal (other, out, WIRE_HASH_LEN);
   buf[4095] ^= 0x80;
-  assert_int_equal (block_hash_units (key, buf, 4096, 4096, other, err, sizeof err), 0);
+  assert_int_equal (block_hash_units (key, offset, buf, 4096, 4096, other, err,
+                                      sizeof err), 0);
   assert_memory_not_equal (other, out, WIRE_HASH_LEN);
 }
 
@@ -215,7 +245,8 @@ main (void)
     cmocka_unit_test (test_hash_req_round_trip),
     cmocka_unit_test (test_hash_req_bounds),
     cmocka_unit_test (test_hashes_round_trip),
-    cmocka_unit_test (test_block_hash_known),
+    cmocka_unit_test (test_umac_rfc4418),
+    cmocka_unit_test (test_block_hash_reference),
     cmocka_unit_test (test_block_hash_new_key),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
