@@ -169,6 +169,18 @@ check_round_trip (const struct wire_msg *msg, const uint8_t *frame,
   case WIRE_RECORDED:
     n = wire_encode_recorded (out, msg->u.outcome.seq, msg->u.outcome.value);
     break;
+  case WIRE_HASH_KEY: n = wire_encode_hash_key (out, msg->u.hash_key.key); break;
+  case WIRE_HASH_REQ:
+    n = wire_encode_hash_req (out, msg->disk, msg->u.hash.offset, msg->u.hash.length,
+                              msg->u.hash.unit);
+    break;
+  case WIRE_HASHES:
+    n = wire_encode_hashes_header (out, msg->disk, msg->u.hash.offset,
+                                   msg->u.hash.length, msg->u.hash.unit);
+    CHECK (n + (size_t) msg->u.hash.count * WIRE_HASH_LEN == frame_size);
+    CHECK (msg->u.hash.hashes == frame + n);
+    frame_size = n;             /* the hashes are not re-encoded */
+    break;
   default:
     CHECK (!"decoder accepted an unknown type");
     return;
@@ -210,9 +222,11 @@ check_accepted (const struct wire_msg *msg, const uint8_t *frame,
   uint64_t image_size = 0;
   uint32_t i, j;
 
-  /* Only DATA, ZERO and EXPORT name a disk, and only one announced. */
+  /* Only DATA, DATA_ZSTD, ZERO, EXPORT, HASH_REQ and HASHES name a disk,
+   * and only one announced. */
   if (msg->type == WIRE_DATA || msg->type == WIRE_ZERO ||
-      msg->type == WIRE_EXPORT || msg->type == WIRE_DATA_ZSTD) {
+      msg->type == WIRE_EXPORT || msg->type == WIRE_DATA_ZSTD ||
+      msg->type == WIRE_HASH_REQ || msg->type == WIRE_HASHES) {
     CHECK (msg->disk < disks->count);
     image_size = disks->size[msg->disk];
   }
@@ -255,7 +269,7 @@ check_accepted (const struct wire_msg *msg, const uint8_t *frame,
     break;
   case WIRE_HELLO_REPLY:
     CHECK (msg->u.hello_reply.mode <= WIRE_MODE_FINAL);
-    CHECK ((msg->u.hello_reply.features & ~WIRE_FEATURES_KNOWN) == 0);
+    CHECK ((msg->u.hello_reply.features & ~WIRE_REPLY_FEATURES_KNOWN) == 0);
     break;
   case WIRE_DATA:
     /* What the receiver's pwrite relies on. */
@@ -301,6 +315,18 @@ check_accepted (const struct wire_msg *msg, const uint8_t *frame,
   case WIRE_RECORDED:
     CHECK (msg->u.outcome.value <= WIRE_STATE_SUPERSEDED);
     break;
+  case WIRE_HASH_REQ:
+  case WIRE_HASHES:
+    /* What the receiver's read and the sender's window rely on. */
+    CHECK (image_size > 0);
+    CHECK (msg->u.hash.length >= 1 && msg->u.hash.length <= WIRE_MAX_HASH_RANGE);
+    CHECK (msg->u.hash.offset < image_size);
+    CHECK (msg->u.hash.length <= image_size - msg->u.hash.offset);
+    CHECK (msg->u.hash.unit >= WIRE_HASH_MIN_UNIT && msg->u.hash.unit <= WIRE_HASH_MAX_UNIT);
+    CHECK ((msg->u.hash.unit & (msg->u.hash.unit - 1)) == 0);
+    CHECK (msg->u.hash.count == wire_hash_count (msg->u.hash.length, msg->u.hash.unit));
+    break;
+  case WIRE_HASH_KEY:
   case WIRE_PASS_BEGIN:
   case WIRE_PASS_END:
   case WIRE_SYNC:

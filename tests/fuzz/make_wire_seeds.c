@@ -170,6 +170,49 @@ write_zstd_seeds (void)
   write_seed ("session-zstd", &s);
 }
 
+/* HASHES for [offset, offset+length) of disk 0 in units of unit, its
+ * hashes a pattern. */
+static void
+add_hashes (struct seed *s, uint64_t offset, uint32_t length, uint32_t unit)
+{
+  uint32_t n = wire_hash_count (length, unit) * WIRE_HASH_LEN;
+
+  s->len += wire_encode_hashes_header (s->bytes + s->len, 0, offset, length, unit);
+  for (uint32_t i = 0; i < n; i++)
+    s->bytes[s->len++] = (uint8_t) (i * 31);
+}
+
+/* The seeds of hash comparison: the key, a request, an answer, and a
+ * comparing session. */
+static void
+write_hash_seeds (void)
+{
+  static const uint8_t key[WIRE_HASH_KEY_LEN] = "0123456789abcdef";
+  struct seed s;
+  struct wire_hello h;
+
+  SEED ("hash-key", s.len = wire_encode_hash_key (s.bytes, key));
+  SEED ("hash-req", s.len = wire_encode_hash_req (s.bytes, 0, 0, 1u << 20, 65536));
+  SEED ("hash-req-end",
+        s.len = wire_encode_hash_req (s.bytes, 0, SEED_IMAGE_SIZE - 5000, 5000, 4096));
+  SEED ("hashes", add_hashes (&s, 0, 1u << 20, 65536));
+  SEED ("hashes-short-unit", add_hashes (&s, 8192, 3 * 4096 + 100, 4096));
+
+  memset (&h, 0, sizeof h);
+  memcpy (h.migration_id, "0123456789abcdef", WIRE_MIGRATION_ID_LEN);
+  h.image_size = SEED_IMAGE_SIZE;
+  h.block_size = 65536;
+  h.features = WIRE_FEATURE_EXPORT | WIRE_FEATURE_HASH | WIRE_FEATURE_KEEP;
+  s.len = wire_encode_hello (s.bytes, &h);
+  s.len += wire_encode_hash_key (s.bytes + s.len, key);
+  s.len += wire_encode_pass_begin (s.bytes + s.len, 1, SEED_IMAGE_SIZE);
+  s.len += wire_encode_hash_req (s.bytes + s.len, 0, 0, 65536, 65536);
+  add_data (&s, 0, 64);
+  s.len += wire_encode_sync (s.bytes + s.len, 1);
+  s.len += wire_encode_pass_end (s.bytes + s.len, 1);
+  write_seed ("session-hash", &s);
+}
+
 /* The seeds of a migration of several disks. */
 static void
 write_group_seeds (void)
@@ -270,5 +313,6 @@ main (int argc, char *argv[])
 
   write_group_seeds ();
   write_zstd_seeds ();
+  write_hash_seeds ();
   return EXIT_SUCCESS;
 }
