@@ -411,9 +411,10 @@ hello_prepared (void *opaque, uint64_t tag, const struct control_reply *r)
 
 /* RESUME answered.  ESTALE: another migration reset the source's
  * tracking since this one's last run, and may have confirmed blocks to
- * its own destination: none of that counts here.  Copy everything of
- * that disk again (RESET); the receiver's data and durable position stay
- * valid, the passes overwrite it. */
+ * its own destination: none of that counts here.  Send everything of
+ * that disk again (RESET), compared first (compare_pass.h); the
+ * receiver's data and durable position stay valid, the passes overwrite
+ * it. */
 static void
 hello_resumed (void *opaque, uint64_t tag, const struct control_reply *r)
 {
@@ -423,7 +424,8 @@ hello_resumed (void *opaque, uint64_t tag, const struct control_reply *r)
   if (!migration_reply_current (m, tag, PHASE_PREPARING))
     return;
   if (!r->ok && r->err == ESTALE) {
-    log_warning ("%s; so every block is copied again to %s", r->error, m->opts->dest);
+    log_warning ("%s; so every block is sent again to %s (compared first, where "
+                 "it answers hashes)", r->error, m->opts->dest);
     control_channel_reset (d->ctl, m->migration_id_hex, hello_prepared, d, tag);
     return;
   }
