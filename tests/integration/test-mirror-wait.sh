@@ -59,7 +59,8 @@ start_case ()
           --until "$tmp/stop" --ring $(( 1 << 20 )) --wait "$wait_ms" \
           --status-out "$tmp/frozen-status" "$@"
     CONSUMER_PID=$SPAWNED_PID
-    wait_for 20 "$name: the consumer to start mirroring" grep -q '^OK mirror' "$tmp/consumer.out"
+    # The whole reply line (a grep may catch it half written).
+    wait_for 20 "$name: the consumer to start mirroring" grep -q '^OK mirror .* full_wait_ms=[0-9]* ' "$tmp/consumer.out"
     grep -q "^OK mirror mode=mirror .* full_wait_ms=$wait_ms " "$tmp/consumer.out" ||
         fail "$name: MIRROR START's reply does not say full_wait_ms=$wait_ms: $(head -n 1 "$tmp/consumer.out")"
     start_writer "${size_mib}m" "$secs" --output-format=json
