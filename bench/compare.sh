@@ -140,7 +140,7 @@ printf '\n%-14s %10s %10s %14s %10s   %s\n' contender "median ms" "MiB/s" "wire 
 for n in full-pass compare-only fail-back; do
     awk -v n="$n" -v m="$(median_of "$n")" -v w="$(median ${_wire[$n]})" -v b="$size" \
         -v r="${_results[$n]};${_wire[$n]}" \
-        'BEGIN { printf "%-14s %10d %10.0f %14d %9.3f%%  %s\n", n, m,
+        'BEGIN { printf "%-14s %10d %10.0f %14.0f %9.3f%%  %s\n", n, m,
                  (m > 0 ? b / 1048576 / (m / 1000) : 0), w, 100 * w / b, r }'
 done
 echo
