@@ -493,8 +493,9 @@ pass_issue_reads (struct migration *m)
       return;
     uint64_t extent_bytes = advance_issued (m, start + (uint64_t) len);
     /* A zero range costs a few bytes on the wire, not its length; gaps
-     * read between extents are not sent. */
-    if (!zero)
+     * read between extents are not sent; a compared read pays for what
+     * differs when it is sent (send_compared_part). */
+    if (!zero && !compare_pass_on (d))
       rate_limit_take (&m->rate, extent_bytes, now);
   }
 
@@ -596,6 +597,9 @@ send_compared_part (struct migration_disk *d, const struct hash_request *req,
       if (r == -1)
         return -1;
       data_bytes += r;
+      /* --rate caps what crosses the link: what differs, not what was
+       * compared (the next read waits while the bucket is in debt). */
+      rate_limit_take (&d->m->rate, end - from, time_monotonic_ns ());
     }
     else if (note_range_sent (d, from, end - from, false) == -1)
       return -1;
