@@ -75,18 +75,20 @@ same_disks (const struct migration_record *r, const struct wire_hello *hello,
   return true;
 }
 
-/* Another migration may take over an incomplete one without --force when
- * its sender compares: an incomplete output was never the guest's disk
- * (the source of that migration stayed authoritative, as it does until
- * it flips to a prepared copy), so nothing is lost, and what it holds is
+/* Another migration may take over an incomplete or superseded one
+ * without --force when its sender compares: such an output was never the
+ * guest's disk (the source of that migration stayed authoritative, as it
+ * does until it flips to a prepared copy, and a superseded copy is one
+ * it thawed away from), so nothing is lost, and what it holds is
  * compared, not trusted.  This is the source whose nbdkit restarted: its
  * new instance makes a new migration id for the same disks.  Prepared
- * and final outputs are never taken over this way. */
+ * and final outputs, which may be the guest's disk, are never taken over
+ * this way. */
 static bool
 may_take_over (const struct migration_record *r, const struct wire_hello *hello,
                const struct outputs *o, const unsigned map[WIRE_MAX_DISKS])
 {
-  return r->state == WIRE_STATE_INCOMPLETE &&
+  return (r->state == WIRE_STATE_INCOMPLETE || r->state == WIRE_STATE_SUPERSEDED) &&
     (hello->features & WIRE_FEATURE_HASH) != 0 && same_disks (r, hello, o, map);
 }
 

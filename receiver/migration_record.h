@@ -120,9 +120,10 @@ enum hello_verdict {
   HELLO_ACCEPT_RESUME,     /* continue (reply mode: migration_record_hello_mode) */
   HELLO_ACCEPT_COMPARE,    /* a compare-only session (WIRE_FEATURE_COMPARE_ONLY):
                             * records nothing, whatever the outputs hold */
-  HELLO_ACCEPT_TAKEOVER,   /* start a new migration over an incomplete one
-                            * of the same disks, keeping its data for a
-                            * sender that compares (no --force needed) */
+  HELLO_ACCEPT_TAKEOVER,   /* start a new migration over an incomplete or
+                            * superseded one of the same disks, keeping its
+                            * data for a sender that compares (no --force
+                            * needed) */
 };
 /* map receives the HELLO's disk-to-output map when the disks match, and
  * why the words of HELLO_REFUSE_DISKS. */

@@ -513,6 +513,34 @@ test_judge_hello (void **state)
   hello_for (&r, &h);
   assert_int_equal (judge (&r, &h, false, false), HELLO_ACCEPT_RESUME);
   assert_int_equal (migration_record_hello_mode (&r), WIRE_MODE_FINAL);
+
+  /* Another migration of the same disks over an incomplete or superseded
+   * one is taken over without --force when it compares (a source whose
+   * nbdkit restarted); never a prepared or final one, never for a sender
+   * that cannot compare, never at another size. */
+  static const struct { uint32_t state; enum hello_verdict v; } takeover[] = {
+    { WIRE_STATE_INCOMPLETE, HELLO_ACCEPT_TAKEOVER },
+    { WIRE_STATE_SUPERSEDED, HELLO_ACCEPT_TAKEOVER },
+    { WIRE_STATE_PREPARED, HELLO_REFUSE_OTHER },
+    { WIRE_STATE_FINAL, HELLO_REFUSE_OTHER },
+  };
+  for (size_t i = 0; i < sizeof takeover / sizeof takeover[0]; i++) {
+    sample_record (&r);
+    r.state = takeover[i].state;
+    hello_for (&r, &h);
+    h.migration_id[0] ^= 1;
+    h.features = WIRE_FEATURE_HASH;
+    assert_int_equal (judge (&r, &h, false, false), takeover[i].v);
+    assert_int_equal (judge (&r, &h, false, true), HELLO_ACCEPT_FORCED);
+    h.features = 0;
+    assert_int_equal (judge (&r, &h, false, false), HELLO_REFUSE_OTHER);
+  }
+  sample_record (&r);
+  hello_for (&r, &h);
+  h.migration_id[0] ^= 1;
+  h.features = WIRE_FEATURE_HASH;
+  h.image_size += 4096;
+  assert_int_equal (judge (&r, &h, false, false), HELLO_REFUSE_OTHER);
 }
 
 /* The words and codes of refused HELLOs. */
