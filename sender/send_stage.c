@@ -11,15 +11,18 @@
 
 #include "send_stage.h"
 
-#define HEAD_MAX 64
+/* The room a reservation keeps for its head: a DATA or DATA_ZSTD frame
+ * header (WIRE_ENCODE_MAX).  A copied message's head (a HELLO with its
+ * disk table, an ABORT with its text) is as long as it is. */
+#define RESERVED_HEAD_MAX 64
 
 struct send_stage_entry {
   struct send_stage_entry *next;
   bool reserved;                 /* its message is not made yet */
-  uint8_t head[HEAD_MAX];
   size_t headlen;
   void *body;                    /* owned; NULL for none */
   size_t bodylen;
+  uint8_t head[];
 };
 
 void
@@ -61,8 +64,7 @@ send_stage_send (struct send_stage *s, send_stage_sink sink, void *opaque,
 
   if (send_stage_empty (s))
     return sink (opaque, head, headlen, body, bodylen);
-  assert (headlen <= HEAD_MAX);
-  e = calloc (1, sizeof *e);
+  e = calloc (1, sizeof *e + headlen);
   if (e == NULL)
     return -1;
   if (body != NULL && bodylen > 0) {
@@ -84,7 +86,7 @@ send_stage_send (struct send_stage *s, send_stage_sink sink, void *opaque,
 struct send_stage_entry *
 send_stage_reserve (struct send_stage *s, uint64_t *gen)
 {
-  struct send_stage_entry *e = calloc (1, sizeof *e);
+  struct send_stage_entry *e = calloc (1, sizeof *e + RESERVED_HEAD_MAX);
 
   if (e == NULL)
     return NULL;
@@ -123,7 +125,7 @@ send_stage_fill (struct send_stage *s, struct send_stage_entry *e, uint64_t gen,
     free (body);
     return 0;
   }
-  assert (e->reserved && headlen <= HEAD_MAX);
+  assert (e->reserved && headlen <= RESERVED_HEAD_MAX);
   memcpy (e->head, head, headlen);
   e->headlen = headlen;
   e->body = body;

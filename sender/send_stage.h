@@ -56,7 +56,7 @@ int send_stage_send (struct send_stage *s, send_stage_sink sink, void *opaque,
 struct send_stage_entry *send_stage_reserve (struct send_stage *s, uint64_t *gen);
 
 /* Fill the place e reserved in generation gen with head (copied, at most
- * 64 bytes) and body (bodylen bytes, taken over: freed with free), then
+ * 64 bytes: WIRE_ENCODE_MAX) and body (bodylen bytes, taken over: freed with free), then
  * send every filled message from the front up to the first place still
  * reserved.  A stale reservation (gen is not the stage's) is not touched:
  * body is freed and 0 returned.  -1 if the sink refused a message; the

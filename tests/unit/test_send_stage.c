@@ -21,7 +21,7 @@
 #include "send_stage.h"
 
 struct sink {
-  char got[64][16];              /* each message: head, then body */
+  char got[64][256];             /* each message: head, then body */
   unsigned n;
   unsigned refuse_at;            /* refuse the message with this index + 1 */
 };
@@ -34,7 +34,7 @@ fake_sink (void *opaque, const void *head, size_t headlen, const void *body,
 
   if (k->refuse_at != 0 && k->n + 1 == k->refuse_at)
     return -1;
-  assert_true (k->n < 64 && headlen + bodylen < 16);
+  assert_true (k->n < 64 && headlen + bodylen < 256);
   memcpy (k->got[k->n], head, headlen);
   if (body != NULL)
     memcpy (k->got[k->n] + headlen, body, bodylen);
@@ -97,10 +97,15 @@ test_order_behind_reservations (void **state)
   j2 = send_stage_reserve (&s, &g2);
   assert_non_null (j2);
   assert_int_equal (send_str (&s, &k, "S", NULL), 0);
+  /* A long head (an ABORT's text) waits whole. */
+  char text[201];
+  memset (text, 'T', 200);
+  text[200] = '\0';
+  assert_int_equal (send_str (&s, &k, text, NULL), 0);
   assert_int_equal (k.n, 1);
-  assert_int_equal (s.entries, 4);
+  assert_int_equal (s.entries, 5);
   assert_int_equal (s.reserved, 2);
-  assert_int_equal (s.bytes, 3);
+  assert_int_equal (s.bytes, 203);
 
   /* The second job done first: nothing may pass the first. */
   assert_int_equal (send_stage_fill (&s, j2, g2, "D2", 2, dup_str ("b"), 1,
@@ -108,11 +113,12 @@ test_order_behind_reservations (void **state)
   assert_int_equal (k.n, 1);
   assert_int_equal (send_stage_fill (&s, j1, g1, "D1", 2, dup_str ("a"), 1,
                                      fake_sink, &k), 0);
-  assert_int_equal (k.n, 5);
+  assert_int_equal (k.n, 6);
   assert_string_equal (k.got[1], "D1a");
   assert_string_equal (k.got[2], "Zx");
   assert_string_equal (k.got[3], "D2b");
   assert_string_equal (k.got[4], "S");
+  assert_string_equal (k.got[5], text);
   assert_true (send_stage_empty (&s));
   assert_int_equal (s.bytes, 0);
   assert_int_equal (s.reserved, 0);
