@@ -263,12 +263,23 @@ compress_send_data (struct migration_disk *d, uint64_t offset, const uint8_t *bu
   int r;
 
   note_full (c, now);
-  /* zstd on the worker whenever compression is on; while auto is off,
-   * only the samples are tried, on the loop, where they cost little. */
+  /* zstd on the worker whenever compression is on, for a payload that
+   * the probe (on the loop: 16 KiB of it, a fraction of the whole's cost)
+   * says is worth it, so that incompressible data never waits for the
+   * worker; while auto is off, only the samples are tried, on the loop,
+   * where they cost little. */
   if (c->agreed && n >= COMPRESS_MIN_BYTES && c->worker != NULL &&
-      (c->mode == COMPRESS_ZSTD || c->policy.on))
-    return submit (d, offset, buf, n);
-  if (should_try (c, n, now))
+      (c->mode == COMPRESS_ZSTD || c->policy.on)) {
+    uint64_t t0 = thread_cpu_ns ();
+    bool worth = zstd_probe (c->z, buf, n);
+    c->win.tried_ns += thread_cpu_ns () - t0;
+    if (worth)
+      return submit (d, offset, buf, n);
+    c->win.tried_in += n;
+    c->win.tried_out += n;
+    c->counters.chunks_skipped++;
+  }
+  else if (should_try (c, n, now))
     flen = try_compress (c, buf, n, &frame);
   if (flen > 0) {
     r = migration_send (m, head, wire_encode_data_zstd_header (head, d->index, offset,

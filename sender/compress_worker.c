@@ -64,18 +64,17 @@ compress_job_free (struct compress_job *job)
   free (job);
 }
 
-/* Probe and compress one job, outside the lock.  A frame is at least an
- * eighth shorter than the payload (zstd_frame.h), so it replaces the
- * payload in the job's buffer. */
+/* Compress one job, outside the lock (the loop has probed it already).
+ * A frame is at least an eighth shorter than the payload (zstd_frame.h),
+ * so it replaces the payload in the job's buffer. */
 static void
 compress_one (struct compress_worker *w, struct compress_job *job)
 {
   uint64_t t0 = thread_cpu_ns ();
   const uint8_t *frame = NULL;
-  size_t flen = 0;
+  size_t flen;
 
-  if (zstd_probe (w->z, job->buf, job->n))
-    flen = zstd_deflate (w->z, job->buf, job->n, &frame);
+  flen = zstd_deflate (w->z, job->buf, job->n, &frame);
   if (flen > 0 && flen < job->n)
     memcpy (job->buf, frame, flen);
   else

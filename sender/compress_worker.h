@@ -6,7 +6,7 @@
  * level 1, about 2.5 CPU-seconds per GiB).  So with --compress auto or
  * zstd, a DATA payload to be compressed is copied into a job
  * (compress_job_new) and handed to this thread (compress_worker_submit),
- * which probes and compresses it with its own zstd context and measures
+ * which compresses it with its own zstd context and measures
  * the CPU time that took on its own clock (CLOCK_THREAD_CPUTIME_ID).
  * Jobs are done in the order they were submitted; each one done wakes
  * the loop through an ev_async watcher, whose callback takes them back
