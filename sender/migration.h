@@ -17,7 +17,10 @@
  *                a pass;
  *   durability.c SYNC, and CONFIRM once DURABLE (the sync ledger);
  *   failure.c    the failure path (migration_fail);
- *   migration.c  phase changes (phase.h), messages, and the ends;
+ *   compress.c   DATA and DATA_ZSTD (compress_send_data), zstd on the
+ *                worker thread (compress_worker.c);
+ *   migration.c  phase changes (phase.h), messages through the ordered
+ *                stage (send_stage.c), and the ends;
  * and below them all control_channel.c, the owning control connection on
  * the loop: every request made while the loop runs goes through it
  * (each disk's d->ctl), issued with a reply handler, tagged with
