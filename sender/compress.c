@@ -10,8 +10,10 @@
 #include <time.h>
 
 #include "compress.h"
+#include "compress_worker.h"
 #include "log.h"
 #include "migration.h"
+#include "stm_conn.h"
 #include "zstd_frame.h"
 
 /* The event loop thread's CPU time: what compression competes for. */
@@ -38,9 +40,26 @@ compress_init (struct compress_state *c, enum compress_mode mode, int level)
   return c->z != NULL ? 0 : -1;
 }
 
+static void jobs_done (void *opaque);
+
+int
+compress_start (struct migration *m)
+{
+  struct compress_state *c = &m->comp;
+
+  if (c->z == NULL)
+    return 0;
+  c->worker = compress_worker_new (m->loop, c->level, jobs_done, m);
+  /* The policy's model: zstd beside the loop, not on it. */
+  c->policy.threaded = c->worker != NULL;
+  return c->worker != NULL ? 0 : -1;
+}
+
 void
 compress_free (struct compress_state *c)
 {
+  compress_worker_free (c->worker);
+  c->worker = NULL;
   zstd_deflater_free (c->z);
   c->z = NULL;
 }
@@ -81,7 +100,8 @@ should_try (struct compress_state *c, size_t n, uint64_t now)
   return true;
 }
 
-/* Probe, then compress.  The frame's length, or 0 if it did not pay. */
+/* Probe, then compress, on the loop (a sample while auto is off).  The
+ * frame's length, or 0 if it did not pay. */
 static size_t
 try_compress (struct compress_state *c, const uint8_t *buf, size_t n,
               const uint8_t **frame)
@@ -117,7 +137,120 @@ window_end (struct compress_state *c, uint64_t now)
   c->win_cpu_ns = thread_cpu_ns ();
 }
 
-int64_t
+/* The bytes waiting to be written to the receiver: the connection's
+ * output queue and the messages waiting in the ordered stage. */
+static size_t
+output_pending (const struct migration *m)
+{
+  return (m->conn != NULL ? stm_conn_output_pending (m->conn) : 0) + m->stage.bytes;
+}
+
+bool
+compress_hold_back (const struct migration *m)
+{
+  return output_pending (m) >= MIGRATION_OUTPUT_HIGH ||
+    compress_worker_outstanding (m->comp.worker) >= COMPRESS_WORKER_JOBS;
+}
+
+/* Before a payload: the time since the last one counts as the link's if
+ * the output queue was at its high mark then (the copy waited for the
+ * link). */
+static void
+note_full (struct compress_state *c, uint64_t now)
+{
+  if (c->win_start_ns == 0) {
+    c->win_start_ns = now;
+    c->win_cpu_ns = thread_cpu_ns ();
+  }
+  if (c->queue_full)
+    c->win.full_ns += now - c->last_send_ns;
+  c->last_send_ns = now;
+}
+
+/* A payload of n bytes went into a message of payload bytes: count it,
+ * once, and let auto judge its window. */
+static void
+note_sent (struct migration_disk *d, size_t n, size_t payload)
+{
+  struct migration *m = d->m;
+  struct compress_state *c = &m->comp;
+
+  migration_account_data (d, n, payload);
+  c->counters.bytes_in += n;
+  c->counters.bytes_out += payload;
+  c->win.in_bytes += n;
+  c->win.out_bytes += payload;
+  note_full (c, time_monotonic_ns ());
+  c->queue_full = output_pending (m) >= MIGRATION_OUTPUT_HIGH;
+  if (c->mode == COMPRESS_AUTO)
+    window_end (c, c->last_send_ns);
+}
+
+/* Hand the payload to the worker, its message's place reserved in the
+ * ordered stage.  -1 after reporting (out of memory: the receiver is
+ * given up as lost, and the migration goes on as after any loss). */
+static int
+submit (struct migration_disk *d, uint64_t offset, const uint8_t *buf, size_t n)
+{
+  struct migration *m = d->m;
+  struct compress_job *job = compress_job_new (buf, n);
+
+  if (job != NULL && (job->slot = send_stage_reserve (&m->stage, &job->gen)) != NULL) {
+    job->owner = d;
+    job->offset = offset;
+    compress_worker_submit (m->comp.worker, job);
+    return 0;
+  }
+  compress_job_free (job);
+  errno = ENOMEM;
+  return migration_send_failed (m);
+}
+
+/* The worker has done jobs: their messages take their places in the
+ * order (DATA_ZSTD, or DATA where zstd did not pay), are counted once,
+ * and the producers held back by the jobs may go on. */
+static void
+jobs_done (void *opaque)
+{
+  struct migration *m = opaque;
+  struct compress_state *c = &m->comp;
+  struct compress_job *job;
+  uint8_t head[WIRE_ENCODE_MAX];
+  int r = 0;
+
+  while ((job = compress_worker_take (c->worker)) != NULL) {
+    struct migration_disk *d = job->owner;
+    size_t payload = job->flen > 0 ? job->flen : job->n;
+    size_t hlen = job->flen > 0
+      ? wire_encode_data_zstd_header (head, d->index, job->offset, job->n, job->flen)
+      : wire_encode_disk_data_header (head, d->index, job->offset, job->n);
+
+    /* A job of a connection since let go: nothing of it is sent or
+     * counted (its pass was abandoned, its records rewound). */
+    if (job->gen != m->stage.gen || r == -1) {
+      compress_job_free (job);
+      continue;
+    }
+    c->win.tried_ns += job->cpu_ns;
+    c->win.worker_ns += job->cpu_ns;
+    c->win.tried_in += job->n;
+    c->win.tried_out += payload;
+    if (job->flen > 0)
+      c->counters.chunks_compressed++;
+    else
+      c->counters.chunks_skipped++;
+    r = migration_send_fill (m, job->slot, job->gen, head, hlen, job->buf, payload);
+    job->buf = NULL;           /* the stage's now */
+    if (r == 0)
+      note_sent (d, job->n, payload);
+    compress_job_free (job);
+  }
+  if (r == 0 && !migration_ended (m) && m->output_room != NULL &&
+      !compress_hold_back (m))
+    m->output_room (m);
+}
+
+int
 compress_send_data (struct migration_disk *d, uint64_t offset, const uint8_t *buf,
                     size_t n)
 {
@@ -129,15 +262,24 @@ compress_send_data (struct migration_disk *d, uint64_t offset, const uint8_t *bu
   size_t flen = 0;
   int r;
 
-  if (c->win_start_ns == 0) {
-    c->win_start_ns = now;
-    c->win_cpu_ns = thread_cpu_ns ();
+  note_full (c, now);
+  /* zstd on the worker whenever compression is on, for a payload that
+   * the probe (on the loop: 16 KiB of it, a fraction of the whole's cost)
+   * says is worth it, so that incompressible data never waits for the
+   * worker; while auto is off, only the samples are tried, on the loop,
+   * where they cost little. */
+  if (c->agreed && n >= COMPRESS_MIN_BYTES && c->worker != NULL &&
+      (c->mode == COMPRESS_ZSTD || c->policy.on)) {
+    uint64_t t0 = thread_cpu_ns ();
+    bool worth = zstd_probe (c->z, buf, n);
+    c->win.tried_ns += thread_cpu_ns () - t0;
+    if (worth)
+      return submit (d, offset, buf, n);
+    c->win.tried_in += n;
+    c->win.tried_out += n;
+    c->counters.chunks_skipped++;
   }
-  /* The time since the last send counts as the link's if that send left
-   * the queue at its high mark: the copy waited for the link. */
-  if (c->queue_full)
-    c->win.full_ns += now - c->last_send_ns;
-  if (should_try (c, n, now))
+  else if (should_try (c, n, now))
     flen = try_compress (c, buf, n, &frame);
   if (flen > 0) {
     r = migration_send (m, head, wire_encode_data_zstd_header (head, d->index, offset,
@@ -150,18 +292,8 @@ compress_send_data (struct migration_disk *d, uint64_t offset, const uint8_t *bu
                         buf, n);
   if (r == -1)
     return -1;
-
-  size_t payload = flen > 0 ? flen : n;
-  c->counters.bytes_in += n;
-  c->counters.bytes_out += payload;
-  c->win.in_bytes += n;
-  c->win.out_bytes += payload;
-  c->queue_full = m->conn != NULL &&
-    stm_conn_output_pending (m->conn) >= MIGRATION_OUTPUT_HIGH;
-  c->last_send_ns = time_monotonic_ns ();
-  if (c->mode == COMPRESS_AUTO)
-    window_end (c, c->last_send_ns);
-  return (int64_t) payload;
+  note_sent (d, n, flen > 0 ? flen : n);
+  return 0;
 }
 
 void

@@ -41,7 +41,10 @@ compress_policy_predict (const struct compress_policy *p, double *off, double *o
   if (p->other_spb <= 0 || p->zstd_spb <= 0 || p->ratio <= 0)
     return;
   *off = 1 / p->other_spb;
-  *on = 1 / (p->other_spb + p->zstd_spb);
+  if (p->threaded)
+    *on = 1 / (p->other_spb > p->zstd_spb ? p->other_spb : p->zstd_spb);
+  else
+    *on = 1 / (p->other_spb + p->zstd_spb);
   /* An unknown link rate is a link that never held the copy back: only
    * the CPU limits then, and compression only costs. */
   if (p->link_bps > 0) {
@@ -57,7 +60,10 @@ static void
 estimate (struct compress_policy *p, const struct compress_window *w, double secs)
 {
   double out_rate = (double) w->out_bytes / secs;
-  double cpu = w->cpu_ns > w->tried_ns ? (double) (w->cpu_ns - w->tried_ns) : 1.0;
+  /* The loop's own work: its CPU time but for the zstd calls it made
+   * itself (the worker's are not in it). */
+  uint64_t on_loop = w->tried_ns > w->worker_ns ? w->tried_ns - w->worker_ns : 0;
+  double cpu = w->cpu_ns > on_loop ? (double) (w->cpu_ns - on_loop) : 1.0;
 
   p->other_spb = blend (p->other_spb, cpu / 1e9 / (double) w->in_bytes);
   if (w->tried_in > 0) {

@@ -17,6 +17,10 @@
  *   off: min (1 / other, link)
  *   on:  min (1 / (other + zstd), link / ratio)
  *
+ * or, where zstd runs on a thread of its own beside the loop (threaded),
+ *
+ *   on:  min (1 / other, 1 / zstd, link / ratio)
+ *
  * It turns compression on when that predicts at least COMPRESS_GAIN more,
  * and off when the prediction falls below COMPRESS_STAY; while on, it checks the rate actually achieved against the rate last
  * achieved off, and turns it off again when the link's rate was only
@@ -56,11 +60,14 @@ struct compress_window {
   uint64_t tried_in;         /* bytes given to zstd (probes included) */
   uint64_t tried_out;        /* what came out (in, where it did not pay) */
   uint64_t tried_ns;         /* CPU time of those calls */
+  uint64_t worker_ns;        /* of tried_ns, that of the worker thread: not
+                                in cpu_ns */
 };
 
 /* What the policy knows and has decided.  0 is "not measured yet". */
 struct compress_policy {
   bool on;                   /* compressing now */
+  bool threaded;             /* zstd runs on its own thread while on */
   double link_bps;           /* wire bytes/s when the link was saturated */
   double ratio;              /* zstd's output / input */
   double zstd_spb;           /* zstd's CPU seconds per input byte */

@@ -587,7 +587,7 @@ mirror_backlog (const struct migration *m)
   /* And what is queued to the receiver already: the final SYNC waits
    * behind it. */
   if (m->conn != NULL)
-    bytes += stm_conn_output_pending (m->conn);
+    bytes += stm_conn_output_pending (m->conn) + m->stage.bytes;
   return bytes;
 }
 

@@ -153,12 +153,14 @@ failure_end (struct migration *m)
    * thawed, that its copy is superseded. */
   if (m->conn) {
     uint8_t frame[WIRE_ENCODE_TEXT_MAX];
+    /* What still waits in the ordered stage (data behind a compression
+     * job) is of no use to a receiver told to abort, and would hold
+     * these back until the close drops them: drop it first. */
+    send_stage_clear (&m->stage);
     if (m->cut.commit_seq != 0 && !m->cut.flip_in_flight)
-      stm_conn_send (m->conn, frame,
-                     wire_encode_outcome (frame, m->cut.commit_seq, WIRE_OUTCOME_THAWED),
-                     NULL, 0);
-    stm_conn_send (m->conn, frame, wire_encode_abort (frame, WIRE_ERR_ABORTED, f->msg),
-                   NULL, 0);
+      migration_send_quiet (m, frame, wire_encode_outcome (frame, m->cut.commit_seq,
+                                                          WIRE_OUTCOME_THAWED));
+    migration_send_quiet (m, frame, wire_encode_abort (frame, WIRE_ERR_ABORTED, f->msg));
   }
   migration_finish (m);
 }

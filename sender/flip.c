@@ -536,8 +536,6 @@ cutover_send_outcome (struct migration *m)
   assert (m->cut.flipped && m->cut.commit_seq != 0);
   migration_set_phase (m, PHASE_RECORDING);
   /* Without a connection, the next HELLO_REPLY (prepared) sends it. */
-  if (m->conn != NULL)
-    stm_conn_send (m->conn, frame,
-                   wire_encode_outcome (frame, m->cut.commit_seq, WIRE_OUTCOME_FLIPPED),
-                   NULL, 0);
+  migration_send_quiet (m, frame, wire_encode_outcome (frame, m->cut.commit_seq,
+                                                      WIRE_OUTCOME_FLIPPED));
 }

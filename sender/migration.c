@@ -160,6 +160,8 @@ migration_drop_conn (struct migration *m)
   if (conn != NULL)
     m->meas.wire_bytes_before += stm_conn_wire_bytes (conn);
   m->conn = NULL;
+  /* Nothing meant for this connection may go on the next one. */
+  send_stage_clear (&m->stage);
   return conn;
 }
 
@@ -253,19 +255,58 @@ migration_sample (const struct migration *m, struct progress_sample *s, uint64_t
                                         s->disks_buf, sizeof s->disks_buf);
 }
 
+/* The stage's sink: the receiver connection. */
+static int
+conn_sink (void *opaque, const void *head, size_t headlen, const void *body,
+           size_t bodylen)
+{
+  struct migration *m = opaque;
+  if (m->conn == NULL)
+    return -1;
+  return stm_conn_send (m->conn, head, headlen, body, bodylen);
+}
+
+int
+migration_send_failed (struct migration *m)
+{
+  char where[64], reason[256];
+  if (errno == ENOMEM)
+    snprintf (reason, sizeof reason, "out of memory queueing a message to the "
+              "receiver at %s %s", m->opts->dest, migration_where (m, where, sizeof where));
+  else
+    snprintf (reason, sizeof reason, "cannot send to the receiver at %s %s",
+              m->opts->dest, migration_where (m, where, sizeof where));
+  m->receiver_lost (m, true, reason);
+  return -1;
+}
+
 int
 migration_send (struct migration *m, const uint8_t *frame, size_t len,
                 const void *payload, size_t payload_len)
 {
-  char where[64], reason[256];
+  errno = 0;
   if (m->conn == NULL ||
-      stm_conn_send (m->conn, frame, len, payload, payload_len) == -1) {
-    snprintf (reason, sizeof reason, "cannot send to the receiver at %s %s",
-              m->opts->dest, migration_where (m, where, sizeof where));
-    m->receiver_lost (m, true, reason);
-    return -1;
-  }
+      send_stage_send (&m->stage, conn_sink, m, frame, len, payload, payload_len) == -1)
+    return migration_send_failed (m);
   return 0;
+}
+
+int
+migration_send_fill (struct migration *m, struct send_stage_entry *slot, uint64_t gen,
+                     const uint8_t *frame, size_t len, void *payload, size_t payload_len)
+{
+  errno = 0;
+  if (send_stage_fill (&m->stage, slot, gen, frame, len, payload, payload_len,
+                       conn_sink, m) == -1)
+    return migration_send_failed (m);
+  return 0;
+}
+
+void
+migration_send_quiet (struct migration *m, const uint8_t *frame, size_t len)
+{
+  if (m->conn != NULL)
+    (void) send_stage_send (&m->stage, conn_sink, m, frame, len, NULL, 0);
 }
 
 int

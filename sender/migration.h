@@ -17,7 +17,10 @@
  *                a pass;
  *   durability.c SYNC, and CONFIRM once DURABLE (the sync ledger);
  *   failure.c    the failure path (migration_fail);
- *   migration.c  phase changes (phase.h), messages, and the ends;
+ *   compress.c   DATA and DATA_ZSTD (compress_send_data), zstd on the
+ *                worker thread (compress_worker.c);
+ *   migration.c  phase changes (phase.h), messages through the ordered
+ *                stage (send_stage.c), and the ends;
  * and below them all control_channel.c, the owning control connection on
  * the loop: every request made while the loop runs goes through it
  * (each disk's d->ctl), issued with a reply handler, tagged with
@@ -55,6 +58,7 @@
 #include "progress.h"
 #include "rate_limit.h"
 #include "reconnect.h"
+#include "send_stage.h"
 #include "sender_options.h"
 #include "source_reader.h"
 #include "status_poller.h"
@@ -315,6 +319,13 @@ struct migration {
   uint64_t ctl_epoch;
   struct tls_creds *creds;
   struct stm_conn *conn;
+  /* In front of conn: every message to the receiver goes through it, in
+   * order (send_stage.h); cleared when conn is let go. */
+  struct send_stage stage;
+  /* What the migration does when the producers held back by compression
+   * may go on (run.c sets it: compress.c calls it once the worker's jobs
+   * are done, as stm_conn's on_drain does for the output queue). */
+  void (*output_room) (struct migration *m);
   /* Hash comparison on this connection (compare_pass.h): the receiver
    * answers hashes, and the key they are made with. */
   bool receiver_hashes;
@@ -381,10 +392,23 @@ bool migration_reply_current (const struct migration *m, uint64_t tag,
                               enum migration_phase want);
 
 /* Queue one message to the receiver, with payload after its frame (NULL,
- * 0 for none).  A connection that is gone or refuses the bytes means the
- * receiver is lost (m->receiver_lost).  -1 then. */
+ * 0 for none), behind everything sent before it (m->stage).  A
+ * connection that is gone or refuses the bytes means the receiver is
+ * lost (m->receiver_lost).  -1 then. */
 int migration_send (struct migration *m, const uint8_t *frame, size_t len,
                     const void *payload, size_t payload_len);
+/* Fill a place reserved in m->stage (send_stage_fill: payload is taken
+ * over) and send what may go.  Reported like migration_send; -1 then. */
+int migration_send_fill (struct migration *m, struct send_stage_entry *slot,
+                         uint64_t gen, const uint8_t *frame, size_t len,
+                         void *payload, size_t payload_len);
+/* Report a message that could not be sent (errno ENOMEM: could not be
+ * queued) as migration_send does.  Returns -1. */
+int migration_send_failed (struct migration *m);
+/* Send a message in order, reporting nothing if it cannot be: for the
+ * last messages of a migration (OUTCOME, ABORT), whose loss the
+ * connection's close already says. */
+void migration_send_quiet (struct migration *m, const uint8_t *frame, size_t len);
 /* The same without payload, and nothing at all while reconnecting. */
 int migration_send_msg (struct migration *m, const uint8_t *frame, size_t len);
 /* Queue a SYNC (or COMMIT when commit is set) covering every range sent so
@@ -419,8 +443,10 @@ void migration_account_zero (struct migration_disk *d, uint64_t length);
  * the bytes every disk's comparison compared. */
 void migration_counts (const struct migration *m, struct byte_counts *out);
 /* Let go of the receiver connection (m->conn becomes NULL), keeping its
- * wire bytes in the counts; returns it for the caller to close, or NULL
- * if there was none.  Inside its on_close callback, it is still valid. */
+ * wire bytes in the counts, and drop every message still waiting for it
+ * in m->stage (compression jobs still out are dropped when they come
+ * back); returns it for the caller to close, or NULL if there was none.
+ * Inside its on_close callback, it is still valid. */
 struct stm_conn *migration_drop_conn (struct migration *m);
 /* The write data every disk's mirror ring has sent (this process). */
 uint64_t migration_mirror_bytes (const struct migration *m);

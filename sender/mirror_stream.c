@@ -154,10 +154,8 @@ send_record (struct migration_disk *d, const struct mirror_entry *e, uint64_t no
         size_t n = e->data_len[i] - done;
         if (n > WIRE_MAX_DATA)
           n = WIRE_MAX_DATA;
-        int64_t sent = compress_send_data (d, offset, e->data[i] + done, n);
-        if (sent == -1)
+        if (compress_send_data (d, offset, e->data[i] + done, n) == -1)
           return -1;
-        migration_account_data (d, n, (uint64_t) sent);
         offset += n;
         done += n;
       }
@@ -194,8 +192,7 @@ send_below (struct migration_disk *d, uint64_t limit, uint64_t wait_to,
      * water mark, records wait in the ring (and a full ring makes the
      * guest's writes wait, or go dirty), and the queue's drain pumps
      * again. */
-    if (bounded && d->m->conn != NULL &&
-        stm_conn_output_pending (d->m->conn) >= MIGRATION_OUTPUT_HIGH)
+    if (bounded && d->m->conn != NULL && compress_hold_back (d->m))
       break;
     /* And keep to --rate, which caps the sum: records pay as the pass's
      * reads do, and wait while the bucket is in debt. */
@@ -310,9 +307,9 @@ mirror_stream_pump (struct migration_disk *d)
     return -1;
   if (gate != UINT64_MAX)
     return 0;                    /* the reads' deliveries pump again */
-  if (d->m->conn != NULL &&
-      stm_conn_output_pending (d->m->conn) >= MIGRATION_OUTPUT_HIGH)
-    return 0;                    /* and so does the output queue's drain */
+  if (d->m->conn != NULL && compress_hold_back (d->m))
+    return 0;                    /* and so does the output queue's drain, or
+                                    the compressor's jobs' completion */
   uint64_t rate_wait = rate_limit_wait_ns (&d->m->rate, time_monotonic_ns ());
   if (rate_wait > 0) {
     /* --rate: come back when the bucket is out of debt. */

@@ -450,7 +450,9 @@ pass_issue_reads (struct migration *m)
   while (m->cur.all_issued && source_reader_in_flight (d->reader) == 0 && next_disk (m))
     d = &m->disks[m->cur.disk];
   while (!m->cur.all_issued && source_reader_can_issue (d->reader)) {
-    if (stm_conn_output_pending (m->conn) >= MIGRATION_OUTPUT_HIGH) {
+    /* The output queue at its high mark, or the compressor's fill of
+     * jobs: the drain, or the jobs' completion, pumps again. */
+    if (compress_hold_back (m)) {
       m->cur.output_blocked = true;
       break;
     }
@@ -555,11 +557,10 @@ send_part (struct migration_disk *d, uint64_t from, uint64_t n, const uint8_t *d
   bool is_data = data != NULL && !all_zero (data, n);
 
   if (is_data) {
-    /* As DATA or DATA_ZSTD (compress.h): sent is the payload on the wire. */
-    int64_t sent = compress_send_data (d, from, data, n);
-    if (sent == -1)
+    /* As DATA or DATA_ZSTD (compress.h), which counts it once its
+     * message is made. */
+    if (compress_send_data (d, from, data, n) == -1)
       return -1;
-    migration_account_data (d, n, (uint64_t) sent);
   }
   else {
     uint8_t frame[WIRE_ENCODE_MAX];

@@ -607,14 +607,21 @@ on_message (struct stm_conn *conn, const struct wire_msg *msg, void *opaque)
                 migration_where (m, where, sizeof where));
 }
 
+/* The output queue fell below its low mark, or the compressor's jobs
+ * came back (m->output_room): the producers may go on. */
 static void
-on_drain (struct stm_conn *conn, void *opaque)
+output_room (struct migration *m)
 {
-  struct migration *m = opaque;
   if (migration_ended (m))
     return;
   m->cur.output_blocked = false;
   pass_pump (m);
+}
+
+static void
+on_drain (struct stm_conn *conn, void *opaque)
+{
+  output_room (opaque);
 }
 
 static void
@@ -688,9 +695,10 @@ tick_cb (struct ev_loop *loop, ev_timer *w, int revents)
    * wait), tell the receiver we are alive: it closes a sender that stays
    * silent for a minute. */
   if (m->conn && stm_conn_output_pending (m->conn) == 0 &&
+      send_stage_empty (&m->stage) &&
       m->phase != PHASE_CONNECTING && m->phase != PHASE_RECONNECTING) {
     uint8_t frame[WIRE_ENCODE_MAX];
-    (void) stm_conn_send (m->conn, frame, wire_encode_keepalive (frame), NULL, 0);
+    migration_send_quiet (m, frame, wire_encode_keepalive (frame));
   }
   if (m->phase != PHASE_PASS && m->phase != PHASE_PASS_SYNC)
     return;
@@ -703,7 +711,7 @@ tick_cb (struct ev_loop *loop, ev_timer *w, int revents)
   migration_sample (m, &s, now);
   progress_update (&m->progress, &s, now, false);
   if (m->cur.output_blocked && m->conn &&
-      stm_conn_output_pending (m->conn) < MIGRATION_OUTPUT_LOW)
+      stm_conn_output_pending (m->conn) + m->stage.bytes < MIGRATION_OUTPUT_LOW)
     m->cur.output_blocked = false;
   pass_pump (m);
 }
@@ -804,6 +812,8 @@ migration_run (const struct sender_options *opts)
   m->loop = ev_loop_new (EVFLAG_AUTO);
   progress_init (&m->progress, opts->json, opts->progress);
   m->receiver_lost = receiver_lost_msg;
+  m->output_room = output_room;
+  send_stage_init (&m->stage);
   /* Allow a burst of a tenth of a second of traffic, but at least one
    * chunk so a read is never held back forever. */
   uint64_t burst = opts->rate / 10;
@@ -818,6 +828,15 @@ migration_run (const struct sender_options *opts)
                "migration was started");
     if (m->loop != NULL)
       ev_loop_destroy (m->loop);
+    compress_free (&m->comp);
+    free (m);
+    return 1;
+  }
+  /* zstd's thread (compress_worker.h), logged if it cannot start. */
+  if (compress_start (m) == -1) {
+    log_error ("no migration was started");
+    compress_free (&m->comp);
+    ev_loop_destroy (m->loop);
     free (m);
     return 1;
   }

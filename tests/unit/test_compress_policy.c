@@ -116,6 +116,42 @@ test_slow_compressor_stays_off (void **state)
   }
 }
 
+/* zstd on its own thread (threaded): its CPU time is not the loop's.  A
+ * 300 MB/s link, the loop at 600 MB/s, zstd at 450 MB/s and a ratio of
+ * 0.3: on one thread the two together (257 MB/s) would be slower than
+ * the link is now, and compression stays off; beside the loop, zstd's
+ * 450 MB/s is the limit, a clear gain, and it turns on.  The windows'
+ * zstd time, spent on the worker, is not taken off the loop's. */
+static void
+test_threaded (void **state)
+{
+  struct compress_policy serial, threaded;
+  struct compress_window w;
+  double off, on;
+
+  compress_policy_init (&serial);
+  for (int i = 0; i < 10; i++) {
+    w = window (300 * MB, 0.9, 0.05, 0.3, 450 * MB, 600 * MB, false);
+    assert_false (compress_policy_update (&serial, &w));
+  }
+  compress_policy_init (&threaded);
+  threaded.threaded = true;
+  w = window (300 * MB, 0.9, 0.05, 0.3, 450 * MB, 600 * MB, false);
+  assert_true (compress_policy_update (&threaded, &w));
+  compress_policy_predict (&threaded, &off, &on);
+  assert_true (off > 295 * MB && off < 305 * MB);
+  assert_true (on > 440 * MB && on < 460 * MB);
+  /* On: every payload goes to the worker, whose CPU time is outside the
+   * loop's; the loop's own cost per byte stays what it was. */
+  for (int i = 0; i < 10; i++) {
+    w = window (450 * MB, 0.2, 1.0, 0.3, 450 * MB, 600 * MB, true);
+    w.cpu_ns -= w.tried_ns;
+    w.worker_ns = w.tried_ns;
+    assert_true (compress_policy_update (&threaded, &w));
+  }
+  assert_true (threaded.other_spb > 1 / (620 * MB) && threaded.other_spb < 1 / (580 * MB));
+}
+
 /* The link looked like the bottleneck, but on, the copy goes no faster
  * (the receiver's disk is the limit): off again, and each later try waits
  * longer. */
@@ -217,6 +253,7 @@ main (void)
     cmocka_unit_test (test_fast_link_stays_off),
     cmocka_unit_test (test_slow_compressor_stays_off),
     cmocka_unit_test (test_no_gain_backs_off),
+    cmocka_unit_test (test_threaded),
     cmocka_unit_test (test_data_changes),
     cmocka_unit_test (test_short_window),
     cmocka_unit_test (test_parse),
