@@ -74,7 +74,7 @@ plain_send (struct conn_link *link, const void *buf, size_t len,
   ssize_t n;
 
   do
-    n = send (link->fd, buf, len, MSG_NOSIGNAL);
+    n = send (link->fd, buf, len, MSG_NOSIGNAL | (link->more ? MSG_MORE : 0));
   while (n == -1 && errno == EINTR);
   if (n == 0)
     return CONN_IO_AGAIN;       /* not for a stream socket, but not a loop */

@@ -40,6 +40,9 @@ struct tls_state {
   /* GnuTLS requires a send that returned EAGAIN to be repeated with the
    * same data; this is its length (0 = none outstanding). */
   size_t retry_len;
+  /* Bytes follow the record being sent (link->more, or the rest of the
+   * piece offered): tls_push tells the kernel so (MSG_MORE). */
+  bool push_more;
 };
 
 static gnutls_session_t
@@ -55,8 +58,9 @@ static ssize_t
 tls_push (gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt)
 {
   struct conn_link *link = ptr;
+  const struct tls_state *st = link->state;
   struct msghdr msg = { .msg_iov = (struct iovec *) iov, .msg_iovlen = (size_t) iovcnt };
-  ssize_t n = sendmsg (link->fd, &msg, MSG_NOSIGNAL);
+  ssize_t n = sendmsg (link->fd, &msg, MSG_NOSIGNAL | (st->push_more ? MSG_MORE : 0));
 
   if (n > 0)
     link->wire_sent += (uint64_t) n;
@@ -427,6 +431,7 @@ static ssize_t
 tls_send (struct conn_link *link, const void *buf, size_t len, bool transient)
 {
   struct tls_state *st = link->state;
+  size_t offered = len;
 
   if (!transient) {
     /* Repeat an interrupted send exactly, as GnuTLS requires. */
@@ -439,7 +444,9 @@ tls_send (struct conn_link *link, const void *buf, size_t len, bool transient)
     ssize_t n;
 
     errno = 0;
+    st->push_more = link->more || len < offered;
     n = gnutls_record_send (st->session, buf, len);
+    st->push_more = false;
     if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
       /* The record is encrypted and held; from a caller's buffer, it
        * goes out first later (tls_push_held). */

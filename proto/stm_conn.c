@@ -570,7 +570,9 @@ conn_send_direct (struct stm_conn *c, const uint8_t *head, size_t headlen,
       p = body + (done - headlen);
       len = total - done < record ? total - done : record;
     }
+    c->link.more = done + len < total;
     n = conn_send_piece (c, p, len);
+    c->link.more = false;
     if (n <= 0)
       break;
     done += (size_t) n;
@@ -648,8 +650,11 @@ conn_flush (struct stm_conn *c)
     const uint8_t *p = out_queue_front (&c->out, &len);
     /* The front of the queue stays where it is until sent, which is what
      * a transport that must repeat a send needs. */
-    ssize_t n = c->ops->send (&c->link, p, len, false);
+    ssize_t n;
 
+    c->link.more = c->out.pending > len;
+    n = c->ops->send (&c->link, p, len, false);
+    c->link.more = false;
     if (n == CONN_IO_AGAIN)
       break;
     if (n < 0) {
