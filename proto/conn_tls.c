@@ -12,7 +12,10 @@
  * data, and a record sent from a caller's buffer that must wait is held by
  * GnuTLS and pushed out later with a send of no data.  GnuTLS reaches the
  * socket through our own push and pull functions, which do what its
- * system ones do and count the bytes (the records, not the plaintext).
+ * system ones do and count the bytes (the records, not the plaintext);
+ * the push function also tells the kernel when more records follow at
+ * once (MSG_MORE), so that a message's 16 KiB records leave in full
+ * packets rather than one segment each.
  */
 #include <config.h>
 

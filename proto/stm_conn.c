@@ -541,7 +541,8 @@ conn_send_piece (struct stm_conn *c, const uint8_t *p, size_t len)
 /* Nothing is queued: send as much of the message as the socket takes now
  * without copying the body into the queue.  The header goes with the
  * start of the body in the first record (that much is copied), the rest
- * of the body record by record from the caller's buffer.  Returns the
+ * of the body record by record from the caller's buffer, every piece but
+ * the last marked as followed by more (link.more, MSG_MORE).  Returns the
  * bytes of the message sent (or held by the transport); the caller queues
  * the rest.  A failure is left in send_error for conn_flush. */
 static size_t
@@ -649,7 +650,9 @@ conn_flush (struct stm_conn *c)
     size_t len;
     const uint8_t *p = out_queue_front (&c->out, &len);
     /* The front of the queue stays where it is until sent, which is what
-     * a transport that must repeat a send needs. */
+     * a transport that must repeat a send needs.  What is queued behind
+     * the front follows at once (link.more); the last piece goes without
+     * that, so the kernel sends it now rather than wait for more. */
     ssize_t n;
 
     c->link.more = c->out.pending > len;
