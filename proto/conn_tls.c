@@ -15,7 +15,12 @@
  * system ones do and count the bytes (the records, not the plaintext);
  * the push function also tells the kernel when more records follow at
  * once (MSG_MORE), so that a message's 16 KiB records leave in full
- * packets rather than one segment each.
+ * packets rather than one segment each, and the pull function reads up
+ * to 64 KiB ahead, since GnuTLS asks for every record in two reads (its
+ * header, then its body) and a system call costs more than copying the
+ * bytes once more.  What it holds is handed out before the socket is
+ * read again; the engine reads until the transport has nothing left
+ * (CONN_IO_AGAIN) or comes back by itself, as for records GnuTLS holds.
  */
 #include <config.h>
 
@@ -34,6 +39,9 @@
 #include "tls_creds.h"
 #include "wire.h"
 
+/* Bytes read from the socket at a time (tls_pull). */
+#define PULL_AHEAD (64 * 1024)
+
 struct tls_state {
   gnutls_session_t session;
   /* What the credentials learnt in the handshake (a refused identity). */
@@ -46,6 +54,10 @@ struct tls_state {
   /* Bytes follow the record being sent (link->more, or the rest of the
    * piece offered): tls_push tells the kernel so (MSG_MORE). */
   bool push_more;
+  /* Bytes read from the socket ahead of GnuTLS (tls_pull): [rstart, rend)
+   * of rbuf are still to be handed over. */
+  size_t rstart, rend;
+  uint8_t rbuf[PULL_AHEAD];
 };
 
 static gnutls_session_t
@@ -55,8 +67,10 @@ session_of (const struct conn_link *link)
 }
 
 /* GnuTLS's transport: the socket, as its own system functions use it
- * (sendmsg with MSG_NOSIGNAL, recv, poll), with every byte counted in the
- * link (conn_ops.h).  Failures leave errno for GnuTLS to read. */
+ * (sendmsg with MSG_NOSIGNAL, recv, poll), with MSG_MORE while records
+ * follow, reads ahead into rbuf, and every byte counted in the link
+ * (conn_ops.h) when it crosses the socket.  Failures leave errno for
+ * GnuTLS to read. */
 static ssize_t
 tls_push (gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt)
 {
@@ -74,10 +88,26 @@ static ssize_t
 tls_pull (gnutls_transport_ptr_t ptr, void *buf, size_t len)
 {
   struct conn_link *link = ptr;
-  ssize_t n = recv (link->fd, buf, len, 0);
+  struct tls_state *st = link->state;
+  ssize_t n;
 
-  if (n > 0)
+  if (st->rend == st->rstart) {
+    if (len >= PULL_AHEAD) {
+      n = recv (link->fd, buf, len, 0);
+      if (n > 0)
+        link->wire_received += (uint64_t) n;
+      return n;
+    }
+    n = recv (link->fd, st->rbuf, PULL_AHEAD, 0);
+    if (n <= 0)
+      return n;
     link->wire_received += (uint64_t) n;
+    st->rstart = 0;
+    st->rend = (size_t) n;
+  }
+  n = (ssize_t) (st->rend - st->rstart < len ? st->rend - st->rstart : len);
+  memcpy (buf, st->rbuf + st->rstart, (size_t) n);
+  st->rstart += (size_t) n;
   return n;
 }
 
@@ -85,7 +115,10 @@ static int
 tls_pull_timeout (gnutls_transport_ptr_t ptr, unsigned ms)
 {
   const struct conn_link *link = ptr;
+  const struct tls_state *st = link->state;
 
+  if (st->rend > st->rstart)
+    return 1;
   return gnutls_system_recv_timeout ((gnutls_transport_ptr_t) (intptr_t) link->fd, ms);
 }
 
