@@ -100,7 +100,11 @@ struct conn_ops {
   /* After CONN_IO_HELD: returns 1 once the held bytes are out,
    * CONN_IO_AGAIN, or CONN_IO_ERROR. */
   int (*push_held) (struct conn_link *link);
-  /* The largest piece send takes whole (at most CONN_PIECE_MAX). */
+  /* The largest piece the engine offers send at once from a caller's
+   * buffer: what one TLS record takes whole (at most CONN_PIECE_MAX), or
+   * SIZE_MAX for a transport that takes any length, as much as the socket
+   * has room for.  A message's header is copied into a first piece of at
+   * most CONN_PIECE_MAX bytes with the start of its body. */
   size_t (*piece_max) (struct conn_link *link);
   /* Say goodbye before the engine half-closes the socket (TLS
    * close_notify).  Returns 1 when done (or failed: it is best effort),

@@ -10,6 +10,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -89,10 +90,12 @@ plain_push_held (struct conn_link *link)
   return 1;                     /* never holds anything */
 }
 
+/* A plain socket takes pieces of any length, as much as it has room for:
+ * a message's body goes in one send, not 16 KiB at a time. */
 static size_t
 plain_piece_max (struct conn_link *link)
 {
-  return CONN_PIECE_MAX;
+  return SIZE_MAX;
 }
 
 static int

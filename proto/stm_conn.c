@@ -540,9 +540,11 @@ conn_send_piece (struct stm_conn *c, const uint8_t *p, size_t len)
 
 /* Nothing is queued: send as much of the message as the socket takes now
  * without copying the body into the queue.  The header goes with the
- * start of the body in the first record (that much is copied), the rest
- * of the body record by record from the caller's buffer, every piece but
- * the last marked as followed by more (link.more, MSG_MORE).  Returns the
+ * start of the body in the first piece (that much is copied), the rest
+ * of the body from the caller's buffer in pieces the transport takes
+ * whole (TLS: a record each; plain: all of it, as far as the socket has
+ * room), every piece but the last marked as followed by more (link.more,
+ * MSG_MORE).  Returns the
  * bytes of the message sent (or held by the transport); the caller queues
  * the rest.  A failure is left in send_error for conn_flush. */
 static size_t
@@ -552,8 +554,9 @@ conn_send_direct (struct stm_conn *c, const uint8_t *head, size_t headlen,
   uint8_t first[CONN_PIECE_MAX];
   size_t done = 0, total = headlen + bodylen;
   size_t record = c->ops->piece_max (&c->link);
+  size_t first_max = record < sizeof first ? record : sizeof first;
 
-  assert (headlen < record);
+  assert (headlen < first_max);
   while (done < total && !c->record_held) {
     const uint8_t *p;
     size_t len;
@@ -561,7 +564,7 @@ conn_send_direct (struct stm_conn *c, const uint8_t *head, size_t headlen,
 
     if (done < headlen) {
       size_t h = headlen - done;
-      size_t b = bodylen < record - h ? bodylen : record - h;
+      size_t b = bodylen < first_max - h ? bodylen : first_max - h;
       memcpy (first, head + done, h);
       memcpy (first + h, body, b);
       p = first;
