@@ -60,13 +60,6 @@ struct conn_link {
   /* Set by an operation that returns CONN_IO_AGAIN: it waits for the
    * socket to become writable (true) or readable. */
   bool wants_write;
-  /* Set by the engine around a send when more bytes than those offered
-   * follow at once (the rest of a message, or of the output queue).  The
-   * transport passes that on to the kernel (MSG_MORE), so that records and
-   * pieces fill the socket's packets instead of each going out in a
-   * segment of its own; the last piece the engine has goes without it, and
-   * so is never held back.  False outside send. */
-  bool more;
   /* Every byte written to and read from the socket, whatever it carried
    * (frames, TLS records and alerts, the handshake): each transport counts
    * where it calls send() and recv(), for stm_conn_wire_bytes.  What is
@@ -93,10 +86,13 @@ struct conn_ops {
    * CONN_IO_ERROR; with transient (buf belongs to the caller and will not
    * be offered again) also CONN_IO_HELD.  Without transient, a write that
    * returned CONN_IO_AGAIN is repeated with the same buf, and with at least
-   * as many bytes available.  link->more says whether bytes beyond len
-   * follow. */
+   * as many bytes available.  more: bytes beyond len follow at once (the
+   * rest of a message, or of the output queue); the transport tells the
+   * kernel so (MSG_MORE), which fills the socket's packets instead of
+   * sending every piece in a segment of its own.  The engine sends its
+   * last piece without more, so that nothing is held back. */
   ssize_t (*send) (struct conn_link *link, const void *buf, size_t len,
-                   bool transient);
+                   bool transient, bool more);
   /* After CONN_IO_HELD: returns 1 once the held bytes are out,
    * CONN_IO_AGAIN, or CONN_IO_ERROR. */
   int (*push_held) (struct conn_link *link);

@@ -70,12 +70,12 @@ plain_recv (struct conn_link *link, void *buf, size_t len)
  * transient makes no difference. */
 static ssize_t
 plain_send (struct conn_link *link, const void *buf, size_t len,
-            bool transient)
+            bool transient, bool more)
 {
   ssize_t n;
 
   do
-    n = send (link->fd, buf, len, MSG_NOSIGNAL | (link->more ? MSG_MORE : 0));
+    n = send (link->fd, buf, len, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
   while (n == -1 && errno == EINTR);
   if (n == 0)
     return CONN_IO_AGAIN;       /* not for a stream socket, but not a loop */

@@ -51,8 +51,8 @@ struct tls_state {
   /* GnuTLS requires a send that returned EAGAIN to be repeated with the
    * same data; this is its length (0 = none outstanding). */
   size_t retry_len;
-  /* Bytes follow the record being sent (link->more, or the rest of the
-   * piece offered): tls_push tells the kernel so (MSG_MORE). */
+  /* Bytes follow the record being sent (the send's more, or the rest of
+   * the piece offered): tls_push tells the kernel so (MSG_MORE). */
   bool push_more;
   /* Bytes read from the socket ahead of GnuTLS (tls_pull): [rstart, rend)
    * of rbuf are still to be handed over. */
@@ -464,7 +464,8 @@ send_failure_text (struct conn_link *link, ssize_t r)
 }
 
 static ssize_t
-tls_send (struct conn_link *link, const void *buf, size_t len, bool transient)
+tls_send (struct conn_link *link, const void *buf, size_t len, bool transient,
+          bool more)
 {
   struct tls_state *st = link->state;
   size_t offered = len;
@@ -480,7 +481,7 @@ tls_send (struct conn_link *link, const void *buf, size_t len, bool transient)
     ssize_t n;
 
     errno = 0;
-    st->push_more = link->more || len < offered;
+    st->push_more = more || len < offered;
     n = gnutls_record_send (st->session, buf, len);
     st->push_more = false;
     if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {

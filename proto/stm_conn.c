@@ -516,13 +516,13 @@ conn_queue (struct stm_conn *c, const void *head, size_t headlen,
   return 0;
 }
 
-/* Send one piece straight from the caller's buffer.  Returns the bytes
- * the socket (or the transport, holding them) took, 0 if it takes nothing
- * now, or -1 with c->send_error set. */
+/* Send one piece straight from the caller's buffer (more: the message
+ * goes on after it).  Returns the bytes the socket (or the transport,
+ * holding them) took, 0 if it takes nothing now, or -1 with send_error. */
 static ssize_t
-conn_send_piece (struct stm_conn *c, const uint8_t *p, size_t len)
+conn_send_piece (struct stm_conn *c, const uint8_t *p, size_t len, bool more)
 {
-  ssize_t n = c->ops->send (&c->link, p, len, true);
+  ssize_t n = c->ops->send (&c->link, p, len, true, more);
 
   if (n == CONN_IO_HELD) {
     /* It goes out first later, from conn_flush. */
@@ -541,12 +541,10 @@ conn_send_piece (struct stm_conn *c, const uint8_t *p, size_t len)
 /* Nothing is queued: send as much of the message as the socket takes now
  * without copying the body into the queue.  The header goes with the
  * start of the body in the first piece (that much is copied), the rest
- * of the body from the caller's buffer in pieces the transport takes
- * whole (TLS: a record each; plain: all of it, as far as the socket has
- * room), every piece but the last marked as followed by more (link.more,
- * MSG_MORE).  Returns the
- * bytes of the message sent (or held by the transport); the caller queues
- * the rest.  A failure is left in send_error for conn_flush. */
+ * from the caller's buffer in pieces the transport takes whole (a TLS
+ * record; plain: all of it), each but the last sent as followed by more.
+ * Returns the bytes of the message sent (or held by the transport); the
+ * caller queues the rest.  A failure is left in send_error for conn_flush. */
 static size_t
 conn_send_direct (struct stm_conn *c, const uint8_t *head, size_t headlen,
                   const uint8_t *body, size_t bodylen)
@@ -574,9 +572,7 @@ conn_send_direct (struct stm_conn *c, const uint8_t *head, size_t headlen,
       p = body + (done - headlen);
       len = total - done < record ? total - done : record;
     }
-    c->link.more = done + len < total;
-    n = conn_send_piece (c, p, len);
-    c->link.more = false;
+    n = conn_send_piece (c, p, len, done + len < total);
     if (n <= 0)
       break;
     done += (size_t) n;
@@ -653,14 +649,10 @@ conn_flush (struct stm_conn *c)
     size_t len;
     const uint8_t *p = out_queue_front (&c->out, &len);
     /* The front of the queue stays where it is until sent, which is what
-     * a transport that must repeat a send needs.  What is queued behind
-     * the front follows at once (link.more); the last piece goes without
-     * that, so the kernel sends it now rather than wait for more. */
-    ssize_t n;
+     * a transport that must repeat a send needs.  The last piece goes as
+     * followed by nothing, so that the kernel sends it now. */
+    ssize_t n = c->ops->send (&c->link, p, len, false, c->out.pending > len);
 
-    c->link.more = c->out.pending > len;
-    n = c->ops->send (&c->link, p, len, false);
-    c->link.more = false;
     if (n == CONN_IO_AGAIN)
       break;
     if (n < 0) {
