@@ -86,13 +86,21 @@ struct conn_ops {
    * CONN_IO_ERROR; with transient (buf belongs to the caller and will not
    * be offered again) also CONN_IO_HELD.  Without transient, a write that
    * returned CONN_IO_AGAIN is repeated with the same buf, and with at least
-   * as many bytes available. */
+   * as many bytes available.  more: bytes beyond len follow at once (the
+   * rest of a message, or of the output queue); the transport tells the
+   * kernel so (MSG_MORE), which fills the socket's packets instead of
+   * sending every piece in a segment of its own.  The engine sends its
+   * last piece without more, so that nothing is held back. */
   ssize_t (*send) (struct conn_link *link, const void *buf, size_t len,
-                   bool transient);
+                   bool transient, bool more);
   /* After CONN_IO_HELD: returns 1 once the held bytes are out,
    * CONN_IO_AGAIN, or CONN_IO_ERROR. */
   int (*push_held) (struct conn_link *link);
-  /* The largest piece send takes whole (at most CONN_PIECE_MAX). */
+  /* The largest piece the engine offers send at once from a caller's
+   * buffer: what one TLS record takes whole (at most CONN_PIECE_MAX), or
+   * SIZE_MAX for a transport that takes any length, as much as the socket
+   * has room for.  A message's header is copied into a first piece of at
+   * most CONN_PIECE_MAX bytes with the start of its body. */
   size_t (*piece_max) (struct conn_link *link);
   /* Say goodbye before the engine half-closes the socket (TLS
    * close_notify).  Returns 1 when done (or failed: it is best effort),

@@ -10,6 +10,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -69,12 +70,12 @@ plain_recv (struct conn_link *link, void *buf, size_t len)
  * transient makes no difference. */
 static ssize_t
 plain_send (struct conn_link *link, const void *buf, size_t len,
-            bool transient)
+            bool transient, bool more)
 {
   ssize_t n;
 
   do
-    n = send (link->fd, buf, len, MSG_NOSIGNAL);
+    n = send (link->fd, buf, len, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
   while (n == -1 && errno == EINTR);
   if (n == 0)
     return CONN_IO_AGAIN;       /* not for a stream socket, but not a loop */
@@ -89,10 +90,12 @@ plain_push_held (struct conn_link *link)
   return 1;                     /* never holds anything */
 }
 
+/* A plain socket takes pieces of any length, as much as it has room for:
+ * a message's body goes in one send, not 16 KiB at a time. */
 static size_t
 plain_piece_max (struct conn_link *link)
 {
-  return CONN_PIECE_MAX;
+  return SIZE_MAX;
 }
 
 static int

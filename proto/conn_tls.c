@@ -12,7 +12,15 @@
  * data, and a record sent from a caller's buffer that must wait is held by
  * GnuTLS and pushed out later with a send of no data.  GnuTLS reaches the
  * socket through our own push and pull functions, which do what its
- * system ones do and count the bytes (the records, not the plaintext).
+ * system ones do and count the bytes (the records, not the plaintext);
+ * the push function also tells the kernel when more records follow at
+ * once (MSG_MORE), so that a message's 16 KiB records leave in full
+ * packets rather than one segment each, and the pull function reads up
+ * to 64 KiB ahead, since GnuTLS asks for every record in two reads (its
+ * header, then its body) and a system call costs more than copying the
+ * bytes once more.  What it holds is handed out before the socket is
+ * read again; the engine reads until the transport has nothing left
+ * (CONN_IO_AGAIN) or comes back by itself, as for records GnuTLS holds.
  */
 #include <config.h>
 
@@ -31,6 +39,9 @@
 #include "tls_creds.h"
 #include "wire.h"
 
+/* Bytes read from the socket at a time (tls_pull). */
+#define PULL_AHEAD (64 * 1024)
+
 struct tls_state {
   gnutls_session_t session;
   /* What the credentials learnt in the handshake (a refused identity). */
@@ -40,6 +51,13 @@ struct tls_state {
   /* GnuTLS requires a send that returned EAGAIN to be repeated with the
    * same data; this is its length (0 = none outstanding). */
   size_t retry_len;
+  /* Bytes follow the record being sent (the send's more, or the rest of
+   * the piece offered): tls_push tells the kernel so (MSG_MORE). */
+  bool push_more;
+  /* Bytes read from the socket ahead of GnuTLS (tls_pull): [rstart, rend)
+   * of rbuf are still to be handed over. */
+  size_t rstart, rend;
+  uint8_t rbuf[PULL_AHEAD];
 };
 
 static gnutls_session_t
@@ -49,14 +67,17 @@ session_of (const struct conn_link *link)
 }
 
 /* GnuTLS's transport: the socket, as its own system functions use it
- * (sendmsg with MSG_NOSIGNAL, recv, poll), with every byte counted in the
- * link (conn_ops.h).  Failures leave errno for GnuTLS to read. */
+ * (sendmsg with MSG_NOSIGNAL, recv, poll), with MSG_MORE while records
+ * follow, reads ahead into rbuf, and every byte counted in the link
+ * (conn_ops.h) when it crosses the socket.  Failures leave errno for
+ * GnuTLS to read. */
 static ssize_t
 tls_push (gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt)
 {
   struct conn_link *link = ptr;
+  const struct tls_state *st = link->state;
   struct msghdr msg = { .msg_iov = (struct iovec *) iov, .msg_iovlen = (size_t) iovcnt };
-  ssize_t n = sendmsg (link->fd, &msg, MSG_NOSIGNAL);
+  ssize_t n = sendmsg (link->fd, &msg, MSG_NOSIGNAL | (st->push_more ? MSG_MORE : 0));
 
   if (n > 0)
     link->wire_sent += (uint64_t) n;
@@ -67,10 +88,26 @@ static ssize_t
 tls_pull (gnutls_transport_ptr_t ptr, void *buf, size_t len)
 {
   struct conn_link *link = ptr;
-  ssize_t n = recv (link->fd, buf, len, 0);
+  struct tls_state *st = link->state;
+  ssize_t n;
 
-  if (n > 0)
+  if (st->rend == st->rstart) {
+    if (len >= PULL_AHEAD) {
+      n = recv (link->fd, buf, len, 0);
+      if (n > 0)
+        link->wire_received += (uint64_t) n;
+      return n;
+    }
+    n = recv (link->fd, st->rbuf, PULL_AHEAD, 0);
+    if (n <= 0)
+      return n;
     link->wire_received += (uint64_t) n;
+    st->rstart = 0;
+    st->rend = (size_t) n;
+  }
+  n = (ssize_t) (st->rend - st->rstart < len ? st->rend - st->rstart : len);
+  memcpy (buf, st->rbuf + st->rstart, (size_t) n);
+  st->rstart += (size_t) n;
   return n;
 }
 
@@ -78,7 +115,10 @@ static int
 tls_pull_timeout (gnutls_transport_ptr_t ptr, unsigned ms)
 {
   const struct conn_link *link = ptr;
+  const struct tls_state *st = link->state;
 
+  if (st->rend > st->rstart)
+    return 1;
   return gnutls_system_recv_timeout ((gnutls_transport_ptr_t) (intptr_t) link->fd, ms);
 }
 
@@ -424,9 +464,11 @@ send_failure_text (struct conn_link *link, ssize_t r)
 }
 
 static ssize_t
-tls_send (struct conn_link *link, const void *buf, size_t len, bool transient)
+tls_send (struct conn_link *link, const void *buf, size_t len, bool transient,
+          bool more)
 {
   struct tls_state *st = link->state;
+  size_t offered = len;
 
   if (!transient) {
     /* Repeat an interrupted send exactly, as GnuTLS requires. */
@@ -439,7 +481,9 @@ tls_send (struct conn_link *link, const void *buf, size_t len, bool transient)
     ssize_t n;
 
     errno = 0;
+    st->push_more = more || len < offered;
     n = gnutls_record_send (st->session, buf, len);
+    st->push_more = false;
     if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
       /* The record is encrypted and held; from a caller's buffer, it
        * goes out first later (tls_push_held). */

@@ -516,13 +516,13 @@ conn_queue (struct stm_conn *c, const void *head, size_t headlen,
   return 0;
 }
 
-/* Send one piece straight from the caller's buffer.  Returns the bytes
- * the socket (or the transport, holding them) took, 0 if it takes nothing
- * now, or -1 with c->send_error set. */
+/* Send one piece straight from the caller's buffer (more: the message
+ * goes on after it).  Returns the bytes the socket (or the transport,
+ * holding them) took, 0 if it takes nothing now, or -1 with send_error. */
 static ssize_t
-conn_send_piece (struct stm_conn *c, const uint8_t *p, size_t len)
+conn_send_piece (struct stm_conn *c, const uint8_t *p, size_t len, bool more)
 {
-  ssize_t n = c->ops->send (&c->link, p, len, true);
+  ssize_t n = c->ops->send (&c->link, p, len, true, more);
 
   if (n == CONN_IO_HELD) {
     /* It goes out first later, from conn_flush. */
@@ -540,10 +540,11 @@ conn_send_piece (struct stm_conn *c, const uint8_t *p, size_t len)
 
 /* Nothing is queued: send as much of the message as the socket takes now
  * without copying the body into the queue.  The header goes with the
- * start of the body in the first record (that much is copied), the rest
- * of the body record by record from the caller's buffer.  Returns the
- * bytes of the message sent (or held by the transport); the caller queues
- * the rest.  A failure is left in send_error for conn_flush. */
+ * start of the body in the first piece (that much is copied), the rest
+ * from the caller's buffer in pieces the transport takes whole (a TLS
+ * record; plain: all of it), each but the last sent as followed by more.
+ * Returns the bytes of the message sent (or held by the transport); the
+ * caller queues the rest.  A failure is left in send_error for conn_flush. */
 static size_t
 conn_send_direct (struct stm_conn *c, const uint8_t *head, size_t headlen,
                   const uint8_t *body, size_t bodylen)
@@ -551,8 +552,9 @@ conn_send_direct (struct stm_conn *c, const uint8_t *head, size_t headlen,
   uint8_t first[CONN_PIECE_MAX];
   size_t done = 0, total = headlen + bodylen;
   size_t record = c->ops->piece_max (&c->link);
+  size_t first_max = record < sizeof first ? record : sizeof first;
 
-  assert (headlen < record);
+  assert (headlen < first_max);
   while (done < total && !c->record_held) {
     const uint8_t *p;
     size_t len;
@@ -560,7 +562,7 @@ conn_send_direct (struct stm_conn *c, const uint8_t *head, size_t headlen,
 
     if (done < headlen) {
       size_t h = headlen - done;
-      size_t b = bodylen < record - h ? bodylen : record - h;
+      size_t b = bodylen < first_max - h ? bodylen : first_max - h;
       memcpy (first, head + done, h);
       memcpy (first + h, body, b);
       p = first;
@@ -570,7 +572,7 @@ conn_send_direct (struct stm_conn *c, const uint8_t *head, size_t headlen,
       p = body + (done - headlen);
       len = total - done < record ? total - done : record;
     }
-    n = conn_send_piece (c, p, len);
+    n = conn_send_piece (c, p, len, done + len < total);
     if (n <= 0)
       break;
     done += (size_t) n;
@@ -647,8 +649,9 @@ conn_flush (struct stm_conn *c)
     size_t len;
     const uint8_t *p = out_queue_front (&c->out, &len);
     /* The front of the queue stays where it is until sent, which is what
-     * a transport that must repeat a send needs. */
-    ssize_t n = c->ops->send (&c->link, p, len, false);
+     * a transport that must repeat a send needs.  The last piece goes as
+     * followed by nothing, so that the kernel sends it now. */
+    ssize_t n = c->ops->send (&c->link, p, len, false, c->out.pending > len);
 
     if (n == CONN_IO_AGAIN)
       break;

@@ -32,6 +32,7 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -448,6 +449,124 @@ start_pair (struct test *t, struct tls_creds *client_creds,
   /* Never from inside stm_conn_new. */
   assert_false (t->client.ready);
   assert_false (t->server.ready);
+}
+
+/*----------------------------------------------------------------------
+ * Ping-pong: one message at a time, each answered before the next, in
+ * turn a large DATA (sent straight from the buffer, record by record) and
+ * a small SYNC (through the queue).  The transport tells the kernel that
+ * more bytes follow (MSG_MORE) while it sends the pieces of a message; the
+ * last piece of what it has must go without that, or the kernel holds the
+ * tail back, and with nothing else in flight that waits for a zero-window
+ * probe (200 ms or more) before the peer can answer.
+ */
+
+#define PING_ROUNDS 100u
+#define PING_LEN (256u * 1024)
+#define PING_SECONDS 8.0                /* 50 stalls would take 10 s */
+
+static double
+now_seconds (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (double) ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void
+ping_send (struct side *s)
+{
+  struct test *t = s->t;
+  uint8_t head[WIRE_ENCODE_MAX];
+  size_t n;
+
+  /* Nothing is queued, so a DATA's body goes from send_buf. */
+  assert_int_equal (stm_conn_output_pending (s->conn), 0);
+  if (t->next % 2 == 0) {
+    n = wire_encode_data_header (head, (uint64_t) t->next * PING_LEN, PING_LEN);
+    assert_int_equal (stm_conn_send (s->conn, head, n, t->send_buf, PING_LEN), 0);
+  }
+  else {
+    n = wire_encode_sync (head, t->next);
+    assert_int_equal (stm_conn_send (s->conn, head, n, NULL, 0), 0);
+  }
+  t->next++;
+}
+
+static void
+ping_server_message (struct side *s, const struct wire_msg *msg)
+{
+  uint8_t out[WIRE_ENCODE_MAX];
+  uint64_t seq;
+  size_t n;
+
+  if (msg->type == WIRE_DATA) {
+    assert_int_equal (msg->u.data.length, PING_LEN);
+    seq = msg->u.data.offset / PING_LEN;
+  }
+  else {
+    assert_int_equal (msg->type, WIRE_SYNC);
+    seq = msg->u.sync.seq;
+  }
+  n = wire_encode_durable (out, seq);
+  assert_int_equal (stm_conn_send (s->conn, out, n, NULL, 0), 0);
+}
+
+static void
+ping_client_message (struct side *s, const struct wire_msg *msg)
+{
+  struct test *t = s->t;
+
+  assert_int_equal (msg->type, WIRE_DURABLE);
+  assert_int_equal (msg->u.sync.seq, t->durables);
+  t->durables++;
+  if (t->durables == PING_ROUNDS)
+    side_close (s, true);
+  else
+    ping_send (s);
+}
+
+static void
+ping_pong (enum tls_mode mode, const char *client_src, const char *server_src)
+{
+  struct test t;
+  struct tls_creds *cc, *sc;
+  double t0, seconds;
+
+  test_init (&t);
+  t.send_buf = calloc (1, PING_LEN);
+  assert_non_null (t.send_buf);
+  t.send_buf[0] = 1;
+  cc = load (mode, client_src, NULL, false);
+  sc = load (mode, server_src, NULL, true);
+  t.client.on_ready = ping_send;
+  t.client.on_message = ping_client_message;
+  t.server.on_message = ping_server_message;
+  start_pair (&t, cc, sc);
+
+  t0 = now_seconds ();
+  test_run (&t);
+  seconds = now_seconds () - t0;
+  fprintf (stderr, "  %u round trips of %u in %.3f s\n", t.durables, PING_ROUNDS, seconds);
+  assert_int_equal (t.durables, PING_ROUNDS);
+  assert_true (seconds < PING_SECONDS);
+
+  tls_creds_free (cc);
+  tls_creds_free (sc);
+  test_fini (&t);
+}
+
+static void
+test_psk_ping_pong (void **state)
+{
+  ping_pong (TLS_MODE_PSK, "alice.psk", "keys.psk");
+}
+
+static void
+test_insecure_ping_pong (void **state)
+{
+  ping_pong (TLS_MODE_INSECURE, NULL, NULL);
 }
 
 /*----------------------------------------------------------------------
@@ -1257,6 +1376,8 @@ main (void)
     cmocka_unit_test (test_psk_round_trip),
     cmocka_unit_test (test_insecure_round_trip),
     cmocka_unit_test (test_x509_round_trip),
+    cmocka_unit_test (test_psk_ping_pong),
+    cmocka_unit_test (test_insecure_ping_pong),
     cmocka_unit_test (test_psk_wrong_key),
     cmocka_unit_test (test_psk_other_user),
     cmocka_unit_test (test_plaintext_client),
