@@ -17,7 +17,7 @@
 #   stm-psk             stm-send --tls-psk into stm-recv --once (TLS 1.3),
 #                       with the default --compress auto
 #   stm-psk-off         the same with --compress off
-#   stm-psk-zstd        the same with --compress zstd (level 1)
+#   stm-psk-zstd        the same with --compress zstd (its default level, -1)
 # stm's source is nbdkit --filter=migrate file src.img on a Unix socket;
 # its time is stm-send's whole run: connect, handshake, full pass, final
 # pass, COMMIT (fdatasync on the receiver) and the flip.  Every stm run's

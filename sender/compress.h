@@ -17,7 +17,8 @@
  * decide.  While compression is on (always with zstd), payloads are
  * compressed on a worker thread beside the event loop
  * (compress_worker.h): level 1 compresses a MiB of text in about 1.7 ms
- * of CPU, time the loop needs for reading, encrypting and writing.
+ * of CPU (the default, -1, in less), time the loop needs for reading,
+ * encrypting and writing.
  * Their messages keep their places in the order of everything sent
  * (send_stage.h).  While auto is off, the samples are tried on the loop
  * (a probe of a MiB of random data costs 0.015 ms), and nothing waits.

@@ -151,8 +151,11 @@ compress_parse (const char *arg, enum compress_mode *mode, int *level)
     *mode = COMPRESS_ZSTD;
   else if (strncmp (arg, "zstd:", 5) == 0) {
     const char *l = arg + 5;
+    bool negative = l[0] == '-';
     int v = 0;
 
+    /* zstd's fast levels are negative; 0 would mean its default (3). */
+    l += negative;
     if (l[0] == '\0' || strlen (l) > 2)
       return -1;
     for (; *l != '\0'; l++) {
@@ -160,7 +163,8 @@ compress_parse (const char *arg, enum compress_mode *mode, int *level)
         return -1;
       v = v * 10 + (*l - '0');
     }
-    if (v < ZSTD_FRAME_MIN_LEVEL || v > ZSTD_FRAME_MAX_LEVEL)
+    v = negative ? -v : v;
+    if (v == 0 || v < ZSTD_FRAME_MIN_LEVEL || v > ZSTD_FRAME_MAX_LEVEL)
       return -1;
     *mode = COMPRESS_ZSTD;
     *level = v;

@@ -160,7 +160,8 @@ usage (FILE *fp)
 "  --rate BYTES/s       limit the transfer rate (\"100M\" = 100 MiB/s)\n"
 "  --compress MODE      compress data with zstd: auto (default) when the link\n"
 "                       holds the copy back and compression speeds it up; off;\n"
-"                       zstd[:LEVEL] whenever it pays (level 1 to 19, default 1)\n"
+"                       zstd[:LEVEL] whenever it pays (level -5 to -1 or 1 to\n"
+"                       19, default -1)\n"
 "  --json               print events as JSON lines on stdout\n"
 "  --progress           show a progress bar on stderr (default on a terminal)\n"
 "  --no-progress        do not\n"
@@ -518,7 +519,7 @@ main (int argc, char *argv[])
     case OPT_COMPRESS:
       if (compress_parse (optarg, &o.compress, &o.compress_level) == -1)
         usage_error ("--compress '%s': expected auto, off, zstd or zstd:LEVEL "
-                     "(LEVEL from 1 to 19)", optarg);
+                     "(LEVEL from -5 to -1 or 1 to 19)", optarg);
       break;
     case OPT_JSON: o.json = true; break;
     case OPT_PROGRESS: o.progress = true; break;

@@ -238,7 +238,14 @@ test_parse (void **state)
   assert_int_equal (compress_parse ("zstd:20", &m, &level), -1);
   assert_int_equal (compress_parse ("zstd:", &m, &level), -1);
   assert_int_equal (compress_parse ("zstd:1x", &m, &level), -1);
-  assert_int_equal (compress_parse ("zstd:-1", &m, &level), -1);
+  /* zstd's fast levels, down to -5. */
+  assert_int_equal (compress_parse ("zstd:-1", &m, &level), 0);
+  assert_int_equal (level, -1);
+  assert_int_equal (compress_parse ("zstd:-5", &m, &level), 0);
+  assert_int_equal (level, -5);
+  assert_int_equal (compress_parse ("zstd:-6", &m, &level), -1);
+  assert_int_equal (compress_parse ("zstd:-0", &m, &level), -1);
+  assert_int_equal (compress_parse ("zstd:--1", &m, &level), -1);
   assert_int_equal (compress_parse ("zstd:003", &m, &level), -1);
   assert_int_equal (compress_parse ("lz4", &m, &level), -1);
   assert_int_equal (compress_parse ("", &m, &level), -1);

@@ -228,7 +228,7 @@ options:
       - Compress the data with zstd on its way to the receiver
         (C(--compress)). C(auto) compresses only while the link is the
         bottleneck and compression speeds the copy up; C(off) never;
-        C(zstd) or C(zstd:LEVEL) (LEVEL 1 to 19) every message it makes
+        C(zstd) or C(zstd:LEVEL) (LEVEL -5 to -1 or 1 to 19) every message it makes
         at least an eighth smaller. The receiver agrees by itself.
         Unset, the CLI's default applies (C(auto)).
     type: str
