@@ -27,7 +27,11 @@
 # most 1.2x the full pass's time and puts at most 1% of the image on the
 # wire (for 1 GiB); the fail-back at most 0.5x and 5% (for 2 GiB).
 #
-# Environment: SIZE_MIB (default 1024), RUNS (default 3), BENCH_DIR, KEEP.
+# Environment: SIZE_MIB (default 1024), RUNS (default 3), BENCH_DIR, KEEP,
+# and RATE: shape the namespace's loopback with tc tbf to RATE (e.g.
+# 1gbit), so that the copy is held back by a link, as between hosts,
+# rather than by the 2 CPUs it shares with the comparison (default: not
+# shaped).
 
 # Run in a network namespace of its own (root is needed), so that the
 # loopback's counters are the benchmark's alone.
@@ -37,6 +41,10 @@ if [ -z "${STM_COMPARE_NETNS:-}" ]; then
     exec unshare -n env STM_COMPARE_NETNS=1 bash "$0" "$@"
 fi
 ip link set lo up || { echo "compare: cannot bring up lo in the namespace" >&2; exit 2; }
+if [ -n "${RATE:-}" ]; then
+    tc qdisc add dev lo root tbf rate "$RATE" burst 256kb latency 50ms ||
+        { echo "compare: cannot shape lo to $RATE (tc tbf)" >&2; exit 2; }
+fi
 
 source "$(dirname "$0")/bench-lib.sh"
 
@@ -152,4 +160,5 @@ awk -v c="$(median_of fail-back)" -v f="$(median_of full-pass)" \
     'BEGIN { printf "fail-back time / full pass time    (target <= 0.50x): %.2fx\n", c / f }'
 awk -v w="$(median ${_wire[fail-back]})" -v b="$size" \
     'BEGIN { printf "fail-back wire bytes / image       (target <= 5%%):    %.3f%%\n", 100 * w / b }'
+[ -n "${RATE:-}" ] && echo "link: the loopback shaped to $RATE (tc tbf)"
 echo "wire bytes: every packet both ways on the loopback of the benchmark's own network namespace"
