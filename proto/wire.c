@@ -378,6 +378,45 @@ decode_outcome (uint16_t type, const uint8_t *p, struct wire_msg *msg,
   return WIRE_DECODE_OK;
 }
 
+/* DATA: its length is the rest of the payload, within the disk. */
+static enum wire_decode_result
+decode_data (const uint8_t *p, uint32_t plen, uint64_t image_size,
+             struct wire_msg *msg, const char **why)
+{
+  msg->u.data.offset = get_u64 (p);
+  msg->u.data.length = get_u32 (p + 8);
+  msg->u.data.bytes = p + DATA_FIXED;
+  /* The payload bound already limits plen to 13 .. 12 + 8 MiB, so a
+   * length equal to plen - 12 is within 1 .. 8 MiB too. */
+  if (msg->u.data.length != plen - DATA_FIXED) {
+    *why = "DATA length does not match its payload length";
+    return WIRE_DECODE_ERROR;
+  }
+  if (!wire_range_ok (msg->u.data.offset, msg->u.data.length, image_size)) {
+    *why = "DATA range lies outside the image";
+    return WIRE_DECODE_ERROR;
+  }
+  return WIRE_DECODE_OK;
+}
+
+/* ZERO: a range of any length within the disk, but not empty. */
+static enum wire_decode_result
+decode_zero (const uint8_t *p, uint64_t image_size, struct wire_msg *msg,
+             const char **why)
+{
+  msg->u.zero.offset = get_u64 (p);
+  msg->u.zero.length = get_u64 (p + 8);
+  if (msg->u.zero.length == 0) {
+    *why = "ZERO has length 0";
+    return WIRE_DECODE_ERROR;
+  }
+  if (!wire_range_ok (msg->u.zero.offset, msg->u.zero.length, image_size)) {
+    *why = "ZERO range lies outside the image";
+    return WIRE_DECODE_ERROR;
+  }
+  return WIRE_DECODE_OK;
+}
+
 /* HASH_REQ and HASHES: a range of the disk, within WIRE_MAX_HASH_RANGE,
  * in units of a power of two from WIRE_HASH_MIN_UNIT to
  * WIRE_HASH_MAX_UNIT; HASHES must hold exactly the range's hashes. */
@@ -472,36 +511,13 @@ decode_fixed (uint16_t type, const uint8_t *p, uint32_t plen,
   }
 
   case WIRE_DATA:
-    msg->u.data.offset = get_u64 (p);
-    msg->u.data.length = get_u32 (p + 8);
-    msg->u.data.bytes = p + DATA_FIXED;
-    /* The payload bound already limits plen to 13 .. 12 + 8 MiB, so a
-     * length equal to plen - 12 is within 1 .. 8 MiB too. */
-    if (msg->u.data.length != plen - DATA_FIXED) {
-      *why = "DATA length does not match its payload length";
-      return WIRE_DECODE_ERROR;
-    }
-    if (!wire_range_ok (msg->u.data.offset, msg->u.data.length, image_size)) {
-      *why = "DATA range lies outside the image";
-      return WIRE_DECODE_ERROR;
-    }
-    return WIRE_DECODE_OK;
+    return decode_data (p, plen, image_size, msg, why);
 
   case WIRE_DATA_ZSTD:
     return decode_data_zstd (p, plen, image_size, msg, why);
 
   case WIRE_ZERO:
-    msg->u.zero.offset = get_u64 (p);
-    msg->u.zero.length = get_u64 (p + 8);
-    if (msg->u.zero.length == 0) {
-      *why = "ZERO has length 0";
-      return WIRE_DECODE_ERROR;
-    }
-    if (!wire_range_ok (msg->u.zero.offset, msg->u.zero.length, image_size)) {
-      *why = "ZERO range lies outside the image";
-      return WIRE_DECODE_ERROR;
-    }
-    return WIRE_DECODE_OK;
+    return decode_zero (p, image_size, msg, why);
 
   case WIRE_PASS_BEGIN:
     msg->u.pass_begin.pass = get_u32 (p);

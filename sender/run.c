@@ -783,6 +783,47 @@ attach_receiver (struct migration *m, int fd)
   return 0;
 }
 
+/* The sources' readers, the timers and the signals, on the loop. */
+static void
+start_watchers (struct migration *m)
+{
+  for (uint32_t i = 0; i < m->ndisks; i++)
+    source_reader_start (m->disks[i].reader, m->loop, &pass_reader_callbacks,
+                         &m->disks[i]);
+  ev_timer_init (&m->rate_timer, rate_timer_cb, 0., 0.);
+  m->rate_timer.data = m;
+  ev_timer_init (&m->tick_timer, tick_cb, 1., 1.);
+  m->tick_timer.data = m;
+  pass_init (m);
+  cutover_init (m);
+  ev_timer_start (m->loop, &m->tick_timer);
+  ev_signal_init (&m->sigint_watcher, signal_cb, SIGINT);
+  m->sigint_watcher.data = m;
+  ev_signal_start (m->loop, &m->sigint_watcher);
+  ev_signal_init (&m->sigterm_watcher, signal_cb, SIGTERM);
+  m->sigterm_watcher.data = m;
+  ev_signal_start (m->loop, &m->sigterm_watcher);
+}
+
+/* Everything a disk holds, at the end. */
+static void
+free_disk (struct migration_disk *d)
+{
+  source_reader_close (d->reader);
+  flush_probe_close (d->flush_probe);
+  /* Closing the control connection also releases ownership in the
+   * filter (and thaws it if a freeze were somehow still held). */
+  status_poller_close (d->poller);
+  control_channel_free (d->ctl);
+  control_client_close (d->control);
+  sync_ledger_free (&d->ledger);
+  extent_list_free (&d->extents);
+  hot_blocks_free (&d->hot);
+  mirror_stream_close (d);
+  compare_pass_free (d);
+  verify_free (d);
+}
+
 int
 migration_run (const struct sender_options *opts)
 {
@@ -855,22 +896,7 @@ migration_run (const struct sender_options *opts)
   if (ready_init (m) == -1 || commands_open (m) == -1)
     setup_error (m, "no migration to %s was started", opts->dest);
   else if (connect_everything (m) == 0) {
-    for (uint32_t i = 0; i < m->ndisks; i++)
-      source_reader_start (m->disks[i].reader, m->loop, &pass_reader_callbacks,
-                           &m->disks[i]);
-    ev_timer_init (&m->rate_timer, rate_timer_cb, 0., 0.);
-    m->rate_timer.data = m;
-    ev_timer_init (&m->tick_timer, tick_cb, 1., 1.);
-    m->tick_timer.data = m;
-    pass_init (m);
-    cutover_init (m);
-    ev_timer_start (m->loop, &m->tick_timer);
-    ev_signal_init (&m->sigint_watcher, signal_cb, SIGINT);
-    m->sigint_watcher.data = m;
-    ev_signal_start (m->loop, &m->sigint_watcher);
-    ev_signal_init (&m->sigterm_watcher, signal_cb, SIGTERM);
-    m->sigterm_watcher.data = m;
-    ev_signal_start (m->loop, &m->sigterm_watcher);
+    start_watchers (m);
 
     /* Runs until migration_finish has stopped our watchers and the
      * transport has flushed and closed. */
@@ -893,22 +919,8 @@ migration_run (const struct sender_options *opts)
   struct stm_conn *conn = migration_drop_conn (m);
   if (conn != NULL)
     stm_conn_close (conn);
-  for (uint32_t i = 0; i < m->ndisks; i++) {
-    struct migration_disk *d = &m->disks[i];
-    source_reader_close (d->reader);
-    flush_probe_close (d->flush_probe);
-    /* Closing the control connection also releases ownership in the
-     * filter (and thaws it if a freeze were somehow still held). */
-    status_poller_close (d->poller);
-    control_channel_free (d->ctl);
-    control_client_close (d->control);
-    sync_ledger_free (&d->ledger);
-    extent_list_free (&d->extents);
-    hot_blocks_free (&d->hot);
-    mirror_stream_close (d);
-    compare_pass_free (d);
-    verify_free (d);
-  }
+  for (uint32_t i = 0; i < m->ndisks; i++)
+    free_disk (&m->disks[i]);
   if (m->creds)
     tls_creds_free (m->creds);
   compress_report (&m->comp);
