@@ -289,6 +289,18 @@ read_done (void *user_data, int *error)
   return 1;             /* retire the command: nothing else to collect */
 }
 
+/* A request issued on a connection that turns out dead (its server
+ * gone) fails inside the call that issues it: its completion has run,
+ * and with nothing in flight no socket event will come to deliver it
+ * (nbd_watch polls only while something is in flight).  The kick
+ * delivers it from the loop, so the caller hears of the failure. */
+static void
+kick_if_dead (struct source_reader *r)
+{
+  if (nbd_aio_is_dead (r->nbd) && !ev_is_active (&r->kick))
+    ev_timer_start (r->loop, &r->kick);
+}
+
 int
 source_reader_issue (struct source_reader *r, uint64_t offset, uint32_t length,
                      char *errbuf, size_t errlen)
@@ -314,6 +326,7 @@ source_reader_issue (struct source_reader *r, uint64_t offset, uint32_t length,
     return -1;
   }
   r->count++;
+  kick_if_dead (r);
   return 0;
 }
 
@@ -417,6 +430,7 @@ source_reader_issue_range (struct source_reader *r, uint64_t offset,
       return -1;
     }
     r->status_in_flight = true;
+    kick_if_dead (r);
     return 0;
   }
 
