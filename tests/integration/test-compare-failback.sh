@@ -37,11 +37,14 @@ cmp -s "$tmp/home.img" "$tmp/dst.img" && fail "the guest's writes did not change
 # Back home, comparing.
 mv "$tmp/recv.out" "$tmp/recv-away.out"
 start_stm_recv --output "$tmp/home.img" --tls-psk "$tmp/keys.psk" --json --once --force
-run_stm_send back 120 --tls-psk "$tmp/keys.psk"
+# As the README's "Moving a disk back" runs it: --verify at the freeze.
+run_stm_send back 120 --tls-psk "$tmp/keys.psk" --verify
 [ "$EXIT_STATUS" -eq 0 ] || fail "the migration back exited with $EXIT_STATUS"
 wait_recv_once_done "after the migration back"
 grep -q "comparing the first pass" "$tmp/back.err" ||
     fail "stm-send did not say it compared the first pass"
+grep -q '"event":"verify".*"result":"identical"' "$tmp/back.out" ||
+    fail "the migration back was not verified identical at the freeze"
 grep -q '"kept":true' "$tmp/recv.out" ||
     fail "stm-recv did not say it kept the old image to compare against"
 cmp "$tmp/dst.img" "$tmp/home.img" || fail "the disk back home differs from the one it left"
